@@ -35,6 +35,20 @@ type Config struct {
 	KeepAlive time.Duration
 	// AccessLog logs every request at info level.
 	AccessLog bool
+	// Metrics, when set, hears of every answered request and serves
+	// GET /metrics; without it that route answers 404.
+	Metrics Metrics
+}
+
+// Metrics is what the API needs from a metrics registry. Package metrics
+// implements it; the API itself stays free of Prometheus.
+type Metrics interface {
+	// ServeHTTP serves the scrape endpoint.
+	http.Handler
+	// ObserveRequest records one answered request. route is the OpenAPI
+	// path of the matched route, "" when none matched; stream marks an
+	// event stream, whose took is how long it was watched.
+	ObserveRequest(method, route string, status int, took time.Duration, stream bool)
 }
 
 // Defaults for Config.
@@ -52,6 +66,9 @@ type Handler struct {
 	log       *slog.Logger
 	maxBody   int64
 	keepAlive time.Duration
+	metrics   Metrics
+	routes    map[string]string // gin path → OpenAPI path, for metrics labels
+	console   map[string]consoleFile
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed by Close: event streams end
@@ -85,6 +102,8 @@ func NewHandler(cfg Config) (*Handler, error) {
 		log:       cfg.Logger,
 		maxBody:   cfg.MaxBodyBytes,
 		keepAlive: cfg.KeepAlive,
+		metrics:   cfg.Metrics,
+		routes:    make(map[string]string),
 		closing:   make(chan struct{}),
 	}
 	if h.log == nil {
@@ -95,6 +114,9 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	if h.keepAlive <= 0 {
 		h.keepAlive = DefaultKeepAlive
+	}
+	if h.console, err = loadConsole(); err != nil {
+		return nil, fmt.Errorf("api: load the console: %w", err)
 	}
 	for i := range cfg.Tokens {
 		t := cfg.Tokens[i]
@@ -108,6 +130,9 @@ func NewHandler(cfg Config) (*Handler, error) {
 	e.ContextWithFallback = true
 	if cfg.AccessLog {
 		e.Use(h.accessLog)
+	}
+	if h.metrics != nil {
+		e.Use(h.observe)
 	}
 	e.Use(h.recovery)
 	e.NoRoute(func(c *gin.Context) {
@@ -137,6 +162,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		}
 		chain = append(chain, r.handle)
 		e.Handle(r.method, ginPath(r.path), chain...)
+		h.routes[ginPath(r.path)] = r.path
 	}
 	var missing []string
 	for key := range sp.ops {
@@ -178,6 +204,10 @@ func (h *Handler) routeTable() []route {
 		{method: "GET", path: "/healthz", handle: h.healthz},
 		{method: "GET", path: "/readyz", handle: h.readyz},
 		{method: "GET", path: "/openapi.yaml", handle: h.openAPI},
+		// The integrator's kit: metrics and the live console.
+		{method: "GET", path: "/metrics", handle: h.serveMetrics},
+		{method: "GET", path: "/console", handle: h.consolePage},
+		{method: "GET", path: "/console/{asset}", handle: h.consoleAsset},
 	}
 }
 

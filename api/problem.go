@@ -83,7 +83,12 @@ func writeProblem(c *gin.Context, status int, typ, detail string, errs []problem
 }
 
 // fail sends the problem for a domain error, logging internal ones.
-func (h *Handler) fail(c *gin.Context, err error) {
+func (h *Handler) fail(c *gin.Context, err error) { h.failUnder(c, err, "") }
+
+// failUnder is fail for a write nested in the request body: the pointers of
+// refused variables start with base, such as "/variables", so that they
+// stay pointers into the body.
+func (h *Handler) failUnder(c *gin.Context, err error, base string) {
 	code := session.ErrorCode(err)
 	m, ok := codeStatus[code]
 	if !ok {
@@ -94,7 +99,11 @@ func (h *Handler) fail(c *gin.Context, err error) {
 	}
 	var errs []problemError
 	for _, f := range session.ErrorFields(err) {
-		errs = append(errs, problemError{Pointer: "/" + escapePointer(f.Name), Detail: f.Message})
+		ptr := "/" + escapePointer(f.Name)
+		if f.Variable {
+			ptr = base + ptr
+		}
+		errs = append(errs, problemError{Pointer: ptr, Detail: f.Message})
 	}
 	writeProblem(c, m.status, m.typ, session.ErrorMessage(err), errs)
 }
@@ -122,7 +131,7 @@ func (h *Handler) accessLog(c *gin.Context) {
 	c.Next()
 	h.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "http request",
 		slog.String("method", c.Request.Method),
-		slog.String("route", c.FullPath()),
+		slog.String("route", h.routes[c.FullPath()]), // as in openapi.yaml and the metrics
 		slog.String("path", c.Request.URL.Path),
 		slog.Int("status", c.Writer.Status()),
 		slog.Duration("duration", nowFunc().Sub(start)),
@@ -131,8 +140,15 @@ func (h *Handler) accessLog(c *gin.Context) {
 	)
 }
 
-// callID returns the call ID of a request's path, if it has one.
+// ctxCallID holds the ID of a call a request created, for the access log.
+const ctxCallID = "callctx.callId"
+
+// callID returns the call ID a request is about: the one in its path, or
+// the one it created.
 func callID(c *gin.Context) string {
+	if id := c.GetString(ctxCallID); id != "" {
+		return id
+	}
 	if id := c.Param("callId"); id != "" {
 		return id
 	}

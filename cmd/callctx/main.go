@@ -22,6 +22,7 @@ import (
 
 	"github.com/callctx/callctx"
 	"github.com/callctx/callctx/api"
+	"github.com/callctx/callctx/metrics"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
 )
@@ -143,6 +144,7 @@ type Main struct {
 	Config Config
 
 	logger  *slog.Logger
+	metrics *metrics.Metrics
 	store   *bolt.Store
 	service *session.Service
 	api     *api.Handler
@@ -173,11 +175,16 @@ func (m *Main) Open() (err error) {
 			m.Close()
 		}
 	}()
-	m.store, err = bolt.Open(cfg.Data.Dir, bolt.Options{MaxBatchSize: cfg.Data.Batch.MaxSize, MaxBatchDelay: time.Duration(cfg.Data.Batch.MaxDelay)})
+	m.metrics = metrics.New(metrics.Options{Version: callctx.Version, Logger: m.logger})
+	m.store, err = bolt.Open(cfg.Data.Dir, bolt.Options{
+		MaxBatchSize: cfg.Data.Batch.MaxSize, MaxBatchDelay: time.Duration(cfg.Data.Batch.MaxDelay),
+		OnCommit: m.metrics.StoreCommitted,
+	})
 	if err != nil {
 		return err
 	}
-	m.service = session.NewService(m.store, session.Options{
+	m.metrics.CountActiveCalls(m.store.ActiveCalls)
+	m.service = session.NewService(m.metrics.Store(m.store), session.Options{
 		Limits: session.Limits{
 			MaxNameLength: cfg.Limits.MaxNameLength, MaxValueBytes: cfg.Limits.MaxValueBytes,
 			MaxVariables: cfg.Limits.MaxVariables, MaxSessionBytes: cfg.Limits.MaxSessionBytes,
@@ -192,6 +199,7 @@ func (m *Main) Open() (err error) {
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		KeepAlive:    time.Duration(cfg.HTTP.KeepAlive),
 		AccessLog:    cfg.HTTP.AccessLog == nil || *cfg.HTTP.AccessLog,
+		Metrics:      m.metrics,
 	})
 	if err != nil {
 		return err
@@ -260,6 +268,10 @@ func (m *Main) HTTPAddr() string {
 	}
 	return m.ln.Addr().String()
 }
+
+// Metrics returns the metrics registry: the flow runner and the SIP bridge
+// report to it.
+func (m *Main) Metrics() *metrics.Metrics { return m.metrics }
 
 // Service returns the session service (for tests and tools).
 func (m *Main) Service() *session.Service { return m.service }

@@ -1,0 +1,360 @@
+// callctx console: active calls, and one call's session live over SSE.
+// Plain JavaScript with no dependencies. Every value from the API is shown
+// with textContent, never as markup: session values come from outside
+// systems.
+'use strict';
+
+(function () {
+  const POLL_MS = 2000;
+  const TOKEN_KEY = 'callctx.token';
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    token: sessionStorage.getItem(TOKEN_KEY) || '',
+    showEnded: false,
+    calls: [],
+    selected: '',       // call ID being watched
+    call: null,         // the watched call
+    es: null,           // its EventSource
+    version: 0,         // last session version seen on the stream
+    variables: {},
+    since: {},          // variable name -> version that last changed it
+    history: new Map(), // version -> entry
+    pollTimer: 0,
+  };
+
+  // ---- API ----
+
+  class APIError extends Error {
+    constructor(status, detail) { super(detail); this.status = status; }
+  }
+
+  async function api(path) {
+    const headers = { Accept: 'application/json' };
+    if (state.token) headers.Authorization = 'Bearer ' + state.token;
+    let res;
+    try {
+      res = await fetch(path, { headers, cache: 'no-store' });
+    } catch (e) {
+      throw new APIError(0, 'callctx does not answer');
+    }
+    if (res.ok) return res.json();
+    let detail = res.status + ' ' + res.statusText;
+    try {
+      const p = await res.json();
+      if (p && p.detail) detail = p.detail;
+    } catch (e) { /* not a problem document */ }
+    if (res.status === 401 || res.status === 403) askForToken();
+    throw new APIError(res.status, detail);
+  }
+
+  // ---- status line and token ----
+
+  function setStatus(text, isError) {
+    const el = $('status');
+    el.textContent = text;
+    el.classList.toggle('error', !!isError);
+  }
+
+  function askForToken() {
+    $('token-form').classList.add('needed');
+    setStatus('The API wants a token with the sessions:read scope.', true);
+  }
+
+  $('token-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    state.token = $('token').value.trim();
+    $('token').value = '';
+    if (state.token) sessionStorage.setItem(TOKEN_KEY, state.token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+    $('token-form').classList.remove('needed');
+    setStatus('');
+    refreshCalls();
+    if (state.selected) watch(state.selected);
+  });
+
+  $('token-forget').addEventListener('click', () => {
+    state.token = '';
+    sessionStorage.removeItem(TOKEN_KEY);
+    stopWatching();
+    setStatus('Token forgotten.');
+    refreshCalls();
+  });
+
+  $('show-ended').addEventListener('change', (ev) => {
+    state.showEnded = ev.target.checked;
+    $('calls-title').firstChild.textContent = state.showEnded ? 'Calls ' : 'Active calls ';
+    refreshCalls();
+  });
+
+  // ---- helpers ----
+
+  function el(tag, text, cls) {
+    const e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  }
+
+  function json(v) {
+    return v === undefined ? '' : JSON.stringify(v);
+  }
+
+  function time(iso) {
+    if (!iso) return '–';
+    const d = new Date(iso);
+    return isNaN(d) ? iso : d.toLocaleTimeString();
+  }
+
+  function ago(iso) {
+    const s = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));
+    if (s < 60) return s + ' s ago';
+    if (s < 3600) return Math.floor(s / 60) + ' min ago';
+    return Math.floor(s / 3600) + ' h ago';
+  }
+
+  // ---- calls list ----
+
+  async function refreshCalls() {
+    clearTimeout(state.pollTimer);
+    try {
+      const page = await api('/v1/calls?limit=200&state=' + (state.showEnded ? 'all' : 'active'));
+      state.calls = page.items;
+      renderCalls();
+      $('calls-updated').textContent = 'Updated ' + new Date().toLocaleTimeString();
+      if ($('status').classList.contains('error')) setStatus('');
+    } catch (e) {
+      setStatus(e.message, true);
+    }
+    state.pollTimer = setTimeout(refreshCalls, POLL_MS);
+  }
+
+  function renderCalls() {
+    const body = $('calls').tBodies[0];
+    const rows = [];
+    for (const c of state.calls) {
+      const tr = document.createElement('tr');
+      tr.dataset.callId = c.id;
+      tr.setAttribute('aria-selected', String(c.id === state.selected));
+      if (c.state === 'ended') tr.classList.add('ended');
+      const id = el('td');
+      id.appendChild(el('code', c.id));
+      id.title = c.id;
+      tr.append(id, el('td', c.from), el('td', c.to), el('td', c.flow || '–'), el('td', ago(c.startedAt)));
+      tr.addEventListener('click', () => select(c.id));
+      rows.push(tr);
+    }
+    body.replaceChildren(...rows);
+    $('calls-empty').hidden = state.calls.length > 0;
+    $('calls-count').textContent = '(' + state.calls.length + ')';
+  }
+
+  // ---- one call ----
+
+  function select(id) {
+    if (location.hash !== '#call=' + encodeURIComponent(id)) {
+      history.replaceState(null, '', '#call=' + encodeURIComponent(id));
+    }
+    watch(id);
+    renderCalls();
+  }
+
+  function stopWatching() {
+    if (state.es) state.es.close();
+    state.es = null;
+  }
+
+  function setStream(s) {
+    const b = $('stream-state');
+    b.dataset.state = s;
+    b.textContent = s;
+  }
+
+  async function watch(id) {
+    stopWatching();
+    state.selected = id;
+    state.call = null;
+    state.version = 0;
+    state.variables = {};
+    state.since = {};
+    state.history = new Map();
+    $('call-none').hidden = true;
+    $('call-detail').hidden = false;
+    $('call-id').textContent = id;
+    renderCall();
+    renderVariables([]);
+    renderHistory();
+    try {
+      const [call, hist] = await Promise.all([
+        api('/v1/calls/' + encodeURIComponent(id)),
+        api('/v1/sessions/' + encodeURIComponent(id) + '/history'),
+      ]);
+      if (state.selected !== id) return;
+      state.call = call;
+      for (const h of hist) addHistory(h);
+      renderCall();
+      renderHistory();
+    } catch (e) {
+      setStatus(e.message, true);
+      setStream('error');
+      return;
+    }
+    openStream(id);
+  }
+
+  function openStream(id) {
+    let url = '/v1/sessions/' + encodeURIComponent(id) + '/events';
+    const q = [];
+    if (state.token) q.push('access_token=' + encodeURIComponent(state.token));
+    if (state.version > 0) q.push('lastEventId=' + state.version);
+    if (q.length) url += '?' + q.join('&');
+    const es = new EventSource(url);
+    state.es = es;
+    setStream('connecting');
+    es.onopen = () => { if (state.es === es) setStream('live'); };
+    es.onerror = () => {
+      if (state.es !== es) return;
+      if (es.readyState === EventSource.CLOSED) {
+        // The server refused the stream (or said 204 after the end): try
+        // once more later, resuming after the last version seen.
+        if (state.call && state.call.state === 'ended') { setStream('ended'); return; }
+        setStream('reconnecting');
+        setTimeout(() => { if (state.es === es && state.selected === id) openStream(id); }, 3000);
+      } else {
+        setStream('reconnecting'); // EventSource retries by itself with Last-Event-ID
+      }
+    };
+    const onEvent = (ev) => {
+      if (state.es !== es) return;
+      let d;
+      try { d = JSON.parse(ev.data); } catch (e) { return; }
+      apply(ev.type, d);
+      if (ev.type === 'call.ended') {
+        es.close();
+        setStream('ended');
+      }
+    };
+    for (const t of ['session.snapshot', 'call.started', 'session.updated', 'call.ended']) {
+      es.addEventListener(t, onEvent);
+    }
+  }
+
+  // apply takes one stream event into the view.
+  function apply(type, d) {
+    const changed = [];
+    if (type === 'session.snapshot') {
+      for (const name of Object.keys(d.variables || {})) {
+        if (json(state.variables[name]) !== json(d.variables[name])) changed.push(name);
+      }
+      // Writes between the history read and the stream's start are in the
+      // snapshot's variables but not yet in the history shown.
+      const known = Math.max(0, ...state.history.keys());
+      if (d.version > known) fillHistory(state.selected, known);
+    } else {
+      for (const name of Object.keys(d.changes || {})) {
+        changed.push(name);
+        state.since[name] = d.version;
+      }
+      addHistory({ version: d.version, at: d.at, actor: d.actor, changes: d.changes || {} });
+      renderHistory();
+    }
+    state.version = d.version;
+    state.variables = d.variables || {};
+    if (type === 'call.ended' && state.call) {
+      state.call.state = 'ended';
+      state.call.endedAt = (d.variables && d.variables['call.endedAt']) || d.at;
+      state.call.endReason = d.variables && d.variables['call.endReason'];
+      renderCall();
+    }
+    renderVariables(changed);
+  }
+
+  async function fillHistory(id, after) {
+    try {
+      const hist = await api('/v1/sessions/' + encodeURIComponent(id) + '/history?after=' + after);
+      if (state.selected !== id) return;
+      for (const h of hist) addHistory(h);
+      renderHistory();
+      renderVariables([]);
+    } catch (e) {
+      setStatus(e.message, true);
+    }
+  }
+
+  function addHistory(h) {
+    state.history.set(h.version, h);
+    for (const name of Object.keys(h.changes || {})) {
+      if (!(name in state.since) || state.since[name] < h.version) state.since[name] = h.version;
+    }
+  }
+
+  function renderCall() {
+    const c = state.call || {};
+    $('call-from').textContent = c.from || '–';
+    $('call-to').textContent = c.to || '–';
+    $('call-direction').textContent = c.direction || '–';
+    $('call-flow').textContent = c.flow || '–';
+    $('call-state').textContent = c.state || '–';
+    $('call-started').textContent = time(c.startedAt);
+    $('call-ended').textContent = c.endedAt ? time(c.endedAt) + (c.endReason ? ' (' + c.endReason + ')' : '') : '–';
+  }
+
+  function renderVariables(changed) {
+    $('session-version').textContent = state.version || '–';
+    const names = Object.keys(state.variables).sort();
+    const rows = names.map((name) => {
+      const tr = document.createElement('tr');
+      tr.dataset.var = name;
+      tr.className = 'ns-' + name.split('.')[0];
+      if (changed.includes(name)) tr.classList.add('changed');
+      const v = el('td', json(state.variables[name]), 'value');
+      v.title = json(state.variables[name]);
+      const n = el('td');
+      n.appendChild(el('code', name));
+      tr.append(n, v, el('td', state.since[name] ? 'v' + state.since[name] : ''));
+      return tr;
+    });
+    $('variables').tBodies[0].replaceChildren(...rows);
+  }
+
+  function renderHistory() {
+    const items = [...state.history.values()].sort((a, b) => b.version - a.version).map((h) => {
+      const li = el('li');
+      li.value = h.version;
+      li.dataset.version = h.version;
+      li.appendChild(el('div', 'v' + h.version + ' · ' + time(h.at) + ' · ' + (h.actor || '?'), 'meta'));
+      const ul = el('ul');
+      for (const name of Object.keys(h.changes || {}).sort()) {
+        const ch = h.changes[name];
+        const item = el('li');
+        item.appendChild(el('code', name));
+        item.append(' ');
+        if (ch.old !== null && ch.old !== undefined) {
+          item.appendChild(el('span', json(ch.old), 'old value'));
+          item.append(' → ');
+        }
+        item.appendChild(el('span', ch.new === null || ch.new === undefined ? '(deleted)' : json(ch.new), 'new value'));
+        ul.appendChild(item);
+      }
+      li.appendChild(ul);
+      return li;
+    });
+    $('history').replaceChildren(...items);
+  }
+
+  // ---- start ----
+
+  function fromHash() {
+    const m = /^#call=(.+)$/.exec(location.hash);
+    return m ? decodeURIComponent(m[1]) : '';
+  }
+
+  window.addEventListener('hashchange', () => {
+    const id = fromHash();
+    if (id && id !== state.selected) select(id);
+  });
+
+  refreshCalls();
+  const initial = fromHash();
+  if (initial) watch(initial);
+})();
