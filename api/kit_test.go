@@ -217,6 +217,21 @@ func TestAPI_CreateCall_SeedPointers(t *testing.T) {
 	}
 }
 
+// The same for babelforce's session/set, whose variables sit under
+// "variables" too.
+func TestAPI_BabelforceSet_Pointers(t *testing.T) {
+	s, _ := newKitServer(t, nil)
+	id := s.createCall(nil)
+	res := s.do("PUT", "/api/v2/calls/"+id+"/session/set", `{"variables":{"call.to":"x"}}`)
+	p := wantProblem(t, res, http.StatusUnprocessableEntity, "1 variable was refused")
+	if got, want := strings.Join(pointers(p), " "), "/variables/call.to"; got != want {
+		t.Fatalf("pointers %q, want %q", got, want)
+	}
+	if p["success"] != false {
+		t.Fatalf("success=%v, want false", p["success"])
+	}
+}
+
 func TestAPI_Console(t *testing.T) {
 	s, _ := newKitServer(t, nil)
 	for _, tc := range []struct {

@@ -101,15 +101,18 @@ func (h *Handler) merge(c *gin.Context, callID string, ifMatch uint64) (*session
 		writeProblem(c, http.StatusBadRequest, typeMalformed, "the body must be a JSON object of variables", nil)
 		return nil, false
 	}
-	return h.write(c, callID, vars, ifMatch)
+	return h.write(c, callID, vars, ifMatch, "")
 }
 
-func (h *Handler) write(c *gin.Context, callID string, vars map[string]json.RawMessage, ifMatch uint64) (*session.Session, bool) {
+// write merges vars into a session. base is where vars sit in the request
+// body, as a JSON pointer ("" when the body is vars itself), so that the
+// pointers of refused variables point into the body.
+func (h *Handler) write(c *gin.Context, callID string, vars map[string]json.RawMessage, ifMatch uint64, base string) (*session.Session, bool) {
 	s, err := h.svc.Merge(c.Request.Context(), callID, vars, session.WriteOptions{
 		IfMatch: ifMatch, Actor: c.GetString(ctxActor), Origin: session.OriginClient,
 	})
 	if err != nil {
-		h.fail(c, err)
+		h.failUnder(c, err, base)
 		return nil, false
 	}
 	return s, true
