@@ -56,6 +56,10 @@
     el.classList.toggle('error', !!isError);
   }
 
+  function showTokenState() {
+    $('token').placeholder = state.token ? 'token in use (enter another to switch)' : 'bearer token (sessions:read)';
+  }
+
   function askForToken() {
     $('token-form').classList.add('needed');
     setStatus('The API wants a token with the sessions:read scope.', true);
@@ -68,6 +72,7 @@
     if (state.token) sessionStorage.setItem(TOKEN_KEY, state.token);
     else sessionStorage.removeItem(TOKEN_KEY);
     $('token-form').classList.remove('needed');
+    showTokenState();
     setStatus('');
     refreshCalls();
     if (state.selected) watch(state.selected);
@@ -76,6 +81,7 @@
   $('token-forget').addEventListener('click', () => {
     state.token = '';
     sessionStorage.removeItem(TOKEN_KEY);
+    showTokenState();
     stopWatching();
     setStatus('Token forgotten.');
     refreshCalls();
@@ -140,7 +146,10 @@
       const id = el('td');
       id.appendChild(el('code', c.id));
       id.title = c.id;
-      tr.append(id, el('td', c.from), el('td', c.to), el('td', c.flow || '–'), el('td', ago(c.startedAt)));
+      const from = el('td', c.from), to = el('td', c.to);
+      from.title = c.from;
+      to.title = c.to;
+      tr.append(id, from, to, el('td', c.flow || '–'), el('td', ago(c.startedAt)));
       tr.addEventListener('click', () => select(c.id));
       rows.push(tr);
     }
@@ -354,6 +363,7 @@
     if (id && id !== state.selected) select(id);
   });
 
+  showTokenState();
   refreshCalls();
   const initial = fromHash();
   if (initial) watch(initial);

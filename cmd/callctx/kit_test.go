@@ -305,3 +305,39 @@ func pathMatches(template, path string) bool {
 	}
 	return true
 }
+
+// TestConsole_Browser opens the console in headless Chromium (Debian's
+// chromium, driven by playwright-core) against a real callctx: a call
+// created over REST appears, and a session write shows up without a
+// reload. The screenshot is kept as test-output/console/console.png.
+func TestConsole_Browser(t *testing.T) {
+	t.Parallel()
+	const chromium = "/usr/bin/chromium"
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("%s is missing: run `make deps` (scripts/ensure-kit-deps.sh installs Debian's chromium)", chromium)
+	}
+	root := kittest.Root(t)
+	kittest.Package(t, "playwright-core")
+	node := kittest.Node(t)
+	srv := startKitServer(t)
+	out := kittest.OutputDir(t, "console")
+	shot := filepath.Join(out, "console.png")
+
+	output, err := run(t, 2*time.Minute, root, []string{
+		"CALLCTX_URL=" + srv.URL,
+		"CALLCTX_TOKEN=" + srv.Token,
+		"CALLCTX_READ_TOKEN=" + srv.ReadToken,
+		"SCREENSHOT=" + shot,
+	}, node, filepath.Join("cmd", "callctx", "testdata", "console.mjs"))
+	if err != nil {
+		t.Fatalf("console test: %v\n%s", err, output)
+	}
+	png, err := os.ReadFile(shot)
+	if err != nil {
+		t.Fatalf("no screenshot: %v\n%s", err, output)
+	}
+	if !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) || len(png) < 10<<10 {
+		t.Fatalf("screenshot %s is not a plausible PNG (%d bytes)", shot, len(png))
+	}
+	t.Logf("console screenshot: %s\n%s", shot, output)
+}
