@@ -101,15 +101,16 @@ func (h *Handler) merge(c *gin.Context, callID string, ifMatch uint64) (*session
 		writeProblem(c, http.StatusBadRequest, typeMalformed, "the body must be a JSON object of variables", nil)
 		return nil, false
 	}
-	return h.write(c, callID, vars, ifMatch)
+	return h.write(c, callID, vars, ifMatch, "")
 }
 
-func (h *Handler) write(c *gin.Context, callID string, vars map[string]json.RawMessage, ifMatch uint64) (*session.Session, bool) {
+// write merges vars, whose problem pointers sit under varsPointer.
+func (h *Handler) write(c *gin.Context, callID string, vars map[string]json.RawMessage, ifMatch uint64, varsPointer string) (*session.Session, bool) {
 	s, err := h.svc.Merge(c.Request.Context(), callID, vars, session.WriteOptions{
 		IfMatch: ifMatch, Actor: c.GetString(ctxActor), Origin: session.OriginClient,
 	})
 	if err != nil {
-		h.fail(c, err)
+		h.failAt(c, err, varsPointer)
 		return nil, false
 	}
 	return s, true
