@@ -66,7 +66,7 @@ func (h *Handler) createCall(c *gin.Context) {
 		Flow: req.Flow, Variables: req.Variables,
 	}, session.WriteOptions{Actor: c.GetString(ctxActor), Origin: session.OriginClient})
 	if err != nil {
-		h.failUnder(c, err, "/variables")
+		h.failAt(c, err, "/variables")
 		return
 	}
 	c.Set(ctxCallID, call.ID)

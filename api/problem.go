@@ -44,6 +44,7 @@ const (
 	typeUnavailable    = "urn:callctx:problem:unavailable"
 	typeInternal       = "urn:callctx:problem:internal"
 	contentTypeProblem = "application/problem+json"
+	contentTypeJSON    = "application/json; charset=utf-8"
 )
 
 // codeStatus maps each domain error code to its HTTP status and problem
@@ -83,12 +84,11 @@ func writeProblem(c *gin.Context, status int, typ, detail string, errs []problem
 }
 
 // fail sends the problem for a domain error, logging internal ones.
-func (h *Handler) fail(c *gin.Context, err error) { h.failUnder(c, err, "") }
+func (h *Handler) fail(c *gin.Context, err error) { h.failAt(c, err, "") }
 
-// failUnder is fail for a write nested in the request body: the pointers of
-// refused variables start with base, such as "/variables", so that they
-// stay pointers into the body.
-func (h *Handler) failUnder(c *gin.Context, err error, base string) {
+// failAt is fail for a request whose variables sit under varsPointer in the
+// body (e.g. "/variables"), so that problem pointers point into the body.
+func (h *Handler) failAt(c *gin.Context, err error, varsPointer string) {
 	code := session.ErrorCode(err)
 	m, ok := codeStatus[code]
 	if !ok {
@@ -101,7 +101,7 @@ func (h *Handler) failUnder(c *gin.Context, err error, base string) {
 	for _, f := range session.ErrorFields(err) {
 		ptr := "/" + escapePointer(f.Name)
 		if f.Variable {
-			ptr = base + ptr
+			ptr = varsPointer + ptr
 		}
 		errs = append(errs, problemError{Pointer: ptr, Detail: f.Message})
 	}
