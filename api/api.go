@@ -128,11 +128,8 @@ func NewHandler(cfg Config) (*Handler, error) {
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false
 	e.ContextWithFallback = true
-	if cfg.AccessLog {
-		e.Use(h.accessLog)
-	}
-	if h.metrics != nil {
-		e.Use(h.observe)
+	if cfg.AccessLog || h.metrics != nil {
+		e.Use(h.observe(cfg.AccessLog))
 	}
 	e.Use(h.recovery)
 	e.NoRoute(func(c *gin.Context) {

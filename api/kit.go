@@ -13,12 +13,22 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// observe reports every answered request to the metrics.
-func (h *Handler) observe(c *gin.Context) {
-	start := nowFunc()
-	c.Next()
-	stream := strings.HasPrefix(c.Writer.Header().Get("Content-Type"), "text/event-stream")
-	h.metrics.ObserveRequest(c.Request.Method, h.routes[c.FullPath()], c.Writer.Status(), nowFunc().Sub(start), stream)
+// observe times every request once, then reports it to the metrics (when
+// there are any) and the access log (when logAccess).
+func (h *Handler) observe(logAccess bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := nowFunc()
+		c.Next()
+		took := nowFunc().Sub(start)
+		route := h.routes[c.FullPath()]
+		if h.metrics != nil {
+			stream := strings.HasPrefix(c.Writer.Header().Get("Content-Type"), "text/event-stream")
+			h.metrics.ObserveRequest(c.Request.Method, route, c.Writer.Status(), took, stream)
+		}
+		if logAccess {
+			h.accessLog(c, route, took)
+		}
+	}
 }
 
 func (h *Handler) serveMetrics(c *gin.Context) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/callctx/callctx"
 	"github.com/callctx/callctx/api"
+	"github.com/callctx/callctx/metrics"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
 )
@@ -269,5 +270,37 @@ func TestAPI_Console(t *testing.T) {
 		t.Run("ErrNotFound"+path, func(t *testing.T) {
 			wantProblem(t, s.do("GET", path, nil), http.StatusNotFound, "")
 		})
+	}
+}
+
+// BenchmarkHandler_GetSession_Metrics is BenchmarkHandler_GetSession with
+// the metrics of package metrics observing every request: the difference
+// between the two is what instrumenting the HTTP edge costs.
+func BenchmarkHandler_GetSession_Metrics(b *testing.B) {
+	st, err := bolt.Open(b.TempDir(), bolt.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	m := metrics.New(metrics.Options{})
+	svc := session.NewService(m.Store(st), session.Options{})
+	h, err := api.NewHandler(api.Config{Service: svc, Spec: callctx.OpenAPI, Metrics: m})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, _, err := svc.CreateCall(t0(), session.NewCall{From: "+4930123456", To: "+4940555000", Flow: "order-status",
+		Variables: map[string]json.RawMessage{"ivr.email": json.RawMessage(`"jane@example.com"`), "ivr.premium": json.RawMessage(`true`), "ivr.track_id": json.RawMessage(`"TRK-1"`)}}, session.WriteOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/v1/sessions/"+c.ID, nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatal(rec.Code)
+		}
 	}
 }

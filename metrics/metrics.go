@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,7 @@ type Metrics struct {
 
 	httpRequests *prometheus.CounterVec   // method, route, code
 	httpDuration *prometheus.HistogramVec // method, route, code
+	httpSeries   sync.Map                 // requestKey → *requestSeries
 
 	sessionWrites *prometheus.CounterVec // op, result
 	storeCommit   prometheus.Histogram
@@ -156,15 +158,41 @@ func (m *Metrics) ObserveRequest(method, route string, status int, took time.Dur
 	if m == nil {
 		return
 	}
-	if route == "" {
-		route = "unmatched"
+	// The method first: a client may send any token as a method, and the
+	// cache must stay as bounded as the labels.
+	key := requestKey{method: httpMethod(method), route: route, status: status, stream: stream}
+	v, ok := m.httpSeries.Load(key)
+	if !ok {
+		if route == "" {
+			route = "unmatched"
+		}
+		code := strconv.Itoa(status)
+		rs := &requestSeries{count: m.httpRequests.WithLabelValues(key.method, route, code)}
+		if !stream {
+			rs.duration = m.httpDuration.WithLabelValues(key.method, route, code)
+		}
+		v, _ = m.httpSeries.LoadOrStore(key, rs)
 	}
-	method = httpMethod(method)
-	code := strconv.Itoa(status)
-	m.httpRequests.WithLabelValues(method, route, code).Inc()
-	if !stream {
-		m.httpDuration.WithLabelValues(method, route, code).Observe(took.Seconds())
+	series := v.(*requestSeries)
+	series.count.Inc()
+	if series.duration != nil {
+		series.duration.Observe(took.Seconds())
 	}
+}
+
+// requestKey identifies the series of one kind of request; its values are
+// bounded like the labels they become.
+type requestKey struct {
+	method, route string
+	status        int
+	stream        bool
+}
+
+// requestSeries caches a request kind's resolved series: resolving labels
+// hashes them under a lock, which is most of what observing would cost.
+type requestSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer // nil for event streams
 }
 
 // StoreCommitted records one committed write transaction; it has the
