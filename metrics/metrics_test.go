@@ -135,13 +135,15 @@ func TestMetrics_Store(t *testing.T) {
 		"op=end,result=ok":                    1,
 		"op=end,result=unchanged":             1,
 	})
-	// Every store write ran in a transaction of its own here.
-	batch := samples(t, m, "callctx_store_batch_size")
-	if got, want := batch[""], float64(9); got != want {
-		t.Errorf("committed transactions=%v, want %v", got, want)
+	// The writes that changed something each committed a transaction of
+	// their own (refused ones may or may not take one: the store's
+	// business); every commit has its batch size and its latency.
+	commits := samples(t, m, "callctx_store_batch_size")[""]
+	if commits < 3 {
+		t.Errorf("committed transactions=%v, want at least 3 (create, write, end)", commits)
 	}
-	if got, want := samples(t, m, "callctx_store_commit_duration_seconds")[""], float64(9); got != want {
-		t.Errorf("commit latencies=%v, want %v", got, want)
+	if got := samples(t, m, "callctx_store_commit_duration_seconds")[""]; got != commits {
+		t.Errorf("commit latencies=%v, want one per commit (%v)", got, commits)
 	}
 }
 

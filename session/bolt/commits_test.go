@@ -76,20 +76,6 @@ func TestStore_OnCommit(t *testing.T) {
 		}
 	})
 
-	// A refused write still runs in a transaction that commits (nothing
-	// changed, but bbolt commits it): it counts, as the store did the work.
-	t.Run("RefusedWriteCounts", func(t *testing.T) {
-		svc, _, log := openObserved(t, bolt.Options{})
-		_, err := svc.Merge(ctx, "no-such-call", map[string]json.RawMessage{"ivr.x": json.RawMessage(`1`)}, client)
-		if session.ErrorCode(err) != session.CodeNotFound {
-			t.Fatalf("err=%v, want not_found", err)
-		}
-		batches, _ := log.snapshot()
-		if got, want := fmt.Sprint(batches), "[1]"; got != want {
-			t.Fatalf("batches=%s, want %s", got, want)
-		}
-	})
-
 	// Concurrent writers share commits: every write is counted exactly once,
 	// and some commit held more than one.
 	t.Run("BatchesCountEveryWrite", func(t *testing.T) {
