@@ -1,7 +1,10 @@
 package triggers
 
 import (
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -215,6 +218,18 @@ func (d *Dir) Lookup(name string) (Def, bool) {
 		return Def{}, false
 	}
 	return d.defs[i], true
+}
+
+// Version returns a digest of the definitions in the directory: it changes
+// when a definition does, not when a comment or the layout does.
+func (d *Dir) Version() string {
+	h := sha256.New()
+	for _, doc := range d.docs {
+		b, _ := json.Marshal(doc.Value) // decoded JSON always marshals; maps sort their keys
+		fmt.Fprintf(h, "%s\x00%d\x00", filepath.Base(doc.File), len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 // Files returns the names of the files parsed, in order.

@@ -20,7 +20,7 @@ func TestLoad_errors(t *testing.T) {
 			`triggers.yaml:4:24: /triggers/unknown-op/when/op: op must be one of eq, ne, gt, ge, lt, le, regex, like, contains, not_contains, starts_with, not_starts_with, ends_with, not_ends_with, in, not_in, set, not_set, empty, not_empty, null, not_null, before, after`,
 			`triggers.yaml:6:33: /triggers/value-with-set/when/value: set, not_set, empty, not_empty, null and not_null take no value`,
 			`triggers.yaml:8:5: /triggers/no-value/when: this op needs a value to compare with`,
-			`triggers.yaml:10:12: /triggers/bad-var/when/var: a variable name starts with call., sip., ivr. or app. and continues with letters, digits, '_', '.', ':' or '-', e.g. ivr.email`,
+			`triggers.yaml:10:12: /triggers/bad-var/when/var: a variable name starts with call., sip., ivr. or app. and continues with dot-separated segments of letters, digits, '_' or '-', e.g. ivr.email`,
 			`triggers.yaml:12:5: /triggers/typo/when: this op needs a value to compare with`,
 			`triggers.yaml:12:32: /triggers/typo/when/valeu: unknown field "valeu"; allowed here: ignore_case, op, trim, tz, value, var`,
 			`triggers.yaml:14:24: /triggers/bad-clock/when/value: before/after take a time of day "HH:MM" (24-hour) or a date "YYYY-MM-DD", in quotes`,
@@ -41,7 +41,7 @@ func TestLoad_errors(t *testing.T) {
 		},
 		"duplicate": {
 			`b.yml:2:3: /automations/premium: name "premium" is already defined at testdata/errors/duplicate/a.yaml:2:3 (triggers)`,
-			`b.yml:4:3: /flows/order-status: name "order-status" is already defined at testdata/errors/duplicate/a.yaml:4:3 (triggers)`,
+			`b.yml:5:3: /flows/order-status: name "order-status" is already defined at testdata/errors/duplicate/a.yaml:4:3 (triggers)`,
 		},
 		"yaml": {
 			`control.yaml:3:41: control character U+0001 is not allowed`,
@@ -130,14 +130,14 @@ func TestParseDir(t *testing.T) {
 		if len(flows) != 1 || flows[0].Name != "order-status" {
 			t.Fatalf("flows %+v, want order-status", flows)
 		}
-		if got, want := flows[0].Location(), "testdata/ok/order-status.yaml:17"; got != want {
+		if got, want := flows[0].Location(), "testdata/ok/order-status.yaml:18"; got != want {
 			t.Errorf("Location()=%q, want %q", got, want)
 		}
 		def, ok := d.Lookup("crm-lookup")
 		if !ok || def.Section != triggers.SectionAutomations || def.Pointer != "/automations/crm-lookup" {
 			t.Errorf("Lookup(crm-lookup)=%+v, %v", def, ok)
 		}
-		if got, want := def.Errorf("/url", "missing").Error(), "testdata/ok/order-status.yaml:15:3: /automations/crm-lookup/url: missing"; got != want {
+		if got, want := def.Errorf("/retry", "missing").Error(), "testdata/ok/order-status.yaml:15:3: /automations/crm-lookup/retry: missing"; got != want {
 			t.Errorf("Errorf=%q, want %q", got, want)
 		}
 	})
