@@ -267,10 +267,27 @@ func Compile(d *triggers.Dir, set *triggers.Set, opts CompileOptions) (*Snapshot
 }
 
 type compiler struct {
-	set   *triggers.Set
-	opts  CompileOptions
-	errs  yamldoc.Errors
-	warns yamldoc.Errors
+	set     *triggers.Set
+	opts    CompileOptions
+	errs    yamldoc.Errors
+	warns   yamldoc.Errors
+	missing map[string]bool // environment variables already warned about
+}
+
+// missingEnv reports an environment variable that is not set: an error, or
+// with AllowMissingSecrets a warning, once per variable.
+func (c *compiler) missingEnv(def triggers.Def, ptr, name string) {
+	if !c.opts.AllowMissingSecrets {
+		c.fail(def, ptr, "the environment variable %s is not set", name)
+		return
+	}
+	if c.missing == nil {
+		c.missing = map[string]bool{}
+	}
+	if !c.missing[name] {
+		c.missing[name] = true
+		c.warn(def, ptr, "the environment variable %s is not set; the server refuses to start without it", name)
+	}
 }
 
 func (c *compiler) fail(def triggers.Def, ptr, format string, args ...any) {
@@ -402,10 +419,8 @@ func (c *compiler) automation(def triggers.Def) *Automation {
 			a.secret = []byte(v)
 		case found:
 			c.fail(def, "/secret_env", "the secret in %s is shorter than 16 characters", env)
-		case c.opts.AllowMissingSecrets:
-			c.warn(def, "/secret_env", "the environment variable %s is not set; the server refuses to start without it", env)
 		default:
-			c.fail(def, "/secret_env", "the environment variable %s is not set", env)
+			c.missingEnv(def, "/secret_env", env)
 		}
 	}
 	a.Timeout = c.duration(def, "", m, "timeout", 0)
@@ -455,13 +470,9 @@ func (c *compiler) expandEnv(def triggers.Def, ptr, s string) string {
 		if c.opts.Getenv != nil {
 			v, found = c.opts.Getenv(name)
 		}
-		switch {
-		case found:
-		case c.opts.AllowMissingSecrets:
-			c.warn(def, ptr, "the environment variable %s is not set; the server refuses to start without it", name)
+		if !found {
+			c.missingEnv(def, ptr, name)
 			v = "https://env.invalid" // a stand-in that keeps a URL valid
-		default:
-			c.fail(def, ptr, "the environment variable %s is not set", name)
 		}
 		b.WriteString(strings.NewReplacer("{", "{{", "}", "}}").Replace(v))
 	}

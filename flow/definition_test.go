@@ -108,7 +108,7 @@ func TestLoad_example(t *testing.T) {
 		if err != nil {
 			t.Fatalf("with AllowMissingSecrets: %v", err)
 		}
-		if len(warns) != 6 { // CRM_URL and CRM_WEBHOOK_SECRET in three automations
+		if len(warns) != 2 { // CRM_URL and CRM_WEBHOOK_SECRET, once each
 			t.Fatalf("warnings:\n%v", warns)
 		}
 	})
