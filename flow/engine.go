@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -227,7 +228,7 @@ func (e *Engine) Next(ctx context.Context, callID string, o *Outcome) (*Run, err
 	flow, _ := cr.snap.Flow(cr.run.Flow)
 	h := &engineHost{e: e, callID: callID}
 	r := &runner{h: h, flow: flow}
-	transfer := cr.run.Presented && flow.Nodes[cr.run.Node] != nil && flow.Nodes[cr.run.Node].Type == NodeTransfer
+	transfer := flow != nil && cr.run.Presented && flow.Nodes[cr.run.Node] != nil && flow.Nodes[cr.run.Node].Type == NodeTransfer
 	if err := r.advance(ctx, cr.run, o); err != nil {
 		// The stored run is the truth; forget what this attempt changed.
 		cr.run, cr.snap = nil, nil
@@ -236,7 +237,13 @@ func (e *Engine) Next(ctx context.Context, callID string, o *Outcome) (*Run, err
 	if transfer && !o.empty() {
 		e.fire(ctx, EventTransferStatus, c, nil)
 	}
-	return cloneRun(cr.run), nil
+	out := cloneRun(cr.run)
+	if cr.run.Done {
+		// An ended flow needs no memory; asking again reads the store.
+		cr.run, cr.snap = nil, nil
+		e.forget(callID)
+	}
+	return out, nil
 }
 
 // Run returns the flow state of a call. CodeNotFound for an unknown call or
@@ -301,7 +308,7 @@ func (e *Engine) loadRun(ctx context.Context, c *session.Call, cr *callRun) erro
 		e.log.Warn("the flow version a call started with is gone; it continues with the current one",
 			"call_id", c.ID, "flow", run.Flow, "started_version", run.Version, "version", snap.Version)
 	}
-	if _, ok := snap.Flow(run.Flow); !ok {
+	if _, ok := snap.Flow(run.Flow); !ok && !run.Done {
 		return session.Errorf(session.CodeConflict, "the flow %s of call %s is no longer defined", run.Flow, c.ID)
 	}
 	cr.run, cr.snap = run, snap
@@ -494,15 +501,7 @@ func (e *Engine) events(ctx context.Context, sub *session.Subscription) {
 				sub = e.svc.Subscribe("")
 				continue
 			}
-			c := ev.Call
-			if c == nil {
-				if c2, err := e.svc.Call(ctx, ev.CallID); err == nil {
-					c = c2
-				} else {
-					c = &session.Call{ID: ev.CallID}
-				}
-			}
-			e.fire(ctx, string(ev.Type), c, &ev)
+			e.fire(ctx, string(ev.Type), ev.Call, &ev)
 			if ev.Type == session.EventCallEnded {
 				e.forget(ev.CallID)
 				e.mu.Lock()
@@ -515,11 +514,22 @@ func (e *Engine) events(ctx context.Context, sub *session.Subscription) {
 	}
 }
 
-// fire queues the automations that listen to an event of a call.
+// fire queues the automations that listen to an event of a call. c may be
+// nil (session.updated events do not carry the call); it is read when an
+// automation filters on the flow.
 func (e *Engine) fire(ctx context.Context, event string, c *session.Call, ev *session.Event) {
 	var vars triggers.Map
 	var entries []*session.OutboxEntry
 	for _, a := range e.Snapshot().Automations() {
+		if !slices.Contains(a.On, event) {
+			continue
+		}
+		if c == nil {
+			var err error
+			if c, err = e.svc.Call(ctx, ev.CallID); err != nil {
+				return // purged meanwhile
+			}
+		}
 		if !listens(a, event, c, ev) {
 			continue
 		}
