@@ -29,9 +29,15 @@ var (
 	bucketByStart  = []byte("by_start") // start time (8 bytes BE ns), call ID → state byte
 	bucketActive   = []byte("active")   // start time, call ID → empty; active calls only
 	bucketByEnd    = []byte("by_end")   // end time (8 bytes BE ns), call ID → empty
+
+	bucketFlowRuns   = []byte("flow_runs")   // call ID → flow state (package flow's JSON)
+	bucketOutbox     = []byte("outbox")      // entry ID → OutboxEntry JSON
+	bucketOutboxDue  = []byte("outbox_due")  // due time (8 bytes BE ns), entry ID → empty; pending entries only
+	bucketOutboxCall = []byte("outbox_call") // call ID, 0x00, entry ID → empty
 )
 
-var allBuckets = [][]byte{bucketCalls, bucketSessions, bucketHistory, bucketByStart, bucketActive, bucketByEnd}
+var allBuckets = [][]byte{bucketCalls, bucketSessions, bucketHistory, bucketByStart, bucketActive, bucketByEnd,
+	bucketFlowRuns, bucketOutbox, bucketOutboxDue, bucketOutboxCall}
 
 // Options tune the store. Zero values take defaults.
 type Options struct {
@@ -587,6 +593,9 @@ func (s *Store) Purge(ctx context.Context, before time.Time, max int) (int, erro
 				}
 			}
 			if err := deleteHistory(tx.Bucket(bucketHistory), string(id)); err != nil {
+				return err
+			}
+			if err := deleteFlowData(tx, string(id)); err != nil {
 				return err
 			}
 			if err := putAll(calls.Delete(id), tx.Bucket(bucketSessions).Delete(id), byEnd.Delete(k)); err != nil {
