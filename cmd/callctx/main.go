@@ -278,6 +278,7 @@ func (m *Main) Open() (err error) {
 		Workers: ac.Workers, Timeout: time.Duration(ac.Timeout), Attempts: ac.Attempts,
 		Backoff: time.Duration(ac.Backoff), MaxBackoff: time.Duration(ac.MaxBackoff),
 		UserAgent: "callctx/" + callctx.Version,
+		Observer:  m.metrics,
 	})
 	if err := m.flows.Open(); err != nil {
 		m.flows = nil
@@ -361,6 +362,9 @@ func (m *Main) HTTPAddr() string {
 	}
 	return m.ln.Addr().String()
 }
+
+// The metrics registry hears what the flow engine does.
+var _ flow.Observer = (*metrics.Metrics)(nil)
 
 // Metrics returns the metrics registry: the flow runner and the SIP bridge
 // report to it.
