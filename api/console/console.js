@@ -21,12 +21,26 @@
     since: {},          // variable name -> version that last changed it
     history: new Map(), // version -> entry
     pollTimer: 0,
+    nodes: {},          // call ID -> current flow node, for the list
+    flowTimer: 0,
   };
+  const NODE_LOOKUPS = 50; // calls of the list whose flow node is looked up
+  const NODE_PARALLEL = 4;
 
   // ---- API ----
 
   class APIError extends Error {
     constructor(status, detail) { super(detail); this.status = status; }
+  }
+
+  // apiOr returns fallback when the API answers 404 (a call without a flow).
+  async function apiOr(path, fallback) {
+    try {
+      return await api(path);
+    } catch (e) {
+      if (e.status === 404) return fallback;
+      throw e;
+    }
   }
 
   async function api(path) {
@@ -127,6 +141,7 @@
       const page = await api('/v1/calls?limit=200&state=' + (state.showEnded ? 'all' : 'active'));
       state.calls = page.items;
       renderCalls();
+      await refreshNodes();
       $('calls-updated').textContent = 'Updated ' + new Date().toLocaleTimeString();
       if ($('status').classList.contains('error')) setStatus('');
     } catch (e) {
@@ -149,13 +164,39 @@
       const from = el('td', c.from), to = el('td', c.to);
       from.title = c.from;
       to.title = c.to;
-      tr.append(id, from, to, el('td', c.flow || '–'), el('td', ago(c.startedAt)));
+      const node = el('td', c.flow ? state.nodes[c.id] || '…' : '–');
+      node.className = 'node';
+      tr.append(id, from, to, el('td', c.flow || '–'), node, el('td', ago(c.startedAt)));
       tr.addEventListener('click', () => select(c.id));
       rows.push(tr);
     }
     body.replaceChildren(...rows);
     $('calls-empty').hidden = state.calls.length > 0;
     $('calls-count').textContent = '(' + state.calls.length + ')';
+  }
+
+  // refreshNodes looks up where the flows of the first listed calls stand.
+  async function refreshNodes() {
+    const todo = state.calls.filter((c) => c.flow).slice(0, NODE_LOOKUPS);
+    const nodes = {};
+    let i = 0;
+    async function worker() {
+      while (i < todo.length) {
+        const c = todo[i++];
+        const run = await apiOr('/v1/calls/' + encodeURIComponent(c.id) + '/flow', null).catch(() => null);
+        if (run) nodes[c.id] = nodeText(run);
+      }
+    }
+    await Promise.all(Array.from({ length: NODE_PARALLEL }, worker));
+    state.nodes = nodes;
+    for (const tr of $('calls').tBodies[0].rows) {
+      const td = tr.querySelector('td.node');
+      if (td && nodes[tr.dataset.callId]) td.textContent = nodes[tr.dataset.callId];
+    }
+  }
+
+  function nodeText(run) {
+    return run.done ? 'done' : run.node || '–';
   }
 
   // ---- one call ----
@@ -171,6 +212,120 @@
   function stopWatching() {
     if (state.es) state.es.close();
     state.es = null;
+    clearTimeout(state.flowTimer);
+  }
+
+  // ---- the flow of one call ----
+
+  // refreshFlow reads the flow's path and the automations every POLL_MS
+  // while the call is watched: flow steps and deliveries do not all write
+  // to the session, so the event stream does not announce them.
+  async function refreshFlow(id) {
+    clearTimeout(state.flowTimer);
+    try {
+      const [run, autos] = await Promise.all([
+        apiOr('/v1/calls/' + encodeURIComponent(id) + '/flow', null),
+        apiOr('/v1/calls/' + encodeURIComponent(id) + '/automations', { items: [] }),
+      ]);
+      if (state.selected !== id) return;
+      renderFlow(run);
+      renderAutomations(autos.items);
+    } catch (e) {
+      setStatus(e.message, true);
+    }
+    // An ended call's flow changes no more, but its automations may still
+    // be delivered: keep looking until none is pending.
+    const settled = state.call && state.call.state === 'ended' &&
+      !$('automations').querySelector('td[data-status="pending"]');
+    if (state.selected === id && !settled) state.flowTimer = setTimeout(() => refreshFlow(id), POLL_MS);
+  }
+
+  function renderFlow(run) {
+    $('flow-section').hidden = !run;
+    if (!run) return;
+    $('flow-summary').textContent = run.flow + ' · ' + (run.done ? 'done' : 'at ' + run.node + ', step ' + run.step);
+    const items = (run.path || []).map((st, i) => {
+      const li = el('li');
+      li.dataset.node = st.node;
+      if (!run.done && i === run.path.length - 1 && st.node === run.node) li.classList.add('current');
+      li.appendChild(el('div', time(st.at) + ' · ' + st.node + ' (' + st.type + ')' + (st.next ? ' → ' + st.next : ''), 'meta'));
+      if (st.action) li.appendChild(el('div', actionText(st.action), 'detail'));
+      if (st.outcome) {
+        li.appendChild(el('div', 'outcome: ' + (st.outcome.status || 'done') + (st.outcome.input !== undefined ? ' (input ' + JSON.stringify(st.outcome.input) + ')' : ''), 'detail'));
+      }
+      if (st.wait) {
+        li.appendChild(el('div', 'waited ' + st.wait.waitedMs + ' ms of ' + st.wait.timeoutMs + ' ms for ' + st.wait.trigger + ': ' + (st.wait.fired ? 'it fired' : 'timed out'), 'detail'));
+      }
+      for (const cs of st.cases || []) {
+        const d = el('div', null, 'detail case');
+        d.dataset.trigger = cs.trigger;
+        d.append('case ');
+        d.appendChild(el('code', cs.trigger));
+        d.append(' ');
+        d.appendChild(el('span', cs.result ? 'fired' : 'did not fire', cs.result ? 'fired' : 'not-fired'));
+        if (cs.explain) d.appendChild(explainList([cs.explain]));
+        li.appendChild(d);
+      }
+      if (st.automations && st.automations.length) {
+        li.appendChild(el('div', 'automations: ' + st.automations.map((a) => a.automation).join(', '), 'detail'));
+      }
+      if (st.note) li.appendChild(el('div', st.note, 'detail'));
+      return li;
+    });
+    $('flow-path').replaceChildren(...items);
+  }
+
+  function actionText(a) {
+    switch (a.type) {
+      case 'play': return 'play ' + a.prompt;
+      case 'say': return 'say "' + a.text + '"';
+      case 'input': return 'input into ' + a.var;
+      case 'transfer': return 'transfer to ' + a.target + (a.mode ? ' (' + a.mode + ')' : '') +
+        (a.headers ? ' with ' + Object.keys(a.headers).map((k) => k + ': ' + a.headers[k]).join(', ') : '');
+      case 'hangup': return 'hang up';
+    }
+    return JSON.stringify(a);
+  }
+
+  // explainList renders a trigger explanation as a nested list: each
+  // condition with the value seen and whether it held.
+  function explainList(nodes) {
+    const ul = el('ul', null, 'explain');
+    for (const x of nodes) {
+      const li = el('li', explainText(x), String(!!x.result));
+      if (x.children && x.children.length) li.appendChild(explainList(x.children));
+      ul.appendChild(li);
+    }
+    return ul;
+  }
+
+  function explainText(x) {
+    switch (x.kind) {
+      case 'trigger': return 'trigger ' + x.trigger;
+      case 'all': case 'any': case 'not': return x.kind;
+      case 'compare': {
+        let t = (x.var || 'now') + ' ' + x.op;
+        if (x.value !== undefined) t += ' ' + JSON.stringify(x.value);
+        return t + ' — ' + (x.missing ? 'not set' : 'saw ' + JSON.stringify(x.seen));
+      }
+    }
+    return x.kind || '?';
+  }
+
+  function renderAutomations(items) {
+    $('automations-section').hidden = items.length === 0;
+    const rows = items.map((d) => {
+      const tr = el('tr');
+      tr.dataset.automation = d.automation;
+      const st = el('td', d.status);
+      st.dataset.status = d.status;
+      const attempts = (d.attempts || []).map((a) => a.statusCode || a.error || '?').join(', ');
+      const att = el('td', attempts || '–');
+      att.title = d.error || '';
+      tr.append(el('td', d.automation), st, att, el('td', d.source));
+      return tr;
+    });
+    $('automations').tBodies[0].replaceChildren(...rows);
   }
 
   function setStream(s) {
@@ -190,6 +345,9 @@
     $('call-none').hidden = true;
     $('call-detail').hidden = false;
     $('call-id').textContent = id;
+    clearTimeout(state.flowTimer);
+    $('flow-section').hidden = true;
+    $('automations-section').hidden = true;
     renderCall();
     renderVariables([]);
     renderHistory();
@@ -203,6 +361,7 @@
       for (const h of hist) addHistory(h);
       renderCall();
       renderHistory();
+      if (call.flow) refreshFlow(id);
     } catch (e) {
       setStatus(e.message, true);
       setStream('error');

@@ -119,6 +119,26 @@ try {
   await page.locator('#call-state').filter({ hasText: 'ended' }).waitFor();
   check((await value('call.endReason').textContent()) === '"caller-hangup"', 'call.endReason is shown');
 
+  step('a call with a flow: its node in the list, its path with the trigger explanation');
+  const flowCall = await api('POST', '/v1/calls', { from: '+4930999888', to: '+4940555000', flow: 'order-status' });
+  const flowRow = page.locator(`#calls tbody tr[data-call-id="${flowCall.id}"]`);
+  await flowRow.locator('td.node').filter({ hasText: 'welcome' }).waitFor();
+  await flowRow.click();
+  await page.locator('#flow-path li[data-node="lookup-number"]').waitFor();
+  await page.locator('#automations tr[data-automation="crm-lookup-number"] td[data-status="delivered"]').waitFor();
+  await api('POST', `/v1/calls/${flowCall.id}/flow/next`, {});
+  await api('POST', `/v1/sessions/${flowCall.id}`, { 'ivr.email': 'max@example.com', 'ivr.premium': true, 'ivr.track_id': 'TRK-77001' });
+  await api('POST', `/v1/calls/${flowCall.id}/flow/next`, { status: 'done', step: 1 });
+  const sw = page.locator('#flow-path li[data-node="premium-check"] .case[data-trigger="premium"]');
+  await sw.locator('.fired').waitFor();
+  const explained = await sw.locator('ul.explain li').allTextContents();
+  check(explained.some((t) => t.startsWith('ivr.premium eq true — saw true')), 'the explanation shows ivr.premium as seen: ' + JSON.stringify(explained));
+  await page.locator('#flow-summary').filter({ hasText: 'at to-agent, step 2' }).waitFor();
+  await flowRow.locator('td.node').filter({ hasText: 'to-agent' }).waitFor();
+  await value('ivr.email').filter({ hasText: '"max@example.com"' }).waitFor();
+  await page.screenshot({ path: screenshot.replace(/\.png$/, '-flow.png'), fullPage: true });
+  step('screenshot ' + screenshot.replace(/\.png$/, '-flow.png'));
+
   check(problems.length === 0, 'the page logged no errors: ' + problems.join('; '));
   step('ok');
 } finally {
