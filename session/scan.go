@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -18,9 +19,10 @@ import (
 func ParseVariables(data []byte) (map[string]json.RawMessage, error) {
 	sc := scanner{data: data}
 	vars := make(map[string]json.RawMessage, 8)
-	err := sc.object(func(name string, value []byte) error {
-		vars[name] = value
-		return nil
+	err := sc.object(func(name, value []byte) error {
+		n, err := names.string(name)
+		vars[n] = value
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -36,32 +38,34 @@ func ParseVariables(data []byte) (map[string]json.RawMessage, error) {
 // that copy.
 func (s *Session) UnmarshalJSON(b []byte) error {
 	sc := scanner{data: bytes.Clone(b)}
-	return sc.object(func(key string, value []byte) error {
+	return sc.object(func(key, value []byte) error {
 		var err error
-		switch key {
-		case "callId":
+		switch string(key) {
+		case `"callId"`:
 			s.CallID, err = unquote(value)
-		case "state":
+		case `"state"`:
 			var st string
 			st, err = unquote(value)
 			s.State = State(st)
-		case "version":
+		case `"version"`:
 			s.Version, err = strconv.ParseUint(string(value), 10, 64)
-		case "variables":
+		case `"variables"`:
 			vs := scanner{data: value}
 			s.Variables = make(map[string]json.RawMessage, 16)
-			err = vs.object(func(name string, v []byte) error {
-				s.Variables[name] = v
-				return nil
+			err = vs.object(func(name, v []byte) error {
+				n, err := names.string(name)
+				s.Variables[n] = v
+				return err
 			})
-		case "createdAt":
+		case `"createdAt"`:
 			s.CreatedAt, err = parseTime(value)
-		case "updatedAt":
+		case `"updatedAt"`:
 			s.UpdatedAt, err = parseTime(value)
 		}
 		if err != nil {
 			return fmt.Errorf("session %s: %w", key, err)
 		}
+		// Other keys are ignored, as encoding/json would.
 		return nil
 	})
 }
@@ -95,6 +99,43 @@ func unquote(tok []byte) (string, error) {
 	return s, err
 }
 
+// names interns variable names: sessions hold the same few dozen names
+// (call.id, ivr.email, …) over and over, and a map key costs an allocation
+// per name and decode otherwise.
+var names = internTable{m: make(map[string]string)}
+
+// maxInterned bounds the table, whatever names clients send.
+const maxInterned = 4096
+
+type internTable struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+// string returns the string of a JSON string token.
+func (t *internTable) string(tok []byte) (string, error) {
+	if len(tok) < 2 {
+		return "", errors.New("not a string")
+	}
+	inner := tok[1 : len(tok)-1]
+	t.mu.RLock()
+	s, ok := t.m[string(inner)] // no allocation: the conversion is only for the lookup
+	t.mu.RUnlock()
+	if ok {
+		return s, nil
+	}
+	s, err := unquote(tok)
+	if err != nil {
+		return "", err
+	}
+	t.mu.Lock()
+	if len(t.m) < maxInterned && string(inner) == s { // only names that need no unescaping
+		t.m[s] = s
+	}
+	t.mu.Unlock()
+	return s, nil
+}
+
 // scanner walks a JSON text without building values.
 type scanner struct {
 	data []byte
@@ -116,9 +157,9 @@ func (sc *scanner) skipSpace() {
 	}
 }
 
-// object reads an object and calls fn with each member's name and the raw
-// bytes of its value.
-func (sc *scanner) object(fn func(name string, value []byte) error) error {
+// object reads an object and calls fn with each member's name, as its raw
+// string token with the quotes, and the raw bytes of its value.
+func (sc *scanner) object(fn func(name, value []byte) error) error {
 	sc.skipSpace()
 	if sc.pos >= len(sc.data) || sc.data[sc.pos] != '{' {
 		return sc.errorf("want an object")
@@ -135,10 +176,7 @@ func (sc *scanner) object(fn func(name string, value []byte) error) error {
 		if err := sc.string(); err != nil {
 			return err
 		}
-		name, err := unquote(sc.data[start:sc.pos])
-		if err != nil {
-			return sc.errorf("bad member name: %v", err)
-		}
+		name := sc.data[start:sc.pos]
 		sc.skipSpace()
 		if sc.pos >= len(sc.data) || sc.data[sc.pos] != ':' {
 			return sc.errorf("want ':'")
@@ -183,7 +221,7 @@ func (sc *scanner) value(depth int) error {
 	case c == '"':
 		return sc.string()
 	case c == '{':
-		return sc.object(func(string, []byte) error { return nil })
+		return sc.object(func(_, _ []byte) error { return nil })
 	case c == '[':
 		sc.pos++
 		sc.skipSpace()
