@@ -1,0 +1,161 @@
+#!/bin/sh
+# bench-sip.sh measures SIP calls per second with sipp as the UAC, on loopback, in one run:
+#   1. the baseline: a bare sipgo UAS (bench/sipuas) in answer and in redirect mode, at rising
+#      rates (short steps), then sustained;
+#   2. callctx's SIP bridge in redirect mode and in answer+BYE mode (one session write per
+#      call: the INVITE's context), at rising rates, then sustained.
+# Every sustained run lasts SIP_BENCH_SECONDS (default 60). The summary goes to stdout and to
+# bench-results/sip-<time>/summary.txt; sipp's raw files stay next to it.
+#
+# Environment: SIP_BENCH_SECONDS (60), SIP_BENCH_RATE (sustained calls/s, 2000),
+# SIP_BENCH_STEPS ("500 1000 2000 3000 4000"), SIP_BENCH_STEP_SECONDS (10).
+set -eu
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+./scripts/ensure-sipp.sh
+
+SECONDS_SUSTAINED=${SIP_BENCH_SECONDS:-60}
+RATE=${SIP_BENCH_RATE:-2000}
+STEPS=${SIP_BENCH_STEPS:-"500 1000 2000 3000 4000"}
+STEP_SECONDS=${SIP_BENCH_STEP_SECONDS:-10}
+
+OUT="$ROOT/bench-results/sip-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$OUT/bin"
+SUMMARY="$OUT/summary.txt"
+go build -o "$OUT/bin/sipuas" ./bench/sipuas
+HAVE_CALLCTX=0
+if [ -d cmd/callctx ]; then
+	go build -o "$OUT/bin/callctx" ./cmd/callctx
+	HAVE_CALLCTX=1
+fi
+
+PIDS=""
+cleanup() {
+	for p in $PIDS; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in $PIDS; do
+		wait "$p" 2>/dev/null || true
+	done
+}
+trap cleanup EXIT INT TERM
+
+# wait_for_line FILE PATTERN: wait (up to 10 s) until FILE has a line matching PATTERN.
+wait_for_line() {
+	i=0
+	while ! grep -q "$2" "$1" 2>/dev/null; do
+		i=$((i + 1))
+		if [ "$i" -gt 100 ]; then
+			echo "bench-sip: timed out waiting for '$2' in $1" >&2
+			cat "$1" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
+}
+
+# start_uas MODE: start the bare sipgo UAS and set ADDR and SERVER_PID.
+start_uas() {
+	"$OUT/bin/sipuas" -listen 127.0.0.1:0 -mode "$1" >"$OUT/sipuas-$1.log" 2>&1 &
+	SERVER_PID=$!
+	PIDS="$PIDS $SERVER_PID"
+	wait_for_line "$OUT/sipuas-$1.log" "^listening udp "
+	ADDR=$(sed -n 's/^listening udp //p' "$OUT/sipuas-$1.log")
+}
+
+# start_callctx MODE: start callctx with its SIP bridge in MODE and set ADDR and SERVER_PID.
+start_callctx() {
+	dir="$OUT/callctx-$1"
+	mkdir -p "$dir/data"
+	cat >"$dir/config.yaml" <<YAML
+http:
+  listen: 127.0.0.1:0
+data:
+  dir: $dir/data
+sip:
+  listen: 127.0.0.1:0
+  mode: $1
+  target: sip:agent@192.0.2.10:5060
+YAML
+	LOG_LEVEL=warn "$OUT/bin/callctx" serve --config "$dir/config.yaml" >"$dir/log" 2>&1 &
+	SERVER_PID=$!
+	PIDS="$PIDS $SERVER_PID"
+	wait_for_line "$dir/log" '"sip listening"'
+	ADDR=$(sed -n 's/.*"sip listening".*"udp":"\([^"]*\)".*/\1/p' "$dir/log" | head -n 1)
+}
+
+stop_server() {
+	kill "$SERVER_PID" 2>/dev/null || true
+	wait "$SERVER_PID" 2>/dev/null || true
+}
+
+# p99 FILE RTD: the 99th percentile (ms) of response-time RTD in a sipp rtt file.
+p99() {
+	awk -F';' -v r="$2" 'NR > 1 && $3 == r { print $2 }' "$1" | sort -n |
+		awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit } i = int(NR * 0.99); if (i < NR * 0.99) i++; if (i < 1) i = 1; print v[i] }'
+}
+
+# run_sipp LABEL SCENARIO RATE SECONDS: one sipp run against ADDR; appends a summary row.
+run_sipp() {
+	label=$1 scenario=$2 rate=$3 secs=$4
+	dir="$OUT/$label-r$rate-s$secs"
+	mkdir -p "$dir"
+	calls=$((rate * secs))
+	(cd "$dir" && sipp "$ADDR" -sf "$ROOT/bench/sipp/$scenario" -i 127.0.0.1 -p 0 \
+		-r "$rate" -m "$calls" -l $((rate * 5)) -nostdin -timeout $((secs + 60))s \
+		-trace_stat -stf stat.csv -fd 3600 -trace_rtt -rtt_freq 1 -trace_err \
+		>sipp.out 2>&1) || true
+	last=$(tail -n 1 "$dir/stat.csv")
+	field() { echo "$last" | cut -d';' -f"$1"; }
+	elapsed=$(field 5)
+	created=$(field 13)
+	ok=$(field 16)
+	failed=$(field 18)
+	retrans=$(field 58)
+	secs_elapsed=$(echo "$elapsed" | awk -F: '{ print $1 * 3600 + $2 * 60 + $3 }')
+	achieved=$(awk -v n="$ok" -v s="$secs_elapsed" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print "-" }')
+	rtt=$(ls "$dir"/*_rtt.csv 2>/dev/null | head -n 1)
+	p1=- p2=-
+	if [ -n "$rtt" ]; then
+		p1=$(p99 "$rtt" 1)
+		p2=$(p99 "$rtt" 2)
+	fi
+	printf '%-26s %6s %7s %8s %8s %7s %8s %9s %9s\n' "$label" "$rate" "$secs_elapsed" "$created" "$ok" "$failed" "$retrans" "$achieved" "$p1/$p2" | tee -a "$SUMMARY"
+	LAST_FAILED=$failed
+	LAST_RETRANS=$retrans
+	LAST_ACHIEVED=$achieved
+}
+
+# ramp LABEL SCENARIO: short steps at rising rates until a step fails calls or falls behind
+# (fewer than 95% of the offered calls per second completed).
+ramp() {
+	for r in $STEPS; do
+		run_sipp "$1-step" "$2" "$r" "$STEP_SECONDS"
+		if [ "$LAST_FAILED" != "0" ] || [ "$LAST_ACHIEVED" = "-" ] || [ "$LAST_ACHIEVED" -lt $((r * 95 / 100)) ]; then
+			break
+		fi
+	done
+}
+
+{
+	echo "SIP benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*' | head -n 1), $(go version | cut -d' ' -f3)"
+	echo "calls/s = successful calls / elapsed seconds; p99 = response time (ms, sipp's resolution) of INVITE->final / BYE->200"
+	printf '%-26s %6s %7s %8s %8s %7s %8s %9s %9s\n' run rate secs created ok failed retrans calls/s p99ms
+} | tee "$SUMMARY"
+
+for mode in answer redirect; do
+	scenario=uac_answer_bye.xml
+	[ "$mode" = redirect ] && scenario=uac_redirect.xml
+	start_uas "$mode"
+	ramp "sipuas-$mode" "$scenario"
+	run_sipp "sipuas-$mode" "$scenario" "$RATE" "$SECONDS_SUSTAINED"
+	stop_server
+	if [ "$HAVE_CALLCTX" = 1 ]; then
+		start_callctx "$mode"
+		ramp "callctx-$mode" "$scenario"
+		run_sipp "callctx-$mode" "$scenario" "$RATE" "$SECONDS_SUSTAINED"
+		stop_server
+	fi
+done
+echo "raw results: $OUT" | tee -a "$SUMMARY"
