@@ -1,0 +1,30 @@
+# make test   — everything CI runs: installs what the tests need, checks
+#               formatting and vet, runs every test with the race detector.
+# make bench  — the benchmarks named in the issues (see README, Benchmarks).
+
+GO ?= go
+
+.PHONY: test deps fmt-check vet unit bench bench-http bench-go
+
+test: deps fmt-check vet unit
+
+deps:
+	@./scripts/ensure-deps.sh
+
+fmt-check:
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './node_modules/*' -not -path './.tools/*')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+bench: bench-go bench-http
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./session/... ./api/...
+
+bench-http:
+	$(GO) run ./bench/httpbench

@@ -1,0 +1,278 @@
+// Package api is callctx's HTTP interface: a gin router whose routes,
+// request bodies and scopes come from openapi.yaml, answering JSON and
+// application/problem+json.
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/callctx/callctx/session"
+	"github.com/gin-gonic/gin"
+)
+
+// Config holds what the HTTP API needs.
+type Config struct {
+	Service *session.Service
+	Spec    []byte  // openapi.yaml
+	Tokens  []Token // none: the API is open (the command allows that on loopback only)
+	Logger  *slog.Logger
+	// MaxBodyBytes bounds request bodies; DefaultMaxBodyBytes when 0.
+	MaxBodyBytes int64
+	// KeepAlive is how often an idle event stream gets a comment line;
+	// DefaultKeepAlive when 0.
+	KeepAlive time.Duration
+	// AccessLog logs every request at info level.
+	AccessLog bool
+}
+
+// Defaults for Config.
+const (
+	DefaultMaxBodyBytes = 256 << 10
+	DefaultKeepAlive    = 15 * time.Second
+)
+
+// Handler serves the API.
+type Handler struct {
+	engine    *gin.Engine
+	svc       *session.Service
+	spec      []byte
+	tokens    map[[32]byte]*Token
+	log       *slog.Logger
+	maxBody   int64
+	keepAlive time.Duration
+
+	closeOnce sync.Once
+	closing   chan struct{} // closed by Close: event streams end
+}
+
+// Route is one method and path the handler serves, in OpenAPI's syntax.
+type Route struct {
+	Method string
+	Path   string
+}
+
+var nowFunc = time.Now
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+// NewHandler builds the API. It fails when the routes in code and the
+// operations in the spec differ, so the two cannot drift apart.
+func NewHandler(cfg Config) (*Handler, error) {
+	if cfg.Service == nil {
+		return nil, errors.New("api: no session service")
+	}
+	sp, err := parseSpec(cfg.Spec)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		engine:    gin.New(),
+		svc:       cfg.Service,
+		spec:      cfg.Spec,
+		tokens:    make(map[[32]byte]*Token, len(cfg.Tokens)),
+		log:       cfg.Logger,
+		maxBody:   cfg.MaxBodyBytes,
+		keepAlive: cfg.KeepAlive,
+		closing:   make(chan struct{}),
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.maxBody <= 0 {
+		h.maxBody = DefaultMaxBodyBytes
+	}
+	if h.keepAlive <= 0 {
+		h.keepAlive = DefaultKeepAlive
+	}
+	for i := range cfg.Tokens {
+		t := cfg.Tokens[i]
+		h.tokens[t.SHA256] = &t
+	}
+
+	e := h.engine
+	e.HandleMethodNotAllowed = true
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.ContextWithFallback = true
+	if cfg.AccessLog {
+		e.Use(h.accessLog)
+	}
+	e.Use(h.recovery)
+	e.NoRoute(func(c *gin.Context) {
+		writeProblem(c, http.StatusNotFound, typeNotFound, "there is no route "+c.Request.Method+" "+c.Request.URL.Path, nil)
+	})
+	e.NoMethod(func(c *gin.Context) {
+		writeProblem(c, http.StatusMethodNotAllowed, typeMethod, "the route "+c.Request.URL.Path+" does not accept "+c.Request.Method, nil)
+	})
+
+	seen := make(map[string]bool)
+	for _, r := range h.routeTable() {
+		key := r.method + " " + r.path
+		op := sp.ops[key]
+		if op == nil {
+			return nil, fmt.Errorf("api: route %s is not in openapi.yaml", key)
+		}
+		seen[key] = true
+		chain := make([]gin.HandlerFunc, 0, 4)
+		if r.babelforce {
+			chain = append(chain, func(c *gin.Context) { c.Set(ctxBabelforce, true) })
+		}
+		if op.Scope != "" {
+			chain = append(chain, h.authenticate(op.Scope, r.queryToken))
+		}
+		if op.Body != nil {
+			chain = append(chain, h.validateBody(op))
+		}
+		chain = append(chain, r.handle)
+		e.Handle(r.method, ginPath(r.path), chain...)
+	}
+	var missing []string
+	for key := range sp.ops {
+		if !seen[key] {
+			missing = append(missing, key)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, fmt.Errorf("api: openapi.yaml describes routes the server lacks: %s", strings.Join(missing, ", "))
+	}
+	return h, nil
+}
+
+// route is one entry of the route table.
+type route struct {
+	method, path string // path in OpenAPI syntax, as in the spec
+	handle       gin.HandlerFunc
+	babelforce   bool // answer errors in babelforce's envelope too
+	queryToken   bool // accept the token as ?access_token= (EventSource cannot set headers)
+}
+
+// routeTable lists every route. Scopes and body schemas come from the spec.
+func (h *Handler) routeTable() []route {
+	return []route{
+		{method: "POST", path: "/v1/calls", handle: h.createCall},
+		{method: "GET", path: "/v1/calls", handle: h.listCalls},
+		{method: "GET", path: "/v1/calls/{id}", handle: h.getCall},
+		{method: "POST", path: "/v1/calls/{id}/end", handle: h.endCall},
+		{method: "GET", path: "/v1/sessions/{callId}", handle: h.getSession},
+		{method: "POST", path: "/v1/sessions/{callId}", handle: h.writeSession},
+		{method: "PATCH", path: "/v1/sessions/{callId}", handle: h.writeSession},
+		{method: "GET", path: "/v1/sessions/{callId}/variables/{name}", handle: h.getVariable},
+		{method: "GET", path: "/v1/sessions/{callId}/history", handle: h.getHistory},
+		{method: "GET", path: "/v1/sessions/{callId}/events", handle: h.streamEvents, queryToken: true},
+		{method: "GET", path: "/api/v2/sessions/{id}", handle: h.bfGetSession, babelforce: true},
+		{method: "PUT", path: "/api/v2/sessions/{id}", handle: h.bfPutSession, babelforce: true},
+		{method: "PUT", path: "/api/v2/calls/{id}/session/set", handle: h.bfSetCallSession, babelforce: true},
+		{method: "GET", path: "/healthz", handle: h.healthz},
+		{method: "GET", path: "/readyz", handle: h.readyz},
+		{method: "GET", path: "/openapi.yaml", handle: h.openAPI},
+	}
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.engine.ServeHTTP(w, r) }
+
+// Routes returns every method and path the router serves, in OpenAPI's
+// syntax, read back from the router itself.
+func (h *Handler) Routes() []Route {
+	var out []Route
+	for _, r := range h.engine.Routes() {
+		out = append(out, Route{Method: r.Method, Path: openapiPath(r.Path)})
+	}
+	return out
+}
+
+// Close ends the open event streams, so that a graceful shutdown does not
+// wait for clients that never hang up. It is safe to call more than once.
+func (h *Handler) Close() { h.closeOnce.Do(func() { close(h.closing) }) }
+
+// ctxBody holds the raw, validated request body.
+const ctxBody = "callctx.body"
+
+// validateBody reads the request body within the size limit, checks its
+// media type and validates it against the operation's schema. Handlers
+// find the raw body under ctxBody, or nothing when an optional body was
+// absent.
+func (h *Handler) validateBody(op *operation) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, h.maxBody))
+		if err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				writeProblem(c, http.StatusRequestEntityTooLarge, typeTooLarge, fmt.Sprintf("the body is larger than %d bytes", h.maxBody), nil)
+				return
+			}
+			writeProblem(c, http.StatusBadRequest, typeMalformed, "the body could not be read", nil)
+			return
+		}
+		if len(bytes.TrimSpace(body)) == 0 {
+			if op.Body.Required {
+				writeProblem(c, http.StatusBadRequest, typeMalformed, "the request needs a JSON body", nil)
+			}
+			return
+		}
+		ct := c.GetHeader("Content-Type")
+		mt, _, err := mime.ParseMediaType(ct)
+		schema := op.Body.Media[mt]
+		if err != nil || schema == nil {
+			if ct == "" {
+				ct = "no Content-Type"
+			}
+			writeProblem(c, http.StatusUnsupportedMediaType, typeMediaType,
+				"send the body as "+strings.Join(op.Body.MediaTypes(), " or ")+", not "+ct, nil)
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			writeProblem(c, http.StatusBadRequest, typeMalformed, "the body is not valid JSON: "+jsonErrorText(err), nil)
+			return
+		}
+		if dec.More() {
+			writeProblem(c, http.StatusBadRequest, typeMalformed, "the body holds more than one JSON value", nil)
+			return
+		}
+		if err := schema.Validate(v); err != nil {
+			writeProblem(c, http.StatusUnprocessableEntity, typeValidation, "the body does not match the "+op.ID+" schema", fieldErrors(err))
+			return
+		}
+		c.Set(ctxBody, body)
+	}
+}
+
+// jsonErrorText describes a JSON syntax error without echoing Go types.
+func jsonErrorText(err error) string {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return fmt.Sprintf("%s (at byte %d)", syn.Error(), syn.Offset)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return "unexpected end of input"
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// decodeBody decodes the validated body into v; it reports whether there
+// was a body.
+func decodeBody(c *gin.Context, v any) (bool, error) {
+	raw, ok := c.Get(ctxBody)
+	if !ok {
+		return false, nil
+	}
+	return true, json.Unmarshal(raw.([]byte), v)
+}
+
+func stack() []byte { return debug.Stack() }

@@ -1,0 +1,148 @@
+package api
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/callctx/callctx/session"
+	"github.com/gin-gonic/gin"
+)
+
+// problem is an RFC 9457 problem detail.
+type problem struct {
+	Type     string         `json:"type"`
+	Title    string         `json:"title"`
+	Status   int            `json:"status"`
+	Detail   string         `json:"detail,omitempty"`
+	Instance string         `json:"instance,omitempty"`
+	Errors   []problemError `json:"errors,omitempty"`
+	// Success and Message are babelforce's error envelope, added on the
+	// babelforce-compatible routes only.
+	Success *bool  `json:"success,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// problemError points at one offending part of a request body.
+type problemError struct {
+	Pointer string `json:"pointer"`
+	Detail  string `json:"detail"`
+}
+
+// Problem types. They are URNs: stable identifiers, documented in the README.
+const (
+	typeMalformed      = "urn:callctx:problem:malformed-request"
+	typeValidation     = "urn:callctx:problem:validation-failed"
+	typeNotFound       = "urn:callctx:problem:not-found"
+	typeConflict       = "urn:callctx:problem:conflict"
+	typePrecondition   = "urn:callctx:problem:precondition-failed"
+	typeUnauthorized   = "urn:callctx:problem:unauthorized"
+	typeForbidden      = "urn:callctx:problem:forbidden"
+	typeTooLarge       = "urn:callctx:problem:payload-too-large"
+	typeMediaType      = "urn:callctx:problem:unsupported-media-type"
+	typeMethod         = "urn:callctx:problem:method-not-allowed"
+	typeUnavailable    = "urn:callctx:problem:unavailable"
+	typeInternal       = "urn:callctx:problem:internal"
+	contentTypeProblem = "application/problem+json"
+)
+
+// codeStatus maps each domain error code to its HTTP status and problem
+// type: the one table of the HTTP edge.
+var codeStatus = map[session.Code]struct {
+	status int
+	typ    string
+}{
+	session.CodeInvalid:            {http.StatusUnprocessableEntity, typeValidation},
+	session.CodeNotFound:           {http.StatusNotFound, typeNotFound},
+	session.CodeConflict:           {http.StatusConflict, typeConflict},
+	session.CodePreconditionFailed: {http.StatusPreconditionFailed, typePrecondition},
+	session.CodeForbidden:          {http.StatusForbidden, typeForbidden},
+	session.CodeTooLarge:           {http.StatusRequestEntityTooLarge, typeTooLarge},
+	session.CodeUnavailable:        {http.StatusServiceUnavailable, typeUnavailable},
+	session.CodeInternal:           {http.StatusInternalServerError, typeInternal},
+}
+
+// ctxBabelforce marks a request to a babelforce-compatible route, whose
+// problems also carry babelforce's envelope.
+const ctxBabelforce = "callctx.babelforce"
+
+// writeProblem sends a problem and stops the handler chain.
+func writeProblem(c *gin.Context, status int, typ, detail string, errs []problemError) {
+	p := problem{Type: typ, Title: http.StatusText(status), Status: status, Detail: detail, Instance: c.Request.URL.Path, Errors: errs}
+	if c.GetBool(ctxBabelforce) {
+		f := false
+		p.Success, p.Message = &f, detail
+	}
+	body, err := json.Marshal(p)
+	if err != nil {
+		body = []byte(`{"type":"` + typeInternal + `","title":"Internal Server Error","status":500}`)
+		status = http.StatusInternalServerError
+	}
+	c.Abort()
+	c.Data(status, contentTypeProblem, body)
+}
+
+// fail sends the problem for a domain error, logging internal ones.
+func (h *Handler) fail(c *gin.Context, err error) { h.failAt(c, err, "") }
+
+// failAt is fail for a request whose variables sit under varsPointer in the
+// body (e.g. "/variables"), so that problem pointers point into the body.
+func (h *Handler) failAt(c *gin.Context, err error, varsPointer string) {
+	code := session.ErrorCode(err)
+	m, ok := codeStatus[code]
+	if !ok {
+		m = codeStatus[session.CodeInternal]
+	}
+	if code == session.CodeInternal || code == session.CodeUnavailable {
+		h.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "call_id", callID(c), "err", err)
+	}
+	var errs []problemError
+	for _, f := range session.ErrorFields(err) {
+		ptr := "/" + escapePointer(f.Name)
+		if f.Variable {
+			ptr = varsPointer + ptr
+		}
+		errs = append(errs, problemError{Pointer: ptr, Detail: f.Message})
+	}
+	writeProblem(c, m.status, m.typ, session.ErrorMessage(err), errs)
+}
+
+// recovery turns a panic into a 500 problem and a log line, so a bug in one
+// request never takes the process down.
+func (h *Handler) recovery(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			h.log.Error("panic serving request", "method", c.Request.Method, "path", c.Request.URL.Path, "panic", r, "stack", string(stack()))
+			if !c.Writer.Written() {
+				writeProblem(c, http.StatusInternalServerError, typeInternal, "internal error", nil)
+			}
+		}
+	}()
+	c.Next()
+}
+
+// accessLog logs one line per request.
+func (h *Handler) accessLog(c *gin.Context) {
+	start := nowFunc()
+	c.Next()
+	h.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "http request",
+		slog.String("method", c.Request.Method),
+		slog.String("route", c.FullPath()),
+		slog.String("path", c.Request.URL.Path),
+		slog.Int("status", c.Writer.Status()),
+		slog.Duration("duration", nowFunc().Sub(start)),
+		slog.String("call_id", callID(c)),
+		slog.String("actor", c.GetString(ctxActor)),
+	)
+}
+
+// callID returns the call ID of a request's path, if it has one.
+func callID(c *gin.Context) string {
+	if id := c.Param("callId"); id != "" {
+		return id
+	}
+	return c.Param("id")
+}

@@ -1,0 +1,177 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/callctx/callctx/session"
+	"github.com/gin-gonic/gin"
+)
+
+// sessionJSON is a session as the API shows it.
+type sessionJSON struct {
+	CallID    string                     `json:"callId"`
+	State     session.State              `json:"state"`
+	Version   uint64                     `json:"version"`
+	Variables map[string]json.RawMessage `json:"variables"`
+	CreatedAt time.Time                  `json:"createdAt"`
+	UpdatedAt time.Time                  `json:"updatedAt"`
+}
+
+func toSessionJSON(s *session.Session) sessionJSON {
+	vars := s.Variables
+	if vars == nil {
+		vars = map[string]json.RawMessage{}
+	}
+	return sessionJSON{CallID: s.CallID, State: s.State, Version: s.Version, Variables: vars, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
+}
+
+// etag is a session version as a strong entity tag.
+func etag(version uint64) string { return `"` + strconv.FormatUint(version, 10) + `"` }
+
+// parseIfMatch reads an If-Match header: "" and "*" make no precondition
+// (the session exists or the write fails with 404 anyway); otherwise it must
+// be one strong entity tag holding a version.
+func parseIfMatch(h string) (uint64, bool) {
+	h = strings.TrimSpace(h)
+	if h == "" || h == "*" {
+		return 0, true
+	}
+	if len(h) < 3 || h[0] != '"' || h[len(h)-1] != '"' {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(h[1:len(h)-1], 10, 64)
+	if err != nil || v == 0 {
+		return 0, false
+	}
+	return v, true
+}
+
+// noneMatch reports whether an If-None-Match header matches version, by
+// weak comparison as RFC 9110 asks.
+func noneMatch(h string, version uint64) bool {
+	want := etag(version)
+	for _, tag := range strings.Split(h, ",") {
+		tag = strings.TrimSpace(tag)
+		if tag == "*" || strings.TrimPrefix(tag, "W/") == want {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *Handler) getSession(c *gin.Context) {
+	s, err := h.svc.Session(c.Request.Context(), c.Param("callId"))
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.Header("ETag", etag(s.Version))
+	c.Header("Cache-Control", "no-cache")
+	if inm := c.GetHeader("If-None-Match"); inm != "" && noneMatch(inm, s.Version) {
+		c.Status(http.StatusNotModified)
+		return
+	}
+	c.JSON(http.StatusOK, toSessionJSON(s))
+}
+
+// writeSession merges the body into the session (POST and PATCH).
+func (h *Handler) writeSession(c *gin.Context) {
+	ifMatch, ok := parseIfMatch(c.GetHeader("If-Match"))
+	if !ok {
+		writeProblem(c, http.StatusBadRequest, typeMalformed, `If-Match must be one entity tag holding a version, like "3"`, nil)
+		return
+	}
+	s, ok := h.merge(c, c.Param("callId"), ifMatch)
+	if !ok {
+		return
+	}
+	c.Header("ETag", etag(s.Version))
+	c.JSON(http.StatusOK, toSessionJSON(s))
+}
+
+// merge decodes the validated body as a flat map of variables and writes it.
+// It answers the problem itself and returns false when the write fails.
+func (h *Handler) merge(c *gin.Context, callID string, ifMatch uint64) (*session.Session, bool) {
+	var vars map[string]json.RawMessage
+	if _, err := decodeBody(c, &vars); err != nil {
+		writeProblem(c, http.StatusBadRequest, typeMalformed, "the body must be a JSON object of variables", nil)
+		return nil, false
+	}
+	return h.write(c, callID, vars, ifMatch, "")
+}
+
+// write merges vars, whose problem pointers sit under varsPointer.
+func (h *Handler) write(c *gin.Context, callID string, vars map[string]json.RawMessage, ifMatch uint64, varsPointer string) (*session.Session, bool) {
+	s, err := h.svc.Merge(c.Request.Context(), callID, vars, session.WriteOptions{
+		IfMatch: ifMatch, Actor: c.GetString(ctxActor), Origin: session.OriginClient,
+	})
+	if err != nil {
+		h.failAt(c, err, varsPointer)
+		return nil, false
+	}
+	return s, true
+}
+
+func (h *Handler) getVariable(c *gin.Context) {
+	name := c.Param("name")
+	v, err := h.svc.Variable(c.Request.Context(), c.Param("callId"), name)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"name": name, "value": v})
+}
+
+// historyJSON is one history entry as the API shows it.
+type historyJSON struct {
+	Version uint64                `json:"version"`
+	At      time.Time             `json:"at"`
+	Actor   string                `json:"actor"`
+	Changes map[string]changeJSON `json:"changes"`
+}
+
+type changeJSON struct {
+	Old json.RawMessage `json:"old"`
+	New json.RawMessage `json:"new"`
+}
+
+func toChangesJSON(changes map[string]session.Change) map[string]changeJSON {
+	out := make(map[string]changeJSON, len(changes))
+	for name, ch := range changes {
+		out[name] = changeJSON{Old: orNull(ch.Old), New: orNull(ch.New)}
+	}
+	return out
+}
+
+func orNull(v json.RawMessage) json.RawMessage {
+	if v == nil {
+		return json.RawMessage("null")
+	}
+	return v
+}
+
+func (h *Handler) getHistory(c *gin.Context) {
+	var after uint64
+	if s := c.Query("after"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			writeProblem(c, http.StatusBadRequest, typeMalformed, "after must be a version number (0 or more)", nil)
+			return
+		}
+		after = n
+	}
+	entries, err := h.svc.History(c.Request.Context(), c.Param("callId"), after)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	out := make([]historyJSON, len(entries))
+	for i, e := range entries {
+		out[i] = historyJSON{Version: e.Version, At: e.At, Actor: e.Actor, Changes: toChangesJSON(e.Changes)}
+	}
+	c.JSON(http.StatusOK, out)
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/callctx/callctx/api"
+	"github.com/callctx/callctx/session"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of callctx serve. Zero values mean the
+// defaults of DefaultConfig.
+type Config struct {
+	HTTP      HTTPConfig      `yaml:"http"`
+	Data      DataConfig      `yaml:"data"`
+	Auth      AuthConfig      `yaml:"auth"`
+	Limits    LimitsConfig    `yaml:"limits"`
+	Retention RetentionConfig `yaml:"retention"`
+	Log       LogConfig       `yaml:"log"`
+}
+
+// HTTPConfig configures the HTTP API.
+type HTTPConfig struct {
+	Listen       string   `yaml:"listen"`         // host:port
+	MaxBodyBytes int64    `yaml:"max_body_bytes"` // largest request body
+	AccessLog    *bool    `yaml:"access_log"`     // one log line per request
+	KeepAlive    Duration `yaml:"sse_keepalive"`  // comment interval on idle event streams
+}
+
+// DataConfig configures the embedded store.
+type DataConfig struct {
+	Dir   string      `yaml:"dir"`
+	Batch BatchConfig `yaml:"batch"`
+}
+
+// BatchConfig tunes bbolt's DB.Batch.
+type BatchConfig struct {
+	MaxSize  int      `yaml:"max_size"`
+	MaxDelay Duration `yaml:"max_delay"`
+}
+
+// AuthConfig lists the bearer tokens. None: the API is open, which is
+// allowed on a loopback address only.
+type AuthConfig struct {
+	Tokens []TokenConfig `yaml:"tokens"`
+}
+
+// TokenConfig is one token: its name (the actor in history), the secret
+// or "sha256:<hex>" of it, and its scopes.
+type TokenConfig struct {
+	Name   string   `yaml:"name"`
+	Token  string   `yaml:"token"`
+	Scopes []string `yaml:"scopes"`
+}
+
+// LimitsConfig bounds sessions.
+type LimitsConfig struct {
+	MaxNameLength   int `yaml:"max_name_length"`
+	MaxValueBytes   int `yaml:"max_value_bytes"`
+	MaxVariables    int `yaml:"max_variables"`
+	MaxSessionBytes int `yaml:"max_session_bytes"`
+}
+
+// RetentionConfig says how long ended sessions are kept and how often the
+// sweep runs.
+type RetentionConfig struct {
+	Period        Duration `yaml:"period"`
+	SweepInterval Duration `yaml:"sweep_interval"`
+}
+
+// LogConfig configures the logger.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // auto (text on a terminal, else JSON), json, text
+}
+
+// Duration is a time.Duration written like "24h" or "500us" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: want a duration like 30s: %w", n.Line, err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like 30s or 24h", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Defaults.
+const (
+	DefaultHTTPListen    = "127.0.0.1:8080"
+	DefaultDataDir       = "./callctx-data"
+	DefaultSweepInterval = time.Minute
+)
+
+// DefaultConfig returns the configuration used when nothing is set.
+func DefaultConfig() Config {
+	on := true
+	return Config{
+		HTTP:      HTTPConfig{Listen: DefaultHTTPListen, MaxBodyBytes: api.DefaultMaxBodyBytes, AccessLog: &on, KeepAlive: Duration(api.DefaultKeepAlive)},
+		Data:      DataConfig{Dir: DefaultDataDir},
+		Retention: RetentionConfig{Period: Duration(session.DefaultRetention), SweepInterval: Duration(DefaultSweepInterval)},
+		Log:       LogConfig{Level: "info", Format: "auto"},
+	}
+}
+
+// ReadConfigFile reads a YAML configuration file over the defaults.
+// Unknown keys are errors, so a typo does not silently change nothing.
+func ReadConfigFile(path string, cfg *Config) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) { // an empty file is an empty configuration
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// Validate checks the configuration as a whole.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("http.listen %q is not host:port", c.HTTP.Listen))
+	}
+	if c.Data.Dir == "" {
+		errs = append(errs, errors.New("data.dir is empty"))
+	}
+	if _, err := c.Tokens(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.Auth.Tokens) == 0 && !isLoopback(c.HTTP.Listen) {
+		errs = append(errs, fmt.Errorf("refusing to serve %s without auth tokens: anyone who can reach it could read and write every call; configure auth.tokens or listen on a loopback address such as 127.0.0.1", c.HTTP.Listen))
+	}
+	for name, v := range map[string]int{
+		"limits.max_name_length": c.Limits.MaxNameLength, "limits.max_value_bytes": c.Limits.MaxValueBytes,
+		"limits.max_variables": c.Limits.MaxVariables, "limits.max_session_bytes": c.Limits.MaxSessionBytes,
+		"data.batch.max_size": c.Data.Batch.MaxSize,
+	} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("%s is negative", name))
+		}
+	}
+	if c.HTTP.MaxBodyBytes < 0 {
+		errs = append(errs, errors.New("http.max_body_bytes is negative"))
+	}
+	if c.Retention.Period < 0 || c.Retention.SweepInterval < 0 {
+		errs = append(errs, errors.New("retention durations must not be negative"))
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level %q: use debug, info, warn or error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "auto", "json", "text":
+	default:
+		errs = append(errs, fmt.Errorf("log.format %q: use auto, json or text", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+// Tokens turns the configured tokens into the API's, hashing plain secrets.
+func (c *Config) Tokens() ([]api.Token, error) {
+	var out []api.Token
+	seen := map[string]bool{}
+	for i, t := range c.Auth.Tokens {
+		where := fmt.Sprintf("auth.tokens[%d]", i)
+		if t.Name == "" {
+			return nil, fmt.Errorf("%s has no name", where)
+		}
+		if seen[t.Name] {
+			return nil, fmt.Errorf("%s: the name %q is used twice", where, t.Name)
+		}
+		seen[t.Name] = true
+		tok := api.Token{Name: t.Name}
+		switch {
+		case t.Token == "":
+			return nil, fmt.Errorf("%s (%s) has no token", where, t.Name)
+		case strings.HasPrefix(t.Token, "sha256:"):
+			b, err := hex.DecodeString(strings.TrimPrefix(t.Token, "sha256:"))
+			if err != nil || len(b) != sha256.Size {
+				return nil, fmt.Errorf("%s (%s): sha256: must be followed by 64 hex digits", where, t.Name)
+			}
+			copy(tok.SHA256[:], b)
+		default:
+			tok.SHA256 = sha256.Sum256([]byte(t.Token))
+		}
+		if len(t.Scopes) == 0 {
+			return nil, fmt.Errorf("%s (%s) has no scopes", where, t.Name)
+		}
+		for _, s := range t.Scopes {
+			switch api.Scope(s) {
+			case api.ScopeSessionsRead, api.ScopeSessionsWrite, api.ScopeCallsWrite, api.ScopeAdmin:
+				tok.Scopes = append(tok.Scopes, api.Scope(s))
+			default:
+				return nil, fmt.Errorf("%s (%s): unknown scope %q; use sessions:read, sessions:write, calls:write or admin", where, t.Name, s)
+			}
+		}
+		out = append(out, tok)
+	}
+	return out, nil
+}
+
+// isLoopback reports whether a listen address binds only loopback
+// interfaces.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,289 @@
+// Command callctx runs the callctx service and its tools.
+//
+//	callctx serve [--http ADDR] [--data DIR] [--config FILE]
+//	callctx version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/callctx/callctx"
+	"github.com/callctx/callctx/api"
+	"github.com/callctx/callctx/session"
+	"github.com/callctx/callctx/session/bolt"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "callctx:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `callctx keeps the context of live phone calls.
+
+Usage:
+  callctx serve [--http ADDR] [--data DIR] [--config FILE]
+  callctx version
+
+Environment: CALLCTX_HTTP, CALLCTX_DATA, CALLCTX_CONFIG do what the flags do;
+flags win. LOG_LEVEL sets the log level when the configuration does not.`
+
+// run dispatches a command line.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stderr)
+	case "version":
+		fmt.Fprintln(stdout, "callctx", callctx.Version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	fmt.Fprintln(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// LoadConfig builds the configuration of serve: defaults, then the config
+// file, then the environment, then the flags.
+func LoadConfig(args []string, getenv func(string) string) (Config, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	httpAddr := fs.String("http", "", "HTTP listen address (default "+DefaultHTTPListen+")")
+	dataDir := fs.String("data", "", "data directory (default "+DefaultDataDir+")")
+	configPath := fs.String("config", "", "YAML configuration file")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, fmt.Errorf("serve: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	cfg := DefaultConfig()
+	path := firstOf(*configPath, getenv("CALLCTX_CONFIG"))
+	if path != "" {
+		if err := ReadConfigFile(path, &cfg); err != nil {
+			return Config{}, err
+		}
+	}
+	if lvl := getenv("LOG_LEVEL"); lvl != "" && (path == "" || cfg.Log.Level == "info") {
+		cfg.Log.Level = strings.ToLower(lvl)
+	}
+	cfg.HTTP.Listen = firstOf(*httpAddr, getenv("CALLCTX_HTTP"), cfg.HTTP.Listen)
+	cfg.Data.Dir = firstOf(*dataDir, getenv("CALLCTX_DATA"), cfg.Data.Dir)
+	return cfg, cfg.Validate()
+}
+
+func firstOf(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func runServe(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := LoadConfig(args, os.Getenv)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := NewMain(cfg, NewLogger(cfg.Log, stderr))
+	if err := m.Open(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	m.logger.Info("shutting down")
+	return m.Close()
+}
+
+// NewLogger builds the root logger: text on a terminal, JSON otherwise,
+// unless the configuration says which.
+func NewLogger(cfg LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level)) // validated already
+	opts := &slog.HandlerOptions{Level: level}
+	format := cfg.Format
+	if format == "auto" || format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// Main is a running callctx: tests start it on 127.0.0.1:0 with a temporary
+// data directory, as the command does with the real configuration.
+type Main struct {
+	Config Config
+
+	logger  *slog.Logger
+	store   *bolt.Store
+	service *session.Service
+	api     *api.Handler
+	server  *http.Server
+	ln      net.Listener
+
+	stopSweep context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// NewMain returns a Main for cfg; Open starts it.
+func NewMain(cfg Config, logger *slog.Logger) *Main {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Main{Config: cfg, logger: logger}
+}
+
+// Open opens the store and starts serving.
+func (m *Main) Open() (err error) {
+	cfg := m.Config
+	tokens, err := cfg.Tokens()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	m.store, err = bolt.Open(cfg.Data.Dir, bolt.Options{MaxBatchSize: cfg.Data.Batch.MaxSize, MaxBatchDelay: time.Duration(cfg.Data.Batch.MaxDelay)})
+	if err != nil {
+		return err
+	}
+	m.service = session.NewService(m.store, session.Options{
+		Limits: session.Limits{
+			MaxNameLength: cfg.Limits.MaxNameLength, MaxValueBytes: cfg.Limits.MaxValueBytes,
+			MaxVariables: cfg.Limits.MaxVariables, MaxSessionBytes: cfg.Limits.MaxSessionBytes,
+		},
+		Retention: time.Duration(cfg.Retention.Period),
+	})
+	m.api, err = api.NewHandler(api.Config{
+		Service:      m.service,
+		Spec:         callctx.OpenAPI,
+		Tokens:       tokens,
+		Logger:       m.logger,
+		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+		KeepAlive:    time.Duration(cfg.HTTP.KeepAlive),
+		AccessLog:    cfg.HTTP.AccessLog == nil || *cfg.HTTP.AccessLog,
+	})
+	if err != nil {
+		return err
+	}
+	m.ln, err = net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTP.Listen, err)
+	}
+	m.server = &http.Server{
+		Handler:           m.api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
+	}
+	m.server.RegisterOnShutdown(m.api.Close)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := m.server.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.logger.Error("http server stopped", "err", err)
+		}
+	}()
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	m.stopSweep = stopSweep
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.sweep(sweepCtx, time.Duration(cfg.Retention.SweepInterval))
+	}()
+	if len(tokens) == 0 {
+		m.logger.Warn("no auth tokens configured: the API is open to anyone on this machine; configure auth.tokens before listening beyond loopback", "http", m.HTTPAddr())
+	}
+	m.logger.Info("callctx listening", "http", m.HTTPAddr(), "data", m.store.Path(), "version", callctx.Version)
+	return nil
+}
+
+// sweep purges expired ended sessions every interval until ctx ends.
+func (m *Main) sweep(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = DefaultSweepInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := m.service.Sweep(ctx)
+			if err != nil {
+				m.logger.Error("retention sweep failed", "err", err)
+			} else if n > 0 {
+				m.logger.Info("retention sweep", "purged", n)
+			}
+		}
+	}
+}
+
+// HTTPAddr returns the address the API listens on.
+func (m *Main) HTTPAddr() string {
+	if m.ln == nil {
+		return ""
+	}
+	return m.ln.Addr().String()
+}
+
+// Service returns the session service (for tests and tools).
+func (m *Main) Service() *session.Service { return m.service }
+
+// Close shuts down gracefully: event streams end, in-flight requests (and
+// so acknowledged writes) finish, then the database is closed.
+func (m *Main) Close() error {
+	var errs []error
+	if m.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := m.server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shut down http: %w", err))
+		}
+	}
+	if m.stopSweep != nil {
+		m.stopSweep()
+	}
+	m.wg.Wait()
+	if m.store != nil {
+		if err := m.store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		m.store = nil
+	}
+	return errors.Join(errs...)
+}

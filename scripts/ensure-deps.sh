@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs that Go does not bring itself. Every
+# step checks first, so running it again changes nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v go >/dev/null || { echo "ensure-deps: Go is not installed" >&2; exit 1; }
+go mod download

@@ -1,0 +1,519 @@
+// Package bolt implements session.Store on bbolt, the embedded default:
+// one file, no server, crash-safe, fsync per commit.
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/callctx/callctx/session"
+	bolt "go.etcd.io/bbolt"
+)
+
+var _ session.Store = (*Store)(nil)
+
+// Bucket names.
+var (
+	bucketCalls    = []byte("calls")    // call ID → Call JSON
+	bucketSessions = []byte("sessions") // call ID → Session JSON
+	bucketHistory  = []byte("history")  // call ID, 0x00, version (8 bytes BE) → HistoryEntry JSON
+	bucketByStart  = []byte("by_start") // start time (8 bytes BE ns), call ID → state byte
+	bucketActive   = []byte("active")   // start time, call ID → empty; active calls only
+	bucketByEnd    = []byte("by_end")   // end time (8 bytes BE ns), call ID → empty
+)
+
+var allBuckets = [][]byte{bucketCalls, bucketSessions, bucketHistory, bucketByStart, bucketActive, bucketByEnd}
+
+// Options tune the store. Zero values take defaults.
+type Options struct {
+	// MaxBatchSize and MaxBatchDelay tune DB.Batch, which lets concurrent
+	// writes share one commit and one fsync. bbolt's own defaults (1000,
+	// 10ms) make a few dozen writers wait for the timer on every batch.
+	MaxBatchSize  int
+	MaxBatchDelay time.Duration
+	// LockTimeout is how long Open waits for another process's lock on the
+	// file before it reports the data directory as in use.
+	LockTimeout time.Duration
+}
+
+// Defaults for Options, chosen by measurement (see the README's benchmark
+// section).
+const (
+	DefaultMaxBatchSize  = 64
+	DefaultMaxBatchDelay = 500 * time.Microsecond
+	DefaultLockTimeout   = time.Second
+)
+
+// FileName is the name of the database file inside the data directory.
+const FileName = "callctx.db"
+
+// Store is the bbolt session.Store.
+type Store struct {
+	db *bolt.DB
+	// writers counts writes in flight: a write that is alone commits at
+	// once instead of waiting for a batch that nobody else will join.
+	writers atomic.Int64
+}
+
+// ErrInUse is returned by Open when another process holds the database.
+var ErrInUse = errors.New("the data directory is already in use by another callctx process")
+
+// Open opens (creating if needed) the store in directory dir.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.MaxBatchSize <= 0 {
+		opts.MaxBatchSize = DefaultMaxBatchSize
+	}
+	if opts.MaxBatchDelay <= 0 {
+		opts.MaxBatchDelay = DefaultMaxBatchDelay
+	}
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = DefaultLockTimeout
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:        opts.LockTimeout,
+		FreelistType:   bolt.FreelistMapType,
+		NoFreelistSync: true, // the freelist is rebuilt on open; commits stay crash-safe
+	})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: %w", path, ErrInUse)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open bolt db %s: %w", path, err)
+	}
+	db.MaxBatchSize = opts.MaxBatchSize
+	db.MaxBatchDelay = opts.MaxBatchDelay
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init bolt db: %w", err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.db.Path() }
+
+// Close closes the database after in-flight transactions finish.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close bolt db: %w", err)
+	}
+	return nil
+}
+
+// Ping implements session.Store: a read transaction that opens is an
+// answer.
+func (s *Store) Ping(ctx context.Context) error {
+	return storeErr("ping", s.db.View(func(*bolt.Tx) error { return nil }))
+}
+
+// Check runs bbolt's consistency check over the whole file.
+func (s *Store) Check() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// write runs fn in a write transaction: on its own when no other write is in
+// flight, else through DB.Batch so that concurrent writes share a commit.
+// fn must be safe to run more than once; it reports domain errors through
+// its closure and returns only storage errors, so that one refused write
+// does not make bbolt re-run its whole batch.
+func (s *Store) write(fn func(tx *bolt.Tx) error) error {
+	defer s.writers.Add(-1)
+	if s.writers.Add(1) == 1 {
+		return s.db.Update(fn)
+	}
+	return s.db.Batch(fn)
+}
+
+func storeErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *session.Error
+	if errors.As(err, &se) {
+		return err
+	}
+	return session.Internal(fmt.Errorf("%s: %w", op, err))
+}
+
+func notFound(id string) error {
+	return session.Errorf(session.CodeNotFound, "there is no call %s", id)
+}
+
+// CreateCall implements session.Store.
+func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.Session, h *session.HistoryEntry) error {
+	callJSON, err := json.Marshal(c)
+	if err != nil {
+		return session.Internal(fmt.Errorf("encode call: %w", err))
+	}
+	sessJSON, err := json.Marshal(sess)
+	if err != nil {
+		return session.Internal(fmt.Errorf("encode session: %w", err))
+	}
+	histJSON, err := json.Marshal(h)
+	if err != nil {
+		return session.Internal(fmt.Errorf("encode history: %w", err))
+	}
+	id := []byte(c.ID)
+	var result error
+	err = s.write(func(tx *bolt.Tx) error {
+		result = nil
+		calls := tx.Bucket(bucketCalls)
+		if calls.Get(id) != nil {
+			result = session.Errorf(session.CodeConflict, "a call with ID %s exists already", c.ID)
+			return nil
+		}
+		startKey := timeKey(c.StartedAt, c.ID)
+		return putAll(
+			put(calls, id, callJSON),
+			put(tx.Bucket(bucketSessions), id, sessJSON),
+			put(tx.Bucket(bucketHistory), historyKey(c.ID, h.Version), histJSON),
+			put(tx.Bucket(bucketByStart), startKey, []byte{stateByte(c.State)}),
+			put(tx.Bucket(bucketActive), startKey, nil),
+		)
+	})
+	if err != nil {
+		return storeErr("create call", err)
+	}
+	return result
+}
+
+// Call implements session.Store.
+func (s *Store) Call(ctx context.Context, id string) (*session.Call, error) {
+	var c *session.Call
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketCalls).Get([]byte(id))
+		if v == nil {
+			return notFound(id)
+		}
+		c = new(session.Call)
+		return json.Unmarshal(v, c)
+	})
+	return c, storeErr("read call", err)
+}
+
+// ListCalls implements session.Store.
+func (s *Store) ListCalls(ctx context.Context, opts session.ListOptions) (*session.CallPage, error) {
+	var after []byte
+	if opts.Cursor != "" {
+		k, err := base64.RawURLEncoding.DecodeString(opts.Cursor)
+		if err != nil || len(k) <= 8 {
+			return nil, &session.Error{Code: session.CodeInvalid, Message: "the cursor is not valid", Fields: []session.FieldError{{Name: "cursor", Message: "pass the next value of a previous page unchanged"}}}
+		}
+		after = k
+	}
+	page := &session.CallPage{Items: []*session.Call{}}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		index := tx.Bucket(bucketByStart)
+		if opts.State == session.FilterActive {
+			index = tx.Bucket(bucketActive)
+		}
+		calls := tx.Bucket(bucketCalls)
+		cur := index.Cursor()
+		var k, v, lastKey []byte
+		if after == nil {
+			k, v = cur.Last()
+		} else if k, _ = cur.Seek(after); k == nil {
+			k, v = cur.Last()
+		} else {
+			k, v = cur.Prev()
+		}
+		for ; k != nil; k, v = cur.Prev() {
+			if opts.State == session.FilterEnded && (len(v) == 0 || v[0] != stateByte(session.StateEnded)) {
+				continue
+			}
+			if len(page.Items) == opts.Limit {
+				page.Next = base64.RawURLEncoding.EncodeToString(lastKey)
+				break
+			}
+			raw := calls.Get(k[8:])
+			if raw == nil {
+				continue // an index entry whose call was purged in the same instant
+			}
+			c := new(session.Call)
+			if err := json.Unmarshal(raw, c); err != nil {
+				return fmt.Errorf("decode call %s: %w", k[8:], err)
+			}
+			page.Items = append(page.Items, c)
+			lastKey = append(lastKey[:0], k...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, storeErr("list calls", err)
+	}
+	return page, nil
+}
+
+// Session implements session.Store.
+func (s *Store) Session(ctx context.Context, callID string) (*session.Session, error) {
+	var sess *session.Session
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSessions).Get([]byte(callID))
+		if v == nil {
+			return notFound(callID)
+		}
+		sess = new(session.Session)
+		return json.Unmarshal(v, sess)
+	})
+	return sess, storeErr("read session", err)
+}
+
+// Apply implements session.Store.
+func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*session.Session, *session.HistoryEntry, error) {
+	id := []byte(callID)
+	var (
+		sess   *session.Session
+		entry  *session.HistoryEntry
+		result error
+	)
+	err := s.write(func(tx *bolt.Tx) error {
+		sess, entry, result = nil, nil, nil
+		sessions := tx.Bucket(bucketSessions)
+		v := sessions.Get(id)
+		if v == nil {
+			result = notFound(callID)
+			return nil
+		}
+		sess = new(session.Session)
+		if err := json.Unmarshal(v, sess); err != nil {
+			return fmt.Errorf("decode session %s: %w", callID, err)
+		}
+		entry, result = p.Apply(sess)
+		if result != nil || entry == nil {
+			return nil
+		}
+		return putSessionAndHistory(tx, sess, entry)
+	})
+	if err != nil {
+		return nil, nil, storeErr("apply write", err)
+	}
+	if result != nil {
+		return nil, nil, result
+	}
+	return sess, entry, nil
+}
+
+// putSessionAndHistory stores a session and, when h is not nil, the history
+// entry that made it.
+func putSessionAndHistory(tx *bolt.Tx, sess *session.Session, h *session.HistoryEntry) error {
+	sessJSON, err := json.Marshal(sess)
+	if err != nil {
+		return fmt.Errorf("encode session: %w", err)
+	}
+	if err := tx.Bucket(bucketSessions).Put([]byte(sess.CallID), sessJSON); err != nil {
+		return err
+	}
+	if h == nil {
+		return nil
+	}
+	histJSON, err := json.Marshal(h)
+	if err != nil {
+		return fmt.Errorf("encode history: %w", err)
+	}
+	return tx.Bucket(bucketHistory).Put(historyKey(sess.CallID, h.Version), histJSON)
+}
+
+// EndCall implements session.Store.
+func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason string, p *session.Patch) (*session.Call, *session.Session, *session.HistoryEntry, bool, error) {
+	id := []byte(callID)
+	var (
+		c      *session.Call
+		sess   *session.Session
+		entry  *session.HistoryEntry
+		ended  bool
+		result error
+	)
+	err := s.write(func(tx *bolt.Tx) error {
+		c, sess, entry, ended, result = nil, nil, nil, false, nil
+		calls, sessions := tx.Bucket(bucketCalls), tx.Bucket(bucketSessions)
+		rawCall, rawSess := calls.Get(id), sessions.Get(id)
+		if rawCall == nil || rawSess == nil {
+			result = notFound(callID)
+			return nil
+		}
+		c, sess = new(session.Call), new(session.Session)
+		if err := json.Unmarshal(rawCall, c); err != nil {
+			return fmt.Errorf("decode call %s: %w", callID, err)
+		}
+		if err := json.Unmarshal(rawSess, sess); err != nil {
+			return fmt.Errorf("decode session %s: %w", callID, err)
+		}
+		if c.State == session.StateEnded {
+			return nil
+		}
+		var err error
+		if entry, err = p.Apply(sess); err != nil {
+			return err // the end-of-call patch is built by the Service; refusing it is a bug
+		}
+		c.State, c.EndedAt, c.EndReason = session.StateEnded, at, reason
+		sess.State = session.StateEnded
+		ended = true
+		callJSON, err := json.Marshal(c)
+		if err != nil {
+			return fmt.Errorf("encode call: %w", err)
+		}
+		startKey := timeKey(c.StartedAt, callID)
+		if err := putAll(
+			put(calls, id, callJSON),
+			put(tx.Bucket(bucketByStart), startKey, []byte{stateByte(c.State)}),
+			tx.Bucket(bucketActive).Delete(startKey),
+			put(tx.Bucket(bucketByEnd), timeKey(at, callID), nil),
+		); err != nil {
+			return err
+		}
+		return putSessionAndHistory(tx, sess, entry)
+	})
+	if err != nil {
+		return nil, nil, nil, false, storeErr("end call", err)
+	}
+	if result != nil {
+		return nil, nil, nil, false, result
+	}
+	return c, sess, entry, ended, nil
+}
+
+// History implements session.Store.
+func (s *Store) History(ctx context.Context, callID string, after uint64) ([]session.HistoryEntry, error) {
+	var entries []session.HistoryEntry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketSessions).Get([]byte(callID)) == nil {
+			return notFound(callID)
+		}
+		prefix := historyKey(callID, 0)[:len(callID)+1]
+		cur := tx.Bucket(bucketHistory).Cursor()
+		for k, v := cur.Seek(historyKey(callID, after+1)); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
+			var h session.HistoryEntry
+			if err := json.Unmarshal(v, &h); err != nil {
+				return fmt.Errorf("decode history %s: %w", callID, err)
+			}
+			entries = append(entries, h)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, storeErr("read history", err)
+	}
+	return entries, nil
+}
+
+// Purge implements session.Store.
+func (s *Store) Purge(ctx context.Context, before time.Time, max int) (int, error) {
+	limit := timeKey(before, "")
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		n = 0
+		byEnd, calls := tx.Bucket(bucketByEnd), tx.Bucket(bucketCalls)
+		var endKeys [][]byte
+		cur := byEnd.Cursor()
+		for k, _ := cur.First(); k != nil && bytes.Compare(k, limit) < 0 && len(endKeys) < max; k, _ = cur.Next() {
+			endKeys = append(endKeys, bytes.Clone(k))
+		}
+		for _, k := range endKeys {
+			id := k[8:]
+			if raw := calls.Get(id); raw != nil {
+				var c session.Call
+				if err := json.Unmarshal(raw, &c); err != nil {
+					return fmt.Errorf("decode call %s: %w", id, err)
+				}
+				if err := tx.Bucket(bucketByStart).Delete(timeKey(c.StartedAt, c.ID)); err != nil {
+					return err
+				}
+			}
+			if err := deleteHistory(tx.Bucket(bucketHistory), string(id)); err != nil {
+				return err
+			}
+			if err := putAll(calls.Delete(id), tx.Bucket(bucketSessions).Delete(id), byEnd.Delete(k)); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, storeErr("purge ended calls", err)
+	}
+	return n, nil
+}
+
+func deleteHistory(b *bolt.Bucket, callID string) error {
+	prefix := historyKey(callID, 0)[:len(callID)+1]
+	var keys [][]byte
+	cur := b.Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// timeKey is an index key that sorts by time, then call ID.
+func timeKey(t time.Time, id string) []byte {
+	k := make([]byte, 8+len(id))
+	binary.BigEndian.PutUint64(k, uint64(t.UnixNano()))
+	copy(k[8:], id)
+	return k
+}
+
+// historyKey is call ID, 0x00, version: call IDs never hold 0x00, so one
+// call's entries are contiguous and sorted by version.
+func historyKey(callID string, version uint64) []byte {
+	k := make([]byte, len(callID)+1+8)
+	copy(k, callID)
+	binary.BigEndian.PutUint64(k[len(callID)+1:], version)
+	return k
+}
+
+func stateByte(st session.State) byte {
+	if st == session.StateEnded {
+		return 'e'
+	}
+	return 'a'
+}
+
+func put(b *bolt.Bucket, k, v []byte) error {
+	if v == nil {
+		v = []byte{}
+	}
+	return b.Put(k, v)
+}
+
+// putAll returns the first error of a sequence of bucket operations.
+func putAll(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

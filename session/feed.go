@@ -1,0 +1,122 @@
+package session
+
+import (
+	"encoding/json"
+	"sync"
+	"time"
+)
+
+// EventType names what happened to a call.
+type EventType string
+
+// Event types.
+const (
+	EventCallStarted    EventType = "call.started"
+	EventSessionUpdated EventType = "session.updated"
+	EventCallEnded      EventType = "call.ended"
+)
+
+// Event is published after a change has been committed. Events of one call
+// may arrive out of version order when writes share a commit; a subscriber
+// that needs every version fills gaps from History.
+type Event struct {
+	Type    EventType
+	CallID  string
+	Version uint64 // the session version the event produced
+	At      time.Time
+	Actor   string
+	Changes map[string]Change
+	// Variables is the whole session after the change. Subscribers share
+	// it: read, never modify.
+	Variables map[string]json.RawMessage
+	Call      *Call // the call, for call.started and call.ended
+}
+
+// subscriptionBuffer is how many events a subscriber may fall behind before
+// it is dropped as lagging.
+const subscriptionBuffer = 256
+
+// Subscription receives the events of one call, or of all calls.
+type Subscription struct {
+	c      chan Event
+	feed   *feed
+	callID string
+	mu     sync.Mutex // guards closed, lagged
+	closed bool
+	lagged bool
+}
+
+// Events returns the channel of events. It is closed when the subscription
+// is closed or when the subscriber lagged (see Lagged).
+func (s *Subscription) Events() <-chan Event { return s.c }
+
+// Lagged reports whether the subscription was dropped because its reader
+// fell behind; the reader should catch up from History and subscribe again.
+func (s *Subscription) Lagged() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lagged
+}
+
+// Close ends the subscription. It is safe to call more than once.
+func (s *Subscription) Close() { s.feed.remove(s, false) }
+
+// feed fans committed events out to subscribers without ever blocking a
+// writer.
+type feed struct {
+	mu   sync.RWMutex
+	subs map[string]map[*Subscription]struct{} // by call ID; "" is every call
+}
+
+func newFeed() *feed {
+	return &feed{subs: make(map[string]map[*Subscription]struct{})}
+}
+
+func (f *feed) subscribe(callID string) *Subscription {
+	s := &Subscription{c: make(chan Event, subscriptionBuffer), feed: f, callID: callID}
+	f.mu.Lock()
+	m := f.subs[callID]
+	if m == nil {
+		m = make(map[*Subscription]struct{})
+		f.subs[callID] = m
+	}
+	m[s] = struct{}{}
+	f.mu.Unlock()
+	return s
+}
+
+func (f *feed) remove(s *Subscription, lagged bool) {
+	f.mu.Lock()
+	if m := f.subs[s.callID]; m != nil {
+		delete(m, s)
+		if len(m) == 0 {
+			delete(f.subs, s.callID)
+		}
+	}
+	f.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed, s.lagged = true, lagged
+	close(s.c)
+}
+
+func (f *feed) publish(e Event) {
+	var laggards []*Subscription
+	f.mu.RLock()
+	for _, key := range [2]string{e.CallID, ""} {
+		for s := range f.subs[key] {
+			select {
+			case s.c <- e:
+			default:
+				laggards = append(laggards, s)
+			}
+		}
+	}
+	f.mu.RUnlock()
+	for _, s := range laggards {
+		f.remove(s, true)
+	}
+}

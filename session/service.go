@@ -1,0 +1,254 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Options configure a Service. Zero values take defaults.
+type Options struct {
+	Limits    Limits
+	Retention time.Duration    // how long ended sessions are kept; DefaultRetention when 0
+	Now       func() time.Time // the clock; time.Now when nil
+	NewID     func() string    // call IDs; UUIDv7 when nil
+}
+
+// DefaultRetention is how long an ended call's session is kept.
+const DefaultRetention = 24 * time.Hour
+
+// purgeChunk is how many ended calls one purge transaction deletes.
+const purgeChunk = 500
+
+// Service applies the session rules on top of a Store and publishes an
+// Event for every committed change.
+type Service struct {
+	store     Store
+	feed      *feed
+	limits    Limits
+	retention time.Duration
+	now       func() time.Time
+	newID     func() string
+}
+
+// NewService returns a Service over store.
+func NewService(store Store, opts Options) *Service {
+	s := &Service{
+		store:     store,
+		feed:      newFeed(),
+		limits:    opts.Limits.withDefaults(),
+		retention: opts.Retention,
+		now:       opts.Now,
+		newID:     opts.NewID,
+	}
+	if s.retention <= 0 {
+		s.retention = DefaultRetention
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.newID == nil {
+		s.newID = func() string { return uuid.Must(uuid.NewV7()).String() }
+	}
+	return s
+}
+
+// Limits returns the limits the Service enforces.
+func (s *Service) Limits() Limits { return s.limits }
+
+// Retention returns how long ended sessions are kept.
+func (s *Service) Retention() time.Duration { return s.retention }
+
+// CreateCall starts a call and its session at version 1. The session holds
+// the call.* variables and nc.Variables, which obey the rules of a write by
+// opts.Origin. CodeInvalid, CodeConflict when the ID is taken.
+func (s *Service) CreateCall(ctx context.Context, nc NewCall, opts WriteOptions) (*Call, *Session, error) {
+	if nc.ID == "" {
+		nc.ID = s.newID()
+	} else if !ValidCallID(nc.ID) {
+		return nil, nil, &Error{Code: CodeInvalid, Message: "the call ID is not valid", Fields: []FieldError{{Name: "id", Message: "use 1 to 128 letters, digits, '.', '_', ':' or '-'"}}}
+	}
+	if nc.Direction == "" {
+		nc.Direction = DirectionInbound
+	}
+	if nc.Direction != DirectionInbound && nc.Direction != DirectionOutbound {
+		return nil, nil, &Error{Code: CodeInvalid, Message: "the direction is not valid", Fields: []FieldError{{Name: "direction", Message: "use inbound or outbound"}}}
+	}
+	set, err := checkWrite(nc.Variables, opts.Origin, s.limits)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := s.now().UTC()
+	c := &Call{
+		ID: nc.ID, State: StateActive, From: nc.From, To: nc.To, Direction: nc.Direction,
+		Flow: nc.Flow, StartedAt: now, SIPCallID: nc.SIPCallID, ParentID: nc.ParentID,
+	}
+	for name, v := range callVariables(c) {
+		set[name] = v
+	}
+	sess := &Session{CallID: c.ID, State: StateActive, CreatedAt: now}
+	p := &Patch{Set: set, Actor: opts.Actor, At: now, Limits: s.limits}
+	h, err := p.Apply(sess)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.store.CreateCall(ctx, c, sess, h); err != nil {
+		return nil, nil, err
+	}
+	s.feed.publish(Event{Type: EventCallStarted, CallID: c.ID, Version: sess.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables, Call: c})
+	return c, sess, nil
+}
+
+// callVariables returns the call.* variables that describe c.
+func callVariables(c *Call) map[string]json.RawMessage {
+	vars := map[string]json.RawMessage{
+		"call.id":        jsonString(c.ID),
+		"call.state":     jsonString(string(c.State)),
+		"call.from":      jsonString(c.From),
+		"call.to":        jsonString(c.To),
+		"call.direction": jsonString(string(c.Direction)),
+		"call.startedAt": jsonString(c.StartedAt.Format(time.RFC3339Nano)),
+	}
+	if c.Flow != "" {
+		vars["call.flow"] = jsonString(c.Flow)
+	}
+	if c.SIPCallID != "" {
+		vars["call.sipCallId"] = jsonString(c.SIPCallID)
+	}
+	if c.ParentID != "" {
+		vars["call.parentId"] = jsonString(c.ParentID)
+	}
+	return vars
+}
+
+func jsonString(s string) json.RawMessage {
+	b, _ := json.Marshal(s) // a string always marshals
+	return b
+}
+
+// Call returns a call. CodeNotFound.
+func (s *Service) Call(ctx context.Context, id string) (*Call, error) {
+	return s.store.Call(ctx, id)
+}
+
+// ListCalls pages through calls newest first. CodeInvalid for a bad filter,
+// limit or cursor.
+func (s *Service) ListCalls(ctx context.Context, opts ListOptions) (*CallPage, error) {
+	switch opts.State {
+	case "":
+		opts.State = FilterActive
+	case FilterActive, FilterEnded, FilterAll:
+	default:
+		return nil, &Error{Code: CodeInvalid, Message: "the state filter is not valid", Fields: []FieldError{{Name: "state", Message: "use active, ended or all"}}}
+	}
+	switch {
+	case opts.Limit == 0:
+		opts.Limit = DefaultListLimit
+	case opts.Limit < 0 || opts.Limit > MaxListLimit:
+		return nil, &Error{Code: CodeInvalid, Message: "the limit is not valid", Fields: []FieldError{{Name: "limit", Message: "use 1 to " + strconv.Itoa(MaxListLimit)}}}
+	}
+	return s.store.ListCalls(ctx, opts)
+}
+
+// EndCall ends a call: its session records call.state, call.endedAt and
+// call.endReason and becomes read-only. Ending an ended call returns it
+// unchanged. CodeNotFound.
+func (s *Service) EndCall(ctx context.Context, id, reason, actor string) (*Call, error) {
+	if reason == "" {
+		reason = "normal"
+	}
+	now := s.now().UTC()
+	p := &Patch{
+		Set: map[string]json.RawMessage{
+			"call.state":     jsonString(string(StateEnded)),
+			"call.endedAt":   jsonString(now.Format(time.RFC3339Nano)),
+			"call.endReason": jsonString(reason),
+		},
+		Actor: actor, At: now, Limits: s.limits, AllowEnded: true,
+	}
+	c, sess, h, ended, err := s.store.EndCall(ctx, id, now, reason, p)
+	if err != nil {
+		return nil, err
+	}
+	if ended {
+		e := Event{Type: EventCallEnded, CallID: id, Version: sess.Version, At: now, Actor: actor, Variables: sess.Variables, Call: c}
+		if h != nil {
+			e.Changes = h.Changes
+		}
+		s.feed.publish(e)
+	}
+	return c, nil
+}
+
+// Session returns the session of a call. CodeNotFound.
+func (s *Service) Session(ctx context.Context, callID string) (*Session, error) {
+	return s.store.Session(ctx, callID)
+}
+
+// Variable returns one variable of a session. CodeNotFound when the call or
+// the variable does not exist.
+func (s *Service) Variable(ctx context.Context, callID, name string) (json.RawMessage, error) {
+	sess, err := s.store.Session(ctx, callID)
+	if err != nil {
+		return nil, err
+	}
+	v, ok := sess.Variables[name]
+	if !ok {
+		return nil, Errorf(CodeNotFound, "the session of call %s has no variable %s", callID, name)
+	}
+	return v, nil
+}
+
+// Merge writes vars into the session of a call, JSON Merge Patch style, and
+// returns the session after it. A write that changes nothing returns the
+// session as it is, without a new version. CodeInvalid (each offending
+// variable named), CodeNotFound, CodeConflict for an ended call,
+// CodePreconditionFailed when opts.IfMatch is stale.
+func (s *Service) Merge(ctx context.Context, callID string, vars map[string]json.RawMessage, opts WriteOptions) (*Session, error) {
+	set, err := checkWrite(vars, opts.Origin, s.limits)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	p := &Patch{Set: set, IfMatch: opts.IfMatch, Actor: opts.Actor, At: now, Limits: s.limits}
+	sess, h, err := s.store.Apply(ctx, callID, p)
+	if err != nil {
+		return nil, err
+	}
+	if h != nil {
+		s.feed.publish(Event{Type: EventSessionUpdated, CallID: callID, Version: h.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables})
+	}
+	return sess, nil
+}
+
+// History returns the history of a call's session after version after,
+// oldest first. CodeNotFound.
+func (s *Service) History(ctx context.Context, callID string, after uint64) ([]HistoryEntry, error) {
+	return s.store.History(ctx, callID, after)
+}
+
+// Subscribe returns a subscription to the events of one call, or of every
+// call when callID is "". The caller must Close it.
+func (s *Service) Subscribe(callID string) *Subscription {
+	return s.feed.subscribe(callID)
+}
+
+// Ping reports whether the store answers.
+func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// Sweep purges the calls that ended longer than the retention period ago
+// and returns how many it removed.
+func (s *Service) Sweep(ctx context.Context) (int, error) {
+	before := s.now().Add(-s.retention)
+	total := 0
+	for {
+		n, err := s.store.Purge(ctx, before, purgeChunk)
+		total += n
+		if err != nil || n < purgeChunk {
+			return total, err
+		}
+	}
+}

@@ -1,0 +1,103 @@
+package session
+
+import (
+	"encoding/json"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// Session is the versioned bag of variables of one call.
+type Session struct {
+	CallID    string                     `json:"callId"`
+	State     State                      `json:"state"`
+	Version   uint64                     `json:"version"`
+	Variables map[string]json.RawMessage `json:"variables"`
+	CreatedAt time.Time                  `json:"createdAt"`
+	UpdatedAt time.Time                  `json:"updatedAt"`
+}
+
+// Size returns the bytes the session's names and values take, which
+// Limits.MaxSessionBytes bounds.
+func (s *Session) Size() int {
+	n := 0
+	for name, v := range s.Variables {
+		n += len(name) + len(v)
+	}
+	return n
+}
+
+// Change is the old and new value of one variable in a write; nil means
+// absent (values are never JSON null: null deletes).
+type Change struct {
+	Old json.RawMessage `json:"old"`
+	New json.RawMessage `json:"new"`
+}
+
+// UnmarshalJSON decodes a change, keeping absent values nil.
+func (c *Change) UnmarshalJSON(b []byte) error {
+	var raw struct{ Old, New json.RawMessage }
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	c.Old, c.New = nullToNil(raw.Old), nullToNil(raw.New)
+	return nil
+}
+
+func nullToNil(v json.RawMessage) json.RawMessage {
+	if string(v) == "null" {
+		return nil
+	}
+	return v
+}
+
+// HistoryEntry records one accepted write that changed a session.
+type HistoryEntry struct {
+	Version uint64            `json:"version"`
+	At      time.Time         `json:"at"`
+	Actor   string            `json:"actor"`
+	Changes map[string]Change `json:"changes"`
+}
+
+// WriteOptions say who writes and under which precondition.
+type WriteOptions struct {
+	IfMatch uint64 // 0: no precondition; else the version the writer read
+	Actor   string // recorded in history: a token name, "sip", "flow:<name>"
+	Origin  Origin // decides the writable namespaces
+}
+
+// checkWrite validates the names and values of a write and returns them as
+// the Set of a Patch. Every offending variable is named in the error.
+func checkWrite(vars map[string]json.RawMessage, origin Origin, lim Limits) (map[string]json.RawMessage, error) {
+	set := make(map[string]json.RawMessage, len(vars))
+	var fields []FieldError
+	for name, raw := range vars {
+		if err := CheckName(name, lim.MaxNameLength); err != nil {
+			fields = append(fields, FieldError{Name: name, Message: err.Error(), Variable: true})
+			continue
+		}
+		if ns := Namespace(name); !writable(origin, ns) {
+			fields = append(fields, FieldError{Name: name, Message: "the " + ns + ". namespace is read-only; clients write ivr. and app.", Variable: true})
+			continue
+		}
+		v, err := compactValue(raw, lim.MaxValueBytes)
+		if err != nil {
+			fields = append(fields, FieldError{Name: name, Message: err.Error(), Variable: true})
+			continue
+		}
+		set[name] = v
+	}
+	if len(fields) > 0 {
+		sortFields(fields)
+		msg := "1 variable was refused"
+		if len(fields) > 1 {
+			msg = strconv.Itoa(len(fields)) + " variables were refused"
+		}
+		return nil, &Error{Code: CodeInvalid, Message: msg + "; nothing was written", Fields: fields}
+	}
+	return set, nil
+}
+
+func sortFields(f []FieldError) {
+	sort.Slice(f, func(i, j int) bool { return f[i].Name < f[j].Name })
+}

@@ -1,0 +1,482 @@
+// Package storetest is the contract every session.Store must meet. Each
+// store's tests call Run with a function that opens a fresh, empty store.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/callctx/callctx/session"
+)
+
+// Clock is a settable clock for retention tests.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock set to t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock on by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// Run runs the contract suite. open returns a fresh, empty store; Run
+// closes it.
+func Run(t *testing.T, open func(t *testing.T) session.Store) {
+	newService := func(t *testing.T) (*session.Service, *Clock) {
+		t.Helper()
+		st := open(t)
+		t.Cleanup(func() { st.Close() })
+		clock := NewClock(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
+		n := 0
+		var mu sync.Mutex
+		return session.NewService(st, session.Options{
+			Now:       clock.Now,
+			Retention: time.Hour,
+			NewID: func() string {
+				mu.Lock()
+				defer mu.Unlock()
+				n++
+				return fmt.Sprintf("call-%04d", n)
+			},
+		}), clock
+	}
+	client := session.WriteOptions{Actor: "crm", Origin: session.OriginClient}
+	ctx := context.Background()
+
+	t.Run("CreateCall", func(t *testing.T) {
+		svc, _ := newService(t)
+		c, s, err := svc.CreateCall(ctx, session.NewCall{From: "+4930123", To: "+4940555", Flow: "order-status",
+			Variables: vars(`{"ivr.lang":"de"}`)}, client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := c.ID, "call-0001"; got != want {
+			t.Fatalf("ID=%q, want %q", got, want)
+		}
+		if got, want := s.Version, uint64(1); got != want {
+			t.Fatalf("Version=%d, want %d", got, want)
+		}
+		for name, want := range map[string]string{
+			"call.id": `"call-0001"`, "call.from": `"+4930123"`, "call.to": `"+4940555"`,
+			"call.flow": `"order-status"`, "call.state": `"active"`, "call.direction": `"inbound"`, "ivr.lang": `"de"`,
+		} {
+			if got := string(s.Variables[name]); got != want {
+				t.Errorf("%s=%s, want %s", name, got, want)
+			}
+		}
+		got, err := svc.Session(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got.Variables["ivr.lang"]) != `"de"` || got.State != session.StateActive {
+			t.Fatalf("stored session = %+v", got)
+		}
+		gotCall, err := svc.Call(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gotCall.From != "+4930123" || gotCall.State != session.StateActive || !gotCall.StartedAt.Equal(c.StartedAt) {
+			t.Fatalf("stored call = %+v", gotCall)
+		}
+	})
+
+	t.Run("CreateCall/ErrConflict", func(t *testing.T) {
+		svc, _ := newService(t)
+		if _, _, err := svc.CreateCall(ctx, session.NewCall{ID: "abc", From: "a", To: "b"}, client); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := svc.CreateCall(ctx, session.NewCall{ID: "abc", From: "a", To: "b"}, client)
+		wantCode(t, err, session.CodeConflict)
+	})
+
+	t.Run("CreateCall/ErrInvalidVariables", func(t *testing.T) {
+		svc, _ := newService(t)
+		_, _, err := svc.CreateCall(ctx, session.NewCall{ID: "abc", Variables: vars(`{"call.from":"x","foo.bar":1}`)}, client)
+		wantCode(t, err, session.CodeInvalid)
+		if got := len(session.ErrorFields(err)); got != 2 {
+			t.Fatalf("fields=%d, want 2: %v", got, session.ErrorFields(err))
+		}
+		_, err = svc.Call(ctx, "abc")
+		wantCode(t, err, session.CodeNotFound)
+	})
+
+	t.Run("NotFound", func(t *testing.T) {
+		svc, _ := newService(t)
+		_, err := svc.Call(ctx, "nope")
+		wantCode(t, err, session.CodeNotFound)
+		_, err = svc.Session(ctx, "nope")
+		wantCode(t, err, session.CodeNotFound)
+		_, err = svc.Merge(ctx, "nope", vars(`{"ivr.a":1}`), client)
+		wantCode(t, err, session.CodeNotFound)
+		_, err = svc.EndCall(ctx, "nope", "", "crm")
+		wantCode(t, err, session.CodeNotFound)
+		_, err = svc.History(ctx, "nope", 0)
+		wantCode(t, err, session.CodeNotFound)
+	})
+
+	t.Run("Merge", func(t *testing.T) {
+		svc, _ := newService(t)
+		c, _, _ := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
+		s, err := svc.Merge(ctx, c.ID, vars(`{"ivr.email":"a@b.c","ivr.premium":true,"ivr.track_id":"T-1"}`), client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := s.Version, uint64(2); got != want {
+			t.Fatalf("Version=%d, want %d", got, want)
+		}
+		// null deletes, absent keys stay, an unchanged value is not a change.
+		s, err = svc.Merge(ctx, c.ID, vars(`{"ivr.premium":null,"ivr.email":"a@b.c","app.x":{"k": [1, 2]}}`), client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := s.Variables["ivr.premium"]; ok {
+			t.Fatal("ivr.premium not deleted")
+		}
+		if got, want := string(s.Variables["ivr.track_id"]), `"T-1"`; got != want {
+			t.Fatalf("ivr.track_id=%s, want %s", got, want)
+		}
+		if got, want := string(s.Variables["app.x"]), `{"k":[1,2]}`; got != want {
+			t.Fatalf("app.x=%s, want compact %s", got, want)
+		}
+		h, err := svc.History(ctx, c.ID, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(h) != 1 || h[0].Version != 3 || h[0].Actor != "crm" {
+			t.Fatalf("history after 2 = %+v", h)
+		}
+		if _, ok := h[0].Changes["ivr.email"]; ok {
+			t.Fatal("unchanged ivr.email recorded as a change")
+		}
+		if ch := h[0].Changes["ivr.premium"]; string(ch.Old) != "true" || ch.New != nil {
+			t.Fatalf("ivr.premium change = %s → %s", ch.Old, ch.New)
+		}
+		// A write that changes nothing makes no version.
+		s, err = svc.Merge(ctx, c.ID, vars(`{"ivr.email":"a@b.c","ivr.gone":null}`), client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := s.Version, uint64(3); got != want {
+			t.Fatalf("Version after no-op=%d, want %d", got, want)
+		}
+	})
+
+	t.Run("Merge/ErrPreconditionFailed", func(t *testing.T) {
+		svc, _ := newService(t)
+		c, _, _ := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
+		opts := client
+		opts.IfMatch = 1
+		if _, err := svc.Merge(ctx, c.ID, vars(`{"ivr.a":1}`), opts); err != nil {
+			t.Fatal(err)
+		}
+		_, err := svc.Merge(ctx, c.ID, vars(`{"ivr.a":2}`), opts)
+		wantCode(t, err, session.CodePreconditionFailed)
+		s, _ := svc.Session(ctx, c.ID)
+		if string(s.Variables["ivr.a"]) != "1" || s.Version != 2 {
+			t.Fatalf("session changed by a failed write: %+v", s)
+		}
+	})
+
+	t.Run("Merge/ErrInvalid", func(t *testing.T) {
+		svc, _ := newService(t)
+		c, _, _ := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
+		_, err := svc.Merge(ctx, c.ID, vars(`{"ivr.ok":1,"call.from":"x","sip.x-a":"y","crm.x":1,"ivr.a b":1,"ivr..a":1}`), client)
+		wantCode(t, err, session.CodeInvalid)
+		names := map[string]bool{}
+		for _, f := range session.ErrorFields(err) {
+			names[f.Name] = true
+		}
+		for _, n := range []string{"call.from", "sip.x-a", "crm.x", "ivr.a b", "ivr..a"} {
+			if !names[n] {
+				t.Errorf("%s not named in %v", n, session.ErrorFields(err))
+			}
+		}
+		if names["ivr.ok"] {
+			t.Error("ivr.ok named although it is fine")
+		}
+		s, _ := svc.Session(ctx, c.ID)
+		if _, ok := s.Variables["ivr.ok"]; ok || s.Version != 1 {
+			t.Fatal("a refused write changed the session")
+		}
+		// The SIP bridge may write sip., a client may not.
+		if _, err := svc.Merge(ctx, c.ID, vars(`{"sip.x-a":"y"}`), session.WriteOptions{Actor: "sip", Origin: session.OriginSIP}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("Merge/Limits", func(t *testing.T) {
+		st := open(t)
+		t.Cleanup(func() { st.Close() })
+		svc := session.NewService(st, session.Options{Limits: session.Limits{MaxVariables: 10, MaxSessionBytes: 400, MaxValueBytes: 100}})
+		c, s, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		free := 10 - len(s.Variables)
+		batch := map[string]json.RawMessage{}
+		for i := 0; i <= free; i++ {
+			batch["ivr.v"+strconv.Itoa(i)] = json.RawMessage("1")
+		}
+		_, err = svc.Merge(ctx, c.ID, batch, client)
+		wantCode(t, err, session.CodeInvalid)
+		if got, want := len(session.ErrorFields(err)), free+1; got != want {
+			t.Fatalf("fields=%d, want %d", got, want)
+		}
+		_, err = svc.Merge(ctx, c.ID, vars(`{"ivr.big":"`+string(make100('x'))+`"}`), client)
+		wantCode(t, err, session.CodeInvalid)
+		_, err = svc.Merge(ctx, c.ID, vars(`{"ivr.a":"`+string(make100('x')[:90])+`","ivr.b":"`+string(make100('y')[:90])+`","ivr.c":"`+string(make100('z')[:90])+`"}`), client)
+		wantCode(t, err, session.CodeInvalid)
+		s2, _ := svc.Session(ctx, c.ID)
+		if s2.Version != s.Version {
+			t.Fatal("a write over the limits changed the session")
+		}
+	})
+
+	t.Run("EndCall", func(t *testing.T) {
+		svc, _ := newService(t)
+		c, _, _ := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
+		ended, err := svc.EndCall(ctx, c.ID, "caller-hangup", "crm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ended.State != session.StateEnded || ended.EndReason != "caller-hangup" || ended.EndedAt.IsZero() {
+			t.Fatalf("ended call = %+v", ended)
+		}
+		again, err := svc.EndCall(ctx, c.ID, "other", "crm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.EndReason != "caller-hangup" || !again.EndedAt.Equal(ended.EndedAt) {
+			t.Fatalf("second end changed the call: %+v", again)
+		}
+		s, _ := svc.Session(ctx, c.ID)
+		if s.State != session.StateEnded || string(s.Variables["call.state"]) != `"ended"` || string(s.Variables["call.endReason"]) != `"caller-hangup"` || s.Version != 2 {
+			t.Fatalf("session after end = %+v", s)
+		}
+		_, err = svc.Merge(ctx, c.ID, vars(`{"ivr.a":1}`), client)
+		wantCode(t, err, session.CodeConflict)
+	})
+
+	t.Run("ListCalls", func(t *testing.T) {
+		svc, clock := newService(t)
+		var ids []string
+		for i := 0; i < 7; i++ {
+			clock.Advance(time.Second)
+			c, _, err := svc.CreateCall(ctx, session.NewCall{ID: fmt.Sprintf("c%d", i), From: "a", To: "b"}, client)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, c.ID)
+		}
+		for _, id := range []string{"c1", "c4"} {
+			if _, err := svc.EndCall(ctx, id, "", "crm"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tc := range []struct {
+			state session.StateFilter
+			want  []string
+		}{
+			{"", []string{"c6", "c5", "c3", "c2", "c0"}},
+			{session.FilterActive, []string{"c6", "c5", "c3", "c2", "c0"}},
+			{session.FilterEnded, []string{"c4", "c1"}},
+			{session.FilterAll, []string{"c6", "c5", "c4", "c3", "c2", "c1", "c0"}},
+		} {
+			for _, limit := range []int{1, 2, 3, 100} {
+				var got []string
+				cursor := ""
+				for pages := 0; ; pages++ {
+					if pages > 10 {
+						t.Fatal("paging does not end")
+					}
+					page, err := svc.ListCalls(ctx, session.ListOptions{State: tc.state, Limit: limit, Cursor: cursor})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(page.Items) > limit {
+						t.Fatalf("page of %d items, limit %d", len(page.Items), limit)
+					}
+					for _, c := range page.Items {
+						got = append(got, c.ID)
+					}
+					if page.Next == "" {
+						break
+					}
+					cursor = page.Next
+				}
+				if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+					t.Errorf("state=%q limit=%d: got %v, want %v", tc.state, limit, got, tc.want)
+				}
+			}
+		}
+		_, err := svc.ListCalls(ctx, session.ListOptions{Cursor: "!!!"})
+		wantCode(t, err, session.CodeInvalid)
+		_, err = svc.ListCalls(ctx, session.ListOptions{State: "dead"})
+		wantCode(t, err, session.CodeInvalid)
+		_, err = svc.ListCalls(ctx, session.ListOptions{Limit: session.MaxListLimit + 1})
+		wantCode(t, err, session.CodeInvalid)
+	})
+
+	t.Run("Sweep", func(t *testing.T) {
+		svc, clock := newService(t) // retention: one hour
+		a, _, _ := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
+		b, _, _ := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
+		live, _, _ := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
+		svc.EndCall(ctx, a.ID, "", "crm")
+		clock.Advance(30 * time.Minute)
+		svc.EndCall(ctx, b.ID, "", "crm")
+		clock.Advance(59 * time.Minute) // a ended 89 min ago, b 59 min ago
+		n, err := svc.Sweep(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Fatalf("swept %d, want 1", n)
+		}
+		_, err = svc.Session(ctx, a.ID)
+		wantCode(t, err, session.CodeNotFound)
+		_, err = svc.History(ctx, a.ID, 0)
+		wantCode(t, err, session.CodeNotFound)
+		if _, err := svc.Session(ctx, b.ID); err != nil {
+			t.Fatalf("b swept before its retention ran out: %v", err)
+		}
+		page, _ := svc.ListCalls(ctx, session.ListOptions{State: session.FilterAll})
+		if len(page.Items) != 2 {
+			t.Fatalf("after sweep, %d calls listed, want 2", len(page.Items))
+		}
+		clock.Advance(2 * time.Minute)
+		if n, _ := svc.Sweep(ctx); n != 1 {
+			t.Fatalf("second sweep removed %d, want 1", n)
+		}
+		if _, err := svc.Session(ctx, live.ID); err != nil {
+			t.Fatal("the sweep removed an active call")
+		}
+	})
+
+	t.Run("ConcurrentIfMatch", func(t *testing.T) {
+		svc, _ := newService(t)
+		c, _, _ := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
+		const workers, each = 20, 10
+		var wg sync.WaitGroup
+		var conflicts atomic.Int64
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < each; i++ {
+					for {
+						s, err := svc.Session(ctx, c.ID)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						var n int
+						if v, ok := s.Variables["app.counter"]; ok {
+							json.Unmarshal(v, &n)
+						}
+						opts := client
+						opts.IfMatch = s.Version
+						_, err = svc.Merge(ctx, c.ID, map[string]json.RawMessage{"app.counter": json.RawMessage(strconv.Itoa(n + 1))}, opts)
+						if session.ErrorCode(err) == session.CodePreconditionFailed {
+							conflicts.Add(1)
+							continue
+						}
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						break
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		s, _ := svc.Session(ctx, c.ID)
+		if got, want := string(s.Variables["app.counter"]), strconv.Itoa(workers*each); got != want {
+			t.Fatalf("counter=%s, want %s (%d conflicts retried)", got, want, conflicts.Load())
+		}
+		h, _ := svc.History(ctx, c.ID, 0)
+		if got, want := len(h), workers*each+1; got != want {
+			t.Fatalf("history entries=%d, want %d", got, want)
+		}
+	})
+
+	t.Run("Subscribe", func(t *testing.T) {
+		svc, _ := newService(t)
+		all := svc.Subscribe("")
+		defer all.Close()
+		c, _, _ := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
+		sub := svc.Subscribe(c.ID)
+		defer sub.Close()
+		svc.Merge(ctx, c.ID, vars(`{"ivr.a":1}`), client)
+		svc.Merge(ctx, c.ID, vars(`{"ivr.a":1}`), client) // no change, no event
+		svc.EndCall(ctx, c.ID, "", "crm")
+		for _, want := range []struct {
+			typ     session.EventType
+			version uint64
+		}{{session.EventSessionUpdated, 2}, {session.EventCallEnded, 3}} {
+			select {
+			case e := <-sub.Events():
+				if e.Type != want.typ || e.Version != want.version {
+					t.Fatalf("event %s v%d, want %s v%d", e.Type, e.Version, want.typ, want.version)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("no %s event", want.typ)
+			}
+		}
+		var types []session.EventType
+		for len(types) < 3 {
+			select {
+			case e := <-all.Events():
+				types = append(types, e.Type)
+			case <-time.After(5 * time.Second):
+				t.Fatalf("all-calls subscription got only %v", types)
+			}
+		}
+		if types[0] != session.EventCallStarted {
+			t.Fatalf("first event %s, want call.started", types[0])
+		}
+	})
+}
+
+func vars(s string) map[string]json.RawMessage {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		panic(err)
+	}
+	return m
+}
+
+func make100(c byte) []byte {
+	b := make([]byte, 100)
+	for i := range b {
+		b[i] = c
+	}
+	return b
+}
+
+func wantCode(t *testing.T, err error, want session.Code) {
+	t.Helper()
+	if got := session.ErrorCode(err); got != want {
+		t.Fatalf("error %v: code %q, want %q", err, got, want)
+	}
+}

@@ -1,0 +1,268 @@
+package session
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Namespaces of variable names.
+const (
+	NamespaceCall = "call"
+	NamespaceSIP  = "sip"
+	NamespaceIVR  = "ivr"
+	NamespaceApp  = "app"
+)
+
+// Origin says who is writing, which decides the namespaces it may write.
+type Origin uint8
+
+// Origins of writes.
+const (
+	// OriginClient is an API client or a flow: it may write ivr. and app.
+	OriginClient Origin = iota
+	// OriginSIP is the SIP bridge: it may also write sip.
+	OriginSIP
+	// OriginSystem is callctx itself: it may write every namespace.
+	OriginSystem
+)
+
+// Limits bound what a session may hold. Zero fields take the defaults.
+type Limits struct {
+	MaxNameLength   int // characters in a variable name
+	MaxValueBytes   int // bytes of one value, as compact JSON
+	MaxVariables    int // variables in one session
+	MaxSessionBytes int // bytes of all names and values of one session
+}
+
+// MaxValueDepth is how deeply a value's arrays and objects may nest.
+const MaxValueDepth = 32
+
+// DefaultLimits returns the limits of DESIGN.md: names ≤ 128 characters,
+// values ≤ 8 KiB, ≤ 256 variables and ≤ 64 KiB per session.
+func DefaultLimits() Limits {
+	return Limits{MaxNameLength: 128, MaxValueBytes: 8 << 10, MaxVariables: 256, MaxSessionBytes: 64 << 10}
+}
+
+// withDefaults fills zero fields from DefaultLimits.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxNameLength <= 0 {
+		l.MaxNameLength = d.MaxNameLength
+	}
+	if l.MaxValueBytes <= 0 {
+		l.MaxValueBytes = d.MaxValueBytes
+	}
+	if l.MaxVariables <= 0 {
+		l.MaxVariables = d.MaxVariables
+	}
+	if l.MaxSessionBytes <= 0 {
+		l.MaxSessionBytes = d.MaxSessionBytes
+	}
+	return l
+}
+
+// Namespace returns the part of name before its first dot.
+func Namespace(name string) string {
+	if i := strings.IndexByte(name, '.'); i >= 0 {
+		return name[:i]
+	}
+	return name
+}
+
+// CheckName reports why name cannot name a variable, or nil. It checks only
+// the syntax and the namespace being known, not who may write it.
+func CheckName(name string, maxLen int) error {
+	if name == "" {
+		return fmt.Errorf("the name is empty")
+	}
+	if n := utf8.RuneCountInString(name); n > maxLen {
+		return fmt.Errorf("the name is %d characters long; the limit is %d", n, maxLen)
+	}
+	ns := Namespace(name)
+	if ns == name {
+		return fmt.Errorf("the name has no namespace; write ivr.<name> or app.<name>")
+	}
+	switch ns {
+	case NamespaceCall, NamespaceSIP, NamespaceIVR, NamespaceApp:
+	default:
+		return fmt.Errorf("unknown namespace %q; variables live in call., sip., ivr. and app.", ns+".")
+	}
+	segStart := true
+	for i, r := range name {
+		switch {
+		case r == '.':
+			if segStart {
+				return fmt.Errorf("the name has an empty segment at position %d", i+1)
+			}
+			segStart = true
+			continue
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-':
+		case r == ' ':
+			return fmt.Errorf("the name contains a space at position %d; names use letters, digits, '_', '-' and '.'", i+1)
+		case r < 0x20 || r == 0x7f:
+			return fmt.Errorf("the name contains the control character U+%04X at position %d", r, i+1)
+		default:
+			return fmt.Errorf("the name contains %q at position %d; names use letters, digits, '_', '-' and '.'", r, i+1)
+		}
+		segStart = false
+	}
+	if segStart {
+		return fmt.Errorf("the name ends with a dot")
+	}
+	return nil
+}
+
+// writable reports whether origin may write namespace ns.
+func writable(origin Origin, ns string) bool {
+	switch ns {
+	case NamespaceIVR, NamespaceApp:
+		return true
+	case NamespaceSIP:
+		return origin >= OriginSIP
+	case NamespaceCall:
+		return origin >= OriginSystem
+	}
+	return false
+}
+
+// compactValue checks one value of a write and returns it as compact JSON,
+// in a new slice. A nil result means the value is JSON null: delete.
+func compactValue(raw json.RawMessage, maxBytes int) (json.RawMessage, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("the value is missing")
+	}
+	if string(raw) == "null" {
+		return nil, nil
+	}
+	if d := jsonDepth(raw); d > MaxValueDepth {
+		return nil, fmt.Errorf("the value nests %d levels deep; the limit is %d", d, MaxValueDepth)
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(raw))
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, fmt.Errorf("the value is not valid JSON")
+	}
+	if buf.Len() > maxBytes {
+		return nil, fmt.Errorf("the value is %d bytes as JSON; the limit is %d", buf.Len(), maxBytes)
+	}
+	return buf.Bytes(), nil
+}
+
+// jsonDepth returns how deeply the arrays and objects of a JSON text nest,
+// without decoding it.
+func jsonDepth(raw []byte) int {
+	depth, maxDepth, inString := 0, 0, false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '[', '{':
+			depth++
+			if depth > maxDepth {
+				maxDepth = depth
+			}
+		case ']', '}':
+			depth--
+		}
+	}
+	return maxDepth
+}
+
+// Patch is a checked write, ready for a Store to apply to a session inside
+// one transaction with Apply.
+type Patch struct {
+	Set     map[string]json.RawMessage // compact JSON values; nil deletes
+	IfMatch uint64                     // 0: no precondition
+	Actor   string
+	At      time.Time
+	Limits  Limits
+	// AllowEnded lets the patch write an ended session. Only the Service's
+	// own end-of-call patch sets it.
+	AllowEnded bool
+}
+
+// Apply applies p to s in place and returns the history entry it makes, or
+// nil when nothing changed. It fails with CodePreconditionFailed when
+// IfMatch is set and is not s's version, CodeConflict when the session is
+// ended, and CodeInvalid when a limit would be exceeded. On error s is
+// unchanged. Apply is pure: stores call it inside their transaction, and it
+// is safe to run again on a fresh copy of the same session.
+func (p *Patch) Apply(s *Session) (*HistoryEntry, error) {
+	if p.IfMatch != 0 && p.IfMatch != s.Version {
+		return nil, Errorf(CodePreconditionFailed, "the session is at version %d, not %d; read it again and retry", s.Version, p.IfMatch)
+	}
+	if s.State == StateEnded && !p.AllowEnded {
+		return nil, Errorf(CodeConflict, "the call %s has ended; its session is read-only", s.CallID)
+	}
+	changes := make(map[string]Change, len(p.Set))
+	count, size := len(s.Variables), s.Size()
+	for name, v := range p.Set {
+		old, had := s.Variables[name]
+		switch {
+		case v == nil && !had:
+			continue
+		case v == nil:
+			count--
+			size -= len(name) + len(old)
+		case had && bytes.Equal(old, v):
+			continue
+		case had:
+			size += len(v) - len(old)
+		default:
+			count++
+			size += len(name) + len(v)
+		}
+		changes[name] = Change{Old: old, New: v}
+	}
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	lim := p.Limits.withDefaults()
+	if count > lim.MaxVariables || size > lim.MaxSessionBytes {
+		return nil, limitError(changes, count, size, lim)
+	}
+	if s.Variables == nil {
+		s.Variables = make(map[string]json.RawMessage, len(changes))
+	}
+	for name, c := range changes {
+		if c.New == nil {
+			delete(s.Variables, name)
+		} else {
+			s.Variables[name] = c.New
+		}
+	}
+	s.Version++
+	s.UpdatedAt = p.At
+	return &HistoryEntry{Version: s.Version, At: p.At, Actor: p.Actor, Changes: changes}, nil
+}
+
+// limitError names the variables of a write that push a session over its
+// limits: the ones it adds, for the count, and the ones it grows, for size.
+func limitError(changes map[string]Change, count, size int, lim Limits) error {
+	e := &Error{Code: CodeInvalid, Message: "the write would exceed the session's limits"}
+	for name, c := range changes {
+		switch {
+		case count > lim.MaxVariables && c.Old == nil && c.New != nil:
+			e.Fields = append(e.Fields, FieldError{Name: name, Message: fmt.Sprintf("the session would hold %d variables; the limit is %d", count, lim.MaxVariables), Variable: true})
+		case size > lim.MaxSessionBytes && len(c.New) > len(c.Old):
+			e.Fields = append(e.Fields, FieldError{Name: name, Message: fmt.Sprintf("the session would hold %d bytes; the limit is %d", size, lim.MaxSessionBytes), Variable: true})
+		}
+	}
+	sortFields(e.Fields)
+	return e
+}
