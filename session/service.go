@@ -219,7 +219,11 @@ func (s *Service) Merge(ctx context.Context, callID string, vars map[string]json
 		return nil, err
 	}
 	if h != nil {
-		s.feed.publish(Event{Type: EventSessionUpdated, CallID: callID, Version: h.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables})
+		typ := opts.Event
+		if typ == "" {
+			typ = EventSessionUpdated
+		}
+		s.feed.publish(Event{Type: typ, CallID: callID, Version: h.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables})
 	}
 	return sess, nil
 }

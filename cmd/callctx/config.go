@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/callctx/callctx/api"
 	"github.com/callctx/callctx/session"
+	"github.com/callctx/callctx/sipbridge"
 	"gopkg.in/yaml.v3"
 )
 
@@ -26,6 +28,7 @@ type Config struct {
 	Limits    LimitsConfig    `yaml:"limits"`
 	Retention RetentionConfig `yaml:"retention"`
 	Log       LogConfig       `yaml:"log"`
+	SIP       SIPConfig       `yaml:"sip"`
 }
 
 // HTTPConfig configures the HTTP API.
@@ -83,6 +86,29 @@ type LogConfig struct {
 	Format string `yaml:"format"` // auto (text on a terminal, else JSON), json, text
 }
 
+// SIPConfig configures the SIP bridge (package sipbridge).
+type SIPConfig struct {
+	// Listen is the UDP and TCP address (one port for both); "" turns the bridge off.
+	Listen    string `yaml:"listen"`
+	Advertise string `yaml:"advertise"` // host in Contact headers; required with a wildcard listen address
+	TLS       struct {
+		Listen   string `yaml:"listen"`
+		CertFile string `yaml:"cert_file"`
+		KeyFile  string `yaml:"key_file"`
+	} `yaml:"tls"`
+	Mode   string `yaml:"mode"`   // answer (default), redirect, bridge
+	Target string `yaml:"target"` // where redirect and bridge send calls
+	SBC    string `yaml:"sbc"`    // host[:port] tel: targets are sent to
+	Carry  struct {
+		Variables   []string          `yaml:"variables"`
+		As          string            `yaml:"as"`
+		UUIEncoding string            `yaml:"uui_encoding"`
+		Names       map[string]string `yaml:"names"`
+	} `yaml:"carry"`
+	Map             map[string]string `yaml:"map"` // inbound header or UUI key → variable
+	TransferTimeout Duration          `yaml:"transfer_timeout"`
+}
+
 // Duration is a time.Duration written like "24h" or "500us" in YAML.
 type Duration time.Duration
 
@@ -105,6 +131,7 @@ const (
 	DefaultHTTPListen    = "127.0.0.1:8080"
 	DefaultDataDir       = "./callctx-data"
 	DefaultSweepInterval = time.Minute
+	DefaultSIPListen     = sipbridge.DefaultListen
 )
 
 // DefaultConfig returns the configuration used when nothing is set.
@@ -115,6 +142,7 @@ func DefaultConfig() Config {
 		Data:      DataConfig{Dir: DefaultDataDir},
 		Retention: RetentionConfig{Period: Duration(session.DefaultRetention), SweepInterval: Duration(DefaultSweepInterval)},
 		Log:       LogConfig{Level: "info", Format: "auto"},
+		SIP:       SIPConfig{Listen: DefaultSIPListen, Mode: string(sipbridge.ModeAnswer)},
 	}
 }
 
@@ -173,6 +201,11 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log.format %q: use auto, json or text", c.Log.Format))
 	}
+	if c.SIP.Listen != "" {
+		if _, err := c.SIPBridgeConfig(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -230,4 +263,35 @@ func isLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// SIPBridgeConfig turns the sip section into the bridge's configuration, loading the TLS
+// certificate when one is configured.
+func (c *Config) SIPBridgeConfig() (sipbridge.Config, error) {
+	s := c.SIP
+	out := sipbridge.Config{
+		Listen: s.Listen, Advertise: s.Advertise, TLSListen: s.TLS.Listen, Mode: sipbridge.Mode(s.Mode),
+		Target: s.Target, SBC: s.SBC, Map: s.Map, TransferTimeout: time.Duration(s.TransferTimeout),
+		Carry: session.TransferContext{Variables: s.Carry.Variables, As: s.Carry.As, UUIEncoding: s.Carry.UUIEncoding, Names: s.Carry.Names},
+	}
+	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
+		return out, fmt.Errorf("sip.listen %q is not host:port (\"\" turns the SIP bridge off)", s.Listen)
+	}
+	switch {
+	case s.TLS.Listen == "" && (s.TLS.CertFile != "" || s.TLS.KeyFile != ""):
+		return out, errors.New("sip.tls.cert_file and key_file need sip.tls.listen")
+	case s.TLS.Listen != "":
+		if s.TLS.CertFile == "" || s.TLS.KeyFile == "" {
+			return out, errors.New("sip.tls.listen needs sip.tls.cert_file and sip.tls.key_file")
+		}
+		cert, err := tls.LoadX509KeyPair(s.TLS.CertFile, s.TLS.KeyFile)
+		if err != nil {
+			return out, fmt.Errorf("sip.tls: %w", err)
+		}
+		out.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if s.TransferTimeout < 0 {
+		return out, errors.New("sip.transfer_timeout must not be negative")
+	}
+	return out, out.Validate()
 }

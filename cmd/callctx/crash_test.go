@@ -47,7 +47,7 @@ func startProcess(t *testing.T, dataDir string, extraEnv ...string) *process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--http", "127.0.0.1:0", "--data", dataDir)
+	cmd := exec.Command(bin, "serve", "--http", "127.0.0.1:0", "--sip", "127.0.0.1:0", "--data", dataDir)
 	cmd.Env = append(os.Environ(), extraEnv...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

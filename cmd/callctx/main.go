@@ -1,6 +1,6 @@
 // Command callctx runs the callctx service and its tools.
 //
-//	callctx serve [--http ADDR] [--data DIR] [--config FILE]
+//	callctx serve [--http ADDR] [--sip ADDR] [--data DIR] [--config FILE]
 //	callctx version
 package main
 
@@ -24,6 +24,7 @@ import (
 	"github.com/callctx/callctx/api"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
+	"github.com/callctx/callctx/sipbridge"
 )
 
 func main() {
@@ -36,11 +37,11 @@ func main() {
 const usage = `callctx keeps the context of live phone calls.
 
 Usage:
-  callctx serve [--http ADDR] [--data DIR] [--config FILE]
+  callctx serve [--http ADDR] [--sip ADDR] [--data DIR] [--config FILE]
   callctx version
 
-Environment: CALLCTX_HTTP, CALLCTX_DATA, CALLCTX_CONFIG do what the flags do;
-flags win. LOG_LEVEL sets the log level when the configuration does not.`
+Environment: CALLCTX_HTTP, CALLCTX_SIP, CALLCTX_DATA, CALLCTX_CONFIG do what the
+flags do; flags win. --sip "" turns the SIP bridge off. LOG_LEVEL sets the log level when the configuration does not.`
 
 // run dispatches a command line.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -70,6 +71,8 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	httpAddr := fs.String("http", "", "HTTP listen address (default "+DefaultHTTPListen+")")
 	dataDir := fs.String("data", "", "data directory (default "+DefaultDataDir+")")
 	configPath := fs.String("config", "", "YAML configuration file")
+	sipAddr := optionalString{}
+	fs.Var(&sipAddr, "sip", "SIP listen address for UDP and TCP (default "+DefaultSIPListen+"; \"\" turns the SIP bridge off)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, fmt.Errorf("serve: %w", err)
 	}
@@ -87,8 +90,40 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 		cfg.Log.Level = strings.ToLower(lvl)
 	}
 	cfg.HTTP.Listen = firstOf(*httpAddr, getenv("CALLCTX_HTTP"), cfg.HTTP.Listen)
+	if v, ok := lookupEnv(getenv, "CALLCTX_SIP"); ok {
+		cfg.SIP.Listen = v
+	}
+	if sipAddr.set {
+		cfg.SIP.Listen = sipAddr.value
+	}
 	cfg.Data.Dir = firstOf(*dataDir, getenv("CALLCTX_DATA"), cfg.Data.Dir)
 	return cfg, cfg.Validate()
+}
+
+// optionalString is a flag that knows whether it was given, so that --sip "" can turn the
+// bridge off.
+type optionalString struct {
+	value string
+	set   bool
+}
+
+func (o *optionalString) String() string { return o.value }
+func (o *optionalString) Set(v string) error {
+	o.value, o.set = v, true
+	return nil
+}
+
+// lookupEnv reads an environment variable through getenv, which cannot tell "unset" from
+// "set to empty": so CALLCTX_SIP=off is how the environment turns the bridge off.
+func lookupEnv(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	switch v {
+	case "":
+		return "", false
+	case "off":
+		return "", true
+	}
+	return v, true
 }
 
 func firstOf(vals ...string) string {
@@ -148,6 +183,7 @@ type Main struct {
 	api     *api.Handler
 	server  *http.Server
 	ln      net.Listener
+	sip     *sipbridge.Bridge
 
 	stopSweep context.CancelFunc
 	wg        sync.WaitGroup
@@ -184,6 +220,22 @@ func (m *Main) Open() (err error) {
 		},
 		Retention: time.Duration(cfg.Retention.Period),
 	})
+	var transferer session.Transferer
+	if cfg.SIP.Listen != "" {
+		bcfg, err := cfg.SIPBridgeConfig()
+		if err != nil {
+			return err
+		}
+		m.sip, err = sipbridge.New(m.service, bcfg, m.logger.With("component", "sip"))
+		if err != nil {
+			return err
+		}
+		if err := m.sip.Start(context.Background()); err != nil {
+			m.sip = nil
+			return err
+		}
+		transferer = m.sip
+	}
 	m.api, err = api.NewHandler(api.Config{
 		Service:      m.service,
 		Spec:         callctx.OpenAPI,
@@ -192,6 +244,7 @@ func (m *Main) Open() (err error) {
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		KeepAlive:    time.Duration(cfg.HTTP.KeepAlive),
 		AccessLog:    cfg.HTTP.AccessLog == nil || *cfg.HTTP.AccessLog,
+		Transferer:   transferer,
 	})
 	if err != nil {
 		return err
@@ -227,7 +280,7 @@ func (m *Main) Open() (err error) {
 	if len(tokens) == 0 {
 		m.logger.Warn("no auth tokens configured: the API is open to anyone on this machine; configure auth.tokens before listening beyond loopback", "http", m.HTTPAddr())
 	}
-	m.logger.Info("callctx listening", "http", m.HTTPAddr(), "data", m.store.Path(), "version", callctx.Version)
+	m.logger.Info("callctx listening", "http", m.HTTPAddr(), "sip", m.SIPAddr(), "data", m.store.Path(), "version", callctx.Version)
 	return nil
 }
 
@@ -261,6 +314,14 @@ func (m *Main) HTTPAddr() string {
 	return m.ln.Addr().String()
 }
 
+// SIPAddr returns the address the SIP bridge listens on for UDP and TCP, "" when it is off.
+func (m *Main) SIPAddr() string {
+	if m.sip == nil {
+		return ""
+	}
+	return m.sip.Addr()
+}
+
 // Service returns the session service (for tests and tools).
 func (m *Main) Service() *session.Service { return m.service }
 
@@ -268,6 +329,15 @@ func (m *Main) Service() *session.Service { return m.service }
 // so acknowledged writes) finish, then the database is closed.
 func (m *Main) Close() error {
 	var errs []error
+	if m.sip != nil {
+		// First, while the store is open: the calls the bridge holds are hung up and ended.
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		if err := m.sip.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+		m.sip = nil
+	}
 	if m.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

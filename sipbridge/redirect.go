@@ -1,0 +1,68 @@
+package sipbridge
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callctx/callctx/session"
+)
+
+// carried returns the headers that carry a call's context: the X-Callctx-Call-Id header and
+// the variables spec selects. When the context cannot travel (a value with a control
+// character, a limit exceeded) it returns the call ID header alone and the reason, so a
+// redirect or bridged call still goes through and the next hop can read the session over
+// REST.
+func carried(vars map[string]json.RawMessage, callID string, spec session.TransferContext) ([]Header, error) {
+	idHeader := []Header{{Name: CallIDHeader, Value: callID}}
+	hs, err := contextHeaders(vars, spec)
+	if err != nil {
+		return idHeader, err
+	}
+	all := append(idHeader, hs...)
+	if err := CheckHeaders(all); err != nil {
+		return idHeader, err
+	}
+	return all, nil
+}
+
+// withURIHeaders returns a copy of u carrying hs as URI headers, each name and value
+// percent-encoded (sipgo writes URI headers as they are).
+func withURIHeaders(u sip.Uri, hs []Header) sip.Uri {
+	c := *u.Clone()
+	c.Headers = make(sip.HeaderParams, 0, len(hs))
+	for _, h := range hs {
+		c.Headers = append(c.Headers, sip.HeaderKV{K: EscapeURIHeader(h.Name), V: EscapeURIHeader(h.Value)})
+	}
+	return c
+}
+
+// redirect answers the INVITE with 302, the context in the Contact URI's headers, and ends
+// the call: callctx is out of the signalling path and will never see its end. Its session
+// stays readable for the retention period; the next hop finds it by X-Callctx-Call-Id.
+func (b *Bridge) redirect(req *sip.Request, tx sip.ServerTransaction, call *session.Call, sess *session.Session, log logger) {
+	hs, err := carried(sess.Variables, call.ID, b.cfg.Carry)
+	if err != nil {
+		log.Warn("sip context not carried on redirect", "error", err)
+	}
+	send := func(hs []Header) error {
+		res := sip.NewResponseFromRequest(req, 302, "Moved Temporarily", nil)
+		res.AppendHeader(&sip.ContactHeader{Address: withURIHeaders(b.target.uri, hs)})
+		res.AppendHeader(sip.NewHeader("Server", b.cfg.UserAgent))
+		return tx.Respond(res)
+	}
+	err = send(hs)
+	if errors.Is(err, sip.ErrUDPMTUCongestion) && len(hs) > 1 {
+		// Over UDP a response cannot be moved to TCP: send the call ID alone.
+		log.Warn("sip context too large for a UDP 302; sent the call ID only", "headers", len(hs))
+		err = send(hs[:1])
+	}
+	if err != nil {
+		log.Error("sip redirect failed", "error", fmt.Errorf("send 302: %w", err))
+		b.endCall(call.ID, EndError, log)
+		return
+	}
+	b.endCall(call.ID, EndRedirected, log)
+}
