@@ -44,6 +44,7 @@ const (
 	typeUnavailable    = "urn:callctx:problem:unavailable"
 	typeInternal       = "urn:callctx:problem:internal"
 	contentTypeProblem = "application/problem+json"
+	contentTypeJSON    = "application/json; charset=utf-8"
 )
 
 // codeStatus maps each domain error code to its HTTP status and problem
