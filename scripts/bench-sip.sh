@@ -78,7 +78,7 @@ sip:
   mode: $1
   target: sip:agent@192.0.2.10:5060
 YAML
-	LOG_LEVEL=warn "$OUT/bin/callctx" serve --config "$dir/config.yaml" >"$dir/log" 2>&1 &
+	LOG_LEVEL=info "$OUT/bin/callctx" serve --config "$dir/config.yaml" >"$dir/log" 2>&1 &
 	SERVER_PID=$!
 	PIDS="$PIDS $SERVER_PID"
 	wait_for_line "$dir/log" '"sip listening"'
@@ -140,6 +140,7 @@ ramp() {
 
 {
 	echo "SIP benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*' | head -n 1), $(go version | cut -d' ' -f3)"
+	echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews every figure)"
 	echo "calls/s = successful calls / elapsed seconds; p99 = response time (ms, sipp's resolution) of INVITE->final / BYE->200"
 	printf '%-26s %6s %7s %8s %8s %7s %8s %9s %9s\n' run rate secs created ok failed retrans calls/s p99ms
 } | tee "$SUMMARY"
@@ -158,4 +159,5 @@ for mode in answer redirect; do
 		stop_server
 	fi
 done
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$SUMMARY"
 echo "raw results: $OUT" | tee -a "$SUMMARY"

@@ -247,10 +247,6 @@ func (b *Bridge) bridgeInbound(req *sip.Request, tx sip.ServerTransaction, call 
 		return
 	}
 	defer b.forget(c)
-	go c.followEnd()
-	if err := c.dlg.Respond(100, "Trying", nil); err != nil {
-		log.Warn("sip 100 failed", "error", err)
-	}
 	hs, err := carried(sess.Variables, call.ID, b.cfg.Carry)
 	if err != nil {
 		log.Warn("sip context not carried on bridged call", "error", err)

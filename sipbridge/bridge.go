@@ -99,6 +99,7 @@ type Bridge struct {
 	mu       sync.Mutex
 	closing  bool
 	calls    map[string]*inCall // by callctx call ID
+	expected map[string]string  // call IDs being created → end reason if ended meanwhile
 	inbound  map[string]*inCall // by dialog ID (UAS)
 	outbound map[string]*outLeg // by dialog ID (UAC)
 }
@@ -115,7 +116,7 @@ func New(svc *session.Service, cfg Config, log *slog.Logger) (*Bridge, error) {
 		return nil, err
 	}
 	return &Bridge{cfg: p.cfg, svc: svc, log: log, mapper: p.mapper, target: p.target, host: p.host,
-		calls: map[string]*inCall{}, inbound: map[string]*inCall{}, outbound: map[string]*outLeg{}}, nil
+		calls: map[string]*inCall{}, expected: map[string]string{}, inbound: map[string]*inCall{}, outbound: map[string]*outLeg{}}, nil
 }
 
 // Validate reports every problem of a configuration, as New would.
@@ -256,6 +257,7 @@ func (b *Bridge) Start(ctx context.Context) error {
 	b.srv.OnNoRoute(b.onNoRoute)
 
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	go b.followEnds()
 	serve := func(name string, f func() error) {
 		b.serves.Add(1)
 		go func() {

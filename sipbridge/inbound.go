@@ -12,6 +12,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
 
 	"github.com/callctx/callctx/session"
 )
@@ -82,6 +83,9 @@ func (b *Bridge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		b.respond(req, tx, 416, "Unsupported URI Scheme")
 		return
 	}
+	// The session write may take longer than the 200 ms after which RFC 3261 (§17.2.1) wants
+	// a provisional response; 100 Trying also stops the caller's INVITE retransmissions.
+	b.respond(req, tx, 100, "Trying")
 	sipCallID := callIDOf(req)
 	log := b.log.With("sip_call_id", sipCallID)
 
@@ -94,11 +98,21 @@ func (b *Bridge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	vars := b.fitVariables(mapped.Vars, log)
 
-	ctx, cancel := context.WithTimeout(b.ctx, storeTimeout)
-	call, sess, err := b.svc.CreateCall(ctx, session.NewCall{
+	nc := session.NewCall{
+		ID:   uuid.Must(uuid.NewV7()).String(),
 		From: callerOf(req), To: userOf(req.Recipient), Direction: session.DirectionInbound,
 		SIPCallID: sipCallID, Variables: vars,
-	}, session.WriteOptions{Actor: Actor, Origin: session.OriginSIP})
+	}
+	// Known before it exists, so that an end over REST that comes before the dialog is
+	// registered is not missed (see followEnds).
+	b.expect(nc.ID)
+	defer b.unexpect(nc.ID)
+	if b.cfg.Mode == ModeRedirect {
+		// callctx leaves the call with the 302: the call is recorded ended, in one write.
+		nc.EndReason = EndRedirected
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, storeTimeout)
+	call, sess, err := b.svc.CreateCall(ctx, nc, session.WriteOptions{Actor: Actor, Origin: session.OriginSIP})
 	cancel()
 	if err != nil {
 		code, reason := sipStatus(err)
@@ -160,7 +174,6 @@ func (b *Bridge) answer(req *sip.Request, tx sip.ServerTransaction, call *sessio
 		return
 	}
 	defer b.forget(c)
-	go c.followEnd()
 	c.sdp = parkSDP(req.Body(), b.host, rand.Int64N(1<<40))
 	res := sip.NewSDPResponseFromRequest(c.dlg.InviteRequest, c.sdp)
 	res.AppendHeader(sip.NewHeader("Allow", allowed))
@@ -186,46 +199,6 @@ func (b *Bridge) answer(req *sip.Request, tx sip.ServerTransaction, call *sessio
 	c.wait()
 	c.awaitTransfer()
 	b.endCall(call.ID, c.reason(), log)
-}
-
-// followEnd hangs up when someone else ends the call (POST /v1/calls/{id}/end, a flow):
-// callctx must not keep a SIP call whose session has ended.
-func (c *inCall) followEnd() {
-	for {
-		sub := c.b.svc.Subscribe(c.id)
-		// Subscribed first, then checked: an end in between is not missed.
-		if call, err := c.b.svc.Call(c.b.ctx, c.id); err == nil && call.State == session.StateEnded {
-			sub.Close()
-			c.hangup(call.EndReason)
-			return
-		}
-		for lagged := false; !lagged; {
-			select {
-			case e, ok := <-sub.Events():
-				if !ok {
-					lagged = true // dropped for falling behind: subscribe again
-					break
-				}
-				if e.Type == session.EventCallEnded {
-					sub.Close()
-					if e.Actor != Actor {
-						reason := ""
-						if e.Call != nil {
-							reason = e.Call.EndReason
-						}
-						c.hangup(reason)
-					}
-					return
-				}
-			case <-c.done:
-				sub.Close()
-				return
-			case <-c.dlg.Context().Done():
-				sub.Close()
-				return
-			}
-		}
-	}
 }
 
 // awaitTransfer gives a transfer in progress the chance to record its outcome before the
@@ -258,7 +231,12 @@ func (b *Bridge) newInCall(req *sip.Request, tx sip.ServerTransaction, call *ses
 	b.mu.Lock()
 	b.calls[c.id] = c
 	b.inbound[dlg.ID] = c
+	reason, endedEarly := b.expected[c.id]
+	delete(b.expected, c.id)
 	b.mu.Unlock()
+	if endedEarly && reason != "" {
+		c.hangup(reason)
+	}
 	return c, nil
 }
 
@@ -431,4 +409,71 @@ func callerOf(req *sip.Request) string {
 		return userOf(f.Address)
 	}
 	return ""
+}
+
+// expect notes a call ID the bridge is about to create.
+func (b *Bridge) expect(id string) {
+	b.mu.Lock()
+	b.expected[id] = ""
+	b.mu.Unlock()
+}
+
+func (b *Bridge) unexpect(id string) {
+	b.mu.Lock()
+	delete(b.expected, id)
+	b.mu.Unlock()
+}
+
+// followEnds hangs up the calls the bridge holds when someone else ends them (POST
+// /v1/calls/{id}/end, a flow): callctx must not keep a SIP call whose session has ended. One
+// subscription serves every call; if it falls behind and is dropped, the bridge subscribes
+// again and checks the calls it holds.
+func (b *Bridge) followEnds() {
+	for first := true; ; first = false {
+		sub := b.svc.Subscribe("")
+		if !first {
+			b.checkHeld()
+		}
+		for open := true; open; {
+			select {
+			case <-b.ctx.Done():
+				sub.Close()
+				return
+			case e, ok := <-sub.Events():
+				if !ok {
+					open = false
+					break
+				}
+				if e.Type != session.EventCallEnded || e.Actor == Actor || e.Call == nil {
+					continue
+				}
+				reason := e.Call.EndReason
+				b.mu.Lock()
+				c := b.calls[e.CallID]
+				if _, ok := b.expected[e.CallID]; ok && c == nil {
+					b.expected[e.CallID] = reason
+				}
+				b.mu.Unlock()
+				if c != nil {
+					c.hangup(reason)
+				}
+			}
+		}
+		b.log.Warn("sip end-of-call feed fell behind; checking held calls")
+	}
+}
+
+// checkHeld hangs up every held call whose session has ended.
+func (b *Bridge) checkHeld() {
+	b.mu.Lock()
+	calls := make([]*inCall, 0, len(b.calls))
+	for _, c := range b.calls {
+		calls = append(calls, c)
+	}
+	b.mu.Unlock()
+	for _, c := range calls {
+		if call, err := b.svc.Call(b.ctx, c.id); err == nil && call.State == session.StateEnded {
+			c.hangup(call.EndReason)
+		}
+	}
 }

@@ -89,6 +89,10 @@ func NewMapper(renames map[string]string) (*Mapper, error) {
 			errs = append(errs, fmt.Errorf("sip mapping %q: target %q is in the read-only call namespace", src, dst))
 			continue
 		}
+		if reservedVar(dst) {
+			errs = append(errs, fmt.Errorf("sip mapping %q: target %q is where the bridge records transfers and legs", src, dst))
+			continue
+		}
 		if prev, dup := m.renames[from]; dup {
 			errs = append(errs, fmt.Errorf("sip mapping %q: %s is already mapped to %q", src, from, prev))
 			continue
@@ -107,6 +111,13 @@ func NewMapper(renames map[string]string) (*Mapper, error) {
 		return nil, errors.Join(errs...)
 	}
 	return m, nil
+}
+
+// reservedVar reports whether name is one the bridge writes itself (sip.transfer.*,
+// sip.transfers, sip.legs, sip.uui.raw), which no mapping may fill.
+func reservedVar(name string) bool {
+	return name == "sip.transfers" || name == "sip.legs" || name == UUIRawVar ||
+		name == "sip.transfer" || strings.HasPrefix(name, "sip.transfer.")
 }
 
 // renameSource normalises a rename key to the default variable name it replaces and, when the

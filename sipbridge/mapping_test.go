@@ -124,6 +124,9 @@ func TestNewMapper_Refused(t *testing.T) {
 		{"SourceBadVar", map[string]string{"sip.uui.a b": "ivr.a"}},
 		{"SameSourceTwice", map[string]string{"X-A": "ivr.a", "sip.x-a": "ivr.b"}},
 		{"SameTargetTwice", map[string]string{"X-A": "ivr.a", "X-B": "ivr.a"}},
+		{"TargetReservedTransfer", map[string]string{"X-A": "sip.transfer.status"}},
+		{"TargetReservedLegs", map[string]string{"X-A": "sip.legs"}},
+		{"TargetReservedRaw", map[string]string{"X-A": "sip.uui.raw"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

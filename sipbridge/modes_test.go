@@ -165,3 +165,18 @@ func TestBridge_InviteModeTransfer(t *testing.T) {
 		uac.wait(t)
 	})
 }
+
+func TestBridge_RedirectModeLargeContextOverUDP(t *testing.T) {
+	e := startBridge(t, sipbridge.Config{Mode: sipbridge.ModeRedirect, Target: "sip:queue@192.0.2.30:5060", Carry: carryAll})
+	uac := startSipp(t, "uac_redirect_large.xml", e.bridge.Addr(), 0)
+	uac.wait(t)
+	contact := uac.logged(t, "contact")
+	_, query, _ := strings.Cut(strings.TrimSuffix(contact, ">"), "?")
+	id := strings.TrimPrefix(query, "X-Callctx-Call-Id=")
+	if got := e.vars(t, id)["sip.x-notes"]; got != strings.Repeat("n", 1500) {
+		t.Errorf("the session lacks the large context: sip.x-notes=%.20v…", got)
+	}
+	if !strings.Contains(e.logs.String(), "sent the call ID only") {
+		t.Errorf("the fallback was not logged")
+	}
+}

@@ -2,7 +2,6 @@ package sipbridge
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/emiago/sipgo/sip"
@@ -39,30 +38,30 @@ func withURIHeaders(u sip.Uri, hs []Header) sip.Uri {
 	return c
 }
 
-// redirect answers the INVITE with 302, the context in the Contact URI's headers, and ends
-// the call: callctx is out of the signalling path and will never see its end. Its session
-// stays readable for the retention period; the next hop finds it by X-Callctx-Call-Id.
+// redirect answers the INVITE with 302, the context in the Contact URI's headers. The call
+// was recorded ended (reason redirected) when it was created: callctx is out of the
+// signalling path and will never see its end. Its session stays readable for the retention
+// period; the next hop finds it by X-Callctx-Call-Id.
 func (b *Bridge) redirect(req *sip.Request, tx sip.ServerTransaction, call *session.Call, sess *session.Session, log logger) {
 	hs, err := carried(sess.Variables, call.ID, b.cfg.Carry)
 	if err != nil {
 		log.Warn("sip context not carried on redirect", "error", err)
 	}
-	send := func(hs []Header) error {
+	build := func(hs []Header) *sip.Response {
 		res := sip.NewResponseFromRequest(req, 302, "Moved Temporarily", nil)
 		res.AppendHeader(&sip.ContactHeader{Address: withURIHeaders(b.target.uri, hs)})
 		res.AppendHeader(sip.NewHeader("Server", b.cfg.UserAgent))
-		return tx.Respond(res)
+		return res
 	}
-	err = send(hs)
-	if errors.Is(err, sip.ErrUDPMTUCongestion) && len(hs) > 1 {
-		// Over UDP a response cannot be moved to TCP: send the call ID alone.
-		log.Warn("sip context too large for a UDP 302; sent the call ID only", "headers", len(hs))
-		err = send(hs[:1])
+	res := build(hs)
+	if transportOf(req) == "udp" && len(res.String()) > udpLimit && len(hs) > 1 {
+		// A response goes back the way the request came: over UDP it cannot move to TCP,
+		// and sipgo would refuse to send it. Send the call ID alone.
+		log.Warn("sip context too large for a UDP 302; sent the call ID only", "bytes", len(res.String()), "headers", len(hs))
+		res = build(hs[:1])
 	}
+	err = tx.Respond(res)
 	if err != nil {
 		log.Error("sip redirect failed", "error", fmt.Errorf("send 302: %w", err))
-		b.endCall(call.ID, EndError, log)
-		return
 	}
-	b.endCall(call.ID, EndRedirected, log)
 }
