@@ -241,9 +241,7 @@ func (c *inCall) addLeg(id string) {
 func (b *Bridge) bridgeInbound(req *sip.Request, tx sip.ServerTransaction, call *session.Call, sess *session.Session, log logger) {
 	c, err := b.newInCall(req, tx, call)
 	if err != nil {
-		log.Error("sip dialog", "error", err)
-		b.respond(req, tx, 500, "Server Internal Error")
-		b.endCall(call.ID, EndError, log)
+		b.failDialog(req, tx, call, err, log)
 		return
 	}
 	defer b.forget(c)

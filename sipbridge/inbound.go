@@ -168,9 +168,7 @@ func (b *Bridge) fitVariables(in map[string]string, log interface{ Warn(string, 
 func (b *Bridge) answer(req *sip.Request, tx sip.ServerTransaction, call *session.Call, log logger) {
 	c, err := b.newInCall(req, tx, call)
 	if err != nil {
-		log.Error("sip dialog", "error", err)
-		b.respond(req, tx, 500, "Server Internal Error")
-		b.endCall(call.ID, EndError, log)
+		b.failDialog(req, tx, call, err, log)
 		return
 	}
 	defer b.forget(c)
@@ -214,6 +212,20 @@ func (c *inCall) awaitTransfer() {
 	case <-at.finished:
 	case <-time.After(storeTimeout):
 	}
+}
+
+// failDialog ends a call whose dialog could not be set up: most often the caller cancelled
+// while its session was being written (sipgo has answered the CANCEL and the INVITE then).
+func (b *Bridge) failDialog(req *sip.Request, tx sip.ServerTransaction, call *session.Call, err error, log logger) {
+	select {
+	case <-tx.Done():
+		b.endCall(call.ID, EndCancel, log)
+		return
+	default:
+	}
+	log.Error("sip dialog", "error", err)
+	b.respond(req, tx, 500, "Server Internal Error")
+	b.endCall(call.ID, EndError, log)
 }
 
 type logger interface {
