@@ -317,3 +317,41 @@ func TestBridge_CallEndedOverRESTHangsUp(t *testing.T) {
 		t.Errorf("Transfer of an ended call: %v, want a conflict", err)
 	}
 }
+
+func TestBridge_TransferErrors(t *testing.T) {
+	e := startBridge(t, sipbridge.Config{})
+	ctx := context.Background()
+	req := session.TransferRequest{Target: "sip:agent@192.0.2.20"}
+	if _, err := e.bridge.Transfer(ctx, "no-such-call", req); session.ErrorCode(err) != session.CodeNotFound {
+		t.Errorf("unknown call: %v, want not found", err)
+	}
+	c, _, err := e.svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, session.WriteOptions{Actor: "crm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.bridge.Transfer(ctx, c.ID, req)
+	if session.ErrorCode(err) != session.CodeConflict || !strings.Contains(session.ErrorMessage(err), "not held by this SIP bridge") {
+		t.Errorf("a call made over REST: %v, want a conflict saying the bridge does not hold it", err)
+	}
+	if _, err := e.svc.EndCall(ctx, c.ID, "", "crm"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.bridge.Transfer(ctx, c.ID, req); session.ErrorCode(err) != session.CodeConflict || !strings.Contains(session.ErrorMessage(err), "has ended") {
+		t.Errorf("an ended call: %v, want a conflict saying it has ended", err)
+	}
+}
+
+func TestBridge_BlindTransfer(t *testing.T) {
+	e := startBridge(t, sipbridge.Config{})
+	uac := startSipp(t, "uac_refer_blind.xml", e.bridge.Addr(), 0)
+	call := e.activeCall(t)
+	transferWhenAnswered(t, e, call.ID, session.TransferRequest{Target: "sip:agent@192.0.2.20", Blind: true})
+	uac.wait(t)
+	if got, want := e.endedCall(t, call.ID).EndReason, sipbridge.EndTransferred; got != want {
+		t.Errorf("EndReason=%q, want %q", got, want)
+	}
+	vars := e.vars(t, call.ID)
+	if vars["sip.transfer.status"] != "accepted" || vars["sip.transfer.sipCode"] != float64(202) {
+		t.Errorf("transfer=%v/%v, want accepted/202", vars["sip.transfer.status"], vars["sip.transfer.sipCode"])
+	}
+}
