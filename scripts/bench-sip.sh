@@ -1,14 +1,17 @@
 #!/bin/sh
 # bench-sip.sh measures SIP calls per second with sipp as the UAC, on loopback, in one run:
-#   1. the baseline: a bare sipgo UAS (bench/sipuas) in answer and in redirect mode, at rising
-#      rates (short steps), then sustained;
-#   2. callctx's SIP bridge in redirect mode and in answer+BYE mode (one session write per
-#      call: the INVITE's context), at rising rates, then sustained.
-# Every sustained run lasts SIP_BENCH_SECONDS (default 60). The summary goes to stdout and to
+#   1. the baseline: a bare sipgo UAS (bench/sipuas) in answer and in redirect mode;
+#   2. callctx's SIP bridge in answer+BYE mode (the INVITE's context written as the call's
+#      session, the BYE ending it) and in redirect mode (one write: the call is recorded
+#      ended with the 302).
+# Each server first gets short steps at rising rates; a step is clean when no call failed,
+# at least 95% of the offered calls per second completed and at most 1% of the calls needed
+# a retransmission. Then the highest clean rate (or SIP_BENCH_RATE) is sustained for
+# SIP_BENCH_SECONDS (default 60). The summary goes to stdout and to
 # bench-results/sip-<time>/summary.txt; sipp's raw files stay next to it.
 #
-# Environment: SIP_BENCH_SECONDS (60), SIP_BENCH_RATE (sustained calls/s, 2000),
-# SIP_BENCH_STEPS ("500 1000 2000 3000 4000"), SIP_BENCH_STEP_SECONDS (10).
+# Environment: SIP_BENCH_SECONDS (60), SIP_BENCH_RATE (force the sustained rate),
+# SIP_BENCH_STEPS ("500 1000 1500 2000 2500 3000 4000"), SIP_BENCH_STEP_SECONDS (10).
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -16,8 +19,8 @@ ROOT=$(pwd)
 ./scripts/ensure-sipp.sh
 
 SECONDS_SUSTAINED=${SIP_BENCH_SECONDS:-60}
-RATE=${SIP_BENCH_RATE:-2000}
-STEPS=${SIP_BENCH_STEPS:-"500 1000 2000 3000 4000"}
+RATE=${SIP_BENCH_RATE:-}
+STEPS=${SIP_BENCH_STEPS:-"500 1000 1500 2000 2500 3000 4000"}
 STEP_SECONDS=${SIP_BENCH_STEP_SECONDS:-10}
 
 OUT="$ROOT/bench-results/sip-$(date +%Y%m%d-%H%M%S)"
@@ -108,12 +111,14 @@ run_sipp() {
 		>sipp.out 2>&1) || true
 	last=$(tail -n 1 "$dir/stat.csv")
 	field() { echo "$last" | cut -d';' -f"$1"; }
-	elapsed=$(field 5)
 	created=$(field 13)
 	ok=$(field 16)
 	failed=$(field 18)
 	retrans=$(field 58)
-	secs_elapsed=$(echo "$elapsed" | awk -F: '{ print $1 * 3600 + $2 * 60 + $3 }')
+	# StartTime and CurrentTime end with the epoch in microseconds: the run's exact length.
+	t0=$(field 1 | awk '{ print $NF }')
+	t1=$(field 3 | awk '{ print $NF }')
+	secs_elapsed=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 	achieved=$(awk -v n="$ok" -v s="$secs_elapsed" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print "-" }')
 	rtt=$(ls "$dir"/*_rtt.csv 2>/dev/null | head -n 1)
 	p1=- p2=-
@@ -127,15 +132,28 @@ run_sipp() {
 	LAST_ACHIEVED=$achieved
 }
 
-# ramp LABEL SCENARIO: short steps at rising rates until a step fails calls or falls behind
-# (fewer than 95% of the offered calls per second completed).
+# ramp LABEL SCENARIO: short steps at rising rates until one is not clean; sets BEST to the
+# highest clean rate (0 when none was).
 ramp() {
+	BEST=0
 	for r in $STEPS; do
 		run_sipp "$1-step" "$2" "$r" "$STEP_SECONDS"
-		if [ "$LAST_FAILED" != "0" ] || [ "$LAST_ACHIEVED" = "-" ] || [ "$LAST_ACHIEVED" -lt $((r * 95 / 100)) ]; then
+		if [ "$LAST_FAILED" != "0" ] || [ "$LAST_ACHIEVED" = "-" ] || [ "$LAST_ACHIEVED" -lt $((r * 95 / 100)) ] ||
+			[ "$LAST_RETRANS" -gt $((r * STEP_SECONDS / 100)) ]; then
 			break
 		fi
+		BEST=$r
 	done
+}
+
+# measure LABEL SCENARIO: ramp, then sustain the highest clean rate.
+measure() {
+	ramp "$1" "$2"
+	rate=${RATE:-$BEST}
+	if [ "$rate" = 0 ]; then
+		rate=$(echo "$STEPS" | cut -d' ' -f1)
+	fi
+	run_sipp "$1" "$2" "$rate" "$SECONDS_SUSTAINED"
 }
 
 {
@@ -143,19 +161,18 @@ ramp() {
 	echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews every figure)"
 	echo "calls/s = successful calls / elapsed seconds; p99 = response time (ms, sipp's resolution) of INVITE->final / BYE->200"
 	printf '%-26s %6s %7s %8s %8s %7s %8s %9s %9s\n' run rate secs created ok failed retrans calls/s p99ms
+	echo "(rows named -step are the ramp; the row without -step is the sustained run)"
 } | tee "$SUMMARY"
 
 for mode in answer redirect; do
 	scenario=uac_answer_bye.xml
 	[ "$mode" = redirect ] && scenario=uac_redirect.xml
 	start_uas "$mode"
-	ramp "sipuas-$mode" "$scenario"
-	run_sipp "sipuas-$mode" "$scenario" "$RATE" "$SECONDS_SUSTAINED"
+	measure "sipuas-$mode" "$scenario"
 	stop_server
 	if [ "$HAVE_CALLCTX" = 1 ]; then
 		start_callctx "$mode"
-		ramp "callctx-$mode" "$scenario"
-		run_sipp "callctx-$mode" "$scenario" "$RATE" "$SECONDS_SUSTAINED"
+		measure "callctx-$mode" "$scenario"
 		stop_server
 	fi
 done

@@ -109,7 +109,10 @@ func (b *Bridge) Transfer(ctx context.Context, callID string, req session.Transf
 		b.track(func() { c.runInviteTransfer(at, p, hs) })
 		return &t, nil
 	}
-	tx, err := c.sendRefer(ctx, p, hs)
+	// Not the caller's context: the REFER's transaction outlives the REST request.
+	sctx, cancel := context.WithTimeout(b.ctx, storeTimeout)
+	tx, err := c.sendRefer(sctx, p, hs)
+	cancel()
 	if err != nil {
 		c.clearTransfer(at)
 		return nil, err
