@@ -96,6 +96,8 @@ type Bridge struct {
 	wg     sync.WaitGroup // calls and transfers in progress
 	serves sync.WaitGroup // listeners
 
+	stopping chan struct{} // closed when Shutdown starts
+
 	mu       sync.Mutex
 	closing  bool
 	calls    map[string]*inCall // by callctx call ID
@@ -115,7 +117,7 @@ func New(svc *session.Service, cfg Config, log *slog.Logger) (*Bridge, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Bridge{cfg: p.cfg, svc: svc, log: log, mapper: p.mapper, target: p.target, host: p.host,
+	return &Bridge{cfg: p.cfg, svc: svc, log: log, mapper: p.mapper, target: p.target, host: p.host, stopping: make(chan struct{}),
 		calls: map[string]*inCall{}, expected: map[string]string{}, inbound: map[string]*inCall{}, outbound: map[string]*outLeg{}}, nil
 }
 
@@ -311,6 +313,7 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	b.closing = true
+	close(b.stopping)
 	calls := make([]*inCall, 0, len(b.calls))
 	for _, c := range b.calls {
 		calls = append(calls, c)

@@ -3,6 +3,7 @@ package sipbridge
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -60,8 +61,19 @@ func (b *Bridge) redirect(req *sip.Request, tx sip.ServerTransaction, call *sess
 		log.Warn("sip context too large for a UDP 302; sent the call ID only", "bytes", len(res.String()), "headers", len(hs))
 		res = build(hs[:1])
 	}
-	err = tx.Respond(res)
-	if err != nil {
+	if err := tx.Respond(res); err != nil {
 		log.Error("sip redirect failed", "error", fmt.Errorf("send 302: %w", err))
+		return
+	}
+	// Take the ACK here: sipgo hands it to a goroutine that blocks until someone reads it or
+	// the transaction ends (Timer I, 5 s over UDP), and thousands of those per second are
+	// stacks the garbage collector has to scan.
+	t := time.NewTimer(sip.Timer_H)
+	defer t.Stop()
+	select {
+	case <-tx.Acks():
+	case <-tx.Done():
+	case <-t.C:
+	case <-b.stopping:
 	}
 }
