@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/callctx/callctx/api"
+	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/sipbridge"
 	"gopkg.in/yaml.v3"
@@ -22,13 +23,30 @@ import (
 // Config is the whole configuration of callctx serve. Zero values mean the
 // defaults of DefaultConfig.
 type Config struct {
-	HTTP      HTTPConfig      `yaml:"http"`
-	Data      DataConfig      `yaml:"data"`
-	Auth      AuthConfig      `yaml:"auth"`
-	Limits    LimitsConfig    `yaml:"limits"`
-	Retention RetentionConfig `yaml:"retention"`
-	Log       LogConfig       `yaml:"log"`
-	SIP       SIPConfig       `yaml:"sip"`
+	HTTP        HTTPConfig        `yaml:"http"`
+	Data        DataConfig        `yaml:"data"`
+	Auth        AuthConfig        `yaml:"auth"`
+	Limits      LimitsConfig      `yaml:"limits"`
+	Retention   RetentionConfig   `yaml:"retention"`
+	Log         LogConfig         `yaml:"log"`
+	Flows       FlowsConfig       `yaml:"flows"`
+	Automations AutomationsConfig `yaml:"automations"`
+	SIP         SIPConfig         `yaml:"sip"`
+}
+
+// FlowsConfig says where the triggers, automations and flows are.
+type FlowsConfig struct {
+	Dir string `yaml:"dir"` // a directory of *.yaml files; absent is fine
+}
+
+// AutomationsConfig sets how automations are delivered; an automation may
+// set its own timeout and retry policy.
+type AutomationsConfig struct {
+	Workers    int      `yaml:"workers"`     // requests in flight at most
+	Timeout    Duration `yaml:"timeout"`     // per attempt
+	Attempts   int      `yaml:"attempts"`    // in all, the first included
+	Backoff    Duration `yaml:"backoff"`     // before the first retry; doubles, with jitter
+	MaxBackoff Duration `yaml:"max_backoff"` // the longest pause between attempts
 }
 
 // HTTPConfig configures the HTTP API.
@@ -131,6 +149,7 @@ const (
 	DefaultHTTPListen    = "127.0.0.1:8080"
 	DefaultDataDir       = "./callctx-data"
 	DefaultSweepInterval = time.Minute
+	DefaultFlowsDir      = "./flows"
 	DefaultSIPListen     = sipbridge.DefaultListen
 )
 
@@ -142,7 +161,12 @@ func DefaultConfig() Config {
 		Data:      DataConfig{Dir: DefaultDataDir},
 		Retention: RetentionConfig{Period: Duration(session.DefaultRetention), SweepInterval: Duration(DefaultSweepInterval)},
 		Log:       LogConfig{Level: "info", Format: "auto"},
-		SIP:       SIPConfig{Listen: DefaultSIPListen, Mode: string(sipbridge.ModeAnswer)},
+		Flows:     FlowsConfig{Dir: DefaultFlowsDir},
+		Automations: AutomationsConfig{
+			Workers: flow.DefaultWorkers, Timeout: Duration(flow.DefaultTimeout), Attempts: flow.DefaultAttempts,
+			Backoff: Duration(flow.DefaultBackoff), MaxBackoff: Duration(flow.DefaultMaxBackoff),
+		},
+		SIP: SIPConfig{Listen: DefaultSIPListen, Mode: string(sipbridge.ModeAnswer)},
 	}
 }
 
@@ -180,6 +204,7 @@ func (c *Config) Validate() error {
 		"limits.max_name_length": c.Limits.MaxNameLength, "limits.max_value_bytes": c.Limits.MaxValueBytes,
 		"limits.max_variables": c.Limits.MaxVariables, "limits.max_session_bytes": c.Limits.MaxSessionBytes,
 		"data.batch.max_size": c.Data.Batch.MaxSize,
+		"automations.workers": c.Automations.Workers, "automations.attempts": c.Automations.Attempts,
 	} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("%s is negative", name))
@@ -190,6 +215,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Retention.Period < 0 || c.Retention.SweepInterval < 0 {
 		errs = append(errs, errors.New("retention durations must not be negative"))
+	}
+	if c.Automations.Timeout < 0 || c.Automations.Backoff < 0 || c.Automations.MaxBackoff < 0 {
+		errs = append(errs, errors.New("automations durations must not be negative"))
+	}
+	if c.Flows.Dir == "" {
+		errs = append(errs, errors.New("flows.dir is empty"))
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

@@ -1,6 +1,8 @@
 // Command callctx runs the callctx service and its tools.
 //
-//	callctx serve [--http ADDR] [--sip ADDR] [--data DIR] [--config FILE]
+//	callctx serve [--http ADDR] [--sip ADDR] [--data DIR] [--flows DIR] [--config FILE]
+//	callctx check [DIR]
+//	callctx simulate --flow NAME [--dir DIR] [--set NAME=VALUE]... [--input TEXT]... [--at TIME] [--json]
 //	callctx version
 package main
 
@@ -10,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,9 +22,11 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	_ "time/tzdata" // triggers name IANA zones; the binary must not depend on the host's zoneinfo
 
 	"github.com/callctx/callctx"
 	"github.com/callctx/callctx/api"
+	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
 	"github.com/callctx/callctx/sipbridge"
@@ -37,11 +42,29 @@ func main() {
 const usage = `callctx keeps the context of live phone calls.
 
 Usage:
-  callctx serve [--http ADDR] [--sip ADDR] [--data DIR] [--config FILE]
+  callctx serve [--http ADDR] [--sip ADDR] [--data DIR] [--flows DIR] [--config FILE]
+  callctx check [DIR]
+  callctx simulate --flow NAME [--dir DIR] [--set NAME=VALUE]... [--input TEXT]... [--at TIME] [--json]
   callctx version
 
-Environment: CALLCTX_HTTP, CALLCTX_SIP, CALLCTX_DATA, CALLCTX_CONFIG do what the
-flags do; flags win. --sip "" turns the SIP bridge off. LOG_LEVEL sets the log level when the configuration does not.`
+serve runs the service; SIGHUP reloads the flows directory (live calls keep
+the flow version they started with).
+check validates the flows directory (default ./flows): file:line errors and a
+non-zero exit; warnings for unreachable nodes.
+simulate prints the path a call would take through a flow, offline: --set
+seeds the session (a JSON value, or else text), --input answers input nodes
+in order.
+
+Environment: CALLCTX_HTTP, CALLCTX_SIP, CALLCTX_DATA, CALLCTX_FLOWS,
+CALLCTX_CONFIG do what the flags do; flags win. --sip "" (or CALLCTX_SIP=off)
+turns the SIP bridge off. LOG_LEVEL sets the log level when the configuration
+does not.`
+
+// Run runs one command line as the callctx command does (tests run check
+// and simulate through it).
+func Run(args []string, stdout, stderr io.Writer) error {
+	return run(context.Background(), args, stdout, stderr)
+}
 
 // run dispatches a command line.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -52,6 +75,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return runServe(ctx, args[1:], stderr)
+	case "check":
+		return runCheck(args[1:], stdout)
+	case "simulate":
+		return runSimulate(args[1:], stdout)
 	case "version":
 		fmt.Fprintln(stdout, "callctx", callctx.Version)
 		return nil
@@ -70,6 +97,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.SetOutput(io.Discard)
 	httpAddr := fs.String("http", "", "HTTP listen address (default "+DefaultHTTPListen+")")
 	dataDir := fs.String("data", "", "data directory (default "+DefaultDataDir+")")
+	flowsDir := fs.String("flows", "", "flows directory (default "+DefaultFlowsDir+")")
 	configPath := fs.String("config", "", "YAML configuration file")
 	sipAddr := optionalString{}
 	fs.Var(&sipAddr, "sip", "SIP listen address for UDP and TCP (default "+DefaultSIPListen+"; \"\" turns the SIP bridge off)")
@@ -97,6 +125,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 		cfg.SIP.Listen = sipAddr.value
 	}
 	cfg.Data.Dir = firstOf(*dataDir, getenv("CALLCTX_DATA"), cfg.Data.Dir)
+	cfg.Flows.Dir = firstOf(*flowsDir, getenv("CALLCTX_FLOWS"), cfg.Flows.Dir)
 	return cfg, cfg.Validate()
 }
 
@@ -146,9 +175,18 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := m.Open(); err != nil {
 		return err
 	}
-	<-ctx.Done()
-	m.logger.Info("shutting down")
-	return m.Close()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			_ = m.Reload() // logged; the flows in force stay
+		case <-ctx.Done():
+			m.logger.Info("shutting down")
+			return m.Close()
+		}
+	}
 }
 
 // NewLogger builds the root logger: text on a terminal, JSON otherwise,
@@ -176,10 +214,14 @@ func NewLogger(cfg LogConfig, w io.Writer) *slog.Logger {
 // data directory, as the command does with the real configuration.
 type Main struct {
 	Config Config
+	// Getenv looks up the environment variables flows name (secret_env,
+	// ${NAME} in automation URLs and headers); os.LookupEnv by default.
+	Getenv func(string) (string, bool)
 
 	logger  *slog.Logger
 	store   *bolt.Store
 	service *session.Service
+	flows   *flow.Engine
 	api     *api.Handler
 	server  *http.Server
 	ln      net.Listener
@@ -194,8 +236,44 @@ func NewMain(cfg Config, logger *slog.Logger) *Main {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Main{Config: cfg, logger: logger}
+	return &Main{Config: cfg, logger: logger, Getenv: os.LookupEnv}
 }
+
+// loadFlows compiles the flows directory. A directory that does not exist
+// gives no flows; a broken one is an error listing every problem.
+func (m *Main) loadFlows() (*flow.Snapshot, error) {
+	dir := m.Config.Flows.Dir
+	snap, warns, err := flow.Load(dir, flow.CompileOptions{Getenv: m.Getenv})
+	if errors.Is(err, fs.ErrNotExist) {
+		m.logger.Info("no flows directory; serving without flows", "flows_dir", dir)
+		return flow.Empty(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load flows from %s:\n%w", dir, err)
+	}
+	for _, w := range warns {
+		m.logger.Warn("flows: "+w.Message, "file", w.File, "line", w.Line, "field", w.Pointer)
+	}
+	m.logger.Info("flows loaded", "flows_dir", dir, "version", snap.Version,
+		"triggers", snap.Triggers.Len(), "automations", len(snap.Automations()), "flows", len(snap.Flows()))
+	return snap, nil
+}
+
+// Reload loads the flows directory again and puts it in force; calls whose
+// flow has started keep the version they started with. On error the flows
+// in force stay, and the error is logged and returned.
+func (m *Main) Reload() error {
+	snap, err := m.loadFlows()
+	if err != nil {
+		m.logger.Error("reload refused; the flows in force stay", "err", err)
+		return err
+	}
+	m.flows.Reload(snap)
+	return nil
+}
+
+// Flows returns the flow engine (for tests and tools).
+func (m *Main) Flows() *flow.Engine { return m.flows }
 
 // Open opens the store and starts serving.
 func (m *Main) Open() (err error) {
@@ -220,6 +298,21 @@ func (m *Main) Open() (err error) {
 		},
 		Retention: time.Duration(cfg.Retention.Period),
 	})
+	snap, err := m.loadFlows()
+	if err != nil {
+		return err
+	}
+	ac := cfg.Automations
+	m.flows = flow.NewEngine(flow.Config{
+		Service: m.service, Store: m.store, Snapshot: snap, Logger: m.logger,
+		Workers: ac.Workers, Timeout: time.Duration(ac.Timeout), Attempts: ac.Attempts,
+		Backoff: time.Duration(ac.Backoff), MaxBackoff: time.Duration(ac.MaxBackoff),
+		UserAgent: "callctx/" + callctx.Version,
+	})
+	if err := m.flows.Open(); err != nil {
+		m.flows = nil
+		return err
+	}
 	var transferer session.Transferer
 	if cfg.SIP.Listen != "" {
 		bcfg, err := cfg.SIPBridgeConfig()
@@ -238,6 +331,7 @@ func (m *Main) Open() (err error) {
 	}
 	m.api, err = api.NewHandler(api.Config{
 		Service:      m.service,
+		Flows:        m.flows,
 		Spec:         callctx.OpenAPI,
 		Tokens:       tokens,
 		Logger:       m.logger,
@@ -349,6 +443,10 @@ func (m *Main) Close() error {
 		m.stopSweep()
 	}
 	m.wg.Wait()
+	if m.flows != nil {
+		m.flows.Close() // deliveries in flight stay queued for the next start
+		m.flows = nil
+	}
 	if m.store != nil {
 		if err := m.store.Close(); err != nil {
 			errs = append(errs, err)
