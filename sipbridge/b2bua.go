@@ -249,8 +249,20 @@ func (b *Bridge) bridgeInbound(req *sip.Request, tx sip.ServerTransaction, call 
 	if err != nil {
 		log.Warn("sip context not carried on bridged call", "error", err)
 	}
+	o, res, err := b.bridgeTo(c, *b.target, hs, log)
+	if o == nil {
+		b.rejectPending(c, res, err, log)
+		return
+	}
+	b.holdBridged(c, o, log)
+}
+
+// bridgeTo places a call to t for the pending INVITE of c and, when it is answered, answers
+// the caller with its SDP. On failure it returns no leg and the target's final response (or
+// the error), leaving the caller's INVITE unanswered.
+func (b *Bridge) bridgeTo(c *inCall, t target, hs []Header, log logger) (*outLeg, *sip.Response, error) {
 	ct := ""
-	if h := req.ContentType(); h != nil {
+	if h := c.req.ContentType(); h != nil {
 		ct = h.Value()
 	}
 	// The caller's CANCEL ends the dialog's context, which cancels the placed call.
@@ -265,7 +277,7 @@ func (b *Bridge) bridgeInbound(req *sip.Request, tx sip.ServerTransaction, call 
 		cancel()
 	}()
 	o, res, err := b.dial(ctx, dialRequest{
-		parent: c, to: *b.target, headers: hs, body: req.Body(), contentType: ct,
+		parent: c, to: t, headers: hs, body: c.req.Body(), contentType: ct,
 		onProvisional: func(r *sip.Response) {
 			if r.StatusCode == 100 {
 				return
@@ -279,27 +291,11 @@ func (b *Bridge) bridgeInbound(req *sip.Request, tx sip.ServerTransaction, call 
 			}
 		},
 	})
-	var failed errDialFailed
-	switch {
-	case errors.As(err, &failed):
-		c.setReason(EndRejected)
-		if err := c.dlg.Respond(res.StatusCode, res.Reason, nil); err != nil {
-			log.Warn("sip relay final failed", "code", res.StatusCode, "error", err)
+	if err != nil {
+		if ctx.Err() != nil && c.dlg.Context().Err() == nil {
+			err = errHungUp
 		}
-		b.endCall(call.ID, EndRejected, log)
-		return
-	case err != nil && c.dlg.Context().Err() != nil:
-		b.endCall(call.ID, EndCancel, log) // the caller cancelled; sipgo answered 487
-		return
-	case err != nil && ctx.Err() != nil:
-		_ = c.dlg.Respond(480, "Temporarily Unavailable", nil)
-		b.endCall(call.ID, c.reason(), log)
-		return
-	case err != nil:
-		log.Warn("sip bridged call failed", "error", err)
-		_ = c.dlg.Respond(502, "Bad Gateway", nil)
-		b.endCall(call.ID, EndError, log)
-		return
+		return nil, res, err
 	}
 	c.mu.Lock()
 	c.peer = o
@@ -317,8 +313,38 @@ func (b *Bridge) bridgeInbound(req *sip.Request, tx sip.ServerTransaction, call 
 		c.confirmed = true
 		c.mu.Unlock()
 	}
+	return o, res, nil
+}
+
+// errHungUp says callctx gave up on a placed call because the inbound one was ended.
+var errHungUp = errors.New("the call was ended by callctx")
+
+// rejectPending answers the pending INVITE of c after a placed call failed, and ends it.
+func (b *Bridge) rejectPending(c *inCall, res *sip.Response, err error, log logger) {
+	var failed errDialFailed
+	switch {
+	case errors.As(err, &failed):
+		c.setReason(EndRejected)
+		if err := c.dlg.Respond(res.StatusCode, res.Reason, nil); err != nil {
+			log.Warn("sip relay final failed", "code", res.StatusCode, "error", err)
+		}
+		b.endCall(c.id, EndRejected, log)
+	case c.dlg.Context().Err() != nil:
+		b.endCall(c.id, EndCancel, log) // the caller cancelled; sipgo answered 487
+	case errors.Is(err, errHungUp):
+		_ = c.dlg.Respond(480, "Temporarily Unavailable", nil)
+		b.endCall(c.id, c.reason(), log)
+	default:
+		log.Warn("sip bridged call failed", "error", err)
+		_ = c.dlg.Respond(502, "Bad Gateway", nil)
+		b.endCall(c.id, EndError, log)
+	}
+}
+
+// holdBridged stays with a bridged call until either side hangs up, then records its end.
+func (b *Bridge) holdBridged(c *inCall, o *outLeg, log logger) {
 	c.wait()
 	c.awaitTransfer()
 	o.hangup(c.reason())
-	b.endCall(call.ID, c.reason(), log)
+	b.endCall(c.id, c.reason(), log)
 }

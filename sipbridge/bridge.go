@@ -15,6 +15,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/session"
 )
 
@@ -73,6 +74,11 @@ type Config struct {
 	TransferTimeout time.Duration
 	// UserAgent is the User-Agent and Server header value (DefaultUserAgent).
 	UserAgent string
+	// Flow names the flow every inbound call gets; the bridge then drives it (see flows.go)
+	// and the flow's first actions decide what happens to the INVITE, instead of Mode. It
+	// takes effect with Flows, the engine that runs flows, and while that flow is loaded.
+	Flow  string
+	Flows *flow.Engine
 }
 
 // Bridge is callctx's SIP endpoint. Create it with New, start it with Start, stop it with

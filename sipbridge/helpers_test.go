@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
 	"github.com/callctx/callctx/sipbridge"
@@ -56,11 +57,30 @@ type testEnv struct {
 
 func startBridge(tb testing.TB, cfg sipbridge.Config) *testEnv {
 	tb.Helper()
+	return startBridgeFlows(tb, cfg, "")
+}
+
+// startBridgeFlows is startBridge with the flows of a directory (testdata/flows) running in
+// a flow engine the bridge drives; "" for none.
+func startBridgeFlows(tb testing.TB, cfg sipbridge.Config, flowsDir string) *testEnv {
+	tb.Helper()
 	store, err := bolt.Open(tb.TempDir(), bolt.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	svc := session.NewService(store, session.Options{})
+	if flowsDir != "" {
+		snap, problems, err := flow.Load(flowsDir, flow.CompileOptions{})
+		if err != nil {
+			tb.Fatalf("load flows: %v %v", err, problems)
+		}
+		engine := flow.NewEngine(flow.Config{Service: svc, Store: store, Snapshot: snap})
+		if err := engine.Open(); err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(engine.Close)
+		cfg.Flows = engine
+	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if cfg.Listen == "" {

@@ -107,7 +107,8 @@ func (b *Bridge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// registered is not missed (see followEnds).
 	b.expect(nc.ID)
 	defer b.unexpect(nc.ID)
-	if b.cfg.Mode == ModeRedirect {
+	nc.Flow = b.flowName()
+	if b.cfg.Mode == ModeRedirect && nc.Flow == "" {
 		// callctx leaves the call with the 302: the call is recorded ended, in one write.
 		nc.EndReason = EndRedirected
 	}
@@ -121,10 +122,12 @@ func (b *Bridge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	log = log.With("call_id", call.ID)
-	switch b.cfg.Mode {
-	case ModeRedirect:
+	switch {
+	case call.Flow != "":
+		b.flowInvite(req, tx, call, sess, log)
+	case b.cfg.Mode == ModeRedirect:
 		b.redirect(req, tx, call, sess, log)
-	case ModeBridge:
+	case b.cfg.Mode == ModeBridge:
 		b.bridgeInbound(req, tx, call, sess, log)
 	default:
 		b.answer(req, tx, call, log)
@@ -172,8 +175,18 @@ func (b *Bridge) answer(req *sip.Request, tx sip.ServerTransaction, call *sessio
 		return
 	}
 	defer b.forget(c)
-	c.sdp = parkSDP(req.Body(), b.host, rand.Int64N(1<<40))
-	res := sip.NewSDPResponseFromRequest(c.dlg.InviteRequest, c.sdp)
+	b.park(c, log, nil)
+}
+
+// park answers the pending INVITE of c with inactive media and holds the call until it is
+// hung up or transferred away; then (when the caller has acknowledged) it runs drive, if
+// any, in the background. It returns when the call has ended, after recording its end.
+func (b *Bridge) park(c *inCall, log logger, drive func()) {
+	c.mu.Lock()
+	c.sdp = parkSDP(c.req.Body(), b.host, rand.Int64N(1<<40))
+	sdp := c.sdp
+	c.mu.Unlock()
+	res := sip.NewSDPResponseFromRequest(c.dlg.InviteRequest, sdp)
 	res.AppendHeader(sip.NewHeader("Allow", allowed))
 	res.AppendHeader(sip.NewHeader("Server", b.cfg.UserAgent))
 	if err := c.dlg.WriteResponse(res); err != nil {
@@ -188,15 +201,18 @@ func (b *Bridge) answer(req *sip.Request, tx sip.ServerTransaction, call *sessio
 			c.hangup(EndNoAck)
 			c.wait()
 		}
-		b.endCall(call.ID, c.reason(), log)
+		b.endCall(c.id, c.reason(), log)
 		return
 	}
 	c.mu.Lock()
 	c.confirmed = true
 	c.mu.Unlock()
+	if drive != nil {
+		b.track(drive)
+	}
 	c.wait()
 	c.awaitTransfer()
-	b.endCall(call.ID, c.reason(), log)
+	b.endCall(c.id, c.reason(), log)
 }
 
 // awaitTransfer gives a transfer in progress the chance to record its outcome before the

@@ -104,6 +104,7 @@ func (b *Bridge) Transfer(ctx context.Context, callID string, req session.Transf
 	c.mu.Unlock()
 
 	t := at.t // the goroutine owns at.t from here on
+	b.log.Info("sip transfer started", "call_id", callID, "transfer", t.ID, "mode", string(t.Mode), "target", t.Target, "actor", req.Actor)
 	if p.mode == session.TransferInvite {
 		c.record(t, false)
 		b.track(func() { c.runInviteTransfer(at, p, hs) })

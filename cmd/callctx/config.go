@@ -125,6 +125,7 @@ type SIPConfig struct {
 	} `yaml:"carry"`
 	Map             map[string]string `yaml:"map"` // inbound header or UUI key → variable
 	TransferTimeout Duration          `yaml:"transfer_timeout"`
+	Flow            string            `yaml:"flow"` // the flow of inbound calls; it decides instead of mode
 }
 
 // Duration is a time.Duration written like "24h" or "500us" in YAML.
@@ -304,6 +305,7 @@ func (c *Config) SIPBridgeConfig() (sipbridge.Config, error) {
 		Listen: s.Listen, Advertise: s.Advertise, TLSListen: s.TLS.Listen, Mode: sipbridge.Mode(s.Mode),
 		Target: s.Target, SBC: s.SBC, Map: s.Map, TransferTimeout: time.Duration(s.TransferTimeout),
 		Carry: session.TransferContext{Variables: s.Carry.Variables, As: s.Carry.As, UUIEncoding: s.Carry.UUIEncoding, Names: s.Carry.Names},
+		Flow:  s.Flow,
 	}
 	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
 		return out, fmt.Errorf("sip.listen %q is not host:port (\"\" turns the SIP bridge off)", s.Listen)

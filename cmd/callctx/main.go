@@ -319,6 +319,12 @@ func (m *Main) Open() (err error) {
 		if err != nil {
 			return err
 		}
+		bcfg.Flows = m.flows
+		if bcfg.Flow != "" {
+			if _, ok := m.flows.Snapshot().Flow(bcfg.Flow); !ok {
+				return fmt.Errorf("sip.flow %q is not a flow in %s", bcfg.Flow, cfg.Flows.Dir)
+			}
+		}
 		m.sip, err = sipbridge.New(m.service, bcfg, m.logger.With("component", "sip"))
 		if err != nil {
 			return err
