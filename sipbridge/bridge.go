@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -39,6 +40,7 @@ const (
 	DefaultListen          = "127.0.0.1:5060"
 	DefaultTransferTimeout = 60 * time.Second
 	DefaultUserAgent       = "callctx"
+	DefaultMaxCalls        = 10000
 )
 
 // Actor is the actor the bridge writes sessions as.
@@ -74,6 +76,9 @@ type Config struct {
 	TransferTimeout time.Duration
 	// UserAgent is the User-Agent and Server header value (DefaultUserAgent).
 	UserAgent string
+	// MaxCalls bounds the inbound calls the bridge handles at once (being set up, parked or
+	// bridged); more are refused with 503 and Retry-After. DefaultMaxCalls when 0.
+	MaxCalls int
 	// Flow names the flow every inbound call gets; the bridge then drives it (see flows.go)
 	// and the flow's first actions decide what happens to the INVITE, instead of Mode. It
 	// takes effect with Flows, the engine that runs flows, and while that flow is loaded.
@@ -97,10 +102,11 @@ type Bridge struct {
 
 	addr, tlsAddr, host string
 
-	ctx    context.Context // lives until Shutdown
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // calls and transfers in progress
-	serves sync.WaitGroup // listeners
+	ctx     context.Context // lives until Shutdown
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // calls and transfers in progress
+	serves  sync.WaitGroup // listeners
+	invites atomic.Int64   // new INVITEs being handled: calls set up, parked or bridged
 
 	stopping chan struct{} // closed when Shutdown starts
 
@@ -153,6 +159,9 @@ func (cfg Config) prepare() (prepared, error) {
 	}
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = DefaultUserAgent
+	}
+	if cfg.MaxCalls <= 0 {
+		cfg.MaxCalls = DefaultMaxCalls
 	}
 	p := prepared{cfg: cfg}
 	var errs []error
@@ -361,6 +370,14 @@ func (b *Bridge) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 		}
 		if !closing {
 			defer b.wg.Done()
+		}
+		if req.IsInvite() && !hasToTag(req) {
+			defer b.invites.Add(-1)
+			if n := b.invites.Add(1); n > int64(b.cfg.MaxCalls) {
+				b.log.Warn("sip call refused: too many calls", "calls", n-1, "max", b.cfg.MaxCalls)
+				b.respond(req, tx, 503, "Service Unavailable (too many calls)", sip.NewHeader("Retry-After", "5"))
+				return
+			}
 		}
 		h(req, tx)
 	}

@@ -355,3 +355,19 @@ func TestBridge_BlindTransfer(t *testing.T) {
 		t.Errorf("transfer=%v/%v, want accepted/202", vars["sip.transfer.status"], vars["sip.transfer.sipCode"])
 	}
 }
+
+func TestBridge_MaxCalls(t *testing.T) {
+	e := startBridge(t, sipbridge.Config{MaxCalls: 1})
+	parked := startSipp(t, "uac_park_wait_bye.xml", e.bridge.Addr(), 0)
+	call := e.activeCall(t)
+	refused := startSipp(t, "uac_too_many.xml", e.bridge.Addr(), 0)
+	refused.wait(t)
+	if _, err := e.svc.EndCall(context.Background(), call.ID, "done", "crm"); err != nil {
+		t.Fatal(err)
+	}
+	parked.wait(t)
+	page, err := e.svc.ListCalls(context.Background(), session.ListOptions{State: session.FilterAll})
+	if err != nil || len(page.Items) != 1 {
+		t.Fatalf("calls=%v %v, want only the parked one", page, err)
+	}
+}

@@ -125,7 +125,8 @@ type SIPConfig struct {
 	} `yaml:"carry"`
 	Map             map[string]string `yaml:"map"` // inbound header or UUI key → variable
 	TransferTimeout Duration          `yaml:"transfer_timeout"`
-	Flow            string            `yaml:"flow"` // the flow of inbound calls; it decides instead of mode
+	Flow            string            `yaml:"flow"`      // the flow of inbound calls; it decides instead of mode
+	MaxCalls        int               `yaml:"max_calls"` // inbound calls at once; more get 503
 }
 
 // Duration is a time.Duration written like "24h" or "500us" in YAML.
@@ -305,7 +306,7 @@ func (c *Config) SIPBridgeConfig() (sipbridge.Config, error) {
 		Listen: s.Listen, Advertise: s.Advertise, TLSListen: s.TLS.Listen, Mode: sipbridge.Mode(s.Mode),
 		Target: s.Target, SBC: s.SBC, Map: s.Map, TransferTimeout: time.Duration(s.TransferTimeout),
 		Carry: session.TransferContext{Variables: s.Carry.Variables, As: s.Carry.As, UUIEncoding: s.Carry.UUIEncoding, Names: s.Carry.Names},
-		Flow:  s.Flow,
+		Flow:  s.Flow, MaxCalls: s.MaxCalls,
 	}
 	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
 		return out, fmt.Errorf("sip.listen %q is not host:port (\"\" turns the SIP bridge off)", s.Listen)
@@ -325,6 +326,9 @@ func (c *Config) SIPBridgeConfig() (sipbridge.Config, error) {
 	}
 	if s.TransferTimeout < 0 {
 		return out, errors.New("sip.transfer_timeout must not be negative")
+	}
+	if s.MaxCalls < 0 {
+		return out, errors.New("sip.max_calls must not be negative")
 	}
 	return out, out.Validate()
 }
