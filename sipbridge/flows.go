@@ -2,7 +2,6 @@ package sipbridge
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -122,38 +121,34 @@ func (b *Bridge) flowInvite(req *sip.Request, tx sip.ServerTransaction, call *se
 func (b *Bridge) driveFlow(c *inCall, run *flow.Run) {
 	log := b.log.With("call_id", c.id)
 	var err error
-	for run != nil && run.Action != nil {
+	for err == nil && run != nil && run.Action != nil {
 		a := run.Action
-		o := &flow.Outcome{Status: flow.StatusFailed, Step: run.Step}
 		switch actionString(a, "type") {
 		case "transfer":
-			o.Status = b.flowTransfer(c, run)
-			o.Announced = true
+			run, err = b.flowTransfer(c, run)
 		case "hangup":
-			o.Status = flow.StatusDone
-			if _, err := b.flowNext(c, o); err != nil {
+			if _, err := b.flowNext(c, &flow.Outcome{Status: flow.StatusDone, Step: run.Step}); err != nil {
 				log.Warn("sip flow next", "error", err)
 			}
 			c.hangup(flowHangupReason(a))
 			return
+		default: // media
+			run, err = b.flowNext(c, &flow.Outcome{Status: flow.StatusFailed, Step: run.Step})
 		}
-		if c.dlg.Context().Err() != nil {
-			return // the call ended; its flow ends with it
-		}
-		run, err = b.flowNext(c, o)
-		if err != nil {
-			log.Warn("sip flow next", "error", err)
-			return
-		}
+	}
+	if err != nil && !errors.Is(err, errCallGone) {
+		log.Warn("sip flow next", "error", err)
 	}
 }
 
-// flowTransfer runs a flow's transfer action on a parked call through Transfer and waits
-// for its outcome, as a flow outcome status.
-func (b *Bridge) flowTransfer(c *inCall, run *flow.Run) string {
+// errCallGone says a parked call ended while its flow was waiting for a transfer.
+var errCallGone = errors.New("the call ended")
+
+// flowTransfer runs a flow's transfer action on a parked call through the same code as
+// Transfer, tells the flow the outcome as soon as it is recorded (before callctx hangs up
+// after a success, while the session can still be written) and returns what comes next.
+func (b *Bridge) flowTransfer(c *inCall, run *flow.Run) (*flow.Run, error) {
 	a := run.Action
-	sub := b.svc.Subscribe(c.id)
-	defer sub.Close()
 	mode := session.TransferRefer
 	if actionString(a, "mode") == "invite" {
 		mode = session.TransferInvite
@@ -164,52 +159,35 @@ func (b *Bridge) flowTransfer(c *inCall, run *flow.Run) string {
 	for _, h := range actionHeaders(a) {
 		req.Headers = append(req.Headers, session.TransferHeader{Name: h.Name, Value: h.Value})
 	}
+	reported := make(chan struct{})
+	var next *flow.Run
+	var nerr error
+	report := func(st session.TransferStatus, rc string) {
+		next, nerr = b.flowNext(c, &flow.Outcome{Status: outcomeStatus(string(st), rc), Step: run.Step, Announced: true})
+		close(reported)
+	}
 	ctx, cancel := context.WithTimeout(b.ctx, storeTimeout)
-	t, err := b.Transfer(ctx, c.id, req)
+	_, err := b.transfer(ctx, c.id, req, report)
 	cancel()
 	if err != nil {
 		b.log.Warn("sip flow transfer refused", "call_id", c.id, "node", nodeOf(run), "error", err)
-		return flow.StatusFailed
+		return b.flowNext(c, &flow.Outcome{Status: flow.StatusFailed, Step: run.Step})
 	}
-	for {
-		select {
-		case e, ok := <-sub.Events():
-			if !ok {
-				return b.transferOutcome(c.id, t.ID) // fell behind: read the outcome
-			}
-			if e.Type == session.EventTransferStatus && jsonText(e.Variables[session.VarTransferID]) == t.ID {
-				return outcomeStatus(jsonText(e.Variables[session.VarTransferStatus]), jsonText(e.Variables[session.VarTransferReasonCode]))
-			}
-		case <-c.done:
-			return flow.StatusFailed
-		case <-c.dlg.Context().Done():
-			return flow.StatusFailed
-		case <-b.stopping:
-			return flow.StatusFailed
-		}
+	select {
+	case <-reported:
+		return next, nerr
+	case <-c.done:
+	case <-c.dlg.Context().Done():
+	case <-b.stopping:
 	}
-}
-
-// transferOutcome reads a transfer's outcome from the session, once it is final.
-func (b *Bridge) transferOutcome(callID, id string) string {
-	for i := 0; i < 600; i++ {
-		sess, err := b.svc.Session(b.ctx, callID)
-		if err != nil {
-			return flow.StatusFailed
-		}
-		if jsonText(sess.Variables[session.VarTransferID]) == id {
-			st := jsonText(sess.Variables[session.VarTransferStatus])
-			if st != string(session.TransferPending) {
-				return outcomeStatus(st, jsonText(sess.Variables[session.VarTransferReasonCode]))
-			}
-		}
-		select {
-		case <-time.After(100 * time.Millisecond):
-		case <-b.stopping:
-			return flow.StatusFailed
-		}
+	// The transfer goroutine records the outcome (and reports it) before the call's end is
+	// written; wait for it a little.
+	select {
+	case <-reported:
+		return next, nerr
+	case <-time.After(storeTimeout):
+		return nil, errCallGone
 	}
-	return flow.StatusFailed
 }
 
 // outcomeStatus maps a transfer's recorded outcome to a flow outcome.
@@ -320,11 +298,4 @@ func nodeOf(run *flow.Run) string {
 		return run.Node
 	}
 	return run.Path[len(run.Path)-1].Node
-}
-
-// jsonText decodes a JSON string value, "" for anything else.
-func jsonText(raw json.RawMessage) string {
-	var s string
-	_ = json.Unmarshal(raw, &s)
-	return s
 }

@@ -29,6 +29,7 @@ type activeTransfer struct {
 	hangupAfter time.Duration
 	notify      chan sipfrag // NOTIFYs of a REFER subscription
 	finished    chan struct{}
+	report      func(session.TransferStatus, string) // see Bridge.transfer
 }
 
 // sipfrag is what one NOTIFY of a REFER says (RFC 3515 §2.4.5).
@@ -42,6 +43,13 @@ type sipfrag struct {
 // new call of an invite-mode transfer) and returns the transfer as pending; a goroutine waits
 // for the outcome and records it in the session.
 func (b *Bridge) Transfer(ctx context.Context, callID string, req session.TransferRequest) (*session.Transfer, error) {
+	return b.transfer(ctx, callID, req, nil)
+}
+
+// transfer is Transfer with report, when not nil, called with the outcome once it is recorded
+// and before callctx hangs up after a success: a flow learns the outcome while the call's
+// session can still be written.
+func (b *Bridge) transfer(ctx context.Context, callID string, req session.TransferRequest, report func(session.TransferStatus, string)) (*session.Transfer, error) {
 	b.mu.Lock()
 	closing, c := b.closing, b.calls[callID]
 	b.mu.Unlock()
@@ -83,6 +91,7 @@ func (b *Bridge) Transfer(ctx context.Context, callID string, req session.Transf
 		t: session.Transfer{ID: uuid.Must(uuid.NewV7()).String(), CallID: callID, Mode: p.mode, Target: req.Target,
 			Status: session.TransferPending, HandoverReason: req.HandoverReason, StartedAt: time.Now().UTC()},
 		blind: req.Blind, hangupAfter: p.hangupAfter, notify: make(chan sipfrag, 16), finished: make(chan struct{}),
+		report: report,
 	}
 	at.id = at.t.ID
 	c.mu.Lock()
@@ -427,6 +436,9 @@ func (c *inCall) finishTransfer(at *activeTransfer, status session.TransferStatu
 	c.b.log.Info("sip transfer finished", "call_id", c.id, "transfer", at.t.ID, "status", string(status), "reason_code", rc, "sip_code", code)
 	if status != session.TransferAnswered || at.t.Mode == session.TransferInvite {
 		c.clearTransfer(at)
+	}
+	if at.report != nil {
+		at.report(status, rc) // after clearTransfer: the flow may start another transfer at once
 	}
 }
 
