@@ -119,7 +119,8 @@ run_sipp() {
 	mkdir -p "$dir"
 	calls=$((rate * secs))
 	cpu0=$(server_cpu)
-	(cd "$dir" && sipp "$ADDR" -sf "$ROOT/bench/sipp/$scenario" -i 127.0.0.1 -p 0 \
+	# sipp's own -timeout has been seen to hang once; timeout(1) is the hard stop.
+	(cd "$dir" && timeout -k 10 $((secs + 90)) sipp "$ADDR" -sf "$ROOT/bench/sipp/$scenario" -i 127.0.0.1 -p 0 \
 		-r "$rate" -m "$calls" -l $((rate * 5)) -nostdin -timeout $((secs + 60))s \
 		-trace_stat -stf stat.csv -fd 3600 -trace_rtt -rtt_freq 1 -trace_err \
 		>sipp.out 2>&1) || true
