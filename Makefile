@@ -1,10 +1,11 @@
 # make test   — everything CI runs: installs what the tests need, checks
 #               formatting and vet, runs every test with the race detector.
 # make bench  — the benchmarks named in the issues (see README, Benchmarks).
+# make bench-sip — the SIP bridge benchmark: sipp against callctx and a bare sipgo UAS.
 
 GO ?= go
 
-.PHONY: test deps fmt-check vet unit bench bench-http bench-go bench-flows
+.PHONY: test deps fmt-check vet unit bench bench-http bench-go bench-flows bench-sip
 
 test: deps fmt-check vet unit
 
@@ -35,3 +36,6 @@ bench-flows:
 
 bench-http:
 	$(GO) run ./bench/httpbench
+
+bench-sip:
+	./scripts/bench-sip.sh

@@ -1,6 +1,6 @@
 // Command callctx runs the callctx service and its tools.
 //
-//	callctx serve [--http ADDR] [--data DIR] [--flows DIR] [--config FILE]
+//	callctx serve [--http ADDR] [--sip ADDR] [--data DIR] [--flows DIR] [--config FILE]
 //	callctx check [DIR]
 //	callctx simulate --flow NAME [--dir DIR] [--set NAME=VALUE]... [--input TEXT]... [--at TIME] [--json]
 //	callctx version
@@ -30,6 +30,7 @@ import (
 	"github.com/callctx/callctx/metrics"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
+	"github.com/callctx/callctx/sipbridge"
 )
 
 func main() {
@@ -42,7 +43,7 @@ func main() {
 const usage = `callctx keeps the context of live phone calls.
 
 Usage:
-  callctx serve [--http ADDR] [--data DIR] [--flows DIR] [--config FILE]
+  callctx serve [--http ADDR] [--sip ADDR] [--data DIR] [--flows DIR] [--config FILE]
   callctx check [DIR]
   callctx simulate --flow NAME [--dir DIR] [--set NAME=VALUE]... [--input TEXT]... [--at TIME] [--json]
   callctx version
@@ -55,8 +56,9 @@ simulate prints the path a call would take through a flow, offline: --set
 seeds the session (a JSON value, or else text), --input answers input nodes
 in order.
 
-Environment: CALLCTX_HTTP, CALLCTX_DATA, CALLCTX_FLOWS, CALLCTX_CONFIG do what
-the flags do; flags win. LOG_LEVEL sets the log level when the configuration
+Environment: CALLCTX_HTTP, CALLCTX_SIP, CALLCTX_DATA, CALLCTX_FLOWS,
+CALLCTX_CONFIG do what the flags do; flags win. --sip "" (or CALLCTX_SIP=off)
+turns the SIP bridge off. LOG_LEVEL sets the log level when the configuration
 does not.`
 
 // Run runs one command line as the callctx command does (tests run check
@@ -98,6 +100,8 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	dataDir := fs.String("data", "", "data directory (default "+DefaultDataDir+")")
 	flowsDir := fs.String("flows", "", "flows directory (default "+DefaultFlowsDir+")")
 	configPath := fs.String("config", "", "YAML configuration file")
+	sipAddr := optionalString{}
+	fs.Var(&sipAddr, "sip", "SIP listen address for UDP and TCP (default "+DefaultSIPListen+"; \"\" turns the SIP bridge off)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, fmt.Errorf("serve: %w", err)
 	}
@@ -115,9 +119,41 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 		cfg.Log.Level = strings.ToLower(lvl)
 	}
 	cfg.HTTP.Listen = firstOf(*httpAddr, getenv("CALLCTX_HTTP"), cfg.HTTP.Listen)
+	if v, ok := lookupEnv(getenv, "CALLCTX_SIP"); ok {
+		cfg.SIP.Listen = v
+	}
+	if sipAddr.set {
+		cfg.SIP.Listen = sipAddr.value
+	}
 	cfg.Data.Dir = firstOf(*dataDir, getenv("CALLCTX_DATA"), cfg.Data.Dir)
 	cfg.Flows.Dir = firstOf(*flowsDir, getenv("CALLCTX_FLOWS"), cfg.Flows.Dir)
 	return cfg, cfg.Validate()
+}
+
+// optionalString is a flag that knows whether it was given, so that --sip "" can turn the
+// bridge off.
+type optionalString struct {
+	value string
+	set   bool
+}
+
+func (o *optionalString) String() string { return o.value }
+func (o *optionalString) Set(v string) error {
+	o.value, o.set = v, true
+	return nil
+}
+
+// lookupEnv reads an environment variable through getenv, which cannot tell "unset" from
+// "set to empty": so CALLCTX_SIP=off is how the environment turns the bridge off.
+func lookupEnv(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	switch v {
+	case "":
+		return "", false
+	case "off":
+		return "", true
+	}
+	return v, true
 }
 
 func firstOf(vals ...string) string {
@@ -191,6 +227,7 @@ type Main struct {
 	api     *api.Handler
 	server  *http.Server
 	ln      net.Listener
+	sip     *sipbridge.Bridge
 
 	stopSweep context.CancelFunc
 	wg        sync.WaitGroup
@@ -284,6 +321,28 @@ func (m *Main) Open() (err error) {
 		m.flows = nil
 		return err
 	}
+	var transferer session.Transferer
+	if cfg.SIP.Listen != "" {
+		bcfg, err := cfg.SIPBridgeConfig()
+		if err != nil {
+			return err
+		}
+		bcfg.Flows = m.flows
+		if bcfg.Flow != "" {
+			if _, ok := m.flows.Snapshot().Flow(bcfg.Flow); !ok {
+				return fmt.Errorf("sip.flow %q is not a flow in %s", bcfg.Flow, cfg.Flows.Dir)
+			}
+		}
+		m.sip, err = sipbridge.New(m.service, bcfg, m.logger.With("component", "sip"))
+		if err != nil {
+			return err
+		}
+		if err := m.sip.Start(context.Background()); err != nil {
+			m.sip = nil
+			return err
+		}
+		transferer = m.sip
+	}
 	m.api, err = api.NewHandler(api.Config{
 		Service:      m.service,
 		Flows:        m.flows,
@@ -294,6 +353,7 @@ func (m *Main) Open() (err error) {
 		KeepAlive:    time.Duration(cfg.HTTP.KeepAlive),
 		AccessLog:    cfg.HTTP.AccessLog == nil || *cfg.HTTP.AccessLog,
 		Metrics:      m.metrics,
+		Transferer:   transferer,
 	})
 	if err != nil {
 		return err
@@ -329,7 +389,7 @@ func (m *Main) Open() (err error) {
 	if len(tokens) == 0 {
 		m.logger.Warn("no auth tokens configured: the API is open to anyone on this machine; configure auth.tokens before listening beyond loopback", "http", m.HTTPAddr())
 	}
-	m.logger.Info("callctx listening", "http", m.HTTPAddr(), "data", m.store.Path(), "version", callctx.Version)
+	m.logger.Info("callctx listening", "http", m.HTTPAddr(), "sip", m.SIPAddr(), "data", m.store.Path(), "version", callctx.Version)
 	return nil
 }
 
@@ -370,6 +430,14 @@ var _ flow.Observer = (*metrics.Metrics)(nil)
 // report to it.
 func (m *Main) Metrics() *metrics.Metrics { return m.metrics }
 
+// SIPAddr returns the address the SIP bridge listens on for UDP and TCP, "" when it is off.
+func (m *Main) SIPAddr() string {
+	if m.sip == nil {
+		return ""
+	}
+	return m.sip.Addr()
+}
+
 // Service returns the session service (for tests and tools).
 func (m *Main) Service() *session.Service { return m.service }
 
@@ -377,6 +445,15 @@ func (m *Main) Service() *session.Service { return m.service }
 // so acknowledged writes) finish, then the database is closed.
 func (m *Main) Close() error {
 	var errs []error
+	if m.sip != nil {
+		// First, while the store is open: the calls the bridge holds are hung up and ended.
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		if err := m.sip.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+		m.sip = nil
+	}
 	if m.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
