@@ -328,6 +328,7 @@ func (m *Main) Open() (err error) {
 			return err
 		}
 		bcfg.Flows = m.flows
+		bcfg.Observer = m.metrics
 		if bcfg.Flow != "" {
 			if _, ok := m.flows.Snapshot().Flow(bcfg.Flow); !ok {
 				return fmt.Errorf("sip.flow %q is not a flow in %s", bcfg.Flow, cfg.Flows.Dir)
@@ -423,8 +424,11 @@ func (m *Main) HTTPAddr() string {
 	return m.ln.Addr().String()
 }
 
-// The metrics registry hears what the flow engine does.
-var _ flow.Observer = (*metrics.Metrics)(nil)
+// The metrics registry hears what the flow engine and the SIP bridge do.
+var (
+	_ flow.Observer      = (*metrics.Metrics)(nil)
+	_ sipbridge.Observer = (*metrics.Metrics)(nil)
+)
 
 // Metrics returns the metrics registry: the flow runner and the SIP bridge
 // report to it.
