@@ -23,13 +23,14 @@ import (
 
 	main "github.com/callctx/callctx/cmd/callctx"
 	"github.com/callctx/callctx/internal/kittest"
+	"github.com/callctx/callctx/session"
 	"gopkg.in/yaml.v3"
 )
 
 // kitServer is a running callctx for the kit's end-to-end tests: the real
 // Main on 127.0.0.1:0 over a temporary data directory, with the flows of
 // postman/flows, an admin token named "postman" and a sessions:read token
-// named "postman-readonly".
+// named "postman-readonly", and the SIP bridge on a free port.
 type kitServer struct {
 	URL       string
 	Token     string // admin
@@ -61,6 +62,7 @@ func startKitServer(t *testing.T) *kitServer {
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.Data.Dir = t.TempDir()
 	cfg.Flows.Dir = filepath.Join(kittest.Root(t), "postman", "flows")
+	cfg.SIP.Listen = "127.0.0.1:0"
 	cfg.Auth.Tokens = []main.TokenConfig{
 		{Name: "postman", Token: s.Token, Scopes: []string{"admin"}},
 		{Name: "postman-readonly", Token: s.ReadToken, Scopes: []string{"sessions:read"}},
@@ -93,6 +95,85 @@ func startKitServer(t *testing.T) *kitServer {
 	}
 	target.Store(u)
 	return s
+}
+
+// sippCaller is sipp placing the call of postman/sipp/caller.xml: callctx
+// answers and holds it until it is transferred over REST.
+type sippCaller struct {
+	done chan error
+	out  *bytes.Buffer
+	dir  string
+}
+
+// startCaller starts sipp against the server's SIP bridge and waits until
+// its call is active, so that the held call exists before a client looks.
+func startCaller(t *testing.T, srv *kitServer, dir string) *sippCaller {
+	t.Helper()
+	sipp := kittest.Sipp(t)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	cmd := exec.CommandContext(ctx, sipp, srv.Main.SIPAddr(), "-sf", filepath.Join(kittest.Root(t), "postman", "sipp", "caller.xml"),
+		"-m", "1", "-i", "127.0.0.1", "-p", "0", "-nostdin", "-timeout", "150s", "-timeout_error", "-trace_err", "-trace_logs")
+	cmd.Dir = dir
+	c := &sippCaller{done: make(chan error, 1), out: &bytes.Buffer{}, dir: dir}
+	cmd.Stdout, cmd.Stderr = c.out, c.out
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start sipp: %v", err)
+	}
+	go func() {
+		c.done <- cmd.Wait()
+		cancel()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-c.done
+	})
+	svc := srv.Main.Service()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		page, err := svc.ListCalls(context.Background(), session.ListOptions{State: session.FilterActive})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, call := range page.Items {
+			if call.SIPCallID != "" {
+				return c
+			}
+		}
+		select {
+		case err := <-c.done:
+			c.done <- err
+			t.Fatalf("sipp ended before its call came in: %v\n%s", err, c.out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sipp's call did not come in within 20s\n%s", c.out)
+		}
+	}
+}
+
+// wait fails the test unless sipp's call went through its whole scenario
+// (the transfer's REFER checked, NOTIFYs answered, BYE received).
+func (c *sippCaller) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-c.done:
+		c.done <- err
+		if err != nil {
+			logs, _ := filepath.Glob(filepath.Join(c.dir, "*errors.log"))
+			var errs []byte
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				errs = append(errs, b...)
+			}
+			t.Errorf("sipp: %v\n%s\n%s", err, c.out, errs)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("sipp's call did not finish within 30s of the run: no transfer reached it?\n%s", c.out)
+	}
 }
 
 // run runs a command with a deadline, streaming nothing; it returns the
@@ -150,6 +231,7 @@ func TestPostmanCollection(t *testing.T) {
 	srv := startKitServer(t)
 	out := kittest.OutputDir(t, "newman")
 	report := filepath.Join(out, "report.json")
+	caller := startCaller(t, srv, filepath.Join(out, "sipp")) // for the Transfer folder
 
 	output, err := run(t, 2*time.Minute, root, []string{"NO_COLOR=1"}, newman, "run",
 		filepath.Join("postman", "callctx.postman_collection.json"),
@@ -173,6 +255,7 @@ func TestPostmanCollection(t *testing.T) {
 	for _, f := range rep.Run.Failures {
 		t.Errorf("%s: %s: %s", f.Source.Name, f.Error.Test, f.Error.Message)
 	}
+	caller.wait(t)
 	if err != nil {
 		t.Fatalf("newman: %v\n%s", err, output)
 	}
@@ -279,7 +362,7 @@ func TestPostmanCollection_Shape(t *testing.T) {
 	for _, r := range requests {
 		folders[r.Folder] = true
 	}
-	for _, f := range []string{"Calls", "Sessions", "Triggers and flows", "babelforce-compatible"} {
+	for _, f := range []string{"Calls", "Sessions", "Triggers and flows", "Transfer", "babelforce-compatible"} {
 		if !folders[f] {
 			t.Errorf("no folder %q", f)
 		}

@@ -62,6 +62,17 @@ func Package(tb testing.TB, name string) string {
 	return p
 }
 
+// Sipp returns the path of sipp (Debian's sip-tester, which
+// scripts/ensure-sipp.sh installs).
+func Sipp(tb testing.TB) string {
+	tb.Helper()
+	p, err := exec.LookPath("sipp")
+	if err != nil {
+		tb.Fatal("sipp is not installed: run `make deps` (scripts/ensure-sipp.sh installs Debian's sip-tester)")
+	}
+	return p
+}
+
 // OutputDir returns test-output/<name> under the root, created empty: the
 // place for what a test keeps after it ends (reports, screenshots). It is
 // ignored by git.
