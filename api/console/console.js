@@ -348,6 +348,7 @@
     clearTimeout(state.flowTimer);
     $('flow-section').hidden = true;
     $('automations-section').hidden = true;
+    $('transfers-section').hidden = true;
     renderCall();
     renderVariables([]);
     renderHistory();
@@ -360,6 +361,7 @@
       state.call = call;
       for (const h of hist) addHistory(h);
       renderCall();
+      renderTransfers();
       renderHistory();
       if (call.flow) refreshFlow(id);
     } catch (e) {
@@ -402,7 +404,7 @@
         setStream('ended');
       }
     };
-    for (const t of ['session.snapshot', 'call.started', 'session.updated', 'call.ended']) {
+    for (const t of ['session.snapshot', 'call.started', 'session.updated', 'transfer.status', 'call.ended']) {
       es.addEventListener(t, onEvent);
     }
   }
@@ -435,6 +437,53 @@
       renderCall();
     }
     renderVariables(changed);
+    // The SIP bridge records each transfer's progress in sip.transfer*: read
+    // the call again for its transfers and legs.
+    if (changed.some((n) => n.startsWith('sip.transfer') || n === 'sip.legs')) refreshCall(state.selected);
+  }
+
+  async function refreshCall(id) {
+    try {
+      const call = await api('/v1/calls/' + encodeURIComponent(id));
+      if (state.selected !== id) return;
+      state.call = call;
+      renderCall();
+      renderTransfers();
+    } catch (e) {
+      setStatus(e.message, true);
+    }
+  }
+
+  function renderTransfers() {
+    const c = state.call || {};
+    const transfers = c.transfers || [];
+    const legs = c.legs || [];
+    $('transfers-section').hidden = transfers.length === 0 && legs.length === 0;
+    const rows = transfers.map((t) => {
+      const tr = el('tr');
+      tr.dataset.transferId = t.id;
+      const st = el('td', t.status);
+      st.dataset.status = t.status;
+      const target = el('td', t.target);
+      target.title = t.target;
+      const reason = [t.reasonCode, t.reason, t.handoverReason ? 'handover: ' + t.handoverReason : null].filter(Boolean).join(' · ');
+      const rc = el('td', reason || '–');
+      rc.title = reason;
+      tr.append(el('td', time(t.startedAt)), el('td', t.mode), target, st, el('td', t.sipCode || '–'), rc);
+      return tr;
+    });
+    $('transfers').tBodies[0].replaceChildren(...rows);
+    const p = $('legs');
+    p.replaceChildren();
+    if (legs.length) {
+      p.append('Legs placed for this call: ');
+      legs.forEach((id, i) => {
+        if (i) p.append(', ');
+        const a = el('a', id);
+        a.addEventListener('click', () => select(id));
+        p.appendChild(a);
+      });
+    }
   }
 
   async function fillHistory(id, after) {

@@ -442,7 +442,9 @@ func pathMatches(template, path string) bool {
 // TestConsole_Browser opens the console in headless Chromium (Debian's
 // chromium, driven by playwright-core) against a real callctx: a call
 // created over REST appears, and a session write shows up without a
-// reload. The screenshot is kept as test-output/console/console.png.
+// reload; a flow's path shows its trigger explanations; a SIP call's
+// transfer shows its outcome. The screenshots are kept in
+// test-output/console/.
 func TestConsole_Browser(t *testing.T) {
 	t.Parallel()
 	const chromium = "/usr/bin/chromium"
@@ -455,6 +457,7 @@ func TestConsole_Browser(t *testing.T) {
 	srv := startKitServer(t)
 	out := kittest.OutputDir(t, "console")
 	shot := filepath.Join(out, "console.png")
+	caller := startCaller(t, srv, filepath.Join(out, "sipp")) // its call is transferred from the console test
 
 	output, err := run(t, 2*time.Minute, root, []string{
 		"CALLCTX_URL=" + srv.URL,
@@ -462,6 +465,7 @@ func TestConsole_Browser(t *testing.T) {
 		"CALLCTX_READ_TOKEN=" + srv.ReadToken,
 		"SCREENSHOT=" + shot,
 	}, node, filepath.Join("cmd", "callctx", "testdata", "console.mjs"))
+	caller.wait(t)
 	if err != nil {
 		t.Fatalf("console test: %v\n%s", err, output)
 	}

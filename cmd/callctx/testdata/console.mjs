@@ -139,6 +139,31 @@ try {
   await page.screenshot({ path: screenshot.replace(/\.png$/, '-flow.png'), fullPage: true });
   step('screenshot ' + screenshot.replace(/\.png$/, '-flow.png'));
 
+  step('a call held by the SIP bridge: its context, then its transfer and the outcome');
+  const calls = await api('GET', '/v1/calls?state=active&limit=1000');
+  const held = calls.items.find((c) => c.sipCallId !== null);
+  check(held, 'the SIP caller\'s call is active');
+  const heldRow = page.locator(`#calls tbody tr[data-call-id="${held.id}"]`);
+  await heldRow.click();
+  await value('sip.x-customer-id').filter({ hasText: '"12345"' }).waitFor();
+  await page.waitForSelector('#stream-state[data-state="live"]');
+  // The caller (postman/sipp/caller.xml) checks these in the REFER.
+  const transfer = await api('POST', `/v1/calls/${held.id}/transfer`, {
+    transferTarget: 'sip:agent@192.0.2.20:5060',
+    handoverReason: 'premium customer',
+    transferNotificationsHangupMS: 200,
+    transferSipHeaders: [{ name: 'X-AI-Summary', value: 'Premium customer; asked about TRK-48213' }],
+    session: { variables: ['sip.x-customer-id'], as: 'headers' },
+  });
+  const trRow = page.locator(`#transfers tr[data-transfer-id="${transfer.id}"]`);
+  await trRow.locator('td[data-status="answered"]').waitFor();
+  const trCells = await trRow.locator('td').allTextContents();
+  check(trCells[1] === 'refer' && trCells[2] === 'sip:agent@192.0.2.20:5060' && trCells[4] === '200', 'the transfer row: ' + JSON.stringify(trCells));
+  await page.waitForSelector('#stream-state[data-state="ended"]');
+  await page.locator('#call-ended').filter({ hasText: 'transferred' }).waitFor();
+  await page.screenshot({ path: screenshot.replace(/\.png$/, '-transfer.png'), fullPage: true });
+  step('screenshot ' + screenshot.replace(/\.png$/, '-transfer.png'));
+
   check(problems.length === 0, 'the page logged no errors: ' + problems.join('; '));
   step('ok');
 } finally {
