@@ -76,6 +76,7 @@ type Store struct {
 	// once instead of waiting for a batch that nobody else will join.
 	writers atomic.Int64
 	commits *commitCounter // nil without Options.OnCommit
+	cache   *readCache
 }
 
 // ErrInUse is returned by Open when another process holds the database.
@@ -121,11 +122,28 @@ func Open(dir string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init bolt db: %w", err)
 	}
-	st := &Store{db: db}
+	st := &Store{db: db, cache: newReadCache()}
 	if opts.OnCommit != nil {
 		st.commits = &commitCounter{observe: opts.OnCommit}
 	}
+	if err := st.warmCache(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return st, nil
+}
+
+// warmCache loads the active calls' sessions into the read cache.
+func (s *Store) warmCache() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		sessions := tx.Bucket(bucketSessions)
+		return tx.Bucket(bucketActive).ForEach(func(k, _ []byte) error {
+			if rec := sessions.Get(k[8:]); checkRecord(rec) == nil {
+				s.cache.put(string(k[8:]), bytes.Clone(rec))
+			}
+			return nil
+		})
+	})
 }
 
 // Path returns the database file's path.
@@ -192,7 +210,10 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 		return session.Internal(fmt.Errorf("encode call: %w", err))
 	}
 	id := []byte(c.ID)
-	var result error
+	var (
+		result error
+		rec    []byte
+	)
 	err = s.write(func(tx *bolt.Tx) error {
 		result = nil
 		calls := tx.Bucket(bucketCalls)
@@ -214,10 +235,15 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 		); err != nil {
 			return err
 		}
-		return putSession(tx, sess, 0, h)
+		var err error
+		rec, err = putSession(tx, sess, 0, h)
+		return err
 	})
 	if err != nil {
 		return storeErr("create call", err)
+	}
+	if result == nil {
+		s.cache.put(c.ID, rec)
 	}
 	return result
 }
@@ -291,6 +317,13 @@ func (s *Store) ListCalls(ctx context.Context, opts session.ListOptions) (*sessi
 
 // Session implements session.Store.
 func (s *Store) Session(ctx context.Context, callID string) (*session.Session, error) {
+	if e, ok := s.cache.get(callID); ok {
+		sess := new(session.Session)
+		if err := sess.UnmarshalJSON(e.json()); err != nil {
+			return nil, session.Internal(fmt.Errorf("decode cached session %s: %w", callID, err))
+		}
+		return sess, nil
+	}
 	var sess *session.Session
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketSessions).Get([]byte(callID))
@@ -306,6 +339,9 @@ func (s *Store) Session(ctx context.Context, callID string) (*session.Session, e
 
 // SessionJSON implements session.Store.
 func (s *Store) SessionJSON(ctx context.Context, callID string) ([]byte, uint64, error) {
+	if e, ok := s.cache.get(callID); ok {
+		return e.json(), e.version, nil
+	}
 	var (
 		js      []byte
 		version uint64
@@ -341,15 +377,26 @@ func (s *Store) SessionJSON(ctx context.Context, callID string) ([]byte, uint64,
 func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*session.Session, *session.HistoryEntry, error) {
 	id := []byte(callID)
 	var prep *prepared
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketSessions).Get(id)
-		if v == nil {
-			return notFound(callID)
+	var err error
+	if e, ok := s.cache.get(callID); ok {
+		// A change prepared on the cached record is checked against the
+		// stored version in the transaction. A refusal or a no-op would be
+		// answered without one, so those are decided on the stored record.
+		if prep, err = prepare(e.rec, p); err == nil && (prep.err != nil || prep.entry == nil) {
+			prep = nil
 		}
-		var err error
-		prep, err = prepare(v, p)
-		return err
-	})
+	}
+	if prep == nil && err == nil {
+		err = s.db.View(func(tx *bolt.Tx) error {
+			v := tx.Bucket(bucketSessions).Get(id)
+			if v == nil {
+				return notFound(callID)
+			}
+			var err error
+			prep, err = prepare(v, p)
+			return err
+		})
+	}
 	if err != nil {
 		return nil, nil, storeErr("apply write", err)
 	}
@@ -382,6 +429,9 @@ func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*se
 	})
 	if err != nil {
 		return nil, nil, storeErr("apply write", err)
+	}
+	if final.err == nil && final.entry != nil {
+		s.cache.put(callID, final.sessRec)
 	}
 	return final.result()
 }
@@ -429,6 +479,7 @@ func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason
 		entry  *session.HistoryEntry
 		ended  bool
 		result error
+		rec    []byte
 	)
 	err := s.write(func(tx *bolt.Tx) error {
 		c, sess, entry, ended, result = nil, nil, nil, false, nil
@@ -468,13 +519,17 @@ func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason
 		); err != nil {
 			return err
 		}
-		return putSession(tx, sess, recordHead(rawSess), entry)
+		rec, err = putSession(tx, sess, recordHead(rawSess), entry)
+		return err
 	})
 	if err != nil {
 		return nil, nil, nil, false, storeErr("end call", err)
 	}
 	if result != nil {
 		return nil, nil, nil, false, result
+	}
+	if ended {
+		s.cache.put(callID, rec)
 	}
 	return c, sess, entry, ended, nil
 }
@@ -517,9 +572,9 @@ func (s *Store) History(ctx context.Context, callID string, after uint64) ([]ses
 // Purge implements session.Store.
 func (s *Store) Purge(ctx context.Context, before time.Time, max int) (int, error) {
 	limit := timeKey(before, "")
-	n := 0
+	var purged []string
 	err := s.db.Update(s.commits.wrap(func(tx *bolt.Tx) error {
-		n = 0
+		purged = purged[:0]
 		byEnd, calls := tx.Bucket(bucketByEnd), tx.Bucket(bucketCalls)
 		var endKeys [][]byte
 		cur := byEnd.Cursor()
@@ -548,14 +603,15 @@ func (s *Store) Purge(ctx context.Context, before time.Time, max int) (int, erro
 			if err := putAll(calls.Delete(id), tx.Bucket(bucketSessions).Delete(id), byEnd.Delete(k)); err != nil {
 				return err
 			}
-			n++
+			purged = append(purged, string(id))
 		}
 		return nil
 	}))
 	if err != nil {
 		return 0, storeErr("purge ended calls", err)
 	}
-	return n, nil
+	s.cache.remove(purged...)
+	return len(purged), nil
 }
 
 // timeKey is an index key that sorts by time, then call ID.
