@@ -273,6 +273,11 @@ func (c *inCall) runRefer(at *activeTransfer, tx sip.ClientTransaction) {
 	defer close(at.finished)
 	res := waitFinal(tx, c.b.ctx)
 	tx.Terminate()
+	code := 0
+	if res != nil {
+		code = res.StatusCode
+	}
+	c.b.cfg.Observer.SIPRequest(false, string(sip.REFER), code)
 	switch {
 	case res == nil:
 		c.finishTransfer(at, session.TransferFailed, session.ReasonError, 0, "no response to the REFER")
@@ -440,6 +445,11 @@ func (c *inCall) finishTransfer(at *activeTransfer, status session.TransferStatu
 		c.clearTransfer(at)
 	}
 	c.record(at.t, true)
+	outcome := string(status)
+	if status == session.TransferFailed && rc != "" {
+		outcome = rc
+	}
+	c.b.cfg.Observer.Transfer(string(at.t.Mode), outcome)
 	c.b.log.Info("sip transfer finished", "call_id", c.id, "transfer", at.t.ID, "status", string(status), "reason_code", rc, "sip_code", code)
 	if at.report != nil {
 		at.report(status, rc) // after clearTransfer: the flow may start another transfer at once
