@@ -439,13 +439,24 @@
     renderVariables(changed);
     // The SIP bridge records each transfer's progress in sip.transfer*: read
     // the call again for its transfers and legs.
-    if (changed.some((n) => n.startsWith('sip.transfer') || n === 'sip.legs')) refreshCall(state.selected);
+    if (type === 'call.ended' || changed.some((n) => n.startsWith('sip.transfer') || n === 'sip.legs')) refreshCall(state.selected);
   }
 
+  // refreshCall reads the call again. Reads can overlap and come back out of
+  // order, so only the latest one counts, and a read taken before the call
+  // ended never undoes an end the stream has already shown.
+  let refreshSeq = 0;
   async function refreshCall(id) {
+    const seq = ++refreshSeq;
     try {
       const call = await api('/v1/calls/' + encodeURIComponent(id));
-      if (state.selected !== id) return;
+      if (state.selected !== id || seq !== refreshSeq) return;
+      const prev = state.call;
+      if (prev && prev.state === 'ended' && call.state !== 'ended') {
+        call.state = prev.state;
+        call.endedAt = prev.endedAt;
+        call.endReason = prev.endReason;
+      }
       state.call = call;
       renderCall();
       renderTransfers();
