@@ -6,3 +6,4 @@ cd "$(dirname "$0")/.."
 
 command -v go >/dev/null || { echo "ensure-deps: Go is not installed" >&2; exit 1; }
 go mod download
+./scripts/ensure-redis.sh

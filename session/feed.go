@@ -120,3 +120,26 @@ func (f *feed) publish(e Event) {
 		f.remove(s, true)
 	}
 }
+
+// wants reports whether an event of callID would reach a subscriber.
+func (f *feed) wants(callID string) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return len(f.subs[callID]) > 0 || len(f.subs[""]) > 0
+}
+
+// dropAll closes every subscription as lagged: events may have been lost,
+// and each reader must catch up from History.
+func (f *feed) dropAll() {
+	var all []*Subscription
+	f.mu.RLock()
+	for _, m := range f.subs {
+		for s := range m {
+			all = append(all, s)
+		}
+	}
+	f.mu.RUnlock()
+	for _, s := range all {
+		f.remove(s, true)
+	}
+}

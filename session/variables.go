@@ -191,8 +191,9 @@ type Patch struct {
 	Actor   string
 	At      time.Time
 	Limits  Limits
-	// AllowEnded lets the patch write an ended session. Only the Service's
-	// own end-of-call patch sets it.
+	// AllowEnded lets the patch write an ended session, and exempts it from
+	// the count and size limits: a call whose session is full must still
+	// be able to end. Only the Service's own end-of-call patch sets it.
 	AllowEnded bool
 }
 
@@ -233,7 +234,7 @@ func (p *Patch) Apply(s *Session) (*HistoryEntry, error) {
 		return nil, nil
 	}
 	lim := p.Limits.withDefaults()
-	if count > lim.MaxVariables || size > lim.MaxSessionBytes {
+	if !p.AllowEnded && (count > lim.MaxVariables || size > lim.MaxSessionBytes) {
 		return nil, limitError(changes, count, size, lim)
 	}
 	if s.Variables == nil {

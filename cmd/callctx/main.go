@@ -24,6 +24,7 @@ import (
 	"github.com/callctx/callctx/api"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
+	"github.com/callctx/callctx/session/redis"
 )
 
 func main() {
@@ -87,6 +88,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 		cfg.Log.Level = strings.ToLower(lvl)
 	}
 	cfg.HTTP.Listen = firstOf(*httpAddr, getenv("CALLCTX_HTTP"), cfg.HTTP.Listen)
+	cfg.Redis.Password = firstOf(getenv("CALLCTX_REDIS_PASSWORD"), cfg.Redis.Password)
 	cfg.Data.Dir = firstOf(*dataDir, getenv("CALLCTX_DATA"), cfg.Data.Dir)
 	return cfg, cfg.Validate()
 }
@@ -143,14 +145,15 @@ type Main struct {
 	Config Config
 
 	logger  *slog.Logger
-	store   *bolt.Store
+	store   session.Store
 	service *session.Service
 	api     *api.Handler
 	server  *http.Server
 	ln      net.Listener
 
-	stopSweep context.CancelFunc
-	wg        sync.WaitGroup
+	stopSweep  context.CancelFunc
+	stopFollow context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 // NewMain returns a Main for cfg; Open starts it.
@@ -173,7 +176,8 @@ func (m *Main) Open() (err error) {
 			m.Close()
 		}
 	}()
-	m.store, err = bolt.Open(cfg.Data.Dir, bolt.Options{MaxBatchSize: cfg.Data.Batch.MaxSize, MaxBatchDelay: time.Duration(cfg.Data.Batch.MaxDelay)})
+	var storeAttr slog.Attr
+	m.store, storeAttr, err = m.openStore()
 	if err != nil {
 		return err
 	}
@@ -184,6 +188,16 @@ func (m *Main) Open() (err error) {
 		},
 		Retention: time.Duration(cfg.Retention.Period),
 	})
+	if src, ok := m.store.(session.EventSource); ok {
+		// Writes made on other nodes wake this node's event streams.
+		followCtx, stopFollow := context.WithCancel(context.Background())
+		m.stopFollow = stopFollow
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.service.Follow(followCtx, src)
+		}()
+	}
 	m.api, err = api.NewHandler(api.Config{
 		Service:      m.service,
 		Spec:         callctx.OpenAPI,
@@ -227,8 +241,52 @@ func (m *Main) Open() (err error) {
 	if len(tokens) == 0 {
 		m.logger.Warn("no auth tokens configured: the API is open to anyone on this machine; configure auth.tokens before listening beyond loopback", "http", m.HTTPAddr())
 	}
-	m.logger.Info("callctx listening", "http", m.HTTPAddr(), "data", m.store.Path(), "version", callctx.Version)
+	m.logger.Info("callctx listening", "http", m.HTTPAddr(), "store", cfg.Store, storeAttr, "version", callctx.Version)
 	return nil
+}
+
+// openStore opens the configured store and returns it with a log
+// attribute that says where its data lives.
+func (m *Main) openStore() (session.Store, slog.Attr, error) {
+	cfg := m.Config
+	if cfg.Store != StoreRedis {
+		st, err := bolt.Open(cfg.Data.Dir, bolt.Options{MaxBatchSize: cfg.Data.Batch.MaxSize, MaxBatchDelay: time.Duration(cfg.Data.Batch.MaxDelay)})
+		if err != nil {
+			return nil, slog.Attr{}, err
+		}
+		return st, slog.String("data", st.Path()), nil
+	}
+	r := cfg.Redis
+	redis.LogTo(m.logger)
+	retention := time.Duration(cfg.Retention.Period)
+	if retention <= 0 {
+		retention = session.DefaultRetention
+	}
+	st, err := redis.Open(redis.Options{
+		URL:              r.URL,
+		SentinelMaster:   r.Sentinel.Master,
+		SentinelAddrs:    r.Sentinel.Addrs,
+		SentinelPassword: r.Sentinel.Password,
+		ClusterAddrs:     r.Cluster.Addrs,
+		Username:         r.Username,
+		Password:         r.Password,
+		Prefix:           r.Prefix,
+		PoolSize:         r.PoolSize,
+		DialTimeout:      time.Duration(r.DialTimeout),
+		Timeout:          time.Duration(r.Timeout),
+		// The sweep purges ended calls after the retention period; the
+		// TTL is the safety net should no node sweep for a day.
+		ExpireAfter: retention + 24*time.Hour,
+	})
+	if err != nil {
+		return nil, slog.Attr{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := st.Ping(ctx); err != nil {
+		m.logger.Warn("redis does not answer yet; requests fail with 503 until it does", "redis", st.Target(), "err", err)
+	}
+	return st, slog.String("redis", st.Target()), nil
 }
 
 // sweep purges expired ended sessions every interval until ctx ends.
@@ -277,6 +335,9 @@ func (m *Main) Close() error {
 	}
 	if m.stopSweep != nil {
 		m.stopSweep()
+	}
+	if m.stopFollow != nil {
+		m.stopFollow()
 	}
 	m.wg.Wait()
 	if m.store != nil {

@@ -168,15 +168,15 @@ func notFound(id string) error {
 
 // CreateCall implements session.Store.
 func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.Session, h *session.HistoryEntry) error {
-	callJSON, err := json.Marshal(c)
+	callJSON, err := encodeJSON(c)
 	if err != nil {
 		return session.Internal(fmt.Errorf("encode call: %w", err))
 	}
-	sessJSON, err := json.Marshal(sess)
+	sessJSON, err := encodeJSON(sess)
 	if err != nil {
 		return session.Internal(fmt.Errorf("encode session: %w", err))
 	}
-	histJSON, err := json.Marshal(h)
+	histJSON, err := encodeJSON(h)
 	if err != nil {
 		return session.Internal(fmt.Errorf("encode history: %w", err))
 	}
@@ -323,7 +323,7 @@ func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*se
 // putSessionAndHistory stores a session and, when h is not nil, the history
 // entry that made it.
 func putSessionAndHistory(tx *bolt.Tx, sess *session.Session, h *session.HistoryEntry) error {
-	sessJSON, err := json.Marshal(sess)
+	sessJSON, err := encodeJSON(sess)
 	if err != nil {
 		return fmt.Errorf("encode session: %w", err)
 	}
@@ -333,7 +333,7 @@ func putSessionAndHistory(tx *bolt.Tx, sess *session.Session, h *session.History
 	if h == nil {
 		return nil
 	}
-	histJSON, err := json.Marshal(h)
+	histJSON, err := encodeJSON(h)
 	if err != nil {
 		return fmt.Errorf("encode history: %w", err)
 	}
@@ -375,7 +375,7 @@ func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason
 		c.State, c.EndedAt, c.EndReason = session.StateEnded, at, reason
 		sess.State = session.StateEnded
 		ended = true
-		callJSON, err := json.Marshal(c)
+		callJSON, err := encodeJSON(c)
 		if err != nil {
 			return fmt.Errorf("encode call: %w", err)
 		}
@@ -516,4 +516,18 @@ func putAll(errs ...error) error {
 		}
 	}
 	return nil
+}
+
+// encodeJSON encodes v without json.Marshal's HTML escaping, which would
+// rewrite '<', '>' and '&' inside the stored values (json.RawMessage):
+// values must come back byte for byte as they were written, or rewriting
+// one unchanged would count as a change.
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

@@ -1,0 +1,246 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/callctx/callctx/session"
+	redis "github.com/redis/go-redis/v9"
+)
+
+// How events travel between nodes: every write script PUBLISHes a short
+// notice, "<kind> <version> <call ID> <node ID>", on the prefix's events
+// channel, in the same atomic step as the write, so a committed change is
+// never without its notice and an uncommitted one never has one. Each
+// node's Follow subscribes, drops its own notices (its Service published
+// those already), and for calls that someone on this node watches fetches
+// the session and the history from the notified version on, in one
+// pipelined round trip, to build the event exactly as it was at that
+// version. Pub/sub delivers at most once; when the subscription breaks,
+// Follow reconnects and tells the sink that events may be missing, and
+// subscribers catch up from History, which is exact.
+
+// Follow tuning.
+const (
+	noticeQueue   = 4096                   // notices waiting to be fetched; more means the node lags
+	fetchBatch    = 256                    // notices fetched in one round trip
+	followPing    = 3 * time.Second        // a silent subscription is pinged after this
+	followBackoff = 100 * time.Millisecond // first wait before reconnecting; doubles up to maxBackoff
+	maxBackoff    = 2 * time.Second
+)
+
+// notice is a parsed event notice.
+type notice struct {
+	kind    byte // 's' call started, 'u' session updated, 'e' call ended
+	version uint64
+	callID  string
+	node    string
+}
+
+func parseNotice(p string) (notice, bool) {
+	f := strings.Split(p, " ")
+	if len(f) != 4 || len(f[0]) != 1 || !strings.Contains("sue", f[0]) {
+		return notice{}, false
+	}
+	if f[1] == "" || f[1][0] == '0' || f[3] == "" { // versions start at 1, printed without leading zeros
+		return notice{}, false
+	}
+	v, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil || !session.ValidCallID(f[2]) {
+		return notice{}, false
+	}
+	return notice{kind: f[0][0], version: v, callID: f[2], node: f[3]}, true
+}
+
+// Follow implements session.EventSource.
+func (s *Store) Follow(ctx context.Context, sink session.EventSink) error {
+	queue := make(chan notice, noticeQueue)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.fetchLoop(ctx, queue, sink)
+	}()
+	defer wg.Wait()
+	lost, backoff := false, followBackoff
+	for {
+		if s.subscribe(ctx, queue, sink, &lost) {
+			backoff = followBackoff
+		}
+		lost = true // the subscription broke: notices may have been published meanwhile
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// subscribe receives notices on one subscription until it breaks or ctx
+// ends; it reports whether the subscription had been confirmed.
+func (s *Store) subscribe(ctx context.Context, queue chan notice, sink session.EventSink, lost *bool) (confirmed bool) {
+	ps := s.rdb.Subscribe(ctx, s.channel)
+	defer ps.Close()
+	stop := context.AfterFunc(ctx, func() { ps.Close() }) // a blocked read ignores ctx
+	defer stop()
+	pinged := false
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, followPing)
+		if err != nil {
+			var ne net.Error
+			if ctx.Err() == nil && confirmed && !pinged && errors.As(err, &ne) && ne.Timeout() {
+				// Silence may be a dead server: a ping must come back
+				// before the next timeout.
+				pinged = true
+				if ps.Ping(ctx) == nil {
+					continue
+				}
+			}
+			return confirmed
+		}
+		pinged = false
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				confirmed = true
+				if *lost {
+					*lost = false
+					sink.Missed()
+				}
+			}
+		case *redis.Message:
+			n, ok := parseNotice(m.Payload)
+			if !ok || n.node == s.node || !sink.Wants(n.callID) {
+				continue
+			}
+			select {
+			case queue <- n:
+			default: // this node cannot keep up: drop the backlog, readers catch up from history
+				for len(queue) > 0 {
+					<-queue
+				}
+				sink.Missed()
+			}
+		}
+	}
+}
+
+// fetchLoop turns queued notices into events, a batch per round trip.
+func (s *Store) fetchLoop(ctx context.Context, queue chan notice, sink session.EventSink) {
+	for {
+		var n notice
+		select {
+		case <-ctx.Done():
+			return
+		case n = <-queue:
+		}
+		latest := map[string]notice{n.callID: n}
+	drain:
+		for len(latest) < fetchBatch {
+			select {
+			case n = <-queue:
+				if n.version > latest[n.callID].version {
+					latest[n.callID] = n
+				}
+			default:
+				break drain
+			}
+		}
+		for id := range latest {
+			if !sink.Wants(id) {
+				delete(latest, id)
+			}
+		}
+		if len(latest) == 0 {
+			continue
+		}
+		events, err := s.fetchEvents(ctx, latest)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			sink.Missed()
+			continue
+		}
+		for _, e := range events {
+			sink.Deliver(e)
+		}
+	}
+}
+
+// fetchEvents builds the event of each notice: the session now and the
+// history from the notice's version on give the variables at that version
+// (later changes undone, newest first).
+func (s *Store) fetchEvents(ctx context.Context, notices map[string]notice) ([]session.Event, error) {
+	if err := s.begin(); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	type fetch struct {
+		n    notice
+		hash *redis.MapStringStringCmd
+		hist *redis.StringSliceCmd
+	}
+	pipe := s.rdb.Pipeline()
+	fetches := make([]fetch, 0, len(notices))
+	for id, n := range notices {
+		fetches = append(fetches, fetch{n: n, hash: pipe.HGetAll(ctx, s.callKey(id)), hist: pipe.LRange(ctx, s.histKey(id), int64(n.version-1), -1)})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("fetch events: %w", err)
+	}
+	events := make([]session.Event, 0, len(fetches))
+	for _, f := range fetches {
+		rec := record(f.hash.Val())
+		raw := f.hist.Val()
+		if len(rec) == 0 || len(raw) == 0 {
+			continue // purged meanwhile
+		}
+		sess, err := rec.session(f.n.callID)
+		if err != nil {
+			return nil, err
+		}
+		entries := make([]session.HistoryEntry, len(raw))
+		for i, js := range raw {
+			if err := json.Unmarshal([]byte(js), &entries[i]); err != nil {
+				return nil, fmt.Errorf("decode history %s: %w", f.n.callID, err)
+			}
+		}
+		if entries[0].Version != f.n.version {
+			return nil, fmt.Errorf("history of %s: entry %d where %d was expected", f.n.callID, entries[0].Version, f.n.version)
+		}
+		vars := sess.Variables
+		for i := len(entries) - 1; i >= 1; i-- {
+			for name, ch := range entries[i].Changes {
+				if ch.Old == nil {
+					delete(vars, name)
+				} else {
+					vars[name] = ch.Old
+				}
+			}
+		}
+		e := session.Event{Type: session.EventSessionUpdated, CallID: f.n.callID, Version: f.n.version,
+			At: entries[0].At, Actor: entries[0].Actor, Changes: entries[0].Changes, Variables: vars}
+		switch f.n.kind {
+		case 's':
+			e.Type = session.EventCallStarted
+		case 'e':
+			e.Type = session.EventCallEnded
+		}
+		if e.Type != session.EventSessionUpdated {
+			if e.Call, err = rec.call(f.n.callID); err != nil {
+				return nil, err
+			}
+		}
+		events = append(events, e)
+	}
+	return events, nil
+}
