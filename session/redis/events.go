@@ -23,8 +23,8 @@ import (
 // those already), and for calls that someone on this node watches fetches
 // the session and the history from the notified version on, in one
 // pipelined round trip, to build the event exactly as it was at that
-// version. Pub/sub delivers at most once; when the subscription breaks,
-// Follow reconnects and tells the sink that events may be missing, and
+// version. Pub/sub delivers at most once; whenever a subscription is
+// (re)established, Follow tells the sink that events may be missing, and
 // subscribers catch up from History, which is exact.
 
 // Follow tuning.
@@ -69,7 +69,10 @@ func (s *Store) Follow(ctx context.Context, sink session.EventSink) error {
 		s.fetchLoop(ctx, queue, sink)
 	}()
 	defer wg.Wait()
-	lost, backoff := false, followBackoff
+	// Until the first subscription is confirmed, notices pass unseen: the
+	// subscribers this node already has must catch up then, as after any
+	// reconnection.
+	lost, backoff := true, followBackoff
 	for {
 		if s.subscribe(ctx, queue, sink, &lost) {
 			backoff = followBackoff

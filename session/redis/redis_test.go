@@ -162,14 +162,14 @@ func TestStore_Follow(t *testing.T) {
 }
 
 // waitFollowing returns once each node's subscribers get the other's
-// writes: both subscriptions to Redis are live.
+// writes: both subscriptions to Redis are live. (A node's first
+// subscription closes the subscriptions it had as lagged; the probes
+// subscribe again, as every reader must.)
 func waitFollowing(t *testing.T, a, b *session.Service) {
 	t.Helper()
 	ctx := context.Background()
-	subA, subB := a.Subscribe(""), b.Subscribe("")
-	defer subA.Close()
-	defer subB.Close()
 	for i := 0; i < 50; i++ {
+		subA, subB := a.Subscribe(""), b.Subscribe("")
 		idA, idB := fmt.Sprintf("probe-a%d", i), fmt.Sprintf("probe-b%d", i)
 		if _, _, err := a.CreateCall(ctx, session.NewCall{ID: idA, From: "a", To: "b"}, client); err != nil {
 			t.Fatal(err)
@@ -177,19 +177,25 @@ func waitFollowing(t *testing.T, a, b *session.Service) {
 		if _, _, err := b.CreateCall(ctx, session.NewCall{ID: idB, From: "a", To: "b"}, client); err != nil {
 			t.Fatal(err)
 		}
-		if seen(subA, idB) && seen(subB, idA) {
+		ok := seen(subA, idB) && seen(subB, idA)
+		subA.Close()
+		subB.Close()
+		if ok {
 			return
 		}
 	}
 	t.Fatal("the nodes do not follow each other")
 }
 
-// seen reports whether an event of callID arrives on sub within 200ms.
+// seen reports whether an event of callID arrives on sub within a second.
 func seen(sub *session.Subscription, callID string) bool {
-	timeout := time.After(200 * time.Millisecond)
+	timeout := time.After(time.Second)
 	for {
 		select {
-		case e := <-sub.Events():
+		case e, open := <-sub.Events():
+			if !open {
+				return false
+			}
 			if e.CallID == callID {
 				return true
 			}

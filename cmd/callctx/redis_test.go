@@ -1,0 +1,323 @@
+package main_test
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callctx/callctx/session/redis/redistest"
+)
+
+// TestRedis runs callctx processes on a shared, real Redis.
+func TestRedis(t *testing.T) {
+	bin := buildCallctx(t)
+	t.Run("TwoNodes", func(t *testing.T) { testTwoNodes(t, bin) })
+	t.Run("CrashNode", func(t *testing.T) { testCrashNode(t, bin) })
+	t.Run("RestartRedis", func(t *testing.T) { testRestartRedis(t, bin) })
+	t.Run("ConfigErrors", func(t *testing.T) { testConfigErrors(t, bin) })
+}
+
+// testConfigErrors: a bad store configuration stops serve at once with a
+// message that names the key.
+func testConfigErrors(t *testing.T, bin string) {
+	for _, tc := range []struct{ name, config, want string }{
+		{"UnknownStore", "store: mongo\n", `store "mongo": use bolt or redis`},
+		{"NoAddress", "store: redis\n", "exactly one of redis.url, redis.sentinel.addrs and redis.cluster.addrs"},
+		{"TwoAddresses", "store: redis\nredis:\n  url: redis://127.0.0.1:1\n  cluster:\n    addrs: [127.0.0.1:2]\n", "exactly one of"},
+		{"BadURL", "store: redis\nredis:\n  url: http://x\n", "redis.url must start with redis://"},
+		{"SentinelWithoutMaster", "store: redis\nredis:\n  sentinel:\n    addrs: [127.0.0.1:1]\n", "redis.sentinel.master is empty"},
+		{"BadClusterAddr", "store: redis\nredis:\n  cluster:\n    addrs: [nohost]\n", `redis address "nohost" is not host:port`},
+		{"Braces", "store: redis\nredis:\n  url: redis://127.0.0.1:1\n  prefix: a{b}\n", "redis.prefix must not contain braces"},
+		{"UnknownKey", "store: redis\nredis:\n  urls: redis://127.0.0.1:1\n", "field urls not found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(path, []byte(tc.config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(bin, "serve", "--http", "127.0.0.1:0", "--config", path).CombinedOutput()
+			if err == nil {
+				t.Fatalf("serve started with a bad configuration:\n%s", out)
+			}
+			if !strings.Contains(string(out), tc.want) {
+				t.Fatalf("output %q does not say %q", out, tc.want)
+			}
+		})
+	}
+}
+
+// testTwoNodes: two callctx processes share one Redis; a write on node A
+// shows on node B's event stream, and a stream resumed on B with
+// Last-Event-ID gets exactly the versions it missed.
+func testTwoNodes(t *testing.T, bin string) {
+	srv := redistest.MustStart(t, redistest.Options{})
+	a := startNode(t, bin, "a", redisConfig(srv.URL()))
+	b := startNode(t, bin, "b", redisConfig(srv.URL()))
+
+	id := a.createCall()
+	s := watch(func() *node { return b }, id, "")
+	if e := s.next(t); e.Type != "session.snapshot" || e.ID != 1 {
+		t.Fatalf("first event %s/%d, want session.snapshot/1", e.Type, e.ID)
+	}
+	a.must(http.StatusOK, "POST", "/v1/sessions/"+id, map[string]any{"ivr.email": "a@b.c", "ivr.premium": true})
+	e := s.next(t)
+	vars, _ := e.Data["variables"].(map[string]any)
+	if e.Type != "session.updated" || e.ID != 2 || vars["ivr.email"] != "a@b.c" || vars["ivr.premium"] != true {
+		t.Fatalf("B got %s/%d %v, want A's write as session.updated/2", e.Type, e.ID, e.Data)
+	}
+	s.Close()
+
+	// B reads what A wrote, and A what B writes.
+	if got := b.must(http.StatusOK, "GET", "/v1/sessions/"+id, nil)["version"]; got != 2.0 {
+		t.Fatalf("version on B %v, want 2", got)
+	}
+	for i := 3; i <= 4; i++ {
+		a.must(http.StatusOK, "PATCH", "/v1/sessions/"+id, map[string]any{"ivr.n": i})
+	}
+	s = watch(func() *node { return b }, id, "2")
+	defer s.Close()
+	for i := uint64(3); i <= 4; i++ {
+		e := s.next(t)
+		vars, _ := e.Data["variables"].(map[string]any)
+		if e.ID != i || vars["ivr.n"] != float64(i) || vars["ivr.email"] != "a@b.c" {
+			t.Fatalf("resumed event %s/%d %v, want version %d", e.Type, e.ID, e.Data, i)
+		}
+	}
+	b.must(http.StatusOK, "POST", "/v1/calls/"+id+"/end", map[string]any{"reason": "done"})
+	if e := s.next(t); e.Type != "call.ended" || e.ID != 5 {
+		t.Fatalf("event %s/%d, want call.ended/5", e.Type, e.ID)
+	}
+	if got := a.must(http.StatusOK, "GET", "/v1/calls/"+id, nil)["endReason"]; got != "done" {
+		t.Fatalf("endReason on A %v", got)
+	}
+	page := a.must(http.StatusOK, "GET", "/v1/calls?state=ended", nil)
+	if items, _ := page["items"].([]any); len(items) != 1 {
+		t.Fatalf("ended calls on A: %v", page)
+	}
+	a.stop()
+	b.stop()
+}
+
+// writer writes {"ivr.seq": i} for i = 1, 2, … to one call on one node
+// and records which writes were acknowledged.
+type writer struct {
+	n      *node
+	callID string
+
+	mu        sync.Mutex
+	acked     []int
+	refused   int // 503 problems
+	transport int // requests that got no answer (the node died)
+}
+
+func (w *writer) run(stop <-chan struct{}, t *testing.T) {
+	for i := 1; ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		r, err := w.n.do("POST", "/v1/sessions/"+w.callID, map[string]any{"ivr.seq": i})
+		w.mu.Lock()
+		switch {
+		case err != nil:
+			w.transport++
+		case r.Status == http.StatusOK:
+			w.acked = append(w.acked, i)
+		case r.Status == http.StatusServiceUnavailable && r.Header.Get("Content-Type") == "application/problem+json":
+			w.refused++
+		default:
+			t.Errorf("write %d to %s: %d %s", i, w.n.name, r.Status, r.Body)
+		}
+		w.mu.Unlock()
+		if err != nil {
+			time.Sleep(20 * time.Millisecond) // the node is gone; the test says when to stop
+		}
+	}
+}
+
+func (w *writer) ackCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
+
+// verify checks through n that every acknowledged write is in the
+// session's history.
+func (w *writer) verify(t *testing.T, n *node) {
+	t.Helper()
+	r, err := n.do("GET", "/v1/sessions/"+w.callID+"/history", nil)
+	if err != nil || r.Status != http.StatusOK {
+		t.Fatalf("history of %s: %v %v", w.callID, err, r)
+	}
+	var entries []struct {
+		Changes map[string]struct{ New any }
+	}
+	if err := jsonUnmarshal(r.Body, &entries); err != nil {
+		t.Fatal(err)
+	}
+	stored := map[int]bool{}
+	for _, e := range entries {
+		if v, ok := e.Changes["ivr.seq"].New.(float64); ok {
+			stored[int(v)] = true
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, i := range w.acked {
+		if !stored[i] {
+			t.Errorf("call %s: acknowledged write %d is lost", w.callID, i)
+		}
+	}
+}
+
+// testCrashNode kills a node with SIGKILL while it writes as fast as it
+// can: every write it acknowledged is in Redis, read through another node.
+// Several cycles.
+func testCrashNode(t *testing.T, bin string) {
+	srv := redistest.MustStart(t, redistest.Options{})
+	cfg := redisConfig(srv.URL())
+	b := startNode(t, bin, "b", cfg)
+	for cycle := 0; cycle < 3; cycle++ {
+		a := startNode(t, bin, "a"+strconv.Itoa(cycle), cfg)
+		var writers []*writer
+		for i := 0; i < 8; i++ {
+			writers = append(writers, &writer{n: a, callID: a.createCall()})
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, w := range writers {
+			wg.Add(1)
+			go func() { defer wg.Done(); w.run(stop, t) }()
+		}
+		time.Sleep(time.Duration(200+rand.IntN(600)) * time.Millisecond)
+		a.kill()
+		close(stop)
+		wg.Wait()
+		total := 0
+		for _, w := range writers {
+			w.verify(t, b)
+			total += w.ackCount()
+		}
+		if total == 0 {
+			t.Fatalf("cycle %d: no write was acknowledged before the kill", cycle)
+		}
+		t.Logf("cycle %d: %d acknowledged writes, all there", cycle, total)
+	}
+}
+
+// testRestartRedis kills Redis (SIGKILL) under write load on two nodes:
+// while it is down, writes fail fast with 503 problems and /readyz
+// says 503; when it is back, the nodes recover on their own, no
+// acknowledged write is lost (appendfsync always), and an event stream on
+// one node of writes on the other resumes with every version exactly once.
+func testRestartRedis(t *testing.T, bin string) {
+	srv := redistest.MustStart(t, redistest.Options{})
+	cfg := redisConfig(srv.URL())
+	a := startNode(t, bin, "a", cfg)
+	b := startNode(t, bin, "b", cfg)
+	var writers []*writer
+	for i := 0; i < 4; i++ {
+		writers = append(writers, &writer{n: a, callID: a.createCall()}, &writer{n: b, callID: b.createCall()})
+	}
+	watched := writers[0].callID // written on A, watched on B
+	s := watch(func() *node { return b }, watched, "")
+	defer s.Close()
+	first := s.next(t)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, w := range writers {
+		wg.Add(1)
+		go func() { defer wg.Done(); w.run(stop, t) }()
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*node{a, b} {
+		waitStatus(t, n, "/readyz", http.StatusServiceUnavailable)
+		done := make(chan *reply, 1)
+		go func() {
+			r, _ := n.do("POST", "/v1/sessions/"+writers[0].callID, map[string]any{"ivr.down": true})
+			done <- r
+		}()
+		select {
+		case r := <-done:
+			if r == nil || r.Status != http.StatusServiceUnavailable || r.Header.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("a write on %s while Redis is down: %+v, want a 503 problem", n.name, r)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("a write on %s hangs while Redis is down", n.name)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	counts := make([]int, len(writers))
+	for i, w := range writers {
+		counts[i] = w.ackCount()
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*node{a, b} {
+		waitStatus(t, n, "/readyz", http.StatusOK)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for i, w := range writers {
+		for w.ackCount() <= counts[i] {
+			if time.Now().After(deadline) {
+				t.Fatalf("writes to %s on %s do not recover", w.callID, w.n.name)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	refused := 0
+	for _, w := range writers {
+		w.verify(t, a)
+		refused += w.refused
+		if w.transport > 0 {
+			t.Errorf("%d writes to %s got no answer from a live node", w.transport, w.n.name)
+		}
+	}
+	if refused == 0 {
+		t.Error("no write was refused while Redis was down")
+	}
+
+	// The stream on B saw every version of the watched call exactly once,
+	// in order, across the outage.
+	final := uint64(b.must(http.StatusOK, "GET", "/v1/sessions/"+watched, nil)["version"].(float64))
+	for last := first.ID; last < final; {
+		e := s.next(t)
+		if e.ID != last+1 {
+			t.Fatalf("stream went from version %d to %d", last, e.ID)
+		}
+		last = e.ID
+	}
+	t.Logf("%d writes refused with 503 during the outage; the stream on B followed %d versions", refused, final-first.ID)
+}
+
+// waitStatus polls path on n until it answers status.
+func waitStatus(t *testing.T, n *node, path string, status int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r, err := n.do("GET", path, nil)
+		if err == nil && r.Status == status {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s on %s: %v %v, want %d", path, n.name, r, err, status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
