@@ -1,10 +1,11 @@
 # make test   — everything CI runs: installs what the tests need, checks
 #               formatting and vet, runs every test with the race detector.
 # make bench  — the benchmarks named in the issues (see README, Benchmarks).
+# make bench-redis — callctx on Redis beside redis-benchmark and bbolt (docs/redis.md).
 
 GO ?= go
 
-.PHONY: test deps fmt-check vet unit bench bench-http bench-go
+.PHONY: test deps fmt-check vet unit bench bench-http bench-go bench-redis
 
 test: deps fmt-check vet unit
 
@@ -28,3 +29,6 @@ bench-go:
 
 bench-http:
 	$(GO) run ./bench/httpbench
+
+bench-redis: deps
+	$(GO) run ./bench/redisbench -out bench-results/redis.txt

@@ -289,13 +289,17 @@ func unavailable(err error) bool {
 		errors.Is(err, redis.ErrClosed), errors.Is(err, redis.ErrPoolTimeout):
 		return true
 	}
-	msg := err.Error()
-	for _, p := range []string{"LOADING", "MASTERDOWN", "CLUSTERDOWN", "READONLY", "TRYAGAIN", "BUSY", "NOREPLICAS", "MOVED", "ASK", "connection pool", "connection refused", "i/o timeout"} {
-		if strings.Contains(msg, p) {
+	var rerr redis.Error // a reply from Redis: its code comes first
+	if errors.As(err, &rerr) {
+		code, _, _ := strings.Cut(rerr.Error(), " ")
+		switch code {
+		case "LOADING", "OOM", "MASTERDOWN", "CLUSTERDOWN", "READONLY", "TRYAGAIN", "BUSY", "NOREPLICAS", "MOVED", "ASK":
 			return true
 		}
+		return false
 	}
-	return false
+	msg := err.Error()
+	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "i/o timeout")
 }
 
 func notFound(id string) error {

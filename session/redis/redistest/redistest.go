@@ -69,6 +69,8 @@ func Start(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("redistest: %w", err)
 		}
 		s.Dir, s.tempDir = d, true
+	} else if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("redistest: %w", err)
 	}
 	var lastErr error
 	for attempt := 0; attempt < 8; attempt++ {
