@@ -58,7 +58,7 @@ func (h *Handler) bfSetCallSession(c *gin.Context) {
 		writeProblem(c, http.StatusBadRequest, typeMalformed, "the body must be {\"variables\": {…}}", nil)
 		return
 	}
-	s, ok := h.write(c, c.Param("id"), req.Variables, 0)
+	s, ok := h.write(c, c.Param("id"), req.Variables, 0, "/variables")
 	if !ok {
 		return
 	}

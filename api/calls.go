@@ -66,30 +66,11 @@ func (h *Handler) createCall(c *gin.Context) {
 		Flow: req.Flow, Variables: req.Variables,
 	}, session.WriteOptions{Actor: c.GetString(ctxActor), Origin: session.OriginClient})
 	if err != nil {
-		h.fail(c, prefixFields(err, "variables"))
+		h.failAt(c, err, "/variables")
 		return
 	}
 	c.Header("Location", "/v1/calls/"+call.ID)
 	c.JSON(http.StatusCreated, toCallJSON(call))
-}
-
-// prefixFields moves the variable names of a refused seed write under the
-// variables field of the request body, so that problem pointers stay
-// pointers into the body. Fields of the call itself stay where they are.
-func prefixFields(err error, field string) error {
-	fields := session.ErrorFields(err)
-	if len(fields) == 0 {
-		return err
-	}
-	e := *err.(*session.Error)
-	e.Fields = make([]session.FieldError, len(fields))
-	for i, f := range fields {
-		if f.Variable {
-			f.Name = field + "/" + escapePointer(f.Name)
-		}
-		e.Fields[i] = f
-	}
-	return &e
 }
 
 func (h *Handler) listCalls(c *gin.Context) {

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -168,3 +169,5 @@ func pointers(p map[string]any) []string {
 	}
 	return out
 }
+
+func t0() context.Context { return context.Background() }

@@ -44,6 +44,7 @@ const (
 	typeUnavailable    = "urn:callctx:problem:unavailable"
 	typeInternal       = "urn:callctx:problem:internal"
 	contentTypeProblem = "application/problem+json"
+	contentTypeJSON    = "application/json; charset=utf-8"
 )
 
 // codeStatus maps each domain error code to its HTTP status and problem
@@ -83,7 +84,11 @@ func writeProblem(c *gin.Context, status int, typ, detail string, errs []problem
 }
 
 // fail sends the problem for a domain error, logging internal ones.
-func (h *Handler) fail(c *gin.Context, err error) {
+func (h *Handler) fail(c *gin.Context, err error) { h.failAt(c, err, "") }
+
+// failAt is fail for a request whose variables sit under varsPointer in the
+// body (e.g. "/variables"), so that problem pointers point into the body.
+func (h *Handler) failAt(c *gin.Context, err error, varsPointer string) {
 	code := session.ErrorCode(err)
 	m, ok := codeStatus[code]
 	if !ok {
@@ -94,7 +99,11 @@ func (h *Handler) fail(c *gin.Context, err error) {
 	}
 	var errs []problemError
 	for _, f := range session.ErrorFields(err) {
-		errs = append(errs, problemError{Pointer: "/" + escapePointer(f.Name), Detail: f.Message})
+		ptr := "/" + escapePointer(f.Name)
+		if f.Variable {
+			ptr = varsPointer + ptr
+		}
+		errs = append(errs, problemError{Pointer: ptr, Detail: f.Message})
 	}
 	writeProblem(c, m.status, m.typ, session.ErrorMessage(err), errs)
 }

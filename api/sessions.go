@@ -11,24 +11,6 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// sessionJSON is a session as the API shows it.
-type sessionJSON struct {
-	CallID    string                     `json:"callId"`
-	State     session.State              `json:"state"`
-	Version   uint64                     `json:"version"`
-	Variables map[string]json.RawMessage `json:"variables"`
-	CreatedAt time.Time                  `json:"createdAt"`
-	UpdatedAt time.Time                  `json:"updatedAt"`
-}
-
-func toSessionJSON(s *session.Session) sessionJSON {
-	vars := s.Variables
-	if vars == nil {
-		vars = map[string]json.RawMessage{}
-	}
-	return sessionJSON{CallID: s.CallID, State: s.State, Version: s.Version, Variables: vars, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
-}
-
 // etag is a session version as a strong entity tag.
 func etag(version uint64) string { return `"` + strconv.FormatUint(version, 10) + `"` }
 
@@ -63,19 +45,21 @@ func noneMatch(h string, version uint64) bool {
 	return false
 }
 
+// getSession serves the stored JSON of the session as it is: the hot read
+// path decodes nothing.
 func (h *Handler) getSession(c *gin.Context) {
-	s, err := h.svc.Session(c.Request.Context(), c.Param("callId"))
+	js, version, err := h.svc.SessionJSON(c.Request.Context(), c.Param("callId"))
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	c.Header("ETag", etag(s.Version))
+	c.Header("ETag", etag(version))
 	c.Header("Cache-Control", "no-cache")
-	if inm := c.GetHeader("If-None-Match"); inm != "" && noneMatch(inm, s.Version) {
+	if inm := c.GetHeader("If-None-Match"); inm != "" && noneMatch(inm, version) {
 		c.Status(http.StatusNotModified)
 		return
 	}
-	c.JSON(http.StatusOK, toSessionJSON(s))
+	c.Data(http.StatusOK, contentTypeJSON, js)
 }
 
 // writeSession merges the body into the session (POST and PATCH).
@@ -90,7 +74,7 @@ func (h *Handler) writeSession(c *gin.Context) {
 		return
 	}
 	c.Header("ETag", etag(s.Version))
-	c.JSON(http.StatusOK, toSessionJSON(s))
+	c.Data(http.StatusOK, contentTypeJSON, s.AppendJSON(make([]byte, 0, 256+s.Size())))
 }
 
 // merge decodes the validated body as a flat map of variables and writes it.
@@ -101,15 +85,16 @@ func (h *Handler) merge(c *gin.Context, callID string, ifMatch uint64) (*session
 		writeProblem(c, http.StatusBadRequest, typeMalformed, "the body must be a JSON object of variables", nil)
 		return nil, false
 	}
-	return h.write(c, callID, vars, ifMatch)
+	return h.write(c, callID, vars, ifMatch, "")
 }
 
-func (h *Handler) write(c *gin.Context, callID string, vars map[string]json.RawMessage, ifMatch uint64) (*session.Session, bool) {
+// write merges vars, whose problem pointers sit under varsPointer.
+func (h *Handler) write(c *gin.Context, callID string, vars map[string]json.RawMessage, ifMatch uint64, varsPointer string) (*session.Session, bool) {
 	s, err := h.svc.Merge(c.Request.Context(), callID, vars, session.WriteOptions{
 		IfMatch: ifMatch, Actor: c.GetString(ctxActor), Origin: session.OriginClient,
 	})
 	if err != nil {
-		h.fail(c, err)
+		h.failAt(c, err, varsPointer)
 		return nil, false
 	}
 	return s, true

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/callctx/callctx"
+	"github.com/callctx/callctx/api"
 	"gopkg.in/yaml.v3"
 )
 
@@ -39,5 +40,37 @@ func TestSpec_MatchesRouter(t *testing.T) {
 	}
 	if len(inRouter) < 10 {
 		t.Fatalf("only %d routes", len(inRouter))
+	}
+}
+
+// TestNewHandler_SpecDrift: the handler refuses to start when the spec and
+// the router disagree, in either direction.
+func TestNewHandler_SpecDrift(t *testing.T) {
+	_, s := newTestServer(t, nil)
+	extra := strings.Replace(string(callctx.OpenAPI), "\npaths:\n", `
+paths:
+  /v1/ghost:
+    get:
+      operationId: ghost
+      summary: A route the server does not have
+      x-callctx-scope: sessions:read
+      responses:
+        '200': {description: never}
+`, 1)
+	_, err := api.NewHandler(api.Config{Service: s.Service, Spec: []byte(extra)})
+	if err == nil || !strings.Contains(err.Error(), "GET /v1/ghost") {
+		t.Fatalf("extra route in the spec: err = %v", err)
+	}
+	var doc map[string]any
+	yaml.Unmarshal(callctx.OpenAPI, &doc)
+	delete(doc["paths"].(map[string]any), "/healthz")
+	missing, _ := yaml.Marshal(doc)
+	_, err = api.NewHandler(api.Config{Service: s.Service, Spec: missing})
+	if err == nil || !strings.Contains(err.Error(), "GET /healthz is not in openapi.yaml") {
+		t.Fatalf("route missing from the spec: err = %v", err)
+	}
+	noScope := strings.Replace(string(callctx.OpenAPI), "      x-callctx-scope: calls:write\n", "", 1)
+	if _, err := api.NewHandler(api.Config{Service: s.Service, Spec: []byte(noScope)}); err == nil || !strings.Contains(err.Error(), "x-callctx-scope") {
+		t.Fatalf("an operation without a scope: err = %v", err)
 	}
 }

@@ -188,6 +188,12 @@ func (s *Service) Session(ctx context.Context, callID string) (*Session, error) 
 	return s.store.Session(ctx, callID)
 }
 
+// SessionJSON returns the session of a call as its canonical JSON (see
+// Session.AppendJSON) and its version. CodeNotFound.
+func (s *Service) SessionJSON(ctx context.Context, callID string) ([]byte, uint64, error) {
+	return s.store.SessionJSON(ctx, callID)
+}
+
 // Variable returns one variable of a session. CodeNotFound when the call or
 // the variable does not exist.
 func (s *Service) Variable(ctx context.Context, callID, name string) (json.RawMessage, error) {

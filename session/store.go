@@ -27,6 +27,11 @@ type Store interface {
 	// Session returns the session of a call. CodeNotFound when there is none.
 	Session(ctx context.Context, callID string) (*Session, error)
 
+	// SessionJSON returns the canonical JSON of a call's session (see
+	// Session.AppendJSON) and its version, without decoding it: the read
+	// path of the API. CodeNotFound when there is none.
+	SessionJSON(ctx context.Context, callID string) ([]byte, uint64, error)
+
 	// Apply applies p to the session of callID atomically (Patch.Apply
 	// inside one transaction) and returns the session after it and the
 	// history entry, nil when nothing changed. CodeNotFound, and the errors

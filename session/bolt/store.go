@@ -24,7 +24,7 @@ var _ session.Store = (*Store)(nil)
 // Bucket names.
 var (
 	bucketCalls    = []byte("calls")    // call ID → Call JSON
-	bucketSessions = []byte("sessions") // call ID → Session JSON
+	bucketSessions = []byte("sessions") // call ID → session record (see encodeSession)
 	bucketHistory  = []byte("history")  // call ID, 0x00, version (8 bytes BE) → HistoryEntry JSON
 	bucketByStart  = []byte("by_start") // start time (8 bytes BE ns), call ID → state byte
 	bucketActive   = []byte("active")   // start time, call ID → empty; active calls only
@@ -172,10 +172,7 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 	if err != nil {
 		return session.Internal(fmt.Errorf("encode call: %w", err))
 	}
-	sessJSON, err := encodeJSON(sess)
-	if err != nil {
-		return session.Internal(fmt.Errorf("encode session: %w", err))
-	}
+	sessRec := encodeSession(sess)
 	histJSON, err := encodeJSON(h)
 	if err != nil {
 		return session.Internal(fmt.Errorf("encode history: %w", err))
@@ -192,7 +189,7 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 		startKey := timeKey(c.StartedAt, c.ID)
 		return putAll(
 			put(calls, id, callJSON),
-			put(tx.Bucket(bucketSessions), id, sessJSON),
+			put(tx.Bucket(bucketSessions), id, sessRec),
 			put(tx.Bucket(bucketHistory), historyKey(c.ID, h.Version), histJSON),
 			put(tx.Bucket(bucketByStart), startKey, []byte{stateByte(c.State)}),
 			put(tx.Bucket(bucketActive), startKey, nil),
@@ -279,10 +276,60 @@ func (s *Store) Session(ctx context.Context, callID string) (*session.Session, e
 		if v == nil {
 			return notFound(callID)
 		}
-		sess = new(session.Session)
-		return json.Unmarshal(v, sess)
+		var err error
+		sess, err = decodeSession(v)
+		return err
 	})
 	return sess, storeErr("read session", err)
+}
+
+// SessionJSON implements session.Store.
+func (s *Store) SessionJSON(ctx context.Context, callID string) ([]byte, uint64, error) {
+	var (
+		js      []byte
+		version uint64
+	)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSessions).Get([]byte(callID))
+		if v == nil {
+			return notFound(callID)
+		}
+		if len(v) < sessionHeader || v[0] != sessionFormat {
+			return fmt.Errorf("session %s: unknown record format", callID)
+		}
+		version = binary.BigEndian.Uint64(v[1:sessionHeader])
+		js = bytes.Clone(v[sessionHeader:])
+		return nil
+	})
+	if err != nil {
+		return nil, 0, storeErr("read session", err)
+	}
+	return js, version, nil
+}
+
+// A session record is a format byte, the version (8 bytes, big-endian) and
+// the session's canonical JSON, which reads serve as they are.
+const (
+	sessionFormat = 1
+	sessionHeader = 9
+)
+
+func encodeSession(s *session.Session) []byte {
+	b := make([]byte, sessionHeader, sessionHeader+256+s.Size())
+	b[0] = sessionFormat
+	binary.BigEndian.PutUint64(b[1:sessionHeader], s.Version)
+	return s.AppendJSON(b)
+}
+
+func decodeSession(v []byte) (*session.Session, error) {
+	if len(v) < sessionHeader || v[0] != sessionFormat {
+		return nil, errors.New("unknown session record format")
+	}
+	s := new(session.Session)
+	if err := json.Unmarshal(v[sessionHeader:], s); err != nil {
+		return nil, fmt.Errorf("decode session: %w", err)
+	}
+	return s, nil
 }
 
 // Apply implements session.Store.
@@ -301,9 +348,9 @@ func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*se
 			result = notFound(callID)
 			return nil
 		}
-		sess = new(session.Session)
-		if err := json.Unmarshal(v, sess); err != nil {
-			return fmt.Errorf("decode session %s: %w", callID, err)
+		var err error
+		if sess, err = decodeSession(v); err != nil {
+			return fmt.Errorf("session %s: %w", callID, err)
 		}
 		entry, result = p.Apply(sess)
 		if result != nil || entry == nil {
@@ -323,11 +370,7 @@ func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*se
 // putSessionAndHistory stores a session and, when h is not nil, the history
 // entry that made it.
 func putSessionAndHistory(tx *bolt.Tx, sess *session.Session, h *session.HistoryEntry) error {
-	sessJSON, err := encodeJSON(sess)
-	if err != nil {
-		return fmt.Errorf("encode session: %w", err)
-	}
-	if err := tx.Bucket(bucketSessions).Put([]byte(sess.CallID), sessJSON); err != nil {
+	if err := tx.Bucket(bucketSessions).Put([]byte(sess.CallID), encodeSession(sess)); err != nil {
 		return err
 	}
 	if h == nil {
@@ -358,17 +401,17 @@ func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason
 			result = notFound(callID)
 			return nil
 		}
-		c, sess = new(session.Call), new(session.Session)
+		c = new(session.Call)
 		if err := json.Unmarshal(rawCall, c); err != nil {
 			return fmt.Errorf("decode call %s: %w", callID, err)
 		}
-		if err := json.Unmarshal(rawSess, sess); err != nil {
-			return fmt.Errorf("decode session %s: %w", callID, err)
+		var err error
+		if sess, err = decodeSession(rawSess); err != nil {
+			return fmt.Errorf("session %s: %w", callID, err)
 		}
 		if c.State == session.StateEnded {
 			return nil
 		}
-		var err error
 		if entry, err = p.Apply(sess); err != nil {
 			return err // the end-of-call patch is built by the Service; refusing it is a bug
 		}

@@ -525,6 +525,15 @@ func (s *Store) Session(ctx context.Context, callID string) (*session.Session, e
 	return sess, storeErr("read session", err)
 }
 
+// SessionJSON implements session.Store.
+func (s *Store) SessionJSON(ctx context.Context, callID string) ([]byte, uint64, error) {
+	sess, err := s.Session(ctx, callID)
+	if err != nil {
+		return nil, 0, err
+	}
+	return sess.AppendJSON(make([]byte, 0, 256+sess.Size())), sess.Version, nil
+}
+
 // writeArgs are the ARGV a write script shares: time as JSON, actor as
 // JSON, time as text.
 func writeArgs(p *session.Patch) (atJSON, actorJSON, at string, err error) {

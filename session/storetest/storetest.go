@@ -125,6 +125,8 @@ func Run(t *testing.T, open func(t *testing.T) session.Store) {
 		wantCode(t, err, session.CodeNotFound)
 		_, err = svc.Session(ctx, "nope")
 		wantCode(t, err, session.CodeNotFound)
+		_, _, err = svc.SessionJSON(ctx, "nope")
+		wantCode(t, err, session.CodeNotFound)
 		_, err = svc.Merge(ctx, "nope", vars(`{"ivr.a":1}`), client)
 		wantCode(t, err, session.CodeNotFound)
 		_, err = svc.EndCall(ctx, "nope", "", "crm")
@@ -156,6 +158,14 @@ func Run(t *testing.T, open func(t *testing.T) session.Store) {
 		}
 		if got, want := string(s.Variables["app.x"]), `{"k":[1,2]}`; got != want {
 			t.Fatalf("app.x=%s, want compact %s", got, want)
+		}
+		js, version, err := svc.SessionJSON(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, _ := svc.Session(ctx, c.ID)
+		if want := stored.AppendJSON(nil); string(js) != string(want) || version != stored.Version {
+			t.Fatalf("SessionJSON = %s (v%d), want %s (v%d)", js, version, want, stored.Version)
 		}
 		h, err := svc.History(ctx, c.ID, 2)
 		if err != nil {

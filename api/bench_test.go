@@ -1,0 +1,69 @@
+package api_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/callctx/callctx"
+	"github.com/callctx/callctx/api"
+	"github.com/callctx/callctx/session"
+	"github.com/callctx/callctx/session/bolt"
+)
+
+func benchHandler(b *testing.B) (*api.Handler, string) {
+	b.Helper()
+	st, err := bolt.Open(b.TempDir(), bolt.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	svc := session.NewService(st, session.Options{})
+	h, err := api.NewHandler(api.Config{Service: svc, Spec: callctx.OpenAPI})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, _, err := svc.CreateCall(t0(), session.NewCall{From: "+4930123456", To: "+4940555000", Flow: "order-status",
+		Variables: map[string]json.RawMessage{"ivr.email": json.RawMessage(`"jane@example.com"`), "ivr.premium": json.RawMessage(`true`), "ivr.track_id": json.RawMessage(`"TRK-1"`)}}, session.WriteOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return h, c.ID
+}
+
+// BenchmarkHandler_GetSession is the CPU cost of GET /v1/sessions/{id}
+// inside the handler, without the network.
+func BenchmarkHandler_GetSession(b *testing.B) {
+	h, id := benchHandler(b)
+	req := httptest.NewRequest("GET", "/v1/sessions/"+id, nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatal(rec.Code)
+		}
+	}
+}
+
+// BenchmarkHandler_WriteSession is POST /v1/sessions/{id} with three
+// variables inside the handler, including the durable commit.
+func BenchmarkHandler_WriteSession(b *testing.B) {
+	h, id := benchHandler(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		body := `{"ivr.email":"jane@example.com","ivr.premium":true,"ivr.track_id":"TRK-` + strconv.Itoa(i) + `"}`
+		req := httptest.NewRequest("POST", "/v1/sessions/"+id, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatal(rec.Code, rec.Body)
+		}
+	}
+}

@@ -1,0 +1,103 @@
+package session
+
+import (
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// AppendJSON appends the canonical JSON of s to b: the object the API
+// serves, {"callId","state","version","variables","createdAt","updatedAt"},
+// with variables sorted by name. It is written by hand because sessions
+// are read far more often than anything else, and reflection would
+// dominate the cost of a read.
+func (s *Session) AppendJSON(b []byte) []byte {
+	b = append(b, `{"callId":`...)
+	b = AppendJSONString(b, s.CallID)
+	b = append(b, `,"state":`...)
+	b = AppendJSONString(b, string(s.State))
+	b = append(b, `,"version":`...)
+	b = strconv.AppendUint(b, s.Version, 10)
+	b = append(b, `,"variables":{`...)
+	names := make([]string, 0, len(s.Variables))
+	for name := range s.Variables {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for i, name := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendJSONString(b, name)
+		b = append(b, ':')
+		b = append(b, s.Variables[name]...) // compact JSON, checked when written
+	}
+	b = append(b, `},"createdAt":"`...)
+	b = s.CreatedAt.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","updatedAt":"`...)
+	b = s.UpdatedAt.AppendFormat(b, time.RFC3339Nano)
+	return append(b, `"}`...)
+}
+
+// MarshalJSON implements json.Marshaler with AppendJSON.
+func (s *Session) MarshalJSON() ([]byte, error) {
+	return s.AppendJSON(make([]byte, 0, 256+s.Size())), nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// AppendJSONString appends s as a JSON string, escaping what RFC 8259
+// requires and what browsers need escaped (<, >, &, U+2028, U+2029), and
+// replacing invalid UTF-8 with U+FFFD as encoding/json does.
+func AppendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

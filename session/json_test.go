@@ -1,0 +1,48 @@
+package session_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/callctx/callctx/session"
+)
+
+// TestSession_AppendJSON: the hand-written encoder produces exactly what
+// encoding/json would for the same object, keys sorted.
+func TestSession_AppendJSON(t *testing.T) {
+	s := &session.Session{
+		CallID: "c-1", State: session.StateActive, Version: 42,
+		Variables: map[string]json.RawMessage{
+			"ivr.email": json.RawMessage(`"a@b.c"`), "app.x": json.RawMessage(`{"k":[1,2]}`),
+			"ivr.premium": json.RawMessage(`true`), "call.from": json.RawMessage(`"+49"`),
+		},
+		CreatedAt: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC),
+		UpdatedAt: time.Date(2026, 11, 20, 9, 0, 2, 123456789, time.UTC),
+	}
+	got := s.AppendJSON(nil)
+	want, _ := json.Marshal(struct {
+		CallID    string                     `json:"callId"`
+		State     session.State              `json:"state"`
+		Version   uint64                     `json:"version"`
+		Variables map[string]json.RawMessage `json:"variables"`
+		CreatedAt time.Time                  `json:"createdAt"`
+		UpdatedAt time.Time                  `json:"updatedAt"`
+	}{s.CallID, s.State, s.Version, s.Variables, s.CreatedAt, s.UpdatedAt})
+	if string(got) != string(want) {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", `q"uo\te`, "\x00\x1f\n\r\t", "<a>&", "é€𝄞", "\u2028\u2029", "\xff\xfe", "a\xc3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := session.AppendJSONString(nil, s)
+		want, _ := json.Marshal(s)
+		if string(got) != string(want) {
+			t.Fatalf("AppendJSONString(%q) = %s, encoding/json says %s", s, got, want)
+		}
+	})
+}
