@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -230,18 +231,20 @@ func benchStore(srv *redistest.Server, cfg config) ([]row, error) {
 	return []row{read, write}, nil
 }
 
-// writeVars is the write of the benchmarks: three variables, changed every
-// time.
+// writeVars is the write of the benchmarks (as bench/httpbench's): three
+// variables, one of them new every time, so every write is a real change.
 func writeVars(i int) map[string]json.RawMessage {
 	return map[string]json.RawMessage{
-		"ivr.email":    json.RawMessage(`"caller` + strconv.Itoa(i) + `@example.com"`),
-		"ivr.premium":  json.RawMessage(strconv.FormatBool(i%2 == 0)),
-		"ivr.track_id": json.RawMessage(`"T-` + strconv.Itoa(i) + `"`),
+		"ivr.email":    json.RawMessage(`"jane@example.com"`),
+		"ivr.premium":  json.RawMessage(`true`),
+		"ivr.track_id": json.RawMessage(`"TRK-` + strconv.Itoa(i) + `"`),
 	}
 }
 
 // benchNodes starts one node per config, spreads the clients over them,
-// and measures reads and writes.
+// and measures reads and writes. The clients speak raw HTTP/1.1 over one
+// keep-alive connection each, as bench/httpbench does, so that the load
+// generator takes as little CPU from the nodes and Redis as it can.
 func benchNodes(bin, work, name string, configs []string, cfg config) ([]row, error) {
 	var nodes []*node
 	defer func() {
@@ -256,12 +259,10 @@ func benchNodes(bin, work, name string, configs []string, cfg config) ([]row, er
 		}
 		nodes = append(nodes, n)
 	}
-	tr := &http.Transport{MaxIdleConns: 4 * cfg.clients, MaxIdleConnsPerHost: 2 * cfg.clients, IdleConnTimeout: time.Minute}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	ids := make([]string, cfg.clients)
 	for i := range ids {
-		res, err := hc.Post(nodes[i%len(nodes)].url+"/v1/calls", "application/json", strings.NewReader(`{"from":"+4930123456","to":"+4940555000"}`))
+		body := `{"from":"+4930123456","to":"+4940555000","flow":"order-status","variables":{"ivr.email":"jane@example.com","ivr.premium":true,"ivr.track_id":"TRK-0","app.lang":"de"}}`
+		res, err := http.Post("http://"+nodes[i%len(nodes)].addr+"/v1/calls", "application/json", strings.NewReader(body))
 		if err != nil {
 			return nil, err
 		}
@@ -273,29 +274,79 @@ func benchNodes(bin, work, name string, configs []string, cfg config) ([]row, er
 		}
 		ids[i] = c.ID
 	}
-	do := func(req *http.Request) error {
-		res, err := hc.Do(req)
+	conns := make([]*rawConn, cfg.clients)
+	for i := range conns {
+		c, err := dialRaw(nodes[i%len(nodes)].addr)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	write := measure(name, "write", cfg, func(c, i int) error {
+		body := `{"ivr.email":"jane@example.com","ivr.premium":true,"ivr.track_id":"TRK-` + strconv.Itoa(i) + `"}`
+		return conns[c].do("POST /v1/sessions/" + ids[c] + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+			strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+	})
+	read := measure(name, "read", cfg, func(c, i int) error {
+		return conns[c].do("GET /v1/sessions/" + ids[c] + " HTTP/1.1\r\nHost: x\r\n\r\n")
+	})
+	return []row{read, write}, nil
+}
+
+// rawConn is one keep-alive HTTP/1.1 connection.
+type rawConn struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(addr string) (*rawConn, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &rawConn{c: c, br: bufio.NewReaderSize(c, 16<<10)}, nil
+}
+
+func (r *rawConn) Close() error { return r.c.Close() }
+
+// do sends one request and reads its response, which must be 200 with a
+// Content-Length body.
+func (r *rawConn) do(req string) error {
+	if _, err := io.WriteString(r.c, req); err != nil {
+		return err
+	}
+	line, err := r.br.ReadSlice('\n')
+	if err != nil {
+		return err
+	}
+	if len(line) < 12 {
+		return errors.New("short status line")
+	}
+	status := string(line[9:12])
+	length := -1
+	for {
+		h, err := r.br.ReadSlice('\n')
 		if err != nil {
 			return err
 		}
-		io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s %s: %s", req.Method, req.URL.Path, res.Status)
+		if len(h) <= 2 {
+			break
 		}
-		return nil
+		if k, v, ok := bytes.Cut(h, []byte(":")); ok && bytes.EqualFold(k, []byte("Content-Length")) {
+			length, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+		}
 	}
-	write := measure(name, "write", cfg, func(c, i int) error {
-		b, _ := json.Marshal(writeVars(i))
-		req, _ := http.NewRequest("POST", nodes[c%len(nodes)].url+"/v1/sessions/"+ids[c], bytes.NewReader(b))
-		req.Header.Set("Content-Type", "application/json")
-		return do(req)
-	})
-	read := measure(name, "read", cfg, func(c, i int) error {
-		req, _ := http.NewRequest("GET", nodes[c%len(nodes)].url+"/v1/sessions/"+ids[c], nil)
-		return do(req)
-	})
-	return []row{read, write}, nil
+	if length < 0 {
+		return errors.New("response without Content-Length")
+	}
+	if _, err := r.br.Discard(length); err != nil {
+		return err
+	}
+	if status != "200" {
+		return fmt.Errorf("status %s", status)
+	}
+	return nil
 }
 
 // measure runs op from cfg.clients goroutines for the warm-up and then the
@@ -385,7 +436,7 @@ func fmtDur(d time.Duration) string {
 // node is a callctx serve process.
 type node struct {
 	cmd  *exec.Cmd
-	url  string
+	addr string
 	done chan struct{}
 }
 
@@ -419,7 +470,7 @@ func startNode(bin, cfgPath, config string) (*node, error) {
 	}()
 	select {
 	case a := <-addr:
-		n.url = "http://" + a
+		n.addr = a
 	case <-n.done:
 		return nil, fmt.Errorf("callctx exited: %s", logBuf.String())
 	case <-time.After(20 * time.Second):

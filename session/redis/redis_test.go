@@ -413,3 +413,44 @@ func TestOpen_Errors(t *testing.T) {
 		})
 	}
 }
+
+// TestStore_ConcurrentOwnReplies: many operations in flight share
+// pipelines; each gets its own reply.
+func TestStore_ConcurrentOwnReplies(t *testing.T) {
+	st := MustOpenStore(t, redis.Options{})
+	svc := session.NewService(st, session.Options{})
+	ctx := context.Background()
+	const calls, rounds = 100, 20
+	errs := make(chan error, calls)
+	for i := 0; i < calls; i++ {
+		go func() {
+			id := "c" + strconv.Itoa(i)
+			if _, _, err := svc.CreateCall(ctx, session.NewCall{ID: id, From: "a", To: "b"}, client); err != nil {
+				errs <- err
+				return
+			}
+			for r := 1; r <= rounds; r++ {
+				s, err := svc.Merge(ctx, id, vars(fmt.Sprintf(`{"ivr.owner":%q,"ivr.r":%d}`, id, r)), client)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if got := string(s.Variables["ivr.owner"]); got != `"`+id+`"` || s.Version != uint64(r+1) || s.CallID != id {
+					errs <- fmt.Errorf("%s got the reply of %s v%d", id, got, s.Version)
+					return
+				}
+				read, err := svc.Session(ctx, id)
+				if err != nil || read.Version < uint64(r+1) || string(read.Variables["ivr.owner"]) != `"`+id+`"` {
+					errs <- fmt.Errorf("%s read %+v, %v", id, read, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for i := 0; i < calls; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

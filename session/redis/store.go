@@ -114,6 +114,7 @@ type Store struct {
 	kEnded      string
 	kByEnd      string
 	target      string // for logs: where Redis is, without credentials
+	batch       *batcher
 
 	mu     sync.RWMutex // guards closed; held shared by operations in flight
 	closed bool
@@ -211,6 +212,7 @@ func Open(opts Options) (*Store, error) {
 		kByEnd:      p + "{i}:byend",
 		target:      target,
 	}
+	s.batch = newBatcher(s.rdb, opts.Timeout)
 	return s, nil
 }
 
@@ -245,6 +247,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.batch.close()
 	if err := s.rdb.Close(); err != nil {
 		return fmt.Errorf("close redis client: %w", err)
 	}
@@ -412,7 +415,7 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 	} else {
 		keys = append(keys, s.kCalls, s.kActive)
 	}
-	res, err := scriptCreate.Run(ctx, s.rdb, keys, args...).Slice()
+	res, err := s.evalSha(ctx, scriptCreate, keys, args...).Slice()
 	if err != nil {
 		return storeErr("create call", err)
 	}
@@ -493,7 +496,9 @@ func (s *Store) Call(ctx context.Context, id string) (*session.Call, error) {
 		return nil, err
 	}
 	defer s.end()
-	f, err := s.rdb.HMGet(ctx, s.callKey(id), "#call", "#st", "#e", "#r").Result()
+	cmd := redis.NewSliceCmd(ctx, "hmget", s.callKey(id), "#call", "#st", "#e", "#r")
+	s.batch.do(ctx, cmd)
+	f, err := cmd.Result()
 	if err != nil {
 		return nil, storeErr("read call", err)
 	}
@@ -514,7 +519,9 @@ func (s *Store) Session(ctx context.Context, callID string) (*session.Session, e
 		return nil, err
 	}
 	defer s.end()
-	m, err := s.rdb.HGetAll(ctx, s.callKey(callID)).Result()
+	cmd := redis.NewMapStringStringCmd(ctx, "hgetall", s.callKey(callID))
+	s.batch.do(ctx, cmd)
+	m, err := cmd.Result()
 	if err != nil {
 		return nil, storeErr("read session", err)
 	}
@@ -590,7 +597,7 @@ func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*se
 	if args, err = patchArgs(args, p.Set); err != nil {
 		return nil, nil, err
 	}
-	res, err := scriptApply.Run(ctx, s.rdb, []string{s.callKey(callID), s.histKey(callID)}, args...).Slice()
+	res, err := s.evalSha(ctx, scriptApply, []string{s.callKey(callID), s.histKey(callID)}, args...).Slice()
 	if err != nil {
 		return nil, nil, storeErr("apply write", err)
 	}
@@ -657,7 +664,7 @@ func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason
 	} else {
 		keys = append(keys, s.kActive, s.kEnded, s.kByEnd)
 	}
-	res, err := scriptEnd.Run(ctx, s.rdb, keys, args...).Slice()
+	res, err := s.evalSha(ctx, scriptEnd, keys, args...).Slice()
 	if err != nil {
 		return nil, nil, nil, false, storeErr("end call", err)
 	}
