@@ -5,17 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/callctx/callctx/session"
 	redis "github.com/redis/go-redis/v9"
 )
 
 // Check verifies the store's invariants over every call under its prefix,
-// as bbolt's consistency check does for that store: each call's metadata
-// is complete, its counters match its variables, its history holds one
-// entry per version, and the indexes list exactly the calls they should.
+// as bbolt's consistency check does for that store: each session decodes
+// and its counters match its variables, its call is there and agrees on
+// the state, its history holds one entry per version, and the indexes list
+// exactly the calls they should.
 // It reads every key, so it is for tests and for operators, not for a busy
 // production Redis. In Cluster mode an interrupted create or end can leave
 // index entries behind that reads skip; Check reports them.
@@ -28,18 +29,14 @@ func (s *Store) Check(ctx context.Context) error {
 	var errs []error
 	for _, key := range keys {
 		id := strings.TrimSuffix(strings.TrimPrefix(key, s.prefix+"{"), "}")
-		m, err := s.rdb.HGetAll(ctx, key).Result()
+		blob, err := s.rdb.Get(ctx, key).Result()
 		if err != nil {
 			return fmt.Errorf("check: %w", err)
 		}
-		r := record(m)
-		sess, err := r.session(id)
+		sess, h, err := decodeBlob(id, blob)
 		if err != nil {
 			errs = append(errs, err)
 			continue
-		}
-		if _, err := r.call(id); err != nil {
-			errs = append(errs, err)
 		}
 		n, b := 0, 0
 		for name, v := range sess.Variables {
@@ -49,8 +46,25 @@ func (s *Store) Check(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("call %s: %s is not JSON", id, name))
 			}
 		}
-		if r["#n"] != strconv.Itoa(n) || r["#b"] != strconv.Itoa(b) {
-			errs = append(errs, fmt.Errorf("call %s: counters say %s variables, %s bytes; there are %d, %d", id, r["#n"], r["#b"], n, b))
+		if h.count != n || h.bytes != b {
+			errs = append(errs, fmt.Errorf("call %s: the header says %d variables, %d bytes; there are %d, %d", id, h.count, h.bytes, n, b))
+		}
+		f, err := s.rdb.HMGet(ctx, s.callKey(id), callFields...).Result()
+		if err != nil {
+			return fmt.Errorf("check: %w", err)
+		}
+		c, start, err := callFromFields(id, f)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+			continue
+		case c == nil:
+			errs = append(errs, fmt.Errorf("call %s: a session without its call", id))
+			continue
+		case c.State != sess.State:
+			errs = append(errs, fmt.Errorf("call %s: the call is %s, its session %s", id, c.State, sess.State))
+		case len(start) != 16 || !isHex([]byte(start)):
+			errs = append(errs, fmt.Errorf("call %s: start %q", id, start))
 		}
 		hist, err := s.rdb.LRange(ctx, s.histKey(id), 0, -1).Result()
 		if err != nil {
@@ -65,14 +79,15 @@ func (s *Store) Check(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("call %s: history entry %d is not version %d (%v)", id, i, i+1, err))
 			}
 		}
-		m0 := r["#s"] + id
+		m0 := start + id
 		want[s.kCalls][m0] = true
 		switch sess.State {
-		case "active":
+		case session.StateActive:
 			want[s.kActive][m0] = true
-		case "ended":
+		case session.StateEnded:
+			endHex, _ := s.rdb.HGet(ctx, s.callKey(id), "endhex").Result()
 			want[s.kEnded][m0] = true
-			want[s.kByEnd][r["#eh"]+m0] = true
+			want[s.kByEnd][endHex+m0] = true
 		default:
 			errs = append(errs, fmt.Errorf("call %s: state %q", id, sess.State))
 		}
@@ -100,7 +115,7 @@ func (s *Store) Check(ctx context.Context) error {
 
 // scanCalls returns the keys of every call's hash under the prefix.
 func (s *Store) scanCalls(ctx context.Context) ([]string, error) {
-	pattern := globEscape(s.prefix) + "{*}" // a call's hash; its history ends in ":h", the indexes in ":<name>"
+	pattern := globEscape(s.prefix) + "{*}" // a session; the history ends in ":h", the call's hash in ":c", the indexes in ":<name>"
 	scan := func(ctx context.Context, c redis.UniversalClient) ([]string, error) {
 		var keys []string
 		it := c.Scan(ctx, 0, pattern, 1000).Iterator()

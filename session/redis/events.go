@@ -189,25 +189,30 @@ func (s *Store) fetchEvents(ctx context.Context, notices map[string]notice) ([]s
 	defer s.end()
 	type fetch struct {
 		n    notice
-		hash *redis.MapStringStringCmd
+		blob *redis.StringCmd
 		hist *redis.StringSliceCmd
+		call *redis.SliceCmd // for call.started and call.ended
 	}
 	pipe := s.rdb.Pipeline()
 	fetches := make([]fetch, 0, len(notices))
 	for id, n := range notices {
-		fetches = append(fetches, fetch{n: n, hash: pipe.HGetAll(ctx, s.callKey(id)), hist: pipe.LRange(ctx, s.histKey(id), int64(n.version-1), -1)})
+		f := fetch{n: n, blob: pipe.Get(ctx, s.sessKey(id)), hist: pipe.LRange(ctx, s.histKey(id), int64(n.version-1), -1)}
+		if n.kind != 'u' {
+			f.call = pipe.HMGet(ctx, s.callKey(id), callFields...)
+		}
+		fetches = append(fetches, f)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("fetch events: %w", err)
 	}
 	events := make([]session.Event, 0, len(fetches))
 	for _, f := range fetches {
-		rec := record(f.hash.Val())
+		blob, err := f.blob.Result()
 		raw := f.hist.Val()
-		if len(rec) == 0 || len(raw) == 0 {
+		if errors.Is(err, redis.Nil) || len(raw) == 0 {
 			continue // purged meanwhile
 		}
-		sess, err := rec.session(f.n.callID)
+		sess, _, err := decodeBlob(f.n.callID, blob)
 		if err != nil {
 			return nil, err
 		}
@@ -238,8 +243,8 @@ func (s *Store) fetchEvents(ctx context.Context, notices map[string]notice) ([]s
 		case 'e':
 			e.Type = session.EventCallEnded
 		}
-		if e.Type != session.EventSessionUpdated {
-			if e.Call, err = rec.call(f.n.callID); err != nil {
+		if f.call != nil {
+			if e.Call, _, err = callFromFields(f.n.callID, f.call.Val()); err != nil {
 				return nil, err
 			}
 		}

@@ -388,7 +388,7 @@ func TestStore_ExpireAfter(t *testing.T) {
 	if _, err := svc.EndCall(ctx, c.ID, "", "crm"); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"ttl:{c1}", "ttl:{c1}:h"} {
+	for _, key := range []string{"ttl:{c1}", "ttl:{c1}:h", "ttl:{c1}:c"} {
 		if got := ttl(key); got <= 0 || got > int(time.Hour/time.Millisecond) {
 			t.Fatalf("%s: TTL %d ms, want up to an hour", key, got)
 		}

@@ -13,8 +13,9 @@
 // Keys (prefix "callctx:" by default) carry the call ID as a hash tag, so
 // one call's keys share a Cluster slot:
 //
-//	callctx:{<id>}      hash: variables by name; '#'-fields: version, state, times, counters, the call
+//	callctx:{<id>}      string: the session (see blob.go)
 //	callctx:{<id>}:h    list: history entries as JSON, version v at index v-1
+//	callctx:{<id>}:c    hash: the call as JSON, its start (hex), state, end time, reason
 //	callctx:{i}:calls   sorted set (by member): <start hex><id>, every call
 //	callctx:{i}:active  the same, active calls
 //	callctx:{i}:ended   the same, ended calls
@@ -37,7 +38,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -224,8 +224,14 @@ func (s *Store) NodeID() string { return s.node }
 
 // callKey and histKey name a call's keys; the braces make the call ID the
 // Cluster hash tag.
-func (s *Store) callKey(id string) string { return s.prefix + "{" + id + "}" }
+func (s *Store) sessKey(id string) string { return s.prefix + "{" + id + "}" }
 func (s *Store) histKey(id string) string { return s.prefix + "{" + id + "}:h" }
+func (s *Store) callKey(id string) string { return s.prefix + "{" + id + "}:c" }
+
+// keys returns a call's keys in the order the scripts take them.
+func (s *Store) keys(id string, more ...string) []string {
+	return append([]string{s.sessKey(id), s.histKey(id), s.callKey(id)}, more...)
+}
 
 // begin registers an operation in flight; Close waits for it.
 func (s *Store) begin() error {
@@ -384,6 +390,11 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 		return err
 	}
 	defer s.end()
+	for name := range sess.Variables {
+		if !safeName(name) {
+			return session.Internal(fmt.Errorf("variable name %q cannot be stored", name))
+		}
+	}
 	callJSON, err := jsonText(c)
 	if err != nil {
 		return err
@@ -393,13 +404,8 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 		return err
 	}
 	start := hexTime(c.StartedAt)
-	args := []any{s.channel, s.node, c.ID, callJSON, start,
-		sess.CreatedAt.Format(time.RFC3339Nano), sess.UpdatedAt.Format(time.RFC3339Nano),
-		sess.Version, histJSON, len(sess.Variables), sess.Size()}
-	if args, err = patchArgs(args, sess.Variables); err != nil {
-		return err
-	}
-	keys := []string{s.callKey(c.ID), s.histKey(c.ID)}
+	args := []any{s.channel, s.node, c.ID, encodeBlob(sess), sess.Version, histJSON, callJSON, start}
+	keys := s.keys(c.ID)
 	member := start + c.ID
 	if s.split {
 		// Index first: an entry whose call does not exist (yet) is skipped
@@ -429,52 +435,7 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 	return nil
 }
 
-// record is a call's hash as HGETALL returns it.
-type record map[string]string
-
-func toRecord(v any) (record, error) {
-	flat, ok := v.([]any)
-	if !ok || len(flat)%2 != 0 {
-		return nil, fmt.Errorf("unexpected reply %T", v)
-	}
-	r := make(record, len(flat)/2)
-	for i := 0; i < len(flat); i += 2 {
-		k, _ := flat[i].(string)
-		val, _ := flat[i+1].(string)
-		r[k] = val
-	}
-	return r, nil
-}
-
-// session decodes the session of a call's hash.
-func (r record) session(id string) (*session.Session, error) {
-	v, err := strconv.ParseUint(r["#v"], 10, 64)
-	if err != nil {
-		return nil, fmt.Errorf("call %s: version %q: %w", id, r["#v"], err)
-	}
-	created, err := time.Parse(time.RFC3339Nano, r["#c"])
-	if err != nil {
-		return nil, fmt.Errorf("call %s: createdAt: %w", id, err)
-	}
-	updated, err := time.Parse(time.RFC3339Nano, r["#u"])
-	if err != nil {
-		return nil, fmt.Errorf("call %s: updatedAt: %w", id, err)
-	}
-	sess := &session.Session{CallID: id, State: session.State(r["#st"]), Version: v, CreatedAt: created, UpdatedAt: updated,
-		Variables: make(map[string]json.RawMessage, len(r))}
-	for k, val := range r {
-		if len(k) > 0 && k[0] != '#' {
-			sess.Variables[k] = json.RawMessage(val)
-		}
-	}
-	return sess, nil
-}
-
-// call decodes the call of a call's hash.
-func (r record) call(id string) (*session.Call, error) {
-	return decodeCall(id, r["#call"], r["#st"], r["#e"], r["#r"])
-}
-
+// decodeCall returns the call a call's hash describes.
 func decodeCall(id, callJSON, state, endedAt, reason string) (*session.Call, error) {
 	c := new(session.Call)
 	if err := json.Unmarshal([]byte(callJSON), c); err != nil {
@@ -490,26 +451,39 @@ func decodeCall(id, callJSON, state, endedAt, reason string) (*session.Call, err
 	return c, nil
 }
 
+// callFields are the fields of a call's hash that make the call.
+var callFields = []string{"call", "state", "ended", "reason", "start"}
+
+// callFromFields decodes HMGET callFields; nil when the call is gone.
+func callFromFields(id string, f []any) (c *session.Call, start string, err error) {
+	callJSON, ok := f[0].(string)
+	if !ok {
+		return nil, "", nil
+	}
+	st, _ := f[1].(string)
+	e, _ := f[2].(string)
+	r, _ := f[3].(string)
+	start, _ = f[4].(string)
+	c, err = decodeCall(id, callJSON, st, e, r)
+	return c, start, err
+}
+
 // Call implements session.Store.
 func (s *Store) Call(ctx context.Context, id string) (*session.Call, error) {
 	if err := s.begin(); err != nil {
 		return nil, err
 	}
 	defer s.end()
-	cmd := redis.NewSliceCmd(ctx, "hmget", s.callKey(id), "#call", "#st", "#e", "#r")
+	cmd := redis.NewSliceCmd(ctx, "hmget", s.callKey(id), "call", "state", "ended", "reason", "start")
 	s.batch.do(ctx, cmd)
 	f, err := cmd.Result()
 	if err != nil {
 		return nil, storeErr("read call", err)
 	}
-	callJSON, ok := f[0].(string)
-	if !ok {
+	c, _, err := callFromFields(id, f)
+	if err == nil && c == nil {
 		return nil, notFound(id)
 	}
-	st, _ := f[1].(string)
-	e, _ := f[2].(string)
-	r, _ := f[3].(string)
-	c, err := decodeCall(id, callJSON, st, e, r)
 	return c, storeErr("read call", err)
 }
 
@@ -519,16 +493,16 @@ func (s *Store) Session(ctx context.Context, callID string) (*session.Session, e
 		return nil, err
 	}
 	defer s.end()
-	cmd := redis.NewMapStringStringCmd(ctx, "hgetall", s.callKey(callID))
+	cmd := redis.NewStringCmd(ctx, "get", s.sessKey(callID))
 	s.batch.do(ctx, cmd)
-	m, err := cmd.Result()
+	blob, err := cmd.Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, notFound(callID)
+	}
 	if err != nil {
 		return nil, storeErr("read session", err)
 	}
-	if len(m) == 0 {
-		return nil, notFound(callID)
-	}
-	sess, err := record(m).session(callID)
+	sess, _, err := decodeBlob(callID, blob)
 	return sess, storeErr("read session", err)
 }
 
@@ -553,22 +527,19 @@ func writeArgs(p *session.Patch) (atJSON, actorJSON, at string, err error) {
 	return atJSON, actorJSON, p.At.Format(time.RFC3339Nano), nil
 }
 
-// scriptResult decodes {status, version, HGETALL before} and the session
-// before the write.
-func scriptResult(id string, res []any) (status int64, version uint64, r record, before *session.Session, err error) {
+// scriptResult decodes {status, version, the session before, …}.
+func scriptResult(id string, res []any) (status int64, version uint64, before *session.Session, err error) {
 	status, _ = res[0].(int64)
 	if status == 0 {
-		return 0, 0, nil, nil, nil
+		return 0, 0, nil, nil
 	}
-	if len(res) != 3 {
-		return 0, 0, nil, nil, fmt.Errorf("unexpected script reply of %d items", len(res))
+	if len(res) < 3 {
+		return 0, 0, nil, fmt.Errorf("unexpected script reply of %d items", len(res))
 	}
 	v, _ := res[1].(int64)
-	if r, err = toRecord(res[2]); err != nil {
-		return 0, 0, nil, nil, err
-	}
-	before, err = r.session(id)
-	return status, uint64(v), r, before, err
+	blob, _ := res[2].(string)
+	before, _, err = decodeBlob(id, blob)
+	return status, uint64(v), before, err
 }
 
 // errDisagree reports a script whose verdict differs from the domain's
@@ -597,11 +568,11 @@ func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*se
 	if args, err = patchArgs(args, p.Set); err != nil {
 		return nil, nil, err
 	}
-	res, err := s.evalSha(ctx, scriptApply, []string{s.callKey(callID), s.histKey(callID)}, args...).Slice()
+	res, err := s.evalSha(ctx, scriptApply, s.keys(callID), args...).Slice()
 	if err != nil {
 		return nil, nil, storeErr("apply write", err)
 	}
-	status, version, _, sess, err := scriptResult(callID, res)
+	status, version, sess, err := scriptResult(callID, res)
 	if err != nil {
 		return nil, nil, storeErr("apply write", err)
 	}
@@ -639,13 +610,13 @@ func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason
 	if args, err = patchArgs(args, p.Set); err != nil {
 		return nil, nil, nil, false, err
 	}
-	keys := []string{s.callKey(callID), s.histKey(callID)}
+	keys := s.keys(callID)
 	var byEnd string // the by-end member this call adds ahead, in Cluster mode
 	if s.split {
 		// Index the end first: a by-end entry for a call that has not ended
 		// is skipped by reads and dropped by the sweep, while an ended call
 		// missing from it would never be purged.
-		start, err := s.rdb.HGet(ctx, keys[0], "#s").Result()
+		start, err := s.rdb.HGet(ctx, s.callKey(callID), "start").Result()
 		if errors.Is(err, redis.Nil) {
 			return nil, nil, nil, false, notFound(callID)
 		}
@@ -668,25 +639,32 @@ func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason
 	if err != nil {
 		return nil, nil, nil, false, storeErr("end call", err)
 	}
-	status, version, r, sess, err := scriptResult(callID, res)
+	status, version, sess, err := scriptResult(callID, res)
 	if err != nil {
 		return nil, nil, nil, false, storeErr("end call", err)
 	}
 	if status == 0 {
 		return nil, nil, nil, false, notFound(callID)
 	}
-	c, err := r.call(callID)
+	if len(res) != 8 {
+		return nil, nil, nil, false, storeErr("end call", fmt.Errorf("unexpected script reply of %d items", len(res)))
+	}
+	f := make([]string, 5) // call JSON, start, end time, reason, end (hex)
+	for i := range f {
+		f[i], _ = res[3+i].(string)
+	}
+	c, err := decodeCall(callID, f[0], string(session.StateEnded), f[2], f[3])
 	if err != nil {
 		return nil, nil, nil, false, storeErr("end call", err)
 	}
 	if status == 2 {
-		if s.split && r["#eh"] != endHex {
+		if s.split && f[4] != endHex {
 			s.rdb.ZRem(ctx, s.kByEnd, byEnd) // ours was ahead of an end that had happened
 		}
 		return c, sess, nil, false, nil
 	}
 	if s.split {
-		if err := s.rdb.ZRem(ctx, s.kActive, r["#s"]+callID).Err(); err != nil {
+		if err := s.rdb.ZRem(ctx, s.kActive, f[1]+callID).Err(); err != nil {
 			return nil, nil, nil, false, storeErr("unindex active call", err)
 		}
 	}
@@ -694,7 +672,6 @@ func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason
 	if ruleErr != nil || sess.Version != version {
 		return nil, nil, nil, false, errDisagree("end call", callID, status, ruleErr)
 	}
-	c.State, c.EndedAt, c.EndReason = session.StateEnded, at, reason
 	sess.State = session.StateEnded
 	return c, sess, entry, true, nil
 }
@@ -709,7 +686,7 @@ func (s *Store) History(ctx context.Context, callID string, after uint64) ([]ses
 		after = 1 << 40 // beyond any version; LRANGE wants an int64
 	}
 	pipe := s.rdb.Pipeline()
-	exists := pipe.Exists(ctx, s.callKey(callID))
+	exists := pipe.Exists(ctx, s.sessKey(callID))
 	lr := pipe.LRange(ctx, s.histKey(callID), int64(after), -1)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, storeErr("read history", err)
@@ -768,29 +745,23 @@ func (s *Store) ListCalls(ctx context.Context, opts session.ListOptions) (*sessi
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.SliceCmd, len(members))
 		for i, m := range members {
-			cmds[i] = pipe.HMGet(ctx, s.callKey(m[16:]), "#call", "#st", "#e", "#r", "#s")
+			cmds[i] = pipe.HMGet(ctx, s.callKey(m[16:]), callFields...)
 		}
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 			return nil, storeErr("list calls", err)
 		}
 		for i, m := range members {
-			f := cmds[i].Val()
-			callJSON, ok := f[0].(string)
-			st, _ := f[1].(string)
-			start, _ := f[4].(string)
-			if !ok || start != m[:16] || (opts.State == session.FilterActive || opts.State == "") && st != string(session.StateActive) ||
-				opts.State == session.FilterEnded && st != string(session.StateEnded) {
+			c, start, err := callFromFields(m[16:], cmds[i].Val())
+			if err != nil {
+				return nil, storeErr("list calls", err)
+			}
+			if c == nil || start != m[:16] || (opts.State == session.FilterActive || opts.State == "") && c.State != session.StateActive ||
+				opts.State == session.FilterEnded && c.State != session.StateEnded {
 				continue
 			}
 			if len(page.Items) == opts.Limit {
 				page.Next = base64.RawURLEncoding.EncodeToString([]byte(last))
 				return page, nil
-			}
-			e, _ := f[2].(string)
-			r, _ := f[3].(string)
-			c, err := decodeCall(m[16:], callJSON, st, e, r)
-			if err != nil {
-				return nil, storeErr("list calls", err)
 			}
 			page.Items = append(page.Items, c)
 			last = m
@@ -837,7 +808,7 @@ func (s *Store) Purge(ctx context.Context, before time.Time, max int) (int, erro
 			cmds := make([]*redis.Cmd, len(valid))
 			for i, m := range valid {
 				id := m[32:]
-				cmds[i] = pipe.EvalSha(ctx, sha, []string{s.callKey(id), s.histKey(id), s.kCalls, s.kActive, s.kEnded, s.kByEnd}, m)
+				cmds[i] = pipe.EvalSha(ctx, sha, s.keys(id, s.kCalls, s.kActive, s.kEnded, s.kByEnd), m)
 			}
 			return cmds
 		}, func(cmds []*redis.Cmd) {
@@ -856,7 +827,7 @@ func (s *Store) Purge(ctx context.Context, before time.Time, max int) (int, erro
 		cmds := make([]*redis.Cmd, len(valid))
 		for i, m := range valid {
 			id := m[32:]
-			cmds[i] = pipe.EvalSha(ctx, sha, []string{s.callKey(id), s.histKey(id)}, m[:16])
+			cmds[i] = pipe.EvalSha(ctx, sha, s.keys(id), m[:16])
 		}
 		return cmds
 	}, func(cmds []*redis.Cmd) {
