@@ -5,7 +5,7 @@
 
 GO ?= go
 
-.PHONY: test deps fmt-check vet unit bench bench-http bench-go bench-redis
+.PHONY: test deps fmt-check vet unit bench bench-http bench-go bench-flows bench-redis
 
 test: deps fmt-check vet unit
 
@@ -22,10 +22,17 @@ vet:
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-bench: bench-go bench-http
+bench: bench-go bench-flows bench-http
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./session/... ./api/...
+
+# Issue 3's figures: trigger evaluation, flow/next latency with 64 concurrent
+# calls over HTTP, automation deliveries per second to a local receiver.
+bench-flows:
+	$(GO) test -run '^$$' -bench 'BenchmarkTrigger_Eval' -benchmem ./triggers/
+	$(GO) test -run '^$$' -bench 'BenchmarkFlowNext' -benchtime 20000x ./cmd/callctx/
+	$(GO) test -run '^$$' -bench 'BenchmarkDelivery' -benchtime 5000x ./flow/
 
 bench-http:
 	$(GO) run ./bench/httpbench

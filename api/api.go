@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/session"
 	"github.com/gin-gonic/gin"
 )
@@ -25,9 +26,12 @@ import (
 // Config holds what the HTTP API needs.
 type Config struct {
 	Service *session.Service
-	Spec    []byte  // openapi.yaml
-	Tokens  []Token // none: the API is open (the command allows that on loopback only)
-	Logger  *slog.Logger
+	// Flows runs call flows and serves triggers and flows; nil: the
+	// server has none (the routes answer empty lists and 404).
+	Flows  *flow.Engine
+	Spec   []byte  // openapi.yaml
+	Tokens []Token // none: the API is open (the command allows that on loopback only)
+	Logger *slog.Logger
 	// MaxBodyBytes bounds request bodies; DefaultMaxBodyBytes when 0.
 	MaxBodyBytes int64
 	// KeepAlive is how often an idle event stream gets a comment line;
@@ -47,6 +51,7 @@ const (
 type Handler struct {
 	engine    *gin.Engine
 	svc       *session.Service
+	flows     *flow.Engine
 	spec      []byte
 	tokens    map[[32]byte]*Token
 	log       *slog.Logger
@@ -80,6 +85,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	h := &Handler{
 		engine:    gin.New(),
 		svc:       cfg.Service,
+		flows:     cfg.Flows,
 		spec:      cfg.Spec,
 		tokens:    make(map[[32]byte]*Token, len(cfg.Tokens)),
 		log:       cfg.Logger,
@@ -166,6 +172,14 @@ func (h *Handler) routeTable() []route {
 		{method: "GET", path: "/v1/calls", handle: h.listCalls},
 		{method: "GET", path: "/v1/calls/{id}", handle: h.getCall},
 		{method: "POST", path: "/v1/calls/{id}/end", handle: h.endCall},
+		{method: "POST", path: "/v1/calls/{id}/flow/next", handle: h.flowNext},
+		{method: "GET", path: "/v1/calls/{id}/flow", handle: h.getCallFlow},
+		{method: "GET", path: "/v1/calls/{id}/automations", handle: h.getCallAutomations},
+		{method: "GET", path: "/v1/triggers", handle: h.listTriggers},
+		{method: "GET", path: "/v1/triggers/{name}", handle: h.getTrigger},
+		{method: "POST", path: "/v1/triggers/{name}/evaluate", handle: h.evaluateTrigger},
+		{method: "GET", path: "/v1/flows", handle: h.listFlows},
+		{method: "GET", path: "/v1/flows/{name}", handle: h.getFlow},
 		{method: "GET", path: "/v1/sessions/{callId}", handle: h.getSession},
 		{method: "POST", path: "/v1/sessions/{callId}", handle: h.writeSession},
 		{method: "PATCH", path: "/v1/sessions/{callId}", handle: h.writeSession},

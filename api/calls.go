@@ -61,6 +61,9 @@ func (h *Handler) createCall(c *gin.Context) {
 		writeProblem(c, http.StatusBadRequest, typeMalformed, "the body could not be decoded: "+jsonErrorText(err), nil)
 		return
 	}
+	if !h.checkFlow(c, req.Flow) {
+		return
+	}
 	call, _, err := h.svc.CreateCall(c.Request.Context(), session.NewCall{
 		ID: req.ID, From: req.From, To: req.To, Direction: session.Direction(req.Direction),
 		Flow: req.Flow, Variables: req.Variables,
@@ -69,6 +72,7 @@ func (h *Handler) createCall(c *gin.Context) {
 		h.failAt(c, err, "/variables")
 		return
 	}
+	h.startFlow(c, call)
 	c.Header("Location", "/v1/calls/"+call.ID)
 	c.JSON(http.StatusCreated, toCallJSON(call))
 }

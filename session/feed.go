@@ -30,6 +30,10 @@ type Event struct {
 	// it: read, never modify.
 	Variables map[string]json.RawMessage
 	Call      *Call // the call, for call.started and call.ended
+	// Remote marks an event committed by another node sharing the store
+	// (see Service.Follow). Side effects of a change, such as the
+	// automations it fires, belong to the node that made it.
+	Remote bool
 }
 
 // subscriptionBuffer is how many events a subscriber may fall behind before

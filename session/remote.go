@@ -41,5 +41,8 @@ func (s *Service) Follow(ctx context.Context, src EventSource) error {
 type feedSink struct{ f *feed }
 
 func (k feedSink) Wants(callID string) bool { return k.f.wants(callID) }
-func (k feedSink) Deliver(e Event)          { k.f.publish(e) }
-func (k feedSink) Missed()                  { k.f.dropAll() }
+func (k feedSink) Deliver(e Event) {
+	e.Remote = true
+	k.f.publish(e)
+}
+func (k feedSink) Missed() { k.f.dropAll() }

@@ -49,8 +49,35 @@ type Store interface {
 	History(ctx context.Context, callID string, after uint64) ([]HistoryEntry, error)
 
 	// Purge deletes up to max calls that ended before before, with their
-	// sessions and history, and returns how many it deleted.
+	// sessions, history, flow state and outbox entries, and returns how many
+	// it deleted.
 	Purge(ctx context.Context, before time.Time, max int) (int, error)
+
+	// SaveFlowRun stores the flow state of a call (opaque to the store) and
+	// queues the outbox entries, in one atomic step: a flow that has moved
+	// past an automation node has always queued its requests. CodeNotFound
+	// when there is no such call; CodeConflict when an entry ID exists.
+	SaveFlowRun(ctx context.Context, callID string, state []byte, queue []*OutboxEntry) error
+
+	// FlowRun returns the flow state last saved for a call. CodeNotFound
+	// when there is none.
+	FlowRun(ctx context.Context, callID string) ([]byte, error)
+
+	// EnqueueOutbox queues outbox entries of existing calls. CodeNotFound
+	// when a call does not exist; CodeConflict when an entry ID exists.
+	EnqueueOutbox(ctx context.Context, entries []*OutboxEntry) error
+
+	// UpdateOutbox replaces a queued entry after an attempt: still pending
+	// with a new Due, or finished with a zero Due. CodeNotFound when the
+	// entry is gone (its call was purged).
+	UpdateOutbox(ctx context.Context, e *OutboxEntry) error
+
+	// PendingOutbox returns every pending entry, soonest due first.
+	PendingOutbox(ctx context.Context) ([]*OutboxEntry, error)
+
+	// CallOutbox returns every outbox entry of a call, pending or finished,
+	// oldest first. CodeNotFound when there is no such call.
+	CallOutbox(ctx context.Context, callID string) ([]*OutboxEntry, error)
 
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error

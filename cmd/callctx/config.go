@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/callctx/callctx/api"
+	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/session"
 	"gopkg.in/yaml.v3"
 )
@@ -20,14 +21,31 @@ import (
 // Config is the whole configuration of callctx serve. Zero values mean the
 // defaults of DefaultConfig.
 type Config struct {
-	HTTP      HTTPConfig      `yaml:"http"`
-	Store     string          `yaml:"store"` // bolt (the default) or redis
-	Data      DataConfig      `yaml:"data"`
-	Redis     RedisConfig     `yaml:"redis"`
-	Auth      AuthConfig      `yaml:"auth"`
-	Limits    LimitsConfig    `yaml:"limits"`
-	Retention RetentionConfig `yaml:"retention"`
-	Log       LogConfig       `yaml:"log"`
+	HTTP        HTTPConfig        `yaml:"http"`
+	Store       string            `yaml:"store"` // bolt (the default) or redis
+	Data        DataConfig        `yaml:"data"`
+	Redis       RedisConfig       `yaml:"redis"`
+	Auth        AuthConfig        `yaml:"auth"`
+	Limits      LimitsConfig      `yaml:"limits"`
+	Retention   RetentionConfig   `yaml:"retention"`
+	Log         LogConfig         `yaml:"log"`
+	Flows       FlowsConfig       `yaml:"flows"`
+	Automations AutomationsConfig `yaml:"automations"`
+}
+
+// FlowsConfig says where the triggers, automations and flows are.
+type FlowsConfig struct {
+	Dir string `yaml:"dir"` // a directory of *.yaml files; absent is fine
+}
+
+// AutomationsConfig sets how automations are delivered; an automation may
+// set its own timeout and retry policy.
+type AutomationsConfig struct {
+	Workers    int      `yaml:"workers"`     // requests in flight at most
+	Timeout    Duration `yaml:"timeout"`     // per attempt
+	Attempts   int      `yaml:"attempts"`    // in all, the first included
+	Backoff    Duration `yaml:"backoff"`     // before the first retry; doubles, with jitter
+	MaxBackoff Duration `yaml:"max_backoff"` // the longest pause between attempts
 }
 
 // HTTPConfig configures the HTTP API.
@@ -58,6 +76,9 @@ type RedisConfig struct {
 	// Redis gone, requests fail with 503 within them.
 	DialTimeout Duration `yaml:"dial_timeout"`
 	Timeout     Duration `yaml:"timeout"`
+	// OutboxLease is how long a node's claim on its automations outlives
+	// it: after that another node takes them over.
+	OutboxLease Duration `yaml:"outbox_lease"`
 }
 
 // SentinelConfig selects a Sentinel-managed primary.
@@ -141,6 +162,7 @@ const (
 	DefaultHTTPListen    = "127.0.0.1:8080"
 	DefaultDataDir       = "./callctx-data"
 	DefaultSweepInterval = time.Minute
+	DefaultFlowsDir      = "./flows"
 )
 
 // DefaultConfig returns the configuration used when nothing is set.
@@ -152,6 +174,11 @@ func DefaultConfig() Config {
 		Data:      DataConfig{Dir: DefaultDataDir},
 		Retention: RetentionConfig{Period: Duration(session.DefaultRetention), SweepInterval: Duration(DefaultSweepInterval)},
 		Log:       LogConfig{Level: "info", Format: "auto"},
+		Flows:     FlowsConfig{Dir: DefaultFlowsDir},
+		Automations: AutomationsConfig{
+			Workers: flow.DefaultWorkers, Timeout: Duration(flow.DefaultTimeout), Attempts: flow.DefaultAttempts,
+			Backoff: Duration(flow.DefaultBackoff), MaxBackoff: Duration(flow.DefaultMaxBackoff),
+		},
 	}
 }
 
@@ -196,6 +223,7 @@ func (c *Config) Validate() error {
 		"limits.max_name_length": c.Limits.MaxNameLength, "limits.max_value_bytes": c.Limits.MaxValueBytes,
 		"limits.max_variables": c.Limits.MaxVariables, "limits.max_session_bytes": c.Limits.MaxSessionBytes,
 		"data.batch.max_size": c.Data.Batch.MaxSize,
+		"automations.workers": c.Automations.Workers, "automations.attempts": c.Automations.Attempts,
 	} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("%s is negative", name))
@@ -206,6 +234,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Retention.Period < 0 || c.Retention.SweepInterval < 0 {
 		errs = append(errs, errors.New("retention durations must not be negative"))
+	}
+	if c.Automations.Timeout < 0 || c.Automations.Backoff < 0 || c.Automations.MaxBackoff < 0 {
+		errs = append(errs, errors.New("automations durations must not be negative"))
+	}
+	if c.Flows.Dir == "" {
+		errs = append(errs, errors.New("flows.dir is empty"))
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
@@ -250,8 +284,8 @@ func (r *RedisConfig) validate() []error {
 	if strings.ContainsAny(r.Prefix, "{}") {
 		errs = append(errs, errors.New("redis.prefix must not contain braces (they are Cluster hash tags)"))
 	}
-	if r.PoolSize < 0 || r.DialTimeout < 0 || r.Timeout < 0 {
-		errs = append(errs, errors.New("redis.pool_size, redis.dial_timeout and redis.timeout must not be negative"))
+	if r.PoolSize < 0 || r.DialTimeout < 0 || r.Timeout < 0 || r.OutboxLease < 0 {
+		errs = append(errs, errors.New("redis.pool_size, redis.dial_timeout, redis.timeout and redis.outbox_lease must not be negative"))
 	}
 	return errs
 }

@@ -1,6 +1,8 @@
 // Command callctx runs the callctx service and its tools.
 //
-//	callctx serve [--http ADDR] [--data DIR] [--config FILE]
+//	callctx serve [--http ADDR] [--data DIR] [--flows DIR] [--config FILE]
+//	callctx check [DIR]
+//	callctx simulate --flow NAME [--dir DIR] [--set NAME=VALUE]... [--input TEXT]... [--at TIME] [--json]
 //	callctx version
 package main
 
@@ -10,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,9 +22,11 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	_ "time/tzdata" // triggers name IANA zones; the binary must not depend on the host's zoneinfo
 
 	"github.com/callctx/callctx"
 	"github.com/callctx/callctx/api"
+	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
 	"github.com/callctx/callctx/session/redis"
@@ -37,11 +42,28 @@ func main() {
 const usage = `callctx keeps the context of live phone calls.
 
 Usage:
-  callctx serve [--http ADDR] [--data DIR] [--config FILE]
+  callctx serve [--http ADDR] [--data DIR] [--flows DIR] [--config FILE]
+  callctx check [DIR]
+  callctx simulate --flow NAME [--dir DIR] [--set NAME=VALUE]... [--input TEXT]... [--at TIME] [--json]
   callctx version
 
-Environment: CALLCTX_HTTP, CALLCTX_DATA, CALLCTX_CONFIG do what the flags do;
-flags win. LOG_LEVEL sets the log level when the configuration does not.`
+serve runs the service; SIGHUP reloads the flows directory (live calls keep
+the flow version they started with).
+check validates the flows directory (default ./flows): file:line errors and a
+non-zero exit; warnings for unreachable nodes.
+simulate prints the path a call would take through a flow, offline: --set
+seeds the session (a JSON value, or else text), --input answers input nodes
+in order.
+
+Environment: CALLCTX_HTTP, CALLCTX_DATA, CALLCTX_FLOWS, CALLCTX_CONFIG do what
+the flags do; flags win. LOG_LEVEL sets the log level when the configuration
+does not.`
+
+// Run runs one command line as the callctx command does (tests run check
+// and simulate through it).
+func Run(args []string, stdout, stderr io.Writer) error {
+	return run(context.Background(), args, stdout, stderr)
+}
 
 // run dispatches a command line.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -52,6 +74,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return runServe(ctx, args[1:], stderr)
+	case "check":
+		return runCheck(args[1:], stdout)
+	case "simulate":
+		return runSimulate(args[1:], stdout)
 	case "version":
 		fmt.Fprintln(stdout, "callctx", callctx.Version)
 		return nil
@@ -70,6 +96,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.SetOutput(io.Discard)
 	httpAddr := fs.String("http", "", "HTTP listen address (default "+DefaultHTTPListen+")")
 	dataDir := fs.String("data", "", "data directory (default "+DefaultDataDir+")")
+	flowsDir := fs.String("flows", "", "flows directory (default "+DefaultFlowsDir+")")
 	configPath := fs.String("config", "", "YAML configuration file")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, fmt.Errorf("serve: %w", err)
@@ -90,6 +117,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	cfg.HTTP.Listen = firstOf(*httpAddr, getenv("CALLCTX_HTTP"), cfg.HTTP.Listen)
 	cfg.Redis.Password = firstOf(getenv("CALLCTX_REDIS_PASSWORD"), cfg.Redis.Password)
 	cfg.Data.Dir = firstOf(*dataDir, getenv("CALLCTX_DATA"), cfg.Data.Dir)
+	cfg.Flows.Dir = firstOf(*flowsDir, getenv("CALLCTX_FLOWS"), cfg.Flows.Dir)
 	return cfg, cfg.Validate()
 }
 
@@ -113,9 +141,18 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := m.Open(); err != nil {
 		return err
 	}
-	<-ctx.Done()
-	m.logger.Info("shutting down")
-	return m.Close()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			_ = m.Reload() // logged; the flows in force stay
+		case <-ctx.Done():
+			m.logger.Info("shutting down")
+			return m.Close()
+		}
+	}
 }
 
 // NewLogger builds the root logger: text on a terminal, JSON otherwise,
@@ -143,10 +180,14 @@ func NewLogger(cfg LogConfig, w io.Writer) *slog.Logger {
 // data directory, as the command does with the real configuration.
 type Main struct {
 	Config Config
+	// Getenv looks up the environment variables flows name (secret_env,
+	// ${NAME} in automation URLs and headers); os.LookupEnv by default.
+	Getenv func(string) (string, bool)
 
 	logger  *slog.Logger
 	store   session.Store
 	service *session.Service
+	flows   *flow.Engine
 	api     *api.Handler
 	server  *http.Server
 	ln      net.Listener
@@ -161,8 +202,44 @@ func NewMain(cfg Config, logger *slog.Logger) *Main {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Main{Config: cfg, logger: logger}
+	return &Main{Config: cfg, logger: logger, Getenv: os.LookupEnv}
 }
+
+// loadFlows compiles the flows directory. A directory that does not exist
+// gives no flows; a broken one is an error listing every problem.
+func (m *Main) loadFlows() (*flow.Snapshot, error) {
+	dir := m.Config.Flows.Dir
+	snap, warns, err := flow.Load(dir, flow.CompileOptions{Getenv: m.Getenv})
+	if errors.Is(err, fs.ErrNotExist) {
+		m.logger.Info("no flows directory; serving without flows", "flows_dir", dir)
+		return flow.Empty(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load flows from %s:\n%w", dir, err)
+	}
+	for _, w := range warns {
+		m.logger.Warn("flows: "+w.Message, "file", w.File, "line", w.Line, "field", w.Pointer)
+	}
+	m.logger.Info("flows loaded", "flows_dir", dir, "version", snap.Version,
+		"triggers", snap.Triggers.Len(), "automations", len(snap.Automations()), "flows", len(snap.Flows()))
+	return snap, nil
+}
+
+// Reload loads the flows directory again and puts it in force; calls whose
+// flow has started keep the version they started with. On error the flows
+// in force stay, and the error is logged and returned.
+func (m *Main) Reload() error {
+	snap, err := m.loadFlows()
+	if err != nil {
+		m.logger.Error("reload refused; the flows in force stay", "err", err)
+		return err
+	}
+	m.flows.Reload(snap)
+	return nil
+}
+
+// Flows returns the flow engine (for tests and tools).
+func (m *Main) Flows() *flow.Engine { return m.flows }
 
 // Open opens the store and starts serving.
 func (m *Main) Open() (err error) {
@@ -198,8 +275,26 @@ func (m *Main) Open() (err error) {
 			m.service.Follow(followCtx, src)
 		}()
 	}
+	snap, err := m.loadFlows()
+	if err != nil {
+		return err
+	}
+	ac := cfg.Automations
+	m.flows = flow.NewEngine(flow.Config{
+		Service: m.service, Store: m.store, Snapshot: snap, Logger: m.logger,
+		Workers: ac.Workers, Timeout: time.Duration(ac.Timeout), Attempts: ac.Attempts,
+		Backoff: time.Duration(ac.Backoff), MaxBackoff: time.Duration(ac.MaxBackoff),
+		UserAgent: "callctx/" + callctx.Version,
+		Shared:    cfg.Store == StoreRedis,
+		Rescan:    rescanInterval(cfg),
+	})
+	if err := m.flows.Open(); err != nil {
+		m.flows = nil
+		return err
+	}
 	m.api, err = api.NewHandler(api.Config{
 		Service:      m.service,
+		Flows:        m.flows,
 		Spec:         callctx.OpenAPI,
 		Tokens:       tokens,
 		Logger:       m.logger,
@@ -245,6 +340,16 @@ func (m *Main) Open() (err error) {
 	return nil
 }
 
+// rescanInterval is how often a node on a shared store looks for
+// automations to take over: twice per outbox lease.
+func rescanInterval(cfg Config) time.Duration {
+	lease := time.Duration(cfg.Redis.OutboxLease)
+	if lease <= 0 {
+		lease = redis.DefaultOutboxLease
+	}
+	return lease / 2
+}
+
 // openStore opens the configured store and returns it with a log
 // attribute that says where its data lives.
 func (m *Main) openStore() (session.Store, slog.Attr, error) {
@@ -274,6 +379,7 @@ func (m *Main) openStore() (session.Store, slog.Attr, error) {
 		PoolSize:         r.PoolSize,
 		DialTimeout:      time.Duration(r.DialTimeout),
 		Timeout:          time.Duration(r.Timeout),
+		OutboxLease:      time.Duration(r.OutboxLease),
 		// The sweep purges ended calls after the retention period; the
 		// TTL is the safety net should no node sweep for a day.
 		ExpireAfter: retention + 24*time.Hour,
@@ -340,6 +446,10 @@ func (m *Main) Close() error {
 		m.stopFollow()
 	}
 	m.wg.Wait()
+	if m.flows != nil {
+		m.flows.Close() // deliveries in flight stay queued for the next start
+		m.flows = nil
+	}
 	if m.store != nil {
 		if err := m.store.Close(); err != nil {
 			errs = append(errs, err)

@@ -29,9 +29,15 @@ var (
 	bucketByStart  = []byte("by_start") // start time (8 bytes BE ns), call ID → state byte
 	bucketActive   = []byte("active")   // start time, call ID → empty; active calls only
 	bucketByEnd    = []byte("by_end")   // end time (8 bytes BE ns), call ID → empty
+
+	bucketFlowRuns   = []byte("flow_runs")   // call ID → flow state (package flow's JSON)
+	bucketOutbox     = []byte("outbox")      // entry ID → OutboxEntry JSON
+	bucketOutboxDue  = []byte("outbox_due")  // due time (8 bytes BE ns), entry ID → empty; pending entries only
+	bucketOutboxCall = []byte("outbox_call") // call ID, 0x00, entry ID → empty
 )
 
-var allBuckets = [][]byte{bucketCalls, bucketSessions, bucketHistory, bucketByStart, bucketActive, bucketByEnd}
+var allBuckets = [][]byte{bucketCalls, bucketSessions, bucketHistory, bucketByStart, bucketActive, bucketByEnd,
+	bucketFlowRuns, bucketOutbox, bucketOutboxDue, bucketOutboxCall}
 
 // Options tune the store. Zero values take defaults.
 type Options struct {
@@ -297,7 +303,7 @@ func (s *Store) SessionJSON(ctx context.Context, callID string) ([]byte, uint64,
 		if len(v) < sessionHeader || v[0] != sessionFormat {
 			return fmt.Errorf("session %s: unknown record format", callID)
 		}
-		version = binary.BigEndian.Uint64(v[1:sessionHeader])
+		version = recordVersion(v)
 		js = bytes.Clone(v[sessionHeader:])
 		return nil
 	})
@@ -333,38 +339,111 @@ func decodeSession(v []byte) (*session.Session, error) {
 }
 
 // Apply implements session.Store.
+//
+// bbolt runs the functions of a batch one after another under its single
+// writer lock, so the work inside them bounds the write rate. Apply
+// therefore prepares a write outside the lock: it reads the session,
+// applies the patch and encodes both records; inside the transaction it
+// only checks that the session's version is still the one it read and
+// stores the prepared bytes. Every change to a session record bumps its
+// version, so an equal version means an identical record. Only when another
+// writer got there first is the patch applied again inside the transaction.
 func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*session.Session, *session.HistoryEntry, error) {
 	id := []byte(callID)
-	var (
-		sess   *session.Session
-		entry  *session.HistoryEntry
-		result error
-	)
-	err := s.write(func(tx *bolt.Tx) error {
-		sess, entry, result = nil, nil, nil
-		sessions := tx.Bucket(bucketSessions)
-		v := sessions.Get(id)
+	var prep *prepared
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSessions).Get(id)
 		if v == nil {
-			result = notFound(callID)
-			return nil
+			return notFound(callID)
 		}
 		var err error
-		if sess, err = decodeSession(v); err != nil {
-			return fmt.Errorf("session %s: %w", callID, err)
-		}
-		entry, result = p.Apply(sess)
-		if result != nil || entry == nil {
-			return nil
-		}
-		return putSessionAndHistory(tx, sess, entry)
+		prep, err = prepare(v, p)
+		return err
 	})
 	if err != nil {
 		return nil, nil, storeErr("apply write", err)
 	}
-	if result != nil {
-		return nil, nil, result
+	if prep.err != nil || prep.entry == nil {
+		// Refused, or nothing to change: true as of the snapshot just read.
+		return prep.result()
 	}
-	return sess, entry, nil
+	var final *prepared
+	err = s.write(func(tx *bolt.Tx) error {
+		final = nil
+		sessions := tx.Bucket(bucketSessions)
+		v := sessions.Get(id)
+		if v == nil {
+			final = &prepared{err: notFound(callID)}
+			return nil
+		}
+		cur := prep
+		if recordVersion(v) != prep.base {
+			var err error
+			if cur, err = prepare(v, p); err != nil {
+				return err
+			}
+			if cur.err != nil || cur.entry == nil {
+				final = cur
+				return nil
+			}
+		}
+		if err := sessions.Put(id, cur.sessRec); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketHistory).Put(historyKey(callID, cur.entry.Version), cur.histRec); err != nil {
+			return err
+		}
+		final = cur
+		return nil
+	})
+	if err != nil {
+		return nil, nil, storeErr("apply write", err)
+	}
+	return final.result()
+}
+
+// prepared is a write computed against one version of a session record.
+type prepared struct {
+	base    uint64 // the version the write was computed against
+	sess    *session.Session
+	entry   *session.HistoryEntry // nil: nothing changes
+	sessRec []byte
+	histRec []byte
+	err     error // the write is refused (a domain error)
+}
+
+// prepare applies p to a decoded copy of the session record v and encodes
+// the results. It returns an error only for an undecodable record.
+func prepare(v []byte, p *session.Patch) (*prepared, error) {
+	sess, err := decodeSession(v)
+	if err != nil {
+		return nil, err
+	}
+	prep := &prepared{base: recordVersion(v), sess: sess}
+	prep.entry, prep.err = p.Apply(sess)
+	if prep.err != nil || prep.entry == nil {
+		return prep, nil
+	}
+	prep.sessRec = encodeSession(sess)
+	if prep.histRec, err = encodeJSON(prep.entry); err != nil {
+		return nil, fmt.Errorf("encode history: %w", err)
+	}
+	return prep, nil
+}
+
+func (p *prepared) result() (*session.Session, *session.HistoryEntry, error) {
+	if p.err != nil {
+		return nil, nil, p.err
+	}
+	return p.sess, p.entry, nil
+}
+
+// recordVersion reads the version from a session record's header.
+func recordVersion(v []byte) uint64 {
+	if len(v) < sessionHeader {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v[1:sessionHeader])
 }
 
 // putSessionAndHistory stores a session and, when h is not nil, the history
@@ -490,6 +569,9 @@ func (s *Store) Purge(ctx context.Context, before time.Time, max int) (int, erro
 				}
 			}
 			if err := deleteHistory(tx.Bucket(bucketHistory), string(id)); err != nil {
+				return err
+			}
+			if err := deleteFlowData(tx, string(id)); err != nil {
 				return err
 			}
 			if err := putAll(calls.Delete(id), tx.Bucket(bucketSessions).Delete(id), byEnd.Delete(k)); err != nil {

@@ -15,8 +15,9 @@ import (
 // Check verifies the store's invariants over every call under its prefix,
 // as bbolt's consistency check does for that store: each session decodes
 // and its counters match its variables, its call is there and agrees on
-// the state, its history holds one entry per version, and the indexes list
-// exactly the calls they should.
+// the state, its history holds one entry per version, the indexes list
+// exactly the calls they should, and the pending outbox and its claims
+// exactly the pending entries.
 // It reads every key, so it is for tests and for operators, not for a busy
 // production Redis. In Cluster mode an interrupted create or end can leave
 // index entries behind that reads skip; Check reports them.
@@ -25,7 +26,7 @@ func (s *Store) Check(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
 	}
-	want := map[string]map[string]bool{s.kCalls: {}, s.kActive: {}, s.kEnded: {}, s.kByEnd: {}}
+	want := map[string]map[string]bool{s.kCalls: {}, s.kActive: {}, s.kEnded: {}, s.kByEnd: {}, s.kDue: {}}
 	var errs []error
 	for _, key := range keys {
 		id := strings.TrimSuffix(strings.TrimPrefix(key, s.prefix+"{"), "}")
@@ -79,6 +80,20 @@ func (s *Store) Check(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("call %s: history entry %d is not version %d (%v)", id, i, i+1, err))
 			}
 		}
+		entries, err := s.rdb.HGetAll(ctx, s.entryKey(id)).Result()
+		if err != nil {
+			return fmt.Errorf("check: %w", err)
+		}
+		for eid, js := range entries {
+			var e session.OutboxEntry
+			if err := json.Unmarshal([]byte(js), &e); err != nil || e.ID != eid || e.CallID != id {
+				errs = append(errs, fmt.Errorf("call %s: outbox entry %s does not decode as its own (%v)", id, eid, err))
+				continue
+			}
+			if e.Pending() {
+				want[s.kDue][member(&e)] = true
+			}
+		}
 		m0 := start + id
 		want[s.kCalls][m0] = true
 		switch sess.State {
@@ -90,6 +105,15 @@ func (s *Store) Check(ctx context.Context) error {
 			want[s.kByEnd][endHex+m0] = true
 		default:
 			errs = append(errs, fmt.Errorf("call %s: state %q", id, sess.State))
+		}
+	}
+	claims, err := s.rdb.HKeys(ctx, s.kOwner).Result()
+	if err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	for _, m := range claims {
+		if !want[s.kDue][m] {
+			errs = append(errs, fmt.Errorf("a claim on %q, which is not pending", m))
 		}
 	}
 	for index, members := range want {

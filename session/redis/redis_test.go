@@ -385,10 +385,13 @@ func TestStore_ExpireAfter(t *testing.T) {
 	if got := ttl("ttl:{c1}"); got != -1 {
 		t.Fatalf("active call's TTL %d, want none (-1)", got)
 	}
+	if err := st.SaveFlowRun(ctx, c.ID, []byte(`{}`), []*session.OutboxEntry{{ID: "e1", CallID: c.ID, Data: json.RawMessage(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := svc.EndCall(ctx, c.ID, "", "crm"); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"ttl:{c1}", "ttl:{c1}:h", "ttl:{c1}:c"} {
+	for _, key := range []string{"ttl:{c1}", "ttl:{c1}:h", "ttl:{c1}:c", "ttl:{c1}:f", "ttl:{c1}:o"} {
 		if got := ttl(key); got <= 0 || got > int(time.Hour/time.Millisecond) {
 			t.Fatalf("%s: TTL %d ms, want up to an hour", key, got)
 		}

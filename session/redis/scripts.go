@@ -151,8 +151,9 @@ return {3, v, blob}
 // scriptEnd ends a call and merges the end-of-call write, which the limits
 // do not apply to. ARGV: 4 end time as text, 5 end time (hex), 6 reason, 7
 // write time as JSON, 8 actor as JSON, 9 write time as text, 10 expiry in
-// ms (0: none), 11… name, value pairs. KEYS[4..6] (when given): the
-// active, ended and by-end indexes. Returns {0} for no such call, else
+// ms (0: none), 11… name, value pairs. KEYS[4], KEYS[5]: the flow state
+// and outbox entries (for the expiry); KEYS[6..8] (when given): the active,
+// ended and by-end indexes. Returns {0} for no such call, else
 // {status, version, the session before, the call's JSON, start, end time,
 // reason, end (hex)}: 2 had ended already, 3 ended now.
 var scriptEnd = redis.NewScript(luaLib + `
@@ -172,50 +173,59 @@ else
   redis.call('SET', KEYS[1], table.concat(h, SEP) .. vars, 'KEEPTTL')
 end
 redis.call('HSET', KEYS[3], 'state', 'ended', 'ended', ARGV[4], 'reason', ARGV[6], 'endhex', ARGV[5])
-if #KEYS > 3 then
+if #KEYS > 5 then
   local m = c[2] .. ARGV[3]
-  redis.call('ZREM', KEYS[4], m)
-  redis.call('ZADD', KEYS[5], 0, m)
-  redis.call('ZADD', KEYS[6], 0, ARGV[5] .. m)
+  redis.call('ZREM', KEYS[6], m)
+  redis.call('ZADD', KEYS[7], 0, m)
+  redis.call('ZADD', KEYS[8], 0, ARGV[5] .. m)
 end
 local ttl = tonumber(ARGV[10])
 if ttl > 0 then
-  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
 end
 notify('e', v)
 return {3, v, blob, c[1], c[2], ARGV[4], ARGV[6], ARGV[5]}
 `)
 
-// luaPurgeData deletes a call's keys if the call ended at the time a
-// by-end index member names. It returns 'gone' when the keys are gone
-// already (expired, or purged by another node), 'stale' when the call has
-// not ended at that time (a by-end member left by an interrupted end in
-// Cluster mode), 'deleted' when it deleted them.
+// luaPurgeData deletes a call's keys (KEYS[1..5]: session, history, call,
+// flow state, outbox entries) if the call ended at the time a by-end index
+// member names. It returns 'gone' when the call is gone already (expired,
+// or purged by another node), 'stale' when the call has not ended at that
+// time (a by-end member left by an interrupted end in Cluster mode),
+// 'deleted' when it deleted them.
 const luaPurgeData = `
 local function purgeData(endHex)
   local st = redis.call('HMGET', KEYS[3], 'state', 'endhex')
   if not st[1] then
-    redis.call('DEL', KEYS[1], KEYS[2])
+    redis.call('DEL', KEYS[1], KEYS[2], KEYS[4], KEYS[5])
     return 'gone'
   end
   if st[1] ~= 'ended' or st[2] ~= endHex then return 'stale' end
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
   return 'deleted'
 end
 `
 
-// scriptPurge purges one call and its index entries atomically (not in
-// Cluster mode). KEYS[4..7]: the all-calls, active, ended and by-end
-// indexes. ARGV[1]: the by-end member. Returns 1 when this call removed it.
+// scriptPurge purges one call, its index entries and its pending outbox
+// entries atomically (not in Cluster mode). KEYS[6..11]: the all-calls,
+// active, ended and by-end indexes, the pending outbox and the claims.
+// ARGV[1]: the by-end member, ARGV[2] the call ID. Returns 1 when this call
+// removed it.
 var scriptPurge = redis.NewScript(luaPurgeData + `
 local m = ARGV[1]
+local ids = redis.call('HKEYS', KEYS[5])
 local r = purgeData(string.sub(m, 1, 16))
-local removed = redis.call('ZREM', KEYS[7], m)
+local removed = redis.call('ZREM', KEYS[9], m)
 if r == 'stale' then return 0 end
+for _, id in ipairs(ids) do
+  local om = ARGV[2] .. '/' .. id
+  redis.call('ZREM', KEYS[10], om)
+  redis.call('HDEL', KEYS[11], om)
+end
 local sm = string.sub(m, 17)
-redis.call('ZREM', KEYS[4], sm)
-redis.call('ZREM', KEYS[5], sm)
 redis.call('ZREM', KEYS[6], sm)
+redis.call('ZREM', KEYS[7], sm)
+redis.call('ZREM', KEYS[8], sm)
 return removed
 `)
 
@@ -238,4 +248,122 @@ if ARGV[2] == '1' then
   redis.call('ZREM', KEYS[3], sm)
 end
 return redis.call('ZREM', KEYS[4], m)
+`)
+
+// The outbox (see outbox.go). A call's entries live with it: KEYS[1] its
+// session (to check the call exists), KEYS[2] its flow state, KEYS[3] its
+// entries (a hash by entry ID). The pending index and the claims live in a
+// slot of their own: KEYS[4] the pending entries (a sorted set of
+// "<call ID>/<entry ID>" by due time in microseconds), KEYS[5] the claims
+// (a hash: member → node ID). Outside Cluster mode one script updates
+// both; in Cluster mode Go runs the index part as separate steps.
+
+// scriptSaveRun stores a flow state (ARGV[3], unless ARGV[2] is '0') and
+// queues entries: ARGV[1] this node, ARGV[4] the call ID, then per entry
+// its ID, its JSON and its due time (empty when finished). Queued entries are
+// claimed by this node, which delivers them. Returns 1, 0 when there is no
+// such call, or {-1, ID} when an entry ID exists (nothing is written).
+var scriptSaveRun = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 5, #ARGV, 3 do
+  if redis.call('HEXISTS', KEYS[3], ARGV[i]) == 1 then return {-1, ARGV[i]} end
+end
+if ARGV[2] == '1' then redis.call('SET', KEYS[2], ARGV[3], 'KEEPTTL') end
+for i = 5, #ARGV, 3 do
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+  if #KEYS > 3 and ARGV[i + 2] ~= '' then
+    local m = ARGV[4] .. '/' .. ARGV[i]
+    redis.call('ZADD', KEYS[4], ARGV[i + 2], m)
+    redis.call('HSET', KEYS[5], m, ARGV[1])
+  end
+end
+return 1
+`)
+
+// scriptUpdateEntry records an attempt: ARGV[1] this node, ARGV[2] the
+// member, ARGV[3] the entry ID, ARGV[4] its JSON, ARGV[5] its due time (empty
+// when finished). Returns 1, 0 when the entry is gone, -1 when another
+// node has claimed it (this node was taken for dead; nothing is written).
+var scriptUpdateEntry = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[3], ARGV[3]) == 0 then return 0 end
+local o = redis.call('HGET', KEYS[5], ARGV[2])
+if o and o ~= ARGV[1] then return -1 end
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+if ARGV[5] ~= '' then
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[2])
+  redis.call('HSET', KEYS[5], ARGV[2], ARGV[1])
+else
+  redis.call('ZREM', KEYS[4], ARGV[2])
+  redis.call('HDEL', KEYS[5], ARGV[2])
+end
+return 1
+`)
+
+// scriptUpdateData is the data part of scriptUpdateEntry, for Cluster mode
+// (KEYS: the call's entries): ARGV[1] the entry ID, ARGV[2] its JSON.
+var scriptUpdateData = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`)
+
+// scriptUpdateIndex is the index part, for Cluster mode (KEYS: pending,
+// claims): ARGV[1] this node, ARGV[2] the member, ARGV[3] the due time (empty
+// when finished; 'check' only checks the claim). Returns 1, or -1 when
+// another node has claimed the entry.
+var scriptUpdateIndex = redis.NewScript(`
+local o = redis.call('HGET', KEYS[2], ARGV[2])
+if o and o ~= ARGV[1] then return -1 end
+if ARGV[3] == 'check' then return 1 end
+if ARGV[3] ~= '' then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+else
+  redis.call('ZREM', KEYS[1], ARGV[2])
+  redis.call('HDEL', KEYS[2], ARGV[2])
+end
+return 1
+`)
+
+// scriptClaim renews this node's lease and claims the pending entries it
+// may deliver: its own, unclaimed ones, and those of nodes whose lease ran
+// out. KEYS: pending, claims, leases (a sorted set: node → lease end in
+// ms); ARGV[1] this node, ARGV[2] the lease in ms. Times come from Redis'
+// clock, so the nodes' clocks do not matter. Returns the members, soonest
+// due first.
+var scriptClaim = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - 86400000)
+local alive, out = {}, {}
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local o = redis.call('HGET', KEYS[2], m)
+  local mine = o == ARGV[1]
+  if not mine then
+    local live = false
+    if o then
+      if alive[o] == nil then
+        local lease = redis.call('ZSCORE', KEYS[3], o)
+        alive[o] = lease ~= false and tonumber(lease) > now
+      end
+      live = alive[o]
+    end
+    if not live then
+      redis.call('HSET', KEYS[2], m, ARGV[1])
+      mine = true
+    end
+  end
+  if mine then out[#out + 1] = m end
+end
+return out
+`)
+
+// scriptHeartbeat renews this node's lease (KEYS[1]: the leases; ARGV[1]
+// this node, ARGV[2] the lease in ms), or ends it when ARGV[2] is 0.
+var scriptHeartbeat = redis.NewScript(`
+if ARGV[2] == '0' then return redis.call('ZREM', KEYS[1], ARGV[1]) end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 `)

@@ -84,8 +84,13 @@ type Options struct {
 	// safety net behind the retention sweep (make it longer than the
 	// retention period).
 	ExpireAfter time.Duration
-	// NodeID names this node in event notices; random when empty.
+	// NodeID names this node in event notices and outbox claims; random
+	// when empty. Two live nodes must not share one.
 	NodeID string
+	// OutboxLease is how long this node's outbox claims outlive its last
+	// heartbeat: after that, other nodes take its deliveries over.
+	// DefaultOutboxLease when 0.
+	OutboxLease time.Duration
 	// SplitIndexes updates the cross-call indexes in separate steps, as
 	// Cluster mode must. It is implied by ClusterAddrs; tests set it to run
 	// that path against a single server.
@@ -113,8 +118,14 @@ type Store struct {
 	kActive     string
 	kEnded      string
 	kByEnd      string
+	kDue        string // pending outbox entries (outbox.go)
+	kOwner      string // their claims
+	kLeases     string // the nodes' leases
+	lease       time.Duration
 	target      string // for logs: where Redis is, without credentials
 	batch       *batcher
+	stopBeat    chan struct{}
+	beatDone    chan struct{}
 
 	mu     sync.RWMutex // guards closed; held shared by operations in flight
 	closed bool
@@ -210,9 +221,19 @@ func Open(opts Options) (*Store, error) {
 		kActive:     p + "{i}:active",
 		kEnded:      p + "{i}:ended",
 		kByEnd:      p + "{i}:byend",
+		kDue:        p + "{o}:due",
+		kOwner:      p + "{o}:owner",
+		kLeases:     p + "{o}:nodes",
+		lease:       opts.OutboxLease,
 		target:      target,
+		stopBeat:    make(chan struct{}),
+		beatDone:    make(chan struct{}),
+	}
+	if s.lease <= 0 {
+		s.lease = DefaultOutboxLease
 	}
 	s.batch = newBatcher(s.rdb, opts.Timeout)
+	go s.heartbeat(s.stopBeat, s.beatDone)
 	return s, nil
 }
 
@@ -253,6 +274,8 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.stopBeat)
+	<-s.beatDone
 	s.batch.close()
 	if err := s.rdb.Close(); err != nil {
 		return fmt.Errorf("close redis client: %w", err)
@@ -610,7 +633,7 @@ func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason
 	if args, err = patchArgs(args, p.Set); err != nil {
 		return nil, nil, nil, false, err
 	}
-	keys := s.keys(callID)
+	keys := s.keys(callID, s.flowKey(callID), s.entryKey(callID))
 	var byEnd string // the by-end member this call adds ahead, in Cluster mode
 	if s.split {
 		// Index the end first: a by-end entry for a call that has not ended
@@ -808,7 +831,7 @@ func (s *Store) Purge(ctx context.Context, before time.Time, max int) (int, erro
 			cmds := make([]*redis.Cmd, len(valid))
 			for i, m := range valid {
 				id := m[32:]
-				cmds[i] = pipe.EvalSha(ctx, sha, s.keys(id, s.kCalls, s.kActive, s.kEnded, s.kByEnd), m)
+				cmds[i] = pipe.EvalSha(ctx, sha, s.keys(id, s.flowKey(id), s.entryKey(id), s.kCalls, s.kActive, s.kEnded, s.kByEnd, s.kDue, s.kOwner), m, id)
 			}
 			return cmds
 		}, func(cmds []*redis.Cmd) {
@@ -822,12 +845,14 @@ func (s *Store) Purge(ctx context.Context, before time.Time, max int) (int, erro
 	}
 	// Cluster mode: the calls' keys first, then the index entries, by-end
 	// last, so that an interrupted sweep leaves work the next one finds.
+	// Pending outbox entries of purged calls leave the index at the next
+	// claim, which finds their data gone.
 	outcome := make([]string, len(valid))
 	err = s.runPipelined(ctx, scriptPurgeData, func(pipe redis.Pipeliner, sha string) []*redis.Cmd {
 		cmds := make([]*redis.Cmd, len(valid))
 		for i, m := range valid {
 			id := m[32:]
-			cmds[i] = pipe.EvalSha(ctx, sha, s.keys(id), m[:16])
+			cmds[i] = pipe.EvalSha(ctx, sha, s.keys(id, s.flowKey(id), s.entryKey(id)), m[:16])
 		}
 		return cmds
 	}, func(cmds []*redis.Cmd) {

@@ -1,0 +1,262 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/callctx/callctx/flow"
+	"github.com/callctx/callctx/session"
+	"github.com/callctx/callctx/triggers"
+	"github.com/gin-gonic/gin"
+)
+
+// snapshot returns the flows in force; an API without an engine has none.
+func (h *Handler) snapshot() *flow.Snapshot {
+	if h.flows == nil {
+		return flow.Empty()
+	}
+	return h.flows.Snapshot()
+}
+
+// triggerJSON is a trigger as the API shows it.
+type triggerJSON struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	File        string   `json:"file"`
+	Line        int      `json:"line"`
+	Vars        []string `json:"vars"`
+	UsesClock   bool     `json:"usesClock"`
+	When        any      `json:"when"`
+}
+
+func toTriggerJSON(t *triggers.Trigger) triggerJSON {
+	vars := t.Vars()
+	if vars == nil {
+		vars = []string{}
+	}
+	return triggerJSON{Name: t.Name, Description: t.Description, File: t.File, Line: t.Line, Vars: vars, UsesClock: t.UsesClock(), When: t.When}
+}
+
+func (h *Handler) listTriggers(c *gin.Context) {
+	snap := h.snapshot()
+	items := []triggerJSON{}
+	for _, t := range snap.Triggers.All() {
+		items = append(items, toTriggerJSON(t))
+	}
+	c.JSON(http.StatusOK, gin.H{"version": snap.Version, "items": items})
+}
+
+func (h *Handler) trigger(c *gin.Context) (*triggers.Trigger, bool) {
+	name := c.Param("name")
+	t, ok := h.snapshot().Triggers.Trigger(name)
+	if !ok {
+		writeProblem(c, http.StatusNotFound, typeNotFound, "there is no trigger "+name, nil)
+	}
+	return t, ok
+}
+
+func (h *Handler) getTrigger(c *gin.Context) {
+	if t, ok := h.trigger(c); ok {
+		c.JSON(http.StatusOK, toTriggerJSON(t))
+	}
+}
+
+// evaluateRequest is the body of POST /v1/triggers/{name}/evaluate: a call
+// whose session to evaluate, or variables; optionally the time to evaluate
+// at (before/after conditions), now by default.
+type evaluateRequest struct {
+	CallID    string          `json:"callId"`
+	Variables json.RawMessage `json:"variables"`
+	At        *time.Time      `json:"at"`
+}
+
+func (h *Handler) evaluateTrigger(c *gin.Context) {
+	t, ok := h.trigger(c)
+	if !ok {
+		return
+	}
+	var req evaluateRequest
+	if _, err := decodeBody(c, &req); err != nil {
+		writeProblem(c, http.StatusBadRequest, typeMalformed, "the body could not be decoded: "+jsonErrorText(err), nil)
+		return
+	}
+	var vars triggers.Map
+	if req.CallID != "" {
+		s, err := h.svc.Session(c.Request.Context(), req.CallID)
+		if err != nil {
+			h.fail(c, err)
+			return
+		}
+		vars = make(triggers.Map, len(s.Variables))
+		for name, raw := range s.Variables {
+			if v, ok := decodeNumber(raw); ok {
+				vars[name] = v
+			}
+		}
+	} else {
+		dec := json.NewDecoder(bytes.NewReader(req.Variables))
+		dec.UseNumber()
+		if err := dec.Decode(&vars); err != nil {
+			writeProblem(c, http.StatusBadRequest, typeMalformed, "variables must be a JSON object", nil)
+			return
+		}
+	}
+	at := nowFunc()
+	if req.At != nil {
+		at = *req.At
+	}
+	e := t.Explain(vars, at)
+	c.JSON(http.StatusOK, gin.H{"trigger": t.Name, "at": at.UTC(), "result": e.Result, "explain": e})
+}
+
+// decodeNumber decodes a JSON value keeping numbers exact.
+func decodeNumber(raw json.RawMessage) (any, bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, false
+	}
+	return v, true
+}
+
+// flowJSON is a flow as the API shows it.
+type flowJSON struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	File        string `json:"file"`
+	Line        int    `json:"line"`
+	Version     string `json:"version"`
+	Start       string `json:"start"`
+	Nodes       any    `json:"nodes,omitempty"`
+	NodeCount   int    `json:"nodeCount"`
+}
+
+func toFlowJSON(f *flow.Flow, version string, withNodes bool) flowJSON {
+	out := flowJSON{Name: f.Name, Description: f.Description, File: f.File, Line: f.Line, Version: version, Start: f.Start, NodeCount: len(f.Nodes)}
+	if withNodes {
+		if def, ok := f.Def.(map[string]any); ok {
+			out.Nodes = def["nodes"]
+		}
+	}
+	return out
+}
+
+func (h *Handler) listFlows(c *gin.Context) {
+	snap := h.snapshot()
+	items := []flowJSON{}
+	for _, f := range snap.Flows() {
+		items = append(items, toFlowJSON(f, snap.Version, false))
+	}
+	c.JSON(http.StatusOK, gin.H{"version": snap.Version, "loadedAt": snap.LoadedAt, "items": items})
+}
+
+func (h *Handler) getFlow(c *gin.Context) {
+	snap := h.snapshot()
+	name := c.Param("name")
+	f, ok := snap.Flow(name)
+	if !ok {
+		writeProblem(c, http.StatusNotFound, typeNotFound, "there is no flow "+name, nil)
+		return
+	}
+	c.JSON(http.StatusOK, toFlowJSON(f, snap.Version, true))
+}
+
+// checkFlow refuses, before a call is created, a flow that is not loaded.
+func (h *Handler) checkFlow(c *gin.Context, name string) bool {
+	if name == "" || h.flows == nil {
+		return true
+	}
+	if _, ok := h.flows.Snapshot().Flow(name); !ok {
+		writeProblem(c, http.StatusUnprocessableEntity, typeValidation, "there is no flow "+name,
+			[]problemError{{Pointer: "/flow", Detail: "no flow of that name is loaded; GET /v1/flows lists them"}})
+		return false
+	}
+	return true
+}
+
+// startFlow starts the flow of a new call. A failure is logged, not
+// answered: the call exists, and its first flow/next starts the flow.
+func (h *Handler) startFlow(c *gin.Context, call *session.Call) {
+	if h.flows == nil || call.Flow == "" {
+		return
+	}
+	if err := h.flows.StartCall(c.Request.Context(), call); err != nil {
+		h.log.Error("start flow", "call_id", call.ID, "flow", call.Flow, "err", err)
+	}
+}
+
+// outcomeRequest is the body of POST /v1/calls/{id}/flow/next.
+type outcomeRequest struct {
+	Status string  `json:"status"`
+	Input  *string `json:"input"`
+	Step   int     `json:"step"`
+}
+
+// nextJSON is the answer of flow/next: the next action, or null once the
+// flow has ended.
+type nextJSON struct {
+	CallID  string      `json:"callId"`
+	Flow    string      `json:"flow"`
+	Version string      `json:"version"`
+	Step    int         `json:"step"`
+	Node    *string     `json:"node"`
+	Action  flow.Action `json:"action"`
+	Done    bool        `json:"done"`
+}
+
+func (h *Handler) flowNext(c *gin.Context) {
+	if h.flows == nil {
+		writeProblem(c, http.StatusNotFound, typeNotFound, "flows are not enabled on this server", nil)
+		return
+	}
+	var req outcomeRequest
+	has, err := decodeBody(c, &req)
+	if err != nil {
+		writeProblem(c, http.StatusBadRequest, typeMalformed, "the body could not be decoded: "+jsonErrorText(err), nil)
+		return
+	}
+	var o *flow.Outcome
+	if has {
+		o = &flow.Outcome{Status: req.Status, Input: req.Input, Step: req.Step}
+	}
+	run, err := h.flows.Next(c.Request.Context(), c.Param("id"), o)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	out := nextJSON{CallID: run.CallID, Flow: run.Flow, Version: run.Version, Step: run.Step, Action: run.Action, Done: run.Done}
+	if run.Action != nil {
+		node := run.Path[len(run.Path)-1].Node
+		out.Node = &node
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (h *Handler) getCallFlow(c *gin.Context) {
+	if h.flows == nil {
+		writeProblem(c, http.StatusNotFound, typeNotFound, "flows are not enabled on this server", nil)
+		return
+	}
+	run, err := h.flows.Run(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, run)
+}
+
+func (h *Handler) getCallAutomations(c *gin.Context) {
+	if h.flows == nil {
+		writeProblem(c, http.StatusNotFound, typeNotFound, "flows are not enabled on this server", nil)
+		return
+	}
+	ds, err := h.flows.Deliveries(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"items": ds})
+}

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/callctx/callctx/flow"
+	"github.com/callctx/callctx/internal/yamldoc"
+	"github.com/callctx/callctx/triggers"
+)
+
+// runCheck validates a flows directory: every problem as file:line:column,
+// then a summary. Missing environment variables (secrets, receiver URLs)
+// are warnings here: check runs where the secrets are not.
+func runCheck(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	if fs.NArg() > 1 {
+		return fmt.Errorf("check: one directory at most, got %d", fs.NArg())
+	}
+	dir := DefaultFlowsDir
+	if fs.NArg() == 1 {
+		dir = fs.Arg(0)
+	}
+	snap, warns, err := flow.Load(dir, flow.CompileOptions{Getenv: os.LookupEnv, AllowMissingSecrets: true})
+	errs := yamldoc.AsErrors(err)
+	if err != nil && errs == nil {
+		return fmt.Errorf("check %s: %w", dir, err)
+	}
+	for _, e := range errs {
+		fmt.Fprintln(stdout, e.Error())
+	}
+	for _, w := range warns {
+		fmt.Fprintln(stdout, "warning: "+w.Error())
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s: %s, %s", dir, plural(len(errs), "error"), plural(len(warns), "warning"))
+	}
+	fmt.Fprintf(stdout, "%s: ok: %s, %s, %s; %s\n", dir, plural(snap.Triggers.Len(), "trigger"),
+		plural(len(snap.Automations()), "automation"), plural(len(snap.Flows()), "flow"), plural(len(warns), "warning"))
+	return nil
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// multi is a repeatable string flag.
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+// runSimulate prints the path a call would take through a flow, offline.
+func runSimulate(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	name := fs.String("flow", "", "the flow to run")
+	dir := fs.String("dir", DefaultFlowsDir, "the flows directory")
+	at := fs.String("at", "", "the time triggers see (RFC 3339); now by default")
+	asJSON := fs.Bool("json", false, "print the run as JSON")
+	var sets, inputs multi
+	fs.Var(&sets, "set", "NAME=VALUE: a session variable; VALUE is JSON if it parses, else text (repeatable)")
+	fs.Var(&inputs, "input", "what the caller enters at the next input node (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("simulate: %w", err)
+	}
+	if *name == "" {
+		return errors.New("simulate: --flow NAME is required")
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("simulate: unexpected argument %q", fs.Arg(0))
+	}
+	now := time.Now()
+	if *at != "" {
+		t, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			return fmt.Errorf("simulate: --at %q is not an RFC 3339 time such as 2026-11-20T09:00:00+01:00", *at)
+		}
+		now = t
+	}
+	vars := triggers.Map{"call.id": "simulated-call", "call.flow": *name, "call.state": "active", "call.direction": "inbound"}
+	for _, s := range sets {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("simulate: --set %q is not NAME=VALUE", s)
+		}
+		vars[k] = parseValue(v)
+	}
+	snap, _, err := flow.Load(*dir, flow.CompileOptions{Getenv: os.LookupEnv, AllowMissingSecrets: true})
+	if err != nil {
+		return fmt.Errorf("simulate: %w", err)
+	}
+	sim, err := flow.Simulate(snap, flow.SimulateOptions{Flow: *name, Vars: vars, Inputs: inputs, Now: now})
+	if err != nil {
+		return fmt.Errorf("simulate: %w", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(sim)
+	}
+	printSimulation(stdout, sim, now)
+	return nil
+}
+
+// parseValue reads a --set value: JSON when it parses (true, 42, "x",
+// {"a":1}), else the text as it is (a@b.c, 0049…).
+func parseValue(s string) any {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err == nil && !dec.More() {
+		return v
+	}
+	return s
+}
+
+func printSimulation(w io.Writer, sim *flow.Simulation, now time.Time) {
+	run := sim.Run
+	fmt.Fprintf(w, "flow %s (version %s), simulated at %s\n", run.Flow, run.Version, now.Format(time.RFC3339))
+	requests := map[string]flow.SimulatedRequest{}
+	for _, r := range sim.Requests {
+		requests[r.ID] = r
+	}
+	for i, st := range run.Path {
+		fmt.Fprintf(w, "%3d. %-18s %-10s", i+1, st.Node, st.Type)
+		switch {
+		case st.Action != nil:
+			fmt.Fprintf(w, " %s", describeAction(st.Action))
+			if st.Outcome != nil {
+				if st.Outcome.Input != nil {
+					fmt.Fprintf(w, " → input %q", *st.Outcome.Input)
+				} else {
+					fmt.Fprintf(w, " → %s", st.Outcome.Status)
+				}
+			}
+			fmt.Fprintln(w)
+			if st.Note != "" {
+				fmt.Fprintf(w, "%34s%s\n", "", st.Note)
+			}
+		case len(st.Automations) > 0:
+			fmt.Fprintln(w)
+			for _, f := range st.Automations {
+				r := requests[f.ID]
+				fmt.Fprintf(w, "%34s%s: would %s %s", "", f.Automation, r.Method, r.URL)
+				if len(r.Body) > 0 {
+					fmt.Fprintf(w, " %s", r.Body)
+				}
+				if r.Error != "" {
+					fmt.Fprintf(w, " (not sent: %s)", r.Error)
+				}
+				fmt.Fprintln(w)
+			}
+		default:
+			fmt.Fprintln(w)
+		}
+		if st.Wait != nil {
+			how := "it fires at once"
+			if !st.Wait.Fired {
+				how = "nothing writes the session offline, so it times out"
+			}
+			fmt.Fprintf(w, "%34swait for %s up to %s: %s\n", "", st.Wait.Trigger, time.Duration(st.Wait.TimeoutMs)*time.Millisecond, how)
+		}
+		for _, c := range st.Cases {
+			fmt.Fprintf(w, "%34scase %s: %v\n", "", c.Trigger, c.Result)
+			printExplanation(w, c.Explain, 36)
+		}
+		if st.Type == flow.NodeSwitch || st.Type == flow.NodeWait {
+			fmt.Fprintf(w, "%34s→ %s\n", "", st.Next)
+		}
+	}
+	switch {
+	case sim.Stopped != "":
+		fmt.Fprintln(w, sim.Stopped)
+	case run.Done:
+		fmt.Fprintln(w, "the flow ended")
+	}
+	names := make([]string, 0, len(sim.Vars))
+	for k := range sim.Vars {
+		if strings.HasPrefix(k, "app.") {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		b, _ := json.Marshal(sim.Vars[k])
+		fmt.Fprintf(w, "session: %s = %s\n", k, b)
+	}
+}
+
+func describeAction(a flow.Action) string {
+	switch a["type"] {
+	case "play":
+		return fmt.Sprintf("prompt %q", a["prompt"])
+	case "say":
+		return fmt.Sprintf("%q", a["text"])
+	case "input":
+		return fmt.Sprintf("%v (%v–%v characters)", a["var"], a["min"], a["max"])
+	case "transfer":
+		var b bytes.Buffer
+		fmt.Fprintf(&b, "%v to %v", a["mode"], a["target"])
+		if h, ok := a["headers"].(map[string]string); ok && len(h) > 0 {
+			keys := make([]string, 0, len(h))
+			for k := range h {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				fmt.Fprintf(&b, " %s=%q", k, h[k])
+			}
+		}
+		return b.String()
+	case "hangup":
+		if r, ok := a["reason"]; ok {
+			return fmt.Sprintf("(%v)", r)
+		}
+	}
+	return ""
+}
+
+// printExplanation prints the comparisons of an explanation, one per line.
+func printExplanation(w io.Writer, e triggers.Explanation, indent int) {
+	switch e.Kind {
+	case "compare":
+		seen := "missing"
+		if !e.Missing {
+			b, _ := json.Marshal(e.Seen)
+			seen = string(b)
+		}
+		subject := e.Var
+		if subject == "" {
+			subject = "now"
+		}
+		cond := subject + " " + e.Op
+		if e.Value != nil {
+			b, _ := json.Marshal(e.Value)
+			cond += " " + string(b)
+		}
+		fmt.Fprintf(w, "%*s%s (seen %s): %v\n", indent, "", cond, seen, e.Result)
+	case "trigger":
+		fmt.Fprintf(w, "%*strigger %s: %v\n", indent, "", e.Trigger, e.Result)
+		for _, c := range e.Children {
+			printExplanation(w, c, indent+2)
+		}
+	default:
+		fmt.Fprintf(w, "%*s%s: %v\n", indent, "", e.Kind, e.Result)
+		for _, c := range e.Children {
+			printExplanation(w, c, indent+2)
+		}
+	}
+}

@@ -1,0 +1,430 @@
+package main_test
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	main "github.com/callctx/callctx/cmd/callctx"
+)
+
+const (
+	crmSecret = "crm-webhook-secret-for-the-e2e-test"
+	ivrToken  = "ivr-token-e2e"
+	crmToken  = "crm-token-e2e"
+)
+
+// startMain runs callctx in this process on 127.0.0.1:0 with a temporary
+// data directory, the given flows directory and environment, and two
+// tokens: the media platform's (ivr) and the CRM's.
+func startMain(t *testing.T, flowsDir string, env map[string]string) *main.Main {
+	t.Helper()
+	cfg := main.DefaultConfig()
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	off := false
+	cfg.HTTP.AccessLog = &off
+	cfg.Data.Dir = t.TempDir()
+	cfg.Flows.Dir = flowsDir
+	cfg.Automations.Backoff = main.Duration(50 * time.Millisecond)
+	cfg.Auth.Tokens = []main.TokenConfig{
+		{Name: "ivr", Token: ivrToken, Scopes: []string{"calls:write", "sessions:read"}},
+		{Name: "crm", Token: crmToken, Scopes: []string{"sessions:write", "sessions:read"}},
+	}
+	m := main.NewMain(cfg, nil)
+	m.Getenv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	if err := m.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return m
+}
+
+// client talks to callctx over HTTP with one token.
+type client struct {
+	t     testing.TB
+	base  string
+	token string
+}
+
+func (c *client) do(method, path string, body any) (int, map[string]any) {
+	c.t.Helper()
+	status, m, err := c.try(method, path, body)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return status, m
+}
+
+// try is do for goroutines other than the test's: it returns errors.
+func (c *client) try(method, path string, body any) (int, map[string]any, error) {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		js, _ := json.Marshal(b)
+		rd = bytes.NewReader(js)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	if m == nil {
+		m = map[string]any{"raw": string(raw)}
+	}
+	return res.StatusCode, m, nil
+}
+
+func (c *client) must(status int, method, path string, body any) map[string]any {
+	c.t.Helper()
+	got, m := c.do(method, path, body)
+	if got != status {
+		c.t.Fatalf("%s %s: status %d, want %d: %v", method, path, got, status, m)
+	}
+	return m
+}
+
+// fakeCRM is the CRM of the babelforce scenario: it receives automations,
+// checks their signatures, and answers lookups asynchronously by writing
+// the caller's profile into the call's session through the REST API.
+type fakeCRM struct {
+	t        *testing.T
+	api      *client // set once callctx runs
+	delay    time.Duration
+	mu       sync.Mutex
+	got      []crmRequest
+	profiles map[string]map[string]any
+	srv      *httptest.Server
+	pending  sync.WaitGroup // write-backs in flight
+}
+
+type crmRequest struct {
+	Path, Key, CallID string
+	Body              map[string]any
+	SignatureOK       bool
+	At                time.Time
+}
+
+func newFakeCRM(t *testing.T) *fakeCRM {
+	c := &fakeCRM{t: t, profiles: map[string]map[string]any{
+		"+4930123456": {"ivr.email": "jane@example.com", "ivr.premium": true, "ivr.track_id": "TRK-48213"},
+		"AB12345":     {"ivr.email": "max@example.com", "ivr.premium": false, "ivr.track_id": "TRK-77001"},
+	}}
+	c.srv = httptest.NewServer(http.HandlerFunc(c.serve))
+	t.Cleanup(c.srv.Close)
+	return c
+}
+
+func (c *fakeCRM) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	req := crmRequest{Path: r.URL.Path, Key: r.Header.Get("Idempotency-Key"), CallID: r.Header.Get("X-Callctx-Call-Id"),
+		SignatureOK: checkSignature(r.Header.Get("X-Callctx-Signature"), body), At: time.Now()}
+	_ = json.Unmarshal(body, &req.Body)
+	c.mu.Lock()
+	c.got = append(c.got, req)
+	delay := c.delay
+	c.mu.Unlock()
+	if !req.SignatureOK {
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+	if r.URL.Path != "/callctx/lookup" {
+		return
+	}
+	key, _ := req.Body["from"].(string)
+	if ref, ok := req.Body["reference"].(string); ok {
+		key = ref
+	}
+	c.pending.Add(1)
+	go func() {
+		defer c.pending.Done()
+		time.Sleep(delay)
+		profile, ok := c.profiles[key]
+		if !ok {
+			profile = map[string]any{"ivr.lookup": "not_found"}
+		}
+		status, m, err := c.api.try("POST", "/v1/sessions/"+req.CallID, profile)
+		if err != nil || (status != http.StatusOK && status != http.StatusConflict) {
+			c.t.Errorf("the CRM's write-back: %d %v %v", status, m, err)
+		}
+	}()
+}
+
+// checkSignature is the receiver's own check of X-Callctx-Signature:
+// t=<unix>,v1=hex(HMAC-SHA256(secret, "<t>.<body>")), at most 5 minutes old.
+func checkSignature(header string, body []byte) bool {
+	var ts, sig string
+	for _, part := range strings.Split(header, ",") {
+		if v, ok := strings.CutPrefix(part, "t="); ok {
+			ts = v
+		} else if v, ok := strings.CutPrefix(part, "v1="); ok {
+			sig = v
+		}
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || time.Since(time.Unix(sec, 0)).Abs() > 5*time.Minute {
+		return false
+	}
+	mac := hmac.New(sha256.New, []byte(crmSecret))
+	mac.Write([]byte(ts + "."))
+	mac.Write(body)
+	return hmac.Equal([]byte(hex.EncodeToString(mac.Sum(nil))), []byte(sig))
+}
+
+func (c *fakeCRM) requests(path, callID string) []crmRequest {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []crmRequest
+	for _, r := range c.got {
+		if r.Path == path && r.CallID == callID {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func action(t *testing.T, next map[string]any) map[string]any {
+	t.Helper()
+	a, ok := next["action"].(map[string]any)
+	if !ok {
+		t.Fatalf("no action in %v", next)
+	}
+	return a
+}
+
+func pathOf(run map[string]any) string {
+	var out []string
+	for _, st := range run["path"].([]any) {
+		out = append(out, st.(map[string]any)["node"].(string))
+	}
+	return strings.Join(out, " ")
+}
+
+// TestOrderStatus runs the babelforce scenario of examples/order-status end
+// to end: the real server, the media platform driving the flow over REST,
+// and a CRM that answers automations by writing back through the REST API.
+func TestOrderStatus(t *testing.T) {
+	crm := newFakeCRM(t)
+	m := startMain(t, "../../examples/order-status/flows", map[string]string{"CRM_URL": crm.srv.URL, "CRM_WEBHOOK_SECRET": crmSecret})
+	base := "http://" + m.HTTPAddr()
+	ivr := &client{t: t, base: base, token: ivrToken}
+	crm.api = &client{t: t, base: base, token: crmToken}
+	t.Cleanup(crm.pending.Wait) // before the server closes: cleanups run last-in first-out
+	crm.delay = 50 * time.Millisecond
+
+	newCall := func(from string) string {
+		t.Helper()
+		c := ivr.must(http.StatusCreated, "POST", "/v1/calls", map[string]any{"from": from, "to": "+498001234567", "flow": "order-status"})
+		return c["id"].(string)
+	}
+	next := func(id string, body any) map[string]any {
+		t.Helper()
+		return ivr.must(http.StatusOK, "POST", "/v1/calls/"+id+"/flow/next", body)
+	}
+
+	t.Run("KnownCallerPremium", func(t *testing.T) {
+		id := newCall("+4930123456")
+		first := next(id, map[string]any{})
+		if a := action(t, first); a["type"] != "play" || a["prompt"] != "welcome-order-status" {
+			t.Fatalf("first action %v", a)
+		}
+		// The prompt was played; the switch waits for the CRM's answer.
+		got := next(id, map[string]any{"status": "done", "step": first["step"]})
+		a := action(t, got)
+		if a["type"] != "transfer" || a["target"] != "sip:premium-queue@pbx.example.com" || got["node"] != "to-agent" {
+			t.Fatalf("action %v, want the transfer to the agent queue", got)
+		}
+		if h := a["headers"].(map[string]any); h["X-Track-Id"] != "TRK-48213" || a["uui"] != "track=TRK-48213" {
+			t.Fatalf("transfer carries %v", a)
+		}
+		run := ivr.must(http.StatusOK, "GET", "/v1/calls/"+id+"/flow", nil)
+		if got, want := pathOf(run), "lookup-number welcome known-caller premium-check to-agent"; got != want {
+			t.Fatalf("path %q, want %q", got, want)
+		}
+		wait := run["path"].([]any)[2].(map[string]any)["wait"].(map[string]any)
+		if wait["fired"] != true {
+			t.Fatalf("the switch did not see the CRM's answer: %v", wait)
+		}
+		lookups := crm.requests("/callctx/lookup", id)
+		if len(lookups) != 1 || lookups[0].Body["from"] != "+4930123456" || !lookups[0].SignatureOK {
+			t.Fatalf("lookups %+v", lookups)
+		}
+	})
+
+	t.Run("UnknownCallerEntersReference", func(t *testing.T) {
+		id := newCall("+4930999999")
+		first := next(id, nil)
+		got := next(id, map[string]any{"status": "done", "step": first["step"]})
+		a := action(t, got)
+		if a["type"] != "input" || a["var"] != "app.inputReader.reference" || got["node"] != "inputReader" {
+			t.Fatalf("action %v, want the reference input", got)
+		}
+		got = next(id, map[string]any{"input": "AB12345", "step": got["step"]})
+		if a := action(t, got); a["type"] != "say" || got["node"] != "thanks" {
+			t.Fatalf("action %v, want thanks", got)
+		}
+		got = next(id, map[string]any{"status": "done", "step": got["step"]})
+		if a := action(t, got); a["type"] != "say" || got["node"] != "email-sent" || !strings.Contains(a["text"].(string), "max@example.com") {
+			t.Fatalf("action %v, want the e-mail confirmation", got)
+		}
+		waitFor(t, "the e-mail automation", func() bool { return len(crm.requests("/callctx/email", id)) == 1 })
+		mail := crm.requests("/callctx/email", id)[0]
+		if mail.Body["trackingUrl"] != "https://shop.example.com/track/TRK-77001" || mail.Body["to"] != "max@example.com" || !mail.SignatureOK {
+			t.Fatalf("e-mail request %+v", mail)
+		}
+		refs := crm.requests("/callctx/lookup", id)
+		if len(refs) != 2 || refs[1].Body["reference"] != "AB12345" {
+			t.Fatalf("lookups %+v", refs)
+		}
+		got = next(id, map[string]any{"status": "done", "step": got["step"]})
+		if a := action(t, got); a["type"] != "hangup" || got["done"] != true {
+			t.Fatalf("action %v, want hangup", got)
+		}
+		sess := ivr.must(http.StatusOK, "GET", "/v1/sessions/"+id, nil)
+		if v := sess["variables"].(map[string]any)["app.inputReader.reference"]; v != "AB12345" {
+			t.Fatalf("app.inputReader.reference = %v", v)
+		}
+		autos := ivr.must(http.StatusOK, "GET", "/v1/calls/"+id+"/automations", nil)["items"].([]any)
+		if len(autos) != 3 {
+			t.Fatalf("%d automations, want 3", len(autos))
+		}
+		for _, a := range autos {
+			d := a.(map[string]any)
+			if d["status"] != "delivered" || len(d["attempts"].([]any)) != 1 {
+				t.Errorf("automation %v", d)
+			}
+		}
+	})
+
+	t.Run("SlowCRMTakesDefault", func(t *testing.T) {
+		crm.mu.Lock()
+		crm.delay = 4 * time.Second // longer than the switch's 3 s wait
+		crm.mu.Unlock()
+		defer func() { crm.mu.Lock(); crm.delay = 50 * time.Millisecond; crm.mu.Unlock() }()
+		id := newCall("+4930123456") // a known caller, but the answer comes too late
+		first := next(id, nil)
+		start := time.Now()
+		got := next(id, map[string]any{"status": "done", "step": first["step"]})
+		if a := action(t, got); a["type"] != "input" || got["node"] != "inputReader" {
+			t.Fatalf("action %v, want the default branch (input)", got)
+		}
+		if el := time.Since(start); el < 3*time.Second {
+			t.Fatalf("answered after %v, before the wait's timeout", el)
+		}
+		run := ivr.must(http.StatusOK, "GET", "/v1/calls/"+id+"/flow", nil)
+		wait := run["path"].([]any)[2].(map[string]any)["wait"].(map[string]any)
+		if wait["fired"] != false || wait["waitedMs"].(float64) < 3000 {
+			t.Fatalf("wait %v", wait)
+		}
+	})
+}
+
+// TestCheckAndSimulateCommands runs the designer commands in process.
+func TestCheckAndSimulateCommands(t *testing.T) {
+	cases := []struct {
+		args     []string
+		env      map[string]string
+		wantErr  string
+		contains []string
+	}{
+		{args: []string{"check", "../../examples/order-status/flows"},
+			contains: []string{"ok: 3 triggers, 3 automations, 1 flow; 2 warnings", "CRM_URL is not set"}},
+		{args: []string{"check", "../../flow/testdata/errors/compile"}, wantErr: "12 errors, 4 warnings",
+			contains: []string{"../../flow/testdata/errors/compile/flows.yaml:25:5: /flows/broken/start: unknown node \"nowhere\"",
+				"warning: ../../flow/testdata/errors/compile/flows.yaml:27:7: /flows/broken/nodes/ask: node \"ask\" is never reached from start"}},
+		{args: []string{"check", "../../triggers/testdata/errors/references"}, wantErr: "3 errors",
+			contains: []string{"a.yaml:10:18: /triggers/c/when/not/trigger: trigger cycle: a → b → c → a"}},
+		{args: []string{"check", "no/such/dir"}, wantErr: "no such file or directory"},
+		{args: []string{"simulate", "--dir", "../../examples/order-status/flows", "--flow", "order-status",
+			"--set", "ivr.email=jane@example.com", "--set", "ivr.premium=true", "--set", "ivr.track_id=TRK-1", "--at", "2026-11-20T09:00:00Z"},
+			contains: []string{"flow order-status (version ", "simulated at 2026-11-20T09:00:00Z",
+				"3. known-caller       switch", "wait for crm-answered up to 3s: it fires at once",
+				"ivr.premium eq true (seen true): true", "5. to-agent           transfer   refer to sip:premium-queue@pbx.example.com X-Customer-Email=\"jane@example.com\" X-Track-Id=\"TRK-1\" → done",
+				"the flow ended", "session: app.to-agent.status = \"done\""}},
+		{args: []string{"simulate", "--dir", "../../examples/order-status/flows", "--flow", "order-status", "--set", "call.from=0049301234", "--input", "AB12345"},
+			contains: []string{"crm-lookup-number: would POST https://env.invalid/callctx/lookup {\"callId\":\"simulated-call\",\"from\":\"0049301234\"}",
+				"4. inputReader        input      app.inputReader.reference (7–7 characters) → input \"AB12345\"",
+				"10. bye                hangup", "session: app.inputReader.reference = \"AB12345\""}},
+		{args: []string{"simulate", "--dir", "../../examples/order-status/flows"}, wantErr: "--flow NAME is required"},
+		{args: []string{"simulate", "--dir", "../../examples/order-status/flows", "--flow", "nope"}, wantErr: "there is no flow nope"},
+		{args: []string{"simulate", "--dir", "../../examples/order-status/flows", "--flow", "order-status", "--set", "novalue"}, wantErr: "is not NAME=VALUE"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := main.Run(tc.args, &stdout, &stderr)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("error %v\n%s", err, stdout.String())
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("error %v, want %q\n%s", err, tc.wantErr, stdout.String())
+			}
+			for _, want := range tc.contains {
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("output lacks %q:\n%s", want, stdout.String())
+				}
+			}
+		})
+	}
+}
+
+// TestSimulate_json checks the machine-readable output.
+func TestSimulate_json(t *testing.T) {
+	var stdout bytes.Buffer
+	err := main.Run([]string{"simulate", "--json", "--dir", "../../examples/order-status/flows", "--flow", "order-status", "--input", "AB12345"}, &stdout, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sim struct {
+		Run struct {
+			Done bool
+			Path []struct{ Node string }
+		}
+		Requests []struct{ Automation string }
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &sim); err != nil {
+		t.Fatal(err)
+	}
+	if !sim.Run.Done || len(sim.Run.Path) != 10 || len(sim.Requests) != 3 {
+		t.Fatalf("simulation %+v", sim)
+	}
+}

@@ -1,0 +1,658 @@
+package flow
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/callctx/callctx/session"
+	"github.com/callctx/callctx/triggers"
+	"github.com/google/uuid"
+)
+
+// Config configures an Engine. Zero values take the defaults.
+type Config struct {
+	Service  *session.Service
+	Store    session.Store // the store under Service: flow runs and the outbox
+	Snapshot *Snapshot     // the flows to start with; Empty() when nil
+	Logger   *slog.Logger
+
+	// Client sends automation requests; one that does not follow
+	// redirects is built when nil.
+	Client *http.Client
+	// Workers is how many automation requests are in flight at most.
+	Workers int
+	// Defaults of automations that do not set their own.
+	Timeout    time.Duration // per attempt
+	Attempts   int           // in all, the first included
+	Backoff    time.Duration // before the first retry; doubles, with jitter
+	MaxBackoff time.Duration
+	// UserAgent of automation requests.
+	UserAgent string
+	// Shared says that several callctx nodes share the store: a call's flow
+	// may advance on any node, so its run is read from the store for every
+	// request instead of kept in memory; and the store's pending outbox is
+	// read again every Rescan (DefaultRescan when 0) to take over the
+	// automations of nodes that died.
+	Shared bool
+	Rescan time.Duration
+
+	Now   func() time.Time
+	NewID func() string
+}
+
+// Defaults of Config.
+const (
+	DefaultWorkers    = 16
+	DefaultTimeout    = 10 * time.Second
+	DefaultAttempts   = 5
+	DefaultBackoff    = time.Second
+	DefaultMaxBackoff = time.Minute
+	DefaultRescan     = 5 * time.Second
+)
+
+// maxEventFirings bounds how often one automation fires on events of one
+// call, so that a receiver that writes back on every session.updated cannot
+// make an endless loop.
+const maxEventFirings = 100
+
+// Engine runs the flows of calls and delivers their automations. It is safe
+// for concurrent use.
+type Engine struct {
+	svc    *session.Service
+	store  session.Store
+	log    *slog.Logger
+	now    func() time.Time
+	newID  func() string
+	cfg    Config
+	client *http.Client
+
+	snap     atomic.Pointer[Snapshot]
+	mu       sync.Mutex
+	versions map[string]*Snapshot // every snapshot loaded, for runs that started on one
+	runs     map[string]*callRun  // runs of active calls held in memory
+	firings  map[string]int       // call ID + automation → event firings
+
+	outbox *outbox
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// callRun serialises the requests of one call.
+type callRun struct {
+	mu   sync.Mutex
+	run  *Run
+	snap *Snapshot
+}
+
+// NewEngine returns an engine; Open starts its background work.
+func NewEngine(cfg Config) *Engine {
+	if cfg.Snapshot == nil {
+		cfg.Snapshot = Empty()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = func() string { return uuid.Must(uuid.NewV7()).String() }
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Attempts <= 0 {
+		cfg.Attempts = DefaultAttempts
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = DefaultBackoff
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "callctx"
+	}
+	if cfg.Rescan <= 0 {
+		cfg.Rescan = DefaultRescan
+	}
+	client := cfg.Client
+	if client == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = cfg.Workers
+		client = &http.Client{
+			Transport: tr,
+			// A redirect is an answer, not a delivery: the receiver moved.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	e := &Engine{
+		svc: cfg.Service, store: cfg.Store, log: cfg.Logger, now: cfg.Now, newID: cfg.NewID,
+		cfg: cfg, client: client,
+		versions: map[string]*Snapshot{},
+		runs:     map[string]*callRun{},
+		firings:  map[string]int{},
+	}
+	e.snap.Store(cfg.Snapshot)
+	e.versions[cfg.Snapshot.Version] = cfg.Snapshot
+	e.outbox = newOutbox(e)
+	return e
+}
+
+// Open loads the pending outbox (what a previous process queued and did
+// not deliver) and starts delivering, and starts firing automations on call
+// events.
+func (e *Engine) Open() error {
+	pending, err := e.store.PendingOutbox(context.Background())
+	if err != nil {
+		return fmt.Errorf("load pending automations: %w", err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	e.stop = stop
+	sub := e.svc.Subscribe("")
+	e.outbox.add(pending...)
+	if len(pending) > 0 {
+		e.log.Info("resuming automations queued before the restart", "pending", len(pending))
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.outbox.run(ctx)
+	}()
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.events(ctx, sub)
+	}()
+	if e.cfg.Shared {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.rescan(ctx)
+		}()
+	}
+	return nil
+}
+
+// rescan asks a shared store for the pending automations this node may
+// deliver now, every Rescan: those queued on nodes that died come back
+// claimed by this one. Entries the outbox knows are ignored.
+func (e *Engine) rescan(ctx context.Context) {
+	t := time.NewTicker(e.cfg.Rescan)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pending, err := e.store.PendingOutbox(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("look for automations to take over", "err", err)
+			}
+			continue
+		}
+		e.outbox.add(pending...)
+	}
+}
+
+// Close stops delivering. Requests in flight are abandoned, not recorded as
+// failed: they stay queued and go out again after a restart, with the same
+// Idempotency-Key.
+func (e *Engine) Close() {
+	if e.stop != nil {
+		e.stop()
+	}
+	e.wg.Wait()
+}
+
+// Snapshot returns the flows in force.
+func (e *Engine) Snapshot() *Snapshot { return e.snap.Load() }
+
+// Reload puts a new snapshot in force. Calls whose flow has started keep
+// the snapshot they started with.
+func (e *Engine) Reload(s *Snapshot) {
+	e.mu.Lock()
+	e.versions[s.Version] = s
+	e.mu.Unlock()
+	e.snap.Store(s)
+}
+
+// StartCall starts the flow of a call that was just created: the automation
+// nodes at the flow's start queue their requests at once. A call without a
+// flow is left alone. CodeInvalid when the flow does not exist.
+func (e *Engine) StartCall(ctx context.Context, c *session.Call) error {
+	if c.Flow == "" {
+		return nil
+	}
+	cr, err := e.callRun(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer cr.mu.Unlock()
+	e.release(cr)
+	return nil
+}
+
+// release drops a run that another node may advance next: on a shared
+// store the next request reads it again.
+func (e *Engine) release(cr *callRun) {
+	if e.cfg.Shared {
+		cr.run, cr.snap = nil, nil
+	}
+}
+
+// Next applies the outcome of the last action to a call's flow and returns
+// the run, whose Action is the next action (nil once the flow has ended).
+// CodeNotFound for an unknown call or a call without a flow, CodeConflict
+// for an ended call or an outcome nothing awaits, CodeInvalid for an
+// outcome that does not fit.
+func (e *Engine) Next(ctx context.Context, callID string, o *Outcome) (*Run, error) {
+	c, err := e.svc.Call(ctx, callID)
+	if err != nil {
+		return nil, err
+	}
+	if c.Flow == "" {
+		return nil, session.Errorf(session.CodeNotFound, "the call %s has no flow", callID)
+	}
+	if c.State == session.StateEnded {
+		return nil, session.Errorf(session.CodeConflict, "the call %s has ended", callID)
+	}
+	cr, err := e.callRun(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	defer cr.mu.Unlock()
+	flow, _ := cr.snap.Flow(cr.run.Flow)
+	h := &engineHost{e: e, callID: callID}
+	r := &runner{h: h, flow: flow}
+	transfer := flow != nil && cr.run.Presented && flow.Nodes[cr.run.Node] != nil && flow.Nodes[cr.run.Node].Type == NodeTransfer
+	if err := r.advance(ctx, cr.run, o); err != nil {
+		// The stored run is the truth; forget what this attempt changed.
+		cr.run, cr.snap = nil, nil
+		return nil, err
+	}
+	if transfer && !o.empty() {
+		e.fire(ctx, EventTransferStatus, c, nil)
+	}
+	out := cloneRun(cr.run)
+	if cr.run.Done {
+		// An ended flow needs no memory; asking again reads the store.
+		cr.run, cr.snap = nil, nil
+		e.forget(callID)
+	}
+	e.release(cr)
+	return out, nil
+}
+
+// Run returns the flow state of a call. CodeNotFound for an unknown call or
+// one whose flow has not started.
+func (e *Engine) Run(ctx context.Context, callID string) (*Run, error) {
+	raw, err := e.store.FlowRun(ctx, callID)
+	if err != nil {
+		if session.ErrorCode(err) == session.CodeNotFound {
+			if _, cerr := e.svc.Call(ctx, callID); cerr != nil {
+				return nil, cerr
+			}
+			return nil, session.Errorf(session.CodeNotFound, "the call %s has no flow run", callID)
+		}
+		return nil, err
+	}
+	run := new(Run)
+	if err := json.Unmarshal(raw, run); err != nil {
+		return nil, session.Internal(fmt.Errorf("decode flow run of %s: %w", callID, err))
+	}
+	return run, nil
+}
+
+// callRun returns the locked run of a call, loading it from the store or
+// starting it. The caller unlocks it.
+func (e *Engine) callRun(ctx context.Context, c *session.Call) (*callRun, error) {
+	e.mu.Lock()
+	cr := e.runs[c.ID]
+	if cr == nil {
+		cr = &callRun{}
+		e.runs[c.ID] = cr
+	}
+	e.mu.Unlock()
+	cr.mu.Lock()
+	if cr.run != nil {
+		return cr, nil
+	}
+	err := e.loadRun(ctx, c, cr)
+	if session.ErrorCode(err) == session.CodeNotFound {
+		err = e.newRun(ctx, c, cr)
+	}
+	if err != nil {
+		cr.mu.Unlock()
+		return nil, err
+	}
+	return cr, nil
+}
+
+func (e *Engine) loadRun(ctx context.Context, c *session.Call, cr *callRun) error {
+	raw, err := e.store.FlowRun(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	run := new(Run)
+	if err := json.Unmarshal(raw, run); err != nil {
+		return session.Internal(fmt.Errorf("decode flow run of %s: %w", c.ID, err))
+	}
+	e.mu.Lock()
+	snap := e.versions[run.Version]
+	e.mu.Unlock()
+	if snap == nil {
+		snap = e.Snapshot()
+		e.log.Warn("the flow version a call started with is gone; it continues with the current one",
+			"call_id", c.ID, "flow", run.Flow, "started_version", run.Version, "version", snap.Version)
+	}
+	if _, ok := snap.Flow(run.Flow); !ok && !run.Done {
+		return session.Errorf(session.CodeConflict, "the flow %s of call %s is no longer defined", run.Flow, c.ID)
+	}
+	cr.run, cr.snap = run, snap
+	return nil
+}
+
+func (e *Engine) newRun(ctx context.Context, c *session.Call, cr *callRun) error {
+	snap := e.Snapshot()
+	flow, ok := snap.Flow(c.Flow)
+	if !ok {
+		return &session.Error{Code: session.CodeInvalid, Message: fmt.Sprintf("there is no flow %s", c.Flow),
+			Fields: []session.FieldError{{Name: "flow", Message: "no flow of that name is loaded"}}}
+	}
+	now := e.now().UTC()
+	run := &Run{CallID: c.ID, Flow: flow.Name, Version: snap.Version, Node: flow.Start, StartedAt: now, UpdatedAt: now, Path: []Step{}}
+	r := &runner{h: &engineHost{e: e, callID: c.ID}, flow: flow}
+	if err := r.start(ctx, run); err != nil {
+		return err
+	}
+	cr.run, cr.snap = run, snap
+	return nil
+}
+
+// forget drops the in-memory run of a call; the next request loads it from
+// the store.
+func (e *Engine) forget(callID string) {
+	e.mu.Lock()
+	delete(e.runs, callID)
+	e.mu.Unlock()
+}
+
+func cloneRun(r *Run) *Run {
+	c := *r
+	c.Path = append([]Step(nil), r.Path...)
+	return &c
+}
+
+// engineHost is the runner's world for a real call.
+type engineHost struct {
+	e      *Engine
+	callID string
+	queued []*session.OutboxEntry
+}
+
+func (h *engineHost) now() time.Time { return h.e.now() }
+
+func (h *engineHost) vars(ctx context.Context) (triggers.Map, error) {
+	s, err := h.e.svc.Session(ctx, h.callID)
+	if err != nil {
+		return nil, err
+	}
+	return decodeVars(s.Variables), nil
+}
+
+func (h *engineHost) write(ctx context.Context, run *Run, vars map[string]json.RawMessage) error {
+	_, err := h.e.svc.Merge(ctx, h.callID, vars, session.WriteOptions{Actor: "flow:" + run.Flow, Origin: session.OriginClient})
+	return err
+}
+
+func (h *engineHost) queue(ctx context.Context, run *Run, a *Automation, vars triggers.Map) (string, error) {
+	entry := h.e.newEntry(h.callID, a, vars, "node:"+run.Flow+"/"+run.Node)
+	h.queued = append(h.queued, entry)
+	return entry.ID, nil
+}
+
+func (h *engineHost) checkpoint(ctx context.Context, run *Run) error {
+	state, err := json.Marshal(run)
+	if err != nil {
+		return session.Internal(fmt.Errorf("encode flow run: %w", err))
+	}
+	// The request may have been abandoned by its client; the step it made
+	// must still be stored.
+	if err := h.e.store.SaveFlowRun(context.WithoutCancel(ctx), h.callID, state, h.queued); err != nil {
+		return err
+	}
+	h.e.outbox.add(h.queued...)
+	h.queued = nil
+	return nil
+}
+
+func (h *engineHost) wait(ctx context.Context, w *Wait, vars triggers.Map) (bool, triggers.Map, error) {
+	return h.e.waitFor(ctx, h.callID, w)
+}
+
+// waitFor holds until w.Until fires on the call's session or w.Timeout
+// passes. It is woken by the session's writes, never polls, and re-reads
+// the session only when its subscription fell behind.
+func (e *Engine) waitFor(ctx context.Context, callID string, w *Wait) (bool, triggers.Map, error) {
+	sub := e.svc.Subscribe(callID)
+	defer func() { sub.Close() }()
+	// Read after subscribing, so that no write in between is missed.
+	read := func() (triggers.Map, error) {
+		s, err := e.svc.Session(ctx, callID)
+		if err != nil {
+			return nil, err
+		}
+		return decodeVars(s.Variables), nil
+	}
+	vars, err := read()
+	if err != nil {
+		return false, nil, err
+	}
+	if w.Until.Eval(vars, e.now()) {
+		return true, vars, nil
+	}
+	timer := time.NewTimer(w.Timeout)
+	defer timer.Stop()
+	var tick <-chan time.Time
+	if w.Until.UsesClock() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return false, vars, ctx.Err()
+		case <-timer.C:
+			return false, vars, nil
+		case <-tick:
+		case ev, ok := <-sub.Events():
+			if !ok {
+				// Dropped for lagging: subscribe again and catch up.
+				sub = e.svc.Subscribe(callID)
+				if vars, err = read(); err != nil {
+					return false, nil, err
+				}
+				break
+			}
+			applyChanges(vars, ev.Changes)
+			if ev.Type == session.EventCallEnded {
+				return false, vars, nil
+			}
+		}
+		if w.Until.Eval(vars, e.now()) {
+			return true, vars, nil
+		}
+	}
+}
+
+// decodeVars decodes a session's variables for triggers and templates,
+// keeping numbers exact.
+func decodeVars(raw map[string]json.RawMessage) triggers.Map {
+	m := make(triggers.Map, len(raw))
+	for name, v := range raw {
+		if x, ok := decodeValue(v); ok {
+			m[name] = x
+		}
+	}
+	return m
+}
+
+func decodeValue(raw json.RawMessage) (any, bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, false
+	}
+	return v, true
+}
+
+// applyChanges brings decoded variables up to date with a write.
+func applyChanges(vars triggers.Map, changes map[string]session.Change) {
+	for name, c := range changes {
+		if c.New == nil {
+			delete(vars, name)
+			continue
+		}
+		if v, ok := decodeValue(c.New); ok {
+			vars[name] = v
+		}
+	}
+}
+
+// events fires automations on call events, and forgets the runs of calls
+// that ended.
+func (e *Engine) events(ctx context.Context, sub *session.Subscription) {
+	defer func() { sub.Close() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-sub.Events():
+			if !ok {
+				if ctx.Err() != nil {
+					return
+				}
+				e.log.Error("automation events fell behind; automations on events of that moment were missed")
+				sub = e.svc.Subscribe("")
+				continue
+			}
+			if !ev.Remote { // the node that made the change fires its automations
+				e.fire(ctx, string(ev.Type), ev.Call, &ev)
+			}
+			if ev.Type == session.EventCallEnded {
+				e.forget(ev.CallID)
+				e.mu.Lock()
+				for _, a := range e.Snapshot().Automations() {
+					delete(e.firings, ev.CallID+"\x00"+a.Name)
+				}
+				e.mu.Unlock()
+			}
+		}
+	}
+}
+
+// fire queues the automations that listen to an event of a call. c may be
+// nil (session.updated events do not carry the call); it is read when an
+// automation filters on the flow.
+func (e *Engine) fire(ctx context.Context, event string, c *session.Call, ev *session.Event) {
+	var vars triggers.Map
+	var entries []*session.OutboxEntry
+	for _, a := range e.Snapshot().Automations() {
+		if !slices.Contains(a.On, event) {
+			continue
+		}
+		if c == nil {
+			var err error
+			if c, err = e.svc.Call(ctx, ev.CallID); err != nil {
+				return // purged meanwhile
+			}
+		}
+		if !listens(a, event, c, ev) {
+			continue
+		}
+		if vars == nil {
+			if ev != nil && ev.Variables != nil {
+				vars = decodeVars(ev.Variables)
+			} else if s, err := e.svc.Session(ctx, c.ID); err == nil {
+				vars = decodeVars(s.Variables)
+			} else {
+				vars = triggers.Map{}
+			}
+		}
+		if a.When != nil && !a.When.Eval(vars, e.now()) {
+			continue
+		}
+		key := c.ID + "\x00" + a.Name
+		e.mu.Lock()
+		e.firings[key]++
+		n := e.firings[key]
+		e.mu.Unlock()
+		if n > maxEventFirings {
+			if n == maxEventFirings+1 {
+				e.log.Warn("automation fired too often on one call's events; ignoring further events", "automation", a.Name, "call_id", c.ID, "limit", maxEventFirings)
+			}
+			continue
+		}
+		entries = append(entries, e.newEntry(c.ID, a, vars, "event:"+event))
+	}
+	if len(entries) == 0 {
+		return
+	}
+	if err := e.store.EnqueueOutbox(context.WithoutCancel(ctx), entries); err != nil {
+		if session.ErrorCode(err) != session.CodeNotFound { // a call purged meanwhile
+			e.log.Error("queue automations", "event", event, "call_id", c.ID, "err", err)
+		}
+		return
+	}
+	e.outbox.add(entries...)
+}
+
+func listens(a *Automation, event string, c *session.Call, ev *session.Event) bool {
+	found := false
+	for _, on := range a.On {
+		if on == event {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return false
+	}
+	if len(a.Flows) > 0 {
+		ok := false
+		for _, f := range a.Flows {
+			if f == c.Flow {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if event == EventSessionUpdated && len(a.Changed) > 0 && ev != nil {
+		for _, name := range a.Changed {
+			if _, ok := ev.Changes[name]; ok {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}

@@ -1,0 +1,256 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/callctx/callctx/session"
+	bolt "go.etcd.io/bbolt"
+)
+
+// SaveFlowRun implements session.Store.
+func (s *Store) SaveFlowRun(ctx context.Context, callID string, state []byte, queue []*session.OutboxEntry) error {
+	encoded, err := encodeEntries(queue)
+	if err != nil {
+		return err
+	}
+	state = bytes.Clone(state)
+	var result error
+	err = s.write(func(tx *bolt.Tx) error {
+		result = nil
+		if tx.Bucket(bucketCalls).Get([]byte(callID)) == nil {
+			result = notFound(callID)
+			return nil
+		}
+		if result = checkNewEntries(tx, queue); result != nil {
+			return nil
+		}
+		if err := tx.Bucket(bucketFlowRuns).Put([]byte(callID), state); err != nil {
+			return err
+		}
+		return putEntries(tx, queue, encoded)
+	})
+	if err != nil {
+		return storeErr("save flow run", err)
+	}
+	return result
+}
+
+// FlowRun implements session.Store.
+func (s *Store) FlowRun(ctx context.Context, callID string) ([]byte, error) {
+	var state []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketFlowRuns).Get([]byte(callID))
+		if v == nil {
+			return session.Errorf(session.CodeNotFound, "the call %s has no flow run", callID)
+		}
+		state = bytes.Clone(v)
+		return nil
+	})
+	return state, storeErr("read flow run", err)
+}
+
+// EnqueueOutbox implements session.Store.
+func (s *Store) EnqueueOutbox(ctx context.Context, entries []*session.OutboxEntry) error {
+	encoded, err := encodeEntries(entries)
+	if err != nil {
+		return err
+	}
+	var result error
+	err = s.write(func(tx *bolt.Tx) error {
+		result = nil
+		calls := tx.Bucket(bucketCalls)
+		for _, e := range entries {
+			if calls.Get([]byte(e.CallID)) == nil {
+				result = notFound(e.CallID)
+				return nil
+			}
+		}
+		if result = checkNewEntries(tx, entries); result != nil {
+			return nil
+		}
+		return putEntries(tx, entries, encoded)
+	})
+	if err != nil {
+		return storeErr("enqueue outbox", err)
+	}
+	return result
+}
+
+// UpdateOutbox implements session.Store.
+func (s *Store) UpdateOutbox(ctx context.Context, e *session.OutboxEntry) error {
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return session.Internal(fmt.Errorf("encode outbox entry: %w", err))
+	}
+	var result error
+	err = s.write(func(tx *bolt.Tx) error {
+		result = nil
+		box, due := tx.Bucket(bucketOutbox), tx.Bucket(bucketOutboxDue)
+		old := box.Get([]byte(e.ID))
+		if old == nil {
+			result = session.Errorf(session.CodeNotFound, "there is no outbox entry %s", e.ID)
+			return nil
+		}
+		var prev session.OutboxEntry
+		if err := json.Unmarshal(old, &prev); err != nil {
+			return fmt.Errorf("decode outbox entry %s: %w", e.ID, err)
+		}
+		if prev.Pending() {
+			if err := due.Delete(timeKey(prev.Due, e.ID)); err != nil {
+				return err
+			}
+		}
+		if e.Pending() {
+			if err := put(due, timeKey(e.Due, e.ID), nil); err != nil {
+				return err
+			}
+		}
+		return box.Put([]byte(e.ID), raw)
+	})
+	if err != nil {
+		return storeErr("update outbox", err)
+	}
+	return result
+}
+
+// PendingOutbox implements session.Store.
+func (s *Store) PendingOutbox(ctx context.Context) ([]*session.OutboxEntry, error) {
+	var out []*session.OutboxEntry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		box := tx.Bucket(bucketOutbox)
+		cur := tx.Bucket(bucketOutboxDue).Cursor()
+		for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
+			e, err := decodeEntry(box.Get(k[8:]))
+			if err != nil {
+				return fmt.Errorf("outbox entry %s: %w", k[8:], err)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, storeErr("read pending outbox", err)
+	}
+	return out, nil
+}
+
+// CallOutbox implements session.Store.
+func (s *Store) CallOutbox(ctx context.Context, callID string) ([]*session.OutboxEntry, error) {
+	out := []*session.OutboxEntry{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketCalls).Get([]byte(callID)) == nil {
+			return notFound(callID)
+		}
+		box := tx.Bucket(bucketOutbox)
+		prefix := callPrefix(callID)
+		cur := tx.Bucket(bucketOutboxCall).Cursor()
+		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+			e, err := decodeEntry(box.Get(k[len(prefix):]))
+			if err != nil {
+				return fmt.Errorf("outbox entry %s: %w", k[len(prefix):], err)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, storeErr("read call outbox", err)
+	}
+	return out, nil
+}
+
+func encodeEntries(entries []*session.OutboxEntry) ([][]byte, error) {
+	out := make([][]byte, len(entries))
+	for i, e := range entries {
+		if e.ID == "" || e.CallID == "" {
+			return nil, session.Internal(fmt.Errorf("outbox entry without ID or call ID"))
+		}
+		raw, err := json.Marshal(e)
+		if err != nil {
+			return nil, session.Internal(fmt.Errorf("encode outbox entry: %w", err))
+		}
+		out[i] = raw
+	}
+	return out, nil
+}
+
+func checkNewEntries(tx *bolt.Tx, entries []*session.OutboxEntry) error {
+	box := tx.Bucket(bucketOutbox)
+	for _, e := range entries {
+		if box.Get([]byte(e.ID)) != nil {
+			return session.Errorf(session.CodeConflict, "the outbox entry %s exists already", e.ID)
+		}
+	}
+	return nil
+}
+
+func putEntries(tx *bolt.Tx, entries []*session.OutboxEntry, encoded [][]byte) error {
+	box, due, byCall := tx.Bucket(bucketOutbox), tx.Bucket(bucketOutboxDue), tx.Bucket(bucketOutboxCall)
+	for i, e := range entries {
+		if err := box.Put([]byte(e.ID), encoded[i]); err != nil {
+			return err
+		}
+		if err := put(byCall, append(callPrefix(e.CallID), e.ID...), nil); err != nil {
+			return err
+		}
+		if e.Pending() {
+			if err := put(due, timeKey(e.Due, e.ID), nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func decodeEntry(raw []byte) (*session.OutboxEntry, error) {
+	if raw == nil {
+		return nil, fmt.Errorf("missing")
+	}
+	e := new(session.OutboxEntry)
+	if err := json.Unmarshal(raw, e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// callPrefix is call ID, 0x00: call IDs never hold 0x00.
+func callPrefix(callID string) []byte {
+	k := make([]byte, len(callID)+1, len(callID)+1+40)
+	copy(k, callID)
+	return k
+}
+
+// deleteFlowData deletes the flow state and outbox entries of a purged call.
+func deleteFlowData(tx *bolt.Tx, callID string) error {
+	if err := tx.Bucket(bucketFlowRuns).Delete([]byte(callID)); err != nil {
+		return err
+	}
+	box, due, byCall := tx.Bucket(bucketOutbox), tx.Bucket(bucketOutboxDue), tx.Bucket(bucketOutboxCall)
+	prefix := callPrefix(callID)
+	var keys [][]byte
+	cur := byCall.Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		id := k[len(prefix):]
+		if raw := box.Get(id); raw != nil {
+			var e session.OutboxEntry
+			if err := json.Unmarshal(raw, &e); err != nil {
+				return fmt.Errorf("decode outbox entry %s: %w", id, err)
+			}
+			if e.Pending() {
+				if err := due.Delete(timeKey(e.Due, e.ID)); err != nil {
+					return err
+				}
+			}
+		}
+		if err := putAll(box.Delete(id), byCall.Delete(k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,167 @@
+package triggers
+
+// decimal is an exact view of a JSON number literal, so that "12345678901234567891"
+// and "12345678901234567890" compare as different numbers although they are the
+// same float64. It points into the literal; parsing and comparing never allocate.
+//
+// The value is 0.d1d2d3… × 10^exp with no leading or trailing zero digits,
+// where the digits are intPart followed by fracPart (the decimal point skipped).
+type decimal struct {
+	neg      bool
+	intPart  string // digits before the point, leading zeros removed
+	fracPart string // digits after the point, trailing zeros removed (also from intPart when fracPart is empty)
+	lead     int    // zero digits to skip at the start of fracPart when intPart is empty
+	exp      int
+}
+
+// maxExp bounds exponents so that arithmetic on them cannot overflow; a number
+// beyond it is effectively infinite for comparison.
+const maxExp = 1 << 30
+
+// parseDecimal parses s if it is a JSON number literal (RFC 8259 §6).
+func parseDecimal(s string) (decimal, bool) {
+	var d decimal
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		d.neg = true
+		i++
+	}
+	start := i
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	default:
+		return d, false
+	}
+	intPart := s[start:i]
+	fracPart := ""
+	if i < len(s) && s[i] == '.' {
+		i++
+		fs := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == fs {
+			return d, false
+		}
+		fracPart = s[fs:i]
+	}
+	exp := 0
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		eneg := false
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			eneg = s[i] == '-'
+			i++
+		}
+		es := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			if exp < maxExp {
+				exp = exp*10 + int(s[i]-'0')
+			}
+			i++
+		}
+		if i == es {
+			return d, false
+		}
+		if eneg {
+			exp = -exp
+		}
+	}
+	if i != len(s) {
+		return d, false
+	}
+	// Normalise: strip leading zeros of the integer part, trailing zeros of
+	// the fraction (and of the integer part when there is no fraction).
+	for len(intPart) > 0 && intPart[0] == '0' {
+		intPart = intPart[1:]
+	}
+	for len(fracPart) > 0 && fracPart[len(fracPart)-1] == '0' {
+		fracPart = fracPart[:len(fracPart)-1]
+	}
+	d.exp = exp + len(intPart)
+	if fracPart == "" {
+		for len(intPart) > 0 && intPart[len(intPart)-1] == '0' {
+			intPart = intPart[:len(intPart)-1]
+		}
+	}
+	if intPart == "" {
+		for d.lead < len(fracPart) && fracPart[d.lead] == '0' {
+			d.lead++
+		}
+		d.exp -= d.lead
+	}
+	d.intPart, d.fracPart = intPart, fracPart
+	if d.digits() == 0 {
+		d.neg = false // -0 is 0
+	}
+	return d, true
+}
+
+func (d decimal) digits() int { return len(d.intPart) + len(d.fracPart) - d.lead }
+
+func (d decimal) digit(i int) byte {
+	if i < len(d.intPart) {
+		return d.intPart[i]
+	}
+	return d.fracPart[i-len(d.intPart)+d.lead]
+}
+
+// cmpDecimal returns -1, 0 or +1 as a is less than, equal to or greater than b.
+func cmpDecimal(a, b decimal) int {
+	az, bz := a.digits() == 0, b.digits() == 0
+	switch {
+	case az && bz:
+		return 0
+	case az:
+		if b.neg {
+			return 1
+		}
+		return -1
+	case bz:
+		if a.neg {
+			return -1
+		}
+		return 1
+	case a.neg != b.neg:
+		if a.neg {
+			return -1
+		}
+		return 1
+	}
+	c := cmpMagnitude(a, b)
+	if a.neg {
+		return -c
+	}
+	return c
+}
+
+func cmpMagnitude(a, b decimal) int {
+	if a.exp != b.exp {
+		if a.exp < b.exp {
+			return -1
+		}
+		return 1
+	}
+	na, nb := a.digits(), b.digits()
+	for i := 0; i < na && i < nb; i++ {
+		if x, y := a.digit(i), b.digit(i); x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	// No trailing zeros: the one with more digits is larger.
+	switch {
+	case na < nb:
+		return -1
+	case na > nb:
+		return 1
+	}
+	return 0
+}

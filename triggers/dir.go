@@ -1,0 +1,242 @@
+package triggers
+
+import (
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/callctx/callctx/internal/yamldoc"
+)
+
+// The sections a flows directory file may hold. Each maps names to
+// definitions; a name is defined once in the whole directory, whatever the
+// section.
+const (
+	SectionTriggers    = "triggers"
+	SectionAutomations = "automations"
+	SectionFlows       = "flows"
+)
+
+var sections = []string{SectionTriggers, SectionAutomations, SectionFlows}
+
+// Schema is the JSON Schema (draft 2020-12) of a flows directory file, the
+// same bytes as triggers/flows.schema.json in the repository.
+//
+//go:embed flows.schema.json
+var Schema []byte
+
+// SchemaURL is the $id of Schema.
+const SchemaURL = "https://github.com/callctx/callctx/blob/main/triggers/flows.schema.json"
+
+// compiledSchema compiles Schema once; it is a constant of the program, not
+// configuration.
+var compiledSchema = sync.OnceValues(func() (*yamldoc.Schema, error) {
+	return yamldoc.CompileSchema(SchemaURL, Schema)
+})
+
+// MaxFileSize is the largest flows directory file read.
+const MaxFileSize = 4 << 20
+
+// Dir is a parsed flows directory: every *.yaml and *.yml file at its top
+// level decoded, checked against Schema, and every name known to be defined
+// once. Packages that compile the sections (triggers here, flows and
+// automations in package flow) take their definitions from a Dir.
+type Dir struct {
+	docs []*yamldoc.Doc
+	defs []Def
+	idx  map[string]int
+}
+
+// Def is one named definition in a flows directory.
+type Def struct {
+	Section string // SectionTriggers, SectionAutomations or SectionFlows
+	Name    string
+	Doc     *yamldoc.Doc // the file it is written in
+	Pointer string       // its JSON pointer in the file, e.g. /triggers/premium
+	Value   any          // the definition as a JSON value
+}
+
+// Pos returns where the definition's name is written.
+func (d Def) Pos() yamldoc.Pos { return d.Doc.Pos(d.Pointer) }
+
+// Location returns "file:line" of the definition.
+func (d Def) Location() string {
+	return fmt.Sprintf("%s:%d", d.Doc.File, d.Pos().Line)
+}
+
+// Errorf returns a problem at the field sub (a JSON pointer relative to the
+// definition, "" for the definition itself).
+func (d Def) Errorf(sub, format string, args ...any) *yamldoc.Error {
+	return d.Doc.Errorf(d.Pointer+sub, format, args...)
+}
+
+// ParseDir parses the flows directory at dir. Problems in the files come back
+// together as a yamldoc.Errors list naming file, line and field; a directory
+// that cannot be read is an ordinary error wrapping the fs error (test with
+// errors.Is(err, fs.ErrNotExist) to treat an absent directory as empty).
+func ParseDir(dir string) (*Dir, error) {
+	return parse(os.DirFS(dir), func(name string) string { return filepath.Join(dir, name) })
+}
+
+// ParseFS parses a flows directory held in fsys (its root); errors name the
+// files as fsys does.
+func ParseFS(fsys fs.FS) (*Dir, error) {
+	return parse(fsys, func(name string) string { return name })
+}
+
+func parse(fsys fs.FS, display func(string) string) (*Dir, error) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("read flows dir: %w", err)
+	}
+	d := &Dir{idx: map[string]int{}}
+	var errs yamldoc.Errors
+	for _, e := range entries {
+		name := e.Name()
+		ext := path.Ext(name)
+		if strings.HasPrefix(name, ".") || (ext != ".yaml" && ext != ".yml") {
+			continue
+		}
+		info, err := fs.Stat(fsys, name) // follows symbolic links
+		if err != nil {
+			errs = append(errs, &yamldoc.Error{File: display(name), Message: "cannot read: " + errText(err)})
+			continue
+		}
+		if info.IsDir() {
+			continue
+		}
+		if info.Size() > MaxFileSize {
+			errs = append(errs, &yamldoc.Error{File: display(name),
+				Message: fmt.Sprintf("file is larger than %d bytes", MaxFileSize)})
+			continue
+		}
+		data, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			errs = append(errs, &yamldoc.Error{File: display(name), Message: "cannot read: " + errText(err)})
+			continue
+		}
+		doc, err := ParseFile(display(name), data)
+		if err != nil {
+			list := yamldoc.AsErrors(err)
+			if list == nil {
+				return nil, err
+			}
+			errs = append(errs, list...)
+			continue
+		}
+		d.add(doc, &errs)
+	}
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func errText(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// ParseFile decodes one flows directory file and checks it against Schema.
+// The error, if any, is a yamldoc.Errors list.
+func ParseFile(file string, data []byte) (*yamldoc.Doc, error) {
+	schema, err := compiledSchema()
+	if err != nil {
+		return nil, fmt.Errorf("flows schema: %w", err)
+	}
+	doc, err := yamldoc.Parse(file, data)
+	if err != nil {
+		return nil, err
+	}
+	if errs := schema.Validate(doc); len(errs) > 0 {
+		return nil, errs
+	}
+	return doc, nil
+}
+
+// add records the definitions of a checked file, refusing names already
+// defined.
+func (d *Dir) add(doc *yamldoc.Doc, errs *yamldoc.Errors) {
+	d.docs = append(d.docs, doc)
+	root, _ := doc.Value.(map[string]any)
+	var defs []Def
+	for _, sec := range sections {
+		m, _ := root[sec].(map[string]any)
+		for name, v := range m {
+			defs = append(defs, Def{Section: sec, Name: name, Doc: doc,
+				Pointer: "/" + sec + "/" + yamldoc.EscapePointer(name), Value: v})
+		}
+	}
+	slices.SortFunc(defs, func(a, b Def) int {
+		pa, pb := a.Pos(), b.Pos()
+		if pa.Line != pb.Line {
+			return pa.Line - pb.Line
+		}
+		return pa.Column - pb.Column
+	})
+	for _, def := range defs {
+		if i, dup := d.idx[def.Name]; dup {
+			first := d.defs[i]
+			*errs = append(*errs, def.Errorf("", "name %q is already defined at %s:%d:%d (%s)",
+				def.Name, first.Doc.File, first.Pos().Line, first.Pos().Column, first.Section))
+			continue
+		}
+		d.idx[def.Name] = len(d.defs)
+		d.defs = append(d.defs, def)
+	}
+}
+
+// Defs returns the definitions of a section in the order they are written
+// (files by name, then by line).
+func (d *Dir) Defs(section string) []Def {
+	var out []Def
+	for _, def := range d.defs {
+		if def.Section == section {
+			out = append(out, def)
+		}
+	}
+	return out
+}
+
+// Lookup returns the definition called name, in whatever section.
+func (d *Dir) Lookup(name string) (Def, bool) {
+	i, ok := d.idx[name]
+	if !ok {
+		return Def{}, false
+	}
+	return d.defs[i], true
+}
+
+// Version returns a digest of the definitions in the directory: it changes
+// when a definition does, not when a comment or the layout does.
+func (d *Dir) Version() string {
+	h := sha256.New()
+	for _, doc := range d.docs {
+		b, _ := json.Marshal(doc.Value) // decoded JSON always marshals; maps sort their keys
+		fmt.Fprintf(h, "%s\x00%d\x00", filepath.Base(doc.File), len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// Files returns the names of the files parsed, in order.
+func (d *Dir) Files() []string {
+	out := make([]string, len(d.docs))
+	for i, doc := range d.docs {
+		out[i] = doc.File
+	}
+	return out
+}

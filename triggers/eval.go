@@ -1,0 +1,361 @@
+package triggers
+
+import (
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Vars is where a trigger reads session variables. Values are decoded JSON:
+// nil, bool, string, float64 or json.Number (int, int64 are tolerated), []any
+// and map[string]any. Lookup reports false for a variable that is not set.
+type Vars interface {
+	Lookup(name string) (any, bool)
+}
+
+// Map is a Vars backed by a plain map, as decoded from a JSON object.
+type Map map[string]any
+
+// Lookup returns the variable name.
+func (m Map) Lookup(name string) (any, bool) {
+	v, ok := m[name]
+	return v, ok
+}
+
+type opcode uint8
+
+const (
+	opEq opcode = iota
+	opGt
+	opGe
+	opLt
+	opLe
+	opRegex
+	opLike
+	opContains
+	opStartsWith
+	opEndsWith
+	opIn
+	opSet
+	opEmpty
+	opNull
+	opBefore
+	opAfter
+)
+
+// ops maps each operator name to the test it runs and whether the result is
+// negated: every not_… operator (and ne) is exactly the negation of its
+// positive twin, for every input.
+var ops = map[string]struct {
+	code opcode
+	neg  bool
+}{
+	"eq": {opEq, false}, "ne": {opEq, true},
+	"gt": {opGt, false}, "ge": {opGe, false}, "lt": {opLt, false}, "le": {opLe, false},
+	"regex": {opRegex, false}, "like": {opLike, false},
+	"contains": {opContains, false}, "not_contains": {opContains, true},
+	"starts_with": {opStartsWith, false}, "not_starts_with": {opStartsWith, true},
+	"ends_with": {opEndsWith, false}, "not_ends_with": {opEndsWith, true},
+	"in": {opIn, false}, "not_in": {opIn, true},
+	"set": {opSet, false}, "not_set": {opSet, true},
+	"empty": {opEmpty, false}, "not_empty": {opEmpty, true},
+	"null": {opNull, false}, "not_null": {opNull, true},
+	"before": {opBefore, false}, "after": {opAfter, false},
+}
+
+// takesValue reports whether an operator compares with a value.
+func (c opcode) takesValue() bool {
+	switch c {
+	case opSet, opEmpty, opNull:
+		return false
+	}
+	return true
+}
+
+type nodeKind uint8
+
+const (
+	nCompare nodeKind = iota
+	nAll
+	nAny
+	nNot
+	nRef
+)
+
+// node is a compiled condition.
+type node struct {
+	kind nodeKind
+	kids []*node
+	ref  *Trigger
+
+	// comparisons
+	opName     string
+	op         opcode
+	neg        bool
+	varName    string
+	o          opts
+	lit        view   // the value, classified
+	litText    string // the value's text, for text operators
+	litHasText bool
+	list       []view // in / not_in
+	strs       map[string]struct{}
+	re         *regexp.Regexp // regex, like
+	loc        *time.Location // before / after
+	tzName     string
+	clock      int // before/after: seconds since midnight, or -1 for a date
+	date       int // before/after: yyyymmdd
+}
+
+func (n *node) eval(vars Vars, now time.Time) bool {
+	switch n.kind {
+	case nAll:
+		for _, k := range n.kids {
+			if !k.eval(vars, now) {
+				return false
+			}
+		}
+		return true
+	case nAny:
+		for _, k := range n.kids {
+			if k.eval(vars, now) {
+				return true
+			}
+		}
+		return false
+	case nNot:
+		return !n.kids[0].eval(vars, now)
+	case nRef:
+		return n.ref.root.eval(vars, now)
+	}
+	var v any
+	present := false
+	if n.varName != "" {
+		v, present = vars.Lookup(n.varName)
+	}
+	return n.compare(v, present, now)
+}
+
+// compare runs a comparison on the variable's value.
+func (n *node) compare(v any, present bool, now time.Time) bool {
+	return n.test(v, present, now) != n.neg
+}
+
+func (n *node) test(v any, present bool, now time.Time) bool {
+	switch n.op {
+	case opSet:
+		return present
+	case opNull:
+		return !present || v == nil
+	case opEmpty:
+		return !present || viewOf(v, n.o).empty()
+	case opBefore, opAfter:
+		return n.clockTest(v, present, now)
+	}
+	if !present {
+		return false
+	}
+	switch n.op {
+	case opStartsWith, opEndsWith, opRegex, opLike:
+		return n.textTest(v)
+	case opContains:
+		if _, isArray := v.([]any); !isArray {
+			return n.textTest(v)
+		}
+	case opEq:
+		// The common literals have a short way that needs no view of v.
+		switch {
+		case n.lit.kind == vBool:
+			switch t := v.(type) {
+			case bool:
+				return t == n.lit.b
+			case string:
+				if n.o&optTrim != 0 {
+					t = strings.TrimSpace(t)
+				}
+				b, ok := boolText(t, n.o)
+				return ok && b == n.lit.b
+			}
+			return false
+		case isPlainString(n.lit):
+			t, ok := v.(string)
+			if !ok {
+				return false
+			}
+			if n.o&optTrim != 0 {
+				t = strings.TrimSpace(t)
+			}
+			return textEqual(t, n.lit.s, n.o)
+		}
+	}
+	x := viewOf(v, n.o)
+	switch n.op {
+	case opEq:
+		return equal(x, n.lit, n.o)
+	case opGt, opGe, opLt, opLe:
+		c, ok := order(x, n.lit, n.o)
+		if !ok {
+			return false
+		}
+		switch n.op {
+		case opGt:
+			return c > 0
+		case opGe:
+			return c >= 0
+		case opLt:
+			return c < 0
+		}
+		return c <= 0
+	case opContains:
+		if x.kind == vArray {
+			for _, e := range v.([]any) {
+				if equal(viewOf(e, n.o), n.lit, n.o) {
+					return true
+				}
+			}
+			return false
+		}
+		return false
+	case opIn:
+		if n.strs != nil && x.kind == vString {
+			if _, ok := n.strs[x.s]; ok {
+				return true
+			}
+		}
+		for i := range n.list {
+			if equal(x, n.list[i], n.o) {
+				return true
+			}
+		}
+		return false
+	}
+	return false
+}
+
+// textTest runs the operators that work on the text of strings and numbers.
+func (n *node) textTest(v any) bool {
+	var s string
+	switch t := v.(type) {
+	case string:
+		s = t
+		if n.o&optTrim != 0 {
+			s = strings.TrimSpace(s)
+		}
+	case bool, nil, []any, map[string]any:
+		return false
+	default:
+		var ok bool
+		if s, ok = viewOf(v, n.o).text(); !ok {
+			return false
+		}
+	}
+	switch n.op {
+	case opRegex, opLike:
+		return n.re.MatchString(s)
+	case opStartsWith:
+		return hasPrefix(s, n.litText, n.o)
+	case opEndsWith:
+		return hasSuffix(s, n.litText, n.o)
+	case opContains:
+		return n.litHasText && containsText(s, n.litText, n.o)
+	}
+	return false
+}
+
+// clockTest implements before/after. "before X" holds strictly before X and
+// "after X" from X on, so [after 09:00, before 17:00] is a half-open window.
+func (n *node) clockTest(v any, present bool, now time.Time) bool {
+	t := now
+	if n.varName != "" {
+		if !present {
+			return false
+		}
+		s, ok := v.(string)
+		if !ok {
+			return false
+		}
+		if n.o&optTrim != 0 {
+			s = strings.TrimSpace(s)
+		}
+		if n.clock < 0 {
+			if d, ok := parseDate(s); ok {
+				return n.dateCmp(d)
+			}
+		}
+		var err error
+		if t, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			return false
+		}
+	}
+	t = t.In(n.loc)
+	if n.clock < 0 {
+		y, m, d := t.Date()
+		return n.dateCmp(y*10000 + int(m)*100 + d)
+	}
+	h, m, s := t.Clock()
+	cur := h*3600 + m*60 + s
+	if n.op == opBefore {
+		return cur < n.clock
+	}
+	return cur >= n.clock
+}
+
+func (n *node) dateCmp(d int) bool {
+	if n.op == opBefore {
+		return d < n.date
+	}
+	return d >= n.date
+}
+
+// parseDate reads "YYYY-MM-DD" as yyyymmdd.
+func parseDate(s string) (int, bool) {
+	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
+		return 0, false
+	}
+	v := 0
+	for i := 0; i < 10; i++ {
+		if i == 4 || i == 7 {
+			continue
+		}
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int(c-'0')
+	}
+	y, m, d := v/10000, v/100%100, v%100
+	if m < 1 || m > 12 || d < 1 || d > daysIn(y, m) {
+		return 0, false
+	}
+	return v, true
+}
+
+func daysIn(y, m int) int {
+	switch m {
+	case 2:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// parseClock reads "HH:MM" as seconds since midnight.
+func parseClock(s string) (int, bool) {
+	if len(s) != 5 || s[2] != ':' {
+		return 0, false
+	}
+	for _, i := range []int{0, 1, 3, 4} {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	h := int(s[0]-'0')*10 + int(s[1]-'0')
+	m := int(s[3]-'0')*10 + int(s[4]-'0')
+	if h > 23 || m > 59 {
+		return 0, false
+	}
+	return h*3600 + m*60, true
+}
