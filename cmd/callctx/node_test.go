@@ -19,13 +19,13 @@ import (
 	"time"
 )
 
-// buildCallctx builds the command into a temporary directory.
+// buildCallctx returns the command built once per test binary (see
+// buildBinary).
 func buildCallctx(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "callctx")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	bin, err := buildBinary()
 	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		t.Fatal(err)
 	}
 	return bin
 }

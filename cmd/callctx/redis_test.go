@@ -1,8 +1,10 @@
 package main_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +24,8 @@ func TestRedis(t *testing.T) {
 	t.Run("CrashNode", func(t *testing.T) { testCrashNode(t, bin) })
 	t.Run("RestartRedis", func(t *testing.T) { testRestartRedis(t, bin) })
 	t.Run("ConfigErrors", func(t *testing.T) { testConfigErrors(t, bin) })
+	t.Run("FlowWaitAcrossNodes", func(t *testing.T) { testFlowWaitAcrossNodes(t, bin) })
+	t.Run("OutboxAcrossNodes", func(t *testing.T) { testOutboxAcrossNodes(t, bin) })
 }
 
 // testConfigErrors: a bad store configuration stops serve at once with a
@@ -320,4 +324,246 @@ func waitStatus(t *testing.T, n *node, path string, status int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// flowConfig is redisConfig with a flows directory and the automation
+// settings the outbox tests need.
+func flowConfig(url, flowsDir string) string {
+	return fmt.Sprintf(`store: redis
+redis:
+  url: %s
+  timeout: 1s
+  dial_timeout: 500ms
+  outbox_lease: 1s
+flows:
+  dir: %s
+automations:
+  workers: 2
+  backoff: 50ms
+  max_backoff: 200ms
+http:
+  access_log: false
+log:
+  format: json
+`, url, flowsDir)
+}
+
+// testFlowWaitAcrossNodes: a flow waits on node A for the CRM's answer,
+// and the CRM writes it through node B: A's wait is woken by B's write.
+func testFlowWaitAcrossNodes(t *testing.T, bin string) {
+	srv := redistest.MustStart(t, redistest.Options{})
+	flows := t.TempDir()
+	writeFile(t, filepath.Join(flows, "wait.yaml"), `
+triggers:
+  crm-answered:
+    when: {var: ivr.answer, op: set}
+flows:
+  waiter:
+    start: hold
+    nodes:
+      hold: {type: wait, until: crm-answered, timeout: 20s, next: greet, on_timeout: sorry}
+      greet: {type: play, prompt: "hello {ivr.answer}", next: bye}
+      sorry: {type: play, prompt: sorry, next: bye}
+      bye: {type: hangup}
+`)
+	cfg := flowConfig(srv.URL(), flows)
+	a := startNode(t, bin, "a", cfg)
+	b := startNode(t, bin, "b", cfg)
+	id := a.must(http.StatusCreated, "POST", "/v1/calls", map[string]any{"from": "+4930123456", "to": "+4940555000", "flow": "waiter"})["id"].(string)
+
+	const hold = 500 * time.Millisecond
+	type result struct {
+		r       *reply
+		err     error
+		elapsed time.Duration
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		r, err := a.do("POST", "/v1/calls/"+id+"/flow/next", map[string]any{})
+		done <- result{r, err, time.Since(start)}
+	}()
+	select {
+	case res := <-done:
+		t.Fatalf("the flow did not wait: %+v", res)
+	case <-time.After(hold): // A is holding the request in the wait
+	}
+	b.must(http.StatusOK, "POST", "/v1/sessions/"+id, map[string]any{"ivr.answer": "anna"})
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the wait on node A was not woken by the write on node B")
+	}
+	if res.err != nil || res.r.Status != http.StatusOK {
+		t.Fatalf("next: %v %+v", res.err, res.r)
+	}
+	var next map[string]any
+	jsonUnmarshal(res.r.Body, &next)
+	act, _ := next["action"].(map[string]any)
+	if next["node"] != "greet" || act["prompt"] != "hello anna" {
+		t.Fatalf("after the wait: %s, want greet with the CRM's answer", res.r.Body)
+	}
+	if res.elapsed < hold {
+		t.Fatalf("answered after %s, before the write", res.elapsed)
+	}
+	run := b.must(http.StatusOK, "GET", "/v1/calls/"+id+"/flow", nil)
+	wait, _ := run["path"].([]any)[0].(map[string]any)["wait"].(map[string]any)
+	if wait["fired"] != true {
+		t.Fatalf("the run on B does not show the wait fired: %v", run)
+	}
+}
+
+// receiver counts automation requests by Idempotency-Key, answering each
+// after a delay.
+type receiver struct {
+	srv   *httptest.Server
+	delay time.Duration
+
+	mu     sync.Mutex
+	seen   map[string]int       // requests per key
+	first  map[string]time.Time // when each key first arrived
+	paths  map[string]string    // key → request path
+	killAt time.Time            // the moment the test killed a node
+}
+
+func newReceiver(t *testing.T, delay time.Duration) *receiver {
+	r := &receiver{delay: delay, seen: map[string]int{}, first: map[string]time.Time{}, paths: map[string]string{}}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		key := req.Header.Get("Idempotency-Key")
+		r.mu.Lock()
+		r.seen[key]++
+		if _, ok := r.first[key]; !ok {
+			r.first[key] = time.Now()
+		}
+		r.paths[key] = req.URL.Path
+		r.mu.Unlock()
+		time.Sleep(r.delay)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *receiver) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.seen)
+}
+
+// testOutboxAcrossNodes: automations are delivered once across two nodes
+// (those of nodes' own flows, and those fired by events: on the node that
+// made the change only); then a node is killed with deliveries queued and
+// in flight, and the other takes them over after its lease.
+func testOutboxAcrossNodes(t *testing.T, bin string) {
+	srv := redistest.MustStart(t, redistest.Options{})
+	recv := newReceiver(t, 50*time.Millisecond)
+	flows := t.TempDir()
+	writeFile(t, filepath.Join(flows, "notify.yaml"), `
+automations:
+  notify:
+    url: "`+recv.srv.URL+`/start/{call.id}"
+    body: {call: "{call.id}"}
+    retry: {attempts: 20, backoff: 50ms, max_backoff: 200ms}
+  ended:
+    on: [call.ended]
+    url: "`+recv.srv.URL+`/ended/{call.id}"
+    retry: {attempts: 20, backoff: 50ms, max_backoff: 200ms}
+flows:
+  notify-flow:
+    start: fire
+    nodes:
+      fire: {type: automation, automations: [notify], next: bye}
+      bye: {type: hangup}
+`)
+	cfg := flowConfig(srv.URL(), flows)
+	a := startNode(t, bin, "a", cfg)
+	b := startNode(t, bin, "b", cfg)
+	newCall := func(n *node) string {
+		return n.must(http.StatusCreated, "POST", "/v1/calls", map[string]any{"from": "+4930123456", "to": "+4940555000", "flow": "notify-flow"})["id"].(string)
+	}
+	delivered := func(n *node, ids []string, want int) func() bool {
+		return func() bool {
+			for _, id := range ids {
+				r, err := n.do("GET", "/v1/calls/"+id+"/automations", nil)
+				if err != nil || r.Status != http.StatusOK {
+					return false
+				}
+				var page struct{ Items []struct{ Status string } }
+				jsonUnmarshal(r.Body, &page)
+				ok := 0
+				for _, d := range page.Items {
+					if d.Status == "delivered" {
+						ok++
+					}
+				}
+				if ok < want { // more is a duplicate, which the receiver's counts report
+					return false
+				}
+			}
+			return true
+		}
+	}
+
+	// Both nodes alive: calls on both, each ended through the other node.
+	var steady []string
+	for i := 0; i < 6; i++ {
+		steady = append(steady, newCall(a), newCall(b))
+	}
+	for i, id := range steady {
+		ender := b
+		if i%2 == 1 {
+			ender = a
+		}
+		ender.must(http.StatusOK, "POST", "/v1/calls/"+id+"/end", map[string]any{})
+	}
+	waitFor(t, "the steady-state deliveries", delivered(a, steady, 2))
+	time.Sleep(300 * time.Millisecond) // a duplicate would have arrived by now
+	recv.mu.Lock()
+	for key, n := range recv.seen {
+		if n != 1 {
+			t.Errorf("%s (%s) delivered %d times with both nodes alive", key, recv.paths[key], n)
+		}
+	}
+	if got, want := len(recv.seen), 2*len(steady); got != want {
+		t.Errorf("%d deliveries with both nodes alive, want %d (one per call and event)", got, want)
+	}
+	recv.mu.Unlock()
+
+	// A backlog on node A, and A dies while delivering it.
+	before := recv.count()
+	var backlog []string
+	for i := 0; i < 30; i++ {
+		backlog = append(backlog, newCall(a))
+	}
+	waitFor(t, "node A delivering", func() bool { return recv.count() >= before+4 })
+	recv.mu.Lock()
+	recv.killAt = time.Now()
+	recv.mu.Unlock()
+	a.kill()
+	waitFor(t, "node B taking the backlog over", delivered(b, backlog, 1))
+	time.Sleep(300 * time.Millisecond)
+	recv.mu.Lock()
+	defer recv.mu.Unlock()
+	twice := 0
+	for _, id := range backlog {
+		key := ""
+		for k, p := range recv.paths {
+			if p == "/start/"+id {
+				key = k
+			}
+		}
+		switch n := recv.seen[key]; {
+		case key == "":
+			t.Errorf("call %s: its automation never arrived", id)
+		case n == 2 && recv.first[key].Before(recv.killAt):
+			twice++ // sent by A, unrecorded when it died, sent again by B
+		case n != 1:
+			t.Errorf("call %s: delivered %d times (first at %s, kill at %s)", id, n, recv.first[key], recv.killAt)
+		}
+	}
+	if twice > 2 { // A had two workers: at most two requests unrecorded at its death
+		t.Errorf("%d deliveries repeated after the kill; node A had only 2 in flight", twice)
+	}
+	t.Logf("backlog of %d: node B delivered the rest after the kill; %d sent again (in flight when A died)", len(backlog), twice)
 }
