@@ -79,3 +79,13 @@ func TestStore_ContractCluster(t *testing.T) {
 		return MustOpenStore(t, redis.Options{ClusterAddrs: c.Addrs()})
 	})
 }
+
+// TestStore_ContractSentinel runs the contract through a Sentinel that
+// names the primary.
+func TestStore_ContractSentinel(t *testing.T) {
+	primary := redistest.MustStart(t, redistest.Options{})
+	sentinel := redistest.StartSentinel(t, "callctx", primary)
+	storetest.Run(t, func(t *testing.T) session.Store {
+		return MustOpenStore(t, redis.Options{SentinelMaster: "callctx", SentinelAddrs: []string{sentinel.Addr()}})
+	})
+}

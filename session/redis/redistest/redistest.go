@@ -431,3 +431,59 @@ func (s *Server) Monitor() (stop func() []string, err error) {
 		return lines
 	}, nil
 }
+
+// StartSentinel starts a Sentinel (redis-server --sentinel) that monitors
+// primary as master, and kills it when tb ends.
+func StartSentinel(tb testing.TB, master string, primary *Server) *Server {
+	tb.Helper()
+	bin, err := Binary()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := &Server{Dir: tb.TempDir()}
+	for attempt := 0; ; attempt++ {
+		if s.Port, err = freePort(false); err != nil {
+			tb.Fatal(err)
+		}
+		conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nlogfile redis.log\nsentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %s 1000\nsentinel failover-timeout %s 5000\n",
+			s.Port, s.Dir, master, primary.Port, master, master)
+		path := filepath.Join(s.Dir, "sentinel.conf")
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		cmd := exec.Command(bin, path, "--sentinel")
+		cmd.Dir = s.Dir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			tb.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		s.mu.Lock()
+		s.cmd, s.exited = cmd, exited
+		s.mu.Unlock()
+		deadline := time.Now().Add(10 * time.Second)
+		for ping(s.Addr()) != nil && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if ping(s.Addr()) == nil {
+			break
+		}
+		s.Kill()
+		if attempt > 5 {
+			tb.Fatalf("sentinel did not start: %s", s.logTail())
+		}
+	}
+	tb.Cleanup(func() { s.Kill() })
+	// Wait until the sentinel knows the master.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if addr, err := Command(s.Addr(), "SENTINEL", "GET-MASTER-ADDR-BY-NAME", master); err == nil && addr != "" && addr != "*-1" { // an array of host and port
+			return s
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("sentinel does not know %s", master)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
