@@ -160,7 +160,7 @@ func (e *Engine) Open() error {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	e.stop = stop
-	sub := e.svc.Subscribe("")
+	sub := e.svc.SubscribeLocal("")
 	e.outbox.add(pending...)
 	if len(pending) > 0 {
 		e.log.Info("resuming automations queued before the restart", "pending", len(pending))
@@ -549,7 +549,7 @@ func (e *Engine) events(ctx context.Context, sub *session.Subscription) {
 					return
 				}
 				e.log.Error("automation events fell behind; automations on events of that moment were missed")
-				sub = e.svc.Subscribe("")
+				sub = e.svc.SubscribeLocal("")
 				continue
 			}
 			if !ev.Remote { // the node that made the change fires its automations

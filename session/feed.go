@@ -45,6 +45,7 @@ type Subscription struct {
 	c      chan Event
 	feed   *feed
 	callID string
+	local  bool       // only this node's events, and call.ended from anywhere (SubscribeLocal)
 	mu     sync.Mutex // guards closed, lagged
 	closed bool
 	lagged bool
@@ -76,8 +77,8 @@ func newFeed() *feed {
 	return &feed{subs: make(map[string]map[*Subscription]struct{})}
 }
 
-func (f *feed) subscribe(callID string) *Subscription {
-	s := &Subscription{c: make(chan Event, subscriptionBuffer), feed: f, callID: callID}
+func (f *feed) subscribe(callID string, local bool) *Subscription {
+	s := &Subscription{c: make(chan Event, subscriptionBuffer), feed: f, callID: callID, local: local}
 	f.mu.Lock()
 	m := f.subs[callID]
 	if m == nil {
@@ -112,6 +113,9 @@ func (f *feed) publish(e Event) {
 	f.mu.RLock()
 	for _, key := range [2]string{e.CallID, ""} {
 		for s := range f.subs[key] {
+			if !s.gets(e) {
+				continue
+			}
 			select {
 			case s.c <- e:
 			default:
@@ -125,11 +129,24 @@ func (f *feed) publish(e Event) {
 	}
 }
 
-// wants reports whether an event of callID would reach a subscriber.
-func (f *feed) wants(callID string) bool {
+// gets reports whether the subscription receives e.
+func (s *Subscription) gets(e Event) bool {
+	return !s.local || !e.Remote || e.Type == EventCallEnded
+}
+
+// wants reports whether an event of type t of callID from another node
+// would reach a subscriber.
+func (f *feed) wants(callID string, t EventType) bool {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return len(f.subs[callID]) > 0 || len(f.subs[""]) > 0
+	for _, key := range [2]string{callID, ""} {
+		for s := range f.subs[key] {
+			if s.gets(Event{Type: t, Remote: true}) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // dropAll closes every subscription as lagged: events may have been lost,

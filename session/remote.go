@@ -20,8 +20,9 @@ type EventSource interface {
 // one that feeds the Service's subscribers.
 type EventSink interface {
 	// Wants reports whether a subscriber of this node would receive an
-	// event of callID, so that a source fetches only what is watched.
-	Wants(callID string) bool
+	// event of type t of callID, so that a source fetches only what is
+	// watched.
+	Wants(callID string, t EventType) bool
 	// Deliver hands one event to the subscribers.
 	Deliver(e Event)
 	// Missed says events may have been lost: every subscription is closed
@@ -40,7 +41,7 @@ func (s *Service) Follow(ctx context.Context, src EventSource) error {
 // feedSink is the EventSink of a Service's feed.
 type feedSink struct{ f *feed }
 
-func (k feedSink) Wants(callID string) bool { return k.f.wants(callID) }
+func (k feedSink) Wants(callID string, t EventType) bool { return k.f.wants(callID, t) }
 func (k feedSink) Deliver(e Event) {
 	e.Remote = true
 	k.f.publish(e)

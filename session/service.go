@@ -239,7 +239,15 @@ func (s *Service) History(ctx context.Context, callID string, after uint64) ([]H
 // Subscribe returns a subscription to the events of one call, or of every
 // call when callID is "". The caller must Close it.
 func (s *Service) Subscribe(callID string) *Subscription {
-	return s.feed.subscribe(callID)
+	return s.feed.subscribe(callID, false)
+}
+
+// SubscribeLocal is Subscribe for a subscriber that acts on the changes
+// made through this Service only (see Event.Remote), such as automations:
+// of other nodes' events it receives call.ended alone, so that the node
+// does not fetch every write made elsewhere for it.
+func (s *Service) SubscribeLocal(callID string) *Subscription {
+	return s.feed.subscribe(callID, true)
 }
 
 // Ping reports whether the store answers.

@@ -261,7 +261,7 @@ func benchNodes(bin, work, name string, configs []string, cfg config) ([]row, er
 	}
 	ids := make([]string, cfg.clients)
 	for i := range ids {
-		body := `{"from":"+4930123456","to":"+4940555000","flow":"order-status","variables":{"ivr.email":"jane@example.com","ivr.premium":true,"ivr.track_id":"TRK-0","app.lang":"de"}}`
+		body := `{"from":"+4930123456","to":"+4940555000","variables":{"ivr.email":"jane@example.com","ivr.premium":true,"ivr.track_id":"TRK-0","app.lang":"de"}}`
 		res, err := http.Post("http://"+nodes[i%len(nodes)].addr+"/v1/calls", "application/json", strings.NewReader(body))
 		if err != nil {
 			return nil, err

@@ -44,6 +44,17 @@ type notice struct {
 	node    string
 }
 
+// eventType is the type of the event a notice announces.
+func (n notice) eventType() session.EventType {
+	switch n.kind {
+	case 's':
+		return session.EventCallStarted
+	case 'e':
+		return session.EventCallEnded
+	}
+	return session.EventSessionUpdated
+}
+
 func parseNotice(p string) (notice, bool) {
 	f := strings.Split(p, " ")
 	if len(f) != 4 || len(f[0]) != 1 || !strings.Contains("sue", f[0]) {
@@ -121,7 +132,7 @@ func (s *Store) subscribe(ctx context.Context, queue chan notice, sink session.E
 			}
 		case *redis.Message:
 			n, ok := parseNotice(m.Payload)
-			if !ok || n.node == s.node || !sink.Wants(n.callID) {
+			if !ok || n.node == s.node || !sink.Wants(n.callID, n.eventType()) {
 				continue
 			}
 			select {
@@ -157,8 +168,8 @@ func (s *Store) fetchLoop(ctx context.Context, queue chan notice, sink session.E
 				break drain
 			}
 		}
-		for id := range latest {
-			if !sink.Wants(id) {
+		for id, n := range latest {
+			if !sink.Wants(id, n.eventType()) {
 				delete(latest, id)
 			}
 		}
@@ -235,14 +246,8 @@ func (s *Store) fetchEvents(ctx context.Context, notices map[string]notice) ([]s
 				}
 			}
 		}
-		e := session.Event{Type: session.EventSessionUpdated, CallID: f.n.callID, Version: f.n.version,
+		e := session.Event{Type: f.n.eventType(), CallID: f.n.callID, Version: f.n.version,
 			At: entries[0].At, Actor: entries[0].Actor, Changes: entries[0].Changes, Variables: vars}
-		switch f.n.kind {
-		case 's':
-			e.Type = session.EventCallStarted
-		case 'e':
-			e.Type = session.EventCallEnded
-		}
 		if f.call != nil {
 			if e.Call, _, err = callFromFields(f.n.callID, f.call.Val()); err != nil {
 				return nil, err
