@@ -362,6 +362,12 @@ func (s *Store) CallOutbox(ctx context.Context, callID string) ([]*session.Outbo
 // so that the other nodes take its deliveries over at once.
 func (s *Store) heartbeat(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
+	renew := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.lease/3)
+		defer cancel()
+		scriptHeartbeat.Run(ctx, s.rdb, []string{s.kLeases}, s.node, s.lease.Milliseconds())
+	}
+	renew() // a node is alive from the start
 	t := time.NewTicker(s.lease / 3)
 	defer t.Stop()
 	for {

@@ -104,8 +104,9 @@ local function notify(kind, v)
 end
 `
 
-// scriptCreate stores a new call. ARGV: 4 the session (built by Go), 5
-// version, 6 history entry JSON, 7 call JSON, 8 start (hex). KEYS[4],
+// scriptCreate stores a new call, with the node that created it (the one
+// that holds its SIP dialog, if it has one). ARGV: 4 the session (built by
+// Go), 5 version, 6 history entry JSON, 7 call JSON, 8 start (hex). KEYS[4],
 // KEYS[5] (when given): the all-calls and active indexes. Returns {1}, or
 // {0, the existing call's start} when the ID is taken.
 var scriptCreate = redis.NewScript(luaLib + `
@@ -114,7 +115,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 redis.call('SET', KEYS[1], ARGV[4])
 redis.call('RPUSH', KEYS[2], ARGV[6])
-redis.call('HSET', KEYS[3], 'call', ARGV[7], 'start', ARGV[8], 'state', 'active')
+redis.call('HSET', KEYS[3], 'call', ARGV[7], 'start', ARGV[8], 'state', 'active', 'node', ARGV[2])
 if #KEYS > 3 then
   local m = ARGV[8] .. ARGV[3]
   redis.call('ZADD', KEYS[4], 0, m)
