@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/redis"
@@ -88,4 +90,53 @@ func TestStore_ContractSentinel(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) session.Store {
 		return MustOpenStore(t, redis.Options{SentinelMaster: "callctx", SentinelAddrs: []string{sentinel.Addr()}})
 	})
+}
+
+// TestStore_SentinelFailover: the primary dies; Sentinel promotes its
+// replica, and the same store carries on against it by itself. Writes
+// that reached the replica before the crash are there; replication is
+// asynchronous, so later ones could be lost (docs/redis.md).
+func TestStore_SentinelFailover(t *testing.T) {
+	primary := redistest.MustStart(t, redistest.Options{})
+	replica := redistest.MustStart(t, redistest.Options{Args: []string{"--replicaof", "127.0.0.1", strconv.Itoa(primary.Port)}})
+	sentinel := redistest.StartSentinel(t, "callctx", primary)
+	st := MustOpenStore(t, redis.Options{SentinelMaster: "callctx", SentinelAddrs: []string{sentinel.Addr()},
+		Timeout: 500 * time.Millisecond, DialTimeout: 500 * time.Millisecond})
+	svc := session.NewService(st, session.Options{})
+	ctx := context.Background()
+	c, _, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 10; i++ {
+		if _, err := svc.Merge(ctx, c.ID, vars(`{"ivr.n":`+strconv.Itoa(i)+`}`), client); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait until the replica has every write, then crash the primary.
+	if n, err := redistest.Command(primary.Addr(), "WAIT", "1", "5000"); err != nil || n != ":1" {
+		t.Fatalf("WAIT: %q, %v", n, err)
+	}
+	primary.Kill()
+	deadline := time.Now().Add(30 * time.Second)
+	var s *session.Session
+	for {
+		s, err = svc.Merge(ctx, c.ID, vars(`{"ivr.after":true}`), client)
+		if err == nil {
+			break
+		}
+		if code := session.ErrorCode(err); code != session.CodeUnavailable {
+			t.Fatalf("during the failover: %v, want unavailable", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no failover within 30s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if string(s.Variables["ivr.n"]) != "10" || s.Version != 12 {
+		t.Fatalf("after the failover: version %d, ivr.n=%s; want 12 and 10", s.Version, s.Variables["ivr.n"])
+	}
+	if role, _ := redistest.Command(replica.Addr(), "ROLE"); role == "" {
+		t.Fatal("the replica does not answer")
+	}
 }
