@@ -67,3 +67,31 @@ func BenchmarkHandler_WriteSession(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHandler_WriteSessionParallel is many clients writing at once,
+// each to its own call, inside the handler: the CPU of the write path with
+// commits shared by DB.Batch.
+func BenchmarkHandler_WriteSessionParallel(b *testing.B) {
+	h, _ := benchHandler(b)
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		req := httptest.NewRequest("POST", "/v1/calls", strings.NewReader(`{"from":"a","to":"b"}`))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var c struct{ ID string }
+		json.Unmarshal(rec.Body.Bytes(), &c)
+		for i := 0; pb.Next(); i++ {
+			body := `{"ivr.email":"jane@example.com","ivr.premium":true,"ivr.track_id":"TRK-` + strconv.Itoa(i) + `"}`
+			req := httptest.NewRequest("POST", "/v1/sessions/"+c.ID, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK {
+				b.Error(rec.Code, rec.Body)
+				return
+			}
+		}
+	})
+}

@@ -45,6 +45,46 @@ func (s *Session) MarshalJSON() ([]byte, error) {
 	return s.AppendJSON(make([]byte, 0, 256+s.Size())), nil
 }
 
+// AppendJSON appends the JSON of h to b: {"version","at","actor","changes"}
+// with changes sorted by name and absent values as null.
+func (h *HistoryEntry) AppendJSON(b []byte) []byte {
+	b = append(b, `{"version":`...)
+	b = strconv.AppendUint(b, h.Version, 10)
+	b = append(b, `,"at":"`...)
+	b = h.At.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","actor":`...)
+	b = AppendJSONString(b, h.Actor)
+	b = append(b, `,"changes":{`...)
+	names := make([]string, 0, len(h.Changes))
+	for name := range h.Changes {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for i, name := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		c := h.Changes[name]
+		b = AppendJSONString(b, name)
+		b = append(b, `:{"old":`...)
+		b = appendRawOrNull(b, c.Old)
+		b = append(b, `,"new":`...)
+		b = appendRawOrNull(b, c.New)
+		b = append(b, '}')
+	}
+	return append(b, `}}`...)
+}
+
+// MarshalJSON implements json.Marshaler with AppendJSON.
+func (h *HistoryEntry) MarshalJSON() ([]byte, error) { return h.AppendJSON(nil), nil }
+
+func appendRawOrNull(b []byte, v []byte) []byte {
+	if v == nil {
+		return append(b, "null"...)
+	}
+	return append(b, v...)
+}
+
 const hexDigits = "0123456789abcdef"
 
 // AppendJSONString appends s as a JSON string, escaping what RFC 8259

@@ -225,7 +225,7 @@ func startCallctx(bin, dataDir string, batchSize int, batchDelay time.Duration) 
 func createCalls(addr string, n int) ([]string, error) {
 	ids := make([]string, n)
 	for i := range ids {
-		body := `{"from":"+4930123456","to":"+4940555000","flow":"order-status","variables":{"ivr.email":"jane@example.com","ivr.premium":true,"ivr.track_id":"TRK-0","app.lang":"de"}}`
+		body := `{"from":"+4930123456","to":"+4940555000","variables":{"ivr.email":"jane@example.com","ivr.premium":true,"ivr.track_id":"TRK-0","app.lang":"de"}}`
 		res, err := http.Post("http://"+addr+"/v1/calls", "application/json", strings.NewReader(body))
 		if err != nil {
 			return nil, err

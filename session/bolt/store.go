@@ -25,7 +25,7 @@ var _ session.Store = (*Store)(nil)
 var (
 	bucketCalls    = []byte("calls")    // call ID → Call JSON
 	bucketSessions = []byte("sessions") // call ID → session record (see encodeSession)
-	bucketHistory  = []byte("history")  // call ID, 0x00, version (8 bytes BE) → HistoryEntry JSON
+	bucketLog      = []byte("log")      // sequence number (8 bytes BE) → history log entry (see history.go)
 	bucketByStart  = []byte("by_start") // start time (8 bytes BE ns), call ID → state byte
 	bucketActive   = []byte("active")   // start time, call ID → empty; active calls only
 	bucketByEnd    = []byte("by_end")   // end time (8 bytes BE ns), call ID → empty
@@ -36,7 +36,7 @@ var (
 	bucketOutboxCall = []byte("outbox_call") // call ID, 0x00, entry ID → empty
 )
 
-var allBuckets = [][]byte{bucketCalls, bucketSessions, bucketHistory, bucketByStart, bucketActive, bucketByEnd,
+var allBuckets = [][]byte{bucketCalls, bucketSessions, bucketLog, bucketByStart, bucketActive, bucketByEnd,
 	bucketFlowRuns, bucketOutbox, bucketOutboxDue, bucketOutboxCall}
 
 // Options tune the store. Zero values take defaults.
@@ -178,11 +178,6 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 	if err != nil {
 		return session.Internal(fmt.Errorf("encode call: %w", err))
 	}
-	sessRec := encodeSession(sess)
-	histJSON, err := encodeJSON(h)
-	if err != nil {
-		return session.Internal(fmt.Errorf("encode history: %w", err))
-	}
 	id := []byte(c.ID)
 	var result error
 	err = s.write(func(tx *bolt.Tx) error {
@@ -193,13 +188,14 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 			return nil
 		}
 		startKey := timeKey(c.StartedAt, c.ID)
-		return putAll(
+		if err := putAll(
 			put(calls, id, callJSON),
-			put(tx.Bucket(bucketSessions), id, sessRec),
-			put(tx.Bucket(bucketHistory), historyKey(c.ID, h.Version), histJSON),
 			put(tx.Bucket(bucketByStart), startKey, []byte{stateByte(c.State)}),
 			put(tx.Bucket(bucketActive), startKey, nil),
-		)
+		); err != nil {
+			return err
+		}
+		return putSession(tx, sess, 0, h)
 	})
 	if err != nil {
 		return storeErr("create call", err)
@@ -300,8 +296,8 @@ func (s *Store) SessionJSON(ctx context.Context, callID string) ([]byte, uint64,
 		if v == nil {
 			return notFound(callID)
 		}
-		if len(v) < sessionHeader || v[0] != sessionFormat {
-			return fmt.Errorf("session %s: unknown record format", callID)
+		if err := checkRecord(v); err != nil {
+			return fmt.Errorf("session %s: %w", callID, err)
 		}
 		version = recordVersion(v)
 		js = bytes.Clone(v[sessionHeader:])
@@ -311,31 +307,6 @@ func (s *Store) SessionJSON(ctx context.Context, callID string) ([]byte, uint64,
 		return nil, 0, storeErr("read session", err)
 	}
 	return js, version, nil
-}
-
-// A session record is a format byte, the version (8 bytes, big-endian) and
-// the session's canonical JSON, which reads serve as they are.
-const (
-	sessionFormat = 1
-	sessionHeader = 9
-)
-
-func encodeSession(s *session.Session) []byte {
-	b := make([]byte, sessionHeader, sessionHeader+256+s.Size())
-	b[0] = sessionFormat
-	binary.BigEndian.PutUint64(b[1:sessionHeader], s.Version)
-	return s.AppendJSON(b)
-}
-
-func decodeSession(v []byte) (*session.Session, error) {
-	if len(v) < sessionHeader || v[0] != sessionFormat {
-		return nil, errors.New("unknown session record format")
-	}
-	s := new(session.Session)
-	if err := json.Unmarshal(v[sessionHeader:], s); err != nil {
-		return nil, fmt.Errorf("decode session: %w", err)
-	}
-	return s, nil
 }
 
 // Apply implements session.Store.
@@ -387,14 +358,8 @@ func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*se
 				return nil
 			}
 		}
-		if err := sessions.Put(id, cur.sessRec); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketHistory).Put(historyKey(callID, cur.entry.Version), cur.histRec); err != nil {
-			return err
-		}
 		final = cur
-		return nil
+		return putRecords(tx, callID, cur.sessRec, cur.logEntry)
 	})
 	if err != nil {
 		return nil, nil, storeErr("apply write", err)
@@ -404,12 +369,12 @@ func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*se
 
 // prepared is a write computed against one version of a session record.
 type prepared struct {
-	base    uint64 // the version the write was computed against
-	sess    *session.Session
-	entry   *session.HistoryEntry // nil: nothing changes
-	sessRec []byte
-	histRec []byte
-	err     error // the write is refused (a domain error)
+	base     uint64 // the version the write was computed against
+	sess     *session.Session
+	entry    *session.HistoryEntry // nil: nothing changes
+	sessRec  []byte                // head filled in by putRecords
+	logEntry []byte
+	err      error // the write is refused (a domain error)
 }
 
 // prepare applies p to a decoded copy of the session record v and encodes
@@ -424,10 +389,8 @@ func prepare(v []byte, p *session.Patch) (*prepared, error) {
 	if prep.err != nil || prep.entry == nil {
 		return prep, nil
 	}
-	prep.sessRec = encodeSession(sess)
-	if prep.histRec, err = encodeJSON(prep.entry); err != nil {
-		return nil, fmt.Errorf("encode history: %w", err)
-	}
+	prep.sessRec = encodeSession(sess, 0)
+	prep.logEntry = encodeLogEntry(recordHead(v), prep.entry)
 	return prep, nil
 }
 
@@ -436,30 +399,6 @@ func (p *prepared) result() (*session.Session, *session.HistoryEntry, error) {
 		return nil, nil, p.err
 	}
 	return p.sess, p.entry, nil
-}
-
-// recordVersion reads the version from a session record's header.
-func recordVersion(v []byte) uint64 {
-	if len(v) < sessionHeader {
-		return 0
-	}
-	return binary.BigEndian.Uint64(v[1:sessionHeader])
-}
-
-// putSessionAndHistory stores a session and, when h is not nil, the history
-// entry that made it.
-func putSessionAndHistory(tx *bolt.Tx, sess *session.Session, h *session.HistoryEntry) error {
-	if err := tx.Bucket(bucketSessions).Put([]byte(sess.CallID), encodeSession(sess)); err != nil {
-		return err
-	}
-	if h == nil {
-		return nil
-	}
-	histJSON, err := encodeJSON(h)
-	if err != nil {
-		return fmt.Errorf("encode history: %w", err)
-	}
-	return tx.Bucket(bucketHistory).Put(historyKey(sess.CallID, h.Version), histJSON)
 }
 
 // EndCall implements session.Store.
@@ -510,7 +449,7 @@ func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason
 		); err != nil {
 			return err
 		}
-		return putSessionAndHistory(tx, sess, entry)
+		return putSession(tx, sess, recordHead(rawSess), entry)
 	})
 	if err != nil {
 		return nil, nil, nil, false, storeErr("end call", err)
@@ -525,17 +464,17 @@ func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason
 func (s *Store) History(ctx context.Context, callID string, after uint64) ([]session.HistoryEntry, error) {
 	var entries []session.HistoryEntry
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketSessions).Get([]byte(callID)) == nil {
+		rec := tx.Bucket(bucketSessions).Get([]byte(callID))
+		if rec == nil {
 			return notFound(callID)
 		}
-		prefix := historyKey(callID, 0)[:len(callID)+1]
-		cur := tx.Bucket(bucketHistory).Cursor()
-		for k, v := cur.Seek(historyKey(callID, after+1)); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
-			var h session.HistoryEntry
-			if err := json.Unmarshal(v, &h); err != nil {
-				return fmt.Errorf("decode history %s: %w", callID, err)
-			}
-			entries = append(entries, h)
+		if err := checkRecord(rec); err != nil {
+			return fmt.Errorf("session %s: %w", callID, err)
+		}
+		var err error
+		entries, err = readHistory(tx, recordHead(rec), after)
+		if err != nil {
+			return fmt.Errorf("call %s: %w", callID, err)
 		}
 		return nil
 	})
@@ -568,8 +507,10 @@ func (s *Store) Purge(ctx context.Context, before time.Time, max int) (int, erro
 					return err
 				}
 			}
-			if err := deleteHistory(tx.Bucket(bucketHistory), string(id)); err != nil {
-				return err
+			if rec := tx.Bucket(bucketSessions).Get(id); len(rec) >= sessionHeader {
+				if err := deleteHistory(tx, recordHead(rec)); err != nil {
+					return err
+				}
 			}
 			if err := deleteFlowData(tx, string(id)); err != nil {
 				return err
@@ -587,35 +528,11 @@ func (s *Store) Purge(ctx context.Context, before time.Time, max int) (int, erro
 	return n, nil
 }
 
-func deleteHistory(b *bolt.Bucket, callID string) error {
-	prefix := historyKey(callID, 0)[:len(callID)+1]
-	var keys [][]byte
-	cur := b.Cursor()
-	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
-		keys = append(keys, bytes.Clone(k))
-	}
-	for _, k := range keys {
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // timeKey is an index key that sorts by time, then call ID.
 func timeKey(t time.Time, id string) []byte {
 	k := make([]byte, 8+len(id))
 	binary.BigEndian.PutUint64(k, uint64(t.UnixNano()))
 	copy(k[8:], id)
-	return k
-}
-
-// historyKey is call ID, 0x00, version: call IDs never hold 0x00, so one
-// call's entries are contiguous and sorted by version.
-func historyKey(callID string, version uint64) []byte {
-	k := make([]byte, len(callID)+1+8)
-	copy(k, callID)
-	binary.BigEndian.PutUint64(k[len(callID)+1:], version)
 	return k
 }
 

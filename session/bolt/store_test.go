@@ -2,8 +2,11 @@ package bolt_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
@@ -77,5 +80,47 @@ func TestStore_Reopen(t *testing.T) {
 	}
 	if got.Version != 1 || string(got.Variables["call.id"]) != `"`+c.ID+`"` {
 		t.Fatalf("after reopen: %+v", got)
+	}
+}
+
+// TestStore_PurgeRemovesHistory: the retention sweep leaves no history
+// entries of a purged call behind in the shared log, and keeps the others'.
+func TestStore_PurgeRemovesHistory(t *testing.T) {
+	st := MustOpenStore(t)
+	clock := storetest.NewClock(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
+	svc := session.NewService(st, session.Options{Now: clock.Now, Retention: time.Hour})
+	ctx := context.Background()
+	var ids []string
+	for i := 0; i < 3; i++ {
+		c, _, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, session.WriteOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.ID)
+	}
+	// Interleave the writes so that the calls' entries alternate in the log.
+	for i := 0; i < 5; i++ {
+		for _, id := range ids {
+			if _, err := svc.Merge(ctx, id, map[string]json.RawMessage{"ivr.n": json.RawMessage(strconv.Itoa(i))}, session.WriteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	svc.EndCall(ctx, ids[1], "", "t")
+	if got, want := st.LogLen(), 3*(1+5)+1; got != want {
+		t.Fatalf("log holds %d entries, want %d", got, want)
+	}
+	clock.Advance(2 * time.Hour)
+	if n, err := svc.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("swept %d, %v", n, err)
+	}
+	if got, want := st.LogLen(), 2*(1+5); got != want {
+		t.Fatalf("after the sweep the log holds %d entries, want %d", got, want)
+	}
+	for _, id := range []string{ids[0], ids[2]} {
+		h, err := svc.History(ctx, id, 0)
+		if err != nil || len(h) != 6 || h[0].Version != 1 || h[5].Version != 6 {
+			t.Fatalf("history of %s after the sweep: %d entries, %v", id, len(h), err)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -114,7 +115,17 @@ func TestStore_SentinelFailover(t *testing.T) {
 		}
 	}
 	// Wait until the replica has every write, then crash the primary.
-	if n, err := redistest.Command(primary.Addr(), "WAIT", "1", "5000"); err != nil || n != ":1" {
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		info, _ := redistest.Command(replica.Addr(), "INFO", "replication")
+		if strings.Contains(info, "master_link_status:up") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica does not follow the primary: %s", info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n, err := redistest.Command(primary.Addr(), "WAIT", "1", "3000"); err != nil || n != ":1" {
 		t.Fatalf("WAIT: %q, %v", n, err)
 	}
 	primary.Kill()
