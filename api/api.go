@@ -39,6 +39,9 @@ type Config struct {
 	KeepAlive time.Duration
 	// AccessLog logs every request at info level.
 	AccessLog bool
+	// Transferer moves calls to another party (the SIP bridge); nil when the bridge is off,
+	// and then POST /v1/calls/{id}/transfer answers 503.
+	Transferer session.Transferer
 }
 
 // Defaults for Config.
@@ -60,6 +63,8 @@ type Handler struct {
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed by Close: event streams end
+
+	transferer session.Transferer // nil without the SIP bridge
 }
 
 // Route is one method and path the handler serves, in OpenAPI's syntax.
@@ -93,6 +98,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		keepAlive: cfg.KeepAlive,
 		closing:   make(chan struct{}),
 	}
+	h.transferer = cfg.Transferer
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -172,6 +178,7 @@ func (h *Handler) routeTable() []route {
 		{method: "GET", path: "/v1/calls", handle: h.listCalls},
 		{method: "GET", path: "/v1/calls/{id}", handle: h.getCall},
 		{method: "POST", path: "/v1/calls/{id}/end", handle: h.endCall},
+		{method: "POST", path: "/v1/calls/{id}/transfer", handle: h.transferCall},
 		{method: "POST", path: "/v1/calls/{id}/flow/next", handle: h.flowNext},
 		{method: "GET", path: "/v1/calls/{id}/flow", handle: h.getCallFlow},
 		{method: "GET", path: "/v1/calls/{id}/automations", handle: h.getCallAutomations},

@@ -109,13 +109,27 @@ func (h *Handler) listCalls(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"items": items, "next": optString(page.Next)})
 }
 
+// callDetailJSON is one call with what the SIP bridge did with it.
+type callDetailJSON struct {
+	callJSON
+	Transfers []transferJSON `json:"transfers"`
+	Legs      []string       `json:"legs"`
+}
+
 func (h *Handler) getCall(c *gin.Context) {
 	call, err := h.svc.Call(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, toCallJSON(call))
+	sess, err := h.svc.Session(c.Request.Context(), call.ID)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	out := callDetailJSON{callJSON: toCallJSON(call)}
+	out.Transfers, out.Legs = callSIP(sess.Variables)
+	c.JSON(http.StatusOK, out)
 }
 
 func (h *Handler) endCall(c *gin.Context) {

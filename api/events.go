@@ -159,6 +159,8 @@ func (st *stream) catchUp() bool {
 			typ = session.EventCallStarted
 		case bytes.Equal(e.Changes["call.state"].New, []byte(`"ended"`)):
 			typ, state = session.EventCallEnded, session.StateEnded
+		case isTransferOutcome(e.Changes[session.VarTransferStatus].New):
+			typ = session.EventTransferStatus
 		}
 		at := e.At
 		if !st.send(string(typ), e.Version, eventData{CallID: st.callID, Version: e.Version, State: state, At: &at, Actor: e.Actor, Changes: toChangesJSON(e.Changes), Variables: vars}) {
@@ -193,4 +195,18 @@ func (st *stream) send(event string, id uint64, data eventData) bool {
 		st.ended = true
 	}
 	return true
+}
+
+// isTransferOutcome reports whether a new sip.transfer.status is a final outcome, which was
+// published live as transfer.status, so that a replay names it the same way.
+func isTransferOutcome(v json.RawMessage) bool {
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return false
+	}
+	switch session.TransferStatus(s) {
+	case session.TransferAnswered, session.TransferFailed, session.TransferAccepted:
+		return true
+	}
+	return false
 }

@@ -284,7 +284,7 @@ func (e *Engine) Next(ctx context.Context, callID string, o *Outcome) (*Run, err
 		cr.run, cr.snap = nil, nil
 		return nil, err
 	}
-	if transfer && !o.empty() {
+	if transfer && !o.empty() && !o.Announced {
 		e.fire(ctx, EventTransferStatus, c, nil)
 	}
 	out := cloneRun(cr.run)

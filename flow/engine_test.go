@@ -774,3 +774,44 @@ flows:
 		t.Fatalf("echo fired %d times, want the limit of 100", n)
 	}
 }
+
+// TestEngine_transferAnnounced: when the SIP bridge performs a transfer, it publishes the
+// outcome as a transfer.status event itself and reports it to Next as Announced, so the
+// automations on transfer.status fire once, not twice.
+func TestEngine_transferAnnounced(t *testing.T) {
+	c := newCRM(t)
+	snap := mustCompile(t, `
+automations:
+  transfer:
+    url: "${CRM_URL}/transfer"
+    on: [transfer.status]
+flows:
+  f:
+    start: out
+    nodes:
+      out: {type: transfer, target: "sip:agent@pbx"}
+`, env(c.srv.URL))
+	w := newWorld(t, snap, nil)
+	a := w.call(t, "f", "+49301")
+	run := w.next(t, a, nil)
+	// What the bridge writes when the REFER's final NOTIFY arrives.
+	if _, err := w.svc.Merge(context.Background(), a, map[string]json.RawMessage{"sip.transfer.status": json.RawMessage(`"answered"`)},
+		session.WriteOptions{Actor: "sip", Origin: session.OriginSIP, Event: session.EventTransferStatus}); err != nil {
+		t.Fatal(err)
+	}
+	w.next(t, a, &flow.Outcome{Status: flow.StatusDone, Step: run.Step, Announced: true})
+	n := func() int {
+		k := 0
+		for _, r := range c.requests() {
+			if r.Path == "/transfer" && r.CallID == a {
+				k++
+			}
+		}
+		return k
+	}
+	eventually(t, "the transfer.status automation", func() bool { return n() >= 1 })
+	time.Sleep(200 * time.Millisecond)
+	if got := n(); got != 1 {
+		t.Fatalf("transfer.status automation fired %d times, want 1", got)
+	}
+}

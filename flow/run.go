@@ -31,6 +31,10 @@ type Outcome struct {
 	// answer gave it; 0 answers the current action. With it a client can
 	// safely retry: an outcome for an older step is not applied twice.
 	Step int
+	// Announced says the transfer's outcome was published already as a
+	// transfer.status event of the session (the SIP bridge records the
+	// transfers it performs), so Next must not fire those automations again.
+	Announced bool
 }
 
 func (o *Outcome) empty() bool { return o == nil || (o.Status == "" && o.Input == nil) }

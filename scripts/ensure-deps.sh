@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 
 command -v go >/dev/null || { echo "ensure-deps: Go is not installed" >&2; exit 1; }
 go mod download
-./scripts/ensure-redis.sh
+./scripts/ensure-sipp.sh   # sipp (Debian sip-tester) for the SIP bridge tests
+./scripts/ensure-redis.sh  # redis-server, redis-cli, redis-benchmark for the Redis store tests

@@ -52,6 +52,9 @@ type NewCall struct {
 	SIPCallID string
 	ParentID  string
 	Variables map[string]json.RawMessage // seeds the session, under the same rules as a write
+	// EndReason, when set, records the call as ended the moment it starts, in one write:
+	// a call the SIP bridge redirected is over for callctx as soon as the 302 is sent.
+	EndReason string
 }
 
 // StateFilter selects calls by state when listing.

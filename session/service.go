@@ -86,6 +86,9 @@ func (s *Service) CreateCall(ctx context.Context, nc NewCall, opts WriteOptions)
 		ID: nc.ID, State: StateActive, From: nc.From, To: nc.To, Direction: nc.Direction,
 		Flow: nc.Flow, StartedAt: now, SIPCallID: nc.SIPCallID, ParentID: nc.ParentID,
 	}
+	if nc.EndReason != "" {
+		c.State, c.EndedAt, c.EndReason = StateEnded, now, nc.EndReason
+	}
 	for name, v := range callVariables(c) {
 		set[name] = v
 	}
@@ -95,10 +98,14 @@ func (s *Service) CreateCall(ctx context.Context, nc NewCall, opts WriteOptions)
 	if err != nil {
 		return nil, nil, err
 	}
+	sess.State = c.State
 	if err := s.store.CreateCall(ctx, c, sess, h); err != nil {
 		return nil, nil, err
 	}
 	s.feed.publish(Event{Type: EventCallStarted, CallID: c.ID, Version: sess.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables, Call: c})
+	if c.State == StateEnded {
+		s.feed.publish(Event{Type: EventCallEnded, CallID: c.ID, Version: sess.Version, At: now, Actor: opts.Actor, Variables: sess.Variables, Call: c})
+	}
 	return c, sess, nil
 }
 
@@ -120,6 +127,10 @@ func callVariables(c *Call) map[string]json.RawMessage {
 	}
 	if c.ParentID != "" {
 		vars["call.parentId"] = jsonString(c.ParentID)
+	}
+	if c.State == StateEnded {
+		vars["call.endedAt"] = jsonString(c.EndedAt.Format(time.RFC3339Nano))
+		vars["call.endReason"] = jsonString(c.EndReason)
 	}
 	return vars
 }
@@ -219,13 +230,17 @@ func (s *Service) Merge(ctx context.Context, callID string, vars map[string]json
 		return nil, err
 	}
 	now := s.now().UTC()
-	p := &Patch{Set: set, IfMatch: opts.IfMatch, Actor: opts.Actor, At: now, Limits: s.limits}
+	p := &Patch{Set: set, IfMatch: opts.IfMatch, Actor: opts.Actor, At: now, Limits: s.limits, Event: opts.Event}
 	sess, h, err := s.store.Apply(ctx, callID, p)
 	if err != nil {
 		return nil, err
 	}
 	if h != nil {
-		s.feed.publish(Event{Type: EventSessionUpdated, CallID: callID, Version: h.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables})
+		typ := opts.Event
+		if typ == "" {
+			typ = EventSessionUpdated
+		}
+		s.feed.publish(Event{Type: typ, CallID: callID, Version: h.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables})
 	}
 	return sess, nil
 }

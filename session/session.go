@@ -64,6 +64,9 @@ type WriteOptions struct {
 	IfMatch uint64 // 0: no precondition; else the version the writer read
 	Actor   string // recorded in history: a token name, "sip", "flow:<name>"
 	Origin  Origin // decides the writable namespaces
+	// Event is the type of the event published for the write; EventSessionUpdated when
+	// empty. The SIP bridge records transfer outcomes as EventTransferStatus.
+	Event EventType
 }
 
 // checkWrite validates the names and values of a write and returns them as

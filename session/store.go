@@ -14,7 +14,8 @@ import (
 // CodeUnavailable) for failures of the store itself.
 type Store interface {
 	// CreateCall stores a new call with its first session version and
-	// history entry. CodeConflict when a call with that ID exists.
+	// history entry; the call may be ended already (NewCall.EndReason), and
+	// is then indexed as ended. CodeConflict when a call with that ID exists.
 	CreateCall(ctx context.Context, c *Call, s *Session, h *HistoryEntry) error
 
 	// Call returns a call. CodeNotFound when there is none.

@@ -195,6 +195,10 @@ type Patch struct {
 	// the count and size limits: a call whose session is full must still
 	// be able to end. Only the Service's own end-of-call patch sets it.
 	AllowEnded bool
+	// Event is the type of the event the write publishes (the Service
+	// sets it; EventSessionUpdated when empty). A store that tells other
+	// nodes about writes passes it on.
+	Event EventType
 }
 
 // Apply applies p to s in place and returns the history entry it makes, or

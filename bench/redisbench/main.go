@@ -116,14 +116,14 @@ func run() error {
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/callctx").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	redisCfg := fmt.Sprintf("store: redis\nredis:\n  url: %s\n  pool_size: %d\nhttp:\n  access_log: false\nlog:\n  level: info\n  format: json\n", srv.URL(), cfg.clients)
+	redisCfg := fmt.Sprintf("store: redis\nredis:\n  url: %s\n  pool_size: %d\nhttp:\n  access_log: false\nsip:\n  listen: \"\"\nlog:\n  level: info\n  format: json\n", srv.URL(), cfg.clients)
 	for _, setup := range []struct {
 		name    string
 		configs []string
 	}{
 		{"callctx, 1 node on Redis", []string{redisCfg}},
 		{"callctx, 2 nodes sharing Redis", []string{redisCfg, redisCfg}},
-		{"callctx, 1 node on bbolt", []string{fmt.Sprintf("data:\n  dir: %s\nhttp:\n  access_log: false\nlog:\n  level: info\n  format: json\n", filepath.Join(work, "bolt"))}},
+		{"callctx, 1 node on bbolt", []string{fmt.Sprintf("data:\n  dir: %s\nhttp:\n  access_log: false\nsip:\n  listen: \"\"\nlog:\n  level: info\n  format: json\n", filepath.Join(work, "bolt"))}},
 	} {
 		r, err := benchNodes(bin, work, setup.name, setup.configs, cfg)
 		if err != nil {

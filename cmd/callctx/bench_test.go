@@ -37,6 +37,7 @@ func BenchmarkFlowNext(b *testing.B) {
 	writeFile(b, filepath.Join(flows, "bench.yaml"), nodes.String())
 	cfg := main.DefaultConfig()
 	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.SIP.Listen = "127.0.0.1:0"
 	off := false
 	cfg.HTTP.AccessLog = &off
 	cfg.Data.Dir = b.TempDir()

@@ -187,7 +187,7 @@ func TestServe_brokenFlowsRefused(t *testing.T) {
 	}
 	flows := t.TempDir()
 	writeFile(t, filepath.Join(flows, "bad.yaml"), "triggers:\n  t:\n    when: {var: ivr.x, op: nope}\n")
-	out, err := exec.Command(bin, "serve", "--http", "127.0.0.1:0", "--data", t.TempDir(), "--flows", flows).CombinedOutput()
+	out, err := exec.Command(bin, "serve", "--http", "127.0.0.1:0", "--sip", "127.0.0.1:0", "--data", t.TempDir(), "--flows", flows).CombinedOutput()
 	if err == nil {
 		t.Fatal("callctx started with a broken flows directory")
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/callctx/callctx/api"
 	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/session"
+	"github.com/callctx/callctx/sipbridge"
 	"gopkg.in/yaml.v3"
 )
 
@@ -31,6 +33,7 @@ type Config struct {
 	Log         LogConfig         `yaml:"log"`
 	Flows       FlowsConfig       `yaml:"flows"`
 	Automations AutomationsConfig `yaml:"automations"`
+	SIP         SIPConfig         `yaml:"sip"`
 }
 
 // FlowsConfig says where the triggers, automations and flows are.
@@ -140,6 +143,31 @@ type LogConfig struct {
 	Format string `yaml:"format"` // auto (text on a terminal, else JSON), json, text
 }
 
+// SIPConfig configures the SIP bridge (package sipbridge).
+type SIPConfig struct {
+	// Listen is the UDP and TCP address (one port for both); "" turns the bridge off.
+	Listen    string `yaml:"listen"`
+	Advertise string `yaml:"advertise"` // host in Contact headers; required with a wildcard listen address
+	TLS       struct {
+		Listen   string `yaml:"listen"`
+		CertFile string `yaml:"cert_file"`
+		KeyFile  string `yaml:"key_file"`
+	} `yaml:"tls"`
+	Mode   string `yaml:"mode"`   // answer (default), redirect, bridge
+	Target string `yaml:"target"` // where redirect and bridge send calls
+	SBC    string `yaml:"sbc"`    // host[:port] tel: targets are sent to
+	Carry  struct {
+		Variables   []string          `yaml:"variables"`
+		As          string            `yaml:"as"`
+		UUIEncoding string            `yaml:"uui_encoding"`
+		Names       map[string]string `yaml:"names"`
+	} `yaml:"carry"`
+	Map             map[string]string `yaml:"map"` // inbound header or UUI key → variable
+	TransferTimeout Duration          `yaml:"transfer_timeout"`
+	Flow            string            `yaml:"flow"`      // the flow of inbound calls; it decides instead of mode
+	MaxCalls        int               `yaml:"max_calls"` // inbound calls at once; more get 503
+}
+
 // Duration is a time.Duration written like "24h" or "500us" in YAML.
 type Duration time.Duration
 
@@ -163,6 +191,7 @@ const (
 	DefaultDataDir       = "./callctx-data"
 	DefaultSweepInterval = time.Minute
 	DefaultFlowsDir      = "./flows"
+	DefaultSIPListen     = sipbridge.DefaultListen
 )
 
 // DefaultConfig returns the configuration used when nothing is set.
@@ -179,6 +208,7 @@ func DefaultConfig() Config {
 			Workers: flow.DefaultWorkers, Timeout: Duration(flow.DefaultTimeout), Attempts: flow.DefaultAttempts,
 			Backoff: Duration(flow.DefaultBackoff), MaxBackoff: Duration(flow.DefaultMaxBackoff),
 		},
+		SIP: SIPConfig{Listen: DefaultSIPListen, Mode: string(sipbridge.ModeAnswer)},
 	}
 }
 
@@ -250,6 +280,11 @@ func (c *Config) Validate() error {
 	case "auto", "json", "text":
 	default:
 		errs = append(errs, fmt.Errorf("log.format %q: use auto, json or text", c.Log.Format))
+	}
+	if c.SIP.Listen != "" {
+		if _, err := c.SIPBridgeConfig(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -344,4 +379,39 @@ func isLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// SIPBridgeConfig turns the sip section into the bridge's configuration, loading the TLS
+// certificate when one is configured.
+func (c *Config) SIPBridgeConfig() (sipbridge.Config, error) {
+	s := c.SIP
+	out := sipbridge.Config{
+		Listen: s.Listen, Advertise: s.Advertise, TLSListen: s.TLS.Listen, Mode: sipbridge.Mode(s.Mode),
+		Target: s.Target, SBC: s.SBC, Map: s.Map, TransferTimeout: time.Duration(s.TransferTimeout),
+		Carry: session.TransferContext{Variables: s.Carry.Variables, As: s.Carry.As, UUIEncoding: s.Carry.UUIEncoding, Names: s.Carry.Names},
+		Flow:  s.Flow, MaxCalls: s.MaxCalls,
+	}
+	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
+		return out, fmt.Errorf("sip.listen %q is not host:port (\"\" turns the SIP bridge off)", s.Listen)
+	}
+	switch {
+	case s.TLS.Listen == "" && (s.TLS.CertFile != "" || s.TLS.KeyFile != ""):
+		return out, errors.New("sip.tls.cert_file and key_file need sip.tls.listen")
+	case s.TLS.Listen != "":
+		if s.TLS.CertFile == "" || s.TLS.KeyFile == "" {
+			return out, errors.New("sip.tls.listen needs sip.tls.cert_file and sip.tls.key_file")
+		}
+		cert, err := tls.LoadX509KeyPair(s.TLS.CertFile, s.TLS.KeyFile)
+		if err != nil {
+			return out, fmt.Errorf("sip.tls: %w", err)
+		}
+		out.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if s.TransferTimeout < 0 {
+		return out, errors.New("sip.transfer_timeout must not be negative")
+	}
+	if s.MaxCalls < 0 {
+		return out, errors.New("sip.max_calls must not be negative")
+	}
+	return out, out.Validate()
 }

@@ -31,6 +31,7 @@ func startMain(t *testing.T, flowsDir string, env map[string]string) *main.Main 
 	t.Helper()
 	cfg := main.DefaultConfig()
 	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.SIP.Listen = "127.0.0.1:0"
 	off := false
 	cfg.HTTP.AccessLog = &off
 	cfg.Data.Dir = t.TempDir()

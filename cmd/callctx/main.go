@@ -1,6 +1,6 @@
 // Command callctx runs the callctx service and its tools.
 //
-//	callctx serve [--http ADDR] [--data DIR] [--flows DIR] [--config FILE]
+//	callctx serve [--http ADDR] [--sip ADDR] [--data DIR] [--flows DIR] [--config FILE]
 //	callctx check [DIR]
 //	callctx simulate --flow NAME [--dir DIR] [--set NAME=VALUE]... [--input TEXT]... [--at TIME] [--json]
 //	callctx version
@@ -30,6 +30,7 @@ import (
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
 	"github.com/callctx/callctx/session/redis"
+	"github.com/callctx/callctx/sipbridge"
 )
 
 func main() {
@@ -42,7 +43,7 @@ func main() {
 const usage = `callctx keeps the context of live phone calls.
 
 Usage:
-  callctx serve [--http ADDR] [--data DIR] [--flows DIR] [--config FILE]
+  callctx serve [--http ADDR] [--sip ADDR] [--data DIR] [--flows DIR] [--config FILE]
   callctx check [DIR]
   callctx simulate --flow NAME [--dir DIR] [--set NAME=VALUE]... [--input TEXT]... [--at TIME] [--json]
   callctx version
@@ -55,8 +56,9 @@ simulate prints the path a call would take through a flow, offline: --set
 seeds the session (a JSON value, or else text), --input answers input nodes
 in order.
 
-Environment: CALLCTX_HTTP, CALLCTX_DATA, CALLCTX_FLOWS, CALLCTX_CONFIG do what
-the flags do; flags win. LOG_LEVEL sets the log level when the configuration
+Environment: CALLCTX_HTTP, CALLCTX_SIP, CALLCTX_DATA, CALLCTX_FLOWS,
+CALLCTX_CONFIG do what the flags do; flags win. --sip "" (or CALLCTX_SIP=off)
+turns the SIP bridge off. LOG_LEVEL sets the log level when the configuration
 does not.`
 
 // Run runs one command line as the callctx command does (tests run check
@@ -98,6 +100,8 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	dataDir := fs.String("data", "", "data directory (default "+DefaultDataDir+")")
 	flowsDir := fs.String("flows", "", "flows directory (default "+DefaultFlowsDir+")")
 	configPath := fs.String("config", "", "YAML configuration file")
+	sipAddr := optionalString{}
+	fs.Var(&sipAddr, "sip", "SIP listen address for UDP and TCP (default "+DefaultSIPListen+"; \"\" turns the SIP bridge off)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, fmt.Errorf("serve: %w", err)
 	}
@@ -116,9 +120,41 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	cfg.HTTP.Listen = firstOf(*httpAddr, getenv("CALLCTX_HTTP"), cfg.HTTP.Listen)
 	cfg.Redis.Password = firstOf(getenv("CALLCTX_REDIS_PASSWORD"), cfg.Redis.Password)
+	if v, ok := lookupEnv(getenv, "CALLCTX_SIP"); ok {
+		cfg.SIP.Listen = v
+	}
+	if sipAddr.set {
+		cfg.SIP.Listen = sipAddr.value
+	}
 	cfg.Data.Dir = firstOf(*dataDir, getenv("CALLCTX_DATA"), cfg.Data.Dir)
 	cfg.Flows.Dir = firstOf(*flowsDir, getenv("CALLCTX_FLOWS"), cfg.Flows.Dir)
 	return cfg, cfg.Validate()
+}
+
+// optionalString is a flag that knows whether it was given, so that --sip "" can turn the
+// bridge off.
+type optionalString struct {
+	value string
+	set   bool
+}
+
+func (o *optionalString) String() string { return o.value }
+func (o *optionalString) Set(v string) error {
+	o.value, o.set = v, true
+	return nil
+}
+
+// lookupEnv reads an environment variable through getenv, which cannot tell "unset" from
+// "set to empty": so CALLCTX_SIP=off is how the environment turns the bridge off.
+func lookupEnv(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	switch v {
+	case "":
+		return "", false
+	case "off":
+		return "", true
+	}
+	return v, true
 }
 
 func firstOf(vals ...string) string {
@@ -191,8 +227,10 @@ type Main struct {
 	api     *api.Handler
 	server  *http.Server
 	ln      net.Listener
+	sip     *sipbridge.Bridge
 
 	stopSweep  context.CancelFunc
+	followCtx  context.Context // ends when the node stops working with other nodes
 	stopFollow context.CancelFunc
 	wg         sync.WaitGroup
 }
@@ -265,14 +303,14 @@ func (m *Main) Open() (err error) {
 		},
 		Retention: time.Duration(cfg.Retention.Period),
 	})
+	// Work with the other nodes sharing the store stops with the node.
+	m.followCtx, m.stopFollow = context.WithCancel(context.Background())
 	if src, ok := m.store.(session.EventSource); ok {
 		// Writes made on other nodes wake this node's event streams.
-		followCtx, stopFollow := context.WithCancel(context.Background())
-		m.stopFollow = stopFollow
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			m.service.Follow(followCtx, src)
+			m.service.Follow(m.followCtx, src)
 		}()
 	}
 	snap, err := m.loadFlows()
@@ -292,6 +330,41 @@ func (m *Main) Open() (err error) {
 		m.flows = nil
 		return err
 	}
+	var transferer session.Transferer
+	if cfg.SIP.Listen != "" {
+		bcfg, err := cfg.SIPBridgeConfig()
+		if err != nil {
+			return err
+		}
+		bcfg.Flows = m.flows
+		if bcfg.Flow != "" {
+			if _, ok := m.flows.Snapshot().Flow(bcfg.Flow); !ok {
+				return fmt.Errorf("sip.flow %q is not a flow in %s", bcfg.Flow, cfg.Flows.Dir)
+			}
+		}
+		m.sip, err = sipbridge.New(m.service, bcfg, m.logger.With("component", "sip"))
+		if err != nil {
+			return err
+		}
+		if err := m.sip.Start(context.Background()); err != nil {
+			m.sip = nil
+			return err
+		}
+		transferer = m.sip
+	}
+	if rs, ok := m.store.(*redis.Store); ok {
+		// A SIP dialog lives on the node that answered it: transfers of
+		// other nodes' calls are asked of them, and this node runs theirs.
+		local := transferer
+		transferer = rs.Transferer(local)
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			if err := rs.ServeTransfers(m.followCtx, local); err != nil && m.followCtx.Err() == nil {
+				m.logger.Error("serve forwarded transfers", "err", err)
+			}
+		}()
+	}
 	m.api, err = api.NewHandler(api.Config{
 		Service:      m.service,
 		Flows:        m.flows,
@@ -301,6 +374,7 @@ func (m *Main) Open() (err error) {
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		KeepAlive:    time.Duration(cfg.HTTP.KeepAlive),
 		AccessLog:    cfg.HTTP.AccessLog == nil || *cfg.HTTP.AccessLog,
+		Transferer:   transferer,
 	})
 	if err != nil {
 		return err
@@ -336,7 +410,7 @@ func (m *Main) Open() (err error) {
 	if len(tokens) == 0 {
 		m.logger.Warn("no auth tokens configured: the API is open to anyone on this machine; configure auth.tokens before listening beyond loopback", "http", m.HTTPAddr())
 	}
-	m.logger.Info("callctx listening", "http", m.HTTPAddr(), "store", cfg.Store, storeAttr, "version", callctx.Version)
+	m.logger.Info("callctx listening", "http", m.HTTPAddr(), "sip", m.SIPAddr(), "store", cfg.Store, storeAttr, "version", callctx.Version)
 	return nil
 }
 
@@ -425,6 +499,14 @@ func (m *Main) HTTPAddr() string {
 	return m.ln.Addr().String()
 }
 
+// SIPAddr returns the address the SIP bridge listens on for UDP and TCP, "" when it is off.
+func (m *Main) SIPAddr() string {
+	if m.sip == nil {
+		return ""
+	}
+	return m.sip.Addr()
+}
+
 // Service returns the session service (for tests and tools).
 func (m *Main) Service() *session.Service { return m.service }
 
@@ -432,6 +514,15 @@ func (m *Main) Service() *session.Service { return m.service }
 // so acknowledged writes) finish, then the database is closed.
 func (m *Main) Close() error {
 	var errs []error
+	if m.sip != nil {
+		// First, while the store is open: the calls the bridge holds are hung up and ended.
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		if err := m.sip.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+		m.sip = nil
+	}
 	if m.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -21,6 +21,7 @@ func MustOpenMain(tb testing.TB, dir string) *Main {
 	tb.Helper()
 	cfg := DefaultConfig()
 	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.SIP.Listen = "127.0.0.1:0"
 	cfg.Data.Dir = dir
 	m := NewMain(cfg, nil)
 	if err := m.Open(); err != nil {
@@ -88,6 +89,7 @@ func TestMain_SecondInstance(t *testing.T) {
 	defer m.Close()
 	cfg := DefaultConfig()
 	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.SIP.Listen = "127.0.0.1:0"
 	cfg.Data.Dir = dir
 	second := NewMain(cfg, nil)
 	second.Config.Data.Batch = BatchConfig{}
@@ -177,6 +179,7 @@ func TestRun_Version(t *testing.T) {
 func TestMain_RetentionSweep(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.SIP.Listen = "127.0.0.1:0"
 	cfg.Data.Dir = t.TempDir()
 	cfg.Retention = RetentionConfig{Period: Duration(1500 * time.Millisecond), SweepInterval: Duration(50 * time.Millisecond)}
 	m := NewMain(cfg, nil)

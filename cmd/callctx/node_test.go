@@ -38,6 +38,7 @@ type node struct {
 	config string
 	cmd    *exec.Cmd
 	URL    string
+	SIP    string // host:port of the SIP bridge, "" without one
 	exited chan struct{}
 	mu     sync.Mutex
 	log    bytes.Buffer
@@ -74,7 +75,8 @@ func (n *node) start() {
 		n.t.Fatal(err)
 	}
 	n.cmd, n.exited = cmd, make(chan struct{})
-	addr := make(chan string, 1)
+	type listening struct{ Msg, HTTP, SIP string }
+	addr := make(chan listening, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -83,9 +85,9 @@ func (n *node) start() {
 			n.mu.Lock()
 			n.log.WriteString(line + "\n")
 			n.mu.Unlock()
-			var rec struct{ Msg, HTTP string }
+			var rec listening
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "callctx listening" {
-				addr <- rec.HTTP
+				addr <- rec
 			}
 		}
 		cmd.Wait()
@@ -93,7 +95,7 @@ func (n *node) start() {
 	}()
 	select {
 	case a := <-addr:
-		n.URL = "http://" + a
+		n.URL, n.SIP = "http://"+a.HTTP, a.SIP
 	case <-n.exited:
 		n.t.Fatalf("node %s exited at start:\n%s", n.name, n.logText())
 	case <-time.After(30 * time.Second):
@@ -281,7 +283,62 @@ func (s *stream) next(t *testing.T) sseEvent {
 }
 
 func redisConfig(url string) string {
-	return fmt.Sprintf("store: redis\nredis:\n  url: %s\n  timeout: 1s\n  dial_timeout: 500ms\nhttp:\n  access_log: false\nlog:\n  format: json\n", url)
+	return fmt.Sprintf("store: redis\nredis:\n  url: %s\n  timeout: 1s\n  dial_timeout: 500ms\nhttp:\n  access_log: false\nsip:\n  listen: \"\"\nlog:\n  format: json\n", url)
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+var ensureSippOnce = sync.OnceValue(func() error {
+	out, err := exec.Command("../../scripts/ensure-sipp.sh").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	return nil
+})
+
+// sipp runs one call of one of the SIP bridge's sipp scenarios against
+// addr. wait returns sipp's error and its logs; the call is killed when
+// the test ends.
+func sipp(t *testing.T, scenario, addr string) (wait func() (error, string)) {
+	t.Helper()
+	if err := ensureSippOnce(); err != nil {
+		t.Fatalf("sipp is needed: %v", err)
+	}
+	path, _ := filepath.Abs(filepath.Join("..", "..", "sipbridge", "testdata", "sipp", scenario))
+	dir := t.TempDir()
+	cmd := exec.Command("sipp", addr, "-sf", path, "-m", "1", "-i", "127.0.0.1", "-p", "0",
+		"-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err", "-trace_logs")
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		select {
+		case err := <-done:
+			done <- err
+		default:
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	return func() (error, string) {
+		var err error
+		select {
+		case err = <-done:
+			done <- err
+		case <-time.After(90 * time.Second):
+			return fmt.Errorf("sipp did not finish"), ""
+		}
+		logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+		var b strings.Builder
+		for _, f := range logs {
+			data, _ := os.ReadFile(f)
+			b.WriteString("==> " + filepath.Base(f) + "\n" + string(data) + "\n")
+		}
+		return err, b.String()
+	}
+}

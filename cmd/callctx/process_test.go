@@ -46,7 +46,7 @@ func startBinary(t *testing.T, dataDir, flowsDir string, env ...string) *process
 		t.Fatal(err)
 	}
 	p := &process{done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "serve", "--http", "127.0.0.1:0", "--data", dataDir, "--flows", flowsDir)
+	p.cmd = exec.Command(bin, "serve", "--http", "127.0.0.1:0", "--sip", "127.0.0.1:0", "--data", dataDir, "--flows", flowsDir)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Env = append(p.cmd.Env, "LOG_LEVEL=info")
 	stderr, err := p.cmd.StderrPipe()

@@ -26,6 +26,7 @@ func TestRedis(t *testing.T) {
 	t.Run("ConfigErrors", func(t *testing.T) { testConfigErrors(t, bin) })
 	t.Run("FlowWaitAcrossNodes", func(t *testing.T) { testFlowWaitAcrossNodes(t, bin) })
 	t.Run("OutboxAcrossNodes", func(t *testing.T) { testOutboxAcrossNodes(t, bin) })
+	t.Run("TransferAcrossNodes", func(t *testing.T) { testTransferAcrossNodes(t, bin) })
 }
 
 // testConfigErrors: a bad store configuration stops serve at once with a
@@ -343,6 +344,8 @@ automations:
   max_backoff: 200ms
 http:
   access_log: false
+sip:
+  listen: ""
 log:
   format: json
 `, url, flowsDir)
@@ -566,4 +569,97 @@ flows:
 		t.Errorf("%d deliveries repeated after the kill; node A had only 2 in flight", twice)
 	}
 	t.Logf("backlog of %d: node B delivered the rest after the kill; %d sent again (in flight when A died)", len(backlog), twice)
+}
+
+// testTransferAcrossNodes: a call comes in over SIP (real sipp) on node A;
+// a CRM asks node B, which runs no SIP bridge, to transfer it: B forwards
+// the request to A, A sends the REFER in the caller's dialog, and the
+// outcome shows on B. A transfer of a call whose node has died fails with
+// a clear 409.
+func testTransferAcrossNodes(t *testing.T, bin string) {
+	srv := redistest.MustStart(t, redistest.Options{})
+	withSIP := strings.Replace(redisConfig(srv.URL()), "sip:\n  listen: \"\"\n",
+		"sip:\n  listen: 127.0.0.1:0\n  map:\n    X-Transfer-Reason: ivr.transfer_reason\n    sip.uui.sipkey2: app.sipkey2\n", 1)
+	withSIP = strings.Replace(withSIP, "  dial_timeout: 500ms\n", "  dial_timeout: 500ms\n  outbox_lease: 1s\n", 1)
+	a := startNode(t, bin, "a", withSIP)
+	b := startNode(t, bin, "b", redisConfig(srv.URL()))
+	if a.SIP == "" || b.SIP != "" {
+		t.Fatalf("SIP on a %q, on b %q; want a only", a.SIP, b.SIP)
+	}
+
+	// activeCall waits for the one active call that is not in skip.
+	activeCall := func(skip string) string {
+		t.Helper()
+		var id string
+		waitFor(t, "a call over SIP", func() bool {
+			var page struct{ Items []struct{ ID string } }
+			r, err := b.do("GET", "/v1/calls?state=active", nil)
+			if err != nil || jsonUnmarshal(r.Body, &page) != nil {
+				return false
+			}
+			for _, c := range page.Items {
+				if c.ID != skip {
+					id = c.ID
+				}
+			}
+			return id != ""
+		})
+		return id
+	}
+	wait := sipp(t, "uac_refer_answered.xml", a.SIP)
+	id := activeCall("")
+	body := map[string]any{
+		"transferTarget": "sip:agent@192.0.2.20:5060", "transferReferredByURL": "sip:bot@callctx.example",
+		"transferSipHeaders":            []map[string]any{{"name": "X-AI-Summary", "value": "Customer confirmed identity; wants a refund & a callback"}},
+		"transferNotificationsHangupMS": 50, "handoverReason": "billing",
+		"session": map[string]any{"variables": []string{"sip.x-customer-id", "ivr.transfer_reason"}, "as": "both", "uuiEncoding": "hex"},
+	}
+	var r *reply
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var err error
+		if r, err = b.do("POST", "/v1/calls/"+id+"/transfer", body); err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != http.StatusConflict || time.Now().After(deadline) { // 409 until the caller has ACKed the 200
+			break
+		}
+	}
+	var tr map[string]any
+	jsonUnmarshal(r.Body, &tr)
+	if r.Status != http.StatusAccepted || tr["status"] != "pending" || tr["id"] == "" {
+		t.Fatalf("transfer asked of node B: %d %s", r.Status, r.Body)
+	}
+	if err, logs := wait(); err != nil { // sipp checked the REFER, answered it and got the BYE
+		t.Fatalf("sipp: %v\n%s", err, logs)
+	}
+	var call map[string]any
+	waitFor(t, "the transfer's outcome on node B", func() bool {
+		call = b.must(http.StatusOK, "GET", "/v1/calls/"+id, nil)
+		return call["state"] == "ended"
+	})
+	transfers, _ := call["transfers"].([]any)
+	if call["endReason"] != "transferred" || len(transfers) != 1 {
+		t.Fatalf("call after the transfer: %v", call)
+	}
+	if got := transfers[0].(map[string]any); got["id"] != tr["id"] || got["status"] != "answered" || got["handoverReason"] != "billing" {
+		t.Fatalf("transfer on the call: %v", got)
+	}
+
+	// The node that holds a call dies: its dialog is gone, and so is the
+	// transfer.
+	sipp(t, "uac_park_wait_bye.xml", a.SIP)
+	second := activeCall(id)
+	a.kill()
+	time.Sleep(1500 * time.Millisecond) // A's lease runs out
+	start := time.Now()
+	r, err := b.do("POST", "/v1/calls/"+second+"/transfer", map[string]any{"transferTarget": "sip:agent@192.0.2.20:5060"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p map[string]any
+	jsonUnmarshal(r.Body, &p)
+	if r.Status != http.StatusConflict || r.Header.Get("Content-Type") != "application/problem+json" ||
+		!strings.Contains(fmt.Sprint(p["detail"]), "which is gone") || time.Since(start) > 5*time.Second {
+		t.Fatalf("transfer of a dead node's call: %d %s after %s, want a prompt 409 saying the node is gone", r.Status, r.Body, time.Since(start))
+	}
 }

@@ -188,10 +188,16 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 			return nil
 		}
 		startKey := timeKey(c.StartedAt, c.ID)
+		var index error
+		if c.State == session.StateEnded {
+			index = put(tx.Bucket(bucketByEnd), timeKey(c.EndedAt, c.ID), nil)
+		} else {
+			index = put(tx.Bucket(bucketActive), startKey, nil)
+		}
 		if err := putAll(
 			put(calls, id, callJSON),
 			put(tx.Bucket(bucketByStart), startKey, []byte{stateByte(c.State)}),
-			put(tx.Bucket(bucketActive), startKey, nil),
+			index,
 		); err != nil {
 			return err
 		}

@@ -16,7 +16,7 @@ import (
 )
 
 // How events travel between nodes: every write script PUBLISHes a short
-// notice, "<kind> <version> <call ID> <node ID>", on the prefix's events
+// notice, "<event type> <version> <call ID> <node ID>", on the prefix's events
 // channel, in the same atomic step as the write, so a committed change is
 // never without its notice and an uncommitted one never has one. Each
 // node's Follow subscribes, drops its own notices (its Service published
@@ -38,26 +38,19 @@ const (
 
 // notice is a parsed event notice.
 type notice struct {
-	kind    byte // 's' call started, 'u' session updated, 'e' call ended
+	event   session.EventType
 	version uint64
 	callID  string
 	node    string
 }
 
 // eventType is the type of the event a notice announces.
-func (n notice) eventType() session.EventType {
-	switch n.kind {
-	case 's':
-		return session.EventCallStarted
-	case 'e':
-		return session.EventCallEnded
-	}
-	return session.EventSessionUpdated
-}
+func (n notice) eventType() session.EventType { return n.event }
 
+// parseNotice reads "<event type> <version> <call ID> <node ID>".
 func parseNotice(p string) (notice, bool) {
 	f := strings.Split(p, " ")
-	if len(f) != 4 || len(f[0]) != 1 || !strings.Contains("sue", f[0]) {
+	if len(f) != 4 || !validEventType(f[0]) {
 		return notice{}, false
 	}
 	if f[1] == "" || f[1][0] == '0' || f[3] == "" { // versions start at 1, printed without leading zeros
@@ -67,7 +60,21 @@ func parseNotice(p string) (notice, bool) {
 	if err != nil || !session.ValidCallID(f[2]) {
 		return notice{}, false
 	}
-	return notice{kind: f[0][0], version: v, callID: f[2], node: f[3]}, true
+	return notice{event: session.EventType(f[0]), version: v, callID: f[2], node: f[3]}, true
+}
+
+// validEventType accepts names like session.updated: 1 to 64 lowercase
+// letters and dots.
+func validEventType(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '.' && (c < 'a' || c > 'z') {
+			return false
+		}
+	}
+	return true
 }
 
 // Follow implements session.EventSource.
@@ -161,7 +168,9 @@ func (s *Store) fetchLoop(ctx context.Context, queue chan notice, sink session.E
 		for len(latest) < fetchBatch {
 			select {
 			case n = <-queue:
-				if n.version > latest[n.callID].version {
+				// The latest version wins; of one version, call.ended
+				// (a call created ended has started and ended at once).
+				if l := latest[n.callID]; n.version > l.version || n.version == l.version && n.event == session.EventCallEnded {
 					latest[n.callID] = n
 				}
 			default:
@@ -208,7 +217,7 @@ func (s *Store) fetchEvents(ctx context.Context, notices map[string]notice) ([]s
 	fetches := make([]fetch, 0, len(notices))
 	for id, n := range notices {
 		f := fetch{n: n, blob: pipe.Get(ctx, s.sessKey(id)), hist: pipe.LRange(ctx, s.histKey(id), int64(n.version-1), -1)}
-		if n.kind != 'u' {
+		if n.event == session.EventCallStarted || n.event == session.EventCallEnded {
 			f.call = pipe.HMGet(ctx, s.callKey(id), callFields...)
 		}
 		fetches = append(fetches, f)

@@ -3,6 +3,8 @@ package redis
 import (
 	"strconv"
 	"testing"
+
+	"github.com/callctx/callctx/session"
 )
 
 // The notice parser reads whatever arrives on the events channel: anyone
@@ -13,20 +15,20 @@ func TestParseNotice(t *testing.T) {
 		want notice
 		ok   bool
 	}{
-		{"u 5 call-1 node", notice{'u', 5, "call-1", "node"}, true},
-		{"s 1 01a1fb59-fd6a-779f-a76c-07f2737e9aab 6ca3fd5e", notice{'s', 1, "01a1fb59-fd6a-779f-a76c-07f2737e9aab", "6ca3fd5e"}, true},
-		{"e 18446744073709551615 a:b.c_d n", notice{'e', 18446744073709551615, "a:b.c_d", "n"}, true},
-		{"x 5 call node", notice{}, false},
-		{"u 0 call node", notice{}, false},
-		{"u -1 call node", notice{}, false},
-		{"u 5 call", notice{}, false},
-		{"u 5 call node extra", notice{}, false},
-		{"u 5 bad/id node", notice{}, false},
-		{"u  5 call node", notice{}, false},
-		{"uu 5 call node", notice{}, false},
-		{"u 05 call node", notice{}, false},
-		{"u +5 call node", notice{}, false},
-		{"u 5 call ", notice{}, false},
+		{"session.updated 5 call-1 node", notice{session.EventSessionUpdated, 5, "call-1", "node"}, true},
+		{"call.started 1 01a1fb59-fd6a-779f-a76c-07f2737e9aab 6ca3fd5e", notice{session.EventCallStarted, 1, "01a1fb59-fd6a-779f-a76c-07f2737e9aab", "6ca3fd5e"}, true},
+		{"transfer.status 18446744073709551615 a:b.c_d n", notice{"transfer.status", 18446744073709551615, "a:b.c_d", "n"}, true},
+		{"Session.Updated 5 call node", notice{}, false},
+		{"session-updated 5 call node", notice{}, false},
+		{"session.updated 0 call node", notice{}, false},
+		{"session.updated -1 call node", notice{}, false},
+		{"session.updated 5 call", notice{}, false},
+		{"session.updated 5 call node extra", notice{}, false},
+		{"session.updated 5 bad/id node", notice{}, false},
+		{"session.updated  5 call node", notice{}, false},
+		{"session.updated 05 call node", notice{}, false},
+		{"session.updated +5 call node", notice{}, false},
+		{"session.updated 5 call ", notice{}, false},
 		{"", notice{}, false},
 	} {
 		got, ok := parseNotice(tc.in)
@@ -37,7 +39,7 @@ func TestParseNotice(t *testing.T) {
 }
 
 func FuzzParseNotice(f *testing.F) {
-	for _, s := range []string{"u 5 call-1 node", "e 1 x y", "s 18446744073709551616 a b", "u 5 \x00 n", ""} {
+	for _, s := range []string{"session.updated 5 call-1 node", "call.ended 1 x y", "call.started 18446744073709551616 a b", "session.updated 5 \x00 n", ""} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -49,7 +51,7 @@ func FuzzParseNotice(f *testing.F) {
 		if n.version == 0 || len(n.callID) == 0 || len(n.callID) > 128 {
 			t.Fatalf("accepted %q as %+v", s, n)
 		}
-		if back := string(n.kind) + " " + strconv.FormatUint(n.version, 10) + " " + n.callID + " " + n.node; back != s {
+		if back := string(n.event) + " " + strconv.FormatUint(n.version, 10) + " " + n.callID + " " + n.node; back != s {
 			t.Fatalf("%q parsed as %+v, which prints as %q", s, n, back)
 		}
 	})

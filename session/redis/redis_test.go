@@ -141,6 +141,14 @@ func TestStore_Follow(t *testing.T) {
 		}
 		last = e.Version
 	}
+	// A write that publishes another event type reaches B as that type.
+	sip := session.WriteOptions{Actor: "sip", Origin: session.OriginSIP, Event: session.EventTransferStatus}
+	if _, err := svcA.Merge(ctx, c.ID, vars(`{"sip.transfer.status":"answered"}`), sip); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(t, subB, c.ID); e.Type != session.EventTransferStatus || e.Version != 6 {
+		t.Fatalf("B got %s v%d, want transfer.status v6", e.Type, e.Version)
+	}
 	// A write on B is the marker: A sees it after any notice of its own.
 	if _, err := svcB.EndCall(ctx, c.ID, "bye", "crm"); err != nil {
 		t.Fatal(err)
@@ -156,7 +164,7 @@ func TestStore_Follow(t *testing.T) {
 			break
 		}
 	}
-	if want := "[session.updated/2 session.updated/3 session.updated/4 session.updated/5 call.ended/6]"; fmt.Sprint(got) != want {
+	if want := "[session.updated/2 session.updated/3 session.updated/4 session.updated/5 transfer.status/6 call.ended/7]"; fmt.Sprint(got) != want {
 		t.Fatalf("A's subscriber got %v, want each of A's writes once and B's end: %s", got, want)
 	}
 }

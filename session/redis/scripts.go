@@ -99,38 +99,55 @@ local function commit(h, vars, v, at, atJSON, actorJSON, ch, n, b)
   redis.call('RPUSH', KEYS[2], '{"version":' .. v .. ',"at":' .. atJSON .. ',"actor":' .. actorJSON .. ',"changes":{' .. table.concat(ch, ',') .. '}}')
 end
 
-local function notify(kind, v)
-  redis.call('PUBLISH', ARGV[1], kind .. ' ' .. v .. ' ' .. ARGV[3] .. ' ' .. ARGV[2])
+local function notify(event, v)
+  redis.call('PUBLISH', ARGV[1], event .. ' ' .. v .. ' ' .. ARGV[3] .. ' ' .. ARGV[2])
 end
 `
 
 // scriptCreate stores a new call, with the node that created it (the one
 // that holds its SIP dialog, if it has one). ARGV: 4 the session (built by
-// Go), 5 version, 6 history entry JSON, 7 call JSON, 8 start (hex). KEYS[4],
-// KEYS[5] (when given): the all-calls and active indexes. Returns {1}, or
-// {0, the existing call's start} when the ID is taken.
+// Go), 5 version, 6 history entry JSON, 7 call JSON, 8 start (hex), 9 state,
+// and for a call that is created ended 10 end time as text, 11 reason, 12
+// end (hex), 13 expiry in ms (0: none). KEYS[4..7] (when given): the
+// all-calls, active, ended and by-end indexes. Returns {1}, or {0, the
+// existing call's start} when the ID is taken.
 var scriptCreate = redis.NewScript(luaLib + `
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {0, redis.call('HGET', KEYS[3], 'start') or ''}
 end
 redis.call('SET', KEYS[1], ARGV[4])
 redis.call('RPUSH', KEYS[2], ARGV[6])
-redis.call('HSET', KEYS[3], 'call', ARGV[7], 'start', ARGV[8], 'state', 'active', 'node', ARGV[2])
+redis.call('HSET', KEYS[3], 'call', ARGV[7], 'start', ARGV[8], 'state', ARGV[9], 'node', ARGV[2])
+local ended = ARGV[9] == 'ended'
+if ended then
+  redis.call('HSET', KEYS[3], 'ended', ARGV[10], 'reason', ARGV[11], 'endhex', ARGV[12])
+  local ttl = tonumber(ARGV[13])
+  if ttl > 0 then
+    for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  end
+end
 if #KEYS > 3 then
   local m = ARGV[8] .. ARGV[3]
   redis.call('ZADD', KEYS[4], 0, m)
-  redis.call('ZADD', KEYS[5], 0, m)
+  if ended then
+    redis.call('ZADD', KEYS[6], 0, m)
+    redis.call('ZADD', KEYS[7], 0, ARGV[12] .. m)
+  else
+    redis.call('ZADD', KEYS[5], 0, m)
+  end
 end
-notify('s', ARGV[5])
+notify('call.started', ARGV[5])
+if ended then notify('call.ended', ARGV[5]) end
 return {1}
 `)
 
 // scriptApply merges a write. ARGV: 4 If-Match version (0: none), 5 '1'
 // when the write may change an ended session (and is exempt from the
 // limits, as session.Patch.AllowEnded says), 6 max variables, 7 max
-// bytes, 8 time as JSON, 9 actor as JSON, 10 time as text, 11… name,
-// value pairs. Returns {0} for no such call, else {status, version, the
-// session before}: 1 refused, 2 nothing changed, 3 committed as version.
+// bytes, 8 time as JSON, 9 actor as JSON, 10 time as text, 11 the type of
+// the event to publish, 12… name, value pairs. Returns {0} for no such
+// call, else {status, version, the session before}: 1 refused, 2 nothing
+// changed, 3 committed as version.
 var scriptApply = redis.NewScript(luaLib + `
 local blob = redis.call('GET', KEYS[1])
 if not blob then return {0} end
@@ -140,12 +157,12 @@ local ifm = tonumber(ARGV[4])
 if ifm ~= 0 and ifm ~= v then return {1, v, blob} end
 if h[3] == 'ended' and ARGV[5] ~= '1' then return {1, v, blob} end
 local ch, n, b
-vars, ch, n, b = merge(vars, tonumber(h[6]), tonumber(h[7]), 11)
+vars, ch, n, b = merge(vars, tonumber(h[6]), tonumber(h[7]), 12)
 if #ch == 0 then return {2, v, blob} end
 if ARGV[5] ~= '1' and (n > tonumber(ARGV[6]) or b > tonumber(ARGV[7])) then return {1, v, blob} end
 v = v + 1
 commit(h, vars, v, ARGV[10], ARGV[8], ARGV[9], ch, n, b)
-notify('u', v)
+notify(ARGV[11], v)
 return {3, v, blob}
 `)
 
@@ -184,7 +201,7 @@ local ttl = tonumber(ARGV[10])
 if ttl > 0 then
   for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
 end
-notify('e', v)
+notify('call.ended', v)
 return {3, v, blob, c[1], c[2], ARGV[4], ARGV[6], ARGV[5]}
 `)
 

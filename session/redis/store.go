@@ -427,22 +427,35 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 		return err
 	}
 	start := hexTime(c.StartedAt)
-	args := []any{s.channel, s.node, c.ID, encodeBlob(sess), sess.Version, histJSON, callJSON, start}
-	keys := s.keys(c.ID)
+	args := []any{s.channel, s.node, c.ID, encodeBlob(sess), sess.Version, histJSON, callJSON, start, string(c.State)}
 	member := start + c.ID
+	// A call may be created ended (a redirected INVITE): then it is indexed
+	// as ended at once.
+	index := []redis.Z{{Member: member}}
+	idxKeys := []string{s.kCalls, s.kActive}
+	if c.State == session.StateEnded {
+		endHex := hexTime(c.EndedAt)
+		args = append(args, c.EndedAt.Format(time.RFC3339Nano), c.EndReason, endHex, s.expireAfter.Milliseconds())
+		index = append(index, redis.Z{Member: endHex + member})
+		idxKeys = []string{s.kCalls, s.kEnded, s.kByEnd}
+	}
+	keys := s.keys(c.ID)
 	if s.split {
 		// Index first: an entry whose call does not exist (yet) is skipped
 		// by reads, while a call missing from the index would be invisible.
 		_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-			pipe.ZAdd(ctx, s.kActive, redis.Z{Member: member})
-			pipe.ZAdd(ctx, s.kCalls, redis.Z{Member: member})
+			pipe.ZAdd(ctx, idxKeys[0], index[0])
+			pipe.ZAdd(ctx, idxKeys[1], index[0])
+			if len(idxKeys) == 3 {
+				pipe.ZAdd(ctx, idxKeys[2], index[1])
+			}
 			return nil
 		})
 		if err != nil {
 			return storeErr("index call", err)
 		}
 	} else {
-		keys = append(keys, s.kCalls, s.kActive)
+		keys = append(keys, s.kCalls, s.kActive, s.kEnded, s.kByEnd)
 	}
 	res, err := s.evalSha(ctx, scriptCreate, keys, args...).Slice()
 	if err != nil {
@@ -450,8 +463,12 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 	}
 	if status, _ := res[0].(int64); status == 0 {
 		if existing, _ := res[1].(string); s.split && existing != start {
-			s.rdb.ZRem(ctx, s.kActive, member) // ours, added ahead of a create that was refused
-			s.rdb.ZRem(ctx, s.kCalls, member)
+			// Ours, added ahead of a create that was refused.
+			s.rdb.ZRem(ctx, idxKeys[0], member)
+			s.rdb.ZRem(ctx, idxKeys[1], member)
+			if len(idxKeys) == 3 {
+				s.rdb.ZRem(ctx, idxKeys[2], index[1].Member)
+			}
 		}
 		return session.Errorf(session.CodeConflict, "a call with ID %s exists already", c.ID)
 	}
@@ -587,7 +604,11 @@ func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*se
 		allowEnded = "1"
 	}
 	args := make([]any, 0, 10+2*len(p.Set))
-	args = append(args, s.channel, s.node, callID, p.IfMatch, allowEnded, lim.MaxVariables, lim.MaxSessionBytes, atJSON, actorJSON, at)
+	event := p.Event
+	if event == "" {
+		event = session.EventSessionUpdated
+	}
+	args = append(args, s.channel, s.node, callID, p.IfMatch, allowEnded, lim.MaxVariables, lim.MaxSessionBytes, atJSON, actorJSON, at, string(event))
 	if args, err = patchArgs(args, p.Set); err != nil {
 		return nil, nil, err
 	}

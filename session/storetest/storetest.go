@@ -286,6 +286,41 @@ func Run(t *testing.T, open func(t *testing.T) session.Store) {
 		wantCode(t, err, session.CodeConflict)
 	})
 
+	t.Run("CreateCall/Ended", func(t *testing.T) {
+		svc, clock := newService(t) // retention: one hour
+		sub := svc.Subscribe("")
+		defer sub.Close()
+		c, s, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b", EndReason: "redirected",
+			Variables: vars(`{"sip.x-customer-id":"123"}`)}, session.WriteOptions{Actor: "sip", Origin: session.OriginSIP})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.State != session.StateEnded || c.EndReason != "redirected" || !c.EndedAt.Equal(c.StartedAt) || s.State != session.StateEnded || s.Version != 1 {
+			t.Fatalf("call %+v session %+v, want both ended at version 1", c, s)
+		}
+		stored, _ := svc.Session(ctx, c.ID)
+		if stored.State != session.StateEnded || string(stored.Variables["call.endReason"]) != `"redirected"` || string(stored.Variables["sip.x-customer-id"]) != `"123"` {
+			t.Fatalf("stored session %+v", stored)
+		}
+		for _, want := range []session.EventType{session.EventCallStarted, session.EventCallEnded} {
+			if e := <-sub.Events(); e.Type != want || e.CallID != c.ID {
+				t.Fatalf("event %s for %s, want %s", e.Type, e.CallID, want)
+			}
+		}
+		if page, _ := svc.ListCalls(ctx, session.ListOptions{State: session.FilterActive}); len(page.Items) != 0 {
+			t.Fatalf("an ended call is listed as active: %+v", page.Items)
+		}
+		if page, _ := svc.ListCalls(ctx, session.ListOptions{State: session.FilterEnded}); len(page.Items) != 1 {
+			t.Fatalf("ended calls: %+v, want the one", page.Items)
+		}
+		_, err = svc.Merge(ctx, c.ID, vars(`{"ivr.a":1}`), client)
+		wantCode(t, err, session.CodeConflict)
+		clock.Advance(61 * time.Minute)
+		if n, err := svc.Sweep(ctx); err != nil || n != 1 {
+			t.Fatalf("sweep removed %d (%v), want the call ended at creation", n, err)
+		}
+	})
+
 	t.Run("ListCalls", func(t *testing.T) {
 		svc, clock := newService(t)
 		var ids []string

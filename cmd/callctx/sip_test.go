@@ -1,0 +1,398 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestLoadConfig_SIP(t *testing.T) {
+	file := writeFile(t, "callctx.yaml", `
+sip:
+  listen: 127.0.0.1:5070
+  mode: redirect
+  target: sip:queue@10.0.0.5
+  sbc: 10.0.0.1:5060
+  carry:
+    variables: [sip.x-*, ivr.*]
+    as: both
+    uui_encoding: plain
+  map:
+    X-Customer-ID: ivr.customer_id
+  transfer_timeout: 20s
+`)
+	off := writeFile(t, "off.yaml", "sip:\n  listen: \"\"\n")
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  func(string) string
+		want string
+	}{
+		{"default", nil, env(), "127.0.0.1:5060"},
+		{"file", []string{"--config", file}, env(), "127.0.0.1:5070"},
+		{"env over file", []string{"--config", file}, env("CALLCTX_SIP", "127.0.0.1:5080"), "127.0.0.1:5080"},
+		{"flag over env", []string{"--sip", "127.0.0.1:5090"}, env("CALLCTX_SIP", "127.0.0.1:5080"), "127.0.0.1:5090"},
+		{"off in file", []string{"--config", off}, env(), ""},
+		{"off by flag", []string{"--sip", ""}, env(), ""},
+		{"off by env", nil, env("CALLCTX_SIP", "off"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := LoadConfig(tc.args, tc.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.SIP.Listen; got != tc.want {
+				t.Fatalf("sip.listen=%q, want %q", got, tc.want)
+			}
+		})
+	}
+	cfg, err := LoadConfig([]string{"--config", file}, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc, err := cfg.SIPBridgeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bc.Mode != "redirect" || bc.Target != "sip:queue@10.0.0.5" || bc.SBC != "10.0.0.1:5060" || bc.Carry.As != "both" ||
+		bc.Carry.UUIEncoding != "plain" || len(bc.Carry.Variables) != 2 || bc.Map["X-Customer-ID"] != "ivr.customer_id" || bc.TransferTimeout != 20*time.Second {
+		t.Fatalf("bridge config %+v", bc)
+	}
+}
+
+func TestLoadConfig_SIPErrors(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"bad listen", "sip:\n  listen: nowhere\n", "sip.listen"},
+		{"bad mode", "sip:\n  mode: proxy\n", `sip mode "proxy"`},
+		{"redirect without target", "sip:\n  mode: redirect\n", "needs a target"},
+		{"bad target", "sip:\n  mode: bridge\n  target: mailto:x@y\n", "sip target"},
+		{"tls without cert", "sip:\n  tls:\n    listen: 127.0.0.1:5061\n", "cert_file"},
+		{"missing cert", "sip:\n  tls:\n    listen: 127.0.0.1:5061\n    cert_file: /nonexistent.pem\n    key_file: /nonexistent.key\n", "sip.tls"},
+		{"bad mapping", "sip:\n  map:\n    X-A: call.from\n", "read-only call namespace"},
+		{"bad carry", "sip:\n  carry:\n    as: smoke-signals\n", "sip carry"},
+		{"wildcard without advertise", "sip:\n  listen: 0.0.0.0:5060\n", "sip.advertise"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadConfig([]string{"--config", writeFile(t, "c.yaml", tc.yaml)}, env())
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// sippScenario is the path of a scenario the SIP bridge's tests share.
+func sippScenario(name string) string {
+	p, _ := filepath.Abs(filepath.Join("..", "..", "sipbridge", "testdata", "sipp", name))
+	return p
+}
+
+var ensureSipp = sync.OnceValue(func() error {
+	out, err := exec.Command("../../scripts/ensure-sipp.sh").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	return nil
+})
+
+// runSipp runs one call of a scenario against addr and returns a wait function that fails
+// the test unless the call succeeded, and sipp's directory.
+func runSipp(t *testing.T, scenario, addr string) (wait func(), dir string) {
+	t.Helper()
+	if err := ensureSipp(); err != nil {
+		t.Fatalf("sipp is needed: %v", err)
+	}
+	dir = t.TempDir()
+	cmd := exec.Command("sipp", addr, "-sf", sippScenario(scenario), "-m", "1", "-i", "127.0.0.1", "-p", "0",
+		"-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err", "-trace_msg", "-trace_logs")
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	return func() {
+		t.Helper()
+		var err error
+		select {
+		case err = <-done:
+			done <- err
+		case <-time.After(90 * time.Second):
+			t.Fatal("sipp did not finish")
+		}
+		if err != nil {
+			logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+			var b strings.Builder
+			for _, f := range logs {
+				data, _ := os.ReadFile(f)
+				b.WriteString("==> " + filepath.Base(f) + "\n" + string(data) + "\n")
+			}
+			t.Fatalf("sipp %s: %v\n%s", scenario, err, b.String())
+		}
+	}, dir
+}
+
+func do(t *testing.T, method, url, body string) (int, map[string]any, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var v map[string]any
+	b, _ := io.ReadAll(res.Body)
+	_ = json.Unmarshal(b, &v)
+	return res.StatusCode, v, res.Header
+}
+
+// pointers returns the JSON pointers of a problem's errors.
+func pointers(p map[string]any) []string {
+	var out []string
+	errs, _ := p["errors"].([]any)
+	for _, e := range errs {
+		out = append(out, e.(map[string]any)["pointer"].(string))
+	}
+	return out
+}
+
+// TestMain_SIPTransferOverREST: a call comes in over SIP (real sipp), the session holds
+// its context, a CRM transfers it over REST; bad transfers are refused with problems, the
+// good one reaches the caller as a REFER with escaped headers, and its outcome shows on the
+// call, in history and on the event stream.
+func TestMain_SIPTransferOverREST(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.SIP.Listen = "127.0.0.1:0"
+	cfg.Data.Dir = t.TempDir()
+	cfg.SIP.Map = map[string]string{"X-Transfer-Reason": "ivr.transfer_reason", "sip.uui.sipkey2": "app.sipkey2"}
+	m := NewMain(cfg, nil)
+	if err := m.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	base := "http://" + m.HTTPAddr()
+	wait, _ := runSipp(t, "uac_refer_answered.xml", m.SIPAddr())
+
+	var id string
+	deadline := time.Now().Add(20 * time.Second)
+	for id == "" {
+		var list struct{ Items []struct{ ID string } }
+		getJSON(t, base+"/v1/calls?state=active", &list)
+		if len(list.Items) == 1 {
+			id = list.Items[0].ID
+		} else if time.Now().After(deadline) {
+			t.Fatal("no call came in over SIP")
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	var sess struct{ Variables map[string]any }
+	getJSON(t, base+"/v1/sessions/"+id, &sess)
+	for k, want := range map[string]any{"sip.x-customer-id": "12345", "ivr.transfer_reason": "BillingInquiry", "sip.uui.sipkey1": "sipval1", "app.sipkey2": "sipval2", "call.from": "+4930999888"} {
+		if got := sess.Variables[k]; got != want {
+			t.Errorf("%s=%v, want %v", k, got, want)
+		}
+	}
+
+	// Watch the event stream from here on.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/sessions/"+id+"/events", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	events := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		var ev string
+		for sc.Scan() {
+			line := sc.Text()
+			if e, ok := strings.CutPrefix(line, "event: "); ok {
+				ev = e
+			}
+			if d, ok := strings.CutPrefix(line, "data: "); ok {
+				events <- ev + " " + d
+			}
+		}
+		close(events)
+	}()
+
+	url := base + "/v1/calls/" + id + "/transfer"
+	hundredOne := make([]string, 101)
+	for i := range hundredOne {
+		hundredOne[i] = fmt.Sprintf(`{"name":"X-H%d","value":"v"}`, i)
+	}
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		pointer    string
+	}{
+		{"CRLF in a value", `{"transferTarget":"sip:a@192.0.2.1","transferSipHeaders":[{"name":"X-Evil","value":"a\r\nX-Injected: 1"}]}`, 422, "/transferSipHeaders/0/value"},
+		{"encoded CRLF", `{"transferTarget":"sip:a@192.0.2.1","transferSipHeaders":[{"name":"X-Ok","value":"1"},{"name":"X-Evil","value":"%0d%0aVia: x"}]}`, 422, "/transferSipHeaders/1/value"},
+		{"forbidden name", `{"transferTarget":"sip:a@192.0.2.1","transferSipHeaders":[{"name":"Call-ID","value":"x"}]}`, 422, "/transferSipHeaders/0/name"},
+		{"compact forbidden name", `{"transferTarget":"sip:a@192.0.2.1","transferSipHeaders":[{"name":"m","value":"<sip:evil>"}]}`, 422, "/transferSipHeaders/0/name"},
+		{"name not a token", `{"transferTarget":"sip:a@192.0.2.1","transferSipHeaders":[{"name":"X Evil:","value":"x"}]}`, 422, "/transferSipHeaders/0/name"},
+		{"too many headers", `{"transferTarget":"sip:a@192.0.2.1","transferSipHeaders":[` + strings.Join(hundredOne, ",") + `]}`, 422, "/transferSipHeaders"},
+		{"too long", `{"transferTarget":"sip:a@192.0.2.1","transferSipHeaders":[{"name":"X-A","value":"` + strings.Repeat("a", 11000) + `"},{"name":"X-B","value":"` + strings.Repeat("b", 1000) + `"}]}`, 422, "/transferSipHeaders"},
+		{"target injection", `{"transferTarget":"sip:a@b\r\nVia: x"}`, 422, "/transferTarget"},
+		{"tel without sbc", `{"transferTarget":"tel:+14077511320"}`, 422, "/transferTarget"},
+		{"hangup out of range", `{"transferTarget":"sip:a@192.0.2.1","transferNotificationsHangupMS":20000}`, 422, "/transferNotificationsHangupMS"},
+		{"unknown field", `{"transferTarget":"sip:a@192.0.2.1","transferURL":"x"}`, 422, "/transferURL"},
+		{"no target", `{}`, 422, "/transferTarget"},
+		{"not JSON", `{`, 400, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, p, h := do(t, "POST", url, tc.body)
+			if status != tc.status {
+				t.Fatalf("status=%d %v, want %d", status, p, tc.status)
+			}
+			if !strings.HasPrefix(h.Get("Content-Type"), "application/problem+json") {
+				t.Errorf("Content-Type=%q, want a problem", h.Get("Content-Type"))
+			}
+			if tc.pointer != "" && !contains(pointers(p), tc.pointer) {
+				t.Errorf("pointers=%v, want %s", pointers(p), tc.pointer)
+			}
+		})
+	}
+	if status, p, _ := do(t, "POST", base+"/v1/calls/no-such-call/transfer", `{"transferTarget":"sip:a@192.0.2.1"}`); status != 404 {
+		t.Errorf("unknown call: %d %v, want 404", status, p)
+	}
+
+	body := `{"transferTarget":"sip:agent@192.0.2.20:5060","transferReferredByURL":"sip:bot@callctx.example",
+		"transferSipHeaders":[{"name":"X-AI-Summary","value":"Customer confirmed identity; wants a refund & a callback"}],
+		"transferNotificationsHangupMS":50,"handoverReason":"billing",
+		"session":{"variables":["sip.x-customer-id","ivr.transfer_reason"],"as":"both","uuiEncoding":"hex"}}`
+	var status int
+	var tr map[string]any
+	var hdr http.Header
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		status, tr, hdr = do(t, "POST", url, body)
+		if status != 409 || time.Now().After(deadline) { // 409 until the caller has ACKed the 200
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status != 202 || tr["status"] != "pending" || tr["id"] == "" || hdr.Get("Location") != "/v1/calls/"+id {
+		t.Fatalf("transfer: %d %v %v", status, tr, hdr)
+	}
+	if status, p, _ := do(t, "POST", url, body); status != 409 {
+		t.Errorf("second transfer while one is in progress: %d %v, want 409", status, p)
+	}
+	wait()
+
+	var call map[string]any
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, call, _ = do(t, "GET", base+"/v1/calls/"+id, "")
+		if call["state"] == "ended" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if call["state"] != "ended" || call["endReason"] != "transferred" {
+		t.Fatalf("call after transfer: %v", call)
+	}
+	transfers, _ := call["transfers"].([]any)
+	if len(transfers) != 1 {
+		t.Fatalf("transfers=%v", call["transfers"])
+	}
+	got := transfers[0].(map[string]any)
+	if got["id"] != tr["id"] || got["status"] != "answered" || got["sipCode"] != float64(200) || got["handoverReason"] != "billing" || got["endedAt"] == nil {
+		t.Errorf("transfer on the call: %v", got)
+	}
+	if legs, _ := call["legs"].([]any); legs == nil || len(legs) != 0 {
+		t.Errorf("legs=%v, want []", call["legs"])
+	}
+
+	sawStatus, sawEnd := false, false
+	for !sawEnd {
+		select {
+		case e, ok := <-events:
+			if !ok {
+				t.Fatal("event stream closed early")
+			}
+			if strings.HasPrefix(e, "transfer.status ") && strings.Contains(e, `"sip.transfer.status":{"old":"pending","new":"answered"}`) {
+				sawStatus = true
+			}
+			sawEnd = strings.HasPrefix(e, "call.ended ")
+		case <-time.After(10 * time.Second):
+			t.Fatal("no call.ended on the event stream")
+		}
+	}
+	if !sawStatus {
+		t.Error("no transfer.status event on the stream")
+	}
+	var history []struct {
+		Actor   string
+		Changes map[string]struct{ New any }
+	}
+	getJSON(t, base+"/v1/sessions/"+id+"/history", &history)
+	var statuses []any
+	for _, h := range history {
+		if c, ok := h.Changes["sip.transfer.status"]; ok {
+			statuses = append(statuses, c.New)
+			if h.Actor != "sip" {
+				t.Errorf("actor %q, want sip", h.Actor)
+			}
+		}
+	}
+	if fmt.Sprint(statuses) != "[pending answered]" {
+		t.Errorf("history of sip.transfer.status: %v", statuses)
+	}
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestMain_SIPOff: with sip.listen empty there is no bridge and transfers say so.
+func TestMain_SIPOff(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.SIP.Listen = ""
+	cfg.Data.Dir = t.TempDir()
+	m := NewMain(cfg, nil)
+	if err := m.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.SIPAddr() != "" {
+		t.Fatalf("SIPAddr=%q with the bridge off", m.SIPAddr())
+	}
+	base := "http://" + m.HTTPAddr()
+	post(t, base+"/v1/calls", `{"id":"c1","from":"a","to":"b"}`)
+	if status, p, _ := do(t, "POST", base+"/v1/calls/c1/transfer", `{"transferTarget":"sip:a@192.0.2.1"}`); status != 503 {
+		t.Fatalf("transfer with the bridge off: %d %v, want 503", status, p)
+	}
+}

@@ -1,0 +1,136 @@
+package session
+
+import (
+	"context"
+	"time"
+)
+
+// TransferMode says how a call is transferred.
+type TransferMode string
+
+// Transfer modes.
+const (
+	// TransferRefer asks the caller's side to place the new call itself: a REFER in the
+	// caller's dialog (blind transfer, RFC 3515). callctx leaves the call once it succeeded.
+	TransferRefer TransferMode = "refer"
+	// TransferInvite places a new call to the target and bridges it with the caller (a B2BUA
+	// leg, recorded as a call with ParentID); callctx stays in the signalling path.
+	TransferInvite TransferMode = "invite"
+)
+
+// TransferStatus is where a transfer stands.
+type TransferStatus string
+
+// Transfer statuses.
+const (
+	TransferPending  TransferStatus = "pending"  // sent; no final outcome yet
+	TransferAnswered TransferStatus = "answered" // the target answered
+	TransferFailed   TransferStatus = "failed"   // see ReasonCode; the call stays with callctx
+	// TransferAccepted ends a transfer asked for without notifications: the caller's side
+	// accepted the REFER and callctx left the call without waiting for the outcome.
+	TransferAccepted TransferStatus = "accepted"
+)
+
+// Reason codes of a failed transfer (AudioCodes Live Hub's transferStatus).
+const (
+	ReasonNoAnswer = "no-answer"
+	ReasonBusy     = "busy"
+	ReasonDeclined = "declined"
+	ReasonError    = "error"
+)
+
+// TransferHeader is one custom SIP header to send with a transfer.
+type TransferHeader struct {
+	Name  string
+	Value string
+}
+
+// TransferContext says which session variables travel with a transfer and how.
+type TransferContext struct {
+	// Variables are names, or prefixes ending in "*" ("ivr.*"), of the variables to carry.
+	Variables []string
+	// As is "headers" (one X- header per variable), "uui" (one User-to-User header) or "both".
+	As string
+	// UUIEncoding is "plain" or "hex" (the default) for the User-to-User header.
+	UUIEncoding string
+	// Names gives a variable the header name or UUI key it travels as, instead of the
+	// default (sip.x-customer-id as X-Customer-Id, ivr.email as X-Ivr-Email or UUI key
+	// ivr.email, sip.uui.<k> as UUI key <k>).
+	Names map[string]string
+}
+
+// TransferRequest asks for a live call to be transferred. Its fields follow AudioCodes Live
+// Hub's transfer parameters (transferTarget, handoverReason, transferSipHeaders,
+// transferReferredByURL, transferNotifications, transferNotificationsHangupMS).
+type TransferRequest struct {
+	Target         string // tel: or sip:/sips: URI
+	Mode           TransferMode
+	HandoverReason string
+	Headers        []TransferHeader
+	ReferredBy     string // a URI; adds Referred-By
+	// Blind skips waiting for the outcome (Live Hub's transferNotifications: false): a REFER
+	// transfer ends as accepted once the REFER is, and callctx hangs up at once. By default
+	// callctx waits for the final NOTIFY and records the outcome.
+	Blind bool
+	// HangupAfter is the grace period between a successful REFER transfer and callctx
+	// hanging up its leg, 0 to MaxHangupAfter; nil means DefaultHangupAfter.
+	HangupAfter    *time.Duration
+	PreserveTelURI bool             // send a tel: target as it is instead of sip:<number>@<SBC>;user=phone
+	Context        *TransferContext // nil: the bridge's configured default
+	Actor          string           // who asked, for the log and the session history
+}
+
+// Grace periods after a successful transfer (Live Hub's transferNotificationsHangupMS).
+const (
+	DefaultHangupAfter = 5 * time.Second
+	MaxHangupAfter     = 10 * time.Second
+)
+
+// EventTransferStatus is the type of the event published with the write that records the
+// outcome of a transfer (the transfer.status event of flows and of the event stream).
+const EventTransferStatus EventType = "transfer.status"
+
+// Transfer is one transfer of a call and, once known, its outcome.
+type Transfer struct {
+	ID             string         `json:"id"`
+	CallID         string         `json:"callId"`
+	Mode           TransferMode   `json:"mode"`
+	Target         string         `json:"target"` // the target as asked for
+	Status         TransferStatus `json:"status"`
+	ReasonCode     string         `json:"reasonCode,omitempty"`
+	SIPCode        int            `json:"sipCode,omitempty"`
+	Reason         string         `json:"reason,omitempty"`
+	HandoverReason string         `json:"handoverReason,omitempty"`
+	LegCallID      string         `json:"legCallId,omitempty"` // the new call of an invite-mode transfer
+	StartedAt      time.Time      `json:"startedAt"`
+	EndedAt        time.Time      `json:"endedAt,omitzero"`
+}
+
+// Transferer moves a live call to another party. The SIP bridge implements it; the REST API
+// and flows call it, so that neither depends on the other.
+type Transferer interface {
+	// Transfer validates req, starts the transfer of call callID and returns it in status
+	// pending (or its final status when it failed at once); the outcome is recorded later in
+	// the call's session (see TransferVariables) with an EventTransferStatus event.
+	// CodeNotFound for an unknown call; CodeConflict when the call has ended, is not held by
+	// this bridge or has a transfer in progress; CodeInvalid with Fields naming each bad
+	// parameter (target, headers/<i>/name, headers/<i>/value, referredBy, hangupAfter,
+	// context); CodeUnavailable when the bridge is shutting down.
+	Transfer(ctx context.Context, callID string, req TransferRequest) (*Transfer, error)
+}
+
+// Session variables in which the SIP bridge records transfers and related legs. They live in
+// the sip. namespace, so clients can read but never forge them.
+const (
+	VarTransferID         = "sip.transfer.id"
+	VarTransferStatus     = "sip.transfer.status"
+	VarTransferReasonCode = "sip.transfer.reasonCode"
+	VarTransferSIPCode    = "sip.transfer.sipCode"
+	VarTransferReason     = "sip.transfer.reason"
+	VarTransferTarget     = "sip.transfer.target"
+	// VarTransfers holds every transfer of the call (the newest last) as a JSON array of
+	// Transfer; VarLegs the IDs of the calls the bridge placed for this one (bridge mode,
+	// invite-mode transfers), each of which has this call as ParentID.
+	VarTransfers = "sip.transfers"
+	VarLegs      = "sip.legs"
+)

@@ -1,0 +1,516 @@
+package sipbridge
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callctx/callctx/flow"
+	"github.com/callctx/callctx/session"
+)
+
+// Mode says what the bridge does with an inbound INVITE once the call and its session exist.
+type Mode string
+
+// Modes of the bridge.
+const (
+	// ModeAnswer answers with 200 OK (inactive media: signalling only) and parks the call
+	// with callctx until it is transferred or hung up.
+	ModeAnswer Mode = "answer"
+	// ModeRedirect answers with 302 and a Contact that carries the context to the target.
+	ModeRedirect Mode = "redirect"
+	// ModeBridge places a new call to the target with the context headers and the caller's
+	// SDP, relays its responses, and relays BYE and CANCEL both ways (a B2BUA).
+	ModeBridge Mode = "bridge"
+)
+
+// Defaults of a Config.
+const (
+	DefaultListen          = "127.0.0.1:5060"
+	DefaultTransferTimeout = 60 * time.Second
+	DefaultUserAgent       = "callctx"
+	DefaultMaxCalls        = 10000
+)
+
+// Actor is the actor the bridge writes sessions as.
+const Actor = "sip"
+
+// allowed is the Allow header of the bridge's responses.
+const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY"
+
+// Config configures a Bridge. Zero values take defaults.
+type Config struct {
+	// Listen is the host:port of the UDP and TCP listeners (one port for both; port 0 picks
+	// a free one). DefaultListen when "".
+	Listen string
+	// TLSListen is the host:port of the TLS listener; TLS is off when "". TLSConfig must then
+	// hold the certificate.
+	TLSListen string
+	TLSConfig *tls.Config
+	// Advertise is the host written in Contact headers and SDP. The listen host when "";
+	// required when listening on a wildcard address (0.0.0.0, ::).
+	Advertise string
+	// Mode is what happens to an inbound INVITE (ModeAnswer when "").
+	Mode Mode
+	// Target is where ModeRedirect and ModeBridge send calls (a sip:, sips: or tel: URI).
+	Target string
+	// SBC is the host[:port] that tel: targets are sent to, as sip:<number>@SBC;user=phone.
+	SBC string
+	// Carry says which variables travel with redirects, bridged calls, and transfers that do
+	// not say otherwise. With no Variables, only the X-Callctx-Call-Id header travels.
+	Carry session.TransferContext
+	// Map renames inbound headers and UUI keys (see NewMapper).
+	Map map[string]string
+	// TransferTimeout bounds the wait for a transfer's outcome (DefaultTransferTimeout).
+	TransferTimeout time.Duration
+	// UserAgent is the User-Agent and Server header value (DefaultUserAgent).
+	UserAgent string
+	// MaxCalls bounds the inbound calls the bridge handles at once (being set up, parked or
+	// bridged); more are refused with 503 and Retry-After. DefaultMaxCalls when 0.
+	MaxCalls int
+	// Flow names the flow every inbound call gets; the bridge then drives it (see flows.go)
+	// and the flow's first actions decide what happens to the INVITE, instead of Mode. It
+	// takes effect with Flows, the engine that runs flows, and while that flow is loaded.
+	Flow  string
+	Flows *flow.Engine
+}
+
+// Bridge is callctx's SIP endpoint. Create it with New, start it with Start, stop it with
+// Shutdown. It implements session.Transferer.
+type Bridge struct {
+	cfg    Config
+	svc    *session.Service
+	log    *slog.Logger
+	mapper *Mapper
+	target *target // the parsed Config.Target, nil when there is none
+
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	client *sipgo.Client
+	dua    map[string]*sipgo.DialogUA // by lower-case transport
+
+	addr, tlsAddr, host string
+
+	ctx     context.Context // lives until Shutdown
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // calls and transfers in progress
+	serves  sync.WaitGroup // listeners
+	invites atomic.Int64   // new INVITEs being handled: calls set up, parked or bridged
+
+	stopping chan struct{} // closed when Shutdown starts
+
+	mu       sync.Mutex
+	closing  bool
+	calls    map[string]*inCall // by callctx call ID
+	expected map[string]string  // call IDs being created → end reason if ended meanwhile
+	inbound  map[string]*inCall // by dialog ID (UAS)
+	outbound map[string]*outLeg // by dialog ID (UAC)
+}
+
+var _ session.Transferer = (*Bridge)(nil)
+
+// New checks cfg and returns a Bridge that writes to svc. It does not listen yet.
+func New(svc *session.Service, cfg Config, log *slog.Logger) (*Bridge, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p, err := cfg.prepare()
+	if err != nil {
+		return nil, err
+	}
+	return &Bridge{cfg: p.cfg, svc: svc, log: log, mapper: p.mapper, target: p.target, host: p.host, stopping: make(chan struct{}),
+		calls: map[string]*inCall{}, expected: map[string]string{}, inbound: map[string]*inCall{}, outbound: map[string]*outLeg{}}, nil
+}
+
+// Validate reports every problem of a configuration, as New would.
+func (c Config) Validate() error {
+	_, err := c.prepare()
+	return err
+}
+
+// prepared is a checked Config with its defaults and parsed parts.
+type prepared struct {
+	cfg    Config
+	mapper *Mapper
+	target *target
+	host   string
+}
+
+func (cfg Config) prepare() (prepared, error) {
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	if cfg.Mode == "" {
+		cfg.Mode = ModeAnswer
+	}
+	if cfg.TransferTimeout <= 0 {
+		cfg.TransferTimeout = DefaultTransferTimeout
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = DefaultUserAgent
+	}
+	if cfg.MaxCalls <= 0 {
+		cfg.MaxCalls = DefaultMaxCalls
+	}
+	p := prepared{cfg: cfg}
+	var errs []error
+	switch cfg.Mode {
+	case ModeAnswer:
+	case ModeRedirect, ModeBridge:
+		if cfg.Target == "" {
+			errs = append(errs, fmt.Errorf("sip mode %s needs a target", cfg.Mode))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("sip mode %q: use answer, redirect or bridge", cfg.Mode))
+	}
+	if cfg.Target != "" {
+		t, err := parseTarget(cfg.Target, cfg.SBC, false)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sip target: %w", err))
+		} else {
+			p.target = &t
+		}
+	}
+	if cfg.SBC != "" {
+		if _, _, err := splitHostPort(cfg.SBC); err != nil {
+			errs = append(errs, fmt.Errorf("sip sbc %q: %w", cfg.SBC, err))
+		}
+	}
+	if err := checkContext(cfg.Carry); err != nil {
+		errs = append(errs, fmt.Errorf("sip carry: %w", err))
+	}
+	m, err := NewMapper(cfg.Map)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	p.mapper = m
+	if cfg.TLSListen != "" && (cfg.TLSConfig == nil || len(cfg.TLSConfig.Certificates) == 0 && cfg.TLSConfig.GetCertificate == nil) {
+		errs = append(errs, fmt.Errorf("sip tls listen %s needs a certificate", cfg.TLSListen))
+	}
+	host, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("sip listen %q: %w", cfg.Listen, err))
+	}
+	p.host = cfg.Advertise
+	if p.host == "" {
+		p.host = host
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			errs = append(errs, fmt.Errorf("sip listen %q is a wildcard address: set sip.advertise to the host peers reach", cfg.Listen))
+		}
+	}
+	return p, errors.Join(errs...)
+}
+
+// Start binds the listeners and serves in the background until Shutdown. It returns once
+// the bridge accepts requests.
+func (b *Bridge) Start(ctx context.Context) error {
+	pc, ln, err := listenPair(b.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("sip listen %s: %w", b.cfg.Listen, err)
+	}
+	b.addr = ln.Addr().String()
+	var tln net.Listener
+	if b.cfg.TLSListen != "" {
+		tln, err = tls.Listen("tcp", b.cfg.TLSListen, b.cfg.TLSConfig)
+		if err != nil {
+			pc.Close()
+			ln.Close()
+			return fmt.Errorf("sip tls listen %s: %w", b.cfg.TLSListen, err)
+		}
+		b.tlsAddr = tln.Addr().String()
+	}
+
+	sipLog := slog.New(minLevel{h: b.log.With("component", "sipgo").Handler(), min: slog.LevelWarn})
+	b.ua, err = sipgo.NewUA(
+		sipgo.WithUserAgent(b.cfg.UserAgent),
+		sipgo.WithUserAgentHostname(b.host),
+		sipgo.WithUserAgenTLSConfig(b.cfg.TLSConfig),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
+	)
+	if err == nil {
+		b.srv, err = sipgo.NewServer(b.ua, sipgo.WithServerLogger(sipLog))
+	}
+	if err == nil {
+		b.client, err = sipgo.NewClient(b.ua, sipgo.WithClientLogger(sipLog), sipgo.WithClientHostname(b.host))
+	}
+	if err != nil {
+		pc.Close()
+		ln.Close()
+		if tln != nil {
+			tln.Close()
+		}
+		return fmt.Errorf("sip user agent: %w", err)
+	}
+	_, portText, _ := net.SplitHostPort(b.addr)
+	port, _ := strconv.Atoi(portText)
+	b.dua = map[string]*sipgo.DialogUA{
+		"udp": {Client: b.client, ContactHDR: b.contact(port, "")},
+		"tcp": {Client: b.client, ContactHDR: b.contact(port, "tcp")},
+	}
+	if tln != nil {
+		_, tp, _ := net.SplitHostPort(b.tlsAddr)
+		tport, _ := strconv.Atoi(tp)
+		b.dua["tls"] = &sipgo.DialogUA{Client: b.client, ContactHDR: b.contact(tport, "tls")}
+	}
+
+	b.srv.OnInvite(b.guard(b.onInvite))
+	b.srv.OnAck(b.onAck)
+	b.srv.OnBye(b.guard(b.onBye))
+	b.srv.OnCancel(b.onCancel)
+	b.srv.OnOptions(b.onOptions)
+	b.srv.OnNotify(b.guard(b.onNotify))
+	b.srv.OnNoRoute(b.onNoRoute)
+
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	go b.followEnds()
+	serve := func(name string, f func() error) {
+		b.serves.Add(1)
+		go func() {
+			defer b.serves.Done()
+			if err := f(); err != nil && b.ctx.Err() == nil {
+				b.log.Error("sip listener stopped", "transport", name, "error", err)
+			}
+		}()
+	}
+	serve("udp", func() error { return b.srv.ServeUDP(pc) })
+	serve("tcp", func() error { return b.srv.ServeTCP(ln) })
+	if tln != nil {
+		serve("tls", func() error { return b.srv.ServeTLS(tln) })
+	}
+	go func() {
+		<-b.ctx.Done()
+		pc.Close()
+		ln.Close()
+		if tln != nil {
+			tln.Close()
+		}
+	}()
+	attrs := []any{"udp", b.addr, "tcp", b.addr, "mode", string(b.cfg.Mode)}
+	if b.tlsAddr != "" {
+		attrs = append(attrs, "tls", b.tlsAddr)
+	}
+	b.log.Info("sip listening", attrs...)
+	return nil
+}
+
+func (b *Bridge) contact(port int, transport string) sip.ContactHeader {
+	u := sip.Uri{Scheme: "sip", User: "callctx", Host: b.host, Port: port}
+	if transport != "" {
+		u.UriParams = sip.HeaderParams{{K: "transport", V: transport}}
+	}
+	return sip.ContactHeader{Address: u}
+}
+
+// Addr returns the host:port the bridge listens on for UDP and TCP, once started.
+func (b *Bridge) Addr() string { return b.addr }
+
+// TLSAddr returns the host:port of the TLS listener, "" without TLS.
+func (b *Bridge) TLSAddr() string { return b.tlsAddr }
+
+// Shutdown stops accepting calls, hangs up the calls the bridge holds (their sessions end
+// with reason "shutdown"), waits for them until ctx is done, and closes the listeners.
+func (b *Bridge) Shutdown(ctx context.Context) error {
+	b.mu.Lock()
+	if b.closing {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closing = true
+	close(b.stopping)
+	calls := make([]*inCall, 0, len(b.calls))
+	for _, c := range b.calls {
+		calls = append(calls, c)
+	}
+	b.mu.Unlock()
+	for _, c := range calls {
+		c.hangup("shutdown")
+	}
+	done := make(chan struct{})
+	go func() {
+		b.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("sip shutdown: %w", ctx.Err())
+	}
+	b.cancel()
+	b.ua.Close()
+	b.serves.Wait()
+	return err
+}
+
+// guard answers 503 once the bridge is shutting down and counts the handler as work in
+// progress otherwise.
+func (b *Bridge) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		b.mu.Lock()
+		closing := b.closing
+		if !closing {
+			b.wg.Add(1)
+		}
+		b.mu.Unlock()
+		if closing && req.IsInvite() && !hasToTag(req) {
+			b.respond(req, tx, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
+			return
+		}
+		if !closing {
+			defer b.wg.Done()
+		}
+		if req.IsInvite() && !hasToTag(req) {
+			defer b.invites.Add(-1)
+			if n := b.invites.Add(1); n > int64(b.cfg.MaxCalls) {
+				b.log.Warn("sip call refused: too many calls", "calls", n-1, "max", b.cfg.MaxCalls)
+				b.respond(req, tx, 503, "Service Unavailable (too many calls)", sip.NewHeader("Retry-After", "5"))
+				return
+			}
+		}
+		h(req, tx)
+	}
+}
+
+// respond sends a response and logs a failure to send it.
+func (b *Bridge) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hs {
+		res.AppendHeader(h)
+	}
+	res.AppendHeader(sip.NewHeader("Server", b.cfg.UserAgent))
+	if err := tx.Respond(res); err != nil {
+		b.log.Warn("sip respond failed", "method", string(req.Method), "code", code, "sip_call_id", callIDOf(req), "error", err)
+	}
+}
+
+func (b *Bridge) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	b.respond(req, tx, 200, "OK", sip.NewHeader("Allow", allowed), sip.NewHeader("Accept", "application/sdp"))
+}
+
+func (b *Bridge) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
+	if req.IsAck() {
+		return
+	}
+	b.respond(req, tx, 405, "Method Not Allowed", sip.NewHeader("Allow", allowed))
+}
+
+func (b *Bridge) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	if c := b.inboundOf(req); c != nil {
+		_ = c.dlg.ReadAck(req, tx) // an ACK of a re-INVITE has a later CSeq: nothing to do
+	}
+}
+
+func (b *Bridge) onCancel(req *sip.Request, tx sip.ServerTransaction) {
+	// sipgo answers a CANCEL that matches a pending INVITE itself (200, then 487 to the
+	// INVITE); one that reaches this handler matches nothing.
+	b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+}
+
+func (b *Bridge) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	if c := b.inboundOf(req); c != nil {
+		c.onBye(req, tx)
+		return
+	}
+	if o := b.outboundOf(req); o != nil {
+		o.onBye(req, tx)
+		return
+	}
+	b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+}
+
+func (b *Bridge) onNotify(req *sip.Request, tx sip.ServerTransaction) {
+	if c := b.inboundOf(req); c != nil {
+		c.onNotify(req, tx)
+		return
+	}
+	b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+}
+
+func (b *Bridge) inboundOf(req *sip.Request) *inCall {
+	id, err := sip.DialogIDFromRequestUAS(req)
+	if err != nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.inbound[id]
+}
+
+func (b *Bridge) outboundOf(req *sip.Request) *outLeg {
+	id, err := sip.DialogIDFromRequestUAC(req)
+	if err != nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.outbound[id]
+}
+
+// listenPair binds UDP and TCP on the same port. With port 0 it retries until the port the
+// system gave UDP is free for TCP too.
+func listenPair(addr string) (net.PacketConn, net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := 0; ; i++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		p := pc.LocalAddr().(*net.UDPAddr).Port
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if port != "0" || i >= 20 {
+			return nil, nil, err
+		}
+	}
+}
+
+func hasToTag(req *sip.Request) bool {
+	to := req.To()
+	return to != nil && to.Params.Has("tag")
+}
+
+func callIDOf(req *sip.Request) string {
+	if h := req.CallID(); h != nil {
+		return h.Value()
+	}
+	return ""
+}
+
+// minLevel drops records below min; sipgo logs every retransmission and parse detail at
+// debug and info, which is noise in callctx's log.
+type minLevel struct {
+	h   slog.Handler
+	min slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.min && m.h.Enabled(ctx, l)
+}
+func (m minLevel) Handle(ctx context.Context, r slog.Record) error { return m.h.Handle(ctx, r) }
+func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{h: m.h.WithAttrs(as), min: m.min}
+}
+func (m minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h: m.h.WithGroup(name), min: m.min}
+}
+
+// transportOf returns the lower-case transport of a request ("udp", "tcp", "tls").
+func transportOf(req *sip.Request) string { return strings.ToLower(req.Transport()) }

@@ -1,0 +1,301 @@
+package sipbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callctx/callctx/flow"
+	"github.com/callctx/callctx/session"
+)
+
+// flowTimeout bounds one step of a flow the bridge drives: a switch or wait node may hold a
+// decision for flow.MaxWait.
+const flowTimeout = flow.MaxWait + 5*time.Second
+
+// The bridge drives the flow of every inbound call when Config.Flow names one: it is the
+// "media platform" of its calls, for the actions SIP signalling can perform. Switch,
+// automation and wait nodes run inside the flow engine as for any call. Then:
+//
+//   - before the call is answered, a transfer action with mode redirect answers the INVITE
+//     with 302 to its target; mode invite bridges the caller to its target (a B2BUA leg);
+//     hangup rejects the INVITE with 480; any other action answers and parks the call;
+//   - once answered, transfer actions (refer or invite; redirect, no longer possible, becomes
+//     refer) run through Transfer, exactly as POST /v1/calls/{id}/transfer does, and their
+//     outcome goes back to the flow (answered or accepted: done; failed with no-answer:
+//     timeout; otherwise failed); hangup hangs up;
+//   - play, say and input need media, which the bridge does not have: they are reported
+//     failed, so the flow takes their on_failure branch (or next).
+//
+// A failed transfer goes back to the flow, whose on_failure branch may try another target.
+
+// flowName is the flow an inbound call gets, "" when flows are off or the configured flow
+// is not loaded.
+func (b *Bridge) flowName() string {
+	if b.cfg.Flow == "" || b.cfg.Flows == nil {
+		return ""
+	}
+	if _, ok := b.cfg.Flows.Snapshot().Flow(b.cfg.Flow); !ok {
+		b.log.Warn("sip flow not loaded; the call gets the configured mode", "flow", b.cfg.Flow)
+		return ""
+	}
+	return b.cfg.Flow
+}
+
+// flowInvite handles a new inbound call that has a flow: the flow's first actions decide
+// what happens to the INVITE.
+func (b *Bridge) flowInvite(req *sip.Request, tx sip.ServerTransaction, call *session.Call, sess *session.Session, log logger) {
+	engine := b.cfg.Flows
+	ctx, cancel := context.WithTimeout(b.ctx, flowTimeout)
+	err := engine.StartCall(ctx, call)
+	cancel()
+	if err != nil {
+		log.Error("sip start flow", "flow", call.Flow, "error", err)
+	}
+	c, err := b.newInCall(req, tx, call)
+	if err != nil {
+		b.failDialog(req, tx, call, err, log)
+		return
+	}
+	defer b.forget(c)
+	run, err := b.flowNext(c, nil)
+	for err == nil && run.Action != nil {
+		a := run.Action
+		status := flow.StatusFailed
+		switch actionString(a, "type") {
+		case "transfer":
+			t, hs, terr := b.flowTarget(c, a, sess)
+			if terr != nil {
+				log.Warn("sip flow transfer refused", "node", nodeOf(run), "error", terr)
+				break
+			}
+			switch actionString(a, "mode") {
+			case "redirect":
+				if _, err := b.flowNext(c, &flow.Outcome{Status: flow.StatusDone, Step: run.Step}); err != nil {
+					log.Warn("sip flow next", "error", err)
+				}
+				b.redirectTo(c, t, hs, log)
+				b.endCall(c.id, EndRedirected, log)
+				return
+			case "invite":
+				o, res, derr := b.bridgeTo(c, t, hs, log)
+				if o != nil {
+					if _, err := b.flowNext(c, &flow.Outcome{Status: flow.StatusDone, Step: run.Step}); err != nil {
+						log.Warn("sip flow next", "error", err)
+					}
+					b.holdBridged(c, o, log)
+					return
+				}
+				if c.dlg.Context().Err() != nil || errors.Is(derr, errHungUp) {
+					b.rejectPending(c, res, derr, log)
+					return
+				}
+				status = dialStatus(res)
+			default: // refer needs an answered call
+				b.park(c, log, func() { b.driveFlow(c, run) })
+				return
+			}
+		case "hangup":
+			if _, err := b.flowNext(c, &flow.Outcome{Status: flow.StatusDone, Step: run.Step}); err != nil {
+				log.Warn("sip flow next", "error", err)
+			}
+			c.setReason(flowHangupReason(a))
+			_ = c.dlg.Respond(480, "Temporarily Unavailable", nil)
+			b.endCall(c.id, c.reason(), log)
+			return
+		}
+		run, err = b.flowNext(c, &flow.Outcome{Status: status, Step: run.Step})
+	}
+	if err != nil {
+		log.Warn("sip flow next", "error", err)
+	}
+	// The flow has nothing (more) for the INVITE: park the call.
+	b.park(c, log, nil)
+}
+
+// driveFlow performs the actions of a parked call's flow, starting with run's.
+func (b *Bridge) driveFlow(c *inCall, run *flow.Run) {
+	log := b.log.With("call_id", c.id)
+	var err error
+	for err == nil && run != nil && run.Action != nil {
+		a := run.Action
+		switch actionString(a, "type") {
+		case "transfer":
+			run, err = b.flowTransfer(c, run)
+		case "hangup":
+			if _, err := b.flowNext(c, &flow.Outcome{Status: flow.StatusDone, Step: run.Step}); err != nil {
+				log.Warn("sip flow next", "error", err)
+			}
+			c.hangup(flowHangupReason(a))
+			return
+		default: // media
+			run, err = b.flowNext(c, &flow.Outcome{Status: flow.StatusFailed, Step: run.Step})
+		}
+	}
+	if err != nil && !errors.Is(err, errCallGone) {
+		log.Warn("sip flow next", "error", err)
+	}
+}
+
+// errCallGone says a parked call ended while its flow was waiting for a transfer.
+var errCallGone = errors.New("the call ended")
+
+// flowTransfer runs a flow's transfer action on a parked call through the same code as
+// Transfer, tells the flow the outcome as soon as it is recorded (before callctx hangs up
+// after a success, while the session can still be written) and returns what comes next.
+func (b *Bridge) flowTransfer(c *inCall, run *flow.Run) (*flow.Run, error) {
+	a := run.Action
+	mode := session.TransferRefer
+	if actionString(a, "mode") == "invite" {
+		mode = session.TransferInvite
+	}
+	// The flow ends with a transfer that went through: nothing needs a grace period.
+	var grace time.Duration
+	req := session.TransferRequest{Target: actionString(a, "target"), Mode: mode, Actor: "flow:" + run.Flow, HangupAfter: &grace}
+	for _, h := range actionHeaders(a) {
+		req.Headers = append(req.Headers, session.TransferHeader{Name: h.Name, Value: h.Value})
+	}
+	reported := make(chan struct{})
+	var next *flow.Run
+	var nerr error
+	report := func(st session.TransferStatus, rc string) {
+		next, nerr = b.flowNext(c, &flow.Outcome{Status: outcomeStatus(string(st), rc), Step: run.Step, Announced: true})
+		close(reported)
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, storeTimeout)
+	_, err := b.transfer(ctx, c.id, req, report)
+	cancel()
+	if err != nil {
+		b.log.Warn("sip flow transfer refused", "call_id", c.id, "node", nodeOf(run), "error", err)
+		return b.flowNext(c, &flow.Outcome{Status: flow.StatusFailed, Step: run.Step})
+	}
+	select {
+	case <-reported:
+		return next, nerr
+	case <-c.done:
+	case <-c.dlg.Context().Done():
+	case <-b.stopping:
+	}
+	// The transfer goroutine records the outcome (and reports it) before the call's end is
+	// written; wait for it a little.
+	select {
+	case <-reported:
+		return next, nerr
+	case <-time.After(storeTimeout):
+		return nil, errCallGone
+	}
+}
+
+// outcomeStatus maps a transfer's recorded outcome to a flow outcome.
+func outcomeStatus(status, reasonCode string) string {
+	switch session.TransferStatus(status) {
+	case session.TransferAnswered, session.TransferAccepted:
+		return flow.StatusDone
+	}
+	if reasonCode == session.ReasonNoAnswer {
+		return flow.StatusTimeout
+	}
+	return flow.StatusFailed
+}
+
+// dialStatus maps the final response of a failed placed call to a flow outcome.
+func dialStatus(res *sip.Response) string {
+	if res != nil && reasonCode(res.StatusCode) == session.ReasonNoAnswer {
+		return flow.StatusTimeout
+	}
+	return flow.StatusFailed
+}
+
+// flowNext reports o (nil: none yet) to the call's flow and returns what comes next.
+func (b *Bridge) flowNext(c *inCall, o *flow.Outcome) (*flow.Run, error) {
+	ctx, cancel := context.WithTimeout(b.ctx, flowTimeout)
+	defer cancel()
+	return b.cfg.Flows.Next(ctx, c.id, o)
+}
+
+// flowTarget checks a transfer action's target and headers for use before the call is
+// answered (redirect, invite): the context is the bridge's carry configuration plus the
+// action's headers, which win.
+func (b *Bridge) flowTarget(c *inCall, a flow.Action, sess *session.Session) (target, []Header, error) {
+	t, err := parseTarget(actionString(a, "target"), b.cfg.SBC, false)
+	if err != nil {
+		return target{}, nil, err
+	}
+	explicit := actionHeaders(a)
+	for i, h := range explicit {
+		if err := CheckHeaderName(h.Name); err != nil {
+			return target{}, nil, fmt.Errorf("header %d: %w", i, err)
+		}
+		if err := CheckHeaderValue(h.Value); err != nil {
+			return target{}, nil, fmt.Errorf("header %s: %w", h.Name, err)
+		}
+	}
+	carriedHs, err := carried(sess.Variables, c.id, b.cfg.Carry)
+	if err != nil {
+		b.log.Warn("sip context not carried", "call_id", c.id, "error", err)
+	}
+	hs := mergeHeaders(carriedHs, explicit)
+	if err := CheckHeaders(hs); err != nil {
+		return target{}, nil, err
+	}
+	return t, hs, nil
+}
+
+// redirectTo answers the pending INVITE of c with 302 to t carrying hs.
+func (b *Bridge) redirectTo(c *inCall, t target, hs []Header, log logger) {
+	res := sip.NewResponseFromRequest(c.dlg.InviteRequest, 302, "Moved Temporarily", nil)
+	if t.canCarryHeaders() {
+		res.AppendHeader(&sip.ContactHeader{Address: withURIHeaders(t.uri, hs)})
+	} else {
+		res.AppendHeader(sip.NewHeader("Contact", "<"+t.String()+">"))
+	}
+	res.AppendHeader(sip.NewHeader("Server", b.cfg.UserAgent))
+	if err := c.dlg.WriteResponse(res); err != nil {
+		log.Error("sip redirect failed", "error", fmt.Errorf("send 302: %w", err))
+	}
+}
+
+// actionHeaders returns a transfer action's headers (its headers map and its uui) in a
+// stable order.
+func actionHeaders(a flow.Action) []Header {
+	var hs []Header
+	switch m := a["headers"].(type) {
+	case map[string]string:
+		for k, v := range m {
+			hs = append(hs, Header{Name: k, Value: v})
+		}
+	case map[string]any:
+		for k, v := range m {
+			s, _ := v.(string)
+			hs = append(hs, Header{Name: k, Value: s})
+		}
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i].Name < hs[j].Name })
+	if u := actionString(a, "uui"); u != "" {
+		hs = append(hs, Header{Name: UUIHeader, Value: u})
+	}
+	return hs
+}
+
+func actionString(a flow.Action, key string) string {
+	s, _ := a[key].(string)
+	return s
+}
+
+func flowHangupReason(a flow.Action) string {
+	if r := actionString(a, "reason"); r != "" {
+		return r
+	}
+	return "flow-hangup"
+}
+
+func nodeOf(run *flow.Run) string {
+	if len(run.Path) == 0 {
+		return run.Node
+	}
+	return run.Path[len(run.Path)-1].Node
+}

@@ -1,0 +1,507 @@
+package sipbridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
+
+	"github.com/callctx/callctx/session"
+)
+
+// storeTimeout bounds one session write made while a SIP transaction waits for it.
+const storeTimeout = 5 * time.Second
+
+// byeTimeout bounds the wait for the answer to callctx's BYE; the call is over for callctx
+// either way, and a peer that is gone must not hold a shutdown for Timer B (32 s).
+const byeTimeout = 8 * time.Second
+
+// Reasons a call ends with (Call.EndReason).
+const (
+	EndHangup       = "hangup"        // the caller sent BYE
+	EndCancel       = "cancel"        // the caller sent CANCEL before the call was answered
+	EndRedirected   = "redirected"    // answered with 302; callctx is out of the call
+	EndTransferred  = "transferred"   // a REFER transfer succeeded and callctx hung up
+	EndCalleeHangup = "callee-hangup" // the bridged party sent BYE
+	EndRejected     = "rejected"      // the bridged party refused the call
+	EndNoAck        = "no-ack"        // the caller never acknowledged the 200 OK
+	EndShutdown     = "shutdown"      // callctx stopped
+	EndError        = "error"
+)
+
+// inCall is an inbound call the bridge holds: the caller's dialog (callctx is its UAS).
+type inCall struct {
+	b         *Bridge
+	id        string // callctx call ID
+	sipCallID string
+	from, to  string
+	req       *sip.Request // the initial INVITE
+	dlg       *sipgo.DialogServerSession
+	sdp       []byte // what callctx answered (parked calls)
+
+	mu        sync.Mutex
+	endReason string
+	confirmed bool            // the caller ACKed callctx's 200
+	transfer  *activeTransfer // the transfer in progress, if any
+	peer      *outLeg         // the bridged leg, if any
+	hungUp    bool            // callctx sent (or is sending) BYE
+	legs      []string        // calls placed for this one
+	transfers []session.Transfer
+
+	done     chan struct{} // closed by finish
+	doneOnce sync.Once
+}
+
+func (b *Bridge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if hasToTag(req) {
+		b.onReinvite(req, tx)
+		return
+	}
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
+		b.respond(req, tx, 483, "Too Many Hops")
+		return
+	}
+	if tags := requireTags(req); tags != "" {
+		b.respond(req, tx, 420, "Bad Extension", sip.NewHeader("Unsupported", tags))
+		return
+	}
+	if req.Contact() == nil || req.From() == nil || req.To() == nil {
+		b.respond(req, tx, 400, "Bad Request (missing Contact, From or To)")
+		return
+	}
+	switch req.Recipient.Scheme {
+	case "sip", "sips", "tel":
+	default:
+		b.respond(req, tx, 416, "Unsupported URI Scheme")
+		return
+	}
+	// The session write may take longer than the 200 ms after which RFC 3261 (§17.2.1) wants
+	// a provisional response; 100 Trying also stops the caller's INVITE retransmissions.
+	b.respond(req, tx, 100, "Trying")
+	sipCallID := callIDOf(req)
+	log := b.log.With("sip_call_id", sipCallID)
+
+	mapped := b.mapper.Map(requestHeaders(req))
+	for _, s := range mapped.Skipped {
+		log.Warn("sip header not mapped", "header", s.Source, "reason", s.Reason)
+	}
+	if mapped.UUIErr != nil {
+		log.Warn("sip user-to-user kept raw", "variable", UUIRawVar, "error", mapped.UUIErr)
+	}
+	vars := b.fitVariables(mapped.Vars, log)
+
+	nc := session.NewCall{
+		ID:   uuid.Must(uuid.NewV7()).String(),
+		From: callerOf(req), To: userOf(req.Recipient), Direction: session.DirectionInbound,
+		SIPCallID: sipCallID, Variables: vars,
+	}
+	// Known before it exists, so that an end over REST that comes before the dialog is
+	// registered is not missed (see followEnds).
+	b.expect(nc.ID)
+	defer b.unexpect(nc.ID)
+	nc.Flow = b.flowName()
+	if b.cfg.Mode == ModeRedirect && nc.Flow == "" {
+		// callctx leaves the call with the 302: the call is recorded ended, in one write.
+		nc.EndReason = EndRedirected
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, storeTimeout)
+	call, sess, err := b.svc.CreateCall(ctx, nc, session.WriteOptions{Actor: Actor, Origin: session.OriginSIP})
+	cancel()
+	if err != nil {
+		code, reason := sipStatus(err)
+		log.Error("sip create call failed", "error", err)
+		b.respond(req, tx, code, reason)
+		return
+	}
+	log = log.With("call_id", call.ID)
+	switch {
+	case call.Flow != "":
+		b.flowInvite(req, tx, call, sess, log)
+	case b.cfg.Mode == ModeRedirect:
+		b.redirect(req, tx, call, sess, log)
+	case b.cfg.Mode == ModeBridge:
+		b.bridgeInbound(req, tx, call, sess, log)
+	default:
+		b.answer(req, tx, call, log)
+	}
+}
+
+// fitVariables turns mapped header values into JSON strings, leaving out (and logging) the
+// ones the session limits would refuse, so that oversized context never fails a call.
+func (b *Bridge) fitVariables(in map[string]string, log interface{ Warn(string, ...any) }) map[string]json.RawMessage {
+	lim := b.svc.Limits()
+	names := make([]string, 0, len(in))
+	for n := range in {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	// call.* takes up to 9 variables and well under 2 KiB.
+	budgetVars, budgetBytes := lim.MaxVariables-9, lim.MaxSessionBytes-2048
+	out := make(map[string]json.RawMessage, len(in))
+	for _, n := range names {
+		v, _ := json.Marshal(in[n])
+		switch {
+		case len(n) > lim.MaxNameLength:
+			log.Warn("sip header not mapped", "variable", n, "reason", "name too long")
+			continue
+		case len(v) > lim.MaxValueBytes:
+			log.Warn("sip header not mapped", "variable", n, "reason", "value over the session's value limit", "bytes", len(v))
+			continue
+		case budgetVars <= 0 || budgetBytes < len(n)+len(v):
+			log.Warn("sip header not mapped", "variable", n, "reason", "session limits reached")
+			continue
+		}
+		budgetVars--
+		budgetBytes -= len(n) + len(v)
+		out[n] = v
+	}
+	return out
+}
+
+// answer answers the call with inactive media and parks it until it is hung up or
+// transferred away. It returns when the call has ended.
+func (b *Bridge) answer(req *sip.Request, tx sip.ServerTransaction, call *session.Call, log logger) {
+	c, err := b.newInCall(req, tx, call)
+	if err != nil {
+		b.failDialog(req, tx, call, err, log)
+		return
+	}
+	defer b.forget(c)
+	b.park(c, log, nil)
+}
+
+// park answers the pending INVITE of c with inactive media and holds the call until it is
+// hung up or transferred away; then (when the caller has acknowledged) it runs drive, if
+// any, in the background. It returns when the call has ended, after recording its end.
+func (b *Bridge) park(c *inCall, log logger, drive func()) {
+	c.mu.Lock()
+	c.sdp = parkSDP(c.req.Body(), b.host, rand.Int64N(1<<40))
+	sdp := c.sdp
+	c.mu.Unlock()
+	res := sip.NewSDPResponseFromRequest(c.dlg.InviteRequest, sdp)
+	res.AppendHeader(sip.NewHeader("Allow", allowed))
+	res.AppendHeader(sip.NewHeader("Server", b.cfg.UserAgent))
+	if err := c.dlg.WriteResponse(res); err != nil {
+		// No ACK within 64*T1, a CANCEL that won the race, or a transport failure.
+		reason := EndNoAck
+		if errors.Is(err, sip.ErrTransactionCanceled) || c.dlg.Context().Err() != nil && c.reason() == "" {
+			reason = EndCancel
+		}
+		log.Warn("sip answer not confirmed", "error", err)
+		c.setReason(reason)
+		if reason == EndNoAck {
+			c.hangup(EndNoAck)
+			c.wait()
+		}
+		b.endCall(c.id, c.reason(), log)
+		return
+	}
+	c.mu.Lock()
+	c.confirmed = true
+	c.mu.Unlock()
+	if drive != nil {
+		b.track(drive)
+	}
+	c.wait()
+	c.awaitTransfer()
+	b.endCall(c.id, c.reason(), log)
+}
+
+// awaitTransfer gives a transfer in progress the chance to record its outcome before the
+// call ends (an ended session is read-only).
+func (c *inCall) awaitTransfer() {
+	c.mu.Lock()
+	at := c.transfer
+	c.mu.Unlock()
+	if at == nil {
+		return
+	}
+	select {
+	case <-at.finished:
+	case <-time.After(storeTimeout):
+	}
+}
+
+// failDialog ends a call whose dialog could not be set up: most often the caller cancelled
+// while its session was being written (sipgo has answered the CANCEL and the INVITE then).
+func (b *Bridge) failDialog(req *sip.Request, tx sip.ServerTransaction, call *session.Call, err error, log logger) {
+	select {
+	case <-tx.Done():
+		b.endCall(call.ID, EndCancel, log)
+		return
+	default:
+	}
+	log.Error("sip dialog", "error", err)
+	b.respond(req, tx, 500, "Server Internal Error")
+	b.endCall(call.ID, EndError, log)
+}
+
+type logger interface {
+	Warn(string, ...any)
+	Error(string, ...any)
+	Info(string, ...any)
+}
+
+func (b *Bridge) newInCall(req *sip.Request, tx sip.ServerTransaction, call *session.Call) (*inCall, error) {
+	dlg, err := b.duaFor(req).ReadInvite(req, tx)
+	if err != nil {
+		return nil, err
+	}
+	c := &inCall{b: b, id: call.ID, sipCallID: call.SIPCallID, from: call.From, to: call.To, req: req, dlg: dlg, done: make(chan struct{})}
+	b.mu.Lock()
+	b.calls[c.id] = c
+	b.inbound[dlg.ID] = c
+	reason, endedEarly := b.expected[c.id]
+	delete(b.expected, c.id)
+	b.mu.Unlock()
+	if endedEarly && reason != "" {
+		c.hangup(reason)
+	}
+	return c, nil
+}
+
+// duaFor returns the dialog user agent (and so the Contact) of the transport req came in on.
+func (b *Bridge) duaFor(req *sip.Request) *sipgo.DialogUA {
+	if d := b.dua[transportOf(req)]; d != nil {
+		return d
+	}
+	return b.dua["udp"]
+}
+
+func (b *Bridge) forget(c *inCall) {
+	b.mu.Lock()
+	delete(b.calls, c.id)
+	delete(b.inbound, c.dlg.ID)
+	b.mu.Unlock()
+	c.dlg.Close()
+}
+
+// endCall records the end of a call; it runs after the SIP side is done, with its own
+// deadline, so that a slow store never holds a SIP transaction.
+func (b *Bridge) endCall(id, reason string, log logger) {
+	if reason == "" {
+		reason = EndHangup
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if _, err := b.svc.EndCall(ctx, id, reason, Actor); err != nil {
+		log.Error("sip end call failed", "reason", reason, "error", err)
+	}
+}
+
+func (c *inCall) setReason(r string) {
+	c.mu.Lock()
+	if c.endReason == "" {
+		c.endReason = r
+	}
+	c.mu.Unlock()
+}
+
+func (c *inCall) reason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.endReason
+}
+
+// onBye ends the call at the caller's request and, for a bridged call, hangs up the other
+// leg too.
+func (c *inCall) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	c.setReason(EndHangup)
+	if err := c.dlg.ReadBye(req, tx); err != nil {
+		c.b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	c.mu.Lock()
+	peer := c.peer
+	c.mu.Unlock()
+	if peer != nil {
+		peer.hangup(EndHangup)
+	}
+}
+
+// hangup sends BYE to the caller (once) with reason as the call's end reason. It does not
+// wait for the call's handler to finish.
+func (c *inCall) hangup(reason string) {
+	c.setReason(reason)
+	c.mu.Lock()
+	if c.hungUp {
+		c.mu.Unlock()
+		return
+	}
+	c.hungUp = true
+	peer := c.peer
+	c.mu.Unlock()
+	if peer != nil {
+		peer.hangup(reason)
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
+		defer cancel()
+		if c.dlg.LoadState() < sip.DialogStateEstablished {
+			// Not answered yet (a bridged call still ringing): whoever waits for the answer
+			// sees finish and rejects the INVITE.
+			c.finish()
+			return
+		}
+		if err := c.dlg.Bye(ctx); err != nil {
+			c.b.log.Warn("sip bye failed", "call_id", c.id, "error", err)
+		}
+		// Whatever the peer said (or if it said nothing), the call is over for callctx.
+		c.finish()
+	}()
+}
+
+// finish releases whoever waits for the call to end, even when the dialog never reached
+// its ended state (a BYE nobody answered).
+func (c *inCall) finish() { c.doneOnce.Do(func() { close(c.done) }) }
+
+// wait blocks until the caller's dialog has ended or callctx gave up on it.
+func (c *inCall) wait() {
+	select {
+	case <-c.dlg.Context().Done():
+	case <-c.done:
+	}
+}
+
+// onReinvite answers a re-INVITE of a parked call with the same inactive SDP (a session
+// refresh or hold); a bridged call cannot be re-negotiated through callctx yet.
+func (b *Bridge) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
+	c := b.inboundOf(req)
+	if c == nil {
+		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	if err := c.dlg.ReadRequest(req, tx); err != nil {
+		b.respond(req, tx, 500, "Server Internal Error (CSeq out of order)")
+		return
+	}
+	c.mu.Lock()
+	peer, sdp := c.peer, c.sdp
+	c.mu.Unlock()
+	if peer != nil || sdp == nil {
+		b.respond(req, tx, 488, "Not Acceptable Here (re-INVITE of a bridged call)")
+		return
+	}
+	res := sip.NewSDPResponseFromRequest(req, sdp)
+	res.AppendHeader(sip.HeaderClone(&b.duaFor(req).ContactHDR))
+	res.AppendHeader(sip.NewHeader("Allow", allowed))
+	if err := tx.Respond(res); err != nil {
+		b.log.Warn("sip respond failed", "method", "INVITE", "code", 200, "call_id", c.id, "error", err)
+	}
+}
+
+// requireTags returns the option tags of Require headers, which callctx supports none of.
+func requireTags(req *sip.Request) string {
+	var tags []string
+	for _, h := range req.GetHeaders("Require") {
+		for _, t := range strings.Split(h.Value(), ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				tags = append(tags, t)
+			}
+		}
+	}
+	return strings.Join(tags, ", ")
+}
+
+// requestHeaders lists a request's headers as name/value pairs for the Mapper.
+func requestHeaders(req *sip.Request) []Header {
+	hs := req.Headers()
+	out := make([]Header, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, Header{Name: h.Name(), Value: h.Value()})
+	}
+	return out
+}
+
+// callerOf is who called: the first P-Asserted-Identity when present, else the From URI.
+func callerOf(req *sip.Request) string {
+	if h := req.GetHeader("P-Asserted-Identity"); h != nil {
+		first, _, _ := strings.Cut(h.Value(), ",")
+		var u sip.Uri
+		params := sip.NewParams()
+		if _, err := sip.ParseAddressValue(strings.TrimSpace(first), &u, &params); err == nil {
+			if s := userOf(u); s != "" {
+				return s
+			}
+		}
+	}
+	if f := req.From(); f != nil {
+		return userOf(f.Address)
+	}
+	return ""
+}
+
+// expect notes a call ID the bridge is about to create.
+func (b *Bridge) expect(id string) {
+	b.mu.Lock()
+	b.expected[id] = ""
+	b.mu.Unlock()
+}
+
+func (b *Bridge) unexpect(id string) {
+	b.mu.Lock()
+	delete(b.expected, id)
+	b.mu.Unlock()
+}
+
+// followEnds hangs up the calls the bridge holds when someone else ends them (POST
+// /v1/calls/{id}/end, a flow): callctx must not keep a SIP call whose session has ended. One
+// subscription serves every call; if it falls behind and is dropped, the bridge subscribes
+// again and checks the calls it holds.
+func (b *Bridge) followEnds() {
+	for first := true; ; first = false {
+		sub := b.svc.Subscribe("")
+		if !first {
+			b.checkHeld()
+		}
+		for open := true; open; {
+			select {
+			case <-b.ctx.Done():
+				sub.Close()
+				return
+			case e, ok := <-sub.Events():
+				if !ok {
+					open = false
+					break
+				}
+				if e.Type != session.EventCallEnded || e.Actor == Actor || e.Call == nil {
+					continue
+				}
+				reason := e.Call.EndReason
+				b.mu.Lock()
+				c := b.calls[e.CallID]
+				if _, ok := b.expected[e.CallID]; ok && c == nil {
+					b.expected[e.CallID] = reason
+				}
+				b.mu.Unlock()
+				if c != nil {
+					c.hangup(reason)
+				}
+			}
+		}
+		b.log.Warn("sip end-of-call feed fell behind; checking held calls")
+	}
+}
+
+// checkHeld hangs up every held call whose session has ended.
+func (b *Bridge) checkHeld() {
+	b.mu.Lock()
+	calls := make([]*inCall, 0, len(b.calls))
+	for _, c := range b.calls {
+		calls = append(calls, c)
+	}
+	b.mu.Unlock()
+	for _, c := range calls {
+		if call, err := b.svc.Call(b.ctx, c.id); err == nil && call.State == session.StateEnded {
+			c.hangup(call.EndReason)
+		}
+	}
+}

@@ -1,0 +1,182 @@
+package sipbridge_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/callctx/callctx/session"
+	"github.com/callctx/callctx/sipbridge"
+)
+
+var carryAll = session.TransferContext{Variables: []string{"sip.x-*", "sip.uui.*"}, As: "both"}
+
+func TestBridge_RedirectMode(t *testing.T) {
+	e := startBridge(t, sipbridge.Config{Mode: sipbridge.ModeRedirect, Target: "sip:queue@192.0.2.30:5060", Carry: carryAll})
+	uac := startSipp(t, "uac_redirect_context.xml", e.bridge.Addr(), 0)
+	uac.wait(t)
+
+	contact := uac.logged(t, "contact")
+	_, query, _ := strings.Cut(strings.TrimSuffix(contact, ">"), "?")
+	hs, err := sipbridge.DecodeURIHeaders(query)
+	if err != nil {
+		t.Fatalf("Contact %q: %v", contact, err)
+	}
+	got := map[string]string{}
+	for _, h := range hs {
+		got[h.Name] = h.Value
+	}
+	id := got["X-Callctx-Call-Id"]
+	call := e.endedCall(t, id)
+	if got, want := call.EndReason, sipbridge.EndRedirected; got != want {
+		t.Errorf("EndReason=%q, want %q", got, want)
+	}
+	u, err := sipbridge.ParseUUI(got["User-to-User"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(u.Pairs), "[{sipkey1 sipval1} {sipkey2 sipval2} {sip.x-customer-id 12345} {sip.x-transfer-reason BillingInquiry}]"; got != want {
+		t.Errorf("UUI=%s, want %s", got, want)
+	}
+	if got["X-Sip-Uui-Sipkey1"] != "sipval1" {
+		t.Errorf("X-Sip-Uui-Sipkey1=%q", got["X-Sip-Uui-Sipkey1"])
+	}
+	if v := e.vars(t, id); v["sip.x-customer-id"] != "12345" {
+		t.Errorf("session of the redirected call: sip.x-customer-id=%v", v["sip.x-customer-id"])
+	}
+}
+
+// bridgeEnv starts a sipp UAS as the target and a bridge in bridge mode pointing at it.
+func bridgeEnv(t *testing.T, uasScenario string) (*testEnv, *sippRun) {
+	port := freePort(t)
+	uas := startSipp(t, uasScenario, "", port)
+	e := startBridge(t, sipbridge.Config{Mode: sipbridge.ModeBridge, Target: fmt.Sprintf("sip:agent@127.0.0.1:%d", port), Carry: carryAll})
+	return e, uas
+}
+
+// legs returns the parent call and its one leg once both have ended.
+func (e *testEnv) bridgedCalls(t *testing.T) (parent, leg *session.Call) {
+	t.Helper()
+	page, err := e.svc.ListCalls(context.Background(), session.ListOptions{State: session.FilterAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range page.Items {
+		if c.ParentID == "" {
+			parent = c
+		} else {
+			leg = c
+		}
+	}
+	if parent == nil || leg == nil || len(page.Items) != 2 {
+		t.Fatalf("calls=%v, want a parent and one leg", page.Items)
+	}
+	if leg.ParentID != parent.ID {
+		t.Fatalf("leg.ParentID=%q, want %q", leg.ParentID, parent.ID)
+	}
+	return e.endedCall(t, parent.ID), e.endedCall(t, leg.ID)
+}
+
+func TestBridge_BridgeMode(t *testing.T) {
+	tests := []struct {
+		name, uac, uas       string
+		parentEnd, legEnd    string
+		legAnsweredAndListed bool
+	}{
+		{"CallerHangsUp", "uac_bridge_caller.xml", "uas_bridge_target.xml", sipbridge.EndHangup, sipbridge.EndHangup, true},
+		{"CalleeHangsUp", "uac_bridge_caller_gets_bye.xml", "uas_bridge_target_hangs_up.xml", sipbridge.EndCalleeHangup, sipbridge.EndHangup, true},
+		{"TargetBusy", "uac_bridge_caller_busy.xml", "uas_bridge_target_busy.xml", sipbridge.EndRejected, sipbridge.EndRejected, true},
+		{"CallerCancels", "uac_bridge_caller_cancels.xml", "uas_bridge_target_rings.xml", sipbridge.EndCancel, sipbridge.EndCancel, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, uas := bridgeEnv(t, tt.uas)
+			uac := startSipp(t, tt.uac, e.bridge.Addr(), 0)
+			uac.wait(t)
+			uas.wait(t)
+			parent, leg := e.bridgedCalls(t)
+			if got, want := parent.EndReason, tt.parentEnd; got != want {
+				t.Errorf("parent EndReason=%q, want %q", got, want)
+			}
+			if got, want := leg.EndReason, tt.legEnd; got != want {
+				t.Errorf("leg EndReason=%q, want %q", got, want)
+			}
+			if got, want := uas.logged(t, "callctx-call-id"), parent.ID; got != want {
+				t.Errorf("X-Callctx-Call-Id=%q, want the parent %q", got, want)
+			}
+			if got, want := fmt.Sprint(e.vars(t, parent.ID)["sip.legs"]), fmt.Sprint([]any{leg.ID}); got != want {
+				t.Errorf("sip.legs=%s, want %s", got, want)
+			}
+			if got, want := leg.Direction, session.DirectionOutbound; got != want {
+				t.Errorf("leg Direction=%q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestBridge_InviteModeTransfer(t *testing.T) {
+	t.Run("Answered", func(t *testing.T) {
+		port := freePort(t)
+		uas := startSipp(t, "uas_bridge_target.xml", "", port)
+		e := startBridge(t, sipbridge.Config{Carry: carryAll})
+		uac := startSipp(t, "uac_park_reinvite_bye.xml", e.bridge.Addr(), 0)
+		call := e.activeCall(t)
+		tr := transferWhenAnswered(t, e, call.ID, session.TransferRequest{Mode: session.TransferInvite, Target: fmt.Sprintf("sip:agent@127.0.0.1:%d", port)})
+		uac.wait(t)
+		uas.wait(t)
+		parent, leg := e.bridgedCalls(t)
+		if parent.ID != call.ID {
+			t.Fatalf("parent=%s, want %s", parent.ID, call.ID)
+		}
+		vars := e.vars(t, call.ID)
+		if vars["sip.transfer.id"] != tr.ID || vars["sip.transfer.status"] != "answered" {
+			t.Errorf("transfer=%v %v, want %s answered", vars["sip.transfer.id"], vars["sip.transfer.status"], tr.ID)
+		}
+		list, _ := vars["sip.transfers"].([]any)
+		if len(list) != 1 || list[0].(map[string]any)["legCallId"] != leg.ID || list[0].(map[string]any)["mode"] != "invite" {
+			t.Errorf("sip.transfers=%v, want the leg %s", vars["sip.transfers"], leg.ID)
+		}
+		if got, want := parent.EndReason, sipbridge.EndHangup; got != want {
+			t.Errorf("parent EndReason=%q, want %q", got, want)
+		}
+		if got, want := leg.EndReason, sipbridge.EndHangup; got != want {
+			t.Errorf("leg EndReason=%q, want %q", got, want)
+		}
+	})
+	t.Run("Busy", func(t *testing.T) {
+		port := freePort(t)
+		uas := startSipp(t, "uas_bridge_target_busy.xml", "", port)
+		e := startBridge(t, sipbridge.Config{Carry: carryAll})
+		uac := startSipp(t, "uac_park_wait_bye.xml", e.bridge.Addr(), 0)
+		call := e.activeCall(t)
+		transferWhenAnswered(t, e, call.ID, session.TransferRequest{Mode: session.TransferInvite, Target: fmt.Sprintf("sip:agent@127.0.0.1:%d", port)})
+		uas.wait(t)
+		waitFor(t, "the transfer to fail", func() bool { return e.vars(t, call.ID)["sip.transfer.status"] == "failed" })
+		if got, want := e.vars(t, call.ID)["sip.transfer.reasonCode"], "busy"; got != want {
+			t.Errorf("reasonCode=%v, want %v", got, want)
+		}
+		if c, _ := e.svc.Call(context.Background(), call.ID); c.State != session.StateActive {
+			t.Fatalf("call state=%q after a failed transfer, want active", c.State)
+		}
+		if _, err := e.svc.EndCall(context.Background(), call.ID, "done", "crm"); err != nil {
+			t.Fatal(err)
+		}
+		uac.wait(t)
+	})
+}
+
+func TestBridge_RedirectModeLargeContextOverUDP(t *testing.T) {
+	e := startBridge(t, sipbridge.Config{Mode: sipbridge.ModeRedirect, Target: "sip:queue@192.0.2.30:5060", Carry: carryAll})
+	uac := startSipp(t, "uac_redirect_large.xml", e.bridge.Addr(), 0)
+	uac.wait(t)
+	contact := uac.logged(t, "contact")
+	_, query, _ := strings.Cut(strings.TrimSuffix(contact, ">"), "?")
+	id := strings.TrimPrefix(query, "X-Callctx-Call-Id=")
+	if got := e.vars(t, id)["sip.x-notes"]; got != strings.Repeat("n", 1500) {
+		t.Errorf("the session lacks the large context: sip.x-notes=%.20v…", got)
+	}
+	if !strings.Contains(e.logs.String(), "sent the call ID only") {
+		t.Errorf("the fallback was not logged")
+	}
+}

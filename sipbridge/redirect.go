@@ -1,0 +1,79 @@
+package sipbridge
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callctx/callctx/session"
+)
+
+// carried returns the headers that carry a call's context: the X-Callctx-Call-Id header and
+// the variables spec selects. When the context cannot travel (a value with a control
+// character, a limit exceeded) it returns the call ID header alone and the reason, so a
+// redirect or bridged call still goes through and the next hop can read the session over
+// REST.
+func carried(vars map[string]json.RawMessage, callID string, spec session.TransferContext) ([]Header, error) {
+	idHeader := []Header{{Name: CallIDHeader, Value: callID}}
+	hs, err := contextHeaders(vars, spec)
+	if err != nil {
+		return idHeader, err
+	}
+	all := append(idHeader, hs...)
+	if err := CheckHeaders(all); err != nil {
+		return idHeader, err
+	}
+	return all, nil
+}
+
+// withURIHeaders returns a copy of u carrying hs as URI headers, each name and value
+// percent-encoded (sipgo writes URI headers as they are).
+func withURIHeaders(u sip.Uri, hs []Header) sip.Uri {
+	c := *u.Clone()
+	c.Headers = make(sip.HeaderParams, 0, len(hs))
+	for _, h := range hs {
+		c.Headers = append(c.Headers, sip.HeaderKV{K: EscapeURIHeader(h.Name), V: EscapeURIHeader(h.Value)})
+	}
+	return c
+}
+
+// redirect answers the INVITE with 302, the context in the Contact URI's headers. The call
+// was recorded ended (reason redirected) when it was created: callctx is out of the
+// signalling path and will never see its end. Its session stays readable for the retention
+// period; the next hop finds it by X-Callctx-Call-Id.
+func (b *Bridge) redirect(req *sip.Request, tx sip.ServerTransaction, call *session.Call, sess *session.Session, log logger) {
+	hs, err := carried(sess.Variables, call.ID, b.cfg.Carry)
+	if err != nil {
+		log.Warn("sip context not carried on redirect", "error", err)
+	}
+	build := func(hs []Header) *sip.Response {
+		res := sip.NewResponseFromRequest(req, 302, "Moved Temporarily", nil)
+		res.AppendHeader(&sip.ContactHeader{Address: withURIHeaders(b.target.uri, hs)})
+		res.AppendHeader(sip.NewHeader("Server", b.cfg.UserAgent))
+		return res
+	}
+	res := build(hs)
+	if transportOf(req) == "udp" && len(res.String()) > udpLimit && len(hs) > 1 {
+		// A response goes back the way the request came: over UDP it cannot move to TCP,
+		// and sipgo would refuse to send it. Send the call ID alone.
+		log.Warn("sip context too large for a UDP 302; sent the call ID only", "bytes", len(res.String()), "headers", len(hs))
+		res = build(hs[:1])
+	}
+	if err := tx.Respond(res); err != nil {
+		log.Error("sip redirect failed", "error", fmt.Errorf("send 302: %w", err))
+		return
+	}
+	// Take the ACK here: sipgo hands it to a goroutine that blocks until someone reads it or
+	// the transaction ends (Timer I, 5 s over UDP), and thousands of those per second are
+	// stacks the garbage collector has to scan.
+	t := time.NewTimer(sip.Timer_H)
+	defer t.Stop()
+	select {
+	case <-tx.Acks():
+	case <-tx.Done():
+	case <-t.C:
+	case <-b.stopping:
+	}
+}

@@ -1,0 +1,552 @@
+package sipbridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
+
+	"github.com/callctx/callctx/session"
+)
+
+// maxTransfersKept bounds the transfers listed in sip.transfers.
+const maxTransfersKept = 16
+
+// maxHandoverReason bounds handoverReason, which only goes to the record.
+const maxHandoverReason = 1024
+
+// activeTransfer is the transfer a call has in progress.
+type activeTransfer struct {
+	id          string           // never changes
+	t           session.Transfer // owned by the goroutine that runs the transfer once started
+	blind       bool
+	hangupAfter time.Duration
+	notify      chan sipfrag // NOTIFYs of a REFER subscription
+	finished    chan struct{}
+	report      func(session.TransferStatus, string) // see Bridge.transfer
+}
+
+// sipfrag is what one NOTIFY of a REFER says (RFC 3515 §2.4.5).
+type sipfrag struct {
+	code       int
+	reason     string
+	terminated bool
+}
+
+// Transfer implements session.Transferer: it validates req, sends the REFER (or places the
+// new call of an invite-mode transfer) and returns the transfer as pending; a goroutine waits
+// for the outcome and records it in the session.
+func (b *Bridge) Transfer(ctx context.Context, callID string, req session.TransferRequest) (*session.Transfer, error) {
+	return b.transfer(ctx, callID, req, nil)
+}
+
+// transfer is Transfer with report, when not nil, called with the outcome once it is recorded
+// and before callctx hangs up after a success: a flow learns the outcome while the call's
+// session can still be written.
+func (b *Bridge) transfer(ctx context.Context, callID string, req session.TransferRequest, report func(session.TransferStatus, string)) (*session.Transfer, error) {
+	b.mu.Lock()
+	closing, c := b.closing, b.calls[callID]
+	b.mu.Unlock()
+	if closing {
+		return nil, session.Errorf(session.CodeUnavailable, "the SIP bridge is shutting down")
+	}
+	if c == nil {
+		call, err := b.svc.Call(ctx, callID)
+		if err != nil {
+			return nil, err
+		}
+		if call.State == session.StateEnded {
+			return nil, session.Errorf(session.CodeConflict, "the call %s has ended", callID)
+		}
+		return nil, session.Errorf(session.CodeConflict, "the call %s is not held by this SIP bridge: only calls callctx answered or bridged can be transferred", callID)
+	}
+	p, err := b.checkTransfer(req)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := b.svc.Session(ctx, callID)
+	if err != nil {
+		return nil, err
+	}
+	spec := b.cfg.Carry
+	if req.Context != nil {
+		spec = *req.Context
+	}
+	carriedHs, err := contextHeaders(sess.Variables, spec)
+	if err != nil {
+		return nil, invalid("context", "the session's context cannot travel in SIP: "+err.Error())
+	}
+	hs := mergeHeaders(append([]Header{{Name: CallIDHeader, Value: callID}}, carriedHs...), p.headers)
+	if err := CheckHeaders(hs); err != nil {
+		return nil, invalid("context", "the carried context and headers break the limits: "+err.Error())
+	}
+
+	at := &activeTransfer{
+		t: session.Transfer{ID: uuid.Must(uuid.NewV7()).String(), CallID: callID, Mode: p.mode, Target: req.Target,
+			Status: session.TransferPending, HandoverReason: req.HandoverReason, StartedAt: time.Now().UTC()},
+		blind: req.Blind, hangupAfter: p.hangupAfter, notify: make(chan sipfrag, 16), finished: make(chan struct{}),
+		report: report,
+	}
+	at.id = at.t.ID
+	c.mu.Lock()
+	switch {
+	case c.hungUp:
+		c.mu.Unlock()
+		return nil, session.Errorf(session.CodeConflict, "the call %s is being hung up", callID)
+	case !c.confirmed:
+		c.mu.Unlock()
+		return nil, session.Errorf(session.CodeConflict, "the call %s is not answered yet", callID)
+	case c.transfer != nil:
+		c.mu.Unlock()
+		return nil, session.Errorf(session.CodeConflict, "the call %s has a transfer in progress (%s)", callID, c.transfer.id)
+	case p.mode == session.TransferInvite && c.peer != nil:
+		c.mu.Unlock()
+		return nil, session.Errorf(session.CodeConflict, "the call %s is bridged already; transfer it with mode refer", callID)
+	}
+	c.transfer = at
+	c.mu.Unlock()
+
+	t := at.t // the goroutine owns at.t from here on
+	b.log.Info("sip transfer started", "call_id", callID, "transfer", t.ID, "mode", string(t.Mode), "target", t.Target, "actor", req.Actor)
+	if p.mode == session.TransferInvite {
+		c.record(t, false)
+		b.track(func() { c.runInviteTransfer(at, p, hs) })
+		return &t, nil
+	}
+	// Not the caller's context: the REFER's transaction outlives the REST request.
+	sctx, cancel := context.WithTimeout(b.ctx, storeTimeout)
+	tx, err := c.sendRefer(sctx, p, hs)
+	cancel()
+	if err != nil {
+		c.clearTransfer(at)
+		return nil, err
+	}
+	c.record(t, false)
+	b.track(func() { c.runRefer(at, tx) })
+	return &t, nil
+}
+
+// track runs f as work Shutdown waits for.
+func (b *Bridge) track(f func()) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		f()
+	}()
+}
+
+// transferParams is a checked TransferRequest.
+type transferParams struct {
+	mode        session.TransferMode
+	to          target
+	headers     []Header
+	referredBy  string
+	hangupAfter time.Duration
+}
+
+// checkTransfer validates every parameter and names each bad one.
+func (b *Bridge) checkTransfer(req session.TransferRequest) (transferParams, error) {
+	p := transferParams{mode: req.Mode, hangupAfter: session.DefaultHangupAfter}
+	var fields []session.FieldError
+	bad := func(name, msg string) { fields = append(fields, session.FieldError{Name: name, Message: msg}) }
+	switch p.mode {
+	case "":
+		p.mode = session.TransferRefer
+	case session.TransferRefer, session.TransferInvite:
+	default:
+		bad("mode", "use refer or invite")
+	}
+	to, err := parseTarget(req.Target, b.cfg.SBC, req.PreserveTelURI && p.mode == session.TransferRefer)
+	if err != nil {
+		bad("target", err.Error())
+	}
+	p.to = to
+	for i, h := range req.Headers {
+		p.headers = append(p.headers, Header{Name: h.Name, Value: h.Value})
+		if err := CheckHeaderName(h.Name); err != nil {
+			bad(fmt.Sprintf("headers/%d/name", i), err.Error())
+		}
+		if err := CheckHeaderValue(h.Value); err != nil {
+			bad(fmt.Sprintf("headers/%d/value", i), err.Error())
+		}
+	}
+	if len(fields) == 0 {
+		var herrs HeaderErrors
+		if err := CheckHeaders(p.headers); errors.As(err, &herrs) {
+			for _, e := range herrs {
+				bad("headers", e.Reason)
+			}
+		}
+	}
+	if req.ReferredBy != "" {
+		rb, err := parseTarget(req.ReferredBy, "", true)
+		if err != nil {
+			bad("referredBy", strings.Replace(err.Error(), "the target", "the Referred-By URI", 1))
+		} else {
+			p.referredBy = rb.String()
+		}
+	}
+	if req.HangupAfter != nil {
+		if d := *req.HangupAfter; d < 0 || d > session.MaxHangupAfter {
+			bad("hangupAfter", fmt.Sprintf("use 0 to %d ms", session.MaxHangupAfter.Milliseconds()))
+		} else {
+			p.hangupAfter = d
+		}
+	}
+	if len(req.HandoverReason) > maxHandoverReason {
+		bad("handoverReason", fmt.Sprintf("at most %d characters", maxHandoverReason))
+	} else if err := checkText(req.HandoverReason); err != nil {
+		bad("handoverReason", err.Error())
+	}
+	if req.Context != nil {
+		if err := checkContext(*req.Context); err != nil {
+			bad("context", err.Error())
+		}
+	}
+	if len(fields) > 0 {
+		msg := "the transfer request is not valid"
+		return p, &session.Error{Code: session.CodeInvalid, Message: msg, Fields: fields}
+	}
+	return p, nil
+}
+
+func invalid(field, msg string) error {
+	return &session.Error{Code: session.CodeInvalid, Message: msg, Fields: []session.FieldError{{Name: field, Message: msg}}}
+}
+
+// remoteTarget is where in-dialog requests to the caller go: its Contact.
+func (c *inCall) remoteTarget() sip.Uri {
+	if h := c.dlg.InviteRequest.Contact(); h != nil {
+		return *h.Address.Clone()
+	}
+	return *c.dlg.InviteRequest.From().Address.Clone()
+}
+
+// sendRefer sends the REFER in the caller's dialog: the context as headers of the Refer-To
+// URI (percent-encoded), or, for a tel: target that cannot carry them, as headers of the
+// REFER itself. Over UDP a REFER is limited to about 1,300 bytes (sipgo does not move an
+// in-dialog request to TCP): a larger one is refused with a clear error, and the caller's
+// side should reach callctx over TCP to carry that much context.
+func (c *inCall) sendRefer(ctx context.Context, p transferParams, hs []Header) (sip.ClientTransaction, error) {
+	req := sip.NewRequest(sip.REFER, c.remoteTarget())
+	var extra []Header
+	if p.to.canCarryHeaders() {
+		u := withURIHeaders(p.to.uri, hs)
+		req.AppendHeader(sip.NewHeader("Refer-To", "<"+u.String()+">"))
+	} else {
+		req.AppendHeader(sip.NewHeader("Refer-To", "<"+p.to.String()+">"))
+		extra = hs
+	}
+	if p.referredBy != "" {
+		req.AppendHeader(sip.NewHeader("Referred-By", "<"+p.referredBy+">"))
+	}
+	for _, h := range extra {
+		req.AppendHeader(sip.NewHeader(h.Name, h.Value))
+	}
+	req.AppendHeader(sip.NewHeader("User-Agent", c.b.cfg.UserAgent))
+	if transportOf(c.dlg.InviteRequest) == "udp" {
+		if n := len(req.String()) + viaReserve + 300; n > udpLimit {
+			return nil, invalid("context", fmt.Sprintf("the REFER would be about %d bytes, over the %d-byte limit of UDP, and the call came in over UDP; carry less context (session.variables, transferSipHeaders) or have the caller's side reach callctx over TCP", n, udpLimit))
+		}
+	}
+	tx, err := c.dlg.TransactionRequest(ctx, req)
+	if errors.Is(err, sip.ErrUDPMTUCongestion) {
+		return nil, invalid("context", fmt.Sprintf("the REFER is over the %d-byte limit of UDP; carry less context or have the caller's side reach callctx over TCP", udpLimit))
+	}
+	if err != nil {
+		return nil, &session.Error{Code: session.CodeUnavailable, Message: "the REFER could not be sent to the caller's side", Err: err}
+	}
+	return tx, nil
+}
+
+// runRefer waits for the REFER's response and the NOTIFYs that report the new call, records
+// the outcome, and on success hangs up after the grace period.
+func (c *inCall) runRefer(at *activeTransfer, tx sip.ClientTransaction) {
+	defer close(at.finished)
+	res := waitFinal(tx, c.b.ctx)
+	tx.Terminate()
+	switch {
+	case res == nil:
+		c.finishTransfer(at, session.TransferFailed, session.ReasonError, 0, "no response to the REFER")
+		return
+	case !res.IsSuccess():
+		c.finishTransfer(at, session.TransferFailed, reasonCode(res.StatusCode), res.StatusCode, "REFER refused: "+res.Reason)
+		return
+	}
+	if at.blind {
+		c.finishTransfer(at, session.TransferAccepted, "", res.StatusCode, "REFER accepted; not waiting for the outcome")
+		c.hangup(EndTransferred)
+		return
+	}
+	timer := time.NewTimer(c.b.cfg.TransferTimeout)
+	defer timer.Stop()
+	last := 0
+	for {
+		select {
+		case f := <-at.notify:
+			if f.code > 0 {
+				last = f.code
+			}
+			if !f.terminated && f.code < 200 {
+				continue
+			}
+			if f.code >= 200 && f.code < 300 {
+				c.finishTransfer(at, session.TransferAnswered, "", f.code, f.reason)
+				c.hangupAfter(at.hangupAfter)
+				return
+			}
+			code := f.code
+			if code == 0 {
+				code = last
+			}
+			c.finishTransfer(at, session.TransferFailed, reasonCode(code), code, f.reason)
+			return
+		case <-timer.C:
+			rc := session.ReasonError
+			if last >= 180 && last < 200 {
+				rc = session.ReasonNoAnswer
+			}
+			c.finishTransfer(at, session.TransferFailed, rc, 0, fmt.Sprintf("no final NOTIFY within %s", c.b.cfg.TransferTimeout))
+			return
+		case <-c.done:
+			c.finishTransfer(at, session.TransferFailed, session.ReasonError, 0, "the call ended before the transfer's outcome was known")
+			return
+		case <-c.dlg.Context().Done():
+			c.finishTransfer(at, session.TransferFailed, session.ReasonError, 0, "the call ended before the transfer's outcome was known")
+			return
+		}
+	}
+}
+
+// hangupAfter hangs up once the grace period is over, unless the call ends first.
+func (c *inCall) hangupAfter(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		c.hangup(EndTransferred)
+	case <-c.done:
+	case <-c.dlg.Context().Done():
+		c.setReason(EndTransferred)
+	case <-c.b.ctx.Done():
+	}
+}
+
+// runInviteTransfer places the new call with the caller's SDP and, once it is answered,
+// offers its SDP to the caller in a re-INVITE; from then on callctx bridges the two.
+func (c *inCall) runInviteTransfer(at *activeTransfer, p transferParams, hs []Header) {
+	defer close(at.finished)
+	ctx, cancel := context.WithTimeout(c.dlg.Context(), c.b.cfg.TransferTimeout)
+	defer cancel()
+	stop := context.AfterFunc(c.b.ctx, cancel)
+	defer stop()
+	ct := ""
+	if h := c.dlg.InviteRequest.ContentType(); h != nil {
+		ct = h.Value()
+	}
+	o, res, err := c.b.dial(ctx, dialRequest{parent: c, to: p.to, headers: hs, referredBy: p.referredBy, body: c.dlg.InviteRequest.Body(), contentType: ct})
+	var failed errDialFailed
+	switch {
+	case errors.As(err, &failed):
+		c.finishTransfer(at, session.TransferFailed, reasonCode(res.StatusCode), res.StatusCode, res.Reason)
+		return
+	case err != nil && c.dlg.Context().Err() != nil:
+		c.finishTransfer(at, session.TransferFailed, session.ReasonError, 0, "the call ended before the transfer's outcome was known")
+		return
+	case err != nil && ctx.Err() != nil:
+		c.finishTransfer(at, session.TransferFailed, session.ReasonNoAnswer, 0, fmt.Sprintf("no answer within %s", c.b.cfg.TransferTimeout))
+		return
+	case err != nil:
+		c.finishTransfer(at, session.TransferFailed, session.ReasonError, 0, err.Error())
+		return
+	}
+	at.t.LegCallID = o.id
+	// Offer the target's media to the caller.
+	reinvite := sip.NewRequest(sip.INVITE, c.remoteTarget())
+	if body := res.Body(); len(body) > 0 {
+		reinvite.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		reinvite.SetBody(body)
+	}
+	rctx, rcancel := context.WithTimeout(c.b.ctx, sip.Timer_B)
+	rres, err := c.dlg.Do(rctx, reinvite)
+	rcancel()
+	if err != nil || !rres.IsSuccess() {
+		reason := "the caller's side refused the new media"
+		if err != nil {
+			reason = "re-INVITE to the caller failed: " + err.Error()
+		}
+		o.hangup(EndError)
+		c.finishTransfer(at, session.TransferFailed, session.ReasonError, 0, reason)
+		return
+	}
+	ack := sip.NewRequest(sip.ACK, c.remoteTarget())
+	if err := c.dlg.WriteRequest(ack); err != nil {
+		c.b.log.Warn("sip ack of re-INVITE failed", "call_id", c.id, "error", err)
+	}
+	c.mu.Lock()
+	c.peer = o
+	c.sdp = nil
+	c.mu.Unlock()
+	c.finishTransfer(at, session.TransferAnswered, "", res.StatusCode, res.Reason)
+}
+
+// waitFinal returns the final response of a client transaction, nil when there is none.
+func waitFinal(tx sip.ClientTransaction, ctx context.Context) *sip.Response {
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.IsProvisional() {
+				continue
+			}
+			return res
+		case <-tx.Done():
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// reasonCode classifies the SIP status of a failed transfer as Live Hub does.
+func reasonCode(code int) string {
+	switch code {
+	case 486, 600:
+		return session.ReasonBusy
+	case 603, 607, 608:
+		return session.ReasonDeclined
+	case 408, 480, 487:
+		return session.ReasonNoAnswer
+	default:
+		return session.ReasonError
+	}
+}
+
+// finishTransfer records the outcome and frees the call for another transfer (after a
+// failure; after a success the call is about to be hung up, or is bridged).
+func (c *inCall) finishTransfer(at *activeTransfer, status session.TransferStatus, rc string, code int, reason string) {
+	at.t.Status, at.t.ReasonCode, at.t.SIPCode, at.t.Reason = status, rc, code, reason
+	at.t.EndedAt = time.Now().UTC()
+	c.record(at.t, true)
+	c.b.log.Info("sip transfer finished", "call_id", c.id, "transfer", at.t.ID, "status", string(status), "reason_code", rc, "sip_code", code)
+	if status != session.TransferAnswered || at.t.Mode == session.TransferInvite {
+		c.clearTransfer(at)
+	}
+	if at.report != nil {
+		at.report(status, rc) // after clearTransfer: the flow may start another transfer at once
+	}
+}
+
+func (c *inCall) clearTransfer(at *activeTransfer) {
+	c.mu.Lock()
+	if c.transfer == at {
+		c.transfer = nil
+	}
+	c.mu.Unlock()
+}
+
+// record writes a transfer's state into the call's session: sip.transfer.* for the latest
+// one (flows route on sip.transfer.status) and the whole list in sip.transfers. A final
+// outcome is published as a transfer.status event.
+func (c *inCall) record(t session.Transfer, final bool) {
+	c.mu.Lock()
+	replaced := false
+	for i := range c.transfers {
+		if c.transfers[i].ID == t.ID {
+			c.transfers[i], replaced = t, true
+		}
+	}
+	if !replaced {
+		c.transfers = append(c.transfers, t)
+		if len(c.transfers) > maxTransfersKept {
+			c.transfers = c.transfers[len(c.transfers)-maxTransfersKept:]
+		}
+	}
+	list, _ := json.Marshal(c.transfers)
+	c.mu.Unlock()
+	null := json.RawMessage("null")
+	str := func(s string) json.RawMessage {
+		if s == "" {
+			return null
+		}
+		b, _ := json.Marshal(s)
+		return b
+	}
+	code := null
+	if t.SIPCode != 0 {
+		code = json.RawMessage(strconv.Itoa(t.SIPCode))
+	}
+	vars := map[string]json.RawMessage{
+		session.VarTransferID:         str(t.ID),
+		session.VarTransferStatus:     str(string(t.Status)),
+		session.VarTransferTarget:     str(t.Target),
+		session.VarTransferReasonCode: str(t.ReasonCode),
+		session.VarTransferSIPCode:    code,
+		session.VarTransferReason:     str(t.Reason),
+		session.VarTransfers:          list,
+	}
+	opts := session.WriteOptions{Actor: Actor, Origin: session.OriginSIP}
+	if final {
+		opts.Event = session.EventTransferStatus
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if _, err := c.b.svc.Merge(ctx, c.id, vars, opts); err != nil {
+		c.b.log.Error("sip record transfer failed", "call_id", c.id, "transfer", t.ID, "error", err)
+	}
+}
+
+// onNotify takes a NOTIFY of the caller's dialog: the progress of a REFER (RFC 3515).
+func (c *inCall) onNotify(req *sip.Request, tx sip.ServerTransaction) {
+	ev := req.GetHeader("Event")
+	if ev == nil {
+		ev = req.GetHeader("o")
+	}
+	if ev == nil || !strings.EqualFold(strings.TrimSpace(strings.SplitN(ev.Value(), ";", 2)[0]), "refer") {
+		c.b.respond(req, tx, 489, "Bad Event", sip.NewHeader("Allow-Events", "refer"))
+		return
+	}
+	c.b.respond(req, tx, 200, "OK")
+	f := sipfrag{}
+	if h := req.GetHeader("Subscription-State"); h != nil {
+		f.terminated = strings.HasPrefix(strings.ToLower(strings.TrimSpace(h.Value())), "terminated")
+	}
+	if h := req.ContentType(); h != nil && strings.HasPrefix(strings.ToLower(strings.TrimSpace(h.Value())), "message/sipfrag") {
+		f.code, f.reason = parseSipfrag(req.Body())
+	}
+	c.mu.Lock()
+	at := c.transfer
+	c.mu.Unlock()
+	if at == nil {
+		return
+	}
+	select {
+	case at.notify <- f:
+	default:
+		c.b.log.Warn("sip notify dropped: too many pending", "call_id", c.id)
+	}
+}
+
+// parseSipfrag reads the status line of a message/sipfrag body ("SIP/2.0 200 OK").
+func parseSipfrag(body []byte) (int, string) {
+	line, _, _ := strings.Cut(string(body), "\n")
+	line = strings.TrimSpace(line)
+	proto, rest, ok := strings.Cut(line, " ")
+	if !ok || !strings.HasPrefix(strings.ToUpper(proto), "SIP/") {
+		return 0, ""
+	}
+	codeText, reason, _ := strings.Cut(rest, " ")
+	code, err := strconv.Atoi(codeText)
+	if err != nil || code < 100 || code > 699 {
+		return 0, ""
+	}
+	if checkText(reason) != nil {
+		reason = ""
+	}
+	return code, reason
+}
