@@ -20,6 +20,10 @@
 //	callctx:{i}:active  the same, active calls
 //	callctx:{i}:ended   the same, ended calls
 //	callctx:{i}:byend   <end hex><start hex><id>, ended calls, for the sweep
+//	callctx:{<id>}:f    string: the call's flow state (outbox.go)
+//	callctx:{<id>}:o    hash: its outbox entries by ID
+//	callctx:{o}:due     sorted set: pending outbox entries; :owner their claims, :nodes the leases
+//	callctx:{o}:rpc:<n> list: requests for node n (rpc.go)
 //
 // The indexes span calls, so in Cluster mode they live in a slot of their
 // own and cannot change in the same script as a call: there, creating and
