@@ -74,6 +74,9 @@ func (f *forwarder) Transfer(ctx context.Context, callID string, req session.Tra
 		return f.here(ctx, callID, req)
 	}
 	if !alive {
+		if c, err := f.s.Call(ctx, callID); err == nil && c.SIPCallID == "" {
+			return nil, session.Errorf(session.CodeConflict, "the call %s did not come in over SIP: there is no dialog to transfer it in", callID)
+		}
 		return nil, session.Errorf(session.CodeConflict, "the call %s is held by callctx node %s, which is gone: its SIP dialog went with it, so the call cannot be transferred", callID, node)
 	}
 	payload, err := json.Marshal(transferAsk{CallID: callID, Request: req})

@@ -51,7 +51,7 @@ func TestStore_Transferer(t *testing.T) {
 	}
 	defer func() { cancel(); wg.Wait() }()
 
-	onA, _, err := session.NewService(a, session.Options{}).CreateCall(ctx, session.NewCall{ID: "sip-call", From: "a", To: "b"}, client)
+	onA, _, err := session.NewService(a, session.Options{}).CreateCall(ctx, session.NewCall{ID: "sip-call", From: "a", To: "b", SIPCallID: "abc@192.0.2.1"}, client)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,10 +89,15 @@ func TestStore_Transferer(t *testing.T) {
 		t.Fatalf("an unknown call: %v", err)
 	}
 
+	restOnA, _, _ := session.NewService(a, session.Options{}).CreateCall(ctx, session.NewCall{ID: "rest-on-a", From: "a", To: "b"}, client)
 	cancel()
 	a.Close()
 	_, err = b.Transferer(nil).Transfer(context.Background(), onA.ID, req)
 	if session.ErrorCode(err) != session.CodeConflict || !strings.Contains(session.ErrorMessage(err), "which is gone") {
 		t.Fatalf("the holding node is gone: %v", err)
+	}
+	_, err = b.Transferer(nil).Transfer(context.Background(), restOnA.ID, req)
+	if session.ErrorCode(err) != session.CodeConflict || !strings.Contains(session.ErrorMessage(err), "did not come in over SIP") {
+		t.Fatalf("a call that never had a dialog, of a node that is gone: %v", err)
 	}
 }
