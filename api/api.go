@@ -42,6 +42,20 @@ type Config struct {
 	// Transferer moves calls to another party (the SIP bridge); nil when the bridge is off,
 	// and then POST /v1/calls/{id}/transfer answers 503.
 	Transferer session.Transferer
+	// Metrics, when set, hears of every answered request and serves
+	// GET /metrics; without it that route answers 404.
+	Metrics Metrics
+}
+
+// Metrics is what the API needs from a metrics registry. Package metrics
+// implements it; the API itself stays free of Prometheus.
+type Metrics interface {
+	// ServeHTTP serves the scrape endpoint.
+	http.Handler
+	// ObserveRequest records one answered request. route is the OpenAPI
+	// path of the matched route, "" when none matched; stream marks an
+	// event stream, whose took is how long it was watched.
+	ObserveRequest(method, route string, status int, took time.Duration, stream bool)
 }
 
 // Defaults for Config.
@@ -60,6 +74,9 @@ type Handler struct {
 	log       *slog.Logger
 	maxBody   int64
 	keepAlive time.Duration
+	metrics   Metrics
+	routes    map[string]string // gin path → OpenAPI path, for metrics labels
+	console   map[string]consoleFile
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed by Close: event streams end
@@ -96,6 +113,8 @@ func NewHandler(cfg Config) (*Handler, error) {
 		log:       cfg.Logger,
 		maxBody:   cfg.MaxBodyBytes,
 		keepAlive: cfg.KeepAlive,
+		metrics:   cfg.Metrics,
+		routes:    make(map[string]string),
 		closing:   make(chan struct{}),
 	}
 	h.transferer = cfg.Transferer
@@ -108,6 +127,9 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if h.keepAlive <= 0 {
 		h.keepAlive = DefaultKeepAlive
 	}
+	if h.console, err = loadConsole(); err != nil {
+		return nil, fmt.Errorf("api: load the console: %w", err)
+	}
 	for i := range cfg.Tokens {
 		t := cfg.Tokens[i]
 		h.tokens[t.SHA256] = &t
@@ -118,8 +140,8 @@ func NewHandler(cfg Config) (*Handler, error) {
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false
 	e.ContextWithFallback = true
-	if cfg.AccessLog {
-		e.Use(h.accessLog)
+	if cfg.AccessLog || h.metrics != nil {
+		e.Use(h.observe(cfg.AccessLog))
 	}
 	e.Use(h.recovery)
 	e.NoRoute(func(c *gin.Context) {
@@ -149,6 +171,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		}
 		chain = append(chain, r.handle)
 		e.Handle(r.method, ginPath(r.path), chain...)
+		h.routes[ginPath(r.path)] = r.path
 	}
 	var missing []string
 	for key := range sp.ops {
@@ -199,6 +222,10 @@ func (h *Handler) routeTable() []route {
 		{method: "GET", path: "/healthz", handle: h.healthz},
 		{method: "GET", path: "/readyz", handle: h.readyz},
 		{method: "GET", path: "/openapi.yaml", handle: h.openAPI},
+		// The integrator's kit: metrics and the live console.
+		{method: "GET", path: "/metrics", handle: h.serveMetrics},
+		{method: "GET", path: "/console", handle: h.consolePage},
+		{method: "GET", path: "/console/{asset}", handle: h.consoleAsset},
 	}
 }
 

@@ -16,12 +16,13 @@ const (
 	ScopeSessionsRead  Scope = "sessions:read"
 	ScopeSessionsWrite Scope = "sessions:write"
 	ScopeCallsWrite    Scope = "calls:write"
+	ScopeMetricsRead   Scope = "metrics:read" // GET /metrics, for a Prometheus that should read nothing else
 	ScopeAdmin         Scope = "admin"
 )
 
 func validScope(s Scope) bool {
 	switch s {
-	case ScopeSessionsRead, ScopeSessionsWrite, ScopeCallsWrite, ScopeAdmin:
+	case ScopeSessionsRead, ScopeSessionsWrite, ScopeCallsWrite, ScopeMetricsRead, ScopeAdmin:
 		return true
 	}
 	return false

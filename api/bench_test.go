@@ -12,6 +12,7 @@ import (
 	"github.com/callctx/callctx/api"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
+	"github.com/gin-gonic/gin"
 )
 
 func benchHandler(b *testing.B) (*api.Handler, string) {
@@ -94,4 +95,18 @@ func BenchmarkHandler_WriteSessionParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkBareGin is the baseline of the HTTP benchmark, measured the same
+// way as BenchmarkHandler_GetSession: a gin handler returning a small JSON.
+func BenchmarkBareGin(b *testing.B) {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.GET("/ping", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok", "version": 1}) })
+	req := httptest.NewRequest("GET", "/ping", nil)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, req)
+	}
 }

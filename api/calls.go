@@ -72,6 +72,7 @@ func (h *Handler) createCall(c *gin.Context) {
 		h.failAt(c, err, "/variables")
 		return
 	}
+	c.Set(ctxCallID, call.ID)
 	h.startFlow(c, call)
 	c.Header("Location", "/v1/calls/"+call.ID)
 	c.JSON(http.StatusCreated, toCallJSON(call))

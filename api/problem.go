@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/callctx/callctx/session"
 	"github.com/gin-gonic/gin"
@@ -126,22 +127,27 @@ func (h *Handler) recovery(c *gin.Context) {
 }
 
 // accessLog logs one line per request.
-func (h *Handler) accessLog(c *gin.Context) {
-	start := nowFunc()
-	c.Next()
+func (h *Handler) accessLog(c *gin.Context, route string, took time.Duration) {
 	h.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "http request",
 		slog.String("method", c.Request.Method),
-		slog.String("route", c.FullPath()),
+		slog.String("route", route), // as in openapi.yaml and the metrics
 		slog.String("path", c.Request.URL.Path),
 		slog.Int("status", c.Writer.Status()),
-		slog.Duration("duration", nowFunc().Sub(start)),
+		slog.Duration("duration", took),
 		slog.String("call_id", callID(c)),
 		slog.String("actor", c.GetString(ctxActor)),
 	)
 }
 
-// callID returns the call ID of a request's path, if it has one.
+// ctxCallID holds the ID of a call a request created, for the access log.
+const ctxCallID = "callctx.callId"
+
+// callID returns the call ID a request is about: the one in its path, or
+// the one it created.
 func callID(c *gin.Context) string {
+	if id := c.GetString(ctxCallID); id != "" {
+		return id
+	}
 	if id := c.Param("callId"); id != "" {
 		return id
 	}

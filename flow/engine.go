@@ -46,6 +46,10 @@ type Config struct {
 
 	Now   func() time.Time
 	NewID func() string
+
+	// Observer hears of trigger evaluations and automation deliveries, for
+	// metrics; nothing is reported when nil.
+	Observer Observer
 }
 
 // Defaults of Config.
@@ -120,6 +124,9 @@ func NewEngine(cfg Config) *Engine {
 	}
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "callctx"
@@ -440,6 +447,10 @@ func (h *engineHost) checkpoint(ctx context.Context, run *Run) error {
 	return nil
 }
 
+func (h *engineHost) evaluated(trigger string, fired bool) {
+	h.e.cfg.Observer.TriggerEvaluated(trigger, fired)
+}
+
 func (h *engineHost) wait(ctx context.Context, w *Wait, vars triggers.Map) (bool, triggers.Map, error) {
 	return h.e.waitFor(ctx, h.callID, w)
 }
@@ -462,7 +473,7 @@ func (e *Engine) waitFor(ctx context.Context, callID string, w *Wait) (bool, tri
 	if err != nil {
 		return false, nil, err
 	}
-	if w.Until.Eval(vars, e.now()) {
+	if e.evaluate(w.Until, vars) {
 		return true, vars, nil
 	}
 	timer := time.NewTimer(w.Timeout)
@@ -494,10 +505,17 @@ func (e *Engine) waitFor(ctx context.Context, callID string, w *Wait) (bool, tri
 				return false, vars, nil
 			}
 		}
-		if w.Until.Eval(vars, e.now()) {
+		if e.evaluate(w.Until, vars) {
 			return true, vars, nil
 		}
 	}
+}
+
+// evaluate evaluates a trigger on a live call's variables and reports it.
+func (e *Engine) evaluate(t *triggers.Trigger, vars triggers.Map) bool {
+	fired := t.Eval(vars, e.now())
+	e.cfg.Observer.TriggerEvaluated(t.Name, fired)
+	return fired
 }
 
 // decodeVars decodes a session's variables for triggers and templates,
@@ -595,7 +613,7 @@ func (e *Engine) fire(ctx context.Context, event string, c *session.Call, ev *se
 				vars = triggers.Map{}
 			}
 		}
-		if a.When != nil && !a.When.Eval(vars, e.now()) {
+		if a.When != nil && !e.evaluate(a.When, vars) {
 			continue
 		}
 		key := c.ID + "\x00" + a.Name

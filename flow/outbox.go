@@ -250,8 +250,10 @@ func (o *outbox) add(entries ...*session.OutboxEntry) {
 			added = true
 		}
 	}
+	pending := len(o.known)
 	o.mu.Unlock()
 	if added {
+		o.e.cfg.Observer.AutomationsPending(pending)
 		select {
 		case o.wake <- struct{}{}:
 		default:
@@ -361,6 +363,7 @@ func (o *outbox) deliver(ctx context.Context, en *session.OutboxEntry) {
 		d.Attempts = append(d.Attempts, att)
 		o.finish(ctx, en, &d, DeliveryDelivered, "")
 	case retryable(code.status, err) && att.N < d.MaxAttempts:
+		e.cfg.Observer.AutomationFailed(d.Automation, false)
 		wait := backoff(att.N, time.Duration(d.BackoffMs)*time.Millisecond, time.Duration(d.MaxBackoffMs)*time.Millisecond)
 		if code.retryAfter > wait {
 			wait = min(code.retryAfter, time.Hour)
@@ -400,7 +403,10 @@ func (o *outbox) finish(ctx context.Context, en *session.OutboxEntry, d *deliver
 		return
 	}
 	if status == DeliveryFailed {
+		o.e.cfg.Observer.AutomationFailed(d.Automation, true)
 		o.e.log.Warn("automation failed", "automation", d.Automation, "call_id", en.CallID, "id", en.ID, "reason", why)
+	} else {
+		o.e.cfg.Observer.AutomationSent(d.Automation)
 	}
 	o.forget(en.ID)
 }
@@ -419,7 +425,9 @@ func (o *outbox) storeFailed(en *session.OutboxEntry, err error) {
 func (o *outbox) forget(id string) {
 	o.mu.Lock()
 	delete(o.known, id)
+	pending := len(o.known)
 	o.mu.Unlock()
+	o.e.cfg.Observer.AutomationsPending(pending)
 }
 
 type answer struct {

@@ -126,6 +126,8 @@ type host interface {
 	checkpoint(ctx context.Context, run *Run) error
 	// wait holds until w.Until fires on the session or w.Timeout passes.
 	wait(ctx context.Context, w *Wait, vars triggers.Map) (fired bool, after triggers.Map, err error)
+	// evaluated reports a switch case's trigger evaluation (for metrics).
+	evaluated(trigger string, fired bool)
 }
 
 // runner moves one call's flow on.
@@ -289,6 +291,7 @@ func (r *runner) decide(ctx context.Context, run *Run, n *Node, vars triggers.Ma
 	st.Next = n.Default
 	for _, cs := range n.Cases {
 		e := cs.Trigger.Explain(vars, now)
+		r.h.evaluated(cs.Trigger.Name, e.Result)
 		st.Cases = append(st.Cases, CaseRecord{Trigger: cs.Trigger.Name, Result: e.Result, Explain: e})
 		if e.Result {
 			st.Next = cs.Next

@@ -136,4 +136,7 @@ func (h *simHost) wait(_ context.Context, w *Wait, _ triggers.Map) (bool, trigge
 	return w.Until.Eval(h.session, h.clock), maps.Clone(h.session), nil
 }
 
+// evaluated reports nothing: a simulation is not traffic.
+func (h *simHost) evaluated(string, bool) {}
+
 var _ host = (*simHost)(nil)

@@ -195,9 +195,17 @@ func (b *Bridge) dial(ctx context.Context, d dialRequest) (*outLeg, *sip.Respons
 		}
 		return nil
 	}})
+	var rejected *sipgo.ErrDialogResponse
+	switch {
+	case err == nil:
+		b.cfg.Observer.SIPRequest(false, string(sip.INVITE), dlg.InviteResponse.StatusCode)
+	case errors.As(err, &rejected):
+		b.cfg.Observer.SIPRequest(false, string(sip.INVITE), rejected.Res.StatusCode)
+	default:
+		b.cfg.Observer.SIPRequest(false, string(sip.INVITE), 0)
+	}
 	if err != nil {
 		dlg.Close()
-		var rejected *sipgo.ErrDialogResponse
 		switch {
 		case errors.As(err, &rejected):
 			b.endCall(call.ID, EndRejected, log)

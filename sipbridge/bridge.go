@@ -76,6 +76,9 @@ type Config struct {
 	TransferTimeout time.Duration
 	// UserAgent is the User-Agent and Server header value (DefaultUserAgent).
 	UserAgent string
+	// Observer hears of the requests and transfers on the wire, for
+	// metrics; nothing is reported when nil.
+	Observer Observer
 	// MaxCalls bounds the inbound calls the bridge handles at once (being set up, parked or
 	// bridged); more are refused with 503 and Retry-After. DefaultMaxCalls when 0.
 	MaxCalls int
@@ -159,6 +162,9 @@ func (cfg Config) prepare() (prepared, error) {
 	}
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = DefaultUserAgent
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	if cfg.MaxCalls <= 0 {
 		cfg.MaxCalls = DefaultMaxCalls
@@ -265,13 +271,13 @@ func (b *Bridge) Start(ctx context.Context) error {
 		b.dua["tls"] = &sipgo.DialogUA{Client: b.client, ContactHDR: b.contact(tport, "tls")}
 	}
 
-	b.srv.OnInvite(b.guard(b.onInvite))
-	b.srv.OnAck(b.onAck)
-	b.srv.OnBye(b.guard(b.onBye))
-	b.srv.OnCancel(b.onCancel)
-	b.srv.OnOptions(b.onOptions)
-	b.srv.OnNotify(b.guard(b.onNotify))
-	b.srv.OnNoRoute(b.onNoRoute)
+	b.srv.OnInvite(b.observed(b.guard(b.onInvite)))
+	b.srv.OnAck(b.observed(b.onAck))
+	b.srv.OnBye(b.observed(b.guard(b.onBye)))
+	b.srv.OnCancel(b.observed(b.onCancel))
+	b.srv.OnOptions(b.observed(b.onOptions))
+	b.srv.OnNotify(b.observed(b.guard(b.onNotify)))
+	b.srv.OnNoRoute(b.observed(b.onNoRoute))
 
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	go b.followEnds()

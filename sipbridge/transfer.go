@@ -50,6 +50,12 @@ func (b *Bridge) Transfer(ctx context.Context, callID string, req session.Transf
 // and before callctx hangs up after a success: a flow learns the outcome while the call's
 // session can still be written.
 func (b *Bridge) transfer(ctx context.Context, callID string, req session.TransferRequest, report func(session.TransferStatus, string)) (*session.Transfer, error) {
+	// A request that cannot be carried out anywhere is refused as such,
+	// whatever state the call is in.
+	p, err := b.checkTransfer(req)
+	if err != nil {
+		return nil, err
+	}
 	b.mu.Lock()
 	closing, c := b.closing, b.calls[callID]
 	b.mu.Unlock()
@@ -65,10 +71,6 @@ func (b *Bridge) transfer(ctx context.Context, callID string, req session.Transf
 			return nil, session.Errorf(session.CodeConflict, "the call %s has ended", callID)
 		}
 		return nil, session.Errorf(session.CodeConflict, "the call %s is not held by this SIP bridge: only calls callctx answered or bridged can be transferred", callID)
-	}
-	p, err := b.checkTransfer(req)
-	if err != nil {
-		return nil, err
 	}
 	sess, err := b.svc.Session(ctx, callID)
 	if err != nil {
@@ -271,6 +273,11 @@ func (c *inCall) runRefer(at *activeTransfer, tx sip.ClientTransaction) {
 	defer close(at.finished)
 	res := waitFinal(tx, c.b.ctx)
 	tx.Terminate()
+	code := 0
+	if res != nil {
+		code = res.StatusCode
+	}
+	c.b.cfg.Observer.SIPRequest(false, string(sip.REFER), code)
 	switch {
 	case res == nil:
 		c.finishTransfer(at, session.TransferFailed, session.ReasonError, 0, "no response to the REFER")
@@ -432,11 +439,18 @@ func reasonCode(code int) string {
 func (c *inCall) finishTransfer(at *activeTransfer, status session.TransferStatus, rc string, code int, reason string) {
 	at.t.Status, at.t.ReasonCode, at.t.SIPCode, at.t.Reason = status, rc, code, reason
 	at.t.EndedAt = time.Now().UTC()
-	c.record(at.t, true)
-	c.b.log.Info("sip transfer finished", "call_id", c.id, "transfer", at.t.ID, "status", string(status), "reason_code", rc, "sip_code", code)
+	// Free the call first: a client that sees the outcome (in the session,
+	// on the event stream) may ask for the next transfer at once.
 	if status != session.TransferAnswered || at.t.Mode == session.TransferInvite {
 		c.clearTransfer(at)
 	}
+	c.record(at.t, true)
+	outcome := string(status)
+	if status == session.TransferFailed && rc != "" {
+		outcome = rc
+	}
+	c.b.cfg.Observer.Transfer(string(at.t.Mode), outcome)
+	c.b.log.Info("sip transfer finished", "call_id", c.id, "transfer", at.t.ID, "status", string(status), "reason_code", rc, "sip_code", code)
 	if at.report != nil {
 		at.report(status, rc) // after clearTransfer: the flow may start another transfer at once
 	}

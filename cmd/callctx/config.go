@@ -356,10 +356,10 @@ func (c *Config) Tokens() ([]api.Token, error) {
 		}
 		for _, s := range t.Scopes {
 			switch api.Scope(s) {
-			case api.ScopeSessionsRead, api.ScopeSessionsWrite, api.ScopeCallsWrite, api.ScopeAdmin:
+			case api.ScopeSessionsRead, api.ScopeSessionsWrite, api.ScopeCallsWrite, api.ScopeMetricsRead, api.ScopeAdmin:
 				tok.Scopes = append(tok.Scopes, api.Scope(s))
 			default:
-				return nil, fmt.Errorf("%s (%s): unknown scope %q; use sessions:read, sessions:write, calls:write or admin", where, t.Name, s)
+				return nil, fmt.Errorf("%s (%s): unknown scope %q; use sessions:read, sessions:write, calls:write, metrics:read or admin", where, t.Name, s)
 			}
 		}
 		out = append(out, tok)

@@ -27,6 +27,7 @@ import (
 	"github.com/callctx/callctx"
 	"github.com/callctx/callctx/api"
 	"github.com/callctx/callctx/flow"
+	"github.com/callctx/callctx/metrics"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
 	"github.com/callctx/callctx/session/redis"
@@ -221,6 +222,7 @@ type Main struct {
 	Getenv func(string) (string, bool)
 
 	logger  *slog.Logger
+	metrics *metrics.Metrics
 	store   session.Store
 	service *session.Service
 	flows   *flow.Engine
@@ -291,12 +293,18 @@ func (m *Main) Open() (err error) {
 			m.Close()
 		}
 	}()
+	m.metrics = metrics.New(metrics.Options{Version: callctx.Version, Logger: m.logger})
 	var storeAttr slog.Attr
 	m.store, storeAttr, err = m.openStore()
 	if err != nil {
 		return err
 	}
-	m.service = session.NewService(m.store, session.Options{
+	if counter, ok := m.store.(interface {
+		ActiveCalls(context.Context) (int, error)
+	}); ok {
+		m.metrics.CountActiveCalls(counter.ActiveCalls)
+	}
+	m.service = session.NewService(m.metrics.Store(m.store), session.Options{
 		Limits: session.Limits{
 			MaxNameLength: cfg.Limits.MaxNameLength, MaxValueBytes: cfg.Limits.MaxValueBytes,
 			MaxVariables: cfg.Limits.MaxVariables, MaxSessionBytes: cfg.Limits.MaxSessionBytes,
@@ -325,6 +333,7 @@ func (m *Main) Open() (err error) {
 		UserAgent: "callctx/" + callctx.Version,
 		Shared:    cfg.Store == StoreRedis,
 		Rescan:    rescanInterval(cfg),
+		Observer:  m.metrics,
 	})
 	if err := m.flows.Open(); err != nil {
 		m.flows = nil
@@ -337,6 +346,7 @@ func (m *Main) Open() (err error) {
 			return err
 		}
 		bcfg.Flows = m.flows
+		bcfg.Observer = m.metrics
 		if bcfg.Flow != "" {
 			if _, ok := m.flows.Snapshot().Flow(bcfg.Flow); !ok {
 				return fmt.Errorf("sip.flow %q is not a flow in %s", bcfg.Flow, cfg.Flows.Dir)
@@ -374,6 +384,7 @@ func (m *Main) Open() (err error) {
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		KeepAlive:    time.Duration(cfg.HTTP.KeepAlive),
 		AccessLog:    cfg.HTTP.AccessLog == nil || *cfg.HTTP.AccessLog,
+		Metrics:      m.metrics,
 		Transferer:   transferer,
 	})
 	if err != nil {
@@ -429,7 +440,10 @@ func rescanInterval(cfg Config) time.Duration {
 func (m *Main) openStore() (session.Store, slog.Attr, error) {
 	cfg := m.Config
 	if cfg.Store != StoreRedis {
-		st, err := bolt.Open(cfg.Data.Dir, bolt.Options{MaxBatchSize: cfg.Data.Batch.MaxSize, MaxBatchDelay: time.Duration(cfg.Data.Batch.MaxDelay)})
+		st, err := bolt.Open(cfg.Data.Dir, bolt.Options{
+			MaxBatchSize: cfg.Data.Batch.MaxSize, MaxBatchDelay: time.Duration(cfg.Data.Batch.MaxDelay),
+			OnCommit: m.metrics.StoreCommitted,
+		})
 		if err != nil {
 			return nil, slog.Attr{}, err
 		}
@@ -498,6 +512,16 @@ func (m *Main) HTTPAddr() string {
 	}
 	return m.ln.Addr().String()
 }
+
+// The metrics registry hears what the flow engine and the SIP bridge do.
+var (
+	_ flow.Observer      = (*metrics.Metrics)(nil)
+	_ sipbridge.Observer = (*metrics.Metrics)(nil)
+)
+
+// Metrics returns the metrics registry: the flow runner and the SIP bridge
+// report to it.
+func (m *Main) Metrics() *metrics.Metrics { return m.metrics }
 
 // SIPAddr returns the address the SIP bridge listens on for UDP and TCP, "" when it is off.
 func (m *Main) SIPAddr() string {

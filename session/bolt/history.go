@@ -91,12 +91,15 @@ func putRecords(tx *bolt.Tx, callID string, rec, logEntry []byte) error {
 }
 
 // putSession encodes a session after the write h and stores it with h;
-// with h nil, the session alone, its chain unchanged.
-func putSession(tx *bolt.Tx, sess *session.Session, prevHead uint64, h *session.HistoryEntry) error {
+// with h nil, the session alone, its chain unchanged. It returns the
+// session record.
+func putSession(tx *bolt.Tx, sess *session.Session, prevHead uint64, h *session.HistoryEntry) ([]byte, error) {
 	if h == nil {
-		return tx.Bucket(bucketSessions).Put([]byte(sess.CallID), encodeSession(sess, prevHead))
+		rec := encodeSession(sess, prevHead)
+		return rec, tx.Bucket(bucketSessions).Put([]byte(sess.CallID), rec)
 	}
-	return putRecords(tx, sess.CallID, encodeSession(sess, 0), encodeLogEntry(prevHead, h))
+	rec := encodeSession(sess, 0)
+	return rec, putRecords(tx, sess.CallID, rec, encodeLogEntry(prevHead, h))
 }
 
 // readHistory walks a call's chain back from head and returns the entries

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,5 +123,17 @@ func TestStore_PurgeRemovesHistory(t *testing.T) {
 		if err != nil || len(h) != 6 || h[0].Version != 1 || h[5].Version != 6 {
 			t.Fatalf("history of %s after the sweep: %d entries, %v", id, len(h), err)
 		}
+	}
+	// A purged call is gone from every read path, and its ID can be used
+	// again for a new call that starts at version 1.
+	if _, _, err := svc.SessionJSON(ctx, ids[1]); session.ErrorCode(err) != session.CodeNotFound {
+		t.Fatalf("purged session still readable: %v", err)
+	}
+	if _, _, err := svc.CreateCall(ctx, session.NewCall{ID: ids[1], From: "x", To: "y"}, session.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	js, version, err := svc.SessionJSON(ctx, ids[1])
+	if err != nil || version != 1 || !strings.Contains(string(js), `"call.from":"x"`) {
+		t.Fatalf("the reused ID reads v%d %s, %v", version, js, err)
 	}
 }

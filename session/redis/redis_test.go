@@ -382,6 +382,19 @@ func TestStore_Unavailable(t *testing.T) {
 	})
 }
 
+func TestStore_ActiveCalls(t *testing.T) {
+	st := MustOpenStore(t, redis.Options{})
+	svc := session.NewService(st, session.Options{})
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		svc.CreateCall(ctx, session.NewCall{ID: "c" + strconv.Itoa(i), From: "a", To: "b"}, client)
+	}
+	svc.EndCall(ctx, "c1", "", "crm")
+	if n, err := st.ActiveCalls(ctx); err != nil || n != 2 {
+		t.Fatalf("ActiveCalls = %d, %v; want 2", n, err)
+	}
+}
+
 // TestStore_ExpireAfter: an ended call's keys get a TTL, an active call's
 // none.
 func TestStore_ExpireAfter(t *testing.T) {

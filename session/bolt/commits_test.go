@@ -1,0 +1,159 @@
+package bolt_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callctx/callctx/session"
+	"github.com/callctx/callctx/session/bolt"
+)
+
+// commitLog records what Options.OnCommit reports.
+type commitLog struct {
+	mu      sync.Mutex
+	batches []int
+	took    []time.Duration
+}
+
+func (l *commitLog) observe(writes int, took time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.batches = append(l.batches, writes)
+	l.took = append(l.took, took)
+}
+
+func (l *commitLog) snapshot() ([]int, []time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]int(nil), l.batches...), append([]time.Duration(nil), l.took...)
+}
+
+func openObserved(t *testing.T, opts bolt.Options) (*session.Service, *bolt.Store, *commitLog) {
+	t.Helper()
+	log := &commitLog{}
+	opts.OnCommit = log.observe
+	st, err := bolt.Open(t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := st.Check(); err != nil {
+			t.Errorf("consistency check: %v", err)
+		}
+		st.Close()
+	})
+	return session.NewService(st, session.Options{}), st, log
+}
+
+func TestStore_OnCommit(t *testing.T) {
+	ctx := context.Background()
+	client := session.WriteOptions{Actor: "test", Origin: session.OriginClient}
+
+	t.Run("OneWriteOneCommit", func(t *testing.T) {
+		svc, _, log := openObserved(t, bolt.Options{})
+		c, _, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{"ivr.x": json.RawMessage(`1`)}, client); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.EndCall(ctx, c.ID, "", "test"); err != nil {
+			t.Fatal(err)
+		}
+		batches, took := log.snapshot()
+		if got, want := fmt.Sprint(batches), "[1 1 1]"; got != want {
+			t.Fatalf("batches=%s, want %s", got, want)
+		}
+		for i, d := range took {
+			if d <= 0 {
+				t.Errorf("commit %d took %v, want > 0 (an fsync happened)", i, d)
+			}
+		}
+	})
+
+	// Concurrent writers share commits: every write is counted exactly once,
+	// and some commit held more than one.
+	t.Run("BatchesCountEveryWrite", func(t *testing.T) {
+		// A long delay and a small size: batches close when full, so the
+		// concurrent writers below surely share commits.
+		svc, _, log := openObserved(t, bolt.Options{MaxBatchSize: 8, MaxBatchDelay: 200 * time.Millisecond})
+		c, _, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const writers, each = 32, 8
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		errs := make(chan error, writers*each)
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				for i := range each {
+					v := json.RawMessage(fmt.Sprint(i))
+					if _, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{fmt.Sprintf("ivr.w%d", w): v}, client); err != nil {
+						errs <- err
+					}
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		batches, _ := log.snapshot()
+		total, biggest := 0, 0
+		for _, n := range batches {
+			total += n
+			biggest = max(biggest, n)
+		}
+		if got, want := total, 1+writers*each; got != want {
+			t.Fatalf("writes counted=%d, want %d", got, want)
+		}
+		if biggest < 2 {
+			t.Fatalf("largest batch=%d over %d commits; want concurrent writes to share one", biggest, len(batches))
+		}
+		if biggest > 8 {
+			t.Fatalf("largest batch=%d, above MaxBatchSize 8", biggest)
+		}
+	})
+}
+
+func TestStore_ActiveCalls(t *testing.T) {
+	ctx := context.Background()
+	client := session.WriteOptions{Actor: "test", Origin: session.OriginClient}
+	svc, st, _ := openObserved(t, bolt.Options{})
+	count := func() int {
+		t.Helper()
+		n, err := st.ActiveCalls(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if got, want := count(), 0; got != want {
+		t.Fatalf("ActiveCalls=%d, want %d", got, want)
+	}
+	var ids []string
+	for range 3 {
+		c, _, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.ID)
+	}
+	if _, err := svc.EndCall(ctx, ids[1], "", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := count(), 2; got != want {
+		t.Fatalf("ActiveCalls=%d, want %d", got, want)
+	}
+}
