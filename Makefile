@@ -2,10 +2,11 @@
 #               formatting and vet, runs every test with the race detector.
 # make bench  — the benchmarks named in the issues (see README, Benchmarks).
 # make bench-sip — the SIP bridge benchmark: sipp against callctx and a bare sipgo UAS.
+# make bench-redis — callctx on Redis beside redis-benchmark and bbolt (docs/redis.md).
 
 GO ?= go
 
-.PHONY: test deps fmt-check vet unit bench bench-http bench-go bench-flows bench-sip
+.PHONY: test deps fmt-check vet unit bench bench-http bench-go bench-flows bench-sip bench-redis
 
 test: deps fmt-check vet unit
 
@@ -39,3 +40,6 @@ bench-http:
 
 bench-sip:
 	./scripts/bench-sip.sh
+
+bench-redis: deps
+	$(GO) run ./bench/redisbench -out bench-results/redis.txt

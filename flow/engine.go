@@ -36,6 +36,13 @@ type Config struct {
 	MaxBackoff time.Duration
 	// UserAgent of automation requests.
 	UserAgent string
+	// Shared says that several callctx nodes share the store: a call's flow
+	// may advance on any node, so its run is read from the store for every
+	// request instead of kept in memory; and the store's pending outbox is
+	// read again every Rescan (DefaultRescan when 0) to take over the
+	// automations of nodes that died.
+	Shared bool
+	Rescan time.Duration
 
 	Now   func() time.Time
 	NewID func() string
@@ -52,6 +59,7 @@ const (
 	DefaultAttempts   = 5
 	DefaultBackoff    = time.Second
 	DefaultMaxBackoff = time.Minute
+	DefaultRescan     = 5 * time.Second
 )
 
 // maxEventFirings bounds how often one automation fires on events of one
@@ -123,6 +131,9 @@ func NewEngine(cfg Config) *Engine {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "callctx"
 	}
+	if cfg.Rescan <= 0 {
+		cfg.Rescan = DefaultRescan
+	}
 	client := cfg.Client
 	if client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -156,7 +167,7 @@ func (e *Engine) Open() error {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	e.stop = stop
-	sub := e.svc.Subscribe("")
+	sub := e.svc.SubscribeLocal("")
 	e.outbox.add(pending...)
 	if len(pending) > 0 {
 		e.log.Info("resuming automations queued before the restart", "pending", len(pending))
@@ -171,7 +182,37 @@ func (e *Engine) Open() error {
 		defer e.wg.Done()
 		e.events(ctx, sub)
 	}()
+	if e.cfg.Shared {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.rescan(ctx)
+		}()
+	}
 	return nil
+}
+
+// rescan asks a shared store for the pending automations this node may
+// deliver now, every Rescan: those queued on nodes that died come back
+// claimed by this one. Entries the outbox knows are ignored.
+func (e *Engine) rescan(ctx context.Context) {
+	t := time.NewTicker(e.cfg.Rescan)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pending, err := e.store.PendingOutbox(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("look for automations to take over", "err", err)
+			}
+			continue
+		}
+		e.outbox.add(pending...)
+	}
 }
 
 // Close stops delivering. Requests in flight are abandoned, not recorded as
@@ -208,7 +249,16 @@ func (e *Engine) StartCall(ctx context.Context, c *session.Call) error {
 		return err
 	}
 	defer cr.mu.Unlock()
+	e.release(cr)
 	return nil
+}
+
+// release drops a run that another node may advance next: on a shared
+// store the next request reads it again.
+func (e *Engine) release(cr *callRun) {
+	if e.cfg.Shared {
+		cr.run, cr.snap = nil, nil
+	}
 }
 
 // Next applies the outcome of the last action to a call's flow and returns
@@ -250,6 +300,7 @@ func (e *Engine) Next(ctx context.Context, callID string, o *Outcome) (*Run, err
 		cr.run, cr.snap = nil, nil
 		e.forget(callID)
 	}
+	e.release(cr)
 	return out, nil
 }
 
@@ -516,10 +567,12 @@ func (e *Engine) events(ctx context.Context, sub *session.Subscription) {
 					return
 				}
 				e.log.Error("automation events fell behind; automations on events of that moment were missed")
-				sub = e.svc.Subscribe("")
+				sub = e.svc.SubscribeLocal("")
 				continue
 			}
-			e.fire(ctx, string(ev.Type), ev.Call, &ev)
+			if !ev.Remote { // the node that made the change fires its automations
+				e.fire(ctx, string(ev.Type), ev.Call, &ev)
+			}
 			if ev.Type == session.EventCallEnded {
 				e.forget(ev.CallID)
 				e.mu.Lock()

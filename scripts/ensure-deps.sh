@@ -8,3 +8,4 @@ command -v go >/dev/null || { echo "ensure-deps: Go is not installed" >&2; exit 
 go mod download
 ./scripts/ensure-sipp.sh   # sipp (Debian sip-tester) for the SIP bridge tests
 ./scripts/ensure-kit-deps.sh   # node tools (newman, Spectral, playwright-core) and chromium
+./scripts/ensure-redis.sh  # redis-server, redis-cli, redis-benchmark for the Redis store tests

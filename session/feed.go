@@ -30,6 +30,10 @@ type Event struct {
 	// it: read, never modify.
 	Variables map[string]json.RawMessage
 	Call      *Call // the call, for call.started and call.ended
+	// Remote marks an event committed by another node sharing the store
+	// (see Service.Follow). Side effects of a change, such as the
+	// automations it fires, belong to the node that made it.
+	Remote bool
 }
 
 // subscriptionBuffer is how many events a subscriber may fall behind before
@@ -41,6 +45,7 @@ type Subscription struct {
 	c      chan Event
 	feed   *feed
 	callID string
+	local  bool       // only this node's events, and call.ended from anywhere (SubscribeLocal)
 	mu     sync.Mutex // guards closed, lagged
 	closed bool
 	lagged bool
@@ -72,8 +77,8 @@ func newFeed() *feed {
 	return &feed{subs: make(map[string]map[*Subscription]struct{})}
 }
 
-func (f *feed) subscribe(callID string) *Subscription {
-	s := &Subscription{c: make(chan Event, subscriptionBuffer), feed: f, callID: callID}
+func (f *feed) subscribe(callID string, local bool) *Subscription {
+	s := &Subscription{c: make(chan Event, subscriptionBuffer), feed: f, callID: callID, local: local}
 	f.mu.Lock()
 	m := f.subs[callID]
 	if m == nil {
@@ -108,6 +113,9 @@ func (f *feed) publish(e Event) {
 	f.mu.RLock()
 	for _, key := range [2]string{e.CallID, ""} {
 		for s := range f.subs[key] {
+			if !s.gets(e) {
+				continue
+			}
 			select {
 			case s.c <- e:
 			default:
@@ -117,6 +125,42 @@ func (f *feed) publish(e Event) {
 	}
 	f.mu.RUnlock()
 	for _, s := range laggards {
+		f.remove(s, true)
+	}
+}
+
+// gets reports whether the subscription receives e.
+func (s *Subscription) gets(e Event) bool {
+	return !s.local || !e.Remote || e.Type == EventCallEnded
+}
+
+// wants reports whether an event of type t of callID from another node
+// would reach a subscriber.
+func (f *feed) wants(callID string, t EventType) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for _, key := range [2]string{callID, ""} {
+		for s := range f.subs[key] {
+			if s.gets(Event{Type: t, Remote: true}) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// dropAll closes every subscription as lagged: events may have been lost,
+// and each reader must catch up from History.
+func (f *feed) dropAll() {
+	var all []*Subscription
+	f.mu.RLock()
+	for _, m := range f.subs {
+		for s := range m {
+			all = append(all, s)
+		}
+	}
+	f.mu.RUnlock()
+	for _, s := range all {
 		f.remove(s, true)
 	}
 }

@@ -230,7 +230,7 @@ func (s *Service) Merge(ctx context.Context, callID string, vars map[string]json
 		return nil, err
 	}
 	now := s.now().UTC()
-	p := &Patch{Set: set, IfMatch: opts.IfMatch, Actor: opts.Actor, At: now, Limits: s.limits}
+	p := &Patch{Set: set, IfMatch: opts.IfMatch, Actor: opts.Actor, At: now, Limits: s.limits, Event: opts.Event}
 	sess, h, err := s.store.Apply(ctx, callID, p)
 	if err != nil {
 		return nil, err
@@ -254,7 +254,15 @@ func (s *Service) History(ctx context.Context, callID string, after uint64) ([]H
 // Subscribe returns a subscription to the events of one call, or of every
 // call when callID is "". The caller must Close it.
 func (s *Service) Subscribe(callID string) *Subscription {
-	return s.feed.subscribe(callID)
+	return s.feed.subscribe(callID, false)
+}
+
+// SubscribeLocal is Subscribe for a subscriber that acts on the changes
+// made through this Service only (see Event.Remote), such as automations:
+// of other nodes' events it receives call.ended alone, so that the node
+// does not fetch every write made elsewhere for it.
+func (s *Service) SubscribeLocal(callID string) *Subscription {
+	return s.feed.subscribe(callID, true)
 }
 
 // Ping reports whether the store answers.

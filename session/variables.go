@@ -191,9 +191,14 @@ type Patch struct {
 	Actor   string
 	At      time.Time
 	Limits  Limits
-	// AllowEnded lets the patch write an ended session. Only the Service's
-	// own end-of-call patch sets it.
+	// AllowEnded lets the patch write an ended session, and exempts it from
+	// the count and size limits: a call whose session is full must still
+	// be able to end. Only the Service's own end-of-call patch sets it.
 	AllowEnded bool
+	// Event is the type of the event the write publishes (the Service
+	// sets it; EventSessionUpdated when empty). A store that tells other
+	// nodes about writes passes it on.
+	Event EventType
 }
 
 // Apply applies p to s in place and returns the history entry it makes, or
@@ -233,7 +238,7 @@ func (p *Patch) Apply(s *Session) (*HistoryEntry, error) {
 		return nil, nil
 	}
 	lim := p.Limits.withDefaults()
-	if count > lim.MaxVariables || size > lim.MaxSessionBytes {
+	if !p.AllowEnded && (count > lim.MaxVariables || size > lim.MaxSessionBytes) {
 		return nil, limitError(changes, count, size, lim)
 	}
 	if s.Variables == nil {

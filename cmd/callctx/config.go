@@ -24,7 +24,9 @@ import (
 // defaults of DefaultConfig.
 type Config struct {
 	HTTP        HTTPConfig        `yaml:"http"`
+	Store       string            `yaml:"store"` // bolt (the default) or redis
 	Data        DataConfig        `yaml:"data"`
+	Redis       RedisConfig       `yaml:"redis"`
 	Auth        AuthConfig        `yaml:"auth"`
 	Limits      LimitsConfig      `yaml:"limits"`
 	Retention   RetentionConfig   `yaml:"retention"`
@@ -62,6 +64,43 @@ type DataConfig struct {
 	Dir   string      `yaml:"dir"`
 	Batch BatchConfig `yaml:"batch"`
 }
+
+// RedisConfig says where the Redis store lives (store: redis): one of url,
+// sentinel or cluster.
+type RedisConfig struct {
+	URL      string         `yaml:"url"` // redis://[user:password@]host:port[/db], rediss:// for TLS
+	Sentinel SentinelConfig `yaml:"sentinel"`
+	Cluster  ClusterConfig  `yaml:"cluster"`
+	Username string         `yaml:"username"`
+	Password string         `yaml:"password"` // CALLCTX_REDIS_PASSWORD overrides it
+	Prefix   string         `yaml:"prefix"`   // of every key; several deployments can share a Redis
+	PoolSize int            `yaml:"pool_size"`
+	// DialTimeout and Timeout bound connecting and each command: with
+	// Redis gone, requests fail with 503 within them.
+	DialTimeout Duration `yaml:"dial_timeout"`
+	Timeout     Duration `yaml:"timeout"`
+	// OutboxLease is how long a node's claim on its automations outlives
+	// it: after that another node takes them over.
+	OutboxLease Duration `yaml:"outbox_lease"`
+}
+
+// SentinelConfig selects a Sentinel-managed primary.
+type SentinelConfig struct {
+	Master   string   `yaml:"master"`
+	Addrs    []string `yaml:"addrs"`
+	Password string   `yaml:"password"`
+}
+
+// ClusterConfig lists seed nodes of a Redis Cluster.
+type ClusterConfig struct {
+	Addrs []string `yaml:"addrs"`
+}
+
+// Store kinds.
+const (
+	StoreBolt  = "bolt"
+	StoreRedis = "redis"
+)
 
 // BatchConfig tunes bbolt's DB.Batch.
 type BatchConfig struct {
@@ -160,6 +199,7 @@ func DefaultConfig() Config {
 	on := true
 	return Config{
 		HTTP:      HTTPConfig{Listen: DefaultHTTPListen, MaxBodyBytes: api.DefaultMaxBodyBytes, AccessLog: &on, KeepAlive: Duration(api.DefaultKeepAlive)},
+		Store:     StoreBolt,
 		Data:      DataConfig{Dir: DefaultDataDir},
 		Retention: RetentionConfig{Period: Duration(session.DefaultRetention), SweepInterval: Duration(DefaultSweepInterval)},
 		Log:       LogConfig{Level: "info", Format: "auto"},
@@ -193,8 +233,15 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("http.listen %q is not host:port", c.HTTP.Listen))
 	}
-	if c.Data.Dir == "" {
-		errs = append(errs, errors.New("data.dir is empty"))
+	switch c.Store {
+	case StoreBolt:
+		if c.Data.Dir == "" {
+			errs = append(errs, errors.New("data.dir is empty"))
+		}
+	case StoreRedis:
+		errs = append(errs, c.Redis.validate()...)
+	default:
+		errs = append(errs, fmt.Errorf("store %q: use bolt or redis", c.Store))
 	}
 	if _, err := c.Tokens(); err != nil {
 		errs = append(errs, err)
@@ -240,6 +287,42 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validate checks the Redis settings of store: redis.
+func (r *RedisConfig) validate() []error {
+	var errs []error
+	n := 0
+	if r.URL != "" {
+		n++
+		if !strings.HasPrefix(r.URL, "redis://") && !strings.HasPrefix(r.URL, "rediss://") && !strings.HasPrefix(r.URL, "unix://") {
+			errs = append(errs, errors.New("redis.url must start with redis://, rediss:// or unix://"))
+		}
+	}
+	if len(r.Sentinel.Addrs) > 0 {
+		n++
+		if r.Sentinel.Master == "" {
+			errs = append(errs, errors.New("redis.sentinel.master is empty"))
+		}
+	}
+	if len(r.Cluster.Addrs) > 0 {
+		n++
+	}
+	if n != 1 {
+		errs = append(errs, errors.New("store: redis needs exactly one of redis.url, redis.sentinel.addrs and redis.cluster.addrs"))
+	}
+	for _, a := range append(append([]string{}, r.Sentinel.Addrs...), r.Cluster.Addrs...) {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("redis address %q is not host:port", a))
+		}
+	}
+	if strings.ContainsAny(r.Prefix, "{}") {
+		errs = append(errs, errors.New("redis.prefix must not contain braces (they are Cluster hash tags)"))
+	}
+	if r.PoolSize < 0 || r.DialTimeout < 0 || r.Timeout < 0 || r.OutboxLease < 0 {
+		errs = append(errs, errors.New("redis.pool_size, redis.dial_timeout, redis.timeout and redis.outbox_lease must not be negative"))
+	}
+	return errs
 }
 
 // Tokens turns the configured tokens into the API's, hashing plain secrets.

@@ -30,6 +30,7 @@ import (
 	"github.com/callctx/callctx/metrics"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
+	"github.com/callctx/callctx/session/redis"
 	"github.com/callctx/callctx/sipbridge"
 )
 
@@ -119,6 +120,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 		cfg.Log.Level = strings.ToLower(lvl)
 	}
 	cfg.HTTP.Listen = firstOf(*httpAddr, getenv("CALLCTX_HTTP"), cfg.HTTP.Listen)
+	cfg.Redis.Password = firstOf(getenv("CALLCTX_REDIS_PASSWORD"), cfg.Redis.Password)
 	if v, ok := lookupEnv(getenv, "CALLCTX_SIP"); ok {
 		cfg.SIP.Listen = v
 	}
@@ -221,7 +223,7 @@ type Main struct {
 
 	logger  *slog.Logger
 	metrics *metrics.Metrics
-	store   *bolt.Store
+	store   session.Store
 	service *session.Service
 	flows   *flow.Engine
 	api     *api.Handler
@@ -229,8 +231,10 @@ type Main struct {
 	ln      net.Listener
 	sip     *sipbridge.Bridge
 
-	stopSweep context.CancelFunc
-	wg        sync.WaitGroup
+	stopSweep  context.CancelFunc
+	followCtx  context.Context // ends when the node stops working with other nodes
+	stopFollow context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 // NewMain returns a Main for cfg; Open starts it.
@@ -290,14 +294,16 @@ func (m *Main) Open() (err error) {
 		}
 	}()
 	m.metrics = metrics.New(metrics.Options{Version: callctx.Version, Logger: m.logger})
-	m.store, err = bolt.Open(cfg.Data.Dir, bolt.Options{
-		MaxBatchSize: cfg.Data.Batch.MaxSize, MaxBatchDelay: time.Duration(cfg.Data.Batch.MaxDelay),
-		OnCommit: m.metrics.StoreCommitted,
-	})
+	var storeAttr slog.Attr
+	m.store, storeAttr, err = m.openStore()
 	if err != nil {
 		return err
 	}
-	m.metrics.CountActiveCalls(m.store.ActiveCalls)
+	if counter, ok := m.store.(interface {
+		ActiveCalls(context.Context) (int, error)
+	}); ok {
+		m.metrics.CountActiveCalls(counter.ActiveCalls)
+	}
 	m.service = session.NewService(m.metrics.Store(m.store), session.Options{
 		Limits: session.Limits{
 			MaxNameLength: cfg.Limits.MaxNameLength, MaxValueBytes: cfg.Limits.MaxValueBytes,
@@ -305,6 +311,16 @@ func (m *Main) Open() (err error) {
 		},
 		Retention: time.Duration(cfg.Retention.Period),
 	})
+	// Work with the other nodes sharing the store stops with the node.
+	m.followCtx, m.stopFollow = context.WithCancel(context.Background())
+	if src, ok := m.store.(session.EventSource); ok {
+		// Writes made on other nodes wake this node's event streams.
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.service.Follow(m.followCtx, src)
+		}()
+	}
 	snap, err := m.loadFlows()
 	if err != nil {
 		return err
@@ -315,6 +331,8 @@ func (m *Main) Open() (err error) {
 		Workers: ac.Workers, Timeout: time.Duration(ac.Timeout), Attempts: ac.Attempts,
 		Backoff: time.Duration(ac.Backoff), MaxBackoff: time.Duration(ac.MaxBackoff),
 		UserAgent: "callctx/" + callctx.Version,
+		Shared:    cfg.Store == StoreRedis,
+		Rescan:    rescanInterval(cfg),
 		Observer:  m.metrics,
 	})
 	if err := m.flows.Open(); err != nil {
@@ -343,6 +361,19 @@ func (m *Main) Open() (err error) {
 			return err
 		}
 		transferer = m.sip
+	}
+	if rs, ok := m.store.(*redis.Store); ok {
+		// A SIP dialog lives on the node that answered it: transfers of
+		// other nodes' calls are asked of them, and this node runs theirs.
+		local := transferer
+		transferer = rs.Transferer(local)
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			if err := rs.ServeTransfers(m.followCtx, local); err != nil && m.followCtx.Err() == nil {
+				m.logger.Error("serve forwarded transfers", "err", err)
+			}
+		}()
 	}
 	m.api, err = api.NewHandler(api.Config{
 		Service:      m.service,
@@ -390,8 +421,66 @@ func (m *Main) Open() (err error) {
 	if len(tokens) == 0 {
 		m.logger.Warn("no auth tokens configured: the API is open to anyone on this machine; configure auth.tokens before listening beyond loopback", "http", m.HTTPAddr())
 	}
-	m.logger.Info("callctx listening", "http", m.HTTPAddr(), "sip", m.SIPAddr(), "data", m.store.Path(), "version", callctx.Version)
+	m.logger.Info("callctx listening", "http", m.HTTPAddr(), "sip", m.SIPAddr(), "store", cfg.Store, storeAttr, "version", callctx.Version)
 	return nil
+}
+
+// rescanInterval is how often a node on a shared store looks for
+// automations to take over: twice per outbox lease.
+func rescanInterval(cfg Config) time.Duration {
+	lease := time.Duration(cfg.Redis.OutboxLease)
+	if lease <= 0 {
+		lease = redis.DefaultOutboxLease
+	}
+	return lease / 2
+}
+
+// openStore opens the configured store and returns it with a log
+// attribute that says where its data lives.
+func (m *Main) openStore() (session.Store, slog.Attr, error) {
+	cfg := m.Config
+	if cfg.Store != StoreRedis {
+		st, err := bolt.Open(cfg.Data.Dir, bolt.Options{
+			MaxBatchSize: cfg.Data.Batch.MaxSize, MaxBatchDelay: time.Duration(cfg.Data.Batch.MaxDelay),
+			OnCommit: m.metrics.StoreCommitted,
+		})
+		if err != nil {
+			return nil, slog.Attr{}, err
+		}
+		return st, slog.String("data", st.Path()), nil
+	}
+	r := cfg.Redis
+	redis.LogTo(m.logger)
+	retention := time.Duration(cfg.Retention.Period)
+	if retention <= 0 {
+		retention = session.DefaultRetention
+	}
+	st, err := redis.Open(redis.Options{
+		URL:              r.URL,
+		SentinelMaster:   r.Sentinel.Master,
+		SentinelAddrs:    r.Sentinel.Addrs,
+		SentinelPassword: r.Sentinel.Password,
+		ClusterAddrs:     r.Cluster.Addrs,
+		Username:         r.Username,
+		Password:         r.Password,
+		Prefix:           r.Prefix,
+		PoolSize:         r.PoolSize,
+		DialTimeout:      time.Duration(r.DialTimeout),
+		Timeout:          time.Duration(r.Timeout),
+		OutboxLease:      time.Duration(r.OutboxLease),
+		// The sweep purges ended calls after the retention period; the
+		// TTL is the safety net should no node sweep for a day.
+		ExpireAfter: retention + 24*time.Hour,
+	})
+	if err != nil {
+		return nil, slog.Attr{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := st.Ping(ctx); err != nil {
+		m.logger.Warn("redis does not answer yet; requests fail with 503 until it does", "redis", st.Target(), "err", err)
+	}
+	return st, slog.String("redis", st.Target()), nil
 }
 
 // sweep purges expired ended sessions every interval until ctx ends.
@@ -467,6 +556,9 @@ func (m *Main) Close() error {
 	}
 	if m.stopSweep != nil {
 		m.stopSweep()
+	}
+	if m.stopFollow != nil {
+		m.stopFollow()
 	}
 	m.wg.Wait()
 	if m.flows != nil {

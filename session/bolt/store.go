@@ -205,7 +205,7 @@ func notFound(id string) error {
 
 // CreateCall implements session.Store.
 func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.Session, h *session.HistoryEntry) error {
-	callJSON, err := json.Marshal(c)
+	callJSON, err := encodeJSON(c)
 	if err != nil {
 		return session.Internal(fmt.Errorf("encode call: %w", err))
 	}
@@ -506,7 +506,7 @@ func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason
 		c.State, c.EndedAt, c.EndReason = session.StateEnded, at, reason
 		sess.State = session.StateEnded
 		ended = true
-		callJSON, err := json.Marshal(c)
+		callJSON, err := encodeJSON(c)
 		if err != nil {
 			return fmt.Errorf("encode call: %w", err)
 		}
@@ -644,4 +644,18 @@ func putAll(errs ...error) error {
 		}
 	}
 	return nil
+}
+
+// encodeJSON encodes v without json.Marshal's HTML escaping, which would
+// rewrite '<', '>' and '&' inside the stored values (json.RawMessage):
+// values must come back byte for byte as they were written, or rewriting
+// one unchanged would count as a change.
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

@@ -627,6 +627,8 @@ func Run(t *testing.T, open func(t *testing.T) session.Store) {
 			t.Fatalf("first event %s, want call.started", types[0])
 		}
 	})
+
+	runEdges(t, open)
 }
 
 func vars(s string) map[string]json.RawMessage {
