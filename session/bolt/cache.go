@@ -2,14 +2,20 @@ package bolt
 
 import "sync"
 
-// readCache holds the canonical JSON of recently written sessions, so that
-// the hot read path (GET /v1/sessions/{id}) needs no bbolt transaction.
+// readCache holds the canonical JSON of active calls' sessions, so that the
+// hot read path (GET /v1/sessions/{id}) needs no bbolt transaction.
 //
 // Only writers fill it, after their commit and before they acknowledge, and
 // a version replaces only an older one, so the cache never goes back in
 // time and a write is visible to every read that starts after it was
 // acknowledged. A miss reads bbolt and does not fill the cache: a reader
 // could otherwise put back a session that a purge had just removed.
+//
+// An ended call's session is not kept: ended calls are kept for the whole
+// retention period and are rarely read, so holding them would grow the
+// cache with every call of the day. The entry shrinks to a tombstone (the
+// version, no record) that reads miss but that still keeps a late writer's
+// older version out, until the purge removes it.
 type readCache struct {
 	mu sync.RWMutex
 	m  map[string]cachedSession
@@ -17,7 +23,7 @@ type readCache struct {
 
 type cachedSession struct {
 	version uint64
-	rec     []byte // the whole session record; immutable
+	rec     []byte // the whole session record; immutable. nil: a tombstone
 }
 
 // json returns the session's canonical JSON.
@@ -29,7 +35,7 @@ func (c *readCache) get(callID string) (cachedSession, bool) {
 	c.mu.RLock()
 	e, ok := c.m[callID]
 	c.mu.RUnlock()
-	return e, ok
+	return e, ok && e.rec != nil
 }
 
 // put records a committed session record (header and JSON, which must not
@@ -39,6 +45,16 @@ func (c *readCache) put(callID string, rec []byte) {
 	c.mu.Lock()
 	if e, ok := c.m[callID]; !ok || e.version < v {
 		c.m[callID] = cachedSession{version: v, rec: rec}
+	}
+	c.mu.Unlock()
+}
+
+// end records that a call ended with its session at version v: reads of it
+// go to bbolt from now on.
+func (c *readCache) end(callID string, v uint64) {
+	c.mu.Lock()
+	if e, ok := c.m[callID]; !ok || e.version < v {
+		c.m[callID] = cachedSession{version: v}
 	}
 	c.mu.Unlock()
 }

@@ -10,3 +10,12 @@ func (s *Store) LogLen() (n int) {
 	})
 	return n
 }
+
+// CacheHolds reports whether the read cache holds a call's session record,
+// and whether it holds any entry (a record or a tombstone) for it.
+func (s *Store) CacheHolds(callID string) (record, entry bool) {
+	s.cache.mu.RLock()
+	defer s.cache.mu.RUnlock()
+	e, ok := s.cache.m[callID]
+	return ok && e.rec != nil, ok
+}

@@ -529,7 +529,7 @@ func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason
 		return nil, nil, nil, false, result
 	}
 	if ended {
-		s.cache.put(callID, rec)
+		s.cache.end(callID, recordVersion(rec))
 	}
 	return c, sess, entry, ended, nil
 }

@@ -137,3 +137,45 @@ func TestStore_PurgeRemovesHistory(t *testing.T) {
 		t.Fatalf("the reused ID reads v%d %s, %v", version, js, err)
 	}
 }
+
+// The read cache holds active calls' sessions only: an ended call is read
+// from the file, correctly, and leaves a tombstone until it is purged.
+func TestStore_CacheHoldsActiveSessions(t *testing.T) {
+	st := MustOpenStore(t)
+	clock := storetest.NewClock(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
+	svc := session.NewService(st, session.Options{Now: clock.Now, Retention: time.Hour})
+	ctx := context.Background()
+	c, _, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, session.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{"ivr.email": json.RawMessage(`"a@b.c"`)}, session.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if record, _ := st.CacheHolds(c.ID); !record {
+		t.Fatal("an active call's session is not cached")
+	}
+	if _, err := svc.EndCall(ctx, c.ID, "caller-hangup", "t"); err != nil {
+		t.Fatal(err)
+	}
+	if record, entry := st.CacheHolds(c.ID); record || !entry {
+		t.Fatalf("after the end: record cached %v, tombstone %v; want a tombstone only", record, entry)
+	}
+	js, version, err := svc.SessionJSON(ctx, c.ID)
+	if err != nil || version != 3 || !strings.Contains(string(js), `"state":"ended"`) || !strings.Contains(string(js), `"ivr.email":"a@b.c"`) {
+		t.Fatalf("the ended session reads v%d %s, %v", version, js, err)
+	}
+	if s, err := svc.Session(ctx, c.ID); err != nil || s.State != session.StateEnded || s.Version != 3 {
+		t.Fatalf("the ended session decodes to %+v, %v", s, err)
+	}
+	if _, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{"ivr.email": json.RawMessage(`"x@y.z"`)}, session.WriteOptions{}); session.ErrorCode(err) != session.CodeConflict {
+		t.Fatalf("a write to the ended call: %v", err)
+	}
+	clock.Advance(2 * time.Hour)
+	if n, err := svc.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("swept %d, %v", n, err)
+	}
+	if _, entry := st.CacheHolds(c.ID); entry {
+		t.Fatal("the purged call's tombstone is still in the cache")
+	}
+}
