@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -167,6 +168,15 @@ func firstOf(vals ...string) string {
 	return ""
 }
 
+// serveGCPercent is the garbage collector's target for callctx serve when
+// GOGC is not set. The live heap is small (the active calls' sessions and a
+// few buffers) while every request allocates, so at Go's default of 100 the
+// collector runs very often: on the 2-core development machine 400 cut the
+// server's CPU per durable write by about 40% and the single-client write
+// p99 from 2.4 ms to 0.8 ms (bench/httpbench). The heap may grow to about
+// five times the live data; GOMEMLIMIT caps it where memory is tight.
+const serveGCPercent = 400
+
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg, err := LoadConfig(args, os.Getenv)
 	if err != nil {
@@ -174,6 +184,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(serveGCPercent)
+	}
 	m := NewMain(cfg, NewLogger(cfg.Log, stderr))
 	if err := m.Open(); err != nil {
 		return err
