@@ -73,7 +73,7 @@ func (o *outLeg) hangup(reason string) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
 		defer cancel()
-		if err := o.dlg.Bye(ctx); err != nil {
+		if err := o.b.bye(ctx, o.dlg); err != nil {
 			o.b.log.Warn("sip bye failed", "call_id", o.id, "error", err)
 		}
 		o.finish()

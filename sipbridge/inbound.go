@@ -351,7 +351,7 @@ func (c *inCall) hangup(reason string) {
 			c.finish()
 			return
 		}
-		if err := c.dlg.Bye(ctx); err != nil {
+		if err := c.b.bye(ctx, c.dlg); err != nil {
 			c.b.log.Warn("sip bye failed", "call_id", c.id, "error", err)
 		}
 		// Whatever the peer said (or if it said nothing), the call is over for callctx.

@@ -1,8 +1,11 @@
 package sipbridge
 
 import (
+	"context"
+	"errors"
 	"sync"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
 
@@ -56,3 +59,31 @@ func (t *observedTx) Respond(res *sip.Response) error {
 }
 
 func (t *observedTx) finish() { t.once.Do(func() { t.report(0) }) }
+
+// byeSender is a dialog callctx can hang up: sipgo's server and client
+// dialog sessions.
+type byeSender interface {
+	Bye(ctx context.Context) error
+	LoadState() sip.DialogState
+}
+
+// bye sends BYE on a dialog and reports it with its final response: sipgo
+// returns nil for a 200 and ErrDialogResponse for any other final
+// response; a timeout or transport error has none (0). A dialog that has
+// ended already sends nothing, and nothing is reported.
+func (b *Bridge) bye(ctx context.Context, dlg byeSender) error {
+	if dlg.LoadState() == sip.DialogStateEnded {
+		return nil
+	}
+	err := dlg.Bye(ctx)
+	code := 0
+	var res sipgo.ErrDialogResponse
+	switch {
+	case err == nil:
+		code = 200
+	case errors.As(err, &res) && res.Res != nil:
+		code = res.Res.StatusCode
+	}
+	b.cfg.Observer.SIPRequest(false, string(sip.BYE), code)
+	return err
+}

@@ -61,6 +61,7 @@ func TestBridge_Observer(t *testing.T) {
 		{"in ACK 0", 1},      // an ACK has no response
 		{"out REFER 202", 2}, // both transfers accepted by the caller's side
 		{"in NOTIFY 200", 2}, // the outcomes, reported by NOTIFY
+		{"out BYE 200", 1},   // callctx hangs up once the second transfer is answered
 		{"transfer refer busy", 1},
 		{"transfer refer answered", 1},
 	} {
