@@ -27,3 +27,6 @@ func ReasonCodeForTest(code int) string { return reasonCode(code) }
 
 // ParkSDPForTest is parkSDP.
 func ParkSDPForTest(offer []byte) string { return string(parkSDP(offer, "127.0.0.1", 7)) }
+
+// SDPOriginForTest is sdpOrigin.
+func SDPOriginForTest(body []byte) string { return sdpOrigin(body) }

@@ -52,9 +52,13 @@ type inCall struct {
 	confirmed bool            // the caller ACKed callctx's 200
 	transfer  *activeTransfer // the transfer in progress, if any
 	peer      *outLeg         // the bridged leg, if any
-	hungUp    bool            // callctx sent (or is sending) BYE
-	legs      []string        // calls placed for this one
-	transfers []session.Transfer
+	// For a bridged call: the SDP callctx gave the caller (the far end's), and the origin
+	// line (o=) of the caller's SDP that it answered, for session refreshes.
+	peerSDP      []byte
+	callerOrigin string
+	hungUp       bool     // callctx sent (or is sending) BYE
+	legs         []string // calls placed for this one
+	transfers    []session.Transfer
 
 	done     chan struct{} // closed by finish
 	doneOnce sync.Once
@@ -372,7 +376,9 @@ func (c *inCall) wait() {
 }
 
 // onReinvite answers a re-INVITE of a parked call with the same inactive SDP (a session
-// refresh or hold); a bridged call cannot be re-negotiated through callctx yet.
+// refresh or hold). A bridged call's session refresh (RFC 4028: a re-INVITE whose SDP keeps
+// the origin line, so its media did not change, or one without SDP) is answered with the far
+// end's SDP as it stands; a change of media cannot be re-negotiated through callctx yet (488).
 func (b *Bridge) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	c := b.inboundOf(req)
 	if c == nil {
@@ -385,9 +391,15 @@ func (b *Bridge) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	c.mu.Lock()
 	peer, sdp := c.peer, c.sdp
+	if peer != nil {
+		sdp = nil
+		if c.peerSDP != nil && (len(req.Body()) == 0 || (c.callerOrigin != "" && sdpOrigin(req.Body()) == c.callerOrigin)) {
+			sdp = c.peerSDP
+		}
+	}
 	c.mu.Unlock()
-	if peer != nil || sdp == nil {
-		b.respond(req, tx, 488, "Not Acceptable Here (re-INVITE of a bridged call)")
+	if sdp == nil {
+		b.respond(req, tx, 488, "Not Acceptable Here (callctx cannot change a bridged call's media)")
 		return
 	}
 	res := sip.NewSDPResponseFromRequest(req, sdp)

@@ -171,3 +171,17 @@ func TestParkSDP(t *testing.T) {
 		t.Errorf("offer without SDP: %q", got)
 	}
 }
+
+func TestSDPOrigin(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{"v=0\r\no=ivr 1 2 IN IP4 10.0.0.1\r\ns=-\r\n", "o=ivr 1 2 IN IP4 10.0.0.1"},
+		{"v=0\no=agent 7 7 IN IP6 ::1\ns=-\n", "o=agent 7 7 IN IP6 ::1"},
+		{"v=0\r\ns=-\r\n", ""},
+		{"", ""},
+		{"o=last 1 1 IN IP4 10.0.0.1", "o=last 1 1 IN IP4 10.0.0.1"},
+	} {
+		if got := sipbridge.SDPOriginForTest([]byte(tc.body)); got != tc.want {
+			t.Errorf("sdpOrigin(%q) = %q, want %q", tc.body, got, tc.want)
+		}
+	}
+}

@@ -43,3 +43,15 @@ func parkSDP(offer []byte, host string, sessID int64) []byte {
 	}
 	return b.Bytes()
 }
+
+// sdpOrigin returns an SDP body's origin line (o=) without its line ending, "" when it has
+// none. RFC 3264 §8: an offer whose origin (and so session version) is the previous one's
+// changes nothing, which is what a session refresh sends.
+func sdpOrigin(body []byte) string {
+	for _, line := range strings.Split(string(body), "\n") {
+		if line = strings.TrimRight(line, "\r"); strings.HasPrefix(line, "o=") {
+			return line
+		}
+	}
+	return ""
+}
