@@ -379,9 +379,14 @@ func (c *inCall) wait() {
 // refresh or hold). A bridged call's session refresh (RFC 4028: a re-INVITE whose SDP keeps
 // the origin line, so its media did not change, or one without SDP) is answered with the far
 // end's SDP as it stands; a change of media cannot be re-negotiated through callctx yet (488).
+// The far end of a bridged leg gets the same treatment (onLegReinvite).
 func (b *Bridge) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	c := b.inboundOf(req)
 	if c == nil {
+		if o := b.outboundOf(req); o != nil {
+			b.onLegReinvite(o, req, tx)
+			return
+		}
 		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
@@ -398,7 +403,27 @@ func (b *Bridge) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	c.mu.Unlock()
-	if sdp == nil {
+	b.answerReinvite(req, tx, sdp, c.id)
+}
+
+// onLegReinvite answers a session refresh from the far end of a bridged leg with the SDP
+// callctx offered it (the caller's), as onReinvite does for the caller.
+func (b *Bridge) onLegReinvite(o *outLeg, req *sip.Request, tx sip.ServerTransaction) {
+	c := o.parent
+	var sdp []byte
+	c.mu.Lock()
+	if c.peer == o && c.peerSDP != nil {
+		if origin := sdpOrigin(c.peerSDP); len(req.Body()) == 0 || (origin != "" && sdpOrigin(req.Body()) == origin) {
+			sdp = c.dlg.InviteRequest.Body() // what the leg was offered
+		}
+	}
+	c.mu.Unlock()
+	b.answerReinvite(req, tx, sdp, o.id)
+}
+
+// answerReinvite answers a re-INVITE 200 with sdp, or 488 when there is none to give.
+func (b *Bridge) answerReinvite(req *sip.Request, tx sip.ServerTransaction, sdp []byte, callID string) {
+	if len(sdp) == 0 {
 		b.respond(req, tx, 488, "Not Acceptable Here (callctx cannot change a bridged call's media)")
 		return
 	}
@@ -406,7 +431,7 @@ func (b *Bridge) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	res.AppendHeader(sip.HeaderClone(&b.duaFor(req).ContactHDR))
 	res.AppendHeader(sip.NewHeader("Allow", allowed))
 	if err := tx.Respond(res); err != nil {
-		b.log.Warn("sip respond failed", "method", "INVITE", "code", 200, "call_id", c.id, "error", err)
+		b.log.Warn("sip respond failed", "method", "INVITE", "code", 200, "call_id", callID, "error", err)
 	}
 }
 
