@@ -17,21 +17,40 @@ import (
 	"github.com/callctx/callctx/triggers"
 )
 
+// configuredFlowsDir is the flows directory serve would load with the
+// configuration file path (or CALLCTX_CONFIG) and the environment
+// (CALLCTX_FLOWS), so that check and simulate see what serve sees.
+func configuredFlowsDir(path string) (string, error) {
+	var args []string
+	if path != "" {
+		args = []string{"--config", path}
+	}
+	cfg, err := LoadConfig(args, os.Getenv)
+	if err != nil {
+		return "", err
+	}
+	return cfg.Flows.Dir, nil
+}
+
 // runCheck validates a flows directory: every problem as file:line:column,
 // then a summary. Missing environment variables (secrets, receiver URLs)
 // are warnings here: check runs where the secrets are not.
 func runCheck(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	configPath := fs.String("config", "", "YAML configuration file whose flows.dir to check")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("check: %w", err)
 	}
 	if fs.NArg() > 1 {
 		return fmt.Errorf("check: one directory at most, got %d", fs.NArg())
 	}
-	dir := DefaultFlowsDir
-	if fs.NArg() == 1 {
-		dir = fs.Arg(0)
+	dir := fs.Arg(0)
+	if dir == "" {
+		var err error
+		if dir, err = configuredFlowsDir(*configPath); err != nil {
+			return fmt.Errorf("check: %w", err)
+		}
 	}
 	snap, warns, err := flow.Load(dir, flow.CompileOptions{Getenv: os.LookupEnv, AllowMissingSecrets: true})
 	errs := yamldoc.AsErrors(err)
@@ -70,7 +89,8 @@ func runSimulate(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	name := fs.String("flow", "", "the flow to run")
-	dir := fs.String("dir", DefaultFlowsDir, "the flows directory")
+	dir := fs.String("dir", "", "the flows directory (default: serve's, from --config and the environment)")
+	configPath := fs.String("config", "", "YAML configuration file whose flows.dir to use")
 	at := fs.String("at", "", "the time triggers see (RFC 3339); now by default")
 	asJSON := fs.Bool("json", false, "print the run as JSON")
 	var sets, inputs multi
@@ -84,6 +104,12 @@ func runSimulate(args []string, stdout io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("simulate: unexpected argument %q", fs.Arg(0))
+	}
+	if *dir == "" {
+		var err error
+		if *dir, err = configuredFlowsDir(*configPath); err != nil {
+			return fmt.Errorf("simulate: %w", err)
+		}
 	}
 	now := time.Now()
 	if *at != "" {

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -427,5 +429,36 @@ func TestSimulate_json(t *testing.T) {
 	}
 	if !sim.Run.Done || len(sim.Run.Path) != 10 || len(sim.Requests) != 3 {
 		t.Fatalf("simulation %+v", sim)
+	}
+}
+
+// TestCheckAndSimulate_ServesFlowsDir: without a directory, check and
+// simulate use the one serve would load, from --config or the environment.
+func TestCheckAndSimulate_ServesFlowsDir(t *testing.T) {
+	flows, err := filepath.Abs("../../examples/order-status/flows")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "callctx.yaml")
+	if err := os.WriteFile(conf, []byte("flows:\n  dir: "+flows+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, error) {
+		var stdout bytes.Buffer
+		err := main.Run(args, &stdout, io.Discard)
+		return stdout.String(), err
+	}
+	if out, err := run("check", "--config", conf); err != nil || !strings.Contains(out, flows+": ok: 3 triggers") {
+		t.Errorf("check --config: %v\n%s", err, out)
+	}
+	if out, err := run("simulate", "--config", conf, "--flow", "order-status", "--input", "AB12345"); err != nil || !strings.Contains(out, "flow order-status (version ") {
+		t.Errorf("simulate --config: %v\n%s", err, out)
+	}
+	if _, err := run("check", "--config", filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Error("check with a missing configuration file succeeded")
+	}
+	t.Setenv("CALLCTX_FLOWS", flows)
+	if out, err := run("check"); err != nil || !strings.Contains(out, flows+": ok: 3 triggers") {
+		t.Errorf("check with CALLCTX_FLOWS: %v\n%s", err, out)
 	}
 }
