@@ -570,17 +570,48 @@ func (e *Engine) events(ctx context.Context, sub *session.Subscription) {
 				sub = e.svc.SubscribeLocal("")
 				continue
 			}
-			if !ev.Remote { // the node that made the change fires its automations
-				e.fire(ctx, string(ev.Type), ev.Call, &ev)
-			}
-			if ev.Type == session.EventCallEnded {
-				e.forget(ev.CallID)
-				e.mu.Lock()
-				for _, a := range e.Snapshot().Automations() {
-					delete(e.firings, ev.CallID+"\x00"+a.Name)
+			// Take what else has arrived too, and queue the automations of
+			// all of them in one store write: one write per event would fall
+			// behind when many calls end at once.
+			batch := append(make([]session.Event, 0, 16), ev)
+		more:
+			for len(batch) < maxEventBatch {
+				select {
+				case ev, ok := <-sub.Events():
+					if !ok {
+						break more // closed: the next receive says why
+					}
+					batch = append(batch, ev)
+				default:
+					break more
 				}
-				e.mu.Unlock()
 			}
+			e.handleEvents(ctx, batch)
+		}
+	}
+}
+
+// maxEventBatch bounds how many events share one outbox write.
+const maxEventBatch = 256
+
+// handleEvents queues the automations that a batch of events fire, and
+// forgets the runs of the calls that ended.
+func (e *Engine) handleEvents(ctx context.Context, batch []session.Event) {
+	var entries []*session.OutboxEntry
+	for i := range batch {
+		if ev := &batch[i]; !ev.Remote { // the node that made the change fires its automations
+			entries = append(entries, e.entriesFor(ctx, string(ev.Type), ev.Call, ev)...)
+		}
+	}
+	e.enqueue(ctx, entries)
+	for _, ev := range batch {
+		if ev.Type == session.EventCallEnded {
+			e.forget(ev.CallID)
+			e.mu.Lock()
+			for _, a := range e.Snapshot().Automations() {
+				delete(e.firings, ev.CallID+"\x00"+a.Name)
+			}
+			e.mu.Unlock()
 		}
 	}
 }
@@ -589,6 +620,12 @@ func (e *Engine) events(ctx context.Context, sub *session.Subscription) {
 // nil (session.updated events do not carry the call); it is read when an
 // automation filters on the flow.
 func (e *Engine) fire(ctx context.Context, event string, c *session.Call, ev *session.Event) {
+	e.enqueue(ctx, e.entriesFor(ctx, event, c, ev))
+}
+
+// entriesFor returns the outbox entries of the automations that listen to
+// an event of a call; see fire.
+func (e *Engine) entriesFor(ctx context.Context, event string, c *session.Call, ev *session.Event) []*session.OutboxEntry {
 	var vars triggers.Map
 	var entries []*session.OutboxEntry
 	for _, a := range e.Snapshot().Automations() {
@@ -598,7 +635,7 @@ func (e *Engine) fire(ctx context.Context, event string, c *session.Call, ev *se
 		if c == nil {
 			var err error
 			if c, err = e.svc.Call(ctx, ev.CallID); err != nil {
-				return // purged meanwhile
+				return nil // purged meanwhile
 			}
 		}
 		if !listens(a, event, c, ev) {
@@ -629,16 +666,41 @@ func (e *Engine) fire(ctx context.Context, event string, c *session.Call, ev *se
 		}
 		entries = append(entries, e.newEntry(c.ID, a, vars, "event:"+event))
 	}
+	return entries
+}
+
+// enqueue queues outbox entries, of one call or several, in one store
+// write, and hands them to the outbox. When that write is refused (a call
+// purged meanwhile), each call's entries are queued on their own, so that
+// one call cannot cost the others their automations.
+func (e *Engine) enqueue(ctx context.Context, entries []*session.OutboxEntry) {
 	if len(entries) == 0 {
 		return
 	}
-	if err := e.store.EnqueueOutbox(context.WithoutCancel(ctx), entries); err != nil {
-		if session.ErrorCode(err) != session.CodeNotFound { // a call purged meanwhile
-			e.log.Error("queue automations", "event", event, "call_id", c.ID, "err", err)
-		}
+	ctx = context.WithoutCancel(ctx)
+	err := e.store.EnqueueOutbox(ctx, entries)
+	if err == nil {
+		e.outbox.add(entries...)
 		return
 	}
-	e.outbox.add(entries...)
+	byCall := map[string][]*session.OutboxEntry{}
+	var calls []string
+	for _, en := range entries {
+		if byCall[en.CallID] == nil {
+			calls = append(calls, en.CallID)
+		}
+		byCall[en.CallID] = append(byCall[en.CallID], en)
+	}
+	for i, id := range calls {
+		if len(calls) > 1 || i > 0 {
+			err = e.store.EnqueueOutbox(ctx, byCall[id])
+		}
+		if err == nil {
+			e.outbox.add(byCall[id]...)
+		} else if session.ErrorCode(err) != session.CodeNotFound { // a call purged meanwhile
+			e.log.Error("queue automations", "call_id", id, "entries", len(byCall[id]), "err", err)
+		}
+	}
 }
 
 func listens(a *Automation, event string, c *session.Call, ev *session.Event) bool {

@@ -815,3 +815,55 @@ flows:
 		t.Fatalf("transfer.status automation fired %d times, want 1", got)
 	}
 }
+
+// TestEngine_eventBurst: many calls end at once, as at the end of a campaign or when a trunk
+// drops. Every call.ended automation is queued and delivered once: none is lost to the
+// engine falling behind the events.
+func TestEngine_eventBurst(t *testing.T) {
+	c := newCRM(t)
+	snap := mustCompile(t, `
+automations:
+  ended:
+    url: "${CRM_URL}/ended"
+    on: [call.ended]
+    body: {call: "{call.id}"}
+`, env(c.srv.URL))
+	w := newWorld(t, snap, nil)
+	ctx := context.Background()
+	const calls = 1500
+	ids := make([]string, calls)
+	for i := range ids {
+		ids[i] = w.call(t, "", "+4930"+strconv.Itoa(i))
+	}
+	var wg sync.WaitGroup
+	next := make(chan string)
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range next {
+				if _, err := w.svc.EndCall(ctx, id, "", "test"); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	for _, id := range ids {
+		next <- id
+	}
+	close(next)
+	wg.Wait()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(c.requests()) < calls && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	seen := map[string]int{}
+	for _, r := range c.requests() {
+		seen[r.CallID]++
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Errorf("call %s: call.ended delivered %d times", id, seen[id])
+		}
+	}
+}

@@ -37,8 +37,13 @@ type Event struct {
 }
 
 // subscriptionBuffer is how many events a subscriber may fall behind before
-// it is dropped as lagging.
-const subscriptionBuffer = 256
+// it is dropped as lagging. A local subscriber (SubscribeLocal: the
+// automations, which must not miss an event) gets a deeper buffer, to ride
+// out a burst of writes while it queues the previous events' automations.
+const (
+	subscriptionBuffer      = 256
+	localSubscriptionBuffer = 8192
+)
 
 // Subscription receives the events of one call, or of all calls.
 type Subscription struct {
@@ -78,7 +83,11 @@ func newFeed() *feed {
 }
 
 func (f *feed) subscribe(callID string, local bool) *Subscription {
-	s := &Subscription{c: make(chan Event, subscriptionBuffer), feed: f, callID: callID, local: local}
+	size := subscriptionBuffer
+	if local {
+		size = localSubscriptionBuffer
+	}
+	s := &Subscription{c: make(chan Event, size), feed: f, callID: callID, local: local}
 	f.mu.Lock()
 	m := f.subs[callID]
 	if m == nil {
