@@ -307,7 +307,7 @@ func (b *Bridge) bridgeTo(c *inCall, t target, hs []Header, log logger) (*outLeg
 	}
 	c.mu.Lock()
 	c.peer = o
-	c.peerSDP, c.callerOrigin = res.Body(), sdpOrigin(c.dlg.InviteRequest.Body())
+	c.peerSDP, c.legSDP, c.callerOrigin = res.Body(), c.dlg.InviteRequest.Body(), sdpOrigin(c.dlg.InviteRequest.Body())
 	c.mu.Unlock()
 	answer := sip.NewResponseFromRequest(c.dlg.InviteRequest, 200, "OK", res.Body())
 	if h := res.ContentType(); h != nil {

@@ -52,10 +52,13 @@ type inCall struct {
 	confirmed bool            // the caller ACKed callctx's 200
 	transfer  *activeTransfer // the transfer in progress, if any
 	peer      *outLeg         // the bridged leg, if any
-	// For a bridged call: the SDP callctx gave the caller (the far end's), and the origin
-	// line (o=) of the caller's SDP that it answered, for session refreshes.
+	// For a bridged call (see reinvite.go): the far end's current SDP, which callctx gave
+	// the caller; the SDP callctx gave the far end (the caller's); the origin line (o=) of
+	// the caller's current SDP; and whether a re-INVITE is being relayed.
 	peerSDP      []byte
+	legSDP       []byte
 	callerOrigin string
+	reinviting   bool
 	hungUp       bool     // callctx sent (or is sending) BYE
 	legs         []string // calls placed for this one
 	transfers    []session.Transfer
@@ -372,66 +375,6 @@ func (c *inCall) wait() {
 	select {
 	case <-c.dlg.Context().Done():
 	case <-c.done:
-	}
-}
-
-// onReinvite answers a re-INVITE of a parked call with the same inactive SDP (a session
-// refresh or hold). A bridged call's session refresh (RFC 4028: a re-INVITE whose SDP keeps
-// the origin line, so its media did not change, or one without SDP) is answered with the far
-// end's SDP as it stands; a change of media cannot be re-negotiated through callctx yet (488).
-// The far end of a bridged leg gets the same treatment (onLegReinvite).
-func (b *Bridge) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
-	c := b.inboundOf(req)
-	if c == nil {
-		if o := b.outboundOf(req); o != nil {
-			b.onLegReinvite(o, req, tx)
-			return
-		}
-		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
-		return
-	}
-	if err := c.dlg.ReadRequest(req, tx); err != nil {
-		b.respond(req, tx, 500, "Server Internal Error (CSeq out of order)")
-		return
-	}
-	c.mu.Lock()
-	peer, sdp := c.peer, c.sdp
-	if peer != nil {
-		sdp = nil
-		if c.peerSDP != nil && (len(req.Body()) == 0 || (c.callerOrigin != "" && sdpOrigin(req.Body()) == c.callerOrigin)) {
-			sdp = c.peerSDP
-		}
-	}
-	c.mu.Unlock()
-	b.answerReinvite(req, tx, sdp, c.id)
-}
-
-// onLegReinvite answers a session refresh from the far end of a bridged leg with the SDP
-// callctx offered it (the caller's), as onReinvite does for the caller.
-func (b *Bridge) onLegReinvite(o *outLeg, req *sip.Request, tx sip.ServerTransaction) {
-	c := o.parent
-	var sdp []byte
-	c.mu.Lock()
-	if c.peer == o && c.peerSDP != nil {
-		if origin := sdpOrigin(c.peerSDP); len(req.Body()) == 0 || (origin != "" && sdpOrigin(req.Body()) == origin) {
-			sdp = c.dlg.InviteRequest.Body() // what the leg was offered
-		}
-	}
-	c.mu.Unlock()
-	b.answerReinvite(req, tx, sdp, o.id)
-}
-
-// answerReinvite answers a re-INVITE 200 with sdp, or 488 when there is none to give.
-func (b *Bridge) answerReinvite(req *sip.Request, tx sip.ServerTransaction, sdp []byte, callID string) {
-	if len(sdp) == 0 {
-		b.respond(req, tx, 488, "Not Acceptable Here (callctx cannot change a bridged call's media)")
-		return
-	}
-	res := sip.NewSDPResponseFromRequest(req, sdp)
-	res.AppendHeader(sip.HeaderClone(&b.duaFor(req).ContactHDR))
-	res.AppendHeader(sip.NewHeader("Allow", allowed))
-	if err := tx.Respond(res); err != nil {
-		b.log.Warn("sip respond failed", "method", "INVITE", "code", 200, "call_id", callID, "error", err)
 	}
 }
 

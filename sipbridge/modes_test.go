@@ -87,6 +87,8 @@ func TestBridge_BridgeMode(t *testing.T) {
 		{"CallerHangsUp", "uac_bridge_caller.xml", "uas_bridge_target.xml", sipbridge.EndHangup, sipbridge.EndHangup, true},
 		{"SessionRefresh", "uac_bridge_caller_refresh.xml", "uas_bridge_target.xml", sipbridge.EndHangup, sipbridge.EndHangup, true},
 		{"TargetRefreshes", "uac_bridge_caller_stays.xml", "uas_bridge_target_refreshes.xml", sipbridge.EndHangup, sipbridge.EndHangup, true},
+		{"HoldAndResume", "uac_bridge_caller_hold.xml", "uas_bridge_target_hold.xml", sipbridge.EndHangup, sipbridge.EndHangup, true},
+		{"HoldRefused", "uac_bridge_caller_hold_refused.xml", "uas_bridge_target_hold_refused.xml", sipbridge.EndHangup, sipbridge.EndHangup, true},
 		{"CalleeHangsUp", "uac_bridge_caller_gets_bye.xml", "uas_bridge_target_hangs_up.xml", sipbridge.EndCalleeHangup, sipbridge.EndHangup, true},
 		{"TargetBusy", "uac_bridge_caller_busy.xml", "uas_bridge_target_busy.xml", sipbridge.EndRejected, sipbridge.EndRejected, true},
 		{"CallerCancels", "uac_bridge_caller_cancels.xml", "uas_bridge_target_rings.xml", sipbridge.EndCancel, sipbridge.EndCancel, true},

@@ -399,7 +399,7 @@ func (c *inCall) runInviteTransfer(at *activeTransfer, p transferParams, hs []He
 	c.mu.Lock()
 	c.peer = o
 	c.sdp = nil
-	c.peerSDP, c.callerOrigin = res.Body(), sdpOrigin(rres.Body())
+	c.peerSDP, c.legSDP, c.callerOrigin = res.Body(), c.dlg.InviteRequest.Body(), sdpOrigin(rres.Body())
 	c.mu.Unlock()
 	c.finishTransfer(at, session.TransferAnswered, "", res.StatusCode, res.Reason)
 }

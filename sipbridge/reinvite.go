@@ -1,0 +1,180 @@
+package sipbridge
+
+import (
+	"context"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// reinviteTimeout bounds how long a relayed re-INVITE waits for the other side's answer.
+const reinviteTimeout = 10 * time.Second
+
+// onReinvite handles a re-INVITE in the dialog of a call callctx holds.
+//
+// A parked call is answered with the same inactive SDP (a session refresh or a hold). On a
+// bridged call callctx answers a session refresh itself (RFC 4028: a re-INVITE whose SDP
+// keeps the origin line, so its media did not change, or one without SDP) with the other
+// side's SDP as it stands; a change of media (hold, resume, a new codec) is relayed to the
+// other side as a re-INVITE of its own, and its answer, or its refusal, comes back. The far
+// end of a bridged leg gets the same treatment.
+func (b *Bridge) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
+	c := b.inboundOf(req)
+	if c == nil {
+		if o := b.outboundOf(req); o != nil {
+			b.onLegReinvite(o, req, tx)
+			return
+		}
+		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	if err := c.dlg.ReadRequest(req, tx); err != nil {
+		b.respond(req, tx, 500, "Server Internal Error (CSeq out of order)")
+		return
+	}
+	c.mu.Lock()
+	peer, sdp := c.peer, c.sdp
+	relay := false
+	if peer != nil {
+		sdp = nil
+		switch {
+		case c.peerSDP != nil && (len(req.Body()) == 0 || (c.callerOrigin != "" && sdpOrigin(req.Body()) == c.callerOrigin)):
+			sdp = c.peerSDP
+		case c.reinviting:
+		default:
+			relay, c.reinviting = true, true
+		}
+	}
+	busy := peer != nil && sdp == nil && !relay
+	c.mu.Unlock()
+	switch {
+	case relay:
+		b.relayReinvite(c, req, tx, func(ctx context.Context, r *sip.Request) (*sip.Response, error) {
+			return peer.dlg.Do(ctx, r)
+		}, func() error {
+			return peer.dlg.WriteRequest(sip.NewRequest(sip.ACK, peer.remoteTarget()))
+		}, peer.remoteTarget(), true)
+	case busy:
+		b.respond(req, tx, 491, "Request Pending")
+	default:
+		b.answerReinvite(req, tx, sdp, c.id)
+	}
+}
+
+// onLegReinvite is onReinvite for a re-INVITE from the far end of a bridged leg.
+func (b *Bridge) onLegReinvite(o *outLeg, req *sip.Request, tx sip.ServerTransaction) {
+	c := o.parent
+	var sdp []byte
+	relay, busy := false, false
+	c.mu.Lock()
+	if c.peer == o && c.peerSDP != nil {
+		switch origin := sdpOrigin(c.peerSDP); {
+		case len(req.Body()) == 0 || (origin != "" && sdpOrigin(req.Body()) == origin):
+			sdp = c.legSDP
+		case c.reinviting:
+			busy = true
+		default:
+			relay, c.reinviting = true, true
+		}
+	}
+	c.mu.Unlock()
+	switch {
+	case relay:
+		b.relayReinvite(c, req, tx, func(ctx context.Context, r *sip.Request) (*sip.Response, error) {
+			return c.dlg.Do(ctx, r)
+		}, func() error {
+			return c.dlg.WriteRequest(sip.NewRequest(sip.ACK, c.remoteTarget()))
+		}, c.remoteTarget(), false)
+	case busy:
+		b.respond(req, tx, 491, "Request Pending")
+	default:
+		b.answerReinvite(req, tx, sdp, o.id)
+	}
+}
+
+// relayReinvite sends a re-INVITE carrying req's SDP to the other side of a bridged call
+// (send, at target), and answers req with what came back: on a 2xx callctx ACKs the other
+// side at once and answers 200 with its SDP, remembering both sides' new SDP; any other
+// final response is passed back as it is (491, 488…), and no answer at all is a 408.
+// fromCaller says which side req came from.
+func (b *Bridge) relayReinvite(c *inCall, req *sip.Request, tx sip.ServerTransaction,
+	send func(context.Context, *sip.Request) (*sip.Response, error), ack func() error, target sip.Uri, fromCaller bool) {
+	defer func() {
+		c.mu.Lock()
+		c.reinviting = false
+		c.mu.Unlock()
+	}()
+	_ = tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil))
+	out := sip.NewRequest(sip.INVITE, target)
+	if body := req.Body(); len(body) > 0 {
+		if ct := req.ContentType(); ct != nil {
+			out.AppendHeader(sip.HeaderClone(ct))
+		}
+		out.SetBody(body)
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, reinviteTimeout)
+	defer cancel()
+	res, err := send(ctx, out)
+	b.cfg.Observer.SIPRequest(false, string(sip.INVITE), statusOf(res))
+	if err != nil || res == nil {
+		b.log.Warn("sip re-INVITE not answered", "call_id", c.id, "error", err)
+		b.respond(req, tx, 408, "Request Timeout (the other side did not answer the re-INVITE)")
+		return
+	}
+	if !res.IsSuccess() {
+		b.respond(req, tx, res.StatusCode, res.Reason)
+		return
+	}
+	if err := ack(); err != nil {
+		b.log.Warn("sip ack of relayed re-INVITE failed", "call_id", c.id, "error", err)
+	}
+	c.mu.Lock()
+	if fromCaller {
+		c.legSDP, c.callerOrigin = req.Body(), sdpOrigin(req.Body())
+		c.peerSDP = res.Body()
+	} else {
+		c.peerSDP = req.Body()
+		c.legSDP, c.callerOrigin = res.Body(), sdpOrigin(res.Body())
+	}
+	c.mu.Unlock()
+	answer := sip.NewResponseFromRequest(req, 200, "OK", res.Body())
+	if ct := res.ContentType(); ct != nil && len(res.Body()) > 0 {
+		answer.AppendHeader(sip.HeaderClone(ct))
+	}
+	answer.AppendHeader(sip.HeaderClone(&b.duaFor(req).ContactHDR))
+	answer.AppendHeader(sip.NewHeader("Allow", allowed))
+	if err := tx.Respond(answer); err != nil {
+		b.log.Warn("sip respond failed", "method", "INVITE", "code", 200, "call_id", c.id, "error", err)
+	}
+}
+
+func statusOf(res *sip.Response) int {
+	if res == nil {
+		return 0
+	}
+	return res.StatusCode
+}
+
+// answerReinvite answers a re-INVITE 200 with sdp, or 488 when there is none to give.
+func (b *Bridge) answerReinvite(req *sip.Request, tx sip.ServerTransaction, sdp []byte, callID string) {
+	if len(sdp) == 0 {
+		b.respond(req, tx, 488, "Not Acceptable Here")
+		return
+	}
+	res := sip.NewSDPResponseFromRequest(req, sdp)
+	res.AppendHeader(sip.HeaderClone(&b.duaFor(req).ContactHDR))
+	res.AppendHeader(sip.NewHeader("Allow", allowed))
+	if err := tx.Respond(res); err != nil {
+		b.log.Warn("sip respond failed", "method", "INVITE", "code", 200, "call_id", callID, "error", err)
+	}
+}
+
+// remoteTarget is where requests in the leg's dialog go: the far end's Contact.
+func (o *outLeg) remoteTarget() sip.Uri {
+	if res := o.dlg.InviteResponse; res != nil {
+		if h := res.Contact(); h != nil {
+			return *h.Address.Clone()
+		}
+	}
+	return o.dlg.InviteRequest.Recipient
+}
