@@ -683,14 +683,7 @@ func (e *Engine) enqueue(ctx context.Context, entries []*session.OutboxEntry) {
 		e.outbox.add(entries...)
 		return
 	}
-	byCall := map[string][]*session.OutboxEntry{}
-	var calls []string
-	for _, en := range entries {
-		if byCall[en.CallID] == nil {
-			calls = append(calls, en.CallID)
-		}
-		byCall[en.CallID] = append(byCall[en.CallID], en)
-	}
+	calls, byCall := session.GroupByCall(entries)
 	for i, id := range calls {
 		if len(calls) > 1 || i > 0 {
 			err = e.store.EnqueueOutbox(ctx, byCall[id])

@@ -23,3 +23,16 @@ type OutboxEntry struct {
 
 // Pending reports whether the entry still waits for delivery.
 func (e *OutboxEntry) Pending() bool { return !e.Due.IsZero() }
+
+// GroupByCall groups outbox entries by call, keeping their order: the
+// calls in the order they first appear, and each call's entries.
+func GroupByCall(entries []*OutboxEntry) (calls []string, byCall map[string][]*OutboxEntry) {
+	byCall = map[string][]*OutboxEntry{}
+	for _, e := range entries {
+		if byCall[e.CallID] == nil {
+			calls = append(calls, e.CallID)
+		}
+		byCall[e.CallID] = append(byCall[e.CallID], e)
+	}
+	return calls, byCall
+}

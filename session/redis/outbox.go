@@ -78,14 +78,7 @@ func (s *Store) SaveFlowRun(ctx context.Context, callID string, state []byte, qu
 // checked first and then queued call by call: unlike bbolt, a failure of
 // Redis part-way can leave the entries of some calls queued.
 func (s *Store) EnqueueOutbox(ctx context.Context, entries []*session.OutboxEntry) error {
-	byCall := map[string][]*session.OutboxEntry{}
-	var calls []string
-	for _, e := range entries {
-		if byCall[e.CallID] == nil {
-			calls = append(calls, e.CallID)
-		}
-		byCall[e.CallID] = append(byCall[e.CallID], e)
-	}
+	calls, byCall := session.GroupByCall(entries)
 	if len(calls) > 1 {
 		if err := s.checkNewEntries(ctx, byCall); err != nil {
 			return err
