@@ -351,28 +351,29 @@ func (s *Store) CallOutbox(ctx context.Context, callID string) ([]*session.Outbo
 	return out, nil
 }
 
+// beat renews this node's lease once; a failure is left to the next beat
+// (or, if Redis stays away, to the lease running out).
+func (s *Store) beat() {
+	ctx, cancel := context.WithTimeout(context.Background(), s.lease/3)
+	defer cancel()
+	scriptHeartbeat.Run(ctx, s.rdb, []string{s.kLeases}, s.node, s.lease.Milliseconds())
+}
+
 // heartbeat renews this node's lease until stop is closed, then ends it,
 // so that the other nodes take its deliveries over at once.
 func (s *Store) heartbeat(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	renew := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), s.lease/3)
-		defer cancel()
-		scriptHeartbeat.Run(ctx, s.rdb, []string{s.kLeases}, s.node, s.lease.Milliseconds())
-	}
-	renew() // a node is alive from the start
 	t := time.NewTicker(s.lease / 3)
 	defer t.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), s.lease/3)
 		select {
 		case <-stop:
+			ctx, cancel := context.WithTimeout(context.Background(), s.lease/3)
 			scriptHeartbeat.Run(ctx, s.rdb, []string{s.kLeases}, s.node, 0)
 			cancel()
 			return
 		case <-t.C:
-			scriptHeartbeat.Run(ctx, s.rdb, []string{s.kLeases}, s.node, s.lease.Milliseconds())
+			s.beat()
 		}
-		cancel()
 	}
 }

@@ -18,9 +18,10 @@ import (
 // node's lease runs out (it died) or ends (it stopped); then the next node
 // that asks takes the entry over, and the first may no longer record.
 func TestStore_OutboxClaims(t *testing.T) {
+	prefix := sharedPrefix("claims")
 	const lease = 500 * time.Millisecond
 	opts := func(node string) redis.Options {
-		return redis.Options{Prefix: "claims:", NodeID: node, OutboxLease: lease}
+		return redis.Options{Prefix: prefix, NodeID: node, OutboxLease: lease}
 	}
 	a := MustOpenStore(t, opts("a"))
 	b := MustOpenStore(t, opts("b"))
@@ -69,7 +70,7 @@ func TestStore_OutboxClaims(t *testing.T) {
 	// Node a dies: its lease runs out by itself (a clean close would end it
 	// at once; put it back as a crash leaves it).
 	a.Close()
-	setLease(t, "claims:", "a", lease)
+	setLease(t, prefix, "a", lease)
 	if got := pendingIDs(b); got != "[]" {
 		t.Fatalf("b took %s over before a's lease ran out", got)
 	}

@@ -78,7 +78,7 @@ func TestStore_OneCommandPerWrite(t *testing.T) {
 // another, as the event of exactly that version; a node does not get its
 // own writes twice.
 func TestStore_Follow(t *testing.T) {
-	prefix := "follow:"
+	prefix := sharedPrefix("follow")
 	stA := MustOpenStore(t, redis.Options{Prefix: prefix, NodeID: "a"})
 	stB := MustOpenStore(t, redis.Options{Prefix: prefix, NodeID: "b"})
 	svcA := session.NewService(stA, session.Options{})
@@ -236,9 +236,10 @@ func next(t *testing.T, sub *session.Subscription, callID string) session.Event 
 // are lost, so subscribers are closed as lagged (to catch up from
 // history), and events flow again without a restart of the node.
 func TestStore_FollowMissed(t *testing.T) {
+	prefix := sharedPrefix("m")
 	srv := redistest.MustStart(t, redistest.Options{})
-	stA := MustOpenStore(t, redis.Options{URL: srv.URL(), NodeID: "a", Prefix: "m:"})
-	stB := MustOpenStore(t, redis.Options{URL: srv.URL(), NodeID: "b", Prefix: "m:"})
+	stA := MustOpenStore(t, redis.Options{URL: srv.URL(), NodeID: "a", Prefix: prefix})
+	stB := MustOpenStore(t, redis.Options{URL: srv.URL(), NodeID: "b", Prefix: prefix})
 	svcA := session.NewService(stA, session.Options{})
 	svcB := session.NewService(stB, session.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -398,7 +399,8 @@ func TestStore_ActiveCalls(t *testing.T) {
 // TestStore_ExpireAfter: an ended call's keys get a TTL, an active call's
 // none.
 func TestStore_ExpireAfter(t *testing.T) {
-	st := MustOpenStore(t, redis.Options{Prefix: "ttl:", ExpireAfter: time.Hour})
+	prefix := sharedPrefix("ttl")
+	st := MustOpenStore(t, redis.Options{Prefix: prefix, ExpireAfter: time.Hour})
 	svc := session.NewService(st, session.Options{})
 	ctx := context.Background()
 	c, _, _ := svc.CreateCall(ctx, session.NewCall{ID: "c1", From: "a", To: "b"}, client)
@@ -410,7 +412,7 @@ func TestStore_ExpireAfter(t *testing.T) {
 		n, _ := strconv.Atoi(strings.TrimPrefix(v, ":"))
 		return n
 	}
-	if got := ttl("ttl:{c1}"); got != -1 {
+	if got := ttl(prefix + "{c1}"); got != -1 {
 		t.Fatalf("active call's TTL %d, want none (-1)", got)
 	}
 	if err := st.SaveFlowRun(ctx, c.ID, []byte(`{}`), []*session.OutboxEntry{{ID: "e1", CallID: c.ID, Data: json.RawMessage(`{}`)}}); err != nil {
@@ -419,8 +421,8 @@ func TestStore_ExpireAfter(t *testing.T) {
 	if _, err := svc.EndCall(ctx, c.ID, "", "crm"); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"ttl:{c1}", "ttl:{c1}:h", "ttl:{c1}:c", "ttl:{c1}:f", "ttl:{c1}:o"} {
-		if got := ttl(key); got <= 0 || got > int(time.Hour/time.Millisecond) {
+	for _, key := range []string{"{c1}", "{c1}:h", "{c1}:c", "{c1}:f", "{c1}:o"} {
+		if got := ttl(prefix + key); got <= 0 || got > int(time.Hour/time.Millisecond) {
 			t.Fatalf("%s: TTL %d ms, want up to an hour", key, got)
 		}
 	}

@@ -14,8 +14,11 @@ import (
 // gets its answer or its error, exactly as the other node's handler gave
 // it; asking a node that is gone, or does not answer, fails clearly.
 func TestStore_AskAnswer(t *testing.T) {
-	a := MustOpenStore(t, redis.Options{Prefix: "rpc:", NodeID: "a", OutboxLease: time.Second})
-	b := MustOpenStore(t, redis.Options{Prefix: "rpc:", NodeID: "b", OutboxLease: time.Second})
+	prefix := sharedPrefix("rpc")
+	// Stopping ends a lease at once, so the test needs no short one; a long one keeps a
+	// busy machine's late heartbeat from letting it run out.
+	a := MustOpenStore(t, redis.Options{Prefix: prefix, NodeID: "a", OutboxLease: 10 * time.Second})
+	b := MustOpenStore(t, redis.Options{Prefix: prefix, NodeID: "b", OutboxLease: 10 * time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan struct{})
 	go func() {

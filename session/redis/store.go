@@ -237,6 +237,7 @@ func Open(opts Options) (*Store, error) {
 		s.lease = DefaultOutboxLease
 	}
 	s.batch = newBatcher(s.rdb, opts.Timeout)
+	s.beat() // a node is alive once Open returns: other nodes may ask it at once
 	go s.heartbeat(s.stopBeat, s.beatDone)
 	return s, nil
 }

@@ -36,6 +36,10 @@ func TestMain(m *testing.M) {
 
 var prefixes atomic.Int64
 
+// sharedPrefix returns a fresh key prefix for stores that must share one
+// (several nodes of one test), so that a test run again (-count) starts clean.
+func sharedPrefix(name string) string { return fmt.Sprintf("%s%d:", name, prefixes.Add(1)) }
+
 // MustOpenStore opens a store on the shared server (or as opts say) under
 // a fresh prefix, and checks its invariants when the test ends.
 func MustOpenStore(tb testing.TB, opts redis.Options) *redis.Store {

@@ -35,8 +35,9 @@ func (b *fakeBridge) Transfer(ctx context.Context, callID string, req session.Tr
 // holds the call, and its answer (or refusal) comes back; when that node
 // is gone the request fails saying so.
 func TestStore_Transferer(t *testing.T) {
+	prefix := sharedPrefix("xfer")
 	opts := func(node string) redis.Options {
-		return redis.Options{Prefix: "xfer:", NodeID: node, OutboxLease: time.Second}
+		return redis.Options{Prefix: prefix, NodeID: node, OutboxLease: time.Second}
 	}
 	a, b := MustOpenStore(t, opts("a")), MustOpenStore(t, opts("b"))
 	ctx, cancel := context.WithCancel(context.Background())
