@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,6 +88,10 @@ type Config struct {
 	// takes effect with Flows, the engine that runs flows, and while that flow is loaded.
 	Flow  string
 	Flows *flow.Engine
+	// Allow lists the networks that may start calls (an INVITE outside a dialog): the
+	// IVRs and SBCs in front of callctx. An INVITE from anywhere else gets 403 and creates
+	// nothing. Empty allows every source.
+	Allow []netip.Prefix
 }
 
 // Bridge is callctx's SIP endpoint. Create it with New, start it with Start, stop it with

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -370,4 +371,34 @@ func TestBridge_MaxCalls(t *testing.T) {
 	if err != nil || len(page.Items) != 1 {
 		t.Fatalf("calls=%v %v, want only the parked one", page, err)
 	}
+}
+
+// TestBridge_Allow: with sip.allow set, only the listed networks may start calls; an INVITE
+// from elsewhere gets 403 and creates no call.
+func TestBridge_Allow(t *testing.T) {
+	prefixes := func(ss ...string) []netip.Prefix {
+		var ps []netip.Prefix
+		for _, s := range ss {
+			ps = append(ps, netip.MustParsePrefix(s))
+		}
+		return ps
+	}
+	t.Run("Refused", func(t *testing.T) {
+		e := startBridge(t, sipbridge.Config{Allow: prefixes("10.0.0.0/8", "192.168.0.0/16")})
+		startSipp(t, "uac_forbidden.xml", e.bridge.Addr(), 0).wait(t)
+		page, err := e.svc.ListCalls(context.Background(), session.ListOptions{State: session.FilterAll})
+		if err != nil || len(page.Items) != 0 {
+			t.Fatalf("calls=%v %v, want none", page.Items, err)
+		}
+		if !strings.Contains(e.logs.String(), "not in sip.allow") {
+			t.Errorf("the refusal is not logged:\n%s", e.logs.String())
+		}
+	})
+	t.Run("Allowed", func(t *testing.T) {
+		e := startBridge(t, sipbridge.Config{Allow: prefixes("10.0.0.0/8", "127.0.0.1/32")})
+		uac := startSipp(t, "uac_park_hangup.xml", e.bridge.Addr(), 0)
+		call := e.activeCall(t)
+		uac.wait(t)
+		e.endedCall(t, call.ID)
+	})
 }

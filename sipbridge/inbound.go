@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -67,9 +68,32 @@ type inCall struct {
 	doneOnce sync.Once
 }
 
+// allowed reports whether req's source may start a call (Config.Allow).
+func (b *Bridge) allowed(req *sip.Request) bool {
+	if len(b.cfg.Allow) == 0 {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range b.cfg.Allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
 func (b *Bridge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if hasToTag(req) {
 		b.onReinvite(req, tx)
+		return
+	}
+	if !b.allowed(req) {
+		b.log.Warn("sip INVITE from a source not in sip.allow refused", "source", req.Source(), "sip_call_id", callIDOf(req))
+		b.respond(req, tx, 403, "Forbidden")
 		return
 	}
 	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -166,6 +167,7 @@ type SIPConfig struct {
 	TransferTimeout Duration          `yaml:"transfer_timeout"`
 	Flow            string            `yaml:"flow"`      // the flow of inbound calls; it decides instead of mode
 	MaxCalls        int               `yaml:"max_calls"` // inbound calls at once; more get 503
+	Allow           []string          `yaml:"allow"`     // networks (CIDR) or addresses that may start calls; all when empty
 }
 
 // Duration is a time.Duration written like "24h" or "500us" in YAML.
@@ -412,6 +414,17 @@ func (c *Config) SIPBridgeConfig() (sipbridge.Config, error) {
 	}
 	if s.MaxCalls < 0 {
 		return out, errors.New("sip.max_calls must not be negative")
+	}
+	for i, a := range s.Allow {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			ip, ierr := netip.ParseAddr(a)
+			if ierr != nil {
+				return out, fmt.Errorf("sip.allow[%d]: %q is neither a network (10.0.0.0/8) nor an address (192.0.2.7)", i, a)
+			}
+			p = netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen())
+		}
+		out.Allow = append(out.Allow, p.Masked())
 	}
 	return out, out.Validate()
 }

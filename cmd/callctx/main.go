@@ -365,6 +365,9 @@ func (m *Main) Open() (err error) {
 				return fmt.Errorf("sip.flow %q is not a flow in %s", bcfg.Flow, cfg.Flows.Dir)
 			}
 		}
+		if len(bcfg.Allow) == 0 && !isLoopback(cfg.SIP.Listen) {
+			m.logger.Warn("sip.allow is empty: any host that reaches the SIP port can start calls; list your IVRs and SBCs in sip.allow", "sip", cfg.SIP.Listen)
+		}
 		m.sip, err = sipbridge.New(m.service, bcfg, m.logger.With("component", "sip"))
 		if err != nil {
 			return err

@@ -31,6 +31,7 @@ sip:
   map:
     X-Customer-ID: ivr.customer_id
   transfer_timeout: 20s
+  allow: [10.0.0.0/8, 192.0.2.7, "2001:db8::/32"]
 `)
 	off := writeFile(t, "off.yaml", "sip:\n  listen: \"\"\n")
 	for _, tc := range []struct {
@@ -69,6 +70,9 @@ sip:
 		bc.Carry.UUIEncoding != "plain" || len(bc.Carry.Variables) != 2 || bc.Map["X-Customer-ID"] != "ivr.customer_id" || bc.TransferTimeout != 20*time.Second {
 		t.Fatalf("bridge config %+v", bc)
 	}
+	if got := fmt.Sprint(bc.Allow); got != "[10.0.0.0/8 192.0.2.7/32 2001:db8::/32]" {
+		t.Fatalf("sip.allow = %s", got)
+	}
 }
 
 func TestLoadConfig_SIPErrors(t *testing.T) {
@@ -82,6 +86,7 @@ func TestLoadConfig_SIPErrors(t *testing.T) {
 		{"bad mapping", "sip:\n  map:\n    X-A: call.from\n", "read-only call namespace"},
 		{"bad carry", "sip:\n  carry:\n    as: smoke-signals\n", "sip carry"},
 		{"wildcard without advertise", "sip:\n  listen: 0.0.0.0:5060\n", "sip.advertise"},
+		{"bad allow", "sip:\n  allow: [10.0.0.0/8, the-sbc]\n", "sip.allow[1]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := LoadConfig([]string{"--config", writeFile(t, "c.yaml", tc.yaml)}, env())
