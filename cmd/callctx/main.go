@@ -173,7 +173,7 @@ func firstOf(vals ...string) string {
 // few buffers) while every request allocates, so at Go's default of 100 the
 // collector runs very often: on the 2-core development machine 400 cut the
 // server's CPU per durable write by about 40% and the single-client write
-// p99 from 2.4 ms to 0.8 ms (bench/httpbench). The heap may grow to about
+// p99 from 2.4 ms to about 1 ms (bench/httpbench). The heap may grow to about
 // five times the live data; GOMEMLIMIT caps it where memory is tight.
 const serveGCPercent = 400
 
