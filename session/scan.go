@@ -19,7 +19,7 @@ import (
 func ParseVariables(data []byte) (map[string]json.RawMessage, error) {
 	sc := scanner{data: data}
 	vars := make(map[string]json.RawMessage, 8)
-	err := sc.object(func(name, value []byte) error {
+	err := sc.object(0, func(name, value []byte) error {
 		n, err := names.string(name)
 		vars[n] = value
 		return err
@@ -38,7 +38,7 @@ func ParseVariables(data []byte) (map[string]json.RawMessage, error) {
 // that copy.
 func (s *Session) UnmarshalJSON(b []byte) error {
 	sc := scanner{data: bytes.Clone(b)}
-	return sc.object(func(key, value []byte) error {
+	return sc.object(0, func(key, value []byte) error {
 		var err error
 		switch string(key) {
 		case `"callId"`:
@@ -52,7 +52,7 @@ func (s *Session) UnmarshalJSON(b []byte) error {
 		case `"variables"`:
 			vs := scanner{data: value}
 			s.Variables = make(map[string]json.RawMessage, 16)
-			err = vs.object(func(name, v []byte) error {
+			err = vs.object(1, func(name, v []byte) error {
 				n, err := names.string(name)
 				s.Variables[n] = v
 				return err
@@ -157,9 +157,10 @@ func (sc *scanner) skipSpace() {
 	}
 }
 
-// object reads an object and calls fn with each member's name, as its raw
-// string token with the quotes, and the raw bytes of its value.
-func (sc *scanner) object(fn func(name, value []byte) error) error {
+// object reads an object at nesting depth and calls fn with each member's
+// name, as its raw string token with the quotes, and the raw bytes of its
+// value.
+func (sc *scanner) object(depth int, fn func(name, value []byte) error) error {
 	sc.skipSpace()
 	if sc.pos >= len(sc.data) || sc.data[sc.pos] != '{' {
 		return sc.errorf("want an object")
@@ -184,26 +185,34 @@ func (sc *scanner) object(fn func(name, value []byte) error) error {
 		sc.pos++
 		sc.skipSpace()
 		vstart := sc.pos
-		if err := sc.value(0); err != nil {
+		if err := sc.value(depth + 1); err != nil {
 			return err
 		}
 		if err := fn(name, sc.data[vstart:sc.pos]); err != nil {
 			return err
 		}
-		sc.skipSpace()
-		if sc.pos >= len(sc.data) {
-			return sc.errorf("unexpected end")
-		}
-		switch sc.data[sc.pos] {
-		case ',':
-			sc.pos++
-		case '}':
-			sc.pos++
-			return nil
-		default:
-			return sc.errorf("want ',' or '}'")
+		if done, err := sc.next('}'); done || err != nil {
+			return err
 		}
 	}
+}
+
+// next reads what follows a member or element: a comma (more follow) or
+// the container's closing byte (done).
+func (sc *scanner) next(closing byte) (done bool, err error) {
+	sc.skipSpace()
+	if sc.pos >= len(sc.data) {
+		return false, sc.errorf("unexpected end")
+	}
+	switch sc.data[sc.pos] {
+	case ',':
+		sc.pos++
+		return false, nil
+	case closing:
+		sc.pos++
+		return true, nil
+	}
+	return false, sc.errorf("want ',' or '%c'", closing)
 }
 
 // maxScanDepth bounds nesting, as encoding/json does.
@@ -221,7 +230,7 @@ func (sc *scanner) value(depth int) error {
 	case c == '"':
 		return sc.string()
 	case c == '{':
-		return sc.object(func(_, _ []byte) error { return nil })
+		return sc.object(depth, func(_, _ []byte) error { return nil })
 	case c == '[':
 		sc.pos++
 		sc.skipSpace()
@@ -234,18 +243,8 @@ func (sc *scanner) value(depth int) error {
 			if err := sc.value(depth + 1); err != nil {
 				return err
 			}
-			sc.skipSpace()
-			if sc.pos >= len(sc.data) {
-				return sc.errorf("unexpected end")
-			}
-			switch sc.data[sc.pos] {
-			case ',':
-				sc.pos++
-			case ']':
-				sc.pos++
-				return nil
-			default:
-				return sc.errorf("want ',' or ']'")
+			if done, err := sc.next(']'); done || err != nil {
+				return err
 			}
 		}
 	case c == 't':

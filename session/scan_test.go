@@ -57,3 +57,29 @@ func TestSession_UnmarshalJSON(t *testing.T) {
 		t.Fatalf("round trip:\n got %s\nwant %s", got.AppendJSON(nil), s.AppendJSON(nil))
 	}
 }
+
+// TestParseVariables_depth: nesting is bounded through objects as through arrays, where
+// encoding/json bounds it, so a deep body cannot run the scanner's recursion away.
+func TestParseVariables_depth(t *testing.T) {
+	for _, depth := range []int{100, 9998, 10001, 50000} {
+		for _, open := range []string{`{"a":`, `[`, `[{"a":`} {
+			closing := map[string]string{`{"a":`: `}`, `[`: `]`, `[{"a":`: `}]`}[open]
+			var b bytes.Buffer
+			b.WriteString(`{"ivr.x":`)
+			for range depth {
+				b.WriteString(open)
+			}
+			b.WriteString(`1`)
+			for range depth {
+				b.WriteString(closing)
+			}
+			b.WriteString(`}`)
+			var want map[string]json.RawMessage
+			wantErr := json.Unmarshal(b.Bytes(), &want)
+			_, err := session.ParseVariables(b.Bytes())
+			if (err != nil) != (wantErr != nil) {
+				t.Errorf("depth %d of %s: err %v, encoding/json: %v", depth, open, err, wantErr)
+			}
+		}
+	}
+}
