@@ -462,7 +462,8 @@ func (b *Bridge) unexpect(id string) {
 // again and checks the calls it holds.
 func (b *Bridge) followEnds() {
 	for first := true; ; first = false {
-		sub := b.svc.Subscribe("")
+		// Local: of other nodes' events it gets call.ended only, which is all this needs.
+		sub := b.svc.SubscribeLocal("")
 		if !first {
 			b.checkHeld()
 		}
