@@ -247,14 +247,7 @@ func (b *Bridge) flowTarget(c *inCall, a flow.Action, sess *session.Session) (ta
 
 // redirectTo answers the pending INVITE of c with 302 to t carrying hs.
 func (b *Bridge) redirectTo(c *inCall, t target, hs []Header, log logger) {
-	res := sip.NewResponseFromRequest(c.dlg.InviteRequest, 302, "Moved Temporarily", nil)
-	if t.canCarryHeaders() {
-		res.AppendHeader(&sip.ContactHeader{Address: withURIHeaders(t.uri, hs)})
-	} else {
-		res.AppendHeader(sip.NewHeader("Contact", "<"+t.String()+">"))
-	}
-	res.AppendHeader(sip.NewHeader("Server", b.cfg.UserAgent))
-	if err := c.dlg.WriteResponse(res); err != nil {
+	if err := c.dlg.WriteResponse(b.moved(c.dlg.InviteRequest, t, hs, log)); err != nil {
 		log.Error("sip redirect failed", "error", fmt.Errorf("send 302: %w", err))
 	}
 }

@@ -48,20 +48,7 @@ func (b *Bridge) redirect(req *sip.Request, tx sip.ServerTransaction, call *sess
 	if err != nil {
 		log.Warn("sip context not carried on redirect", "error", err)
 	}
-	build := func(hs []Header) *sip.Response {
-		res := sip.NewResponseFromRequest(req, 302, "Moved Temporarily", nil)
-		res.AppendHeader(&sip.ContactHeader{Address: withURIHeaders(b.target.uri, hs)})
-		res.AppendHeader(sip.NewHeader("Server", b.cfg.UserAgent))
-		return res
-	}
-	res := build(hs)
-	if transportOf(req) == "udp" && len(res.String()) > udpLimit && len(hs) > 1 {
-		// A response goes back the way the request came: over UDP it cannot move to TCP,
-		// and sipgo would refuse to send it. Send the call ID alone.
-		log.Warn("sip context too large for a UDP 302; sent the call ID only", "bytes", len(res.String()), "headers", len(hs))
-		res = build(hs[:1])
-	}
-	if err := tx.Respond(res); err != nil {
+	if err := tx.Respond(b.moved(req, *b.target, hs, log)); err != nil {
 		log.Error("sip redirect failed", "error", fmt.Errorf("send 302: %w", err))
 		return
 	}
@@ -76,4 +63,27 @@ func (b *Bridge) redirect(req *sip.Request, tx sip.ServerTransaction, call *sess
 	case <-t.C:
 	case <-b.stopping:
 	}
+}
+
+// moved builds the 302 that sends req to t, carrying hs (the call ID header first) in the
+// Contact URI when t can carry headers. A response goes back the way the request came: over
+// UDP it cannot move to TCP, and sipgo would refuse to send one too large, so then only the
+// call ID header travels.
+func (b *Bridge) moved(req *sip.Request, t target, hs []Header, log logger) *sip.Response {
+	build := func(hs []Header) *sip.Response {
+		res := sip.NewResponseFromRequest(req, 302, "Moved Temporarily", nil)
+		if t.canCarryHeaders() {
+			res.AppendHeader(&sip.ContactHeader{Address: withURIHeaders(t.uri, hs)})
+		} else {
+			res.AppendHeader(sip.NewHeader("Contact", "<"+t.String()+">"))
+		}
+		res.AppendHeader(sip.NewHeader("Server", b.cfg.UserAgent))
+		return res
+	}
+	res := build(hs)
+	if transportOf(req) == "udp" && len(res.String()) > udpLimit && len(hs) > 1 {
+		log.Warn("sip context too large for a UDP 302; sent the call ID only", "bytes", len(res.String()), "headers", len(hs))
+		res = build(hs[:1])
+	}
+	return res
 }
