@@ -65,7 +65,10 @@ func newBatcher(rdb redis.UniversalClient, timeout time.Duration) *batcher {
 
 // do sends cmd in the next pipeline and waits for its reply, or for ctx.
 // When ctx ends first, the command may still run: its outcome is unknown,
-// as with any command whose reply is lost.
+// as with any command whose reply is lost, and cmd belongs to the worker
+// that may still be writing it. So a caller reads cmd only when do
+// returned nil or cmd's own error (such as redis.Nil), never after a
+// context error.
 func (b *batcher) do(ctx context.Context, cmd redis.Cmder) error {
 	op := &batchOp{cmd: cmd, done: make(chan struct{})}
 	select {
@@ -146,8 +149,15 @@ func (s *Store) evalSha(ctx context.Context, sc *redis.Script, keys []string, ar
 	for attempt := 0; ; attempt++ {
 		cmd := redis.NewCmd(ctx, evalArgs(sc.Hash(), keys, args)...)
 		err := s.batch.do(ctx, cmd)
-		if err == nil || attempt > 0 || !strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		if err == nil {
 			return cmd
+		}
+		if attempt > 0 || !strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			// A command left to its worker (ctx ended) must not be read: hand
+			// back one of our own that carries the error.
+			failed := redis.NewCmd(ctx)
+			failed.SetErr(err)
+			return failed
 		}
 		if err := s.loadScript(ctx, sc); err != nil {
 			cmd.SetErr(err)

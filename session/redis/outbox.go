@@ -203,15 +203,14 @@ func (s *Store) FlowRun(ctx context.Context, callID string) ([]byte, error) {
 	}
 	defer s.end()
 	cmd := redis.NewStringCmd(ctx, "get", s.flowKey(callID))
-	s.batch.do(ctx, cmd)
-	state, err := cmd.Bytes()
+	err := s.batch.do(ctx, cmd)
 	if errors.Is(err, redis.Nil) {
 		return nil, session.Errorf(session.CodeNotFound, "the call %s has no flow run", callID)
 	}
 	if err != nil {
 		return nil, storeErr("read flow run", err)
 	}
-	return state, nil
+	return []byte(cmd.Val()), nil
 }
 
 // UpdateOutbox implements session.Store. Only the node that has claimed an

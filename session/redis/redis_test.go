@@ -487,3 +487,30 @@ func TestStore_ConcurrentOwnReplies(t *testing.T) {
 		}
 	}
 }
+
+// TestStore_CancelledReads: a request whose client went away (its context ended) gets an
+// error from every read, never a panic or a half-read command.
+func TestStore_CancelledReads(t *testing.T) {
+	st := MustOpenStore(t, redis.Options{})
+	svc := session.NewService(st, session.Options{})
+	c, _, err := svc.CreateCall(context.Background(), session.NewCall{From: "a", To: "b"}, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for name, read := range map[string]func() error{
+		"Call":        func() error { _, err := st.Call(ctx, c.ID); return err },
+		"Session":     func() error { _, err := st.Session(ctx, c.ID); return err },
+		"SessionJSON": func() error { _, _, err := st.SessionJSON(ctx, c.ID); return err },
+		"FlowRun":     func() error { _, err := st.FlowRun(ctx, c.ID); return err },
+		"Apply": func() error {
+			_, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{"ivr.a": json.RawMessage(`1`)}, client)
+			return err
+		},
+	} {
+		if err := read(); session.ErrorCode(err) != session.CodeUnavailable {
+			t.Errorf("%s with an ended context: %v, want unavailable", name, err)
+		}
+	}
+}

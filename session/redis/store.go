@@ -520,12 +520,10 @@ func (s *Store) Call(ctx context.Context, id string) (*session.Call, error) {
 	}
 	defer s.end()
 	cmd := redis.NewSliceCmd(ctx, "hmget", s.callKey(id), "call", "state", "ended", "reason", "start")
-	s.batch.do(ctx, cmd)
-	f, err := cmd.Result()
-	if err != nil {
+	if err := s.batch.do(ctx, cmd); err != nil {
 		return nil, storeErr("read call", err)
 	}
-	c, _, err := callFromFields(id, f)
+	c, _, err := callFromFields(id, cmd.Val())
 	if err == nil && c == nil {
 		return nil, notFound(id)
 	}
@@ -539,15 +537,14 @@ func (s *Store) Session(ctx context.Context, callID string) (*session.Session, e
 	}
 	defer s.end()
 	cmd := redis.NewStringCmd(ctx, "get", s.sessKey(callID))
-	s.batch.do(ctx, cmd)
-	blob, err := cmd.Result()
+	err := s.batch.do(ctx, cmd)
 	if errors.Is(err, redis.Nil) {
 		return nil, notFound(callID)
 	}
 	if err != nil {
 		return nil, storeErr("read session", err)
 	}
-	sess, _, err := decodeBlob(callID, blob)
+	sess, _, err := decodeBlob(callID, cmd.Val())
 	return sess, storeErr("read session", err)
 }
 
