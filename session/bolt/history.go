@@ -90,14 +90,11 @@ func putRecords(tx *bolt.Tx, callID string, rec, logEntry []byte) error {
 	return tx.Bucket(bucketSessions).Put([]byte(callID), rec)
 }
 
-// putSession encodes a session after the write h and stores it with h;
-// with h nil, the session alone, its chain unchanged. It returns the
-// session record.
+// putSession encodes a session after the write h and stores it with h,
+// chained after prevHead. It returns the session record. Every change to a
+// record is a new version with its entry (Apply relies on that), so h is
+// never nil.
 func putSession(tx *bolt.Tx, sess *session.Session, prevHead uint64, h *session.HistoryEntry) ([]byte, error) {
-	if h == nil {
-		rec := encodeSession(sess, prevHead)
-		return rec, tx.Bucket(bucketSessions).Put([]byte(sess.CallID), rec)
-	}
 	rec := encodeSession(sess, 0)
 	return rec, putRecords(tx, sess.CallID, rec, encodeLogEntry(prevHead, h))
 }

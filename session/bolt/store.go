@@ -242,7 +242,11 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 	if err != nil {
 		return storeErr("create call", err)
 	}
-	if result == nil {
+	switch {
+	case result != nil:
+	case c.State == session.StateEnded: // created ended (a redirected call): not cached, as EndCall
+		s.cache.end(c.ID, recordVersion(rec))
+	default:
 		s.cache.put(c.ID, rec)
 	}
 	return result

@@ -179,3 +179,20 @@ func TestStore_CacheHoldsActiveSessions(t *testing.T) {
 		t.Fatal("the purged call's tombstone is still in the cache")
 	}
 }
+
+// A call created ended (the SIP bridge's redirect) is not cached either.
+func TestStore_CacheSkipsCallsCreatedEnded(t *testing.T) {
+	st := MustOpenStore(t)
+	svc := session.NewService(st, session.Options{})
+	ctx := context.Background()
+	c, _, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b", EndReason: "redirected"}, session.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if record, entry := st.CacheHolds(c.ID); record || !entry {
+		t.Fatalf("record cached %v, tombstone %v; want a tombstone only", record, entry)
+	}
+	if s, err := svc.Session(ctx, c.ID); err != nil || s.State != session.StateEnded {
+		t.Fatalf("the session reads %+v, %v", s, err)
+	}
+}
