@@ -1,8 +1,10 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"maps"
 	"strconv"
 	"time"
 
@@ -39,7 +41,7 @@ func NewService(store Store, opts Options) *Service {
 	s := &Service{
 		store:     store,
 		feed:      newFeed(),
-		limits:    opts.Limits.withDefaults(),
+		limits:    opts.Limits.WithDefaults(),
 		retention: opts.Retention,
 		now:       opts.Now,
 		newID:     opts.NewID,
@@ -129,16 +131,21 @@ func callVariables(c *Call) map[string]json.RawMessage {
 		vars["call.parentId"] = jsonString(c.ParentID)
 	}
 	if c.State == StateEnded {
-		vars["call.endedAt"] = jsonString(c.EndedAt.Format(time.RFC3339Nano))
-		vars["call.endReason"] = jsonString(c.EndReason)
+		maps.Copy(vars, endVariables(c.EndedAt, c.EndReason))
 	}
 	return vars
 }
 
-func jsonString(s string) json.RawMessage {
-	b, _ := json.Marshal(s) // a string always marshals
-	return b
+// endVariables returns the call.* variables that record a call's end.
+func endVariables(at time.Time, reason string) map[string]json.RawMessage {
+	return map[string]json.RawMessage{
+		"call.state":     jsonString(string(StateEnded)),
+		"call.endedAt":   jsonString(at.Format(time.RFC3339Nano)),
+		"call.endReason": jsonString(reason),
+	}
 }
+
+func jsonString(s string) json.RawMessage { return AppendJSONString(nil, s) }
 
 // Call returns a call. CodeNotFound.
 func (s *Service) Call(ctx context.Context, id string) (*Call, error) {
@@ -172,14 +179,7 @@ func (s *Service) EndCall(ctx context.Context, id, reason, actor string) (*Call,
 		reason = "normal"
 	}
 	now := s.now().UTC()
-	p := &Patch{
-		Set: map[string]json.RawMessage{
-			"call.state":     jsonString(string(StateEnded)),
-			"call.endedAt":   jsonString(now.Format(time.RFC3339Nano)),
-			"call.endReason": jsonString(reason),
-		},
-		Actor: actor, At: now, Limits: s.limits, AllowEnded: true,
-	}
+	p := &Patch{Set: endVariables(now, reason), Actor: actor, At: now, Limits: s.limits, AllowEnded: true}
 	c, sess, h, ended, err := s.store.EndCall(ctx, id, now, reason, p)
 	if err != nil {
 		return nil, err
@@ -230,17 +230,14 @@ func (s *Service) Merge(ctx context.Context, callID string, vars map[string]json
 		return nil, err
 	}
 	now := s.now().UTC()
-	p := &Patch{Set: set, IfMatch: opts.IfMatch, Actor: opts.Actor, At: now, Limits: s.limits, Event: opts.Event}
+	event := cmp.Or(opts.Event, EventSessionUpdated)
+	p := &Patch{Set: set, IfMatch: opts.IfMatch, Actor: opts.Actor, At: now, Limits: s.limits, Event: event}
 	sess, h, err := s.store.Apply(ctx, callID, p)
 	if err != nil {
 		return nil, err
 	}
 	if h != nil {
-		typ := opts.Event
-		if typ == "" {
-			typ = EventSessionUpdated
-		}
-		s.feed.publish(Event{Type: typ, CallID: callID, Version: h.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables})
+		s.feed.publish(Event{Type: event, CallID: callID, Version: h.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables})
 	}
 	return sess, nil
 }

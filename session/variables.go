@@ -47,8 +47,8 @@ func DefaultLimits() Limits {
 	return Limits{MaxNameLength: 128, MaxValueBytes: 8 << 10, MaxVariables: 256, MaxSessionBytes: 64 << 10}
 }
 
-// withDefaults fills zero fields from DefaultLimits.
-func (l Limits) withDefaults() Limits {
+// WithDefaults fills zero fields from DefaultLimits.
+func (l Limits) WithDefaults() Limits {
 	d := DefaultLimits()
 	if l.MaxNameLength <= 0 {
 		l.MaxNameLength = d.MaxNameLength
@@ -237,7 +237,7 @@ func (p *Patch) Apply(s *Session) (*HistoryEntry, error) {
 	if len(changes) == 0 {
 		return nil, nil
 	}
-	lim := p.Limits.withDefaults()
+	lim := p.Limits.WithDefaults()
 	if !p.AllowEnded && (count > lim.MaxVariables || size > lim.MaxSessionBytes) {
 		return nil, limitError(changes, count, size, lim)
 	}

@@ -388,18 +388,6 @@ func patchArgs(args []any, set map[string]json.RawMessage) ([]any, error) {
 	return args, nil
 }
 
-// limits returns p's limits with the domain's defaults filled in.
-func limits(p *session.Patch) session.Limits {
-	l, d := p.Limits, session.DefaultLimits()
-	if l.MaxVariables <= 0 {
-		l.MaxVariables = d.MaxVariables
-	}
-	if l.MaxSessionBytes <= 0 {
-		l.MaxSessionBytes = d.MaxSessionBytes
-	}
-	return l
-}
-
 // jsonText returns v as JSON, without HTML escaping: values inside it
 // (json.RawMessage) must stay byte for byte as they were written.
 func jsonText(v any) (string, error) {
@@ -600,7 +588,7 @@ func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*se
 	if err != nil {
 		return nil, nil, err
 	}
-	lim := limits(p)
+	lim := p.Limits.WithDefaults()
 	allowEnded := "0"
 	if p.AllowEnded {
 		allowEnded = "1"
