@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/callctx/callctx/session"
 )
 
 // Variable names the bridge writes from an inbound INVITE.
@@ -81,8 +83,10 @@ func NewMapper(renames map[string]string) (*Mapper, error) {
 			errs = append(errs, err)
 			continue
 		}
-		if err := CheckVarName(dst); err != nil {
-			errs = append(errs, fmt.Errorf("sip mapping %q: target: %w", src, err))
+		// The session's own rule: a target in a namespace that does not exist would pass a
+		// shape check here and then fail every call that carries the header.
+		if err := session.CheckName(dst, MaxVarName); err != nil {
+			errs = append(errs, fmt.Errorf("sip mapping %q: target %q: %w", src, dst, err))
 			continue
 		}
 		if strings.HasPrefix(dst, "call.") {
@@ -116,7 +120,7 @@ func NewMapper(renames map[string]string) (*Mapper, error) {
 // reservedVar reports whether name is one the bridge writes itself (sip.transfer.*,
 // sip.transfers, sip.legs, sip.uui.raw), which no mapping may fill.
 func reservedVar(name string) bool {
-	return name == "sip.transfers" || name == "sip.legs" || name == UUIRawVar ||
+	return name == session.VarTransfers || name == session.VarLegs || name == UUIRawVar ||
 		name == "sip.transfer" || strings.HasPrefix(name, "sip.transfer.")
 }
 

@@ -118,6 +118,7 @@ func TestNewMapper_Refused(t *testing.T) {
 	}{
 		{"TargetNotAName", map[string]string{"X-A": "ivr.a b"}},
 		{"TargetNoNamespace", map[string]string{"X-A": "customer"}},
+		{"TargetUnknownNamespace", map[string]string{"X-A": "crm.customer"}},
 		{"TargetCallNamespace", map[string]string{"X-A": "call.from"}},
 		{"SourceNotAHeader", map[string]string{"X A": "ivr.a"}},
 		{"SourceUUIHeader", map[string]string{"User-to-User": "ivr.a"}},
