@@ -137,11 +137,16 @@ func New(svc *session.Service, cfg Config, log *slog.Logger) (*Bridge, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.TLSListen != "" && (cfg.TLSConfig == nil || len(cfg.TLSConfig.Certificates) == 0 && cfg.TLSConfig.GetCertificate == nil) {
+		return nil, fmt.Errorf("sip tls listen %s needs a certificate", cfg.TLSListen)
+	}
 	return &Bridge{cfg: p.cfg, svc: svc, log: log, mapper: p.mapper, target: p.target, host: p.host, stopping: make(chan struct{}),
 		calls: map[string]*inCall{}, expected: map[string]string{}, inbound: map[string]*inCall{}, outbound: map[string]*outLeg{}}, nil
 }
 
-// Validate reports every problem of a configuration, as New would.
+// Validate reports every problem of a configuration, as New would, except a missing TLS
+// certificate: the certificate is loaded where the bridge runs, the configuration may be
+// checked elsewhere.
 func (c Config) Validate() error {
 	_, err := c.prepare()
 	return err
@@ -206,9 +211,6 @@ func (cfg Config) prepare() (prepared, error) {
 		errs = append(errs, err)
 	}
 	p.mapper = m
-	if cfg.TLSListen != "" && (cfg.TLSConfig == nil || len(cfg.TLSConfig.Certificates) == 0 && cfg.TLSConfig.GetCertificate == nil) {
-		errs = append(errs, fmt.Errorf("sip tls listen %s needs a certificate", cfg.TLSListen))
-	}
 	host, _, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("sip listen %q: %w", cfg.Listen, err))

@@ -383,8 +383,9 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// SIPBridgeConfig turns the sip section into the bridge's configuration, loading the TLS
-// certificate when one is configured.
+// SIPBridgeConfig turns the sip section into the bridge's configuration and checks it,
+// without touching the disk: the TLS certificate is loaded by SIPTLSConfig when serve opens,
+// so check and simulate work where the key files are not.
 func (c *Config) SIPBridgeConfig() (sipbridge.Config, error) {
 	s := c.SIP
 	out := sipbridge.Config{
@@ -399,15 +400,8 @@ func (c *Config) SIPBridgeConfig() (sipbridge.Config, error) {
 	switch {
 	case s.TLS.Listen == "" && (s.TLS.CertFile != "" || s.TLS.KeyFile != ""):
 		return out, errors.New("sip.tls.cert_file and key_file need sip.tls.listen")
-	case s.TLS.Listen != "":
-		if s.TLS.CertFile == "" || s.TLS.KeyFile == "" {
-			return out, errors.New("sip.tls.listen needs sip.tls.cert_file and sip.tls.key_file")
-		}
-		cert, err := tls.LoadX509KeyPair(s.TLS.CertFile, s.TLS.KeyFile)
-		if err != nil {
-			return out, fmt.Errorf("sip.tls: %w", err)
-		}
-		out.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	case s.TLS.Listen != "" && (s.TLS.CertFile == "" || s.TLS.KeyFile == ""):
+		return out, errors.New("sip.tls.listen needs sip.tls.cert_file and sip.tls.key_file")
 	}
 	if s.TransferTimeout < 0 {
 		return out, errors.New("sip.transfer_timeout must not be negative")
@@ -427,4 +421,17 @@ func (c *Config) SIPBridgeConfig() (sipbridge.Config, error) {
 		out.Allow = append(out.Allow, p.Masked())
 	}
 	return out, out.Validate()
+}
+
+// SIPTLSConfig loads the SIP bridge's TLS certificate; nil when TLS is off.
+func (c *Config) SIPTLSConfig() (*tls.Config, error) {
+	t := c.SIP.TLS
+	if t.Listen == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("sip.tls: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }

@@ -358,6 +358,9 @@ func (m *Main) Open() (err error) {
 		if err != nil {
 			return err
 		}
+		if bcfg.TLSConfig, err = cfg.SIPTLSConfig(); err != nil {
+			return err
+		}
 		bcfg.Flows = m.flows
 		bcfg.Observer = m.metrics
 		if bcfg.Flow != "" {

@@ -82,7 +82,6 @@ func TestLoadConfig_SIPErrors(t *testing.T) {
 		{"redirect without target", "sip:\n  mode: redirect\n", "needs a target"},
 		{"bad target", "sip:\n  mode: bridge\n  target: mailto:x@y\n", "sip target"},
 		{"tls without cert", "sip:\n  tls:\n    listen: 127.0.0.1:5061\n", "cert_file"},
-		{"missing cert", "sip:\n  tls:\n    listen: 127.0.0.1:5061\n    cert_file: /nonexistent.pem\n    key_file: /nonexistent.key\n", "sip.tls"},
 		{"bad mapping", "sip:\n  map:\n    X-A: call.from\n", "read-only call namespace"},
 		{"bad carry", "sip:\n  carry:\n    as: smoke-signals\n", "sip carry"},
 		{"wildcard without advertise", "sip:\n  listen: 0.0.0.0:5060\n", "sip.advertise"},
@@ -94,6 +93,27 @@ func TestLoadConfig_SIPErrors(t *testing.T) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// A certificate that cannot be loaded stops serve, naming sip.tls; the configuration itself
+// is valid, so check, which runs where the key files are not, accepts it.
+func TestServe_MissingTLSCert(t *testing.T) {
+	yaml := "sip:\n  listen: 127.0.0.1:0\n  tls:\n    listen: 127.0.0.1:0\n    cert_file: /nonexistent.pem\n    key_file: /nonexistent.key\n"
+	cfg, err := LoadConfig([]string{"--config", writeFile(t, "c.yaml", yaml)}, env())
+	if err != nil {
+		t.Fatalf("a configuration naming key files that are not here: %v", err)
+	}
+	cfg.HTTP.Listen, cfg.Data.Dir, cfg.Flows.Dir = "127.0.0.1:0", t.TempDir(), t.TempDir()
+	m := NewMain(cfg, nil)
+	if err := m.Open(); err == nil || !strings.Contains(err.Error(), "sip.tls") {
+		if err == nil {
+			m.Close()
+		}
+		t.Fatalf("serve with a missing certificate: %v, want it to mention sip.tls", err)
+	}
+	if err := runCheck([]string{"--config", writeFile(t, "c2.yaml", yaml+"flows:\n  dir: "+cfg.Flows.Dir+"\n")}, io.Discard); err != nil {
+		t.Fatalf("check with the key files elsewhere: %v", err)
 	}
 }
 
