@@ -292,7 +292,11 @@ func (e *Engine) Next(ctx context.Context, callID string, o *Outcome) (*Run, err
 		return nil, err
 	}
 	if transfer && !o.empty() && !o.Announced {
-		e.fire(ctx, EventTransferStatus, c, nil)
+		var ev *session.Event
+		if h.written != nil { // the outcome's write: its session is the event's
+			ev = &session.Event{CallID: callID, Variables: h.written.Variables}
+		}
+		e.fire(ctx, EventTransferStatus, c, ev)
 	}
 	out := cloneRun(cr.run)
 	if cr.run.Done {
@@ -409,11 +413,17 @@ type engineHost struct {
 	e      *Engine
 	callID string
 	queued []*session.OutboxEntry
+	// written is the session as the flow's own last write left it: what a
+	// read straight after that write would return, without the read.
+	written *session.Session
 }
 
 func (h *engineHost) now() time.Time { return h.e.now() }
 
 func (h *engineHost) vars(ctx context.Context) (triggers.Map, error) {
+	if h.written != nil {
+		return decodeVars(h.written.Variables), nil
+	}
 	s, err := h.e.svc.Session(ctx, h.callID)
 	if err != nil {
 		return nil, err
@@ -422,7 +432,10 @@ func (h *engineHost) vars(ctx context.Context) (triggers.Map, error) {
 }
 
 func (h *engineHost) write(ctx context.Context, run *Run, vars map[string]json.RawMessage) error {
-	_, err := h.e.svc.Merge(ctx, h.callID, vars, session.WriteOptions{Actor: "flow:" + run.Flow, Origin: session.OriginClient})
+	s, err := h.e.svc.Merge(ctx, h.callID, vars, session.WriteOptions{Actor: "flow:" + run.Flow, Origin: session.OriginClient})
+	if err == nil {
+		h.written = s
+	}
 	return err
 }
 
@@ -624,47 +637,49 @@ func (e *Engine) fire(ctx context.Context, event string, c *session.Call, ev *se
 }
 
 // entriesFor returns the outbox entries of the automations that listen to
-// an event of a call; see fire.
+// an event of a call; see fire. c or ev (or both) is given. The call's
+// flow, which automations may filter on, is c's or the session's
+// call.flow; the variables are the event's, read only when it has none.
 func (e *Engine) entriesFor(ctx context.Context, event string, c *session.Call, ev *session.Event) []*session.OutboxEntry {
+	callID, flowName := "", ""
+	if c != nil {
+		callID, flowName = c.ID, c.Flow
+	} else {
+		callID = ev.CallID
+		if raw, ok := ev.Variables["call.flow"]; ok {
+			_ = json.Unmarshal(raw, &flowName)
+		}
+	}
 	var vars triggers.Map
 	var entries []*session.OutboxEntry
 	for _, a := range e.Snapshot().Automations() {
-		if !slices.Contains(a.On, event) {
-			continue
-		}
-		if c == nil {
-			var err error
-			if c, err = e.svc.Call(ctx, ev.CallID); err != nil {
-				return nil // purged meanwhile
-			}
-		}
-		if !listens(a, event, c, ev) {
+		if !listens(a, event, flowName, ev) {
 			continue
 		}
 		if vars == nil {
 			if ev != nil && ev.Variables != nil {
 				vars = decodeVars(ev.Variables)
-			} else if s, err := e.svc.Session(ctx, c.ID); err == nil {
+			} else if s, err := e.svc.Session(ctx, callID); err == nil {
 				vars = decodeVars(s.Variables)
 			} else {
-				vars = triggers.Map{}
+				return nil // purged meanwhile
 			}
 		}
 		if a.When != nil && !e.evaluate(a.When, vars) {
 			continue
 		}
-		key := c.ID + "\x00" + a.Name
+		key := callID + "\x00" + a.Name
 		e.mu.Lock()
 		e.firings[key]++
 		n := e.firings[key]
 		e.mu.Unlock()
 		if n > maxEventFirings {
 			if n == maxEventFirings+1 {
-				e.log.Warn("automation fired too often on one call's events; ignoring further events", "automation", a.Name, "call_id", c.ID, "limit", maxEventFirings)
+				e.log.Warn("automation fired too often on one call's events; ignoring further events", "automation", a.Name, "call_id", callID, "limit", maxEventFirings)
 			}
 			continue
 		}
-		entries = append(entries, e.newEntry(c.ID, a, vars, "event:"+event))
+		entries = append(entries, e.newEntry(callID, a, vars, "event:"+event))
 	}
 	return entries
 }
@@ -696,36 +711,14 @@ func (e *Engine) enqueue(ctx context.Context, entries []*session.OutboxEntry) {
 	}
 }
 
-func listens(a *Automation, event string, c *session.Call, ev *session.Event) bool {
-	found := false
-	for _, on := range a.On {
-		if on == event {
-			found = true
-			break
-		}
-	}
-	if !found {
+// listens reports whether automation a fires on an event of a call of
+// flow flowName.
+func listens(a *Automation, event, flowName string, ev *session.Event) bool {
+	if !slices.Contains(a.On, event) || len(a.Flows) > 0 && !slices.Contains(a.Flows, flowName) {
 		return false
-	}
-	if len(a.Flows) > 0 {
-		ok := false
-		for _, f := range a.Flows {
-			if f == c.Flow {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
-		}
 	}
 	if event == EventSessionUpdated && len(a.Changed) > 0 && ev != nil {
-		for _, name := range a.Changed {
-			if _, ok := ev.Changes[name]; ok {
-				return true
-			}
-		}
-		return false
+		return slices.ContainsFunc(a.Changed, func(name string) bool { _, ok := ev.Changes[name]; return ok })
 	}
 	return true
 }

@@ -189,6 +189,10 @@ func (r *runner) toAction(ctx context.Context, run *Run) error {
 	if run.Presented {
 		return nil
 	}
+	if run.Node == "" { // the flow ended: no variables needed
+		run.Done, run.Action = true, nil
+		return r.h.checkpoint(ctx, run)
+	}
 	vars, err := r.h.vars(ctx)
 	if err != nil {
 		return err
