@@ -30,22 +30,30 @@ type Explanation struct {
 // Explain evaluates the trigger like Eval and explains the result. Unlike
 // Eval it allocates; use it for the API and tools, not on the hot path.
 func (t *Trigger) Explain(vars Vars, now time.Time) Explanation {
-	return Explanation{
-		Kind:     "trigger",
-		Trigger:  t.Name,
-		Children: []Explanation{t.root.explain(vars, now)},
-		Result:   t.root.eval(vars, now),
-	}
+	root := t.root.explain(vars, now)
+	return Explanation{Kind: "trigger", Trigger: t.Name, Children: []Explanation{root}, Result: root.Result}
 }
 
+// explain explains n; a combination's result comes from its parts' results,
+// as Eval would compute it, without evaluating them again.
 func (n *node) explain(vars Vars, now time.Time) Explanation {
 	switch n.kind {
 	case nAll, nAny, nNot:
-		e := Explanation{Kind: map[nodeKind]string{nAll: "all", nAny: "any", nNot: "not"}[n.kind]}
+		e := Explanation{Kind: combinationKinds[n.kind]}
+		some, every := false, true
 		for _, k := range n.kids {
-			e.Children = append(e.Children, k.explain(vars, now))
+			c := k.explain(vars, now)
+			some, every = some || c.Result, every && c.Result
+			e.Children = append(e.Children, c)
 		}
-		e.Result = n.eval(vars, now)
+		switch n.kind {
+		case nAll:
+			e.Result = every
+		case nAny:
+			e.Result = some
+		case nNot:
+			e.Result = !some
+		}
 		return e
 	case nRef:
 		return n.ref.Explain(vars, now)
@@ -59,9 +67,6 @@ func (n *node) explain(vars Vars, now time.Time) Explanation {
 	}
 	if n.op.takesValue() {
 		e.Value = n.lit.v
-		if n.op == opIn {
-			e.Value = n.literalList()
-		}
 	}
 	if n.op == opBefore || n.op == opAfter {
 		e.TZ = n.tzName
@@ -78,12 +83,8 @@ func (n *node) explain(vars Vars, now time.Time) Explanation {
 	return e
 }
 
-func (n *node) literalList() []any {
-	if list, ok := n.lit.v.([]any); ok {
-		return list
-	}
-	return nil
-}
+// combinationKinds names the kinds of all, any and not in explanations.
+var combinationKinds = map[nodeKind]string{nAll: "all", nAny: "any", nNot: "not"}
 
 // MarshalJSON writes the explanation with camelCase keys, leaving out what
 // does not apply; "value" and "seen" are written even when they are null.
