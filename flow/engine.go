@@ -321,6 +321,11 @@ func (e *Engine) Run(ctx context.Context, callID string) (*Run, error) {
 		}
 		return nil, err
 	}
+	return decodeRun(callID, raw)
+}
+
+// decodeRun decodes a stored flow run.
+func decodeRun(callID string, raw []byte) (*Run, error) {
 	run := new(Run)
 	if err := json.Unmarshal(raw, run); err != nil {
 		return nil, session.Internal(fmt.Errorf("decode flow run of %s: %w", callID, err))
@@ -358,9 +363,9 @@ func (e *Engine) loadRun(ctx context.Context, c *session.Call, cr *callRun) erro
 	if err != nil {
 		return err
 	}
-	run := new(Run)
-	if err := json.Unmarshal(raw, run); err != nil {
-		return session.Internal(fmt.Errorf("decode flow run of %s: %w", c.ID, err))
+	run, err := decodeRun(c.ID, raw)
+	if err != nil {
+		return err
 	}
 	e.mu.Lock()
 	snap := e.versions[run.Version]
@@ -424,7 +429,12 @@ func (h *engineHost) vars(ctx context.Context) (triggers.Map, error) {
 	if h.written != nil {
 		return decodeVars(h.written.Variables), nil
 	}
-	s, err := h.e.svc.Session(ctx, h.callID)
+	return h.e.sessionVars(ctx, h.callID)
+}
+
+// sessionVars reads a call's session as the variables triggers see.
+func (e *Engine) sessionVars(ctx context.Context, callID string) (triggers.Map, error) {
+	s, err := e.svc.Session(ctx, callID)
 	if err != nil {
 		return nil, err
 	}
@@ -464,7 +474,7 @@ func (h *engineHost) evaluated(trigger string, fired bool) {
 	h.e.cfg.Observer.TriggerEvaluated(trigger, fired)
 }
 
-func (h *engineHost) wait(ctx context.Context, w *Wait, vars triggers.Map) (bool, triggers.Map, error) {
+func (h *engineHost) wait(ctx context.Context, w *Wait) (bool, triggers.Map, error) {
 	return h.e.waitFor(ctx, h.callID, w)
 }
 
@@ -475,13 +485,7 @@ func (e *Engine) waitFor(ctx context.Context, callID string, w *Wait) (bool, tri
 	sub := e.svc.Subscribe(callID)
 	defer func() { sub.Close() }()
 	// Read after subscribing, so that no write in between is missed.
-	read := func() (triggers.Map, error) {
-		s, err := e.svc.Session(ctx, callID)
-		if err != nil {
-			return nil, err
-		}
-		return decodeVars(s.Variables), nil
-	}
+	read := func() (triggers.Map, error) { return e.sessionVars(ctx, callID) }
 	vars, err := read()
 	if err != nil {
 		return false, nil, err
@@ -659,9 +663,7 @@ func (e *Engine) entriesFor(ctx context.Context, event string, c *session.Call, 
 		if vars == nil {
 			if ev != nil && ev.Variables != nil {
 				vars = decodeVars(ev.Variables)
-			} else if s, err := e.svc.Session(ctx, callID); err == nil {
-				vars = decodeVars(s.Variables)
-			} else {
+			} else if vars, _ = e.sessionVars(ctx, callID); vars == nil {
 				return nil // purged meanwhile
 			}
 		}

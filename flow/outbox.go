@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"crypto/hmac"
@@ -122,10 +123,10 @@ func (e *Engine) newEntry(callID string, a *Automation, vars triggers.Map, sourc
 	now := e.now().UTC()
 	d := a.render(vars)
 	d.Source = source
-	d.MaxAttempts = cmpOr(a.Attempts, e.cfg.Attempts)
-	d.TimeoutMs = cmpOr(a.Timeout, e.cfg.Timeout).Milliseconds()
-	d.BackoffMs = cmpOr(a.Backoff, e.cfg.Backoff).Milliseconds()
-	d.MaxBackoffMs = cmpOr(a.MaxBackoff, e.cfg.MaxBackoff).Milliseconds()
+	d.MaxAttempts = cmp.Or(a.Attempts, e.cfg.Attempts) // compiled automations have none negative
+	d.TimeoutMs = cmp.Or(a.Timeout, e.cfg.Timeout).Milliseconds()
+	d.BackoffMs = cmp.Or(a.Backoff, e.cfg.Backoff).Milliseconds()
+	d.MaxBackoffMs = cmp.Or(a.MaxBackoff, e.cfg.MaxBackoff).Milliseconds()
 	entry := &session.OutboxEntry{ID: e.newID(), CallID: callID, Created: now}
 	if d.Status == DeliveryPending {
 		entry.Due = now
@@ -162,13 +163,6 @@ func (a *Automation) render(vars triggers.Vars) delivery {
 		d.Body = body
 	}
 	return d
-}
-
-func cmpOr[T int | time.Duration](v, def T) T {
-	if v > 0 {
-		return v
-	}
-	return def
 }
 
 // validHeaderValue refuses what would split or corrupt a header.
@@ -377,13 +371,7 @@ func (o *outbox) deliver(ctx context.Context, en *session.OutboxEntry) {
 			o.storeFailed(en, err)
 			return
 		}
-		o.mu.Lock()
-		heap.Push(&o.due, en)
-		o.mu.Unlock()
-		select {
-		case o.wake <- struct{}{}:
-		default:
-		}
+		o.requeue(en)
 	default:
 		d.Attempts = append(d.Attempts, att)
 		why := fmt.Sprintf("gave up after %d attempts", att.N)

@@ -125,7 +125,7 @@ type host interface {
 	// checkpoint, in one step.
 	checkpoint(ctx context.Context, run *Run) error
 	// wait holds until w.Until fires on the session or w.Timeout passes.
-	wait(ctx context.Context, w *Wait, vars triggers.Map) (fired bool, after triggers.Map, err error)
+	wait(ctx context.Context, w *Wait) (fired bool, after triggers.Map, err error)
 	// evaluated reports a switch case's trigger evaluation (for metrics).
 	evaluated(trigger string, fired bool)
 }
@@ -269,7 +269,7 @@ type waited struct {
 
 func (r *runner) wait(ctx context.Context, w *Wait, vars triggers.Map) (bool, waited, error) {
 	start := r.h.now()
-	fired, after, err := r.h.wait(ctx, w, vars)
+	fired, after, err := r.h.wait(ctx, w)
 	if err != nil {
 		return false, waited{}, err
 	}

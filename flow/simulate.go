@@ -132,7 +132,7 @@ func (h *simHost) write(_ context.Context, _ *Run, vars map[string]json.RawMessa
 	return nil
 }
 
-func (h *simHost) wait(_ context.Context, w *Wait, _ triggers.Map) (bool, triggers.Map, error) {
+func (h *simHost) wait(_ context.Context, w *Wait) (bool, triggers.Map, error) {
 	return w.Until.Eval(h.session, h.clock), maps.Clone(h.session), nil
 }
 

@@ -279,10 +279,6 @@ func (u urlTemplate) render(vars triggers.Vars) string {
 	return b.String()
 }
 
-func (u urlTemplate) vars() []string {
-	return append(append(u.path.Vars(), u.query.Vars()...), u.fragment.Vars()...)
-}
-
 // bodyTemplate is a JSON value whose strings are templates. A string that
 // is exactly one placeholder becomes the variable's JSON value (null when it
 // is not set), so {ivr.premium} stays a boolean; other strings are text.
