@@ -89,12 +89,7 @@ func (h *Handler) evaluateTrigger(c *gin.Context) {
 			h.fail(c, err)
 			return
 		}
-		vars = make(triggers.Map, len(s.Variables))
-		for name, raw := range s.Variables {
-			if v, ok := decodeNumber(raw); ok {
-				vars[name] = v
-			}
-		}
+		vars = flow.DecodeVars(s.Variables) // as a flow on that call sees them
 	} else {
 		dec := json.NewDecoder(bytes.NewReader(req.Variables))
 		dec.UseNumber()
@@ -109,17 +104,6 @@ func (h *Handler) evaluateTrigger(c *gin.Context) {
 	}
 	e := t.Explain(vars, at)
 	c.JSON(http.StatusOK, gin.H{"trigger": t.Name, "at": at.UTC(), "result": e.Result, "explain": e})
-}
-
-// decodeNumber decodes a JSON value keeping numbers exact.
-func decodeNumber(raw json.RawMessage) (any, bool) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, false
-	}
-	return v, true
 }
 
 // flowJSON is a flow as the API shows it.

@@ -427,7 +427,7 @@ func (h *engineHost) now() time.Time { return h.e.now() }
 
 func (h *engineHost) vars(ctx context.Context) (triggers.Map, error) {
 	if h.written != nil {
-		return decodeVars(h.written.Variables), nil
+		return DecodeVars(h.written.Variables), nil
 	}
 	return h.e.sessionVars(ctx, h.callID)
 }
@@ -438,7 +438,7 @@ func (e *Engine) sessionVars(ctx context.Context, callID string) (triggers.Map, 
 	if err != nil {
 		return nil, err
 	}
-	return decodeVars(s.Variables), nil
+	return DecodeVars(s.Variables), nil
 }
 
 func (h *engineHost) write(ctx context.Context, run *Run, vars map[string]json.RawMessage) error {
@@ -535,9 +535,9 @@ func (e *Engine) evaluate(t *triggers.Trigger, vars triggers.Map) bool {
 	return fired
 }
 
-// decodeVars decodes a session's variables for triggers and templates,
-// keeping numbers exact.
-func decodeVars(raw map[string]json.RawMessage) triggers.Map {
+// DecodeVars decodes a session's variables for triggers and templates,
+// keeping numbers exact; a value that does not decode is left out.
+func DecodeVars(raw map[string]json.RawMessage) triggers.Map {
 	m := make(triggers.Map, len(raw))
 	for name, v := range raw {
 		if x, ok := decodeValue(v); ok {
@@ -662,7 +662,7 @@ func (e *Engine) entriesFor(ctx context.Context, event string, c *session.Call, 
 		}
 		if vars == nil {
 			if ev != nil && ev.Variables != nil {
-				vars = decodeVars(ev.Variables)
+				vars = DecodeVars(ev.Variables)
 			} else if vars, _ = e.sessionVars(ctx, callID); vars == nil {
 				return nil // purged meanwhile
 			}
