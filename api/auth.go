@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/sha256"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -20,13 +21,11 @@ const (
 	ScopeAdmin         Scope = "admin"
 )
 
-func validScope(s Scope) bool {
-	switch s {
-	case ScopeSessionsRead, ScopeSessionsWrite, ScopeCallsWrite, ScopeMetricsRead, ScopeAdmin:
-		return true
-	}
-	return false
-}
+// Scopes lists every scope a token may hold.
+var Scopes = []Scope{ScopeSessionsRead, ScopeSessionsWrite, ScopeCallsWrite, ScopeMetricsRead, ScopeAdmin}
+
+// Valid reports whether s is one of Scopes.
+func (s Scope) Valid() bool { return slices.Contains(Scopes, s) }
 
 // Token is a bearer token that may call the API. Only the SHA-256 of the
 // secret is kept.

@@ -192,8 +192,7 @@ type nextJSON struct {
 }
 
 func (h *Handler) flowNext(c *gin.Context) {
-	if h.flows == nil {
-		writeProblem(c, http.StatusNotFound, typeNotFound, "flows are not enabled on this server", nil)
+	if !h.needFlows(c) {
 		return
 	}
 	var req outcomeRequest
@@ -220,8 +219,7 @@ func (h *Handler) flowNext(c *gin.Context) {
 }
 
 func (h *Handler) getCallFlow(c *gin.Context) {
-	if h.flows == nil {
-		writeProblem(c, http.StatusNotFound, typeNotFound, "flows are not enabled on this server", nil)
+	if !h.needFlows(c) {
 		return
 	}
 	run, err := h.flows.Run(c.Request.Context(), c.Param("id"))
@@ -233,8 +231,7 @@ func (h *Handler) getCallFlow(c *gin.Context) {
 }
 
 func (h *Handler) getCallAutomations(c *gin.Context) {
-	if h.flows == nil {
-		writeProblem(c, http.StatusNotFound, typeNotFound, "flows are not enabled on this server", nil)
+	if !h.needFlows(c) {
 		return
 	}
 	ds, err := h.flows.Deliveries(c.Request.Context(), c.Param("id"))
@@ -243,4 +240,13 @@ func (h *Handler) getCallAutomations(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"items": ds})
+}
+
+// needFlows answers 404 when the server runs no flow engine, and reports
+// whether it runs one.
+func (h *Handler) needFlows(c *gin.Context) bool {
+	if h.flows == nil {
+		writeProblem(c, http.StatusNotFound, typeNotFound, "flows are not enabled on this server", nil)
+	}
+	return h.flows != nil
 }

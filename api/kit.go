@@ -102,7 +102,7 @@ func (h *Handler) serveConsoleFile(c *gin.Context, name string) {
 	c.Header("Referrer-Policy", "no-referrer")
 	c.Header("Cache-Control", "no-cache")
 	c.Header("ETag", f.etag)
-	if inm := c.GetHeader("If-None-Match"); inm != "" && inm == f.etag {
+	if noneMatch(c.GetHeader("If-None-Match"), f.etag) {
 		c.Status(http.StatusNotModified)
 		return
 	}

@@ -90,6 +90,18 @@ func (h *Handler) fail(c *gin.Context, err error) { h.failAt(c, err, "") }
 // failAt is fail for a request whose variables sit under varsPointer in the
 // body (e.g. "/variables"), so that problem pointers point into the body.
 func (h *Handler) failAt(c *gin.Context, err error, varsPointer string) {
+	h.failWith(c, err, func(f session.FieldError) string {
+		ptr := "/" + escapePointer(f.Name)
+		if f.Variable {
+			ptr = varsPointer + ptr
+		}
+		return ptr
+	})
+}
+
+// failWith is fail with pointer saying where in the body each offending
+// field sits.
+func (h *Handler) failWith(c *gin.Context, err error, pointer func(session.FieldError) string) {
 	code := session.ErrorCode(err)
 	m, ok := codeStatus[code]
 	if !ok {
@@ -100,11 +112,7 @@ func (h *Handler) failAt(c *gin.Context, err error, varsPointer string) {
 	}
 	var errs []problemError
 	for _, f := range session.ErrorFields(err) {
-		ptr := "/" + escapePointer(f.Name)
-		if f.Variable {
-			ptr = varsPointer + ptr
-		}
-		errs = append(errs, problemError{Pointer: ptr, Detail: f.Message})
+		errs = append(errs, problemError{Pointer: pointer(f), Detail: f.Message})
 	}
 	writeProblem(c, m.status, m.typ, session.ErrorMessage(err), errs)
 }

@@ -32,10 +32,9 @@ func parseIfMatch(h string) (uint64, bool) {
 	return v, true
 }
 
-// noneMatch reports whether an If-None-Match header matches version, by
-// weak comparison as RFC 9110 asks.
-func noneMatch(h string, version uint64) bool {
-	want := etag(version)
+// noneMatch reports whether an If-None-Match header matches the entity tag
+// want, by weak comparison as RFC 9110 asks.
+func noneMatch(h, want string) bool {
 	for _, tag := range strings.Split(h, ",") {
 		tag = strings.TrimSpace(tag)
 		if tag == "*" || strings.TrimPrefix(tag, "W/") == want {
@@ -55,7 +54,7 @@ func (h *Handler) getSession(c *gin.Context) {
 	}
 	c.Header("ETag", etag(version))
 	c.Header("Cache-Control", "no-cache")
-	if inm := c.GetHeader("If-None-Match"); inm != "" && noneMatch(inm, version) {
+	if noneMatch(c.GetHeader("If-None-Match"), etag(version)) {
 		c.Status(http.StatusNotModified)
 		return
 	}

@@ -81,7 +81,7 @@ func parseSpec(doc []byte) (*spec, error) {
 			op.ID, _ = raw["operationId"].(string)
 			if !isPublic(raw) {
 				scope, _ := raw["x-callctx-scope"].(string)
-				if !validScope(Scope(scope)) {
+				if !Scope(scope).Valid() {
 					return nil, fmt.Errorf("openapi.yaml: %s %s: x-callctx-scope %q is not a known scope", op.Method, path, scope)
 				}
 				op.Scope = Scope(scope)

@@ -118,16 +118,8 @@ func (h *Handler) transferCall(c *gin.Context) {
 	}
 	id := c.Param("id")
 	t, err := h.transferer.Transfer(c.Request.Context(), id, tr)
-	if session.ErrorCode(err) == session.CodeInvalid {
-		var errs []problemError
-		for _, f := range session.ErrorFields(err) {
-			errs = append(errs, problemError{Pointer: transferPointer(f.Name), Detail: f.Message})
-		}
-		writeProblem(c, http.StatusUnprocessableEntity, typeValidation, session.ErrorMessage(err), errs)
-		return
-	}
 	if err != nil {
-		h.fail(c, err)
+		h.failWith(c, err, func(f session.FieldError) string { return transferPointer(f.Name) })
 		return
 	}
 	c.Header("Location", "/v1/calls/"+id)

@@ -357,12 +357,10 @@ func (c *Config) Tokens() ([]api.Token, error) {
 			return nil, fmt.Errorf("%s (%s) has no scopes", where, t.Name)
 		}
 		for _, s := range t.Scopes {
-			switch api.Scope(s) {
-			case api.ScopeSessionsRead, api.ScopeSessionsWrite, api.ScopeCallsWrite, api.ScopeMetricsRead, api.ScopeAdmin:
-				tok.Scopes = append(tok.Scopes, api.Scope(s))
-			default:
-				return nil, fmt.Errorf("%s (%s): unknown scope %q; use sessions:read, sessions:write, calls:write, metrics:read or admin", where, t.Name, s)
+			if !api.Scope(s).Valid() {
+				return nil, fmt.Errorf("%s (%s): unknown scope %q; use one of %v", where, t.Name, s, api.Scopes)
 			}
+			tok.Scopes = append(tok.Scopes, api.Scope(s))
 		}
 		out = append(out, tok)
 	}
