@@ -437,38 +437,17 @@
       renderCall();
     }
     renderVariables(changed);
-    // The SIP bridge records each transfer's progress in sip.transfer*: read
-    // the call again for its transfers and legs.
-    if (type === 'call.ended' || changed.some((n) => n.startsWith('sip.transfer') || n === 'sip.legs')) refreshCall(state.selected);
+    // The SIP bridge records every transfer in sip.transfers and the legs it
+    // placed in sip.legs: the event's variables hold them already.
+    if (changed.includes('sip.transfers') || changed.includes('sip.legs')) renderTransfers();
   }
 
-  // refreshCall reads the call again. Reads can overlap and come back out of
-  // order, so only the latest one counts, and a read taken before the call
-  // ended never undoes an end the stream has already shown.
-  let refreshSeq = 0;
-  async function refreshCall(id) {
-    const seq = ++refreshSeq;
-    try {
-      const call = await api('/v1/calls/' + encodeURIComponent(id));
-      if (state.selected !== id || seq !== refreshSeq) return;
-      const prev = state.call;
-      if (prev && prev.state === 'ended' && call.state !== 'ended') {
-        call.state = prev.state;
-        call.endedAt = prev.endedAt;
-        call.endReason = prev.endReason;
-      }
-      state.call = call;
-      renderCall();
-      renderTransfers();
-    } catch (e) {
-      setStatus(e.message, true);
-    }
-  }
-
+  // renderTransfers shows the call's transfers and legs: from the stream's
+  // variables once it has sent them, else as the call was read.
   function renderTransfers() {
     const c = state.call || {};
-    const transfers = c.transfers || [];
-    const legs = c.legs || [];
+    const transfers = state.variables['sip.transfers'] || c.transfers || [];
+    const legs = state.variables['sip.legs'] || c.legs || [];
     $('transfers-section').hidden = transfers.length === 0 && legs.length === 0;
     const rows = transfers.map((t) => {
       const tr = el('tr');
