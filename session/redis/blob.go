@@ -3,6 +3,7 @@ package redis
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,4 +84,47 @@ func decodeBlob(id, blob string) (*session.Session, blobHeader, error) {
 		s.Variables[parts[i]] = json.RawMessage(parts[i+1])
 	}
 	return s, h, nil
+}
+
+// blobJSON returns the canonical JSON of the session a stored string holds
+// (what Session.AppendJSON writes) and its version, straight from the
+// stored text: the read path needs no map, no time parsing and formatting.
+// The stored times are already RFC 3339 text in UTC, as AppendJSON writes
+// them.
+func blobJSON(id, blob string) ([]byte, uint64, error) {
+	parts := strings.Split(blob, sep)
+	if len(parts) < headerLen || (len(parts)-headerLen)%2 != 0 || parts[0] != blobFormat {
+		return nil, 0, fmt.Errorf("session %s: record: not a session record of format %s (%d fields)", id, blobFormat, len(parts))
+	}
+	version, err := strconv.ParseUint(parts[1], 10, 64)
+	if err != nil {
+		return nil, 0, fmt.Errorf("session %s: version: %w", id, err)
+	}
+	type variable struct{ name, value string }
+	vars := make([]variable, 0, (len(parts)-headerLen)/2)
+	for i := headerLen; i < len(parts); i += 2 {
+		vars = append(vars, variable{parts[i], parts[i+1]})
+	}
+	slices.SortFunc(vars, func(a, b variable) int { return strings.Compare(a.name, b.name) })
+	b := make([]byte, 0, 160+len(blob)+2*len(vars))
+	b = append(b, `{"callId":`...)
+	b = session.AppendJSONString(b, id)
+	b = append(b, `,"state":`...)
+	b = session.AppendJSONString(b, parts[2])
+	b = append(b, `,"version":`...)
+	b = append(b, parts[1]...)
+	b = append(b, `,"variables":{`...)
+	for i, v := range vars {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = session.AppendJSONString(b, v.name)
+		b = append(b, ':')
+		b = append(b, v.value...)
+	}
+	b = append(b, `},"createdAt":"`...)
+	b = append(b, parts[3]...)
+	b = append(b, `","updatedAt":"`...)
+	b = append(b, parts[4]...)
+	return append(b, `"}`...), version, nil
 }

@@ -30,6 +30,10 @@ func TestBlob_RoundTrip(t *testing.T) {
 		if !maps.EqualFunc(out.Variables, vars, func(a, b json.RawMessage) bool { return string(a) == string(b) }) {
 			t.Fatalf("variables %v, want %v", out.Variables, vars)
 		}
+		js, version, err := blobJSON("c-1", encodeBlob(in))
+		if err != nil || version != 42 || string(js) != string(in.AppendJSON(nil)) {
+			t.Fatalf("blobJSON = %s, %d, %v; want %s", js, version, err, in.AppendJSON(nil))
+		}
 	}
 }
 
@@ -45,6 +49,9 @@ func FuzzDecodeBlob(f *testing.F) {
 	f.Add("2\x001\x00a\x00b\x00c\x000\x000")
 	f.Fuzz(func(t *testing.T, blob string) {
 		s, _, err := decodeBlob("c", blob)
+		if _, _, jerr := blobJSON("c", blob); err == nil && jerr != nil {
+			t.Fatalf("%q decodes but blobJSON refuses it: %v", blob, jerr)
+		}
 		if err != nil {
 			return
 		}

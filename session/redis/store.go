@@ -518,31 +518,41 @@ func (s *Store) Call(ctx context.Context, id string) (*session.Call, error) {
 	return c, storeErr("read call", err)
 }
 
-// Session implements session.Store.
-func (s *Store) Session(ctx context.Context, callID string) (*session.Session, error) {
+// sessionBlob reads a session's stored string.
+func (s *Store) sessionBlob(ctx context.Context, callID string) (string, error) {
 	if err := s.begin(); err != nil {
-		return nil, err
+		return "", err
 	}
 	defer s.end()
 	cmd := redis.NewStringCmd(ctx, "get", s.sessKey(callID))
 	err := s.batch.do(ctx, cmd)
 	if errors.Is(err, redis.Nil) {
-		return nil, notFound(callID)
+		return "", notFound(callID)
 	}
 	if err != nil {
-		return nil, storeErr("read session", err)
+		return "", storeErr("read session", err)
 	}
-	sess, _, err := decodeBlob(callID, cmd.Val())
+	return cmd.Val(), nil
+}
+
+// Session implements session.Store.
+func (s *Store) Session(ctx context.Context, callID string) (*session.Session, error) {
+	blob, err := s.sessionBlob(ctx, callID)
+	if err != nil {
+		return nil, err
+	}
+	sess, _, err := decodeBlob(callID, blob)
 	return sess, storeErr("read session", err)
 }
 
 // SessionJSON implements session.Store.
 func (s *Store) SessionJSON(ctx context.Context, callID string) ([]byte, uint64, error) {
-	sess, err := s.Session(ctx, callID)
+	blob, err := s.sessionBlob(ctx, callID)
 	if err != nil {
 		return nil, 0, err
 	}
-	return sess.AppendJSON(make([]byte, 0, 256+sess.Size())), sess.Version, nil
+	js, version, err := blobJSON(callID, blob)
+	return js, version, storeErr("read session", err)
 }
 
 // writeArgs are the ARGV a write script shares: time as JSON, actor as
