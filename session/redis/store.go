@@ -415,10 +415,7 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 	if err != nil {
 		return err
 	}
-	histJSON, err := jsonText(h)
-	if err != nil {
-		return err
-	}
+	histJSON := string(h.AppendJSON(nil))
 	start := hexTime(c.StartedAt)
 	args := []any{s.channel, s.node, c.ID, encodeBlob(sess), sess.Version, histJSON, callJSON, start, string(c.State)}
 	member := start + c.ID
@@ -556,15 +553,10 @@ func (s *Store) SessionJSON(ctx context.Context, callID string) ([]byte, uint64,
 }
 
 // writeArgs are the ARGV a write script shares: time as JSON, actor as
-// JSON, time as text.
+// JSON, time as text (the time as encoding/json writes a time.Time).
 func writeArgs(p *session.Patch) (atJSON, actorJSON, at string, err error) {
-	if atJSON, err = jsonText(p.At); err != nil {
-		return "", "", "", err
-	}
-	if actorJSON, err = jsonText(p.Actor); err != nil {
-		return "", "", "", err
-	}
-	return atJSON, actorJSON, p.At.Format(time.RFC3339Nano), nil
+	at = p.At.Format(time.RFC3339Nano)
+	return `"` + at + `"`, string(session.AppendJSONString(nil, p.Actor)), at, nil
 }
 
 // scriptResult decodes {status, version, the session before, …}.
