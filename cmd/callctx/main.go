@@ -345,7 +345,7 @@ func (m *Main) Open() (err error) {
 		Backoff: time.Duration(ac.Backoff), MaxBackoff: time.Duration(ac.MaxBackoff),
 		UserAgent: "callctx/" + callctx.Version,
 		Shared:    cfg.Store == StoreRedis,
-		Rescan:    rescanInterval(cfg),
+		Rescan:    m.rescanInterval(),
 		Observer:  m.metrics,
 	})
 	if err := m.flows.Open(); err != nil {
@@ -445,13 +445,12 @@ func (m *Main) Open() (err error) {
 }
 
 // rescanInterval is how often a node on a shared store looks for
-// automations to take over: twice per outbox lease.
-func rescanInterval(cfg Config) time.Duration {
-	lease := time.Duration(cfg.Redis.OutboxLease)
-	if lease <= 0 {
-		lease = redis.DefaultOutboxLease
+// automations to take over: twice per outbox lease, as the store runs it.
+func (m *Main) rescanInterval() time.Duration {
+	if st, ok := m.store.(*redis.Store); ok {
+		return st.OutboxLease() / 2
 	}
-	return lease / 2
+	return 0 // not shared: the engine does not rescan
 }
 
 // openStore opens the configured store and returns it with a log

@@ -242,6 +242,10 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
+// OutboxLease is how long this node's claim on its automations lasts
+// without a heartbeat (Options.OutboxLease, or its default).
+func (s *Store) OutboxLease() time.Duration { return s.lease }
+
 // Target says which Redis the store uses, without credentials.
 func (s *Store) Target() string { return s.target }
 
