@@ -103,8 +103,6 @@ type dialRequest struct {
 	to          target
 	headers     []Header // checked already
 	referredBy  string   // a checked URI, or ""
-	body        []byte
-	contentType string
 	// onProvisional sees every 1xx response (to relay 180/183 to the caller).
 	onProvisional func(*sip.Response)
 }
@@ -145,7 +143,7 @@ func (b *Bridge) dial(ctx context.Context, d dialRequest) (*outLeg, *sip.Respons
 	req.AppendHeader(&from)
 	req.AppendHeader(&to)
 	req.AppendHeader(&cid)
-	if mf := d.parent.req.MaxForwards(); mf != nil {
+	if mf := d.parent.dlg.InviteRequest.MaxForwards(); mf != nil {
 		v := sip.MaxForwardsHeader(max(mf.Val(), 1) - 1)
 		req.AppendHeader(&v)
 	}
@@ -157,13 +155,14 @@ func (b *Bridge) dial(ctx context.Context, d dialRequest) (*outLeg, *sip.Respons
 	}
 	req.AppendHeader(sip.NewHeader("User-Agent", b.cfg.UserAgent))
 	req.AppendHeader(sip.NewHeader("Allow", allowed))
-	if len(d.body) > 0 {
-		ct := d.contentType
-		if ct == "" {
-			ct = "application/sdp"
+	// The placed call offers the caller's media: its INVITE's SDP.
+	if offer := d.parent.dlg.InviteRequest; len(offer.Body()) > 0 {
+		ct := "application/sdp"
+		if h := offer.ContentType(); h != nil {
+			ct = h.Value()
 		}
 		req.AppendHeader(sip.NewHeader("Content-Type", ct))
-		req.SetBody(d.body)
+		req.SetBody(offer.Body())
 	}
 	transport := "udp"
 	if tp, ok := d.to.uri.UriParams.Get("transport"); ok && tp != "" {
@@ -269,10 +268,6 @@ func (b *Bridge) bridgeInbound(req *sip.Request, tx sip.ServerTransaction, call 
 // the caller with its SDP. On failure it returns no leg and the target's final response (or
 // the error), leaving the caller's INVITE unanswered.
 func (b *Bridge) bridgeTo(c *inCall, t target, hs []Header, log logger) (*outLeg, *sip.Response, error) {
-	ct := ""
-	if h := c.req.ContentType(); h != nil {
-		ct = h.Value()
-	}
 	// The caller's CANCEL ends the dialog's context, which cancels the placed call.
 	ctx, cancel := context.WithCancel(c.dlg.Context())
 	defer cancel()
@@ -285,7 +280,7 @@ func (b *Bridge) bridgeTo(c *inCall, t target, hs []Header, log logger) (*outLeg
 		cancel()
 	}()
 	o, res, err := b.dial(ctx, dialRequest{
-		parent: c, to: t, headers: hs, body: c.req.Body(), contentType: ct,
+		parent: c, to: t, headers: hs,
 		onProvisional: func(r *sip.Response) {
 			if r.StatusCode == 100 {
 				return

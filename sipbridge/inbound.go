@@ -40,13 +40,11 @@ const (
 
 // inCall is an inbound call the bridge holds: the caller's dialog (callctx is its UAS).
 type inCall struct {
-	b         *Bridge
-	id        string // callctx call ID
-	sipCallID string
-	from, to  string
-	req       *sip.Request // the initial INVITE
-	dlg       *sipgo.DialogServerSession
-	sdp       []byte // what callctx answered (parked calls)
+	b    *Bridge
+	id   string                     // callctx call ID
+	from string                     // the caller, as call.from
+	dlg  *sipgo.DialogServerSession // its InviteRequest is the caller's INVITE
+	sdp  []byte                     // what callctx answered (parked calls)
 
 	mu        sync.Mutex
 	endReason string
@@ -214,7 +212,7 @@ func (b *Bridge) answer(req *sip.Request, tx sip.ServerTransaction, call *sessio
 // any, in the background. It returns when the call has ended, after recording its end.
 func (b *Bridge) park(c *inCall, log logger, drive func()) {
 	c.mu.Lock()
-	c.sdp = parkSDP(c.req.Body(), b.host, rand.Int64N(1<<40))
+	c.sdp = parkSDP(c.dlg.InviteRequest.Body(), b.host, rand.Int64N(1<<40))
 	sdp := c.sdp
 	c.mu.Unlock()
 	res := sip.NewSDPResponseFromRequest(c.dlg.InviteRequest, sdp)
@@ -286,7 +284,7 @@ func (b *Bridge) newInCall(req *sip.Request, tx sip.ServerTransaction, call *ses
 	if err != nil {
 		return nil, err
 	}
-	c := &inCall{b: b, id: call.ID, sipCallID: call.SIPCallID, from: call.From, to: call.To, req: req, dlg: dlg, done: make(chan struct{})}
+	c := &inCall{b: b, id: call.ID, from: call.From, dlg: dlg, done: make(chan struct{})}
 	b.mu.Lock()
 	b.calls[c.id] = c
 	b.inbound[dlg.ID] = c

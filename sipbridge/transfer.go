@@ -353,11 +353,7 @@ func (c *inCall) runInviteTransfer(at *activeTransfer, p transferParams, hs []He
 	defer cancel()
 	stop := context.AfterFunc(c.b.ctx, cancel)
 	defer stop()
-	ct := ""
-	if h := c.dlg.InviteRequest.ContentType(); h != nil {
-		ct = h.Value()
-	}
-	o, res, err := c.b.dial(ctx, dialRequest{parent: c, to: p.to, headers: hs, referredBy: p.referredBy, body: c.dlg.InviteRequest.Body(), contentType: ct})
+	o, res, err := c.b.dial(ctx, dialRequest{parent: c, to: p.to, headers: hs, referredBy: p.referredBy})
 	var failed errDialFailed
 	switch {
 	case errors.As(err, &failed):
