@@ -99,10 +99,10 @@ func (o *outLeg) watch() {
 
 // dialRequest is a call the bridge places for an inbound call.
 type dialRequest struct {
-	parent      *inCall
-	to          target
-	headers     []Header // checked already
-	referredBy  string   // a checked URI, or ""
+	parent     *inCall
+	to         target
+	headers    []Header // checked already
+	referredBy string   // a checked URI, or ""
 	// onProvisional sees every 1xx response (to relay 180/183 to the caller).
 	onProvisional func(*sip.Response)
 }

@@ -20,57 +20,39 @@ const reinviteTimeout = 10 * time.Second
 // end of a bridged leg gets the same treatment.
 func (b *Bridge) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	c := b.inboundOf(req)
+	var leg *outLeg // set when the re-INVITE comes from the far end of a placed leg
 	if c == nil {
-		if o := b.outboundOf(req); o != nil {
-			b.onLegReinvite(o, req, tx)
+		if leg = b.outboundOf(req); leg == nil {
+			b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 			return
 		}
-		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
-		return
+		c = leg.parent
 	}
-	if err := c.dlg.ReadRequest(req, tx); err != nil {
+	dlg := &c.dlg.Dialog
+	if leg != nil {
+		dlg = &leg.dlg.Dialog
+	}
+	if err := dlg.ReadRequest(req, tx); err != nil {
 		b.respond(req, tx, 500, "Server Internal Error (CSeq out of order)")
 		return
 	}
-	c.mu.Lock()
-	peer, sdp := c.peer, c.sdp
-	relay := false
-	if peer != nil {
-		sdp = nil
-		switch {
-		case c.peerSDP != nil && (len(req.Body()) == 0 || (c.callerOrigin != "" && sdpOrigin(req.Body()) == c.callerOrigin)):
-			sdp = c.peerSDP
-		case c.reinviting:
-		default:
-			relay, c.reinviting = true, true
-		}
-	}
-	busy := peer != nil && sdp == nil && !relay
-	c.mu.Unlock()
-	switch {
-	case relay:
-		b.relayReinvite(c, req, tx, func(ctx context.Context, r *sip.Request) (*sip.Response, error) {
-			return peer.dlg.Do(ctx, r)
-		}, func() error {
-			return peer.dlg.WriteRequest(sip.NewRequest(sip.ACK, peer.remoteTarget()))
-		}, peer.remoteTarget(), true)
-	case busy:
-		b.respond(req, tx, 491, "Request Pending")
-	default:
-		b.answerReinvite(req, tx, sdp, c.id)
-	}
-}
-
-// onLegReinvite is onReinvite for a re-INVITE from the far end of a bridged leg.
-func (b *Bridge) onLegReinvite(o *outLeg, req *sip.Request, tx sip.ServerTransaction) {
-	c := o.parent
 	var sdp []byte
 	relay, busy := false, false
 	c.mu.Lock()
-	if c.peer == o && c.peerSDP != nil {
-		switch origin := sdpOrigin(c.peerSDP); {
-		case len(req.Body()) == 0 || (origin != "" && sdpOrigin(req.Body()) == origin):
-			sdp = c.legSDP
+	peer := c.peer
+	switch {
+	case peer == nil && leg == nil: // parked
+		sdp = c.sdp
+	case peer == nil || leg != nil && peer != leg: // a leg no longer bridged: nothing to offer
+	default:
+		// This side's current SDP origin, and the SDP callctx gave it (the other side's).
+		origin, given := c.callerOrigin, c.peerSDP
+		if leg != nil {
+			origin, given = sdpOrigin(c.peerSDP), c.legSDP
+		}
+		switch {
+		case given != nil && (len(req.Body()) == 0 || origin != "" && sdpOrigin(req.Body()) == origin):
+			sdp = given // a session refresh
 		case c.reinviting:
 			busy = true
 		default:
@@ -80,30 +62,34 @@ func (b *Bridge) onLegReinvite(o *outLeg, req *sip.Request, tx sip.ServerTransac
 	c.mu.Unlock()
 	switch {
 	case relay:
-		b.relayReinvite(c, req, tx, func(ctx context.Context, r *sip.Request) (*sip.Response, error) {
-			return c.dlg.Do(ctx, r)
-		}, func() error {
-			return c.dlg.WriteRequest(sip.NewRequest(sip.ACK, c.remoteTarget()))
-		}, c.remoteTarget(), false)
+		b.relayReinvite(c, peer, leg == nil, req, tx)
 	case busy:
 		b.respond(req, tx, 491, "Request Pending")
 	default:
-		b.answerReinvite(req, tx, sdp, o.id)
+		b.answerReinvite(req, tx, sdp, c.id)
 	}
 }
 
-// relayReinvite sends a re-INVITE carrying req's SDP to the other side of a bridged call
-// (send, at target), and answers req with what came back: on a 2xx callctx ACKs the other
-// side at once and answers 200 with its SDP, remembering both sides' new SDP; any other
-// final response is passed back as it is (491, 488…), and no answer at all is a 408.
-// fromCaller says which side req came from.
-func (b *Bridge) relayReinvite(c *inCall, req *sip.Request, tx sip.ServerTransaction,
-	send func(context.Context, *sip.Request) (*sip.Response, error), ack func() error, target sip.Uri, fromCaller bool) {
+// relayReinvite sends a re-INVITE carrying req's SDP to the other side of c, bridged with
+// peer, and answers req with what came back: on a 2xx callctx ACKs the other side at once
+// and answers 200 with its SDP, remembering both sides' new SDP; any other final response
+// is passed back as it is (491, 488…), and no answer at all is a 408. fromCaller says
+// which side req came from.
+func (b *Bridge) relayReinvite(c *inCall, peer *outLeg, fromCaller bool, req *sip.Request, tx sip.ServerTransaction) {
 	defer func() {
 		c.mu.Lock()
 		c.reinviting = false
 		c.mu.Unlock()
 	}()
+	// The other side: its dialog and where requests in it go.
+	var other interface {
+		Do(context.Context, *sip.Request) (*sip.Response, error)
+		WriteRequest(*sip.Request) error
+	} = c.dlg
+	target := c.remoteTarget()
+	if fromCaller {
+		other, target = peer.dlg, peer.remoteTarget()
+	}
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil))
 	out := sip.NewRequest(sip.INVITE, target)
 	if body := req.Body(); len(body) > 0 {
@@ -114,7 +100,7 @@ func (b *Bridge) relayReinvite(c *inCall, req *sip.Request, tx sip.ServerTransac
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, reinviteTimeout)
 	defer cancel()
-	res, err := send(ctx, out)
+	res, err := other.Do(ctx, out)
 	b.cfg.Observer.SIPRequest(false, string(sip.INVITE), statusOf(res))
 	if err != nil || res == nil {
 		b.log.Warn("sip re-INVITE not answered", "call_id", c.id, "error", err)
@@ -125,7 +111,7 @@ func (b *Bridge) relayReinvite(c *inCall, req *sip.Request, tx sip.ServerTransac
 		b.respond(req, tx, res.StatusCode, res.Reason)
 		return
 	}
-	if err := ack(); err != nil {
+	if err := other.WriteRequest(sip.NewRequest(sip.ACK, target)); err != nil {
 		b.log.Warn("sip ack of relayed re-INVITE failed", "call_id", c.id, "error", err)
 	}
 	c.mu.Lock()
