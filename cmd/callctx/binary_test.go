@@ -71,7 +71,7 @@ flows:
 	data := t.TempDir()
 	env := "RECEIVER_URL=" + receiver.URL
 	p := startBinary(t, data, flows, env)
-	api := &client{t: t, base: "http://" + p.addr}
+	api := &client{t: t, base: p.URL}
 	call := api.must(http.StatusCreated, "POST", "/v1/calls", map[string]any{"from": "+4930123456", "to": "+4940555000", "flow": "notify-flow"})
 	id := call["id"].(string)
 	select {
@@ -79,14 +79,14 @@ flows:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the automation was not sent")
 	}
-	p.kill(t) // the request is in flight: queued, not delivered
+	p.kill() // the request is in flight: queued, not delivered
 
 	mu.Lock()
 	up = true
 	first := keys[0]
 	mu.Unlock()
 	p = startBinary(t, data, flows, env)
-	api = &client{t: t, base: "http://" + p.addr}
+	api = &client{t: t, base: p.URL}
 	var items []any
 	waitFor(t, "the delivery after the restart", func() bool {
 		items = api.must(http.StatusOK, "GET", "/v1/calls/"+id+"/automations", nil)["items"].([]any)
@@ -103,10 +103,10 @@ flows:
 		}
 	}
 	mu.Unlock()
-	if !strings.Contains(p.log(), "resuming automations queued before the restart") {
-		t.Errorf("the restart did not report resumed automations:\n%s", p.log())
+	if !strings.Contains(p.logText(), "resuming automations queued before the restart") {
+		t.Errorf("the restart did not report resumed automations:\n%s", p.logText())
 	}
-	p.stop(t)
+	p.stop()
 
 	st, err := bolt.Open(data, bolt.Options{})
 	if err != nil {
@@ -137,7 +137,7 @@ flows:
       c: {type: hangup}
 `)
 	p := startBinary(t, t.TempDir(), flows)
-	api := &client{t: t, base: "http://" + p.addr}
+	api := &client{t: t, base: p.URL}
 	v1 := api.must(http.StatusOK, "GET", "/v1/flows", nil)["version"]
 	live := api.must(http.StatusCreated, "POST", "/v1/calls", map[string]any{"from": "a", "to": "b", "flow": "f"})["id"].(string)
 	if a := action(t, api.must(http.StatusOK, "POST", "/v1/calls/"+live+"/flow/next", nil)); a["text"] != "version one" {
@@ -165,14 +165,14 @@ flows:
 	v2 := api.must(http.StatusOK, "GET", "/v1/flows", nil)["version"]
 	writeFile(t, file, "flows:\n  f:\n    start: [broken\n")
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "the refused reload in the log", func() bool { return strings.Contains(p.log(), "reload refused") })
+	waitFor(t, "the refused reload in the log", func() bool { return strings.Contains(p.logText(), "reload refused") })
 	if got := api.must(http.StatusOK, "GET", "/v1/flows", nil)["version"]; got != v2 {
 		t.Fatalf("a broken directory replaced the flows: version %v", got)
 	}
-	if !strings.Contains(p.log(), "f.yaml:3") {
-		t.Errorf("the refused reload does not name the file and line:\n%s", p.log())
+	if !strings.Contains(p.logText(), "f.yaml:3") {
+		t.Errorf("the refused reload does not name the file and line:\n%s", p.logText())
 	}
-	p.stop(t)
+	p.stop()
 }
 
 // TestServe_brokenFlowsRefused: the server does not start on a broken flows

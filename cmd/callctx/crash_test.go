@@ -32,7 +32,7 @@ func TestCrash(t *testing.T) {
 	var acked []ack
 	for cycle := 0; cycle < cycles; cycle++ {
 		p := startBinary(t, dir, noFlows)
-		base := "http://" + p.addr
+		base := p.URL
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: writers}, Timeout: 10 * time.Second}
 		var mu sync.Mutex
 		var wg sync.WaitGroup
@@ -76,7 +76,7 @@ func TestCrash(t *testing.T) {
 			}(w)
 		}
 		time.Sleep(time.Duration(300+rand.IntN(700)) * time.Millisecond)
-		p.kill(t)
+		p.kill()
 		wg.Wait()
 		if t.Failed() {
 			return
@@ -84,7 +84,7 @@ func TestCrash(t *testing.T) {
 
 		// Restart and check every acknowledged write.
 		p = startBinary(t, dir, noFlows)
-		base = "http://" + p.addr
+		base = p.URL
 		sessions := map[string]map[string]any{}
 		for _, a := range acked {
 			vars, ok := sessions[a.call]
@@ -107,7 +107,7 @@ func TestCrash(t *testing.T) {
 			}
 		}
 		t.Logf("cycle %d: %d acknowledged writes survived SIGKILL", cycle, len(acked))
-		p.stop(t)
+		p.stop()
 
 		st, err := bolt.Open(dir, bolt.Options{})
 		if err != nil {

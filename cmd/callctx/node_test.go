@@ -35,7 +35,8 @@ type node struct {
 	t      *testing.T
 	name   string
 	bin    string
-	config string
+	args   []string // after serve --http 127.0.0.1:0
+	env    []string // added to the environment
 	cmd    *exec.Cmd
 	URL    string
 	SIP    string // host:port of the SIP bridge, "" without one
@@ -52,7 +53,7 @@ func startNode(t *testing.T, bin, name, config string) *node {
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n := &node{t: t, name: name, bin: bin, config: path}
+	n := &node{t: t, name: name, bin: bin, args: []string{"--config", path}}
 	n.start()
 	t.Cleanup(func() {
 		n.kill()
@@ -65,8 +66,8 @@ func startNode(t *testing.T, bin, name, config string) *node {
 
 func (n *node) start() {
 	n.t.Helper()
-	cmd := exec.Command(n.bin, "serve", "--http", "127.0.0.1:0", "--config", n.config)
-	cmd.Env = append(os.Environ(), "LOG_LEVEL=info")
+	cmd := exec.Command(n.bin, append([]string{"serve", "--http", "127.0.0.1:0"}, n.args...)...)
+	cmd.Env = append(append(os.Environ(), n.env...), "LOG_LEVEL=info")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		n.t.Fatal(err)
