@@ -14,7 +14,6 @@ import (
 	"github.com/callctx/callctx/sipbridge"
 )
 
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 func ms(n int) *time.Duration {
 	d := time.Duration(n) * time.Millisecond
@@ -148,11 +147,11 @@ func TestBridge_InboundContextAndReferTransfer(t *testing.T) {
 
 	t.Run("ReferTo", func(t *testing.T) {
 		referTo := uac.logged(t, "refer-to")
-		_, query, ok := cut(referTo, "?")
+		_, query, ok := strings.Cut(referTo, "?")
 		if !ok {
 			t.Fatalf("Refer-To %q has no headers", referTo)
 		}
-		hs, err := sipbridge.DecodeURIHeaders(trimSuffix(query, ">"))
+		hs, err := sipbridge.DecodeURIHeaders(strings.TrimSuffix(query, ">"))
 		if err != nil {
 			t.Fatal(err)
 		}

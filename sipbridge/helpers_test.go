@@ -3,6 +3,7 @@ package sipbridge_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -295,13 +296,10 @@ func (e *testEnv) vars(tb testing.TB, id string) map[string]any {
 	out := map[string]any{}
 	for k, v := range s.Variables {
 		var x any
-		if err := jsonUnmarshal(v, &x); err != nil {
+		if err := json.Unmarshal(v, &x); err != nil {
 			tb.Fatal(err)
 		}
 		out[k] = x
 	}
 	return out
 }
-
-func cut(s, sep string) (string, string, bool) { return strings.Cut(s, sep) }
-func trimSuffix(s, suf string) string          { return strings.TrimSuffix(s, suf) }

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -165,7 +166,7 @@ func (w *writer) verify(t *testing.T, n *node) {
 	var entries []struct {
 		Changes map[string]struct{ New any }
 	}
-	if err := jsonUnmarshal(r.Body, &entries); err != nil {
+	if err := json.Unmarshal(r.Body, &entries); err != nil {
 		t.Fatal(err)
 	}
 	stored := map[int]bool{}
@@ -402,7 +403,7 @@ flows:
 		t.Fatalf("next: %v %+v", res.err, res.r)
 	}
 	var next map[string]any
-	jsonUnmarshal(res.r.Body, &next)
+	json.Unmarshal(res.r.Body, &next)
 	act, _ := next["action"].(map[string]any)
 	if next["node"] != "greet" || act["prompt"] != "hello anna" {
 		t.Fatalf("after the wait: %s, want greet with the CRM's answer", res.r.Body)
@@ -493,7 +494,7 @@ flows:
 					return false
 				}
 				var page struct{ Items []struct{ Status string } }
-				jsonUnmarshal(r.Body, &page)
+				json.Unmarshal(r.Body, &page)
 				ok := 0
 				for _, d := range page.Items {
 					if d.Status == "delivered" {
@@ -594,7 +595,7 @@ func testTransferAcrossNodes(t *testing.T, bin string) {
 		waitFor(t, "a call over SIP", func() bool {
 			var page struct{ Items []struct{ ID string } }
 			r, err := b.do("GET", "/v1/calls?state=active", nil)
-			if err != nil || jsonUnmarshal(r.Body, &page) != nil {
+			if err != nil || json.Unmarshal(r.Body, &page) != nil {
 				return false
 			}
 			for _, c := range page.Items {
@@ -625,7 +626,7 @@ func testTransferAcrossNodes(t *testing.T, bin string) {
 		}
 	}
 	var tr map[string]any
-	jsonUnmarshal(r.Body, &tr)
+	json.Unmarshal(r.Body, &tr)
 	if r.Status != http.StatusAccepted || tr["status"] != "pending" || tr["id"] == "" {
 		t.Fatalf("transfer asked of node B: %d %s", r.Status, r.Body)
 	}
@@ -657,7 +658,7 @@ func testTransferAcrossNodes(t *testing.T, bin string) {
 		t.Fatal(err)
 	}
 	var p map[string]any
-	jsonUnmarshal(r.Body, &p)
+	json.Unmarshal(r.Body, &p)
 	if r.Status != http.StatusConflict || r.Header.Get("Content-Type") != "application/problem+json" ||
 		!strings.Contains(fmt.Sprint(p["detail"]), "which is gone") || time.Since(start) > 5*time.Second {
 		t.Fatalf("transfer of a dead node's call: %d %s after %s, want a prompt 409 saying the node is gone", r.Status, r.Body, time.Since(start))
