@@ -111,6 +111,11 @@ func (s *Service) CreateCall(ctx context.Context, nc NewCall, opts WriteOptions)
 	return c, sess, nil
 }
 
+// MaxCallVariables is how many call.* variables callctx writes into a session
+// at most (callVariables for a call created ended): what a writer that fills a
+// new session to its limits must leave room for.
+const MaxCallVariables = 11
+
 // callVariables returns the call.* variables that describe c.
 func callVariables(c *Call) map[string]json.RawMessage {
 	vars := map[string]json.RawMessage{

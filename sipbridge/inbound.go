@@ -172,8 +172,8 @@ func (b *Bridge) fitVariables(in map[string]string, log interface{ Warn(string, 
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	// call.* takes up to 9 variables and well under 2 KiB.
-	budgetVars, budgetBytes := lim.MaxVariables-9, lim.MaxSessionBytes-2048
+	// Leave room for call.*: its variables, and well under 2 KiB for them.
+	budgetVars, budgetBytes := lim.MaxVariables-session.MaxCallVariables, lim.MaxSessionBytes-2048
 	out := make(map[string]json.RawMessage, len(in))
 	for _, n := range names {
 		v, _ := json.Marshal(in[n])
