@@ -252,7 +252,7 @@ func (b *Bridge) bridgeInbound(req *sip.Request, tx sip.ServerTransaction, call 
 		return
 	}
 	defer b.forget(c)
-	hs, err := carried(sess.Variables, call.ID, b.cfg.Carry)
+	hs, err := carried(sess.Variables, call.ID, b.cfg.Carry, nil)
 	if err != nil {
 		log.Warn("sip context not carried on bridged call", "error", err)
 	}

@@ -234,13 +234,12 @@ func (b *Bridge) flowTarget(c *inCall, a flow.Action, sess *session.Session) (ta
 			return target{}, nil, fmt.Errorf("header %s: %w", h.Name, err)
 		}
 	}
-	carriedHs, err := carried(sess.Variables, c.id, b.cfg.Carry)
+	hs, err := carried(sess.Variables, c.id, b.cfg.Carry, explicit)
 	if err != nil {
 		b.log.Warn("sip context not carried", "call_id", c.id, "error", err)
-	}
-	hs := mergeHeaders(carriedHs, explicit)
-	if err := CheckHeaders(hs); err != nil {
-		return target{}, nil, err
+		if err := CheckHeaders(hs); err != nil { // the action's own headers break the limits
+			return target{}, nil, err
+		}
 	}
 	return t, hs, nil
 }

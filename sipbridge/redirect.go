@@ -10,22 +10,21 @@ import (
 	"github.com/callctx/callctx/session"
 )
 
-// carried returns the headers that carry a call's context: the X-Callctx-Call-Id header and
-// the variables spec selects. When the context cannot travel (a value with a control
-// character, a limit exceeded) it returns the call ID header alone and the reason, so a
-// redirect or bridged call still goes through and the next hop can read the session over
-// REST.
-func carried(vars map[string]json.RawMessage, callID string, spec session.TransferContext) ([]Header, error) {
+// carried returns the headers that go out with a call: the X-Callctx-Call-Id header, the
+// variables spec selects, and explicit, which win over both (checked already, one by one).
+// When the context cannot travel (a value with a control character, a limit exceeded) it
+// returns the call ID header and explicit alone, with the reason: a redirect or bridged call
+// may go on with those (the next hop reads the session over REST), a transfer refuses.
+func carried(vars map[string]json.RawMessage, callID string, spec session.TransferContext, explicit []Header) ([]Header, error) {
 	idHeader := []Header{{Name: CallIDHeader, Value: callID}}
 	hs, err := contextHeaders(vars, spec)
-	if err != nil {
-		return idHeader, err
+	if err == nil {
+		all := mergeHeaders(append(idHeader, hs...), explicit)
+		if err = CheckHeaders(all); err == nil {
+			return all, nil
+		}
 	}
-	all := append(idHeader, hs...)
-	if err := CheckHeaders(all); err != nil {
-		return idHeader, err
-	}
-	return all, nil
+	return mergeHeaders(idHeader, explicit), err
 }
 
 // withURIHeaders returns a copy of u carrying hs as URI headers, each name and value
@@ -44,7 +43,7 @@ func withURIHeaders(u sip.Uri, hs []Header) sip.Uri {
 // signalling path and will never see its end. Its session stays readable for the retention
 // period; the next hop finds it by X-Callctx-Call-Id.
 func (b *Bridge) redirect(req *sip.Request, tx sip.ServerTransaction, call *session.Call, sess *session.Session, log logger) {
-	hs, err := carried(sess.Variables, call.ID, b.cfg.Carry)
+	hs, err := carried(sess.Variables, call.ID, b.cfg.Carry, nil)
 	if err != nil {
 		log.Warn("sip context not carried on redirect", "error", err)
 	}

@@ -80,13 +80,9 @@ func (b *Bridge) transfer(ctx context.Context, callID string, req session.Transf
 	if req.Context != nil {
 		spec = *req.Context
 	}
-	carriedHs, err := contextHeaders(sess.Variables, spec)
+	hs, err := carried(sess.Variables, callID, spec, p.headers)
 	if err != nil {
-		return nil, invalid("context", "the session's context cannot travel in SIP: "+err.Error())
-	}
-	hs := mergeHeaders(append([]Header{{Name: CallIDHeader, Value: callID}}, carriedHs...), p.headers)
-	if err := CheckHeaders(hs); err != nil {
-		return nil, invalid("context", "the carried context and headers break the limits: "+err.Error())
+		return nil, invalid("context", "the session's context and the headers cannot travel in SIP: "+err.Error())
 	}
 
 	at := &activeTransfer{
