@@ -14,7 +14,6 @@ import (
 	"github.com/callctx/callctx/sipbridge"
 )
 
-
 func ms(n int) *time.Duration {
 	d := time.Duration(n) * time.Millisecond
 	return &d
