@@ -204,9 +204,5 @@ func isTransferOutcome(v json.RawMessage) bool {
 	if json.Unmarshal(v, &s) != nil {
 		return false
 	}
-	switch session.TransferStatus(s) {
-	case session.TransferAnswered, session.TransferFailed, session.TransferAccepted:
-		return true
-	}
-	return false
+	return session.TransferStatus(s).Final()
 }

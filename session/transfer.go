@@ -31,6 +31,12 @@ const (
 	TransferAccepted TransferStatus = "accepted"
 )
 
+// Final reports whether s is a transfer's outcome (answered, failed, accepted): the write
+// that records it is published as EventTransferStatus.
+func (s TransferStatus) Final() bool {
+	return s == TransferAnswered || s == TransferFailed || s == TransferAccepted
+}
+
 // Reason codes of a failed transfer (AudioCodes Live Hub's transferStatus).
 const (
 	ReasonNoAnswer = "no-answer"

@@ -113,7 +113,7 @@ func (b *Bridge) transfer(ctx context.Context, callID string, req session.Transf
 	t := at.t // the goroutine owns at.t from here on
 	b.log.Info("sip transfer started", "call_id", callID, "transfer", t.ID, "mode", string(t.Mode), "target", t.Target, "actor", req.Actor)
 	if p.mode == session.TransferInvite {
-		c.record(t, false)
+		c.record(t)
 		b.track(func() { c.runInviteTransfer(at, p, hs) })
 		return &t, nil
 	}
@@ -125,7 +125,7 @@ func (b *Bridge) transfer(ctx context.Context, callID string, req session.Transf
 		c.clearTransfer(at)
 		return nil, err
 	}
-	c.record(t, false)
+	c.record(t)
 	b.track(func() { c.runRefer(at, tx) })
 	return &t, nil
 }
@@ -437,7 +437,7 @@ func (c *inCall) finishTransfer(at *activeTransfer, status session.TransferStatu
 	if status != session.TransferAnswered || at.t.Mode == session.TransferInvite {
 		c.clearTransfer(at)
 	}
-	c.record(at.t, true)
+	c.record(at.t)
 	outcome := string(status)
 	if status == session.TransferFailed && rc != "" {
 		outcome = rc
@@ -460,7 +460,7 @@ func (c *inCall) clearTransfer(at *activeTransfer) {
 // record writes a transfer's state into the call's session: sip.transfer.* for the latest
 // one (flows route on sip.transfer.status) and the whole list in sip.transfers. A final
 // outcome is published as a transfer.status event.
-func (c *inCall) record(t session.Transfer, final bool) {
+func (c *inCall) record(t session.Transfer) {
 	c.mu.Lock()
 	replaced := false
 	for i := range c.transfers {
@@ -498,7 +498,7 @@ func (c *inCall) record(t session.Transfer, final bool) {
 		session.VarTransfers:          list,
 	}
 	opts := session.WriteOptions{Actor: Actor, Origin: session.OriginSIP}
-	if final {
+	if t.Status.Final() {
 		opts.Event = session.EventTransferStatus
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
