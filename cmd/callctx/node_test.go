@@ -287,7 +287,6 @@ func redisConfig(url string) string {
 	return fmt.Sprintf("store: redis\nredis:\n  url: %s\n  timeout: 1s\n  dial_timeout: 500ms\nhttp:\n  access_log: false\nsip:\n  listen: \"\"\nlog:\n  format: json\n", url)
 }
 
-
 var ensureSippOnce = sync.OnceValue(func() error {
 	out, err := exec.Command("../../scripts/ensure-sipp.sh").CombinedOutput()
 	if err != nil {
