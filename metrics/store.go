@@ -36,8 +36,8 @@ func (s *store) count(op string, err error, changed bool) {
 	s.m.sessionWrites.WithLabelValues(op, result).Inc()
 }
 
-func (s *store) CreateCall(ctx context.Context, c *session.Call, sess *session.Session, h *session.HistoryEntry) error {
-	err := s.Store.CreateCall(ctx, c, sess, h)
+func (s *store) CreateCall(ctx context.Context, c *session.Call, sess *session.Session, h *session.HistoryEntry, f *session.Firing) error {
+	err := s.Store.CreateCall(ctx, c, sess, h, f)
 	s.count("create", err, true)
 	return err
 }

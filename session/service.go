@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"maps"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,7 +35,11 @@ type Service struct {
 	retention time.Duration
 	now       func() time.Time
 	newID     func() string
+	auto      atomic.Pointer[automations]
 }
+
+// automations holds a Service's Automations.
+type automations struct{ Automations }
 
 // NewService returns a Service over store.
 func NewService(store Store, opts Options) *Service {
@@ -56,6 +61,47 @@ func NewService(store Store, opts Options) *Service {
 		s.newID = func() string { return uuid.Must(uuid.NewV7()).String() }
 	}
 	return s
+}
+
+// SetAutomations has every change made through the Service queue the
+// automations it fires (a.Fire) in the store together with the change, and
+// hand them to a.Queued once committed; its events are then marked Fired.
+// nil turns that off.
+func (s *Service) SetAutomations(a Automations) {
+	if a == nil {
+		s.auto.Store(nil)
+		return
+	}
+	s.auto.Store(&automations{a})
+}
+
+// firing returns the Firing of a change that publishes events of the types
+// given, or nil when the Service has no Automations. c is the call where
+// the events carry it.
+func (s *Service) firing(callID string, at time.Time, actor string, c *Call, types ...EventType) *Firing {
+	a := s.auto.Load()
+	if a == nil {
+		return nil
+	}
+	return &Firing{Entries: func(sess *Session, h *HistoryEntry) []*OutboxEntry {
+		var out []*OutboxEntry
+		for _, t := range types {
+			out = append(out, a.Fire(&Event{Type: t, CallID: callID, Version: h.Version, At: at, Actor: actor, Changes: h.Changes, Variables: sess.Variables, Call: c})...)
+		}
+		return out
+	}}
+}
+
+// fired hands the entries queued with a committed change to the
+// Automations, and reports whether there were any queued (see Event.Fired).
+func (s *Service) fired(f *Firing) bool {
+	entries, ok := f.Fired()
+	if ok {
+		if a := s.auto.Load(); a != nil && len(entries) > 0 {
+			a.Queued(entries)
+		}
+	}
+	return ok
 }
 
 // Limits returns the limits the Service enforces.
@@ -101,12 +147,18 @@ func (s *Service) CreateCall(ctx context.Context, nc NewCall, opts WriteOptions)
 		return nil, nil, err
 	}
 	sess.State = c.State
-	if err := s.store.CreateCall(ctx, c, sess, h); err != nil {
+	types := []EventType{EventCallStarted}
+	if c.State == StateEnded {
+		types = append(types, EventCallEnded)
+	}
+	f := s.firing(c.ID, now, opts.Actor, c, types...)
+	if err := s.store.CreateCall(ctx, c, sess, h, f); err != nil {
 		return nil, nil, err
 	}
-	s.feed.publish(Event{Type: EventCallStarted, CallID: c.ID, Version: sess.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables, Call: c})
+	fired := s.fired(f)
+	s.feed.publish(Event{Type: EventCallStarted, CallID: c.ID, Version: sess.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables, Call: c, Fired: fired})
 	if c.State == StateEnded {
-		s.feed.publish(Event{Type: EventCallEnded, CallID: c.ID, Version: sess.Version, At: now, Actor: opts.Actor, Variables: sess.Variables, Call: c})
+		s.feed.publish(Event{Type: EventCallEnded, CallID: c.ID, Version: sess.Version, At: now, Actor: opts.Actor, Variables: sess.Variables, Call: c, Fired: fired})
 	}
 	return c, sess, nil
 }
@@ -185,12 +237,13 @@ func (s *Service) EndCall(ctx context.Context, id, reason, actor string) (*Call,
 	}
 	now := s.now().UTC()
 	p := &Patch{Set: endVariables(now, reason), Actor: actor, At: now, Limits: s.limits, AllowEnded: true}
+	p.Firing = s.firing(id, now, actor, nil, EventCallEnded)
 	c, sess, h, ended, err := s.store.EndCall(ctx, id, now, reason, p)
 	if err != nil {
 		return nil, err
 	}
 	if ended {
-		e := Event{Type: EventCallEnded, CallID: id, Version: sess.Version, At: now, Actor: actor, Variables: sess.Variables, Call: c}
+		e := Event{Type: EventCallEnded, CallID: id, Version: sess.Version, At: now, Actor: actor, Variables: sess.Variables, Call: c, Fired: s.fired(p.Firing)}
 		if h != nil {
 			e.Changes = h.Changes
 		}
@@ -237,12 +290,13 @@ func (s *Service) Merge(ctx context.Context, callID string, vars map[string]json
 	now := s.now().UTC()
 	event := cmp.Or(opts.Event, EventSessionUpdated)
 	p := &Patch{Set: set, IfMatch: opts.IfMatch, Actor: opts.Actor, At: now, Limits: s.limits, Event: event}
+	p.Firing = s.firing(callID, now, opts.Actor, nil, event)
 	sess, h, err := s.store.Apply(ctx, callID, p)
 	if err != nil {
 		return nil, err
 	}
 	if h != nil {
-		s.feed.publish(Event{Type: event, CallID: callID, Version: h.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables})
+		s.feed.publish(Event{Type: event, CallID: callID, Version: h.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables, Fired: s.fired(p.Firing)})
 	}
 	return sess, nil
 }

@@ -16,7 +16,9 @@ type Store interface {
 	// CreateCall stores a new call with its first session version and
 	// history entry; the call may be ended already (NewCall.EndReason), and
 	// is then indexed as ended. CodeConflict when a call with that ID exists.
-	CreateCall(ctx context.Context, c *Call, s *Session, h *HistoryEntry) error
+	// The outbox entries f gives (f may be nil) are queued with the call,
+	// as for Apply.
+	CreateCall(ctx context.Context, c *Call, s *Session, h *HistoryEntry, f *Firing) error
 
 	// Call returns a call. CodeNotFound when there is none.
 	Call(ctx context.Context, id string) (*Call, error)
@@ -37,12 +39,18 @@ type Store interface {
 	// inside one transaction) and returns the session after it and the
 	// history entry, nil when nothing changed. CodeNotFound, and the errors
 	// of Patch.Apply.
+	//
+	// When p.Firing is set and the write changes something, the outbox
+	// entries it gives are queued with the write: in the same transaction
+	// where the store has them (bbolt), else before Apply returns, and
+	// p.Firing.Done reports them. A store that cannot queue them leaves
+	// Done uncalled and still reports the write, which is committed.
 	Apply(ctx context.Context, callID string, p *Patch) (*Session, *HistoryEntry, error)
 
 	// EndCall marks an active call ended at at with reason and applies p to
 	// its session, atomically. For a call that had already ended it
 	// changes nothing and returns the stored call with ended false.
-	// CodeNotFound.
+	// p.Firing as for Apply. CodeNotFound.
 	EndCall(ctx context.Context, callID string, at time.Time, reason string, p *Patch) (c *Call, s *Session, h *HistoryEntry, ended bool, err error)
 
 	// History returns the history entries of a call with a version greater

@@ -199,6 +199,9 @@ type Patch struct {
 	// sets it; EventSessionUpdated when empty). A store that tells other
 	// nodes about writes passes it on.
 	Event EventType
+	// Firing, when set, has the store queue the automations the write fires
+	// together with it (see Firing). Patch.Apply ignores it.
+	Firing *Firing
 }
 
 // Apply applies p to s in place and returns the history entry it makes, or

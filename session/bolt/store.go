@@ -204,10 +204,15 @@ func notFound(id string) error {
 }
 
 // CreateCall implements session.Store.
-func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.Session, h *session.HistoryEntry) error {
+func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.Session, h *session.HistoryEntry, f *session.Firing) error {
 	callJSON, err := encodeJSON(c)
 	if err != nil {
 		return session.Internal(fmt.Errorf("encode call: %w", err))
+	}
+	queue := f.Run(sess, h)
+	queueRecs, err := encodeEntries(queue)
+	if err != nil {
+		return err
 	}
 	id := []byte(c.ID)
 	var (
@@ -236,11 +241,16 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 			return err
 		}
 		var err error
-		rec, err = putSession(tx, sess, 0, h)
-		return err
+		if rec, err = putSession(tx, sess, 0, h); err != nil {
+			return err
+		}
+		return putEntries(tx, queue, queueRecs)
 	})
 	if err != nil {
 		return storeErr("create call", err)
+	}
+	if result == nil {
+		f.Done(queue)
 	}
 	switch {
 	case result != nil:
@@ -429,13 +439,17 @@ func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*se
 			}
 		}
 		final = cur
-		return putRecords(tx, callID, cur.sessRec, cur.logEntry)
+		if err := putRecords(tx, callID, cur.sessRec, cur.logEntry); err != nil {
+			return err
+		}
+		return putEntries(tx, cur.queue, cur.queueRecs)
 	})
 	if err != nil {
 		return nil, nil, storeErr("apply write", err)
 	}
 	if final.err == nil && final.entry != nil {
 		s.cache.put(callID, final.sessRec)
+		p.Firing.Done(final.queue)
 	}
 	return final.result()
 }
@@ -448,6 +462,10 @@ type prepared struct {
 	sessRec  []byte                // head filled in by putRecords
 	logEntry []byte
 	err      error // the write is refused (a domain error)
+	// The outbox entries the write fires (Patch.Firing), and their
+	// encodings, queued in its transaction.
+	queue     []*session.OutboxEntry
+	queueRecs [][]byte
 }
 
 // prepare applies p to a decoded copy of the session record v and encodes
@@ -464,6 +482,10 @@ func prepare(v []byte, p *session.Patch) (*prepared, error) {
 	}
 	prep.sessRec = encodeSession(sess, 0)
 	prep.logEntry = encodeLogEntry(recordHead(v), prep.entry)
+	prep.queue = p.Firing.Run(sess, prep.entry)
+	if prep.queueRecs, err = encodeEntries(prep.queue); err != nil {
+		return nil, err
+	}
 	return prep, nil
 }
 
@@ -484,9 +506,10 @@ func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason
 		ended  bool
 		result error
 		rec    []byte
+		queue  []*session.OutboxEntry
 	)
 	err := s.write(func(tx *bolt.Tx) error {
-		c, sess, entry, ended, result = nil, nil, nil, false, nil
+		c, sess, entry, ended, result, queue = nil, nil, nil, false, nil, nil
 		calls, sessions := tx.Bucket(bucketCalls), tx.Bucket(bucketSessions)
 		rawCall, rawSess := calls.Get(id), sessions.Get(id)
 		if rawCall == nil || rawSess == nil {
@@ -523,8 +546,15 @@ func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason
 		); err != nil {
 			return err
 		}
-		rec, err = putSession(tx, sess, recordHead(rawSess), entry)
-		return err
+		if rec, err = putSession(tx, sess, recordHead(rawSess), entry); err != nil {
+			return err
+		}
+		queue = p.Firing.Run(sess, entry)
+		encoded, err := encodeEntries(queue)
+		if err != nil {
+			return err
+		}
+		return putEntries(tx, queue, encoded)
 	})
 	if err != nil {
 		return nil, nil, nil, false, storeErr("end call", err)
@@ -534,6 +564,7 @@ func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason
 	}
 	if ended {
 		s.cache.end(callID, recordVersion(rec))
+		p.Firing.Done(queue)
 	}
 	return c, sess, entry, ended, nil
 }

@@ -404,8 +404,34 @@ func jsonText(v any) (string, error) {
 	return strings.TrimSuffix(b.String(), "\n"), nil
 }
 
-// CreateCall implements session.Store.
-func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.Session, h *session.HistoryEntry) error {
+// CreateCall implements session.Store. The outbox entries f gives are
+// queued right after the call is stored, before CreateCall returns (see
+// fire).
+func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.Session, h *session.HistoryEntry, f *session.Firing) error {
+	if err := s.createCall(ctx, c, sess, h); err != nil {
+		return err
+	}
+	s.fire(ctx, c.ID, f, sess, h)
+	return nil
+}
+
+// fire queues the outbox entries of a committed change (see
+// session.Firing). Redis runs the write in a script that computes the
+// session after it, which the entries depend on, so they go in a second
+// round trip, before the write is acknowledged. When that fails the change
+// stays committed and its automations are left to the event subscriber
+// (the Firing is not Done).
+func (s *Store) fire(ctx context.Context, callID string, f *session.Firing, sess *session.Session, h *session.HistoryEntry) {
+	entries := f.Run(sess, h)
+	if len(entries) > 0 {
+		if err := s.queue(context.WithoutCancel(ctx), callID, nil, false, entries); err != nil {
+			return
+		}
+	}
+	f.Done(entries)
+}
+
+func (s *Store) createCall(ctx context.Context, c *session.Call, sess *session.Session, h *session.HistoryEntry) error {
 	if err := s.begin(); err != nil {
 		return err
 	}
@@ -584,8 +610,17 @@ func errDisagree(op, id string, status int64, ruleErr error) error {
 	return session.Internal(fmt.Errorf("%s %s: the script's verdict %d disagrees with the domain rule (%v)", op, id, status, ruleErr))
 }
 
-// Apply implements session.Store.
+// Apply implements session.Store. The outbox entries p.Firing gives are
+// queued right after the write, before Apply returns (see fire).
 func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*session.Session, *session.HistoryEntry, error) {
+	sess, h, err := s.apply(ctx, callID, p)
+	if err == nil && h != nil {
+		s.fire(ctx, callID, p.Firing, sess, h)
+	}
+	return sess, h, err
+}
+
+func (s *Store) apply(ctx context.Context, callID string, p *session.Patch) (*session.Session, *session.HistoryEntry, error) {
 	if err := s.begin(); err != nil {
 		return nil, nil, err
 	}
@@ -634,8 +669,16 @@ func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*se
 	return nil, nil, errDisagree("apply write", callID, status, ruleErr)
 }
 
-// EndCall implements session.Store.
+// EndCall implements session.Store. p.Firing as for Apply.
 func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason string, p *session.Patch) (*session.Call, *session.Session, *session.HistoryEntry, bool, error) {
+	c, sess, h, ended, err := s.endCall(ctx, callID, at, reason, p)
+	if err == nil && ended {
+		s.fire(ctx, callID, p.Firing, sess, h)
+	}
+	return c, sess, h, ended, err
+}
+
+func (s *Store) endCall(ctx context.Context, callID string, at time.Time, reason string, p *session.Patch) (*session.Call, *session.Session, *session.HistoryEntry, bool, error) {
 	if err := s.begin(); err != nil {
 		return nil, nil, nil, false, err
 	}

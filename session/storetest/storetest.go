@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -628,7 +630,119 @@ func Run(t *testing.T, open func(t *testing.T) session.Store) {
 		}
 	})
 
+	t.Run("AutomationsQueuedWithTheChange", func(t *testing.T) {
+		st := open(t)
+		t.Cleanup(func() { st.Close() })
+		svc := session.NewService(st, session.Options{})
+		auto := &recorder{}
+		svc.SetAutomations(auto)
+		sub := svc.Subscribe("")
+		defer sub.Close()
+
+		c, _, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.Merge(ctx, c.ID, vars(`{"ivr.a":1}`), client)
+		svc.Merge(ctx, c.ID, vars(`{"ivr.a":1}`), client) // no change: fires nothing
+		_, err = svc.Merge(ctx, c.ID, vars(`{"ivr.a":2}`), session.WriteOptions{Actor: "crm", Origin: session.OriginClient, IfMatch: 1})
+		wantCode(t, err, session.CodePreconditionFailed) // refused: fires nothing
+		svc.Merge(ctx, c.ID, vars(`{"sip.transfer.status":"failed"}`), session.WriteOptions{Actor: "sip", Origin: session.OriginSIP, Event: session.EventTransferStatus})
+		svc.EndCall(ctx, c.ID, "", "crm")
+		svc.EndCall(ctx, c.ID, "", "crm") // ended already: fires nothing
+		ended, _, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b", EndReason: "redirected"}, session.WriteOptions{Actor: "sip", Origin: session.OriginSIP})
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		// In the store as each change returned, and handed over once each.
+		want := "[call.started/1 session.updated/2 transfer.status/3 call.ended/4]"
+		entries, err := st.CallOutbox(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(entryData(entries)); got != want {
+			t.Fatalf("queued with the changes: %s, want %s", got, want)
+		}
+		if got, want := fmt.Sprint(entryData(auto.queued(c.ID))), want; got != want {
+			t.Fatalf("handed over: %s, want %s", got, want)
+		}
+		entries, _ = st.CallOutbox(ctx, ended.ID)
+		if got, want := fmt.Sprint(entryData(entries)), "[call.started/1 call.ended/1]"; got != want {
+			t.Fatalf("a call created ended: %s, want %s", got, want)
+		}
+		pending, err := st.PendingOutbox(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pending) != 6 {
+			t.Fatalf("%d entries pending, want 6", len(pending))
+		}
+		// Every event says its automations were queued: a subscriber that
+		// fires automations must not fire them again.
+		for range 6 {
+			select {
+			case e := <-sub.Events():
+				if !e.Fired {
+					t.Fatalf("event %s v%d of %s not marked Fired", e.Type, e.Version, e.CallID)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("an event is missing")
+			}
+		}
+	})
+
 	runEdges(t, open)
+}
+
+// recorder is a session.Automations whose every event fires one entry
+// that names the event and the version.
+type recorder struct {
+	mu   sync.Mutex
+	n    int
+	done []*session.OutboxEntry
+}
+
+func (r *recorder) Fire(ev *session.Event) []*session.OutboxEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n++
+	data, _ := json.Marshal(map[string]any{"event": ev.Type, "version": ev.Version})
+	return []*session.OutboxEntry{{ID: fmt.Sprintf("fired-%s-%05d", ev.CallID, r.n), CallID: ev.CallID, Created: ev.At, Due: ev.At, Data: data}}
+}
+
+func (r *recorder) Queued(entries []*session.OutboxEntry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.done = append(r.done, entries...)
+}
+
+func (r *recorder) queued(callID string) []*session.OutboxEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*session.OutboxEntry
+	for _, e := range r.done {
+		if e.CallID == callID {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// entryData lists the event/version of recorder entries, in ID order.
+func entryData(entries []*session.OutboxEntry) []string {
+	sorted := slices.Clone(entries)
+	slices.SortFunc(sorted, func(a, b *session.OutboxEntry) int { return strings.Compare(a.ID, b.ID) })
+	out := make([]string, len(sorted))
+	for i, e := range sorted {
+		var d struct {
+			Event   string
+			Version uint64
+		}
+		json.Unmarshal(e.Data, &d)
+		out[i] = fmt.Sprintf("%s/%d", d.Event, d.Version)
+	}
+	return out
 }
 
 func vars(s string) map[string]json.RawMessage {
