@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,6 +85,10 @@ type Engine struct {
 	versions map[string]*Snapshot // every snapshot loaded, for runs that started on one
 	runs     map[string]*callRun  // runs of active calls held in memory
 	firings  map[string]int       // call ID + automation → event firings
+	// firing holds the entries Fire returned for a change being written:
+	// entry ID → firings key. They count once queued (Queued); the rest
+	// belong to attempts the store abandoned and go when the call ends.
+	firing map[string]string
 
 	outbox *outbox
 	stop   context.CancelFunc
@@ -150,6 +156,7 @@ func NewEngine(cfg Config) *Engine {
 		versions: map[string]*Snapshot{},
 		runs:     map[string]*callRun{},
 		firings:  map[string]int{},
+		firing:   map[string]string{},
 	}
 	e.snap.Store(cfg.Snapshot)
 	e.versions[cfg.Snapshot.Version] = cfg.Snapshot
@@ -168,6 +175,7 @@ func (e *Engine) Open() error {
 	ctx, stop := context.WithCancel(context.Background())
 	e.stop = stop
 	sub := e.svc.SubscribeLocal("")
+	e.svc.SetAutomations(engineAutomations{e})
 	e.outbox.add(pending...)
 	if len(pending) > 0 {
 		e.log.Info("resuming automations queued before the restart", "pending", len(pending))
@@ -616,8 +624,10 @@ const maxEventBatch = 256
 func (e *Engine) handleEvents(ctx context.Context, batch []session.Event) {
 	var entries []*session.OutboxEntry
 	for i := range batch {
-		if ev := &batch[i]; !ev.Remote { // the node that made the change fires its automations
-			entries = append(entries, e.entriesFor(ctx, string(ev.Type), ev.Call, ev)...)
+		// The node that made the change fires its automations, as the
+		// change is written (Fired) or, when that could not be done, now.
+		if ev := &batch[i]; !ev.Remote && !ev.Fired {
+			entries = append(entries, e.entriesFor(ctx, string(ev.Type), ev.Call, ev, true)...)
 		}
 	}
 	e.enqueue(ctx, entries)
@@ -628,8 +638,47 @@ func (e *Engine) handleEvents(ctx context.Context, batch []session.Event) {
 			for _, a := range e.Snapshot().Automations() {
 				delete(e.firings, ev.CallID+"\x00"+a.Name)
 			}
+			prefix := ev.CallID + "\x00"
+			maps.DeleteFunc(e.firing, func(_, key string) bool { return strings.HasPrefix(key, prefix) })
 			e.mu.Unlock()
 		}
+	}
+}
+
+// engineAutomations lets the Service have the automations that call events
+// fire queued together with the changes (session.Automations).
+type engineAutomations struct{ e *Engine }
+
+// Fire implements session.Automations.
+func (a engineAutomations) Fire(ev *session.Event) []*session.OutboxEntry {
+	if ev.Variables == nil { // never read the store inside its write
+		ev.Variables = map[string]json.RawMessage{}
+	}
+	return a.e.entriesFor(context.Background(), string(ev.Type), ev.Call, ev, false)
+}
+
+// Queued implements session.Automations: the entries count as firings now
+// that they are queued, and go out.
+func (a engineAutomations) Queued(entries []*session.OutboxEntry) {
+	e := a.e
+	e.mu.Lock()
+	for _, en := range entries {
+		if key, ok := e.firing[en.ID]; ok {
+			delete(e.firing, en.ID)
+			e.count(key)
+		}
+	}
+	e.mu.Unlock()
+	e.outbox.add(entries...)
+}
+
+// count counts a firing of an automation on a call's events (the key is
+// call ID + automation), and warns when that reaches the limit. e.mu held.
+func (e *Engine) count(key string) {
+	e.firings[key]++
+	if e.firings[key] == maxEventFirings {
+		callID, name, _ := strings.Cut(key, "\x00")
+		e.log.Warn("automation fired too often on one call's events; ignoring further events", "automation", name, "call_id", callID, "limit", maxEventFirings)
 	}
 }
 
@@ -637,14 +686,15 @@ func (e *Engine) handleEvents(ctx context.Context, batch []session.Event) {
 // nil (session.updated events do not carry the call); it is read when an
 // automation filters on the flow.
 func (e *Engine) fire(ctx context.Context, event string, c *session.Call, ev *session.Event) {
-	e.enqueue(ctx, e.entriesFor(ctx, event, c, ev))
+	e.enqueue(ctx, e.entriesFor(ctx, event, c, ev, true))
 }
 
 // entriesFor returns the outbox entries of the automations that listen to
 // an event of a call; see fire. c or ev (or both) is given. The call's
 // flow, which automations may filter on, is c's or the session's
 // call.flow; the variables are the event's, read only when it has none.
-func (e *Engine) entriesFor(ctx context.Context, event string, c *session.Call, ev *session.Event) []*session.OutboxEntry {
+// counted: the firings count at once, else when the entries are Queued.
+func (e *Engine) entriesFor(ctx context.Context, event string, c *session.Call, ev *session.Event, counted bool) []*session.OutboxEntry {
 	callID, flowName := "", ""
 	if c != nil {
 		callID, flowName = c.ID, c.Flow
@@ -672,16 +722,21 @@ func (e *Engine) entriesFor(ctx context.Context, event string, c *session.Call, 
 		}
 		key := callID + "\x00" + a.Name
 		e.mu.Lock()
-		e.firings[key]++
-		n := e.firings[key]
+		full := e.firings[key] >= maxEventFirings
+		if !full && counted {
+			e.count(key)
+		}
 		e.mu.Unlock()
-		if n > maxEventFirings {
-			if n == maxEventFirings+1 {
-				e.log.Warn("automation fired too often on one call's events; ignoring further events", "automation", a.Name, "call_id", callID, "limit", maxEventFirings)
-			}
+		if full {
 			continue
 		}
-		entries = append(entries, e.newEntry(callID, a, vars, "event:"+event))
+		entry := e.newEntry(callID, a, vars, "event:"+event)
+		if !counted {
+			e.mu.Lock()
+			e.firing[entry.ID] = key
+			e.mu.Unlock()
+		}
+		entries = append(entries, entry)
 	}
 	return entries
 }

@@ -867,3 +867,64 @@ automations:
 		}
 	}
 }
+
+// TestEngine_eventAutomationsQueuedWithTheChange: the automations a change
+// fires are in the store's outbox by the time the change is acknowledged,
+// not some time after it, so a crash right after the acknowledgement
+// cannot lose them. The receiver never answers here: only the queueing is
+// looked at.
+func TestEngine_eventAutomationsQueuedWithTheChange(t *testing.T) {
+	hold := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hold }))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(hold) })
+	snap := mustCompile(t, `
+automations:
+  started: {url: "${CRM_URL}/started", on: [call.started]}
+  updated: {url: "${CRM_URL}/updated", on: [session.updated], body: {email: "{ivr.email}"}}
+  ended:   {url: "${CRM_URL}/ended", on: [call.ended]}
+`, env(srv.URL))
+	w := newWorld(t, snap, nil)
+	ctx := context.Background()
+	queued := func(callID string) []string {
+		t.Helper()
+		ds, err := w.engine.Deliveries(ctx, callID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, d := range ds {
+			got = append(got, d.Automation+"/"+d.Source)
+		}
+		return got
+	}
+
+	id := w.call(t, "", "+49301")
+	if got, want := fmt.Sprint(queued(id)), "[started/event:call.started]"; got != want {
+		t.Fatalf("after the create: %s, want %s", got, want)
+	}
+	w.write(t, id, map[string]any{"ivr.email": "a@b.c"})
+	w.write(t, id, map[string]any{"ivr.email": "a@b.c"}) // changes nothing: fires nothing
+	if got, want := fmt.Sprint(queued(id)), "[started/event:call.started updated/event:session.updated]"; got != want {
+		t.Fatalf("after the write: %s, want %s", got, want)
+	}
+	if _, err := w.svc.EndCall(ctx, id, "", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(queued(id)), "[started/event:call.started updated/event:session.updated ended/event:call.ended]"; got != want {
+		t.Fatalf("after the end: %s, want %s", got, want)
+	}
+	ds, _ := w.engine.Deliveries(ctx, id)
+	if body, _ := json.Marshal(ds[1].Body); string(body) != `{"email":"a@b.c"}` {
+		t.Errorf("session.updated body %s, want the variables of the write", body)
+	}
+
+	// A call created ended (a redirected INVITE) fires both events with its creation.
+	c, _, err := w.svc.CreateCall(ctx, session.NewCall{From: "a", To: "b", EndReason: "redirected"}, session.WriteOptions{Actor: "sip", Origin: session.OriginSIP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(queued(c.ID)), "[started/event:call.started ended/event:call.ended]"; got != want {
+		t.Fatalf("a call created ended: %s, want %s", got, want)
+	}
+}
