@@ -28,6 +28,10 @@ func TestRedis(t *testing.T) {
 	t.Run("FlowWaitAcrossNodes", func(t *testing.T) { testFlowWaitAcrossNodes(t, bin) })
 	t.Run("OutboxAcrossNodes", func(t *testing.T) { testOutboxAcrossNodes(t, bin) })
 	t.Run("TransferAcrossNodes", func(t *testing.T) { testTransferAcrossNodes(t, bin) })
+	t.Run("CrashAutomations", func(t *testing.T) {
+		srv := redistest.MustStart(t, redistest.Options{})
+		testCrashAutomations(t, func(t *testing.T, flows string) *node { return startNode(t, bin, "a", flowConfig(srv.URL(), flows)) })
+	})
 }
 
 // testConfigErrors: a bad store configuration stops serve at once with a
