@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,67 +25,32 @@ func TestCrash(t *testing.T) {
 	}
 	dir := t.TempDir()
 	noFlows := filepath.Join(dir, "no-flows") // serve without a flows directory
-	const cycles, writers = 3, 8
+	const cycles = 3
 	type ack struct {
 		call string
 		seq  int
 	}
-	var acked []ack
+	var (
+		mu    sync.Mutex
+		acked []ack
+	)
 	for cycle := 0; cycle < cycles; cycle++ {
-		p := startBinary(t, dir, noFlows)
-		base := p.URL
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: writers}, Timeout: 10 * time.Second}
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for w := 0; w < writers; w++ {
-			wg.Add(1)
-			go func(w int) {
-				defer wg.Done()
-				for call := 0; ; call++ {
-					id := fmt.Sprintf("crash-%d-%d-%d", cycle, w, call)
-					res, err := client.Post(base+"/v1/calls", "application/json", bytes.NewReader([]byte(`{"id":"`+id+`","from":"a","to":"b"}`)))
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-					if res.StatusCode != 201 {
-						t.Errorf("create %s: %d", id, res.StatusCode)
-						return
-					}
-					mu.Lock()
-					acked = append(acked, ack{id, 0})
-					mu.Unlock()
-					// Each call gets up to 40 writes of a rising sequence number
-					// under a new name each time: every acknowledged one must survive.
-					for seq := 1; seq <= 40; seq++ {
-						res, err := client.Post(base+"/v1/sessions/"+id, "application/json", bytes.NewReader([]byte(fmt.Sprintf(`{"app.s%d":%d}`, seq, seq))))
-						if err != nil {
-							return
-						}
-						io.Copy(io.Discard, res.Body)
-						res.Body.Close()
-						if res.StatusCode != 200 {
-							t.Errorf("write %s %d: %d", id, seq, res.StatusCode)
-							return
-						}
-						mu.Lock()
-						acked = append(acked, ack{id, seq})
-						mu.Unlock()
-					}
-				}
-			}(w)
-		}
-		time.Sleep(time.Duration(300+rand.IntN(700)) * time.Millisecond)
-		p.kill()
-		wg.Wait()
+		// Each call gets up to 40 writes of a rising sequence number under a
+		// new name each time: every acknowledged one must survive.
+		loadUntilKilled(t, startBinary(t, dir, noFlows), fmt.Sprintf("crash-%d", cycle), 40,
+			func(seq int) string { return fmt.Sprintf(`{"app.s%d":%d}`, seq, seq) },
+			func(call string, seq int) {
+				mu.Lock()
+				acked = append(acked, ack{call, seq})
+				mu.Unlock()
+			})
 		if t.Failed() {
 			return
 		}
 
 		// Restart and check every acknowledged write.
-		p = startBinary(t, dir, noFlows)
-		base = p.URL
+		p := startBinary(t, dir, noFlows)
+		base := p.URL
 		sessions := map[string]map[string]any{}
 		for _, a := range acked {
 			vars, ok := sessions[a.call]
@@ -157,52 +122,25 @@ automations:
     on: [session.updated]
     body: {call: "{call.id}", seq: "{app.seq}"}
 `)
-	const cycles, writers = 2, 6
+	const cycles = 2
 	var acked []string // call/seq
 	for cycle := 0; cycle < cycles; cycle++ {
-		p := start(t, flows)
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: writers}, Timeout: 10 * time.Second}
-		var wg sync.WaitGroup
-		for w := 0; w < writers; w++ {
-			wg.Add(1)
-			go func(w int) {
-				defer wg.Done()
-				// Calls of 50 writes each: an automation fires at most 100
-				// times on one call's events (a guard against loops).
-				for call := 0; ; call++ {
-					id := fmt.Sprintf("auto-%d-%d-%d", cycle, w, call)
-					res, err := client.Post(p.URL+"/v1/calls", "application/json", bytes.NewReader([]byte(`{"id":"`+id+`","from":"a","to":"b"}`)))
-					if err != nil {
-						return // killed
-					}
-					io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-					for seq := 1; seq <= 50; seq++ {
-						res, err := client.Post(p.URL+"/v1/sessions/"+id, "application/json", bytes.NewReader([]byte(fmt.Sprintf(`{"app.seq":"%d"}`, seq))))
-						if err != nil {
-							return // killed
-						}
-						io.Copy(io.Discard, res.Body)
-						res.Body.Close()
-						if res.StatusCode != 200 {
-							t.Errorf("write %s %d: %d", id, seq, res.StatusCode)
-							return
-						}
-						mu.Lock()
-						acked = append(acked, fmt.Sprintf("%s/%d", id, seq))
-						mu.Unlock()
-					}
+		// Calls of 50 writes each: an automation fires at most 100 times on
+		// one call's events (a guard against loops).
+		loadUntilKilled(t, start(t, flows), fmt.Sprintf("auto-%d", cycle), 50,
+			func(seq int) string { return fmt.Sprintf(`{"app.seq":"%d"}`, seq) },
+			func(call string, seq int) {
+				if seq > 0 {
+					mu.Lock()
+					acked = append(acked, fmt.Sprintf("%s/%d", call, seq))
+					mu.Unlock()
 				}
-			}(w)
-		}
-		time.Sleep(time.Duration(300+rand.IntN(700)) * time.Millisecond)
-		p.kill()
-		wg.Wait()
+			})
 		if t.Failed() {
 			return
 		}
 
-		p = start(t, flows)
+		p := start(t, flows)
 		missing := func() []string {
 			mu.Lock()
 			defer mu.Unlock()
@@ -224,4 +162,50 @@ automations:
 		t.Logf("cycle %d: the automations of all %d acknowledged writes arrived after SIGKILL", cycle, len(acked))
 		p.stop()
 	}
+}
+
+// loadUntilKilled has 8 clients create calls (IDs prefix-<client>-<n>) and
+// write body(1…writes) into each, as fast as they can; at a random moment
+// 0.3–1 s in, the node is killed with SIGKILL. ack records every
+// acknowledged create (seq 0) and write; any other answer fails the test.
+func loadUntilKilled(t *testing.T, n *node, prefix string, writes int, body func(seq int) string, ack func(call string, seq int)) {
+	t.Helper()
+	const writers = 8
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: writers}, Timeout: 10 * time.Second}
+	post := func(path, body string, want int) bool {
+		res, err := client.Post(n.URL+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			return false // killed
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("POST %s %s: %d, want %d", path, body, res.StatusCode, want)
+			return false
+		}
+		return true
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for call := 0; ; call++ {
+				id := fmt.Sprintf("%s-%d-%d", prefix, w, call)
+				if !post("/v1/calls", `{"id":"`+id+`","from":"a","to":"b"}`, http.StatusCreated) {
+					return
+				}
+				ack(id, 0)
+				for seq := 1; seq <= writes; seq++ {
+					if !post("/v1/sessions/"+id, body(seq), http.StatusOK) {
+						return
+					}
+					ack(id, seq)
+				}
+			}
+		}(w)
+	}
+	time.Sleep(time.Duration(300+rand.IntN(700)) * time.Millisecond)
+	n.kill()
+	wg.Wait()
 }
