@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/callctx/callctx/session"
+	"github.com/google/uuid"
 )
 
 // BenchmarkService_Merge measures a durable three-variable write through
@@ -35,8 +36,18 @@ func BenchmarkService_Merge(b *testing.B) {
 
 // BenchmarkService_MergeParallel is Merge from many goroutines at once, to
 // different calls: DB.Batch shares commits among them.
-func BenchmarkService_MergeParallel(b *testing.B) {
+func BenchmarkService_MergeParallel(b *testing.B) { mergeParallel(b, nil) }
+
+// BenchmarkService_MergeParallelFiring is MergeParallel with an automation
+// that every write fires: its outbox entry is queued in the write's
+// transaction.
+func BenchmarkService_MergeParallelFiring(b *testing.B) { mergeParallel(b, fireOne{}) }
+
+func mergeParallel(b *testing.B, auto session.Automations) {
 	svc := session.NewService(MustOpenStore(b), session.Options{})
+	if auto != nil {
+		svc.SetAutomations(auto)
+	}
 	ctx := context.Background()
 	b.SetParallelism(32) // with GOMAXPROCS=2: 64 writers
 	b.ReportAllocs()
@@ -57,6 +68,16 @@ func BenchmarkService_MergeParallel(b *testing.B) {
 		}
 	})
 }
+
+// fireOne fires one automation of a typical size on every event.
+type fireOne struct{}
+
+func (fireOne) Fire(ev *session.Event) []*session.OutboxEntry {
+	data := `{"automation":"crm-update","source":"event:session.updated","method":"POST","url":"https://crm.example.com/callctx/update","body":{"call":"` + ev.CallID + `","version":` + strconv.FormatUint(ev.Version, 10) + `},"status":"pending","attempts":[]}`
+	return []*session.OutboxEntry{{ID: uuid.Must(uuid.NewV7()).String(), CallID: ev.CallID, Created: ev.At, Due: ev.At, Data: json.RawMessage(data)}}
+}
+
+func (fireOne) Queued([]*session.OutboxEntry) {}
 
 // BenchmarkService_Session measures reading a session of a dozen variables.
 func BenchmarkService_Session(b *testing.B) {
