@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/callctx/callctx/internal/sipptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -45,7 +46,7 @@ func TestBridge_InboundContextAndReferTransfer(t *testing.T) {
 	})
 	sub := e.svc.Subscribe("")
 	defer sub.Close()
-	uac := startSipp(t, "uac_refer_answered.xml", e.bridge.Addr(), 0)
+	uac := sipptest.Start(t, "uac_refer_answered.xml", e.bridge.Addr(), 0)
 	call := e.activeCall(t)
 
 	t.Run("Session", func(t *testing.T) {
@@ -142,10 +143,10 @@ func TestBridge_InboundContextAndReferTransfer(t *testing.T) {
 	if got, want := tr.Status, session.TransferPending; got != want {
 		t.Fatalf("Status=%q, want %q", got, want)
 	}
-	uac.wait(t)
+	uac.Wait(t)
 
 	t.Run("ReferTo", func(t *testing.T) {
-		referTo := uac.logged(t, "refer-to")
+		referTo := uac.Logged(t, "refer-to")
 		_, query, ok := strings.Cut(referTo, "?")
 		if !ok {
 			t.Fatalf("Refer-To %q has no headers", referTo)
@@ -225,7 +226,7 @@ func drain(sub *session.Subscription) chan session.Event {
 
 func TestBridge_ReferTransferFailsBusyThenSucceeds(t *testing.T) {
 	e := startBridge(t, sipbridge.Config{})
-	uac := startSipp(t, "uac_refer_busy_retry.xml", e.bridge.Addr(), 0)
+	uac := sipptest.Start(t, "uac_refer_busy_retry.xml", e.bridge.Addr(), 0)
 	call := e.activeCall(t)
 
 	first := transferWhenAnswered(t, e, call.ID, session.TransferRequest{Target: "sip:busy@192.0.2.20", HangupAfter: ms(0)})
@@ -244,7 +245,7 @@ func TestBridge_ReferTransferFailsBusyThenSucceeds(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second Transfer: %v", err)
 	}
-	uac.wait(t)
+	uac.Wait(t)
 	ended := e.endedCall(t, call.ID)
 	if got, want := ended.EndReason, sipbridge.EndTransferred; got != want {
 		t.Errorf("EndReason=%q, want %q", got, want)
@@ -280,8 +281,8 @@ func TestBridge_ReferTransferFailsBusyThenSucceeds(t *testing.T) {
 
 func TestBridge_MalformedAndStrayRequests(t *testing.T) {
 	e := startBridge(t, sipbridge.Config{})
-	uac := startSipp(t, "uac_malformed.xml", e.bridge.Addr(), 0)
-	uac.wait(t)
+	uac := sipptest.Start(t, "uac_malformed.xml", e.bridge.Addr(), 0)
+	uac.Wait(t)
 	page, err := e.svc.ListCalls(context.Background(), session.ListOptions{State: session.FilterAll})
 	if err != nil {
 		t.Fatal(err)
@@ -293,9 +294,9 @@ func TestBridge_MalformedAndStrayRequests(t *testing.T) {
 
 func TestBridge_ParkedCallerHangsUp(t *testing.T) {
 	e := startBridge(t, sipbridge.Config{})
-	uac := startSipp(t, "uac_park_hangup.xml", e.bridge.Addr(), 0)
+	uac := sipptest.Start(t, "uac_park_hangup.xml", e.bridge.Addr(), 0)
 	call := e.activeCall(t)
-	uac.wait(t)
+	uac.Wait(t)
 	if got, want := e.endedCall(t, call.ID).EndReason, sipbridge.EndHangup; got != want {
 		t.Errorf("EndReason=%q, want %q", got, want)
 	}
@@ -303,12 +304,12 @@ func TestBridge_ParkedCallerHangsUp(t *testing.T) {
 
 func TestBridge_CallEndedOverRESTHangsUp(t *testing.T) {
 	e := startBridge(t, sipbridge.Config{})
-	uac := startSipp(t, "uac_park_wait_bye.xml", e.bridge.Addr(), 0)
+	uac := sipptest.Start(t, "uac_park_wait_bye.xml", e.bridge.Addr(), 0)
 	call := e.activeCall(t)
 	if _, err := e.svc.EndCall(context.Background(), call.ID, "agent-ended", "crm"); err != nil {
 		t.Fatal(err)
 	}
-	uac.wait(t) // the UAC received callctx's BYE
+	uac.Wait(t) // the UAC received callctx's BYE
 	if got, want := e.endedCall(t, call.ID).EndReason, "agent-ended"; got != want {
 		t.Errorf("EndReason=%q, want %q", got, want)
 	}
@@ -342,10 +343,10 @@ func TestBridge_TransferErrors(t *testing.T) {
 
 func TestBridge_BlindTransfer(t *testing.T) {
 	e := startBridge(t, sipbridge.Config{})
-	uac := startSipp(t, "uac_refer_blind.xml", e.bridge.Addr(), 0)
+	uac := sipptest.Start(t, "uac_refer_blind.xml", e.bridge.Addr(), 0)
 	call := e.activeCall(t)
 	transferWhenAnswered(t, e, call.ID, session.TransferRequest{Target: "sip:agent@192.0.2.20", Blind: true})
-	uac.wait(t)
+	uac.Wait(t)
 	if got, want := e.endedCall(t, call.ID).EndReason, sipbridge.EndTransferred; got != want {
 		t.Errorf("EndReason=%q, want %q", got, want)
 	}
@@ -357,14 +358,14 @@ func TestBridge_BlindTransfer(t *testing.T) {
 
 func TestBridge_MaxCalls(t *testing.T) {
 	e := startBridge(t, sipbridge.Config{MaxCalls: 1})
-	parked := startSipp(t, "uac_park_wait_bye.xml", e.bridge.Addr(), 0)
+	parked := sipptest.Start(t, "uac_park_wait_bye.xml", e.bridge.Addr(), 0)
 	call := e.activeCall(t)
-	refused := startSipp(t, "uac_too_many.xml", e.bridge.Addr(), 0)
-	refused.wait(t)
+	refused := sipptest.Start(t, "uac_too_many.xml", e.bridge.Addr(), 0)
+	refused.Wait(t)
 	if _, err := e.svc.EndCall(context.Background(), call.ID, "done", "crm"); err != nil {
 		t.Fatal(err)
 	}
-	parked.wait(t)
+	parked.Wait(t)
 	page, err := e.svc.ListCalls(context.Background(), session.ListOptions{State: session.FilterAll})
 	if err != nil || len(page.Items) != 1 {
 		t.Fatalf("calls=%v %v, want only the parked one", page, err)
@@ -383,7 +384,7 @@ func TestBridge_Allow(t *testing.T) {
 	}
 	t.Run("Refused", func(t *testing.T) {
 		e := startBridge(t, sipbridge.Config{Allow: prefixes("10.0.0.0/8", "192.168.0.0/16")})
-		startSipp(t, "uac_forbidden.xml", e.bridge.Addr(), 0).wait(t)
+		sipptest.Start(t, "uac_forbidden.xml", e.bridge.Addr(), 0).Wait(t)
 		page, err := e.svc.ListCalls(context.Background(), session.ListOptions{State: session.FilterAll})
 		if err != nil || len(page.Items) != 0 {
 			t.Fatalf("calls=%v %v, want none", page.Items, err)
@@ -394,9 +395,9 @@ func TestBridge_Allow(t *testing.T) {
 	})
 	t.Run("Allowed", func(t *testing.T) {
 		e := startBridge(t, sipbridge.Config{Allow: prefixes("10.0.0.0/8", "127.0.0.1/32")})
-		uac := startSipp(t, "uac_park_hangup.xml", e.bridge.Addr(), 0)
+		uac := sipptest.Start(t, "uac_park_hangup.xml", e.bridge.Addr(), 0)
 		call := e.activeCall(t)
-		uac.wait(t)
+		uac.Wait(t)
 		e.endedCall(t, call.ID)
 	})
 }

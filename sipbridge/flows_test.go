@@ -2,6 +2,7 @@ package sipbridge_test
 
 import (
 	"context"
+	"github.com/callctx/callctx/internal/sipptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,9 +19,9 @@ func TestBridge_FlowRedirectsOrRejects(t *testing.T) {
 	cfg := sipbridge.Config{Flow: "sip-redirect", Carry: carryAll}
 	t.Run("Redirect", func(t *testing.T) {
 		e := startBridgeFlows(t, cfg, "testdata/flows")
-		uac := startSipp(t, "uac_redirect_context.xml", e.bridge.Addr(), 0)
-		uac.wait(t)
-		contact := uac.logged(t, "contact")
+		uac := sipptest.Start(t, "uac_redirect_context.xml", e.bridge.Addr(), 0)
+		uac.Wait(t)
+		contact := uac.Logged(t, "contact")
 		_, query, _ := strings.Cut(strings.TrimSuffix(contact, ">"), "?")
 		hs, err := sipbridge.DecodeURIHeaders(query)
 		if err != nil || len(hs) == 0 {
@@ -36,8 +37,8 @@ func TestBridge_FlowRedirectsOrRejects(t *testing.T) {
 	})
 	t.Run("Rejected", func(t *testing.T) {
 		e := startBridgeFlows(t, cfg, "testdata/flows")
-		uac := startSipp(t, "uac_rejected.xml", e.bridge.Addr(), 0)
-		uac.wait(t)
+		uac := sipptest.Start(t, "uac_rejected.xml", e.bridge.Addr(), 0)
+		uac.Wait(t)
 		page, err := e.svc.ListCalls(context.Background(), session.ListOptions{State: session.FilterAll})
 		if err != nil || len(page.Items) != 1 {
 			t.Fatalf("calls=%v %v, want one", page, err)
@@ -55,8 +56,8 @@ func TestBridge_FlowTransfersParkedCall(t *testing.T) {
 	e := startBridgeFlows(t, sipbridge.Config{Flow: "sip-refer"}, "testdata/flows")
 	sub := e.svc.Subscribe("")
 	defer sub.Close()
-	uac := startSipp(t, "uac_refer_busy_retry.xml", e.bridge.Addr(), 0)
-	uac.wait(t)
+	uac := sipptest.Start(t, "uac_refer_busy_retry.xml", e.bridge.Addr(), 0)
+	uac.Wait(t)
 	page, err := e.svc.ListCalls(context.Background(), session.ListOptions{State: session.FilterAll})
 	if err != nil || len(page.Items) != 1 {
 		t.Fatalf("calls=%v %v, want one", page, err)
@@ -100,7 +101,7 @@ func TestBridge_FlowTransfersParkedCall(t *testing.T) {
 // before answering (the scenarios are those of bridge mode).
 func TestBridge_FlowBridgesInvite(t *testing.T) {
 	port := freePort(t)
-	uas := startSipp(t, "uas_bridge_target.xml", "", port)
+	uas := sipptest.Start(t, "uas_bridge_target.xml", "", port)
 	dir := t.TempDir()
 	yaml := "flows:\n  sip-bridge:\n    start: to-agent\n    nodes:\n      to-agent:\n        type: transfer\n" +
 		"        target: \"sip:agent@127.0.0.1:" + strconv.Itoa(port) + "\"\n        mode: invite\n"
@@ -108,9 +109,9 @@ func TestBridge_FlowBridgesInvite(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := startBridgeFlows(t, sipbridge.Config{Flow: "sip-bridge", Carry: carryAll}, dir)
-	uac := startSipp(t, "uac_bridge_caller.xml", e.bridge.Addr(), 0)
-	uac.wait(t)
-	uas.wait(t)
+	uac := sipptest.Start(t, "uac_bridge_caller.xml", e.bridge.Addr(), 0)
+	uac.Wait(t)
+	uas.Wait(t)
 	parent, leg := e.bridgedCalls(t)
 	if parent.EndReason != sipbridge.EndHangup || leg.EndReason != sipbridge.EndHangup {
 		t.Errorf("end reasons %q/%q, want hangup/hangup", parent.EndReason, leg.EndReason)

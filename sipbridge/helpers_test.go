@@ -7,11 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,32 +16,6 @@ import (
 	"github.com/callctx/callctx/session/bolt"
 	"github.com/callctx/callctx/sipbridge"
 )
-
-var (
-	sippOnce sync.Once
-	sippErr  error
-)
-
-// ensureSipp installs sipp (Debian sip-tester) once per test binary, as make test does.
-func ensureSipp(tb testing.TB) {
-	tb.Helper()
-	sippOnce.Do(func() {
-		out, err := exec.Command("../scripts/ensure-sipp.sh").CombinedOutput()
-		if err != nil {
-			sippErr = &installError{err: err, out: string(out)}
-		}
-	})
-	if sippErr != nil {
-		tb.Fatalf("sipp is needed for this test: %v", sippErr)
-	}
-}
-
-type installError struct {
-	err error
-	out string
-}
-
-func (e *installError) Error() string { return e.err.Error() + ": " + e.out }
 
 // testEnv is a bridge on 127.0.0.1:0 over a real bbolt store in a temp dir.
 type testEnv struct {
@@ -130,102 +99,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// sippRun is one sipp process running a scenario from testdata/sipp.
-type sippRun struct {
-	name string
-	dir  string
-	cmd  *exec.Cmd
-	done chan error
-	out  *syncBuffer
-}
-
-// startSipp runs one call of scenario against remote ("" for a UAS scenario). port 0 lets
-// sipp pick its local port.
-func startSipp(tb testing.TB, scenario, remote string, port int, extra ...string) *sippRun {
-	tb.Helper()
-	ensureSipp(tb)
-	sf, err := filepath.Abs(filepath.Join("testdata", "sipp", scenario))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	dir := tb.TempDir()
-	args := []string{}
-	if remote != "" {
-		args = append(args, remote)
-	}
-	args = append(args, "-sf", sf, "-m", "1", "-i", "127.0.0.1", "-p", strconv.Itoa(port),
-		"-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err", "-trace_msg", "-trace_logs")
-	args = append(args, extra...)
-	cmd := exec.Command("sipp", args...)
-	cmd.Dir = dir
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("start sipp: %v", err)
-	}
-	r := &sippRun{name: scenario, dir: dir, cmd: cmd, done: make(chan error, 1), out: out}
-	go func() { r.done <- cmd.Wait() }()
-	tb.Cleanup(func() {
-		select {
-		case <-r.done:
-		default:
-			_ = cmd.Process.Kill()
-			<-r.done
-		}
-	})
-	return r
-}
-
-// wait waits for sipp to finish and fails the test unless its one call succeeded.
-func (r *sippRun) wait(tb testing.TB) {
-	tb.Helper()
-	var err error
-	select {
-	case err = <-r.done:
-		r.done <- err
-	case <-time.After(90 * time.Second):
-		tb.Fatalf("sipp %s did not finish", r.name)
-	}
-	if err != nil {
-		tb.Fatalf("sipp %s failed: %v\n%s", r.name, err, r.report())
-	}
-}
-
-// report returns sipp's error log and message trace, for a failing test.
-func (r *sippRun) report() string {
-	var b strings.Builder
-	for _, pattern := range []string{"*_errors.log", "*_messages.log", "*_logs.log"} {
-		files, _ := filepath.Glob(filepath.Join(r.dir, pattern))
-		for _, f := range files {
-			data, _ := os.ReadFile(f)
-			if len(data) > 20000 {
-				data = data[len(data)-20000:]
-			}
-			b.WriteString("==> " + filepath.Base(f) + "\n" + string(data) + "\n")
-		}
-	}
-	return b.String()
-}
-
-// logged returns the value sipp logged as "<key>:<value>" with a <log> action.
-func (r *sippRun) logged(tb testing.TB, key string) string {
-	tb.Helper()
-	files, _ := filepath.Glob(filepath.Join(r.dir, "*_logs.log"))
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+":"); ok {
-				return strings.TrimSpace(v)
-			}
-		}
-	}
-	tb.Fatalf("sipp logged no %q\n%s", key, r.report())
-	return ""
 }
 
 // freePort returns a UDP port that was free a moment ago, for a sipp UAS.

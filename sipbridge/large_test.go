@@ -3,6 +3,7 @@ package sipbridge_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/callctx/callctx/internal/sipptest"
 	"strings"
 	"testing"
 
@@ -24,15 +25,15 @@ func writeNotes(t *testing.T, e *testEnv, id string) {
 
 func TestBridge_LargeContextTravelsOverTCP(t *testing.T) {
 	e := startBridge(t, sipbridge.Config{})
-	uac := startSipp(t, "uac_refer_large.xml", e.bridge.Addr(), 0, "-t", "t1")
+	uac := sipptest.Start(t, "uac_refer_large.xml", e.bridge.Addr(), 0, "-t", "t1")
 	call := e.activeCall(t)
 	writeNotes(t, e, call.ID)
 	transferWhenAnswered(t, e, call.ID, session.TransferRequest{
 		Target: "sip:agent@192.0.2.20:5060", HangupAfter: ms(0),
 		Context: &session.TransferContext{Variables: []string{"ivr.notes"}},
 	})
-	uac.wait(t)
-	if got := uac.logged(t, "notes"); got != largeNotes {
+	uac.Wait(t)
+	if got := uac.Logged(t, "notes"); got != largeNotes {
 		t.Errorf("X-Ivr-Notes in Refer-To has %d characters, want %d", len(got), len(largeNotes))
 	}
 	if got, want := e.endedCall(t, call.ID).EndReason, sipbridge.EndTransferred; got != want {
@@ -42,7 +43,7 @@ func TestBridge_LargeContextTravelsOverTCP(t *testing.T) {
 
 func TestBridge_LargeContextOverUDPRefused(t *testing.T) {
 	e := startBridge(t, sipbridge.Config{})
-	uac := startSipp(t, "uac_park_wait_bye.xml", e.bridge.Addr(), 0)
+	uac := sipptest.Start(t, "uac_park_wait_bye.xml", e.bridge.Addr(), 0)
 	call := e.activeCall(t)
 	writeNotes(t, e, call.ID)
 	var err error
@@ -65,5 +66,5 @@ func TestBridge_LargeContextOverUDPRefused(t *testing.T) {
 	if _, err := e.svc.EndCall(context.Background(), call.ID, "done", "crm"); err != nil {
 		t.Fatal(err)
 	}
-	uac.wait(t)
+	uac.Wait(t)
 }

@@ -3,6 +3,7 @@ package sipbridge_test
 import (
 	"context"
 	"fmt"
+	"github.com/callctx/callctx/internal/sipptest"
 	"strings"
 	"testing"
 
@@ -14,10 +15,10 @@ var carryAll = session.TransferContext{Variables: []string{"sip.x-*", "sip.uui.*
 
 func TestBridge_RedirectMode(t *testing.T) {
 	e := startBridge(t, sipbridge.Config{Mode: sipbridge.ModeRedirect, Target: "sip:queue@192.0.2.30:5060", Carry: carryAll})
-	uac := startSipp(t, "uac_redirect_context.xml", e.bridge.Addr(), 0)
-	uac.wait(t)
+	uac := sipptest.Start(t, "uac_redirect_context.xml", e.bridge.Addr(), 0)
+	uac.Wait(t)
 
-	contact := uac.logged(t, "contact")
+	contact := uac.Logged(t, "contact")
 	_, query, _ := strings.Cut(strings.TrimSuffix(contact, ">"), "?")
 	hs, err := sipbridge.DecodeURIHeaders(query)
 	if err != nil {
@@ -48,9 +49,9 @@ func TestBridge_RedirectMode(t *testing.T) {
 }
 
 // bridgeEnv starts a sipp UAS as the target and a bridge in bridge mode pointing at it.
-func bridgeEnv(t *testing.T, uasScenario string) (*testEnv, *sippRun) {
+func bridgeEnv(t *testing.T, uasScenario string) (*testEnv, *sipptest.Run) {
 	port := freePort(t)
-	uas := startSipp(t, uasScenario, "", port)
+	uas := sipptest.Start(t, uasScenario, "", port)
 	e := startBridge(t, sipbridge.Config{Mode: sipbridge.ModeBridge, Target: fmt.Sprintf("sip:agent@127.0.0.1:%d", port), Carry: carryAll})
 	return e, uas
 }
@@ -96,9 +97,9 @@ func TestBridge_BridgeMode(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e, uas := bridgeEnv(t, tt.uas)
-			uac := startSipp(t, tt.uac, e.bridge.Addr(), 0)
-			uac.wait(t)
-			uas.wait(t)
+			uac := sipptest.Start(t, tt.uac, e.bridge.Addr(), 0)
+			uac.Wait(t)
+			uas.Wait(t)
 			parent, leg := e.bridgedCalls(t)
 			if got, want := parent.EndReason, tt.parentEnd; got != want {
 				t.Errorf("parent EndReason=%q, want %q", got, want)
@@ -106,7 +107,7 @@ func TestBridge_BridgeMode(t *testing.T) {
 			if got, want := leg.EndReason, tt.legEnd; got != want {
 				t.Errorf("leg EndReason=%q, want %q", got, want)
 			}
-			if got, want := uas.logged(t, "callctx-call-id"), parent.ID; got != want {
+			if got, want := uas.Logged(t, "callctx-call-id"), parent.ID; got != want {
 				t.Errorf("X-Callctx-Call-Id=%q, want the parent %q", got, want)
 			}
 			if got, want := fmt.Sprint(e.vars(t, parent.ID)["sip.legs"]), fmt.Sprint([]any{leg.ID}); got != want {
@@ -122,13 +123,13 @@ func TestBridge_BridgeMode(t *testing.T) {
 func TestBridge_InviteModeTransfer(t *testing.T) {
 	t.Run("Answered", func(t *testing.T) {
 		port := freePort(t)
-		uas := startSipp(t, "uas_bridge_target.xml", "", port)
+		uas := sipptest.Start(t, "uas_bridge_target.xml", "", port)
 		e := startBridge(t, sipbridge.Config{Carry: carryAll})
-		uac := startSipp(t, "uac_park_reinvite_bye.xml", e.bridge.Addr(), 0)
+		uac := sipptest.Start(t, "uac_park_reinvite_bye.xml", e.bridge.Addr(), 0)
 		call := e.activeCall(t)
 		tr := transferWhenAnswered(t, e, call.ID, session.TransferRequest{Mode: session.TransferInvite, Target: fmt.Sprintf("sip:agent@127.0.0.1:%d", port)})
-		uac.wait(t)
-		uas.wait(t)
+		uac.Wait(t)
+		uas.Wait(t)
 		parent, leg := e.bridgedCalls(t)
 		if parent.ID != call.ID {
 			t.Fatalf("parent=%s, want %s", parent.ID, call.ID)
@@ -150,12 +151,12 @@ func TestBridge_InviteModeTransfer(t *testing.T) {
 	})
 	t.Run("Busy", func(t *testing.T) {
 		port := freePort(t)
-		uas := startSipp(t, "uas_bridge_target_busy.xml", "", port)
+		uas := sipptest.Start(t, "uas_bridge_target_busy.xml", "", port)
 		e := startBridge(t, sipbridge.Config{Carry: carryAll})
-		uac := startSipp(t, "uac_park_wait_bye.xml", e.bridge.Addr(), 0)
+		uac := sipptest.Start(t, "uac_park_wait_bye.xml", e.bridge.Addr(), 0)
 		call := e.activeCall(t)
 		transferWhenAnswered(t, e, call.ID, session.TransferRequest{Mode: session.TransferInvite, Target: fmt.Sprintf("sip:agent@127.0.0.1:%d", port)})
-		uas.wait(t)
+		uas.Wait(t)
 		waitFor(t, "the transfer to fail", func() bool { return e.vars(t, call.ID)["sip.transfer.status"] == "failed" })
 		if got, want := e.vars(t, call.ID)["sip.transfer.reasonCode"], "busy"; got != want {
 			t.Errorf("reasonCode=%v, want %v", got, want)
@@ -166,15 +167,15 @@ func TestBridge_InviteModeTransfer(t *testing.T) {
 		if _, err := e.svc.EndCall(context.Background(), call.ID, "done", "crm"); err != nil {
 			t.Fatal(err)
 		}
-		uac.wait(t)
+		uac.Wait(t)
 	})
 }
 
 func TestBridge_RedirectModeLargeContextOverUDP(t *testing.T) {
 	e := startBridge(t, sipbridge.Config{Mode: sipbridge.ModeRedirect, Target: "sip:queue@192.0.2.30:5060", Carry: carryAll})
-	uac := startSipp(t, "uac_redirect_large.xml", e.bridge.Addr(), 0)
-	uac.wait(t)
-	contact := uac.logged(t, "contact")
+	uac := sipptest.Start(t, "uac_redirect_large.xml", e.bridge.Addr(), 0)
+	uac.Wait(t)
+	contact := uac.Logged(t, "contact")
 	_, query, _ := strings.Cut(strings.TrimSuffix(contact, ">"), "?")
 	id := strings.TrimPrefix(query, "X-Callctx-Call-Id=")
 	if got := e.vars(t, id)["sip.x-notes"]; got != strings.Repeat("n", 1500) {

@@ -2,6 +2,7 @@ package sipbridge_test
 
 import (
 	"fmt"
+	"github.com/callctx/callctx/internal/sipptest"
 	"sync"
 	"testing"
 
@@ -45,12 +46,12 @@ func (w *wire) get(s string) int {
 func TestBridge_Observer(t *testing.T) {
 	obs := &wire{}
 	e := startBridge(t, sipbridge.Config{Observer: obs})
-	uac := startSipp(t, "uac_refer_busy_retry.xml", e.bridge.Addr(), 0)
+	uac := sipptest.Start(t, "uac_refer_busy_retry.xml", e.bridge.Addr(), 0)
 	call := e.activeCall(t)
 	transferWhenAnswered(t, e, call.ID, session.TransferRequest{Target: "sip:busy@192.0.2.20", HangupAfter: ms(0)})
 	waitFor(t, "the first transfer to fail", func() bool { return e.vars(t, call.ID)["sip.transfer.status"] == "failed" })
 	transferWhenAnswered(t, e, call.ID, session.TransferRequest{Target: "sip:agent@192.0.2.21", HangupAfter: ms(0)})
-	uac.wait(t)
+	uac.Wait(t)
 	e.endedCall(t, call.ID)
 
 	for _, tc := range []struct {

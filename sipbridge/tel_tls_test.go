@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"github.com/callctx/callctx/internal/sipptest"
 	"math/big"
 	"net"
 	"strings"
@@ -21,7 +22,7 @@ import (
 
 func TestBridge_TelTargets(t *testing.T) {
 	e := startBridge(t, sipbridge.Config{SBC: "sbc.example:5099", Carry: session.TransferContext{Variables: []string{"sip.x-customer-id"}}})
-	uac := startSipp(t, "uac_refer_tel.xml", e.bridge.Addr(), 0)
+	uac := sipptest.Start(t, "uac_refer_tel.xml", e.bridge.Addr(), 0)
 	call := e.activeCall(t)
 	transferWhenAnswered(t, e, call.ID, session.TransferRequest{Target: "tel:+1(407)751-1320", HangupAfter: ms(0)})
 	waitFor(t, "the first transfer to fail", func() bool { return e.vars(t, call.ID)["sip.transfer.status"] == "failed" })
@@ -31,7 +32,7 @@ func TestBridge_TelTargets(t *testing.T) {
 	if _, err := e.bridge.Transfer(context.Background(), call.ID, session.TransferRequest{Target: "tel:+1-407-751-1320", PreserveTelURI: true, HangupAfter: ms(0)}); err != nil {
 		t.Fatal(err)
 	}
-	uac.wait(t)
+	uac.Wait(t)
 	if got, want := e.endedCall(t, call.ID).EndReason, sipbridge.EndTransferred; got != want {
 		t.Errorf("EndReason=%q, want %q", got, want)
 	}

@@ -3,6 +3,7 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/callctx/callctx/internal/sipptest"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -611,7 +612,7 @@ func testTransferAcrossNodes(t *testing.T, bin string) {
 		})
 		return id
 	}
-	wait := sipp(t, "uac_refer_answered.xml", a.SIP)
+	uac := sipptest.Start(t, "uac_refer_answered.xml", a.SIP, 0)
 	id := activeCall("")
 	body := map[string]any{
 		"transferTarget": "sip:agent@192.0.2.20:5060", "transferReferredByURL": "sip:bot@callctx.example",
@@ -634,9 +635,7 @@ func testTransferAcrossNodes(t *testing.T, bin string) {
 	if r.Status != http.StatusAccepted || tr["status"] != "pending" || tr["id"] == "" {
 		t.Fatalf("transfer asked of node B: %d %s", r.Status, r.Body)
 	}
-	if err, logs := wait(); err != nil { // sipp checked the REFER, answered it and got the BYE
-		t.Fatalf("sipp: %v\n%s", err, logs)
-	}
+	uac.Wait(t) // sipp checked the REFER, answered it and got the BYE
 	var call map[string]any
 	waitFor(t, "the transfer's outcome on node B", func() bool {
 		call = b.must(http.StatusOK, "GET", "/v1/calls/"+id, nil)
@@ -652,7 +651,7 @@ func testTransferAcrossNodes(t *testing.T, bin string) {
 
 	// The node that holds a call dies: its dialog is gone, and so is the
 	// transfer.
-	sipp(t, "uac_park_wait_bye.xml", a.SIP)
+	sipptest.Start(t, "uac_park_wait_bye.xml", a.SIP, 0)
 	second := activeCall(id)
 	a.kill()
 	time.Sleep(1500 * time.Millisecond) // A's lease runs out

@@ -2,17 +2,13 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/callctx/callctx/internal/sipptest"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -117,67 +113,6 @@ func TestServe_MissingTLSCert(t *testing.T) {
 	}
 }
 
-// sippScenario is the path of a scenario the SIP bridge's tests share.
-func sippScenario(name string) string {
-	p, _ := filepath.Abs(filepath.Join("..", "..", "sipbridge", "testdata", "sipp", name))
-	return p
-}
-
-var ensureSipp = sync.OnceValue(func() error {
-	out, err := exec.Command("../../scripts/ensure-sipp.sh").CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%v: %s", err, out)
-	}
-	return nil
-})
-
-// runSipp runs one call of a scenario against addr and returns a wait function that fails
-// the test unless the call succeeded, and sipp's directory.
-func runSipp(t *testing.T, scenario, addr string) (wait func(), dir string) {
-	t.Helper()
-	if err := ensureSipp(); err != nil {
-		t.Fatalf("sipp is needed: %v", err)
-	}
-	dir = t.TempDir()
-	cmd := exec.Command("sipp", addr, "-sf", sippScenario(scenario), "-m", "1", "-i", "127.0.0.1", "-p", "0",
-		"-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err", "-trace_msg", "-trace_logs")
-	cmd.Dir = dir
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	return func() {
-		t.Helper()
-		var err error
-		select {
-		case err = <-done:
-			done <- err
-		case <-time.After(90 * time.Second):
-			t.Fatal("sipp did not finish")
-		}
-		if err != nil {
-			logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
-			var b strings.Builder
-			for _, f := range logs {
-				data, _ := os.ReadFile(f)
-				b.WriteString("==> " + filepath.Base(f) + "\n" + string(data) + "\n")
-			}
-			t.Fatalf("sipp %s: %v\n%s", scenario, err, b.String())
-		}
-	}, dir
-}
-
 func do(t *testing.T, method, url, body string) (int, map[string]any, http.Header) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
@@ -221,7 +156,7 @@ func TestMain_SIPTransferOverREST(t *testing.T) {
 	}
 	defer m.Close()
 	base := "http://" + m.HTTPAddr()
-	wait, _ := runSipp(t, "uac_refer_answered.xml", m.SIPAddr())
+	uac := sipptest.Start(t, "uac_refer_answered.xml", m.SIPAddr(), 0)
 
 	var id string
 	deadline := time.Now().Add(20 * time.Second)
@@ -331,7 +266,7 @@ func TestMain_SIPTransferOverREST(t *testing.T) {
 	if status, p, _ := do(t, "POST", url, body); status != 409 {
 		t.Errorf("second transfer while one is in progress: %d %v, want 409", status, p)
 	}
-	wait()
+	uac.Wait(t)
 
 	var call map[string]any
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
