@@ -299,7 +299,10 @@ func (e *Engine) Next(ctx context.Context, callID string, o *Outcome) (*Run, err
 		cr.run, cr.snap = nil, nil
 		return nil, err
 	}
-	if transfer && !o.empty() && !o.Announced {
+	if transfer && !o.empty() && !o.Announced && !h.fired {
+		// The outcome's write fired the transfer.status automations with it,
+		// unless it changed nothing (the same outcome again) or the store
+		// could not queue them: then they are fired now.
 		var ev *session.Event
 		if h.written != nil { // the outcome's write: its session is the event's
 			ev = &session.Event{CallID: callID, Variables: h.written.Variables}
@@ -429,6 +432,9 @@ type engineHost struct {
 	// written is the session as the flow's own last write left it: what a
 	// read straight after that write would return, without the read.
 	written *session.Session
+	// fired: the last write asked to fire further events (a transfer
+	// outcome) queued their automations with it.
+	fired bool
 }
 
 func (h *engineHost) now() time.Time { return h.e.now() }
@@ -449,10 +455,13 @@ func (e *Engine) sessionVars(ctx context.Context, callID string) (triggers.Map, 
 	return DecodeVars(s.Variables), nil
 }
 
-func (h *engineHost) write(ctx context.Context, run *Run, vars map[string]json.RawMessage) error {
-	s, err := h.e.svc.Merge(ctx, h.callID, vars, session.WriteOptions{Actor: "flow:" + run.Flow, Origin: session.OriginClient})
+func (h *engineHost) write(ctx context.Context, run *Run, vars map[string]json.RawMessage, fires ...session.EventType) error {
+	s, w, err := h.e.svc.Write(ctx, h.callID, vars, session.WriteOptions{Actor: "flow:" + run.Flow, Origin: session.OriginClient, Fires: fires})
 	if err == nil {
 		h.written = s
+		if len(fires) > 0 {
+			h.fired = w.Changed && w.Fired
+		}
 	}
 	return err
 }

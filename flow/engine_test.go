@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -869,10 +870,11 @@ automations:
 }
 
 // TestEngine_eventAutomationsQueuedWithTheChange: the automations a change
-// fires are in the store's outbox by the time the change is acknowledged,
-// not some time after it, so a crash right after the acknowledgement
-// cannot lose them. The receiver never answers here: only the queueing is
-// looked at.
+// fires are queued in the store together with the change, so a crash right
+// after it cannot lose them. The store here refuses EnqueueOutbox, which
+// queues automations apart from a change: every entry must have gone in
+// with its change. The receiver never answers: only the queueing is looked
+// at.
 func TestEngine_eventAutomationsQueuedWithTheChange(t *testing.T) {
 	hold := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hold }))
@@ -883,8 +885,14 @@ automations:
   started: {url: "${CRM_URL}/started", on: [call.started]}
   updated: {url: "${CRM_URL}/updated", on: [session.updated], body: {email: "{ivr.email}"}}
   ended:   {url: "${CRM_URL}/ended", on: [call.ended]}
+  transfer: {url: "${CRM_URL}/transfer", on: [transfer.status], flows: [t]}
+flows:
+  t:
+    start: out
+    nodes:
+      out: {type: transfer, target: "sip:agent@pbx", on_failure: out}
 `, env(srv.URL))
-	w := newWorld(t, snap, nil)
+	w := newWorld(t, snap, func(cfg *flow.Config) { cfg.Store = noEnqueue{cfg.Store} })
 	ctx := context.Background()
 	queued := func(callID string) []string {
 		t.Helper()
@@ -919,6 +927,16 @@ automations:
 		t.Errorf("session.updated body %s, want the variables of the write", body)
 	}
 
+	// A transfer outcome the media platform reports fires the transfer.status
+	// automations with its write.
+	tr := w.call(t, "t", "+49302")
+	run := w.next(t, tr, nil)
+	w.next(t, tr, &flow.Outcome{Status: flow.StatusFailed, Step: run.Step})
+	transfers := slices.DeleteFunc(queued(tr), func(s string) bool { return !strings.HasPrefix(s, "transfer/") })
+	if got, want := fmt.Sprint(transfers), "[transfer/event:transfer.status]"; got != want {
+		t.Fatalf("after the transfer's outcome: %s, want %s", got, want)
+	}
+
 	// A call created ended (a redirected INVITE) fires both events with its creation.
 	c, _, err := w.svc.CreateCall(ctx, session.NewCall{From: "a", To: "b", EndReason: "redirected"}, session.WriteOptions{Actor: "sip", Origin: session.OriginSIP})
 	if err != nil {
@@ -926,5 +944,48 @@ automations:
 	}
 	if got, want := fmt.Sprint(queued(c.ID)), "[started/event:call.started ended/event:call.ended]"; got != want {
 		t.Fatalf("a call created ended: %s, want %s", got, want)
+	}
+}
+
+// noEnqueue is a store whose EnqueueOutbox fails, as if the process had
+// died between a change and queueing its automations.
+type noEnqueue struct{ session.Store }
+
+func (noEnqueue) EnqueueOutbox(context.Context, []*session.OutboxEntry) error {
+	return session.Errorf(session.CodeUnavailable, "automations are queued apart from their change")
+}
+
+// TestEngine_transferOutcomeRepeated: the same transfer outcome reported twice
+// (a flow that retries the same target) writes nothing new the second time, and
+// still fires the transfer.status automations each time.
+func TestEngine_transferOutcomeRepeated(t *testing.T) {
+	c := newCRM(t)
+	snap := mustCompile(t, `
+automations:
+  transfer: {url: "${CRM_URL}/transfer", on: [transfer.status]}
+flows:
+  t:
+    start: out
+    nodes:
+      out: {type: transfer, target: "sip:agent@pbx", on_failure: out}
+`, env(c.srv.URL))
+	w := newWorld(t, snap, nil)
+	id := w.call(t, "t", "+49301")
+	run := w.next(t, id, nil)
+	run = w.next(t, id, &flow.Outcome{Status: flow.StatusFailed, Step: run.Step})
+	w.next(t, id, &flow.Outcome{Status: flow.StatusFailed, Step: run.Step})
+	n := func() int {
+		k := 0
+		for _, r := range c.requests() {
+			if r.Path == "/transfer" && r.CallID == id {
+				k++
+			}
+		}
+		return k
+	}
+	eventually(t, "two transfer.status automations", func() bool { return n() >= 2 })
+	time.Sleep(100 * time.Millisecond)
+	if got := n(); got != 2 {
+		t.Fatalf("transfer.status fired %d times, want 2", got)
 	}
 }

@@ -116,8 +116,9 @@ type host interface {
 	now() time.Time
 	// vars returns the session's variables as they are now.
 	vars(ctx context.Context) (triggers.Map, error)
-	// write writes variables into the session as the flow.
-	write(ctx context.Context, run *Run, vars map[string]json.RawMessage) error
+	// write writes variables into the session as the flow; the write also
+	// fires the automations of the events fires names.
+	write(ctx context.Context, run *Run, vars map[string]json.RawMessage, fires ...session.EventType) error
 	// queue renders and queues an automation; it becomes durable with the
 	// next checkpoint.
 	queue(ctx context.Context, run *Run, a *Automation, vars triggers.Map) (string, error)
@@ -356,8 +357,14 @@ func (r *runner) apply(ctx context.Context, run *Run, o *Outcome) error {
 			}
 		}
 	case NodeTransfer:
+		// The outcome fires the transfer.status automations, with its write,
+		// unless the SIP bridge published it as a transfer.status already.
+		var fires []session.EventType
+		if !o.Announced {
+			fires = append(fires, session.EventTransferStatus)
+		}
 		raw, _ := json.Marshal(status)
-		if err := r.h.write(ctx, run, map[string]json.RawMessage{"app." + n.Name + ".status": raw}); err != nil {
+		if err := r.h.write(ctx, run, map[string]json.RawMessage{"app." + n.Name + ".status": raw}, fires...); err != nil {
 			return err
 		}
 		next = "" // a transfer that went through ends the flow

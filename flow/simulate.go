@@ -7,6 +7,7 @@ import (
 	"maps"
 	"time"
 
+	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/triggers"
 )
 
@@ -123,7 +124,7 @@ func (h *simHost) queue(_ context.Context, run *Run, a *Automation, vars trigger
 	return id, nil
 }
 
-func (h *simHost) write(_ context.Context, _ *Run, vars map[string]json.RawMessage) error {
+func (h *simHost) write(_ context.Context, _ *Run, vars map[string]json.RawMessage, _ ...session.EventType) error {
 	for name, raw := range vars {
 		if v, ok := decodeValue(raw); ok {
 			h.session[name] = v

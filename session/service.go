@@ -283,22 +283,30 @@ func (s *Service) Variable(ctx context.Context, callID, name string) (json.RawMe
 // variable named), CodeNotFound, CodeConflict for an ended call,
 // CodePreconditionFailed when opts.IfMatch is stale.
 func (s *Service) Merge(ctx context.Context, callID string, vars map[string]json.RawMessage, opts WriteOptions) (*Session, error) {
+	sess, _, err := s.Write(ctx, callID, vars, opts)
+	return sess, err
+}
+
+// Write is Merge that also says what the write did.
+func (s *Service) Write(ctx context.Context, callID string, vars map[string]json.RawMessage, opts WriteOptions) (*Session, Written, error) {
 	set, err := checkWrite(vars, opts.Origin, s.limits)
 	if err != nil {
-		return nil, err
+		return nil, Written{}, err
 	}
 	now := s.now().UTC()
 	event := cmp.Or(opts.Event, EventSessionUpdated)
 	p := &Patch{Set: set, IfMatch: opts.IfMatch, Actor: opts.Actor, At: now, Limits: s.limits, Event: event}
-	p.Firing = s.firing(callID, now, opts.Actor, nil, event)
+	p.Firing = s.firing(callID, now, opts.Actor, nil, append([]EventType{event}, opts.Fires...)...)
 	sess, h, err := s.store.Apply(ctx, callID, p)
 	if err != nil {
-		return nil, err
+		return nil, Written{}, err
 	}
+	var w Written
 	if h != nil {
-		s.feed.publish(Event{Type: event, CallID: callID, Version: h.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables, Fired: s.fired(p.Firing)})
+		w = Written{Changed: true, Fired: s.fired(p.Firing)}
+		s.feed.publish(Event{Type: event, CallID: callID, Version: h.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables, Fired: w.Fired})
 	}
-	return sess, nil
+	return sess, w, nil
 }
 
 // History returns the history of a call's session after version after,

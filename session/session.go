@@ -67,6 +67,19 @@ type WriteOptions struct {
 	// Event is the type of the event published for the write; EventSessionUpdated when
 	// empty. The SIP bridge records transfer outcomes as EventTransferStatus.
 	Event EventType
+	// Fires names further events whose automations the write fires, queued with it,
+	// without publishing them: a flow's transfer outcome reported by the media platform
+	// is published as session.updated and fires the transfer.status automations.
+	Fires []EventType
+}
+
+// Written says what a write did.
+type Written struct {
+	Changed bool // it made a new version (else it changed nothing)
+	// Fired: the automations it fires were queued with it. False when it changed nothing,
+	// or when the store could not queue them; the automations' event subscriber then
+	// fires those of the published event.
+	Fired bool
 }
 
 // checkWrite validates the names and values of a write and returns them as

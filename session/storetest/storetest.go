@@ -648,6 +648,15 @@ func Run(t *testing.T, open func(t *testing.T) session.Store) {
 		_, err = svc.Merge(ctx, c.ID, vars(`{"ivr.a":2}`), session.WriteOptions{Actor: "crm", Origin: session.OriginClient, IfMatch: 1})
 		wantCode(t, err, session.CodePreconditionFailed) // refused: fires nothing
 		svc.Merge(ctx, c.ID, vars(`{"sip.transfer.status":"failed"}`), session.WriteOptions{Actor: "sip", Origin: session.OriginSIP, Event: session.EventTransferStatus})
+		// Published as session.updated, firing transfer.status automations too.
+		_, w, err := svc.Write(ctx, c.ID, vars(`{"app.out.status":"failed"}`), session.WriteOptions{Actor: "flow:f", Origin: session.OriginClient, Fires: []session.EventType{session.EventTransferStatus}})
+		if err != nil || !w.Changed || !w.Fired {
+			t.Fatalf("Write with Fires: %+v %v", w, err)
+		}
+		_, w, _ = svc.Write(ctx, c.ID, vars(`{"app.out.status":"failed"}`), session.WriteOptions{Actor: "flow:f", Origin: session.OriginClient, Fires: []session.EventType{session.EventTransferStatus}})
+		if w.Changed || w.Fired {
+			t.Fatalf("a write that changes nothing: %+v, want neither changed nor fired", w)
+		}
 		svc.EndCall(ctx, c.ID, "", "crm")
 		svc.EndCall(ctx, c.ID, "", "crm") // ended already: fires nothing
 		ended, _, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b", EndReason: "redirected"}, session.WriteOptions{Actor: "sip", Origin: session.OriginSIP})
@@ -656,7 +665,7 @@ func Run(t *testing.T, open func(t *testing.T) session.Store) {
 		}
 
 		// In the store as each change returned, and handed over once each.
-		want := "[call.started/1 session.updated/2 transfer.status/3 call.ended/4]"
+		want := "[call.started/1 session.updated/2 transfer.status/3 session.updated/4 transfer.status/4 call.ended/5]"
 		entries, err := st.CallOutbox(ctx, c.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -675,12 +684,12 @@ func Run(t *testing.T, open func(t *testing.T) session.Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(pending) != 6 {
-			t.Fatalf("%d entries pending, want 6", len(pending))
+		if len(pending) != 8 {
+			t.Fatalf("%d entries pending, want 8", len(pending))
 		}
 		// Every event says its automations were queued: a subscriber that
 		// fires automations must not fire them again.
-		for range 6 {
+		for range 7 {
 			select {
 			case e := <-sub.Events():
 				if !e.Fired {
