@@ -209,18 +209,14 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 	if err != nil {
 		return session.Internal(fmt.Errorf("encode call: %w", err))
 	}
-	queue := f.Run(sess, h)
-	queueRecs, err := encodeEntries(queue)
-	if err != nil {
-		return err
-	}
 	id := []byte(c.ID)
 	var (
 		result error
 		rec    []byte
+		queue  []*session.OutboxEntry
 	)
 	err = s.write(func(tx *bolt.Tx) error {
-		result = nil
+		result, queue = nil, nil
 		calls := tx.Bucket(bucketCalls)
 		if calls.Get(id) != nil {
 			result = session.Errorf(session.CodeConflict, "a call with ID %s exists already", c.ID)
@@ -244,7 +240,13 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 		if rec, err = putSession(tx, sess, 0, h); err != nil {
 			return err
 		}
-		return putEntries(tx, queue, queueRecs)
+		// Fired once the ID is known to be free: a refused create fires nothing.
+		queue = f.Run(sess, h)
+		encoded, err := encodeEntries(queue)
+		if err != nil {
+			return err
+		}
+		return putEntries(tx, queue, encoded)
 	})
 	if err != nil {
 		return storeErr("create call", err)
