@@ -21,7 +21,7 @@ type eventData struct {
 	State     session.State              `json:"state"`
 	At        *time.Time                 `json:"at,omitempty"`
 	Actor     string                     `json:"actor,omitempty"`
-	Changes   map[string]changeJSON      `json:"changes,omitempty"`
+	Changes   map[string]session.Change  `json:"changes,omitempty"`
 	Variables map[string]json.RawMessage `json:"variables"`
 }
 
@@ -40,10 +40,11 @@ func (h *Handler) streamEvents(c *gin.Context) {
 	ctx := c.Request.Context()
 	st := &stream{h: h, c: c, callID: c.Param("callId")}
 	resume := false
-	if s := c.GetHeader("Last-Event-ID"); s != "" || c.Query("lastEventId") != "" {
-		if s == "" {
-			s = c.Query("lastEventId")
-		}
+	s := c.GetHeader("Last-Event-ID")
+	if s == "" {
+		s = c.Query("lastEventId")
+	}
+	if s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
 			writeProblem(c, http.StatusBadRequest, typeMalformed, "Last-Event-ID must be a session version from this stream", nil)
@@ -120,7 +121,7 @@ func (h *Handler) streamEvents(c *gin.Context) {
 				}
 				continue
 			}
-			d := eventData{CallID: e.CallID, Version: e.Version, State: session.StateActive, At: &e.At, Actor: e.Actor, Changes: toChangesJSON(e.Changes), Variables: e.Variables}
+			d := eventData{CallID: e.CallID, Version: e.Version, State: session.StateActive, At: &e.At, Actor: e.Actor, Changes: e.Changes, Variables: e.Variables}
 			if e.Type == session.EventCallEnded {
 				d.State = session.StateEnded
 			}
@@ -163,7 +164,7 @@ func (st *stream) catchUp() bool {
 			typ = session.EventTransferStatus
 		}
 		at := e.At
-		if !st.send(string(typ), e.Version, eventData{CallID: st.callID, Version: e.Version, State: state, At: &at, Actor: e.Actor, Changes: toChangesJSON(e.Changes), Variables: vars}) {
+		if !st.send(string(typ), e.Version, eventData{CallID: st.callID, Version: e.Version, State: state, At: &at, Actor: e.Actor, Changes: e.Changes, Variables: vars}) {
 			return false
 		}
 		st.last = e.Version

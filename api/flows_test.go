@@ -2,16 +2,13 @@ package api_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"testing/fstest"
 
-	"github.com/callctx/callctx"
 	"github.com/callctx/callctx/api"
 	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/session"
-	"github.com/callctx/callctx/session/bolt"
 	"github.com/callctx/callctx/triggers"
 )
 
@@ -51,28 +48,15 @@ func newFlowServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	st, err := bolt.Open(dir, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t)
 	svc := session.NewService(st, session.Options{})
 	engine := flow.NewEngine(flow.Config{Service: svc, Store: st, Snapshot: snap})
 	if err := engine.Open(); err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.NewHandler(api.Config{Service: svc, Flows: engine, Spec: callctx.OpenAPI})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		h.Close()
-		srv.Close()
-		engine.Close()
-		st.Close()
-	})
-	return &testServer{URL: srv.URL, Service: svc, t: t}
+	t.Cleanup(engine.Close)
+	_, s := serve(t, api.Config{Service: svc, Flows: engine})
+	return s
 }
 
 func TestTriggers(t *testing.T) {

@@ -27,20 +27,20 @@ type testServer struct {
 // newTestServer starts the API. With tokens nil it runs open.
 func newTestServer(t *testing.T, tokens []api.Token) (*api.Handler, *testServer) {
 	t.Helper()
+	svc := session.NewService(openStore(t), session.Options{})
+	return serve(t, api.Config{Service: svc, Tokens: tokens, MaxBodyBytes: 64 << 10})
+}
+
+// openStore opens a bbolt store in a temporary directory. On cleanup it
+// closes the store and runs bbolt's consistency check on the file.
+func openStore(t *testing.T) *bolt.Store {
+	t.Helper()
 	dir := t.TempDir()
 	st, err := bolt.Open(dir, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := session.NewService(st, session.Options{})
-	h, err := api.NewHandler(api.Config{Service: svc, Spec: callctx.OpenAPI, Tokens: tokens, MaxBodyBytes: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
-		h.Close()
-		srv.Close()
 		st.Close()
 		re, err := bolt.Open(dir, bolt.Options{})
 		if err != nil {
@@ -51,7 +51,26 @@ func newTestServer(t *testing.T, tokens []api.Token) (*api.Handler, *testServer)
 			t.Fatalf("consistency check: %v", err)
 		}
 	})
-	return h, &testServer{URL: srv.URL, Service: svc, t: t}
+	return st
+}
+
+// serve starts the API of cfg on 127.0.0.1, with callctx's openapi.yaml
+// when cfg has no spec. Its cleanup runs before that of the store.
+func serve(t *testing.T, cfg api.Config) (*api.Handler, *testServer) {
+	t.Helper()
+	if cfg.Spec == nil {
+		cfg.Spec = callctx.OpenAPI
+	}
+	h, err := api.NewHandler(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		h.Close()
+		srv.Close()
+	})
+	return h, &testServer{URL: srv.URL, Service: cfg.Service, t: t}
 }
 
 // response is a finished HTTP exchange.

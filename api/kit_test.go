@@ -81,14 +81,9 @@ func token(name, secret string, scopes ...api.Scope) api.Token {
 // newKitServer starts the API with metrics, an access log and tokens.
 func newKitServer(t *testing.T, m api.Metrics) (*testServer, *syncBuffer) {
 	t.Helper()
-	st, err := bolt.Open(t.TempDir(), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &syncBuffer{}
-	h, err := api.NewHandler(api.Config{
-		Service: session.NewService(st, session.Options{}),
-		Spec:    callctx.OpenAPI,
+	_, s := serve(t, api.Config{
+		Service: session.NewService(openStore(t), session.Options{}),
 		Tokens: []api.Token{
 			token("admin", "admin-secret", api.ScopeAdmin),
 			token("reader", "reader-secret", api.ScopeSessionsRead),
@@ -99,16 +94,8 @@ func newKitServer(t *testing.T, m api.Metrics) (*testServer, *syncBuffer) {
 		Metrics:   m,
 		KeepAlive: time.Hour,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		h.Close()
-		srv.Close()
-		st.Close()
-	})
-	return &testServer{URL: srv.URL, token: "admin-secret", t: t}, logs
+	s.token = "admin-secret"
+	return s, logs
 }
 
 func TestAPI_Metrics(t *testing.T) {

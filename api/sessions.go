@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/callctx/callctx/session"
 	"github.com/gin-gonic/gin"
@@ -35,7 +34,7 @@ func parseIfMatch(h string) (uint64, bool) {
 // noneMatch reports whether an If-None-Match header matches the entity tag
 // want, by weak comparison as RFC 9110 asks.
 func noneMatch(h, want string) bool {
-	for _, tag := range strings.Split(h, ",") {
+	for tag := range strings.SplitSeq(h, ",") {
 		tag = strings.TrimSpace(tag)
 		if tag == "*" || strings.TrimPrefix(tag, "W/") == want {
 			return true
@@ -52,9 +51,10 @@ func (h *Handler) getSession(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.Header("ETag", etag(version))
+	tag := etag(version)
+	c.Header("ETag", tag)
 	c.Header("Cache-Control", "no-cache")
-	if noneMatch(c.GetHeader("If-None-Match"), etag(version)) {
+	if noneMatch(c.GetHeader("If-None-Match"), tag) {
 		c.Status(http.StatusNotModified)
 		return
 	}
@@ -111,34 +111,6 @@ func (h *Handler) getVariable(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"name": name, "value": v})
 }
 
-// historyJSON is one history entry as the API shows it.
-type historyJSON struct {
-	Version uint64                `json:"version"`
-	At      time.Time             `json:"at"`
-	Actor   string                `json:"actor"`
-	Changes map[string]changeJSON `json:"changes"`
-}
-
-type changeJSON struct {
-	Old json.RawMessage `json:"old"`
-	New json.RawMessage `json:"new"`
-}
-
-func toChangesJSON(changes map[string]session.Change) map[string]changeJSON {
-	out := make(map[string]changeJSON, len(changes))
-	for name, ch := range changes {
-		out[name] = changeJSON{Old: orNull(ch.Old), New: orNull(ch.New)}
-	}
-	return out
-}
-
-func orNull(v json.RawMessage) json.RawMessage {
-	if v == nil {
-		return json.RawMessage("null")
-	}
-	return v
-}
-
 func (h *Handler) getHistory(c *gin.Context) {
 	var after uint64
 	if s := c.Query("after"); s != "" {
@@ -154,9 +126,12 @@ func (h *Handler) getHistory(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	out := make([]historyJSON, len(entries))
-	for i, e := range entries {
-		out[i] = historyJSON{Version: e.Version, At: e.At, Actor: e.Actor, Changes: toChangesJSON(e.Changes)}
+	b := append(make([]byte, 0, 64+256*len(entries)), '[')
+	for i := range entries {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = entries[i].AppendJSON(b)
 	}
-	c.JSON(http.StatusOK, out)
+	c.Data(http.StatusOK, contentTypeJSON, append(b, ']'))
 }
