@@ -94,8 +94,8 @@ func (s *Store) UpdateOutbox(ctx context.Context, e *session.OutboxEntry) error 
 			result = session.Errorf(session.CodeNotFound, "there is no outbox entry %s", e.ID)
 			return nil
 		}
-		var prev session.OutboxEntry
-		if err := json.Unmarshal(old, &prev); err != nil {
+		prev, err := decodeEntry(old)
+		if err != nil {
 			return fmt.Errorf("decode outbox entry %s: %w", e.ID, err)
 		}
 		if prev.Pending() {
@@ -205,6 +205,17 @@ func putEntries(tx *bolt.Tx, entries []*session.OutboxEntry, encoded [][]byte) e
 	return nil
 }
 
+// queueFiring queues in tx the outbox entries that f fires for the change
+// that left sess with history entry h, and returns them for f.Done.
+func queueFiring(tx *bolt.Tx, f *session.Firing, sess *session.Session, h *session.HistoryEntry) ([]*session.OutboxEntry, error) {
+	queue := f.Run(sess, h)
+	encoded, err := encodeEntries(queue)
+	if err != nil {
+		return nil, err
+	}
+	return queue, putEntries(tx, queue, encoded)
+}
+
 func decodeEntry(raw []byte) (*session.OutboxEntry, error) {
 	if raw == nil {
 		return nil, fmt.Errorf("missing")
@@ -238,8 +249,8 @@ func deleteFlowData(tx *bolt.Tx, callID string) error {
 	for _, k := range keys {
 		id := k[len(prefix):]
 		if raw := box.Get(id); raw != nil {
-			var e session.OutboxEntry
-			if err := json.Unmarshal(raw, &e); err != nil {
+			e, err := decodeEntry(raw)
+			if err != nil {
 				return fmt.Errorf("decode outbox entry %s: %w", id, err)
 			}
 			if e.Pending() {

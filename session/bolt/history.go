@@ -32,13 +32,12 @@ const (
 // none), then the HistoryEntry JSON.
 const logHeader = 8
 
-// encodeSession makes a session record; head is patched in with
-// setRecordHead once the entry's sequence number is known.
-func encodeSession(s *session.Session, head uint64) []byte {
+// encodeSession makes a session record with a zero head, which putRecords
+// patches in with setRecordHead once the entry's sequence number is known.
+func encodeSession(s *session.Session) []byte {
 	b := make([]byte, sessionHeader, sessionHeader+256+s.Size())
 	b[0] = sessionFormat
 	binary.BigEndian.PutUint64(b[1:9], s.Version)
-	binary.BigEndian.PutUint64(b[9:17], head)
 	return s.AppendJSON(b)
 }
 
@@ -95,7 +94,7 @@ func putRecords(tx *bolt.Tx, callID string, rec, logEntry []byte) error {
 // record is a new version with its entry (Apply relies on that), so h is
 // never nil.
 func putSession(tx *bolt.Tx, sess *session.Session, prevHead uint64, h *session.HistoryEntry) ([]byte, error) {
-	rec := encodeSession(sess, 0)
+	rec := encodeSession(sess)
 	return rec, putRecords(tx, sess.CallID, rec, encodeLogEntry(prevHead, h))
 }
 

@@ -241,12 +241,8 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 			return err
 		}
 		// Fired once the ID is known to be free: a refused create fires nothing.
-		queue = f.Run(sess, h)
-		encoded, err := encodeEntries(queue)
-		if err != nil {
-			return err
-		}
-		return putEntries(tx, queue, encoded)
+		queue, err = queueFiring(tx, f, sess, h)
+		return err
 	})
 	if err != nil {
 		return storeErr("create call", err)
@@ -482,7 +478,7 @@ func prepare(v []byte, p *session.Patch) (*prepared, error) {
 	if prep.err != nil || prep.entry == nil {
 		return prep, nil
 	}
-	prep.sessRec = encodeSession(sess, 0)
+	prep.sessRec = encodeSession(sess)
 	prep.logEntry = encodeLogEntry(recordHead(v), prep.entry)
 	prep.queue = p.Firing.Run(sess, prep.entry)
 	if prep.queueRecs, err = encodeEntries(prep.queue); err != nil {
@@ -551,12 +547,8 @@ func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason
 		if rec, err = putSession(tx, sess, recordHead(rawSess), entry); err != nil {
 			return err
 		}
-		queue = p.Firing.Run(sess, entry)
-		encoded, err := encodeEntries(queue)
-		if err != nil {
-			return err
-		}
-		return putEntries(tx, queue, encoded)
+		queue, err = queueFiring(tx, p.Firing, sess, entry)
+		return err
 	})
 	if err != nil {
 		return nil, nil, nil, false, storeErr("end call", err)
