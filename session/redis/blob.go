@@ -51,20 +51,30 @@ type blobHeader struct {
 	count, bytes int
 }
 
+// splitBlob splits a stored string into its fields and checks the format,
+// the field count and the version, which every reader needs.
+func splitBlob(id, blob string) (parts []string, version uint64, err error) {
+	parts = strings.Split(blob, sep)
+	if len(parts) < headerLen || (len(parts)-headerLen)%2 != 0 || parts[0] != blobFormat {
+		return nil, 0, fmt.Errorf("session %s: record: not a session record of format %s (%d fields)", id, blobFormat, len(parts))
+	}
+	if version, err = strconv.ParseUint(parts[1], 10, 64); err != nil {
+		return nil, 0, fmt.Errorf("session %s: version: %w", id, err)
+	}
+	return parts, version, nil
+}
+
 // decodeBlob returns the session a stored string holds, and its header.
 func decodeBlob(id, blob string) (*session.Session, blobHeader, error) {
 	var h blobHeader
 	fail := func(what string, err error) (*session.Session, blobHeader, error) {
 		return nil, h, fmt.Errorf("session %s: %s: %w", id, what, err)
 	}
-	parts := strings.Split(blob, sep)
-	if len(parts) < headerLen || (len(parts)-headerLen)%2 != 0 || parts[0] != blobFormat {
-		return fail("record", fmt.Errorf("not a session record of format %s (%d fields)", blobFormat, len(parts)))
+	parts, version, err := splitBlob(id, blob)
+	if err != nil {
+		return nil, h, err
 	}
-	var err error
-	if h.version, err = strconv.ParseUint(parts[1], 10, 64); err != nil {
-		return fail("version", err)
-	}
+	h.version = version
 	h.state = session.State(parts[2])
 	if h.created, err = time.Parse(time.RFC3339Nano, parts[3]); err != nil {
 		return fail("createdAt", err)
@@ -92,13 +102,9 @@ func decodeBlob(id, blob string) (*session.Session, blobHeader, error) {
 // The stored times are already RFC 3339 text in UTC, as AppendJSON writes
 // them.
 func blobJSON(id, blob string) ([]byte, uint64, error) {
-	parts := strings.Split(blob, sep)
-	if len(parts) < headerLen || (len(parts)-headerLen)%2 != 0 || parts[0] != blobFormat {
-		return nil, 0, fmt.Errorf("session %s: record: not a session record of format %s (%d fields)", id, blobFormat, len(parts))
-	}
-	version, err := strconv.ParseUint(parts[1], 10, 64)
+	parts, version, err := splitBlob(id, blob)
 	if err != nil {
-		return nil, 0, fmt.Errorf("session %s: version: %w", id, err)
+		return nil, 0, err
 	}
 	type variable struct{ name, value string }
 	vars := make([]variable, 0, (len(parts)-headerLen)/2)

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -43,9 +42,6 @@ type notice struct {
 	callID  string
 	node    string
 }
-
-// eventType is the type of the event a notice announces.
-func (n notice) eventType() session.EventType { return n.event }
 
 // parseNotice reads "<event type> <version> <call ID> <node ID>".
 func parseNotice(p string) (notice, bool) {
@@ -139,7 +135,7 @@ func (s *Store) subscribe(ctx context.Context, queue chan notice, sink session.E
 			}
 		case *redis.Message:
 			n, ok := parseNotice(m.Payload)
-			if !ok || n.node == s.node || !sink.Wants(n.callID, n.eventType()) {
+			if !ok || n.node == s.node || !sink.Wants(n.callID, n.event) {
 				continue
 			}
 			select {
@@ -178,7 +174,7 @@ func (s *Store) fetchLoop(ctx context.Context, queue chan notice, sink session.E
 			}
 		}
 		for id, n := range latest {
-			if !sink.Wants(id, n.eventType()) {
+			if !sink.Wants(id, n.event) {
 				delete(latest, id)
 			}
 		}
@@ -236,11 +232,9 @@ func (s *Store) fetchEvents(ctx context.Context, notices map[string]notice) ([]s
 		if err != nil {
 			return nil, err
 		}
-		entries := make([]session.HistoryEntry, len(raw))
-		for i, js := range raw {
-			if err := json.Unmarshal([]byte(js), &entries[i]); err != nil {
-				return nil, fmt.Errorf("decode history %s: %w", f.n.callID, err)
-			}
+		entries, err := decodeHistory(f.n.callID, raw)
+		if err != nil {
+			return nil, err
 		}
 		if entries[0].Version != f.n.version {
 			return nil, fmt.Errorf("history of %s: entry %d where %d was expected", f.n.callID, entries[0].Version, f.n.version)
@@ -255,7 +249,7 @@ func (s *Store) fetchEvents(ctx context.Context, notices map[string]notice) ([]s
 				}
 			}
 		}
-		e := session.Event{Type: f.n.eventType(), CallID: f.n.callID, Version: f.n.version,
+		e := session.Event{Type: f.n.event, CallID: f.n.callID, Version: f.n.version,
 			At: entries[0].At, Actor: entries[0].Actor, Changes: entries[0].Changes, Variables: vars}
 		if f.call != nil {
 			if e.Call, _, err = callFromFields(f.n.callID, f.call.Val()); err != nil {

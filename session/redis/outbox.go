@@ -350,12 +350,17 @@ func (s *Store) CallOutbox(ctx context.Context, callID string) ([]*session.Outbo
 	return out, nil
 }
 
-// beat renews this node's lease once; a failure is left to the next beat
-// (or, if Redis stays away, to the lease running out).
-func (s *Store) beat() {
+// beat renews this node's lease once, or ends it when end is set; a
+// failure is left to the next beat (or, if Redis stays away, to the lease
+// running out).
+func (s *Store) beat(end bool) {
+	ms := s.lease.Milliseconds()
+	if end {
+		ms = 0
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.lease/3)
 	defer cancel()
-	scriptHeartbeat.Run(ctx, s.rdb, []string{s.kLeases}, s.node, s.lease.Milliseconds())
+	scriptHeartbeat.Run(ctx, s.rdb, []string{s.kLeases}, s.node, ms)
 }
 
 // heartbeat renews this node's lease until stop is closed, then ends it,
@@ -367,12 +372,10 @@ func (s *Store) heartbeat(stop <-chan struct{}, done chan<- struct{}) {
 	for {
 		select {
 		case <-stop:
-			ctx, cancel := context.WithTimeout(context.Background(), s.lease/3)
-			scriptHeartbeat.Run(ctx, s.rdb, []string{s.kLeases}, s.node, 0)
-			cancel()
+			s.beat(true)
 			return
 		case <-t.C:
-			s.beat()
+			s.beat(false)
 		}
 	}
 }

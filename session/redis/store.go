@@ -237,7 +237,7 @@ func Open(opts Options) (*Store, error) {
 		s.lease = DefaultOutboxLease
 	}
 	s.batch = newBatcher(s.rdb, opts.Timeout)
-	s.beat() // a node is alive once Open returns: other nodes may ask it at once
+	s.beat(false) // a node is alive once Open returns: other nodes may ask it at once
 	go s.heartbeat(s.stopBeat, s.beatDone)
 	return s, nil
 }
@@ -534,7 +534,12 @@ func (s *Store) Call(ctx context.Context, id string) (*session.Call, error) {
 		return nil, err
 	}
 	defer s.end()
-	cmd := redis.NewSliceCmd(ctx, "hmget", s.callKey(id), "call", "state", "ended", "reason", "start")
+	args := make([]any, 0, 2+len(callFields))
+	args = append(args, "hmget", s.callKey(id))
+	for _, f := range callFields {
+		args = append(args, f)
+	}
+	cmd := redis.NewSliceCmd(ctx, args...)
 	if err := s.batch.do(ctx, cmd); err != nil {
 		return nil, storeErr("read call", err)
 	}
@@ -584,9 +589,9 @@ func (s *Store) SessionJSON(ctx context.Context, callID string) ([]byte, uint64,
 
 // writeArgs are the ARGV a write script shares: time as JSON, actor as
 // JSON, time as text (the time as encoding/json writes a time.Time).
-func writeArgs(p *session.Patch) (atJSON, actorJSON, at string, err error) {
+func writeArgs(p *session.Patch) (atJSON, actorJSON, at string) {
 	at = p.At.Format(time.RFC3339Nano)
-	return `"` + at + `"`, string(session.AppendJSONString(nil, p.Actor)), at, nil
+	return `"` + at + `"`, string(session.AppendJSONString(nil, p.Actor)), at
 }
 
 // scriptResult decodes {status, version, the session before, …}.
@@ -625,10 +630,7 @@ func (s *Store) apply(ctx context.Context, callID string, p *session.Patch) (*se
 		return nil, nil, err
 	}
 	defer s.end()
-	atJSON, actorJSON, at, err := writeArgs(p)
-	if err != nil {
-		return nil, nil, err
-	}
+	atJSON, actorJSON, at := writeArgs(p)
 	lim := p.Limits.WithDefaults()
 	allowEnded := "0"
 	if p.AllowEnded {
@@ -640,7 +642,8 @@ func (s *Store) apply(ctx context.Context, callID string, p *session.Patch) (*se
 		event = session.EventSessionUpdated
 	}
 	args = append(args, s.channel, s.node, callID, p.IfMatch, allowEnded, lim.MaxVariables, lim.MaxSessionBytes, atJSON, actorJSON, at, string(event))
-	if args, err = patchArgs(args, p.Set); err != nil {
+	args, err := patchArgs(args, p.Set)
+	if err != nil {
 		return nil, nil, err
 	}
 	res, err := s.evalSha(ctx, scriptApply, s.keys(callID), args...).Slice()
@@ -683,14 +686,12 @@ func (s *Store) endCall(ctx context.Context, callID string, at time.Time, reason
 		return nil, nil, nil, false, err
 	}
 	defer s.end()
-	atJSON, actorJSON, pAt, err := writeArgs(p)
-	if err != nil {
-		return nil, nil, nil, false, err
-	}
+	atJSON, actorJSON, pAt := writeArgs(p)
 	endHex := hexTime(at)
 	args := make([]any, 0, 10+2*len(p.Set))
 	args = append(args, s.channel, s.node, callID, at.Format(time.RFC3339Nano), endHex, reason, atJSON, actorJSON, pAt, s.expireAfter.Milliseconds())
-	if args, err = patchArgs(args, p.Set); err != nil {
+	args, err := patchArgs(args, p.Set)
+	if err != nil {
 		return nil, nil, nil, false, err
 	}
 	keys := s.keys(callID, s.flowKey(callID), s.entryKey(callID))
@@ -790,11 +791,19 @@ func (s *Store) History(ctx context.Context, callID string, after uint64) ([]ses
 	if exists.Val() == 0 {
 		return nil, notFound(callID)
 	}
-	raw := lr.Val()
+	entries, err := decodeHistory(callID, lr.Val())
+	if err != nil {
+		return nil, storeErr("read history", err)
+	}
+	return entries, nil
+}
+
+// decodeHistory decodes the history entries LRANGE returned.
+func decodeHistory(callID string, raw []string) ([]session.HistoryEntry, error) {
 	entries := make([]session.HistoryEntry, len(raw))
 	for i, js := range raw {
 		if err := json.Unmarshal([]byte(js), &entries[i]); err != nil {
-			return nil, storeErr("read history", fmt.Errorf("decode history %s: %w", callID, err))
+			return nil, fmt.Errorf("decode history %s: %w", callID, err)
 		}
 	}
 	return entries, nil

@@ -128,12 +128,16 @@ func (s *Server) args() []string {
 }
 
 // start runs the process on s.Port and waits until it answers PING.
-func (s *Server) start() error {
+func (s *Server) start() error { return s.launch(20*time.Second, s.args()...) }
+
+// launch runs redis-server with args, which make it listen on s.Port, and
+// waits up to wait until it answers PING.
+func (s *Server) launch(wait time.Duration, args ...string) error {
 	bin, err := Binary()
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, s.args()...)
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = s.Dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -144,7 +148,7 @@ func (s *Server) start() error {
 	s.mu.Lock()
 	s.cmd, s.exited = cmd, exited
 	s.mu.Unlock()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
@@ -157,7 +161,7 @@ func (s *Server) start() error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	s.Kill()
-	return fmt.Errorf("redistest: redis-server on port %d did not answer within 20s: %s", s.Port, s.logTail())
+	return fmt.Errorf("redistest: redis-server on port %d did not answer within %s: %s", s.Port, wait, s.logTail())
 }
 
 // Restart starts the server again on the same port and directory after
@@ -436,42 +440,28 @@ func (s *Server) Monitor() (stop func() []string, err error) {
 // primary as master, and kills it when tb ends.
 func StartSentinel(tb testing.TB, master string, primary *Server) *Server {
 	tb.Helper()
-	bin, err := Binary()
-	if err != nil {
+	if _, err := Binary(); err != nil {
 		tb.Fatal(err)
 	}
 	s := &Server{Dir: tb.TempDir()}
 	for attempt := 0; ; attempt++ {
-		if s.Port, err = freePort(false); err != nil {
+		port, err := freePort(false)
+		if err != nil {
 			tb.Fatal(err)
 		}
+		s.Port = port
 		conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nlogfile redis.log\nsentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %s 1000\nsentinel failover-timeout %s 5000\n",
 			s.Port, s.Dir, master, primary.Port, master, master)
 		path := filepath.Join(s.Dir, "sentinel.conf")
 		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 			tb.Fatal(err)
 		}
-		cmd := exec.Command(bin, path, "--sentinel")
-		cmd.Dir = s.Dir
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			tb.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		s.mu.Lock()
-		s.cmd, s.exited = cmd, exited
-		s.mu.Unlock()
-		deadline := time.Now().Add(10 * time.Second)
-		for ping(s.Addr()) != nil && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if ping(s.Addr()) == nil {
+		err = s.launch(10*time.Second, path, "--sentinel")
+		if err == nil {
 			break
 		}
-		s.Kill()
 		if attempt > 5 {
-			tb.Fatalf("sentinel did not start: %s", s.logTail())
+			tb.Fatalf("sentinel did not start: %v", err)
 		}
 	}
 	tb.Cleanup(func() { s.Kill() })
