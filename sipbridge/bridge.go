@@ -371,20 +371,21 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 // progress otherwise.
 func (b *Bridge) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
+		newCall := req.IsInvite() && !hasToTag(req)
 		b.mu.Lock()
 		closing := b.closing
 		if !closing {
 			b.wg.Add(1)
 		}
 		b.mu.Unlock()
-		if closing && req.IsInvite() && !hasToTag(req) {
+		if closing && newCall {
 			b.respond(req, tx, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
 			return
 		}
 		if !closing {
 			defer b.wg.Done()
 		}
-		if req.IsInvite() && !hasToTag(req) {
+		if newCall {
 			defer b.invites.Add(-1)
 			if n := b.invites.Add(1); n > int64(b.cfg.MaxCalls) {
 				b.log.Warn("sip call refused: too many calls", "calls", n-1, "max", b.cfg.MaxCalls)

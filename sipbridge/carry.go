@@ -117,6 +117,10 @@ func contextHeaders(vars map[string]json.RawMessage, c session.TransferContext) 
 	if as == "" {
 		as = CarryHeaders
 	}
+	enc := c.UUIEncoding
+	if enc == "" {
+		enc = UUIHex
+	}
 	var hs []Header
 	var pairs []KV
 	var problems []string
@@ -134,10 +138,6 @@ func contextHeaders(vars map[string]json.RawMessage, c session.TransferContext) 
 		}
 		if as == CarryUUI || as == CarryBoth {
 			p := KV{Key: uuiKeyFor(name, c.Names), Value: v}
-			enc := c.UUIEncoding
-			if enc == "" {
-				enc = UUIHex
-			}
 			if err := checkUUIPair(p, enc); err != nil {
 				problems = append(problems, name+": "+err.Error())
 			} else {
@@ -149,10 +149,6 @@ func contextHeaders(vars map[string]json.RawMessage, c session.TransferContext) 
 		return nil, fmt.Errorf("%s", strings.Join(problems, "; "))
 	}
 	if len(pairs) > 0 {
-		enc := c.UUIEncoding
-		if enc == "" {
-			enc = UUIHex
-		}
 		u, err := EncodeUUI(pairs, UUIOptions{Encoding: enc})
 		if err != nil {
 			return nil, err

@@ -75,18 +75,14 @@ func (b *Bridge) flowInvite(req *sip.Request, tx sip.ServerTransaction, call *se
 			}
 			switch actionString(a, "mode") {
 			case "redirect":
-				if _, err := b.flowNext(c, &flow.Outcome{Status: flow.StatusDone, Step: run.Step}); err != nil {
-					log.Warn("sip flow next", "error", err)
-				}
+				b.flowDone(c, run, log)
 				b.redirectTo(c, t, hs, log)
 				b.endCall(c.id, EndRedirected, log)
 				return
 			case "invite":
 				o, res, derr := b.bridgeTo(c, t, hs, log)
 				if o != nil {
-					if _, err := b.flowNext(c, &flow.Outcome{Status: flow.StatusDone, Step: run.Step}); err != nil {
-						log.Warn("sip flow next", "error", err)
-					}
+					b.flowDone(c, run, log)
 					b.holdBridged(c, o, log)
 					return
 				}
@@ -100,9 +96,7 @@ func (b *Bridge) flowInvite(req *sip.Request, tx sip.ServerTransaction, call *se
 				return
 			}
 		case "hangup":
-			if _, err := b.flowNext(c, &flow.Outcome{Status: flow.StatusDone, Step: run.Step}); err != nil {
-				log.Warn("sip flow next", "error", err)
-			}
+			b.flowDone(c, run, log)
 			c.setReason(flowHangupReason(a))
 			_ = c.dlg.Respond(480, "Temporarily Unavailable", nil)
 			b.endCall(c.id, c.reason(), log)
@@ -127,9 +121,7 @@ func (b *Bridge) driveFlow(c *inCall, run *flow.Run) {
 		case "transfer":
 			run, err = b.flowTransfer(c, run)
 		case "hangup":
-			if _, err := b.flowNext(c, &flow.Outcome{Status: flow.StatusDone, Step: run.Step}); err != nil {
-				log.Warn("sip flow next", "error", err)
-			}
+			b.flowDone(c, run, log)
 			c.hangup(flowHangupReason(a))
 			return
 		default: // media
@@ -215,6 +207,14 @@ func (b *Bridge) flowNext(c *inCall, o *flow.Outcome) (*flow.Run, error) {
 	ctx, cancel := context.WithTimeout(b.ctx, flowTimeout)
 	defer cancel()
 	return b.cfg.Flows.Next(ctx, c.id, o)
+}
+
+// flowDone tells the call's flow that run's action was done, when that action is its last
+// (a redirect, a bridged call, a hangup): what comes next is not for the bridge.
+func (b *Bridge) flowDone(c *inCall, run *flow.Run, log logger) {
+	if _, err := b.flowNext(c, &flow.Outcome{Status: flow.StatusDone, Step: run.Step}); err != nil {
+		log.Warn("sip flow next", "error", err)
+	}
 }
 
 // flowTarget checks a transfer action's target and headers for use before the call is

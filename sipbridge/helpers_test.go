@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -52,7 +51,7 @@ func startBridgeFlows(tb testing.TB, cfg sipbridge.Config, flowsDir string) *tes
 		cfg.Flows = engine
 	}
 	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}

@@ -80,9 +80,12 @@ func (b *Bridge) moved(req *sip.Request, t target, hs []Header, log logger) *sip
 		return res
 	}
 	res := build(hs)
-	if transportOf(req) == "udp" && len(res.String()) > udpLimit && len(hs) > 1 {
-		log.Warn("sip context too large for a UDP 302; sent the call ID only", "bytes", len(res.String()), "headers", len(hs))
-		res = build(hs[:1])
+	// Measured only when there is context to drop: the size costs a serialisation of the 302.
+	if len(hs) > 1 && transportOf(req) == "udp" {
+		if n := len(res.String()); n > udpLimit {
+			log.Warn("sip context too large for a UDP 302; sent the call ID only", "bytes", n, "headers", len(hs))
+			res = build(hs[:1])
+		}
 	}
 	return res
 }

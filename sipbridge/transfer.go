@@ -269,11 +269,7 @@ func (c *inCall) runRefer(at *activeTransfer, tx sip.ClientTransaction) {
 	defer close(at.finished)
 	res := waitFinal(tx, c.b.ctx)
 	tx.Terminate()
-	code := 0
-	if res != nil {
-		code = res.StatusCode
-	}
-	c.b.cfg.Observer.SIPRequest(false, string(sip.REFER), code)
+	c.b.cfg.Observer.SIPRequest(false, string(sip.REFER), statusOf(res))
 	switch {
 	case res == nil:
 		c.finishTransfer(at, session.TransferFailed, session.ReasonError, 0, "no response to the REFER")
