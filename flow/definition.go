@@ -29,15 +29,6 @@ const (
 	NodeHangup     NodeType = "hangup"
 )
 
-// isAction reports whether the media platform performs nodes of this type.
-func (t NodeType) isAction() bool {
-	switch t {
-	case NodePlay, NodeSay, NodeInput, NodeTransfer, NodeHangup:
-		return true
-	}
-	return false
-}
-
 // Limits of flow definitions.
 const (
 	// MaxWait is the longest a switch or wait node may hold a call's
@@ -154,6 +145,9 @@ type Snapshot struct {
 	Triggers    *triggers.Set
 	flows       map[string]*Flow
 	automations map[string]*Automation
+	// automationList holds the automations sorted by name, built once:
+	// every call event looks through them.
+	automationList []*Automation
 }
 
 // Flow returns the flow called name.
@@ -180,12 +174,7 @@ func (s *Snapshot) Automation(name string) (*Automation, bool) {
 
 // Automations returns every automation, sorted by name.
 func (s *Snapshot) Automations() []*Automation {
-	out := make([]*Automation, 0, len(s.automations))
-	for _, a := range s.automations {
-		out = append(out, a)
-	}
-	slices.SortFunc(out, func(a, b *Automation) int { return strings.Compare(a.Name, b.Name) })
-	return out
+	return append(make([]*Automation, 0, len(s.automationList)), s.automationList...)
 }
 
 // CompileOptions configure Compile.
@@ -241,8 +230,10 @@ func Compile(d *triggers.Dir, set *triggers.Set, opts CompileOptions) (*Snapshot
 	for _, def := range d.Defs(triggers.SectionAutomations) {
 		if a := c.automation(def); a != nil {
 			s.automations[a.Name] = a
+			s.automationList = append(s.automationList, a)
 		}
 	}
+	slices.SortFunc(s.automationList, func(a, b *Automation) int { return strings.Compare(a.Name, b.Name) })
 	flowNames := map[string]bool{}
 	for _, def := range d.Defs(triggers.SectionFlows) {
 		flowNames[def.Name] = true

@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,13 +81,13 @@ type Engine struct {
 
 	snap     atomic.Pointer[Snapshot]
 	mu       sync.Mutex
-	versions map[string]*Snapshot // every snapshot loaded, for runs that started on one
-	runs     map[string]*callRun  // runs of active calls held in memory
-	firings  map[string]int       // call ID + automation → event firings
+	versions map[string]*Snapshot      // every snapshot loaded, for runs that started on one
+	runs     map[string]*callRun       // runs of active calls held in memory
+	firings  map[string]map[string]int // call ID → automation → event firings
 	// firing holds the entries Fire returned for a change being written:
-	// entry ID → firings key. They count once queued (Queued); the rest
+	// entry ID → what it counts as. They count once queued (Queued); the rest
 	// belong to attempts the store abandoned and go when the call ends.
-	firing map[string]string
+	firing map[string]firingKey
 
 	outbox *outbox
 	stop   context.CancelFunc
@@ -155,8 +154,8 @@ func NewEngine(cfg Config) *Engine {
 		cfg: cfg, client: client,
 		versions: map[string]*Snapshot{},
 		runs:     map[string]*callRun{},
-		firings:  map[string]int{},
-		firing:   map[string]string{},
+		firings:  map[string]map[string]int{},
+		firing:   map[string]firingKey{},
 	}
 	e.snap.Store(cfg.Snapshot)
 	e.versions[cfg.Snapshot.Version] = cfg.Snapshot
@@ -644,11 +643,8 @@ func (e *Engine) handleEvents(ctx context.Context, batch []session.Event) {
 		if ev.Type == session.EventCallEnded {
 			e.forget(ev.CallID)
 			e.mu.Lock()
-			for _, a := range e.Snapshot().Automations() {
-				delete(e.firings, ev.CallID+"\x00"+a.Name)
-			}
-			prefix := ev.CallID + "\x00"
-			maps.DeleteFunc(e.firing, func(_, key string) bool { return strings.HasPrefix(key, prefix) })
+			delete(e.firings, ev.CallID)
+			maps.DeleteFunc(e.firing, func(_ string, k firingKey) bool { return k.callID == ev.CallID })
 			e.mu.Unlock()
 		}
 	}
@@ -681,13 +677,20 @@ func (a engineAutomations) Queued(entries []*session.OutboxEntry) {
 	e.outbox.add(entries...)
 }
 
-// count counts a firing of an automation on a call's events (the key is
-// call ID + automation), and warns when that reaches the limit. e.mu held.
-func (e *Engine) count(key string) {
-	e.firings[key]++
-	if e.firings[key] == maxEventFirings {
-		callID, name, _ := strings.Cut(key, "\x00")
-		e.log.Warn("automation fired too often on one call's events; ignoring further events", "automation", name, "call_id", callID, "limit", maxEventFirings)
+// firingKey names an automation's firings on one call's events.
+type firingKey struct{ callID, automation string }
+
+// count counts a firing of an automation on a call's events, and warns when
+// that reaches the limit. e.mu held.
+func (e *Engine) count(k firingKey) {
+	n := e.firings[k.callID]
+	if n == nil {
+		n = map[string]int{}
+		e.firings[k.callID] = n
+	}
+	n[k.automation]++
+	if n[k.automation] == maxEventFirings {
+		e.log.Warn("automation fired too often on one call's events; ignoring further events", "automation", k.automation, "call_id", k.callID, "limit", maxEventFirings)
 	}
 }
 
@@ -715,7 +718,7 @@ func (e *Engine) entriesFor(ctx context.Context, event string, c *session.Call, 
 	}
 	var vars triggers.Map
 	var entries []*session.OutboxEntry
-	for _, a := range e.Snapshot().Automations() {
+	for _, a := range e.Snapshot().automationList { // not Automations(): no copy per event
 		if !listens(a, event, flowName, ev) {
 			continue
 		}
@@ -729,9 +732,9 @@ func (e *Engine) entriesFor(ctx context.Context, event string, c *session.Call, 
 		if a.When != nil && !e.evaluate(a.When, vars) {
 			continue
 		}
-		key := callID + "\x00" + a.Name
+		key := firingKey{callID, a.Name}
 		e.mu.Lock()
-		full := e.firings[key] >= maxEventFirings
+		full := e.firings[callID][a.Name] >= maxEventFirings
 		if !full && counted {
 			e.count(key)
 		}

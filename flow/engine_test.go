@@ -206,6 +206,19 @@ func (c *crm) requests() []received {
 	return append([]received(nil), c.got...)
 }
 
+// count is the number of requests received for path and call.
+func (c *crm) count(path, callID string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, r := range c.got {
+		if r.Path == path && r.CallID == callID {
+			n++
+		}
+	}
+	return n
+}
+
 func TestEngine_orderStatus(t *testing.T) {
 	c := newCRM(t)
 	snap := mustLoad(t, "../examples/order-status/flows", env(c.srv.URL))
@@ -725,15 +738,6 @@ flows:
 `, env(c.srv.URL))
 	w := newWorld(t, snap, nil)
 	ctx := context.Background()
-	count := func(path, callID string) int {
-		n := 0
-		for _, r := range c.requests() {
-			if r.Path == path && r.CallID == callID {
-				n++
-			}
-		}
-		return n
-	}
 	// echo: the receiver writes back on every update, which would loop forever.
 	c.respond = func(r received) {
 		if r.Path == "/echo" {
@@ -752,12 +756,12 @@ flows:
 	w.svc.EndCall(ctx, other, "", "test")
 
 	eventually(t, "event automations", func() bool {
-		return count("/started", a) == 1 && count("/email", a) == 1 && count("/ended", a) == 1 && count("/transfer", a) == 1
+		return c.count("/started", a) == 1 && c.count("/email", a) == 1 && c.count("/ended", a) == 1 && c.count("/transfer", a) == 1
 	})
-	if n := count("/started", other); n != 0 {
+	if n := c.count("/started", other); n != 0 {
 		t.Errorf("call.started fired for a call of another flow: %d", n)
 	}
-	if n := count("/ended", other); n != 0 {
+	if n := c.count("/ended", other); n != 0 {
 		t.Errorf("call.ended fired although the trigger does not: %d", n)
 	}
 	for _, r := range c.requests() {
@@ -769,9 +773,9 @@ flows:
 	// The echo loop stops at the per-call limit.
 	loop := w.call(t, "", "+49303")
 	w.write(t, loop, map[string]any{"ivr.counter": 0})
-	eventually(t, "the echo loop to reach its limit", func() bool { return count("/echo", loop) >= 100 })
+	eventually(t, "the echo loop to reach its limit", func() bool { return c.count("/echo", loop) >= 100 })
 	time.Sleep(100 * time.Millisecond)
-	if n := count("/echo", loop); n != 100 {
+	if n := c.count("/echo", loop); n != 100 {
 		t.Fatalf("echo fired %d times, want the limit of 100", n)
 	}
 }
@@ -801,18 +805,9 @@ flows:
 		t.Fatal(err)
 	}
 	w.next(t, a, &flow.Outcome{Status: flow.StatusDone, Step: run.Step, Announced: true})
-	n := func() int {
-		k := 0
-		for _, r := range c.requests() {
-			if r.Path == "/transfer" && r.CallID == a {
-				k++
-			}
-		}
-		return k
-	}
-	eventually(t, "the transfer.status automation", func() bool { return n() >= 1 })
+	eventually(t, "the transfer.status automation", func() bool { return c.count("/transfer", a) >= 1 })
 	time.Sleep(200 * time.Millisecond)
-	if got := n(); got != 1 {
+	if got := c.count("/transfer", a); got != 1 {
 		t.Fatalf("transfer.status automation fired %d times, want 1", got)
 	}
 }
@@ -974,18 +969,9 @@ flows:
 	run := w.next(t, id, nil)
 	run = w.next(t, id, &flow.Outcome{Status: flow.StatusFailed, Step: run.Step})
 	w.next(t, id, &flow.Outcome{Status: flow.StatusFailed, Step: run.Step})
-	n := func() int {
-		k := 0
-		for _, r := range c.requests() {
-			if r.Path == "/transfer" && r.CallID == id {
-				k++
-			}
-		}
-		return k
-	}
-	eventually(t, "two transfer.status automations", func() bool { return n() >= 2 })
+	eventually(t, "two transfer.status automations", func() bool { return c.count("/transfer", id) >= 2 })
 	time.Sleep(100 * time.Millisecond)
-	if got := n(); got != 2 {
+	if got := c.count("/transfer", id); got != 2 {
 		t.Fatalf("transfer.status fired %d times, want 2", got)
 	}
 }

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"bytes"
 	"cmp"
 	"container/heap"
 	"context"
@@ -429,7 +430,7 @@ func (o *outbox) send(ctx context.Context, en *session.OutboxEntry, d *delivery,
 	defer cancel()
 	var body io.Reader
 	if len(d.Body) > 0 {
-		body = strings.NewReader(string(d.Body))
+		body = bytes.NewReader(d.Body)
 	}
 	req, err := http.NewRequestWithContext(ctx, d.Method, d.URL, body)
 	if err != nil {
