@@ -71,8 +71,7 @@ flows:
 	data := t.TempDir()
 	env := "RECEIVER_URL=" + receiver.URL
 	p := startBinary(t, data, flows, env)
-	api := &client{t: t, base: p.URL}
-	call := api.must(http.StatusCreated, "POST", "/v1/calls", map[string]any{"from": "+4930123456", "to": "+4940555000", "flow": "notify-flow"})
+	call := p.must(http.StatusCreated, "POST", "/v1/calls", map[string]any{"from": "+4930123456", "to": "+4940555000", "flow": "notify-flow"})
 	id := call["id"].(string)
 	select {
 	case <-held:
@@ -86,10 +85,9 @@ flows:
 	first := keys[0]
 	mu.Unlock()
 	p = startBinary(t, data, flows, env)
-	api = &client{t: t, base: p.URL}
 	var items []any
 	waitFor(t, "the delivery after the restart", func() bool {
-		items = api.must(http.StatusOK, "GET", "/v1/calls/"+id+"/automations", nil)["items"].([]any)
+		items = p.must(http.StatusOK, "GET", "/v1/calls/"+id+"/automations", nil)["items"].([]any)
 		return len(items) == 1 && items[0].(map[string]any)["status"] == "delivered"
 	})
 	d := items[0].(map[string]any)
@@ -137,10 +135,9 @@ flows:
       c: {type: hangup}
 `)
 	p := startBinary(t, t.TempDir(), flows)
-	api := &client{t: t, base: p.URL}
-	v1 := api.must(http.StatusOK, "GET", "/v1/flows", nil)["version"]
-	live := api.must(http.StatusCreated, "POST", "/v1/calls", map[string]any{"from": "a", "to": "b", "flow": "f"})["id"].(string)
-	if a := action(t, api.must(http.StatusOK, "POST", "/v1/calls/"+live+"/flow/next", nil)); a["text"] != "version one" {
+	v1 := p.must(http.StatusOK, "GET", "/v1/flows", nil)["version"]
+	live := p.must(http.StatusCreated, "POST", "/v1/calls", map[string]any{"from": "a", "to": "b", "flow": "f"})["id"].(string)
+	if a := action(t, p.must(http.StatusOK, "POST", "/v1/calls/"+live+"/flow/next", nil)); a["text"] != "version one" {
 		t.Fatalf("action %v", a)
 	}
 
@@ -153,20 +150,20 @@ flows:
       c: {type: hangup}
 `)
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "the reload", func() bool { return api.must(http.StatusOK, "GET", "/v1/flows", nil)["version"] != v1 })
-	if a := action(t, api.must(http.StatusOK, "POST", "/v1/calls/"+live+"/flow/next", map[string]any{"status": "done"})); a["text"] != "still version one" {
+	waitFor(t, "the reload", func() bool { return p.must(http.StatusOK, "GET", "/v1/flows", nil)["version"] != v1 })
+	if a := action(t, p.must(http.StatusOK, "POST", "/v1/calls/"+live+"/flow/next", map[string]any{"status": "done"})); a["text"] != "still version one" {
 		t.Fatalf("the live call changed version: %v", a)
 	}
-	fresh := api.must(http.StatusCreated, "POST", "/v1/calls", map[string]any{"from": "a", "to": "b", "flow": "f"})["id"].(string)
-	if a := action(t, api.must(http.StatusOK, "POST", "/v1/calls/"+fresh+"/flow/next", nil)); a["text"] != "version two" {
+	fresh := p.must(http.StatusCreated, "POST", "/v1/calls", map[string]any{"from": "a", "to": "b", "flow": "f"})["id"].(string)
+	if a := action(t, p.must(http.StatusOK, "POST", "/v1/calls/"+fresh+"/flow/next", nil)); a["text"] != "version two" {
 		t.Fatalf("a new call did not get the new version: %v", a)
 	}
 
-	v2 := api.must(http.StatusOK, "GET", "/v1/flows", nil)["version"]
+	v2 := p.must(http.StatusOK, "GET", "/v1/flows", nil)["version"]
 	writeFile(t, file, "flows:\n  f:\n    start: [broken\n")
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, "the refused reload in the log", func() bool { return strings.Contains(p.logText(), "reload refused") })
-	if got := api.must(http.StatusOK, "GET", "/v1/flows", nil)["version"]; got != v2 {
+	if got := p.must(http.StatusOK, "GET", "/v1/flows", nil)["version"]; got != v2 {
 		t.Fatalf("a broken directory replaced the flows: version %v", got)
 	}
 	if !strings.Contains(p.logText(), "f.yaml:3") {
@@ -181,10 +178,7 @@ func TestServe_brokenFlowsRefused(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin, err := buildBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := buildCallctx(t)
 	flows := t.TempDir()
 	writeFile(t, filepath.Join(flows, "bad.yaml"), "triggers:\n  t:\n    when: {var: ivr.x, op: nope}\n")
 	out, err := exec.Command(bin, "serve", "--http", "127.0.0.1:0", "--sip", "127.0.0.1:0", "--data", t.TempDir(), "--flows", flows).CombinedOutput()

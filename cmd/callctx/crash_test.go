@@ -152,10 +152,7 @@ automations:
 			}
 			return out
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		for len(missing()) > 0 && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		poll(30*time.Second, func() bool { return len(missing()) == 0 })
 		if m := missing(); len(m) > 0 {
 			t.Fatalf("cycle %d: %d of %d acknowledged writes lost their automation, e.g. %v", cycle, len(m), len(acked), m[:min(5, len(m))])
 		}

@@ -74,35 +74,16 @@ func (c *client) do(method, path string, body any) (int, map[string]any) {
 
 // try is do for goroutines other than the test's: it returns errors.
 func (c *client) try(method, path string, body any) (int, map[string]any, error) {
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		js, _ := json.Marshal(b)
-		rd = bytes.NewReader(js)
-	}
-	req, err := http.NewRequest(method, c.base+path, rd)
+	r, err := send(method, c.base+path, body, "Authorization", "Bearer "+c.token)
 	if err != nil {
 		return 0, nil, err
 	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
 	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
+	_ = json.Unmarshal(r.Body, &m)
 	if m == nil {
-		m = map[string]any{"raw": string(raw)}
+		m = map[string]any{"raw": string(r.Body)}
 	}
-	return res.StatusCode, m, nil
+	return r.Status, m, nil
 }
 
 func (c *client) must(status int, method, path string, body any) map[string]any {
@@ -214,14 +195,24 @@ func (c *fakeCRM) requests(path, callID string) []crmRequest {
 	return out
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+// poll calls cond until it holds or timeout has passed, and reports whether
+// it held.
+func poll(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			return false
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
+// waitFor fails the test unless cond holds within 15 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	if !poll(15*time.Second, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 

@@ -133,14 +133,14 @@ func startCaller(t *testing.T, srv *kitServer, dir string) *sippCaller {
 		<-c.done
 	})
 	svc := srv.Main.Service()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	if !poll(20*time.Second, func() bool {
 		page, err := svc.ListCalls(context.Background(), session.ListOptions{State: session.FilterActive})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, call := range page.Items {
 			if call.SIPCallID != "" {
-				return c
+				return true
 			}
 		}
 		select {
@@ -149,10 +149,11 @@ func startCaller(t *testing.T, srv *kitServer, dir string) *sippCaller {
 			t.Fatalf("sipp ended before its call came in: %v\n%s", err, c.out)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sipp's call did not come in within 20s\n%s", c.out)
-		}
+		return false
+	}) {
+		t.Fatalf("sipp's call did not come in within 20s\n%s", c.out)
 	}
+	return c
 }
 
 // wait fails the test unless sipp's call went through its whole scenario

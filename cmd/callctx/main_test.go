@@ -16,13 +16,19 @@ import (
 	"github.com/callctx/callctx/session/bolt"
 )
 
-// MustOpenMain starts callctx on 127.0.0.1:0 with cfg's data directory.
-func MustOpenMain(tb testing.TB, dir string) *Main {
-	tb.Helper()
+// testConfig is the default configuration with HTTP and SIP on free
+// loopback ports and dir as the data directory.
+func testConfig(dir string) Config {
 	cfg := DefaultConfig()
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.SIP.Listen = "127.0.0.1:0"
 	cfg.Data.Dir = dir
+	return cfg
+}
+
+// MustOpenMain starts callctx with cfg; the caller closes it.
+func MustOpenMain(tb testing.TB, cfg Config) *Main {
+	tb.Helper()
 	m := NewMain(cfg, nil)
 	if err := m.Open(); err != nil {
 		tb.Fatal(err)
@@ -57,7 +63,7 @@ func getJSON(tb testing.TB, url string, v any) int {
 // TestMain_Restart: write, stop, start again on the same data, read back.
 func TestMain_Restart(t *testing.T) {
 	dir := t.TempDir()
-	m := MustOpenMain(t, dir)
+	m := MustOpenMain(t, testConfig(dir))
 	base := "http://" + m.HTTPAddr()
 	status, body := post(t, base+"/v1/calls", `{"id":"restart-1","from":"+4930","to":"+4940"}`)
 	if status != 201 {
@@ -70,7 +76,7 @@ func TestMain_Restart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	m = MustOpenMain(t, dir)
+	m = MustOpenMain(t, testConfig(dir))
 	defer m.Close()
 	var sess struct {
 		Version   int
@@ -85,14 +91,9 @@ func TestMain_Restart(t *testing.T) {
 // TestMain_SecondInstance: a second callctx on the same data says so.
 func TestMain_SecondInstance(t *testing.T) {
 	dir := t.TempDir()
-	m := MustOpenMain(t, dir)
+	m := MustOpenMain(t, testConfig(dir))
 	defer m.Close()
-	cfg := DefaultConfig()
-	cfg.HTTP.Listen = "127.0.0.1:0"
-	cfg.SIP.Listen = "127.0.0.1:0"
-	cfg.Data.Dir = dir
-	second := NewMain(cfg, nil)
-	second.Config.Data.Batch = BatchConfig{}
+	second := NewMain(testConfig(dir), nil)
 	err := second.Open()
 	if !errors.Is(err, bolt.ErrInUse) || !strings.Contains(err.Error(), "already in use") {
 		t.Fatalf("second instance: %v", err)
@@ -103,7 +104,7 @@ func TestMain_SecondInstance(t *testing.T) {
 // every acknowledged write is on disk afterwards and the file is sound.
 func TestMain_GracefulShutdown(t *testing.T) {
 	dir := t.TempDir()
-	m := MustOpenMain(t, dir)
+	m := MustOpenMain(t, testConfig(dir))
 	base := "http://" + m.HTTPAddr()
 	if status, body := post(t, base+"/v1/calls", `{"id":"g","from":"a","to":"b"}`); status != 201 {
 		t.Fatalf("%d %s", status, body)
@@ -177,15 +178,9 @@ func TestRun_Version(t *testing.T) {
 // TestMain_RetentionSweep: the background sweep removes an ended session
 // once the retention period has passed, and not before.
 func TestMain_RetentionSweep(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.HTTP.Listen = "127.0.0.1:0"
-	cfg.SIP.Listen = "127.0.0.1:0"
-	cfg.Data.Dir = t.TempDir()
+	cfg := testConfig(t.TempDir())
 	cfg.Retention = RetentionConfig{Period: Duration(1500 * time.Millisecond), SweepInterval: Duration(50 * time.Millisecond)}
-	m := NewMain(cfg, nil)
-	if err := m.Open(); err != nil {
-		t.Fatal(err)
-	}
+	m := MustOpenMain(t, cfg)
 	defer m.Close()
 	base := "http://" + m.HTTPAddr()
 	post(t, base+"/v1/calls", `{"id":"old","from":"a","to":"b"}`)

@@ -19,17 +19,6 @@ import (
 	"time"
 )
 
-// buildCallctx returns the command built once per test binary (see
-// buildBinary).
-func buildCallctx(t *testing.T) string {
-	t.Helper()
-	bin, err := buildBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
 // node is one callctx serve process.
 type node struct {
 	t      *testing.T
@@ -46,24 +35,19 @@ type node struct {
 }
 
 // startNode writes config (YAML) to a file and starts callctx serve on a
-// free loopback port with it. The node is killed when the test ends.
+// free loopback port with it (see start).
 func startNode(t *testing.T, bin, name, config string) *node {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name+".yaml")
-	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, path, config)
 	n := &node{t: t, name: name, bin: bin, args: []string{"--config", path}}
 	n.start()
-	t.Cleanup(func() {
-		n.kill()
-		if t.Failed() {
-			t.Logf("log of node %s:\n%s", n.name, n.logText())
-		}
-	})
 	return n
 }
 
+// start runs callctx serve on a free loopback port and waits until it
+// listens. The node is killed when the test ends, and its log shown if the
+// test failed.
 func (n *node) start() {
 	n.t.Helper()
 	cmd := exec.Command(n.bin, append([]string{"serve", "--http", "127.0.0.1:0"}, n.args...)...)
@@ -76,6 +60,12 @@ func (n *node) start() {
 		n.t.Fatal(err)
 	}
 	n.cmd, n.exited = cmd, make(chan struct{})
+	n.t.Cleanup(func() {
+		n.kill()
+		if n.t.Failed() {
+			n.t.Logf("log of node %s:\n%s", n.name, n.logText())
+		}
+	})
 	type listening struct{ Msg, HTTP, SIP string }
 	addr := make(chan listening, 1)
 	go func() {
@@ -98,9 +88,9 @@ func (n *node) start() {
 	case a := <-addr:
 		n.URL, n.SIP = "http://"+a.HTTP, a.SIP
 	case <-n.exited:
-		n.t.Fatalf("node %s exited at start:\n%s", n.name, n.logText())
+		n.t.Fatalf("node %s exited at start", n.name) // the cleanup shows its log
 	case <-time.After(30 * time.Second):
-		n.t.Fatalf("node %s did not start:\n%s", n.name, n.logText())
+		n.t.Fatalf("node %s did not start", n.name)
 	}
 }
 
@@ -142,21 +132,28 @@ type reply struct {
 
 var httpClient = &http.Client{Timeout: 30 * time.Second}
 
-// do sends a JSON request; a transport error is returned, not fatal.
-func (n *node) do(method, path string, body any, headers ...string) (*reply, error) {
+// send sends a request with a JSON body (a string as it is; none when body
+// is nil) and headers (name, value pairs), and reads the whole reply. A
+// transport error is returned, not fatal, so that goroutines other than the
+// test's can use it.
+func send(method, url string, body any, headers ...string) (*reply, error) {
 	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		js, err := json.Marshal(b)
 		if err != nil {
 			return nil, err
 		}
-		rd = bytes.NewReader(b)
+		rd = bytes.NewReader(js)
 	}
-	req, err := http.NewRequest(method, n.URL+path, rd)
+	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		return nil, err
 	}
-	if body != nil {
+	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
@@ -172,6 +169,11 @@ func (n *node) do(method, path string, body any, headers ...string) (*reply, err
 		return nil, err
 	}
 	return &reply{Status: res.StatusCode, Header: res.Header, Body: b}, nil
+}
+
+// do sends a JSON request to n (see send).
+func (n *node) do(method, path string, body any, headers ...string) (*reply, error) {
+	return send(method, n.URL+path, body, headers...)
 }
 
 // must sends a request and fails the test unless it gets want.

@@ -23,17 +23,23 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-// startBinary runs `callctx serve` with the SIP bridge on 127.0.0.1:0, dataDir and
-// flowsDir, and waits until it listens (see startNode).
-func startBinary(t *testing.T, dataDir, flowsDir string, env ...string) *node {
+// buildCallctx returns the command built once per test binary (see
+// buildBinary).
+func buildCallctx(t *testing.T) string {
 	t.Helper()
 	bin, err := buildBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &node{t: t, name: "callctx", bin: bin, env: env,
+	return bin
+}
+
+// startBinary runs `callctx serve` with the SIP bridge on 127.0.0.1:0, dataDir and
+// flowsDir, and waits until it listens (see node.start).
+func startBinary(t *testing.T, dataDir, flowsDir string, env ...string) *node {
+	t.Helper()
+	n := &node{t: t, name: "callctx", bin: buildCallctx(t), env: env,
 		args: []string{"--sip", "127.0.0.1:0", "--data", dataDir, "--flows", flowsDir}}
 	n.start()
-	t.Cleanup(n.kill)
 	return n
 }

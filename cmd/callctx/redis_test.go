@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -50,9 +49,7 @@ func testConfigErrors(t *testing.T, bin string) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "c.yaml")
-			if err := os.WriteFile(path, []byte(tc.config), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			writeFile(t, path, tc.config)
 			out, err := exec.Command(bin, "serve", "--http", "127.0.0.1:0", "--config", path).CombinedOutput()
 			if err == nil {
 				t.Fatalf("serve started with a bad configuration:\n%s", out)
@@ -280,14 +277,18 @@ func testRestartRedis(t *testing.T, bin string) {
 	for _, n := range []*node{a, b} {
 		waitStatus(t, n, "/readyz", http.StatusOK)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for i, w := range writers {
-		for w.ackCount() <= counts[i] {
-			if time.Now().After(deadline) {
-				t.Fatalf("writes to %s on %s do not recover", w.callID, w.n.name)
+	var stuck *writer // one whose writes have not recovered
+	if !poll(20*time.Second, func() bool {
+		stuck = nil
+		for i, w := range writers {
+			if w.ackCount() <= counts[i] {
+				stuck = w
+				return false
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
+		return true
+	}) {
+		t.Fatalf("writes to %s on %s do not recover", stuck.callID, stuck.n.name)
 	}
 	time.Sleep(200 * time.Millisecond)
 	close(stop)
@@ -320,16 +321,13 @@ func testRestartRedis(t *testing.T, bin string) {
 // waitStatus polls path on n until it answers status.
 func waitStatus(t *testing.T, n *node, path string, status int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		r, err := n.do("GET", path, nil)
-		if err == nil && r.Status == status {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s on %s: %v %v, want %d", path, n.name, r, err, status)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var r *reply
+	var err error
+	if !poll(20*time.Second, func() bool {
+		r, err = n.do("GET", path, nil)
+		return err == nil && r.Status == status
+	}) {
+		t.Fatalf("%s on %s: %v %v, want %d", path, n.name, r, err, status)
 	}
 }
 
@@ -621,15 +619,13 @@ func testTransferAcrossNodes(t *testing.T, bin string) {
 		"session": map[string]any{"variables": []string{"sip.x-customer-id", "ivr.transfer_reason"}, "as": "both", "uuiEncoding": "hex"},
 	}
 	var r *reply
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	poll(10*time.Second, func() bool {
 		var err error
 		if r, err = b.do("POST", "/v1/calls/"+id+"/transfer", body); err != nil {
 			t.Fatal(err)
 		}
-		if r.Status != http.StatusConflict || time.Now().After(deadline) { // 409 until the caller has ACKed the 200
-			break
-		}
-	}
+		return r.Status != http.StatusConflict // 409 until the caller has ACKed the 200
+	})
 	var tr map[string]any
 	json.Unmarshal(r.Body, &tr)
 	if r.Status != http.StatusAccepted || tr["status"] != "pending" || tr["id"] == "" {

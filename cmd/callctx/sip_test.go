@@ -145,15 +145,9 @@ func pointers(p map[string]any) []string {
 // good one reaches the caller as a REFER with escaped headers, and its outcome shows on the
 // call, in history and on the event stream.
 func TestMain_SIPTransferOverREST(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.HTTP.Listen = "127.0.0.1:0"
-	cfg.SIP.Listen = "127.0.0.1:0"
-	cfg.Data.Dir = t.TempDir()
+	cfg := testConfig(t.TempDir())
 	cfg.SIP.Map = map[string]string{"X-Transfer-Reason": "ivr.transfer_reason", "sip.uui.sipkey2": "app.sipkey2"}
-	m := NewMain(cfg, nil)
-	if err := m.Open(); err != nil {
-		t.Fatal(err)
-	}
+	m := MustOpenMain(t, cfg)
 	defer m.Close()
 	base := "http://" + m.HTTPAddr()
 	uac := sipptest.Start(t, "uac_refer_answered.xml", m.SIPAddr(), 0)
@@ -338,14 +332,9 @@ func contains(ss []string, s string) bool {
 
 // TestMain_SIPOff: with sip.listen empty there is no bridge and transfers say so.
 func TestMain_SIPOff(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg := testConfig(t.TempDir())
 	cfg.SIP.Listen = ""
-	cfg.Data.Dir = t.TempDir()
-	m := NewMain(cfg, nil)
-	if err := m.Open(); err != nil {
-		t.Fatal(err)
-	}
+	m := MustOpenMain(t, cfg)
 	defer m.Close()
 	if m.SIPAddr() != "" {
 		t.Fatalf("SIPAddr=%q with the bridge off", m.SIPAddr())
