@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -83,11 +82,7 @@ type Engine struct {
 	mu       sync.Mutex
 	versions map[string]*Snapshot      // every snapshot loaded, for runs that started on one
 	runs     map[string]*callRun       // runs of active calls held in memory
-	firings  map[string]map[string]int // call ID → automation → event firings
-	// firing holds the entries Fire returned for a change being written:
-	// entry ID → what it counts as. They count once queued (Queued); the rest
-	// belong to attempts the store abandoned and go when the call ends.
-	firing map[string]firingKey
+	firings  map[string]map[string]int // call ID → automation → event firings queued
 
 	outbox *outbox
 	stop   context.CancelFunc
@@ -155,7 +150,6 @@ func NewEngine(cfg Config) *Engine {
 		versions: map[string]*Snapshot{},
 		runs:     map[string]*callRun{},
 		firings:  map[string]map[string]int{},
-		firing:   map[string]firingKey{},
 	}
 	e.snap.Store(cfg.Snapshot)
 	e.versions[cfg.Snapshot.Version] = cfg.Snapshot
@@ -635,7 +629,7 @@ func (e *Engine) handleEvents(ctx context.Context, batch []session.Event) {
 		// The node that made the change fires its automations, as the
 		// change is written (Fired) or, when that could not be done, now.
 		if ev := &batch[i]; !ev.Remote && !ev.Fired {
-			entries = append(entries, e.entriesFor(ctx, string(ev.Type), ev.Call, ev, true)...)
+			entries = append(entries, e.entriesFor(ctx, string(ev.Type), ev.Call, ev)...)
 		}
 	}
 	e.enqueue(ctx, entries)
@@ -644,7 +638,6 @@ func (e *Engine) handleEvents(ctx context.Context, batch []session.Event) {
 			e.forget(ev.CallID)
 			e.mu.Lock()
 			delete(e.firings, ev.CallID)
-			maps.DeleteFunc(e.firing, func(_ string, k firingKey) bool { return k.callID == ev.CallID })
 			e.mu.Unlock()
 		}
 	}
@@ -659,54 +652,51 @@ func (a engineAutomations) Fire(ev *session.Event) []*session.OutboxEntry {
 	if ev.Variables == nil { // never read the store inside its write
 		ev.Variables = map[string]json.RawMessage{}
 	}
-	return a.e.entriesFor(context.Background(), string(ev.Type), ev.Call, ev, false)
+	return a.e.entriesFor(context.Background(), string(ev.Type), ev.Call, ev)
 }
 
-// Queued implements session.Automations: the entries count as firings now
-// that they are queued, and go out.
-func (a engineAutomations) Queued(entries []*session.OutboxEntry) {
-	e := a.e
+// Queued implements session.Automations.
+func (a engineAutomations) Queued(entries []*session.OutboxEntry) { a.e.queued(entries) }
+
+// queued counts the event automations just queued as firings on their
+// calls, warning when one reaches the limit, and hands them to the outbox.
+// Entries a store rendered for a write it then retried or refused were
+// never queued, so they never count.
+func (e *Engine) queued(entries []*session.OutboxEntry) {
 	e.mu.Lock()
 	for _, en := range entries {
-		if key, ok := e.firing[en.ID]; ok {
-			delete(e.firing, en.ID)
-			e.count(key)
+		var d struct {
+			Automation string `json:"automation"`
+		}
+		if json.Unmarshal(en.Data, &d) != nil {
+			continue
+		}
+		n := e.firings[en.CallID]
+		if n == nil {
+			n = map[string]int{}
+			e.firings[en.CallID] = n
+		}
+		if n[d.Automation]++; n[d.Automation] == maxEventFirings {
+			e.log.Warn("automation fired too often on one call's events; ignoring further events", "automation", d.Automation, "call_id", en.CallID, "limit", maxEventFirings)
 		}
 	}
 	e.mu.Unlock()
 	e.outbox.add(entries...)
 }
 
-// firingKey names an automation's firings on one call's events.
-type firingKey struct{ callID, automation string }
-
-// count counts a firing of an automation on a call's events, and warns when
-// that reaches the limit. e.mu held.
-func (e *Engine) count(k firingKey) {
-	n := e.firings[k.callID]
-	if n == nil {
-		n = map[string]int{}
-		e.firings[k.callID] = n
-	}
-	n[k.automation]++
-	if n[k.automation] == maxEventFirings {
-		e.log.Warn("automation fired too often on one call's events; ignoring further events", "automation", k.automation, "call_id", k.callID, "limit", maxEventFirings)
-	}
-}
-
 // fire queues the automations that listen to an event of a call. c may be
 // nil (session.updated events do not carry the call); it is read when an
 // automation filters on the flow.
 func (e *Engine) fire(ctx context.Context, event string, c *session.Call, ev *session.Event) {
-	e.enqueue(ctx, e.entriesFor(ctx, event, c, ev, true))
+	e.enqueue(ctx, e.entriesFor(ctx, event, c, ev))
 }
 
 // entriesFor returns the outbox entries of the automations that listen to
 // an event of a call; see fire. c or ev (or both) is given. The call's
 // flow, which automations may filter on, is c's or the session's
 // call.flow; the variables are the event's, read only when it has none.
-// counted: the firings count at once, else when the entries are Queued.
-func (e *Engine) entriesFor(ctx context.Context, event string, c *session.Call, ev *session.Event, counted bool) []*session.OutboxEntry {
+// An automation that has fired maxEventFirings times on the call is left out.
+func (e *Engine) entriesFor(ctx context.Context, event string, c *session.Call, ev *session.Event) []*session.OutboxEntry {
 	callID, flowName := "", ""
 	if c != nil {
 		callID, flowName = c.ID, c.Flow
@@ -732,23 +722,13 @@ func (e *Engine) entriesFor(ctx context.Context, event string, c *session.Call, 
 		if a.When != nil && !e.evaluate(a.When, vars) {
 			continue
 		}
-		key := firingKey{callID, a.Name}
 		e.mu.Lock()
 		full := e.firings[callID][a.Name] >= maxEventFirings
-		if !full && counted {
-			e.count(key)
-		}
 		e.mu.Unlock()
 		if full {
 			continue
 		}
-		entry := e.newEntry(callID, a, vars, "event:"+event)
-		if !counted {
-			e.mu.Lock()
-			e.firing[entry.ID] = key
-			e.mu.Unlock()
-		}
-		entries = append(entries, entry)
+		entries = append(entries, e.newEntry(callID, a, vars, "event:"+event))
 	}
 	return entries
 }
@@ -764,7 +744,7 @@ func (e *Engine) enqueue(ctx context.Context, entries []*session.OutboxEntry) {
 	ctx = context.WithoutCancel(ctx)
 	err := e.store.EnqueueOutbox(ctx, entries)
 	if err == nil {
-		e.outbox.add(entries...)
+		e.queued(entries)
 		return
 	}
 	calls, byCall := session.GroupByCall(entries)
@@ -773,7 +753,7 @@ func (e *Engine) enqueue(ctx context.Context, entries []*session.OutboxEntry) {
 			err = e.store.EnqueueOutbox(ctx, byCall[id])
 		}
 		if err == nil {
-			e.outbox.add(byCall[id]...)
+			e.queued(byCall[id])
 		} else if session.ErrorCode(err) != session.CodeNotFound { // a call purged meanwhile
 			e.log.Error("queue automations", "call_id", id, "entries", len(byCall[id]), "err", err)
 		}

@@ -45,8 +45,9 @@ func GroupByCall(entries []*OutboxEntry) (calls []string, byCall map[string][]*O
 type Automations interface {
 	// Fire returns the entries an event fires. It is called while the
 	// change is being written, possibly more than once for one change (a
-	// store may retry its transaction), so it must be quick, must not touch
-	// the store and must not keep ev.Variables.
+	// store may retry its transaction, or refuse the change), so it must be
+	// quick, must not touch the store, must not keep ev.Variables, and must
+	// take nothing it returns as queued until Queued says so.
 	Fire(ev *Event) []*OutboxEntry
 	// Queued hands over the entries queued with a committed change, for
 	// delivery.

@@ -209,14 +209,19 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 	if err != nil {
 		return session.Internal(fmt.Errorf("encode call: %w", err))
 	}
+	// The automations are rendered outside the writer's lock, as Apply's.
+	queue := f.Run(sess, h)
+	queueRecs, err := encodeEntries(queue)
+	if err != nil {
+		return err
+	}
 	id := []byte(c.ID)
 	var (
 		result error
 		rec    []byte
-		queue  []*session.OutboxEntry
 	)
 	err = s.write(func(tx *bolt.Tx) error {
-		result, queue = nil, nil
+		result = nil
 		calls := tx.Bucket(bucketCalls)
 		if calls.Get(id) != nil {
 			result = session.Errorf(session.CodeConflict, "a call with ID %s exists already", c.ID)
@@ -240,9 +245,7 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 		if rec, err = putSession(tx, sess, 0, h); err != nil {
 			return err
 		}
-		// Fired once the ID is known to be free: a refused create fires nothing.
-		queue, err = queueFiring(tx, f, sess, h)
-		return err
+		return putEntries(tx, queue, queueRecs)
 	})
 	if err != nil {
 		return storeErr("create call", err)
