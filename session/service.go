@@ -107,9 +107,6 @@ func (s *Service) fired(f *Firing) bool {
 // Limits returns the limits the Service enforces.
 func (s *Service) Limits() Limits { return s.limits }
 
-// Retention returns how long ended sessions are kept.
-func (s *Service) Retention() time.Duration { return s.retention }
-
 // CreateCall starts a call and its session at version 1. The session holds
 // the call.* variables and nc.Variables, which obey the rules of a write by
 // opts.Origin. CodeInvalid, CodeConflict when the ID is taken.
