@@ -40,9 +40,11 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 export DEBIAN_FRONTEND=noninteractive
-if ! $SUDO apt-get install -y -q "$pkg" >"$log" 2>&1; then
+# Another install may hold the dpkg lock (parallel test runs): wait for it.
+APT="apt-get -o DPkg::Lock::Timeout=600"
+if ! $SUDO $APT install -y -q "$pkg" >"$log" 2>&1; then
 	# The package lists may be missing or stale (fresh containers): refresh once and retry.
-	if ! { $SUDO apt-get update -q && $SUDO apt-get install -y -q "$pkg"; } >"$log" 2>&1; then
+	if ! { $SUDO $APT update -q && $SUDO $APT install -y -q "$pkg"; } >"$log" 2>&1; then
 		cat "$log" >&2
 		echo "ensure-apt: could not install $pkg" >&2
 		exit 1
