@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/callctx/callctx/session"
+	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
 
 // udpLimit is the size above which sipgo refuses to send a message over UDP (its MTU check
@@ -101,8 +102,8 @@ func (o *outLeg) watch() {
 type dialRequest struct {
 	parent     *inCall
 	to         target
-	headers    []Header // checked already
-	referredBy string   // a checked URI, or ""
+	headers    []sipcodec.Header // checked already
+	referredBy string            // a checked URI, or ""
 	// onProvisional sees every 1xx response (to relay 180/183 to the caller).
 	onProvisional func(*sip.Response)
 }
@@ -267,7 +268,7 @@ func (b *Bridge) bridgeInbound(req *sip.Request, tx sip.ServerTransaction, call 
 // bridgeTo places a call to t for the pending INVITE of c and, when it is answered, answers
 // the caller with its SDP. On failure it returns no leg and the target's final response (or
 // the error), leaving the caller's INVITE unanswered.
-func (b *Bridge) bridgeTo(c *inCall, t target, hs []Header, log logger) (*outLeg, *sip.Response, error) {
+func (b *Bridge) bridgeTo(c *inCall, t target, hs []sipcodec.Header, log logger) (*outLeg, *sip.Response, error) {
 	// The caller's CANCEL ends the dialog's context, which cancels the placed call.
 	ctx, cancel := context.WithCancel(c.dlg.Context())
 	defer cancel()
@@ -302,7 +303,7 @@ func (b *Bridge) bridgeTo(c *inCall, t target, hs []Header, log logger) (*outLeg
 	}
 	c.mu.Lock()
 	c.peer = o
-	c.peerSDP, c.legSDP, c.callerOrigin = res.Body(), c.dlg.InviteRequest.Body(), sdpOrigin(c.dlg.InviteRequest.Body())
+	c.peerSDP, c.legSDP, c.callerOrigin = res.Body(), c.dlg.InviteRequest.Body(), sipcodec.SDPOrigin(c.dlg.InviteRequest.Body())
 	c.mu.Unlock()
 	answer := sip.NewResponseFromRequest(c.dlg.InviteRequest, 200, "OK", res.Body())
 	if h := res.ContentType(); h != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/session"
+	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
 
 // Mode says what the bridge does with an inbound INVITE once the call and its session exist.
@@ -100,7 +101,7 @@ type Bridge struct {
 	cfg    Config
 	svc    *session.Service
 	log    *slog.Logger
-	mapper *Mapper
+	mapper *sipcodec.Mapper
 	target *target // the parsed Config.Target, nil when there is none
 
 	ua     *sipgo.UserAgent
@@ -155,7 +156,7 @@ func (c Config) Validate() error {
 // prepared is a checked Config with its defaults and parsed parts.
 type prepared struct {
 	cfg    Config
-	mapper *Mapper
+	mapper *sipcodec.Mapper
 	target *target
 	host   string
 }
@@ -206,7 +207,7 @@ func (cfg Config) prepare() (prepared, error) {
 	if err := checkContext(cfg.Carry); err != nil {
 		errs = append(errs, fmt.Errorf("sip carry: %w", err))
 	}
-	m, err := NewMapper(cfg.Map)
+	m, err := sipcodec.NewMapper(cfg.Map)
 	if err != nil {
 		errs = append(errs, err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/sipbridge"
+	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
 
 func ms(n int) *time.Duration {
@@ -151,7 +152,7 @@ func TestBridge_InboundContextAndReferTransfer(t *testing.T) {
 		if !ok {
 			t.Fatalf("Refer-To %q has no headers", referTo)
 		}
-		hs, err := sipbridge.DecodeURIHeaders(strings.TrimSuffix(query, ">"))
+		hs, err := sipcodec.DecodeURIHeaders(strings.TrimSuffix(query, ">"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,14 +163,14 @@ func TestBridge_InboundContextAndReferTransfer(t *testing.T) {
 		if got["X-Callctx-Call-Id"] != call.ID {
 			t.Errorf("X-Callctx-Call-Id=%q, want %q", got["X-Callctx-Call-Id"], call.ID)
 		}
-		u, err := sipbridge.ParseUUI(got["User-to-User"])
+		u, err := sipcodec.ParseUUI(got["User-to-User"])
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got, want := len(u.Pairs), 2; got != want {
 			t.Fatalf("UUI pairs=%v, want %d", u.Pairs, want)
 		}
-		if u.Pairs[0] != (sipbridge.KV{Key: "ivr.transfer_reason", Value: "BillingInquiry"}) || u.Pairs[1] != (sipbridge.KV{Key: "sip.x-customer-id", Value: "12345"}) {
+		if u.Pairs[0] != (sipcodec.KV{Key: "ivr.transfer_reason", Value: "BillingInquiry"}) || u.Pairs[1] != (sipcodec.KV{Key: "sip.x-customer-id", Value: "12345"}) {
 			t.Errorf("UUI pairs=%v", u.Pairs)
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/callctx/callctx/session"
+	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
 
 // Ways a session's variables travel in signalling.
@@ -30,9 +31,9 @@ func checkContext(c session.TransferContext) error {
 		return fmt.Errorf("as must be %s, %s or %s", CarryHeaders, CarryUUI, CarryBoth)
 	}
 	switch c.UUIEncoding {
-	case "", UUIPlain, UUIHex:
+	case "", sipcodec.UUIPlain, sipcodec.UUIHex:
 	default:
-		return fmt.Errorf("uuiEncoding must be %s or %s", UUIPlain, UUIHex)
+		return fmt.Errorf("uuiEncoding must be %s or %s", sipcodec.UUIPlain, sipcodec.UUIHex)
 	}
 	for _, p := range c.Variables {
 		if prefix, ok := strings.CutSuffix(p, "*"); ok {
@@ -46,7 +47,7 @@ func checkContext(c session.TransferContext) error {
 		}
 	}
 	for v, n := range c.Names {
-		if !IsToken(n) {
+		if !sipcodec.IsToken(n) {
 			return fmt.Errorf("names[%s]: %q is not a header name or UUI key (an RFC 3261 token)", v, n)
 		}
 	}
@@ -88,7 +89,7 @@ func uuiKeyFor(name string, names map[string]string) string {
 	if n, ok := names[name]; ok {
 		return n
 	}
-	if k, ok := strings.CutPrefix(name, UUIPrefix); ok {
+	if k, ok := strings.CutPrefix(name, sipcodec.UUIPrefix); ok {
 		return k
 	}
 	return name
@@ -111,7 +112,7 @@ func valueText(raw json.RawMessage) string {
 // contextHeaders builds the headers that carry the selected variables of a session. Every
 // variable whose value cannot travel (a control character, a ';' in a UUI value, …) is
 // named in the returned error, which lists the problems as "<variable>: <reason>".
-func contextHeaders(vars map[string]json.RawMessage, c session.TransferContext) ([]Header, error) {
+func contextHeaders(vars map[string]json.RawMessage, c session.TransferContext) ([]sipcodec.Header, error) {
 	names := selectVars(vars, c.Variables)
 	as := c.As
 	if as == "" {
@@ -119,26 +120,26 @@ func contextHeaders(vars map[string]json.RawMessage, c session.TransferContext) 
 	}
 	enc := c.UUIEncoding
 	if enc == "" {
-		enc = UUIHex
+		enc = sipcodec.UUIHex
 	}
-	var hs []Header
-	var pairs []KV
+	var hs []sipcodec.Header
+	var pairs []sipcodec.KV
 	var problems []string
 	for _, name := range names {
 		v := valueText(vars[name])
 		if as == CarryHeaders || as == CarryBoth {
-			h := Header{Name: headerNameFor(name, c.Names), Value: v}
-			if err := CheckHeaderName(h.Name); err != nil {
+			h := sipcodec.Header{Name: headerNameFor(name, c.Names), Value: v}
+			if err := sipcodec.CheckHeaderName(h.Name); err != nil {
 				problems = append(problems, name+": "+err.Error())
-			} else if err := CheckHeaderValue(h.Value); err != nil {
+			} else if err := sipcodec.CheckHeaderValue(h.Value); err != nil {
 				problems = append(problems, name+": "+err.Error())
 			} else {
 				hs = append(hs, h)
 			}
 		}
 		if as == CarryUUI || as == CarryBoth {
-			p := KV{Key: uuiKeyFor(name, c.Names), Value: v}
-			if err := checkUUIPair(p, enc); err != nil {
+			p := sipcodec.KV{Key: uuiKeyFor(name, c.Names), Value: v}
+			if err := sipcodec.CheckUUIPair(p, enc); err != nil {
 				problems = append(problems, name+": "+err.Error())
 			} else {
 				pairs = append(pairs, p)
@@ -149,18 +150,18 @@ func contextHeaders(vars map[string]json.RawMessage, c session.TransferContext) 
 		return nil, fmt.Errorf("%s", strings.Join(problems, "; "))
 	}
 	if len(pairs) > 0 {
-		u, err := EncodeUUI(pairs, UUIOptions{Encoding: enc})
+		u, err := sipcodec.EncodeUUI(pairs, sipcodec.UUIOptions{Encoding: enc})
 		if err != nil {
 			return nil, err
 		}
-		hs = append(hs, Header{Name: UUIHeader, Value: u})
+		hs = append(hs, sipcodec.Header{Name: sipcodec.UUIHeader, Value: u})
 	}
 	return hs, nil
 }
 
 // mergeHeaders puts explicit headers after the carried ones; an explicit header replaces a
 // carried header of the same name (any case).
-func mergeHeaders(carried, explicit []Header) []Header {
+func mergeHeaders(carried, explicit []sipcodec.Header) []sipcodec.Header {
 	if len(explicit) == 0 {
 		return carried
 	}
@@ -168,7 +169,7 @@ func mergeHeaders(carried, explicit []Header) []Header {
 	for _, h := range explicit {
 		taken[strings.ToLower(h.Name)] = true
 	}
-	out := make([]Header, 0, len(carried)+len(explicit))
+	out := make([]sipcodec.Header, 0, len(carried)+len(explicit))
 	for _, h := range carried {
 		if !taken[strings.ToLower(h.Name)] {
 			out = append(out, h)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/callctx/callctx/session"
+	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
 
 // Internals the external tests exercise directly.
@@ -18,15 +19,9 @@ func ParseTargetForTest(s, sbc string, preserveTel bool) (string, bool, error) {
 }
 
 // ContextHeadersForTest is contextHeaders.
-func ContextHeadersForTest(vars map[string]json.RawMessage, c session.TransferContext) ([]Header, error) {
+func ContextHeadersForTest(vars map[string]json.RawMessage, c session.TransferContext) ([]sipcodec.Header, error) {
 	return contextHeaders(vars, c)
 }
 
 // ReasonCodeForTest is reasonCode.
 func ReasonCodeForTest(code int) string { return reasonCode(code) }
-
-// ParkSDPForTest is parkSDP.
-func ParkSDPForTest(offer []byte) string { return string(parkSDP(offer, "127.0.0.1", 7)) }
-
-// SDPOriginForTest is sdpOrigin.
-func SDPOriginForTest(body []byte) string { return sdpOrigin(body) }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/session"
+	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
 
 // flowTimeout bounds one step of a flow the bridge drives: a switch or wait node may hold a
@@ -220,24 +221,24 @@ func (b *Bridge) flowDone(c *inCall, run *flow.Run, log logger) {
 // flowTarget checks a transfer action's target and headers for use before the call is
 // answered (redirect, invite): the context is the bridge's carry configuration plus the
 // action's headers, which win.
-func (b *Bridge) flowTarget(c *inCall, a flow.Action, sess *session.Session) (target, []Header, error) {
+func (b *Bridge) flowTarget(c *inCall, a flow.Action, sess *session.Session) (target, []sipcodec.Header, error) {
 	t, err := parseTarget(actionString(a, "target"), b.cfg.SBC, false)
 	if err != nil {
 		return target{}, nil, err
 	}
 	explicit := actionHeaders(a)
 	for i, h := range explicit {
-		if err := CheckHeaderName(h.Name); err != nil {
+		if err := sipcodec.CheckHeaderName(h.Name); err != nil {
 			return target{}, nil, fmt.Errorf("header %d: %w", i, err)
 		}
-		if err := CheckHeaderValue(h.Value); err != nil {
+		if err := sipcodec.CheckHeaderValue(h.Value); err != nil {
 			return target{}, nil, fmt.Errorf("header %s: %w", h.Name, err)
 		}
 	}
 	hs, err := carried(sess.Variables, c.id, b.cfg.Carry, explicit)
 	if err != nil {
 		b.log.Warn("sip context not carried", "call_id", c.id, "error", err)
-		if err := CheckHeaders(hs); err != nil { // the action's own headers break the limits
+		if err := sipcodec.CheckHeaders(hs); err != nil { // the action's own headers break the limits
 			return target{}, nil, err
 		}
 	}
@@ -245,7 +246,7 @@ func (b *Bridge) flowTarget(c *inCall, a flow.Action, sess *session.Session) (ta
 }
 
 // redirectTo answers the pending INVITE of c with 302 to t carrying hs.
-func (b *Bridge) redirectTo(c *inCall, t target, hs []Header, log logger) {
+func (b *Bridge) redirectTo(c *inCall, t target, hs []sipcodec.Header, log logger) {
 	if err := c.dlg.WriteResponse(b.moved(c.dlg.InviteRequest, t, hs, log)); err != nil {
 		log.Error("sip redirect failed", "error", fmt.Errorf("send 302: %w", err))
 	}
@@ -253,22 +254,22 @@ func (b *Bridge) redirectTo(c *inCall, t target, hs []Header, log logger) {
 
 // actionHeaders returns a transfer action's headers (its headers map and its uui) in a
 // stable order.
-func actionHeaders(a flow.Action) []Header {
-	var hs []Header
+func actionHeaders(a flow.Action) []sipcodec.Header {
+	var hs []sipcodec.Header
 	switch m := a["headers"].(type) {
 	case map[string]string:
 		for k, v := range m {
-			hs = append(hs, Header{Name: k, Value: v})
+			hs = append(hs, sipcodec.Header{Name: k, Value: v})
 		}
 	case map[string]any:
 		for k, v := range m {
 			s, _ := v.(string)
-			hs = append(hs, Header{Name: k, Value: s})
+			hs = append(hs, sipcodec.Header{Name: k, Value: s})
 		}
 	}
 	sort.Slice(hs, func(i, j int) bool { return hs[i].Name < hs[j].Name })
 	if u := actionString(a, "uui"); u != "" {
-		hs = append(hs, Header{Name: UUIHeader, Value: u})
+		hs = append(hs, sipcodec.Header{Name: sipcodec.UUIHeader, Value: u})
 	}
 	return hs
 }

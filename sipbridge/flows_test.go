@@ -11,6 +11,7 @@ import (
 
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/sipbridge"
+	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
 
 // The flow decides what happens to the INVITE: known customers are redirected with their
@@ -23,7 +24,7 @@ func TestBridge_FlowRedirectsOrRejects(t *testing.T) {
 		uac.Wait(t)
 		contact := uac.Logged(t, "contact")
 		_, query, _ := strings.Cut(strings.TrimSuffix(contact, ">"), "?")
-		hs, err := sipbridge.DecodeURIHeaders(query)
+		hs, err := sipcodec.DecodeURIHeaders(query)
 		if err != nil || len(hs) == 0 {
 			t.Fatalf("Contact %q: %v", contact, err)
 		}

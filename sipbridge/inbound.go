@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/callctx/callctx/session"
+	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
 
 // storeTimeout bounds one session write made while a SIP transaction waits for it.
@@ -123,7 +124,7 @@ func (b *Bridge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		log.Warn("sip header not mapped", "header", s.Source, "reason", s.Reason)
 	}
 	if mapped.UUIErr != nil {
-		log.Warn("sip user-to-user kept raw", "variable", UUIRawVar, "error", mapped.UUIErr)
+		log.Warn("sip user-to-user kept raw", "variable", sipcodec.UUIRawVar, "error", mapped.UUIErr)
 	}
 	vars := b.fitVariables(mapped.Vars, log)
 
@@ -212,7 +213,7 @@ func (b *Bridge) answer(req *sip.Request, tx sip.ServerTransaction, call *sessio
 // any, in the background. It returns when the call has ended, after recording its end.
 func (b *Bridge) park(c *inCall, log logger, drive func()) {
 	c.mu.Lock()
-	c.sdp = parkSDP(c.dlg.InviteRequest.Body(), b.host, rand.Int64N(1<<40))
+	c.sdp = sipcodec.ParkSDP(c.dlg.InviteRequest.Body(), b.host, rand.Int64N(1<<40))
 	sdp := c.sdp
 	c.mu.Unlock()
 	res := sip.NewSDPResponseFromRequest(c.dlg.InviteRequest, sdp)
@@ -414,11 +415,11 @@ func requireTags(req *sip.Request) string {
 }
 
 // requestHeaders lists a request's headers as name/value pairs for the Mapper.
-func requestHeaders(req *sip.Request) []Header {
+func requestHeaders(req *sip.Request) []sipcodec.Header {
 	hs := req.Headers()
-	out := make([]Header, 0, len(hs))
+	out := make([]sipcodec.Header, 0, len(hs))
 	for _, h := range hs {
-		out = append(out, Header{Name: h.Name(), Value: h.Value()})
+		out = append(out, sipcodec.Header{Name: h.Name(), Value: h.Value()})
 	}
 	return out
 }

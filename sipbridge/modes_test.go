@@ -9,6 +9,7 @@ import (
 
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/sipbridge"
+	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
 
 var carryAll = session.TransferContext{Variables: []string{"sip.x-*", "sip.uui.*"}, As: "both"}
@@ -20,7 +21,7 @@ func TestBridge_RedirectMode(t *testing.T) {
 
 	contact := uac.Logged(t, "contact")
 	_, query, _ := strings.Cut(strings.TrimSuffix(contact, ">"), "?")
-	hs, err := sipbridge.DecodeURIHeaders(query)
+	hs, err := sipcodec.DecodeURIHeaders(query)
 	if err != nil {
 		t.Fatalf("Contact %q: %v", contact, err)
 	}
@@ -33,7 +34,7 @@ func TestBridge_RedirectMode(t *testing.T) {
 	if got, want := call.EndReason, sipbridge.EndRedirected; got != want {
 		t.Errorf("EndReason=%q, want %q", got, want)
 	}
-	u, err := sipbridge.ParseUUI(got["User-to-User"])
+	u, err := sipcodec.ParseUUI(got["User-to-User"])
 	if err != nil {
 		t.Fatal(err)
 	}

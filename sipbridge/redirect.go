@@ -8,6 +8,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callctx/callctx/session"
+	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
 
 // carried returns the headers that go out with a call: the X-Callctx-Call-Id header, the
@@ -15,12 +16,12 @@ import (
 // When the context cannot travel (a value with a control character, a limit exceeded) it
 // returns the call ID header and explicit alone, with the reason: a redirect or bridged call
 // may go on with those (the next hop reads the session over REST), a transfer refuses.
-func carried(vars map[string]json.RawMessage, callID string, spec session.TransferContext, explicit []Header) ([]Header, error) {
-	idHeader := []Header{{Name: CallIDHeader, Value: callID}}
+func carried(vars map[string]json.RawMessage, callID string, spec session.TransferContext, explicit []sipcodec.Header) ([]sipcodec.Header, error) {
+	idHeader := []sipcodec.Header{{Name: CallIDHeader, Value: callID}}
 	hs, err := contextHeaders(vars, spec)
 	if err == nil {
 		all := mergeHeaders(append(idHeader, hs...), explicit)
-		if err = CheckHeaders(all); err == nil {
+		if err = sipcodec.CheckHeaders(all); err == nil {
 			return all, nil
 		}
 	}
@@ -29,11 +30,11 @@ func carried(vars map[string]json.RawMessage, callID string, spec session.Transf
 
 // withURIHeaders returns a copy of u carrying hs as URI headers, each name and value
 // percent-encoded (sipgo writes URI headers as they are).
-func withURIHeaders(u sip.Uri, hs []Header) sip.Uri {
+func withURIHeaders(u sip.Uri, hs []sipcodec.Header) sip.Uri {
 	c := *u.Clone()
 	c.Headers = make(sip.HeaderParams, 0, len(hs))
 	for _, h := range hs {
-		c.Headers = append(c.Headers, sip.HeaderKV{K: EscapeURIHeader(h.Name), V: EscapeURIHeader(h.Value)})
+		c.Headers = append(c.Headers, sip.HeaderKV{K: sipcodec.EscapeURIHeader(h.Name), V: sipcodec.EscapeURIHeader(h.Value)})
 	}
 	return c
 }
@@ -68,8 +69,8 @@ func (b *Bridge) redirect(req *sip.Request, tx sip.ServerTransaction, call *sess
 // Contact URI when t can carry headers. A response goes back the way the request came: over
 // UDP it cannot move to TCP, and sipgo would refuse to send one too large, so then only the
 // call ID header travels.
-func (b *Bridge) moved(req *sip.Request, t target, hs []Header, log logger) *sip.Response {
-	build := func(hs []Header) *sip.Response {
+func (b *Bridge) moved(req *sip.Request, t target, hs []sipcodec.Header, log logger) *sip.Response {
+	build := func(hs []sipcodec.Header) *sip.Response {
 		res := sip.NewResponseFromRequest(req, 302, "Moved Temporarily", nil)
 		if t.canCarryHeaders() {
 			res.AppendHeader(&sip.ContactHeader{Address: withURIHeaders(t.uri, hs)})

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
 
 // reinviteTimeout bounds how long a relayed re-INVITE waits for the other side's answer.
@@ -48,10 +50,10 @@ func (b *Bridge) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		// This side's current SDP origin, and the SDP callctx gave it (the other side's).
 		origin, given := c.callerOrigin, c.peerSDP
 		if leg != nil {
-			origin, given = sdpOrigin(c.peerSDP), c.legSDP
+			origin, given = sipcodec.SDPOrigin(c.peerSDP), c.legSDP
 		}
 		switch {
-		case given != nil && (len(req.Body()) == 0 || origin != "" && sdpOrigin(req.Body()) == origin):
+		case given != nil && (len(req.Body()) == 0 || origin != "" && sipcodec.SDPOrigin(req.Body()) == origin):
 			sdp = given // a session refresh
 		case c.reinviting:
 			busy = true
@@ -116,11 +118,11 @@ func (b *Bridge) relayReinvite(c *inCall, peer *outLeg, fromCaller bool, req *si
 	}
 	c.mu.Lock()
 	if fromCaller {
-		c.legSDP, c.callerOrigin = req.Body(), sdpOrigin(req.Body())
+		c.legSDP, c.callerOrigin = req.Body(), sipcodec.SDPOrigin(req.Body())
 		c.peerSDP = res.Body()
 	} else {
 		c.peerSDP = req.Body()
-		c.legSDP, c.callerOrigin = res.Body(), sdpOrigin(res.Body())
+		c.legSDP, c.callerOrigin = res.Body(), sipcodec.SDPOrigin(res.Body())
 	}
 	c.mu.Unlock()
 	answer := sip.NewResponseFromRequest(req, 200, "OK", res.Body())

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
 
 // target is where a call is sent: a SIP URI, or a tel: URI kept as it is.
@@ -35,7 +37,7 @@ func parseTarget(s, sbc string, preserveTel bool) (target, error) {
 	if s == "" {
 		return target{}, fmt.Errorf("the target is empty")
 	}
-	if err := checkText(s); err != nil {
+	if err := sipcodec.CheckText(s); err != nil {
 		return target{}, fmt.Errorf("the target %s", err)
 	}
 	if i := strings.IndexAny(s, " <>\"\\"); i >= 0 {

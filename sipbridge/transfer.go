@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/callctx/callctx/session"
+	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
 
 // maxTransfersKept bounds the transfers listed in sip.transfers.
@@ -143,7 +144,7 @@ func (b *Bridge) track(f func()) {
 type transferParams struct {
 	mode        session.TransferMode
 	to          target
-	headers     []Header
+	headers     []sipcodec.Header
 	referredBy  string
 	hangupAfter time.Duration
 }
@@ -166,17 +167,17 @@ func (b *Bridge) checkTransfer(req session.TransferRequest) (transferParams, err
 	}
 	p.to = to
 	for i, h := range req.Headers {
-		p.headers = append(p.headers, Header{Name: h.Name, Value: h.Value})
-		if err := CheckHeaderName(h.Name); err != nil {
+		p.headers = append(p.headers, sipcodec.Header{Name: h.Name, Value: h.Value})
+		if err := sipcodec.CheckHeaderName(h.Name); err != nil {
 			bad(fmt.Sprintf("headers/%d/name", i), err.Error())
 		}
-		if err := CheckHeaderValue(h.Value); err != nil {
+		if err := sipcodec.CheckHeaderValue(h.Value); err != nil {
 			bad(fmt.Sprintf("headers/%d/value", i), err.Error())
 		}
 	}
 	if len(fields) == 0 {
-		var herrs HeaderErrors
-		if err := CheckHeaders(p.headers); errors.As(err, &herrs) {
+		var herrs sipcodec.HeaderErrors
+		if err := sipcodec.CheckHeaders(p.headers); errors.As(err, &herrs) {
 			for _, e := range herrs {
 				bad("headers", e.Reason)
 			}
@@ -199,7 +200,7 @@ func (b *Bridge) checkTransfer(req session.TransferRequest) (transferParams, err
 	}
 	if len(req.HandoverReason) > maxHandoverReason {
 		bad("handoverReason", fmt.Sprintf("at most %d characters", maxHandoverReason))
-	} else if err := checkText(req.HandoverReason); err != nil {
+	} else if err := sipcodec.CheckText(req.HandoverReason); err != nil {
 		bad("handoverReason", err.Error())
 	}
 	if req.Context != nil {
@@ -231,9 +232,9 @@ func (c *inCall) remoteTarget() sip.Uri {
 // REFER itself. Over UDP a REFER is limited to about 1,300 bytes (sipgo does not move an
 // in-dialog request to TCP): a larger one is refused with a clear error, and the caller's
 // side should reach callctx over TCP to carry that much context.
-func (c *inCall) sendRefer(ctx context.Context, p transferParams, hs []Header) (sip.ClientTransaction, error) {
+func (c *inCall) sendRefer(ctx context.Context, p transferParams, hs []sipcodec.Header) (sip.ClientTransaction, error) {
 	req := sip.NewRequest(sip.REFER, c.remoteTarget())
-	var extra []Header
+	var extra []sipcodec.Header
 	if p.to.canCarryHeaders() {
 		u := withURIHeaders(p.to.uri, hs)
 		req.AppendHeader(sip.NewHeader("Refer-To", "<"+u.String()+">"))
@@ -339,7 +340,7 @@ func (c *inCall) hangupAfter(d time.Duration) {
 
 // runInviteTransfer places the new call with the caller's SDP and, once it is answered,
 // offers its SDP to the caller in a re-INVITE; from then on callctx bridges the two.
-func (c *inCall) runInviteTransfer(at *activeTransfer, p transferParams, hs []Header) {
+func (c *inCall) runInviteTransfer(at *activeTransfer, p transferParams, hs []sipcodec.Header) {
 	defer close(at.finished)
 	ctx, cancel := context.WithTimeout(c.dlg.Context(), c.b.cfg.TransferTimeout)
 	defer cancel()
@@ -387,7 +388,7 @@ func (c *inCall) runInviteTransfer(at *activeTransfer, p transferParams, hs []He
 	c.mu.Lock()
 	c.peer = o
 	c.sdp = nil
-	c.peerSDP, c.legSDP, c.callerOrigin = res.Body(), c.dlg.InviteRequest.Body(), sdpOrigin(rres.Body())
+	c.peerSDP, c.legSDP, c.callerOrigin = res.Body(), c.dlg.InviteRequest.Body(), sipcodec.SDPOrigin(rres.Body())
 	c.mu.Unlock()
 	c.finishTransfer(at, session.TransferAnswered, "", res.StatusCode, res.Reason)
 }
@@ -548,7 +549,7 @@ func parseSipfrag(body []byte) (int, string) {
 	if err != nil || code < 100 || code > 699 {
 		return 0, ""
 	}
-	if checkText(reason) != nil {
+	if sipcodec.CheckText(reason) != nil {
 		reason = ""
 	}
 	return code, reason

@@ -1,4 +1,4 @@
-package sipbridge_test
+package sipcodec_test
 
 import (
 	"errors"
@@ -6,14 +6,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/callctx/callctx/sipbridge"
+	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
 
 func TestCheckHeaderName(t *testing.T) {
 	ok := []string{"X-Customer-ID", "X-AI-Summary", "User-to-User", "P-Asserted-Identity", "X.y!z%a*b_c+d`e'f~g", "Subject", "X"}
 	for _, name := range ok {
 		t.Run("OK/"+name, func(t *testing.T) {
-			if err := sipbridge.CheckHeaderName(name); err != nil {
+			if err := sipcodec.CheckHeaderName(name); err != nil {
 				t.Fatalf("CheckHeaderName(%q)=%v, want nil", name, err)
 			}
 		})
@@ -21,7 +21,7 @@ func TestCheckHeaderName(t *testing.T) {
 	bad := []string{"", "X Customer", "X-A:", "X-A\r\nX-B", "X-\x00", "X-é", "X-A;b", "X-(a)", "X-A=1", "X-<a>", `X-"a"`, "X-A/B", "X-A?", "X-A@b", "X-A,B", "X-[a]", "X-{a}", "X-A\\B", "X-\t"}
 	for _, name := range bad {
 		t.Run(fmt.Sprintf("NotToken/%q", name), func(t *testing.T) {
-			if err := sipbridge.CheckHeaderName(name); err == nil {
+			if err := sipcodec.CheckHeaderName(name); err == nil {
 				t.Fatalf("CheckHeaderName(%q)=nil, want an error", name)
 			}
 		})
@@ -31,7 +31,7 @@ func TestCheckHeaderName(t *testing.T) {
 		"Refer-To", "r", "Referred-By", "b", "Event", "o", "Subscription-State", "Content-Encoding", "e", "body", "BODY"}
 	for _, name := range forbidden {
 		t.Run("Forbidden/"+name, func(t *testing.T) {
-			err := sipbridge.CheckHeaderName(name)
+			err := sipcodec.CheckHeaderName(name)
 			if err == nil {
 				t.Fatalf("CheckHeaderName(%q)=nil, want an error", name)
 			}
@@ -48,12 +48,12 @@ func TestForbiddenHeader(t *testing.T) {
 		{"f", "From"}, {"t", "To"}, {"v", "Via"}, {"record-route", "Record-Route"},
 	}
 	for _, tt := range tests {
-		got, ok := sipbridge.ForbiddenHeader(tt.in)
+		got, ok := sipcodec.ForbiddenHeader(tt.in)
 		if !ok || got != tt.want {
 			t.Errorf("ForbiddenHeader(%q)=%q,%v, want %q,true", tt.in, got, ok, tt.want)
 		}
 	}
-	if got, ok := sipbridge.ForbiddenHeader("X-Customer-ID"); ok {
+	if got, ok := sipcodec.ForbiddenHeader("X-Customer-ID"); ok {
 		t.Errorf("ForbiddenHeader(X-Customer-ID)=%q,true, want false", got)
 	}
 }
@@ -63,7 +63,7 @@ func TestCheckHeaderValue(t *testing.T) {
 		"100%", "50% off", "%zz", "a%2Fb", "<sip:a@b>;tag=1", "%C3%BC"}
 	for _, v := range ok {
 		t.Run(fmt.Sprintf("OK/%q", v), func(t *testing.T) {
-			if err := sipbridge.CheckHeaderValue(v); err != nil {
+			if err := sipcodec.CheckHeaderValue(v); err != nil {
 				t.Fatalf("CheckHeaderValue(%q)=%v, want nil", v, err)
 			}
 		})
@@ -78,7 +78,7 @@ func TestCheckHeaderValue(t *testing.T) {
 	}
 	for _, v := range bad {
 		t.Run(fmt.Sprintf("Refused/%q", v), func(t *testing.T) {
-			if err := sipbridge.CheckHeaderValue(v); err == nil {
+			if err := sipcodec.CheckHeaderValue(v); err == nil {
 				t.Fatalf("CheckHeaderValue(%q)=nil, want an error", v)
 			}
 		})
@@ -86,44 +86,44 @@ func TestCheckHeaderValue(t *testing.T) {
 }
 
 func TestCheckHeaders(t *testing.T) {
-	many := func(n int) []sipbridge.Header {
-		hs := make([]sipbridge.Header, n)
+	many := func(n int) []sipcodec.Header {
+		hs := make([]sipcodec.Header, n)
 		for i := range hs {
-			hs[i] = sipbridge.Header{Name: fmt.Sprintf("X-H%d", i), Value: "v"}
+			hs[i] = sipcodec.Header{Name: fmt.Sprintf("X-H%d", i), Value: "v"}
 		}
 		return hs
 	}
 	t.Run("OK", func(t *testing.T) {
-		if err := sipbridge.CheckHeaders(many(100)); err != nil {
+		if err := sipcodec.CheckHeaders(many(100)); err != nil {
 			t.Fatalf("CheckHeaders(100 headers)=%v, want nil", err)
 		}
-		if err := sipbridge.CheckHeaders(nil); err != nil {
+		if err := sipcodec.CheckHeaders(nil); err != nil {
 			t.Fatalf("CheckHeaders(nil)=%v, want nil", err)
 		}
-		exact := []sipbridge.Header{{Name: "X-A", Value: strings.Repeat("é", 12000-3)}}
-		if err := sipbridge.CheckHeaders(exact); err != nil {
+		exact := []sipcodec.Header{{Name: "X-A", Value: strings.Repeat("é", 12000-3)}}
+		if err := sipcodec.CheckHeaders(exact); err != nil {
 			t.Fatalf("CheckHeaders(12000 chars)=%v, want nil", err)
 		}
 	})
 	tests := []struct {
 		name string
-		in   []sipbridge.Header
-		want []sipbridge.HeaderError
+		in   []sipcodec.Header
+		want []sipcodec.HeaderError
 	}{
-		{"TooMany", many(101), []sipbridge.HeaderError{{Index: -1}}},
-		{"TooLong", []sipbridge.Header{{Name: "X-A", Value: strings.Repeat("a", 11000)}, {Name: "X-B", Value: strings.Repeat("b", 995)}},
-			[]sipbridge.HeaderError{{Index: -1}}},
-		{"EachProblemNamed", []sipbridge.Header{
+		{"TooMany", many(101), []sipcodec.HeaderError{{Index: -1}}},
+		{"TooLong", []sipcodec.Header{{Name: "X-A", Value: strings.Repeat("a", 11000)}, {Name: "X-B", Value: strings.Repeat("b", 995)}},
+			[]sipcodec.HeaderError{{Index: -1}}},
+		{"EachProblemNamed", []sipcodec.Header{
 			{Name: "X-Ok", Value: "fine"},
 			{Name: "Via", Value: "SIP/2.0/UDP evil"},
 			{Name: "X-Evil", Value: "a\r\nX-Injected: 1"},
 			{Name: "X Bad", Value: "%0a"},
-		}, []sipbridge.HeaderError{{Index: 1, Field: "name"}, {Index: 2, Field: "value"}, {Index: 3, Field: "name"}, {Index: 3, Field: "value"}}},
+		}, []sipcodec.HeaderError{{Index: 1, Field: "name"}, {Index: 2, Field: "value"}, {Index: 3, Field: "name"}, {Index: 3, Field: "value"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := sipbridge.CheckHeaders(tt.in)
-			var herrs sipbridge.HeaderErrors
+			err := sipcodec.CheckHeaders(tt.in)
+			var herrs sipcodec.HeaderErrors
 			if !errors.As(err, &herrs) {
 				t.Fatalf("CheckHeaders error %v is not HeaderErrors", err)
 			}
@@ -146,14 +146,14 @@ func FuzzCheckHeaderValue(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
-		if sipbridge.CheckHeaderValue(v) != nil {
+		if sipcodec.CheckHeaderValue(v) != nil {
 			return
 		}
 		for s, i := v, 0; i < 10; i++ {
 			if strings.ContainsAny(s, "\r\n\x00") {
 				t.Fatalf("accepted %q, which holds CR, LF or NUL after %d decodes", v, i)
 			}
-			d, err := sipbridge.UnescapeURIHeader(s)
+			d, err := sipcodec.UnescapeURIHeader(s)
 			if err != nil || d == s {
 				break
 			}
@@ -167,13 +167,13 @@ func FuzzCheckHeaderName(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
-		if sipbridge.CheckHeaderName(name) != nil {
+		if sipcodec.CheckHeaderName(name) != nil {
 			return
 		}
 		if name == "" || strings.ContainsAny(name, " \t\r\n:;,=\x00\"<>()@[]{}?/\\") {
 			t.Fatalf("accepted %q as a header name", name)
 		}
-		if _, bad := sipbridge.ForbiddenHeader(name); bad {
+		if _, bad := sipcodec.ForbiddenHeader(name); bad {
 			t.Fatalf("accepted forbidden header %q", name)
 		}
 	})

@@ -1,4 +1,4 @@
-package sipbridge_test
+package sipcodec_test
 
 import (
 	"errors"
@@ -6,34 +6,34 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/callctx/callctx/sipbridge"
+	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
 
 func TestCheckVarName(t *testing.T) {
 	for _, ok := range []string{"sip.x-customer-id", "sip.uui.sipkey1", "ivr.customer_id", "sip.x-a.b", "a.B-9_"} {
-		if err := sipbridge.CheckVarName(ok); err != nil {
+		if err := sipcodec.CheckVarName(ok); err != nil {
 			t.Errorf("CheckVarName(%q)=%v, want nil", ok, err)
 		}
 	}
 	for _, bad := range []string{"", "sip", "sip.", ".x", "sip..x", "sip.x!", "sip.a b", "sip.é", "sip." + strings.Repeat("a", 125)} {
-		if err := sipbridge.CheckVarName(bad); err == nil {
+		if err := sipcodec.CheckVarName(bad); err == nil {
 			t.Errorf("CheckVarName(%q)=nil, want an error", bad)
 		}
 	}
 }
 
 func TestMapper_Map(t *testing.T) {
-	h := func(kvs ...string) []sipbridge.Header {
-		var out []sipbridge.Header
+	h := func(kvs ...string) []sipcodec.Header {
+		var out []sipcodec.Header
 		for i := 0; i+1 < len(kvs); i += 2 {
-			out = append(out, sipbridge.Header{Name: kvs[i], Value: kvs[i+1]})
+			out = append(out, sipcodec.Header{Name: kvs[i], Value: kvs[i+1]})
 		}
 		return out
 	}
 	tests := []struct {
 		name     string
 		renames  map[string]string
-		headers  []sipbridge.Header
+		headers  []sipcodec.Header
 		want     map[string]string
 		skipped  []string // sources, in order
 		uuiError bool
@@ -83,7 +83,7 @@ func TestMapper_Map(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := sipbridge.NewMapper(tt.renames)
+			m, err := sipcodec.NewMapper(tt.renames)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,7 +104,7 @@ func TestMapper_Map(t *testing.T) {
 			if got, want := got.UUIErr != nil, tt.uuiError; got != want {
 				t.Fatalf("UUIErr=%v, want an error: %v", got, want)
 			}
-			if got.UUIErr != nil && !errors.Is(got.UUIErr, sipbridge.ErrUUI) {
+			if got.UUIErr != nil && !errors.Is(got.UUIErr, sipcodec.ErrUUI) {
 				t.Fatalf("UUIErr=%v does not wrap ErrUUI", got.UUIErr)
 			}
 		})
@@ -131,7 +131,7 @@ func TestNewMapper_Refused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := sipbridge.NewMapper(tt.renames); err == nil {
+			if _, err := sipcodec.NewMapper(tt.renames); err == nil {
 				t.Fatalf("NewMapper(%v)=nil error, want one", tt.renames)
 			}
 		})
@@ -144,14 +144,14 @@ func FuzzMapper_Map(f *testing.F) {
 	f.Add("X-Customer-ID", "123", "sipkey1=a;sipkey2=b")
 	f.Add("X-a..b", "\x00", "7369706B6579313D73697076616C31;encoding=hex")
 	f.Add("x-", "", "raw=1")
-	m, err := sipbridge.NewMapper(map[string]string{"X-Customer-ID": "ivr.customer_id"})
+	m, err := sipcodec.NewMapper(map[string]string{"X-Customer-ID": "ivr.customer_id"})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, name, value, uui string) {
-		got := m.Map([]sipbridge.Header{{Name: name, Value: value}, {Name: "User-to-User", Value: uui}})
+		got := m.Map([]sipcodec.Header{{Name: name, Value: value}, {Name: "User-to-User", Value: uui}})
 		for k, v := range got.Vars {
-			if err := sipbridge.CheckVarName(k); err != nil {
+			if err := sipcodec.CheckVarName(k); err != nil {
 				t.Fatalf("variable %q: %v", k, err)
 			}
 			if strings.ContainsAny(v, "\r\n\x00") {

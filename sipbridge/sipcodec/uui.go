@@ -1,4 +1,4 @@
-package sipbridge
+package sipcodec
 
 import (
 	"encoding/hex"
@@ -100,7 +100,7 @@ func ParseUUI(value string) (UUI, error) {
 	default:
 		return UUI{}, fmt.Errorf("%w: unsupported encoding %q", ErrUUI, encoding)
 	}
-	if err := checkText(text); err != nil {
+	if err := CheckText(text); err != nil {
 		return UUI{}, fmt.Errorf("%w: %v", ErrUUI, err)
 	}
 	pairs, err := parsePairs(text)
@@ -233,7 +233,7 @@ func EncodeUUI(pairs []KV, opts UUIOptions) (string, error) {
 	}
 	var b strings.Builder
 	for i, p := range pairs {
-		if err := checkUUIPair(p, enc); err != nil {
+		if err := CheckUUIPair(p, enc); err != nil {
 			return "", err
 		}
 		if i > 0 {
@@ -265,20 +265,22 @@ func EncodeUUI(pairs []KV, opts UUIOptions) (string, error) {
 	return text, nil
 }
 
-func checkUUIPair(p KV, enc string) error {
+// CheckUUIPair returns an error unless p can be written as one pair of UUI data in encoding
+// enc (UUIPlain or UUIHex) and read back the same way; EncodeUUI applies it to every pair.
+func CheckUUIPair(p KV, enc string) error {
 	if p.Key == "" {
 		return fmt.Errorf("uui key is empty")
 	}
 	if strings.ContainsAny(p.Key, "=;, \t\"") {
 		return fmt.Errorf("uui key %q holds one of = ; , \" or whitespace", p.Key)
 	}
-	if err := checkText(p.Key); err != nil {
+	if err := CheckText(p.Key); err != nil {
 		return fmt.Errorf("uui key %q: %w", p.Key, err)
 	}
 	if strings.Contains(p.Value, ";") {
 		return fmt.Errorf("uui value of %q holds ';', which separates pairs", p.Key)
 	}
-	if err := checkText(p.Value); err != nil {
+	if err := CheckText(p.Value); err != nil {
 		return fmt.Errorf("uui value of %q: %w", p.Key, err)
 	}
 	if p.Value != strings.TrimSpace(p.Value) {

@@ -1,4 +1,4 @@
-package sipbridge
+package sipcodec
 
 import (
 	"fmt"

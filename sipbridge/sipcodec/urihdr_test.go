@@ -1,11 +1,11 @@
-package sipbridge_test
+package sipcodec_test
 
 import (
 	"reflect"
 	"strings"
 	"testing"
 
-	"github.com/callctx/callctx/sipbridge"
+	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
 
 func TestEscapeURIHeader(t *testing.T) {
@@ -27,10 +27,10 @@ func TestEscapeURIHeader(t *testing.T) {
 		{"Customer confirmed identity.", "Customer%20confirmed%20identity."},
 	}
 	for _, tt := range tests {
-		if got := sipbridge.EscapeURIHeader(tt.in); got != tt.want {
+		if got := sipcodec.EscapeURIHeader(tt.in); got != tt.want {
 			t.Errorf("EscapeURIHeader(%q)=%q, want %q", tt.in, got, tt.want)
 		}
-		back, err := sipbridge.UnescapeURIHeader(sipbridge.EscapeURIHeader(tt.in))
+		back, err := sipcodec.UnescapeURIHeader(sipcodec.EscapeURIHeader(tt.in))
 		if err != nil || back != tt.in {
 			t.Errorf("UnescapeURIHeader(EscapeURIHeader(%q))=%q,%v", tt.in, back, err)
 		}
@@ -44,24 +44,24 @@ func TestUnescapeURIHeader(t *testing.T) {
 		{"%c3%bc", "ü"},
 	}
 	for _, tt := range tests {
-		got, err := sipbridge.UnescapeURIHeader(tt.in)
+		got, err := sipcodec.UnescapeURIHeader(tt.in)
 		if err != nil || got != tt.want {
 			t.Errorf("UnescapeURIHeader(%q)=%q,%v, want %q", tt.in, got, err, tt.want)
 		}
 	}
-	if got, err := sipbridge.UnescapeURIHeader("%zz"); err == nil {
+	if got, err := sipcodec.UnescapeURIHeader("%zz"); err == nil {
 		t.Errorf("UnescapeURIHeader(%%zz)=%q, want an error", got)
 	}
 }
 
 func TestEncodeURIHeaders(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
-		hs := []sipbridge.Header{
+		hs := []sipcodec.Header{
 			{Name: "X-Customer-ID", Value: "123"},
 			{Name: "X-AI-Summary", Value: "Customer wants a refund & a callback; soon=now"},
 			{Name: "User-to-User", Value: "613D31;encoding=hex"},
 		}
-		got, err := sipbridge.EncodeURIHeaders(hs)
+		got, err := sipcodec.EncodeURIHeaders(hs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +69,7 @@ func TestEncodeURIHeaders(t *testing.T) {
 		if got != want {
 			t.Fatalf("EncodeURIHeaders=%q, want %q", got, want)
 		}
-		back, err := sipbridge.DecodeURIHeaders(got)
+		back, err := sipcodec.DecodeURIHeaders(got)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,13 +77,13 @@ func TestEncodeURIHeaders(t *testing.T) {
 			t.Fatalf("DecodeURIHeaders=%+v, want %+v", back, hs)
 		}
 	})
-	for _, hs := range [][]sipbridge.Header{
+	for _, hs := range [][]sipcodec.Header{
 		{{Name: "X-Evil", Value: "a\r\nVia: x"}},
 		{{Name: "Contact", Value: "<sip:evil>"}},
 		{{Name: "body", Value: "v=0"}},
 		{{Name: "X-Evil", Value: "%0D%0A"}},
 	} {
-		if got, err := sipbridge.EncodeURIHeaders(hs); err == nil {
+		if got, err := sipcodec.EncodeURIHeaders(hs); err == nil {
 			t.Errorf("EncodeURIHeaders(%+v)=%q, want an error", hs, got)
 		}
 	}
@@ -91,7 +91,7 @@ func TestEncodeURIHeaders(t *testing.T) {
 
 func TestDecodeURIHeaders_Refused(t *testing.T) {
 	for _, in := range []string{"X-A=%0D%0AVia:%20x", "Call-ID=abc", "X-A=%zz", "X%20A=1", "body=v%3D0"} {
-		if got, err := sipbridge.DecodeURIHeaders(in); err == nil {
+		if got, err := sipcodec.DecodeURIHeaders(in); err == nil {
 			t.Errorf("DecodeURIHeaders(%q)=%+v, want an error", in, got)
 		}
 	}
@@ -104,7 +104,7 @@ func FuzzURIHeaders(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		e := sipbridge.EscapeURIHeader(s)
+		e := sipcodec.EscapeURIHeader(s)
 		for i := 0; i < len(e); i++ {
 			c := e[i]
 			alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
@@ -112,12 +112,12 @@ func FuzzURIHeaders(f *testing.F) {
 				t.Fatalf("EscapeURIHeader(%q)=%q holds %q", s, e, c)
 			}
 		}
-		back, err := sipbridge.UnescapeURIHeader(e)
+		back, err := sipcodec.UnescapeURIHeader(e)
 		if err != nil || back != s {
 			t.Fatalf("UnescapeURIHeader(%q)=%q,%v, want %q", e, back, err, s)
 		}
-		if hs, err := sipbridge.DecodeURIHeaders(s); err == nil {
-			if err := sipbridge.CheckHeaders(hs); err != nil {
+		if hs, err := sipcodec.DecodeURIHeaders(s); err == nil {
+			if err := sipcodec.CheckHeaders(hs); err != nil {
 				t.Fatalf("DecodeURIHeaders(%q) returned headers CheckHeaders refuses: %v", s, err)
 			}
 		}

@@ -1,4 +1,4 @@
-package sipbridge
+package sipcodec
 
 import (
 	"errors"
@@ -231,7 +231,7 @@ func (m *Mapper) Map(headers []Header) Mapped {
 			out.Skipped = append(out.Skipped, Skip{Source: name, Reason: err.Error()})
 			continue
 		}
-		if err := checkText(value); err != nil {
+		if err := CheckText(value); err != nil {
 			out.Skipped = append(out.Skipped, Skip{Source: name, Reason: err.Error()})
 			continue
 		}
@@ -251,7 +251,7 @@ func (m *Mapper) Map(headers []Header) Mapped {
 			pairs = append(pairs, u.Pairs...)
 		}
 		if out.UUIErr != nil {
-			if err := checkText(raw); err != nil {
+			if err := CheckText(raw); err != nil {
 				out.Skipped = append(out.Skipped, Skip{Source: UUIHeader, Reason: err.Error()})
 			} else {
 				set(UUIRawVar, raw, UUIHeader)

@@ -1,4 +1,4 @@
-package sipbridge
+package sipcodec
 
 import (
 	"fmt"
@@ -100,7 +100,7 @@ func CheckHeaderName(name string) error {
 // DEL, C1 controls, …) or is not valid UTF-8, either as given or after any number of rounds
 // of percent-decoding (so that "%0D%0A", "%250D%250A" and "100% %0A" are refused too).
 func CheckHeaderValue(value string) error {
-	if err := checkText(value); err != nil {
+	if err := CheckText(value); err != nil {
 		return err
 	}
 	for s := value; strings.IndexByte(s, '%') >= 0; {
@@ -108,7 +108,7 @@ func CheckHeaderValue(value string) error {
 		if d == s {
 			break
 		}
-		if err := checkText(d); err != nil {
+		if err := CheckText(d); err != nil {
 			return fmt.Errorf("after percent-decoding: %w", err)
 		}
 		s = d
@@ -147,8 +147,8 @@ func unhex(c byte) byte {
 	}
 }
 
-// checkText refuses invalid UTF-8 and every control character.
-func checkText(s string) error {
+// CheckText returns an error when s is not valid UTF-8 or holds a control character.
+func CheckText(s string) error {
 	for i, r := range s {
 		if r == utf8.RuneError {
 			if _, size := utf8.DecodeRuneInString(s[i:]); size <= 1 {

@@ -1,4 +1,4 @@
-package sipbridge
+package sipcodec
 
 import (
 	"bytes"
@@ -6,11 +6,11 @@ import (
 	"strings"
 )
 
-// parkSDP is the SDP of a call callctx answers and parks: signalling only, so every media
+// ParkSDP is the SDP of a call callctx answers and parks: signalling only, so every media
 // stream of the offer is answered inactive on the discard port, with the offer's first
 // format (RFC 3264 §6 needs at least one). Without an offer it offers one inactive audio
 // stream (PCMU). sessID must stay the same for a dialog.
-func parkSDP(offer []byte, host string, sessID int64) []byte {
+func ParkSDP(offer []byte, host string, sessID int64) []byte {
 	ipType := "IP4"
 	if strings.Contains(host, ":") {
 		ipType = "IP6"
@@ -44,10 +44,10 @@ func parkSDP(offer []byte, host string, sessID int64) []byte {
 	return b.Bytes()
 }
 
-// sdpOrigin returns an SDP body's origin line (o=) without its line ending, "" when it has
+// SDPOrigin returns an SDP body's origin line (o=) without its line ending, "" when it has
 // none. RFC 3264 §8: an offer whose origin (and so session version) is the previous one's
 // changes nothing, which is what a session refresh sends.
-func sdpOrigin(body []byte) string {
+func SDPOrigin(body []byte) string {
 	for _, line := range strings.Split(string(body), "\n") {
 		if line = strings.TrimRight(line, "\r"); strings.HasPrefix(line, "o=") {
 			return line
