@@ -9,7 +9,6 @@ import (
 	"github.com/callctx/callctx/api"
 	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/session"
-	"github.com/callctx/callctx/triggers"
 )
 
 const flowsYAML = `
@@ -36,15 +35,11 @@ flows:
 // newFlowServer starts the API with a flow engine over a real store.
 func newFlowServer(t *testing.T) *testServer {
 	t.Helper()
-	d, err := triggers.ParseFS(fstest.MapFS{"flows.yaml": {Data: []byte(flowsYAML)}})
+	d, err := flow.ParseFS(fstest.MapFS{"flows.yaml": {Data: []byte(flowsYAML)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := triggers.Compile(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, _, err := flow.Compile(d, set, flow.CompileOptions{})
+	snap, _, err := flow.Compile(d, flow.CompileOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -193,15 +193,11 @@ type CompileOptions struct {
 // automations and flows. Problems are a yamldoc.Errors list; warnings (such
 // as unreachable nodes) come back even when loading succeeds.
 func Load(dir string, opts CompileOptions) (*Snapshot, yamldoc.Errors, error) {
-	d, err := triggers.ParseDir(dir)
+	d, err := ParseDir(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	set, err := triggers.Compile(d)
-	if err != nil {
-		return nil, nil, err
-	}
-	return Compile(d, set, opts)
+	return Compile(d, opts)
 }
 
 // Empty returns a snapshot without definitions, for a server whose flows
@@ -211,10 +207,14 @@ func Empty() *Snapshot {
 		flows: map[string]*Flow{}, automations: map[string]*Automation{}}
 }
 
-// Compile compiles the automations and flows of a parsed directory against
-// its compiled triggers. It checks every reference: an unknown trigger,
+// Compile compiles a parsed directory: its triggers (package triggers), then
+// its automations and flows. It checks every reference: an unknown trigger,
 // node or automation is an error; a node no path reaches is a warning.
-func Compile(d *triggers.Dir, set *triggers.Set, opts CompileOptions) (*Snapshot, yamldoc.Errors, error) {
+func Compile(d *Dir, opts CompileOptions) (*Snapshot, yamldoc.Errors, error) {
+	set, err := triggers.Compile(d.Defs(SectionTriggers))
+	if err != nil {
+		return nil, nil, err
+	}
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
@@ -227,7 +227,7 @@ func Compile(d *triggers.Dir, set *triggers.Set, opts CompileOptions) (*Snapshot
 		flows:       map[string]*Flow{},
 		automations: map[string]*Automation{},
 	}
-	for _, def := range d.Defs(triggers.SectionAutomations) {
+	for _, def := range d.Defs(SectionAutomations) {
 		if a := c.automation(def); a != nil {
 			s.automations[a.Name] = a
 			s.automationList = append(s.automationList, a)
@@ -235,10 +235,10 @@ func Compile(d *triggers.Dir, set *triggers.Set, opts CompileOptions) (*Snapshot
 	}
 	slices.SortFunc(s.automationList, func(a, b *Automation) int { return strings.Compare(a.Name, b.Name) })
 	flowNames := map[string]bool{}
-	for _, def := range d.Defs(triggers.SectionFlows) {
+	for _, def := range d.Defs(SectionFlows) {
 		flowNames[def.Name] = true
 	}
-	for _, def := range d.Defs(triggers.SectionAutomations) {
+	for _, def := range d.Defs(SectionAutomations) {
 		m, _ := def.Value.(map[string]any)
 		for i, f := range stringList(m["flows"]) {
 			if !flowNames[f] {
@@ -246,7 +246,7 @@ func Compile(d *triggers.Dir, set *triggers.Set, opts CompileOptions) (*Snapshot
 			}
 		}
 	}
-	for _, def := range d.Defs(triggers.SectionFlows) {
+	for _, def := range d.Defs(SectionFlows) {
 		if f := c.flow(def, s.automations); f != nil {
 			s.flows[f.Name] = f
 		}
@@ -267,7 +267,7 @@ type compiler struct {
 
 // missingEnv reports an environment variable that is not set: an error, or
 // with AllowMissingSecrets a warning, once per variable.
-func (c *compiler) missingEnv(def triggers.Def, ptr, name string) {
+func (c *compiler) missingEnv(def yamldoc.Def, ptr, name string) {
 	if !c.opts.AllowMissingSecrets {
 		c.fail(def, ptr, "the environment variable %s is not set", name)
 		return
@@ -281,11 +281,11 @@ func (c *compiler) missingEnv(def triggers.Def, ptr, name string) {
 	}
 }
 
-func (c *compiler) fail(def triggers.Def, ptr, format string, args ...any) {
+func (c *compiler) fail(def yamldoc.Def, ptr, format string, args ...any) {
 	c.errs = append(c.errs, def.Errorf(ptr, format, args...))
 }
 
-func (c *compiler) warn(def triggers.Def, ptr, format string, args ...any) {
+func (c *compiler) warn(def yamldoc.Def, ptr, format string, args ...any) {
 	c.warns = append(c.warns, def.Errorf(ptr, format, args...))
 }
 
@@ -317,7 +317,7 @@ func integer(m map[string]any, key string, def int) int {
 	return i
 }
 
-func (c *compiler) duration(def triggers.Def, ptr string, m map[string]any, key string, dflt time.Duration) time.Duration {
+func (c *compiler) duration(def yamldoc.Def, ptr string, m map[string]any, key string, dflt time.Duration) time.Duration {
 	s, ok := m[key].(string)
 	if !ok {
 		return dflt
@@ -330,7 +330,7 @@ func (c *compiler) duration(def triggers.Def, ptr string, m map[string]any, key 
 	return d
 }
 
-func (c *compiler) trigger(def triggers.Def, ptr, name string) *triggers.Trigger {
+func (c *compiler) trigger(def yamldoc.Def, ptr, name string) *triggers.Trigger {
 	t, ok := c.set.Trigger(name)
 	if !ok {
 		c.fail(def, ptr, "unknown trigger %q", name)
@@ -340,13 +340,13 @@ func (c *compiler) trigger(def triggers.Def, ptr, name string) *triggers.Trigger
 
 // template parses a templated field and warns about text that looks like a
 // placeholder but is not one.
-func (c *compiler) template(def triggers.Def, ptr, s string) Template {
+func (c *compiler) template(def yamldoc.Def, ptr, s string) Template {
 	t := ParseTemplate(s)
 	c.suspicious(def, ptr, t)
 	return t
 }
 
-func (c *compiler) suspicious(def triggers.Def, ptr string, t Template) {
+func (c *compiler) suspicious(def yamldoc.Def, ptr string, t Template) {
 	for _, w := range t.Suspicious() {
 		c.warn(def, ptr, "%s is not a placeholder (placeholders name call., sip., ivr. or app. variables) and is sent as written", w)
 	}
@@ -359,7 +359,7 @@ var reservedHeaders = map[string]bool{
 	"content-type": true, "content-length": true, "host": true, "transfer-encoding": true, "connection": true,
 }
 
-func (c *compiler) automation(def triggers.Def) *Automation {
+func (c *compiler) automation(def yamldoc.Def) *Automation {
 	m, _ := def.Value.(map[string]any)
 	a := &Automation{
 		Name:        def.Name,
@@ -436,7 +436,7 @@ func (c *compiler) automation(def triggers.Def) *Automation {
 // time: it is how an automation's URL names its receiver and a header
 // carries a credential without writing them into the flow. Braces in the
 // value stay literal.
-func (c *compiler) expandEnv(def triggers.Def, ptr, s string) string {
+func (c *compiler) expandEnv(def yamldoc.Def, ptr, s string) string {
 	var b strings.Builder
 	for {
 		i := strings.Index(s, "${")
@@ -482,7 +482,7 @@ func envName(s string) bool {
 	return true
 }
 
-func (c *compiler) headers(def triggers.Def, ptr string, h map[string]any) []Header {
+func (c *compiler) headers(def yamldoc.Def, ptr string, h map[string]any) []Header {
 	names := make([]string, 0, len(h))
 	for name := range h {
 		names = append(names, name)
@@ -496,7 +496,7 @@ func (c *compiler) headers(def triggers.Def, ptr string, h map[string]any) []Hea
 	return out
 }
 
-func (c *compiler) flow(def triggers.Def, automations map[string]*Automation) *Flow {
+func (c *compiler) flow(def yamldoc.Def, automations map[string]*Automation) *Flow {
 	m, _ := def.Value.(map[string]any)
 	f := &Flow{
 		Name:        def.Name,
@@ -565,7 +565,7 @@ func (n *Node) successors() []string {
 	return slices.DeleteFunc(out, func(s string) bool { return s == "" })
 }
 
-func (c *compiler) node(def triggers.Def, ptr, name string, m map[string]any, automations map[string]*Automation) *Node {
+func (c *compiler) node(def yamldoc.Def, ptr, name string, m map[string]any, automations map[string]*Automation) *Node {
 	n := &Node{
 		Name:        name,
 		Type:        NodeType(str(m, "type")),
@@ -631,7 +631,7 @@ func (c *compiler) node(def triggers.Def, ptr, name string, m map[string]any, au
 	return n
 }
 
-func (c *compiler) wait(def triggers.Def, ptr string, m map[string]any) *Wait {
+func (c *compiler) wait(def yamldoc.Def, ptr string, m map[string]any) *Wait {
 	w := &Wait{Until: c.trigger(def, ptr+"/until", str(m, "until"))}
 	w.Timeout = c.duration(def, ptr, m, "timeout", time.Second)
 	if w.Timeout > MaxWait {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/internal/yamldoc"
-	"github.com/callctx/callctx/triggers"
 )
 
 // FuzzLoad feeds arbitrary bytes to the flows loader as one file of the
@@ -29,15 +28,11 @@ func FuzzLoad(f *testing.F) {
 	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	getenv := env("https://crm.example.com")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		d, err := triggers.ParseFS(fstest.MapFS{"f.yaml": {Data: data}})
-		var set *triggers.Set
-		if err == nil {
-			set, err = triggers.Compile(d)
-		}
+		d, err := flow.ParseFS(fstest.MapFS{"f.yaml": {Data: data}})
 		var snap *flow.Snapshot
 		var warns yamldoc.Errors
 		if err == nil {
-			snap, warns, err = flow.Compile(d, set, flow.CompileOptions{Getenv: getenv})
+			snap, warns, err = flow.Compile(d, flow.CompileOptions{Getenv: getenv})
 		}
 		for _, e := range append(yamldoc.AsErrors(err), warns...) {
 			if e.File != "f.yaml" || e.Line < 1 {

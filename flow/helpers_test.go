@@ -5,7 +5,6 @@ import (
 	"testing/fstest"
 
 	"github.com/callctx/callctx/flow"
-	"github.com/callctx/callctx/triggers"
 )
 
 // env is the environment the example flows need.
@@ -39,15 +38,11 @@ func mustLoad(tb testing.TB, dir string, getenv func(string) (string, bool)) *fl
 // mustCompile compiles one flows-directory file held in memory.
 func mustCompile(tb testing.TB, yaml string, getenv func(string) (string, bool)) *flow.Snapshot {
 	tb.Helper()
-	d, err := triggers.ParseFS(fstest.MapFS{"flows.yaml": {Data: []byte(yaml)}})
+	d, err := flow.ParseFS(fstest.MapFS{"flows.yaml": {Data: []byte(yaml)}})
 	if err != nil {
 		tb.Fatalf("parse: %v", err)
 	}
-	set, err := triggers.Compile(d)
-	if err != nil {
-		tb.Fatalf("triggers: %v", err)
-	}
-	snap, _, err := flow.Compile(d, set, flow.CompileOptions{Getenv: getenv})
+	snap, _, err := flow.Compile(d, flow.CompileOptions{Getenv: getenv})
 	if err != nil {
 		tb.Fatalf("compile: %v", err)
 	}

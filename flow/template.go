@@ -2,7 +2,6 @@ package flow
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -255,14 +254,6 @@ func parseURLTemplate(s string) (urlTemplate, error) {
 		return u, fmt.Errorf("the URL is not valid: %v", errText(err))
 	}
 	return u, nil
-}
-
-func errText(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err.Error()
-	}
-	return err.Error()
 }
 
 func (u urlTemplate) render(vars triggers.Vars) string {

@@ -1,15 +1,13 @@
-// Package triggers holds named conditions over session variables, the YAML
-// files they are written in, and their evaluation.
+// Package triggers holds named conditions over session variables: their
+// compilation from definitions, their evaluation and its explanation.
 //
-// # Files
+// # Definitions
 //
-// A flows directory holds *.yaml and *.yml files (top level only). Each file
-// may have the sections triggers, automations and flows, each a map from a
-// name to a definition; a name is defined once in the whole directory.
-// ParseDir reads the files, checks them against Schema (flows.schema.json,
-// JSON Schema draft 2020-12) and returns a Dir, from which Compile builds the
-// triggers and package flow the automations and flows. Every problem is a
-// yamldoc.Error naming file, line, column and the JSON pointer of the field.
+// Triggers are written in the triggers section of the flows directory files;
+// package flow owns that format (the files, their JSON Schema, names defined
+// once) and hands Compile the definitions with their positions. Compile
+// checks the conditions again, so that every problem is a yamldoc.Error
+// naming file, line, column and the JSON pointer of the field.
 //
 // A trigger is {description?, when: condition}. A condition is a comparison
 // {var, op, value, ignore_case?, trim?, tz?}, or {all: [...]}, {any: [...]},

@@ -5,21 +5,22 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/callctx/callctx/internal/yamldoc"
 	"github.com/callctx/callctx/triggers"
 )
 
-// FuzzLoad feeds arbitrary bytes to the loader as a flows directory file.
-// Whatever the input, loading must not panic; a failure must be positioned
-// problems in that file; a success must give triggers that evaluate, and
-// explain, without panicking and with the same result.
-func FuzzLoad(f *testing.F) {
-	seeds, _ := filepath.Glob("testdata/*/*.y*ml")
-	more, _ := filepath.Glob("testdata/errors/*/*.y*ml")
-	for _, p := range append(seeds, more...) {
+// FuzzCompile feeds arbitrary bytes as a flows directory file's triggers
+// section, unchecked by the file format's schema: Compile must stand any
+// JSON value. Whatever the input, compiling must not panic; a failure must
+// be positioned problems in that file; a success must give triggers that
+// evaluate, and explain, without panicking and with the same result.
+func FuzzCompile(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/errors/*/*.y*ml")
+	more, _ := filepath.Glob("../flow/testdata/dir/*/*.y*ml")
+	errs, _ := filepath.Glob("../flow/testdata/dir/errors/*/*.y*ml")
+	for _, p := range append(append(seeds, more...), errs...) {
 		if data, err := os.ReadFile(p); err == nil {
 			f.Add(data)
 		}
@@ -35,10 +36,10 @@ func FuzzLoad(f *testing.F) {
 	}
 	now := time.Date(2025, 3, 10, 8, 30, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		d, err := triggers.ParseFS(fstest.MapFS{"f.yaml": {Data: data}})
+		defs, err := parseDefs("f.yaml", data)
 		var set *triggers.Set
 		if err == nil {
-			set, err = triggers.Compile(d)
+			set, err = triggers.Compile(defs)
 		}
 		if err != nil {
 			list := yamldoc.AsErrors(err)

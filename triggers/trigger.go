@@ -76,30 +76,20 @@ func (s *Set) Len() int {
 	return len(s.list)
 }
 
-// Load parses the flows directory dir and compiles its triggers. Problems in
-// the files are a yamldoc.Errors list naming file, line and field.
-func Load(dir string) (*Set, error) {
-	d, err := ParseDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	return Compile(d)
-}
-
-// Compile compiles the triggers of a parsed directory: regular expressions
-// and like patterns compiled, time zones loaded, lists prepared, references
-// to other triggers resolved. A reference to an unknown trigger and a cycle
-// of references are errors, reported with every other problem found as a
-// yamldoc.Errors list.
-func Compile(d *Dir) (*Set, error) {
+// Compile compiles trigger definitions, each {description?, when: condition}
+// as written in a file: regular expressions and like patterns compiled, time
+// zones loaded, lists prepared, references to other triggers resolved. A
+// reference to an unknown trigger and a cycle of references are errors,
+// reported with every other problem found as a yamldoc.Errors list.
+func Compile(defs []yamldoc.Def) (*Set, error) {
 	c := &compiler{
 		byName: map[string]*Trigger{},
-		defs:   map[string]Def{},
+		defs:   map[string]yamldoc.Def{},
 		state:  map[string]int{},
 		locs:   map[string]*time.Location{},
 	}
 	s := &Set{byName: c.byName}
-	for _, def := range d.Defs(SectionTriggers) {
+	for _, def := range defs {
 		m, _ := def.Value.(map[string]any)
 		desc, _ := m["description"].(string)
 		t := &Trigger{Name: def.Name, Description: desc, File: def.Doc.File, Line: def.Pos().Line, When: m["when"]}
@@ -156,14 +146,14 @@ const (
 
 type compiler struct {
 	byName map[string]*Trigger
-	defs   map[string]Def
+	defs   map[string]yamldoc.Def
 	state  map[string]int
 	stack  []string
 	locs   map[string]*time.Location
 	errs   yamldoc.Errors
 }
 
-func (c *compiler) fail(def Def, ptr, format string, args ...any) {
+func (c *compiler) fail(def yamldoc.Def, ptr, format string, args ...any) {
 	c.errs = append(c.errs, def.Errorf(ptr, format, args...))
 }
 
@@ -182,7 +172,7 @@ func (c *compiler) trigger(t *Trigger) {
 // cond compiles the condition v found at def.Pointer+ptr. It never returns
 // nil: after an error it returns a placeholder so that compiling can go on
 // and find the other problems.
-func (c *compiler) cond(def Def, ptr string, v any) *node {
+func (c *compiler) cond(def yamldoc.Def, ptr string, v any) *node {
 	m, ok := v.(map[string]any)
 	if !ok {
 		c.fail(def, ptr, "a condition is a mapping")
@@ -203,7 +193,7 @@ func (c *compiler) cond(def Def, ptr string, v any) *node {
 	return c.comparison(def, ptr, m)
 }
 
-func (c *compiler) conds(def Def, ptr string, v any) []*node {
+func (c *compiler) conds(def yamldoc.Def, ptr string, v any) []*node {
 	list, ok := v.([]any)
 	if !ok {
 		c.fail(def, ptr, "expected a list of conditions")
@@ -216,7 +206,7 @@ func (c *compiler) conds(def Def, ptr string, v any) []*node {
 	return kids
 }
 
-func (c *compiler) ref(def Def, ptr string, v any) *node {
+func (c *compiler) ref(def yamldoc.Def, ptr string, v any) *node {
 	name, _ := v.(string)
 	target, ok := c.byName[name]
 	if !ok {
@@ -233,7 +223,7 @@ func (c *compiler) ref(def Def, ptr string, v any) *node {
 	return &node{kind: nRef, ref: target}
 }
 
-func (c *compiler) comparison(def Def, ptr string, m map[string]any) *node {
+func (c *compiler) comparison(def yamldoc.Def, ptr string, m map[string]any) *node {
 	opName, _ := m["op"].(string)
 	if op, ok := m["op"]; ok && op == nil {
 		opName = "null" // YAML reads an unquoted `op: null` as null
@@ -337,7 +327,7 @@ func (c *compiler) inList(n *node, list []any) {
 // it: a string that is neither numeric nor "true"/"false".
 func isPlainString(v view) bool { return v.kind == vString && !v.isNum && !v.isBool }
 
-func (c *compiler) clock(def Def, ptr string, n *node, m map[string]any, value any) {
+func (c *compiler) clock(def yamldoc.Def, ptr string, n *node, m map[string]any, value any) {
 	s, _ := value.(string)
 	if secs, ok := parseClock(s); ok {
 		n.clock = secs

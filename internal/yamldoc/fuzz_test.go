@@ -13,7 +13,7 @@ import (
 // the file and a line; a document must be a JSON value whose positions are
 // known, and validating it must not panic either.
 func FuzzParse(f *testing.F) {
-	seeds, _ := filepath.Glob("../../triggers/testdata/*/*/*.y*ml")
+	seeds, _ := filepath.Glob("../../flow/testdata/dir/*/*/*.y*ml")
 	for _, p := range seeds {
 		if data, err := os.ReadFile(p); err == nil {
 			f.Add(data)

@@ -1,4 +1,4 @@
-package triggers
+package flow
 
 import (
 	"crypto/sha256"
@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -30,13 +31,15 @@ const (
 var sections = []string{SectionTriggers, SectionAutomations, SectionFlows}
 
 // Schema is the JSON Schema (draft 2020-12) of a flows directory file, the
-// same bytes as triggers/flows.schema.json in the repository.
+// same bytes as flow/flows.schema.json in the repository. It covers the
+// whole file, conditions included, so that editors complete every field from
+// one schema; package triggers checks conditions again when it compiles them.
 //
 //go:embed flows.schema.json
 var Schema []byte
 
 // SchemaURL is the $id of Schema.
-const SchemaURL = "https://github.com/callctx/callctx/blob/main/triggers/flows.schema.json"
+const SchemaURL = "https://github.com/callctx/callctx/blob/main/flow/flows.schema.json"
 
 // compiledSchema compiles Schema once; it is a constant of the program, not
 // configuration.
@@ -49,35 +52,19 @@ const MaxFileSize = 4 << 20
 
 // Dir is a parsed flows directory: every *.yaml and *.yml file at its top
 // level decoded, checked against Schema, and every name known to be defined
-// once. Packages that compile the sections (triggers here, flows and
-// automations in package flow) take their definitions from a Dir.
+// once. Compile takes its definitions from a Dir: the triggers for package
+// triggers, the automations and flows for itself.
 type Dir struct {
 	docs []*yamldoc.Doc
 	defs []Def
 	idx  map[string]int
 }
 
-// Def is one named definition in a flows directory.
+// Def is one named definition in a flows directory and the section it is
+// written in.
 type Def struct {
 	Section string // SectionTriggers, SectionAutomations or SectionFlows
-	Name    string
-	Doc     *yamldoc.Doc // the file it is written in
-	Pointer string       // its JSON pointer in the file, e.g. /triggers/premium
-	Value   any          // the definition as a JSON value
-}
-
-// Pos returns where the definition's name is written.
-func (d Def) Pos() yamldoc.Pos { return d.Doc.Pos(d.Pointer) }
-
-// Location returns "file:line" of the definition.
-func (d Def) Location() string {
-	return fmt.Sprintf("%s:%d", d.Doc.File, d.Pos().Line)
-}
-
-// Errorf returns a problem at the field sub (a JSON pointer relative to the
-// definition, "" for the definition itself).
-func (d Def) Errorf(sub, format string, args ...any) *yamldoc.Error {
-	return d.Doc.Errorf(d.Pointer+sub, format, args...)
+	yamldoc.Def
 }
 
 // ParseDir parses the flows directory at dir. Problems in the files come back
@@ -142,10 +129,16 @@ func parse(fsys fs.FS, display func(string) string) (*Dir, error) {
 	return d, nil
 }
 
+// errText is the message of err without the path or URL an *fs.PathError
+// or *url.Error repeats: the caller names the file or field itself.
 func errText(err error) string {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return pe.Err.Error()
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
 	}
 	return err.Error()
 }
@@ -176,8 +169,8 @@ func (d *Dir) add(doc *yamldoc.Doc, errs *yamldoc.Errors) {
 	for _, sec := range sections {
 		m, _ := root[sec].(map[string]any)
 		for name, v := range m {
-			defs = append(defs, Def{Section: sec, Name: name, Doc: doc,
-				Pointer: "/" + sec + "/" + yamldoc.EscapePointer(name), Value: v})
+			defs = append(defs, Def{Section: sec, Def: yamldoc.Def{Name: name, Doc: doc,
+				Pointer: "/" + sec + "/" + yamldoc.EscapePointer(name), Value: v}})
 		}
 	}
 	slices.SortFunc(defs, func(a, b Def) int {
@@ -201,11 +194,11 @@ func (d *Dir) add(doc *yamldoc.Doc, errs *yamldoc.Errors) {
 
 // Defs returns the definitions of a section in the order they are written
 // (files by name, then by line).
-func (d *Dir) Defs(section string) []Def {
-	var out []Def
+func (d *Dir) Defs(section string) []yamldoc.Def {
+	var out []yamldoc.Def
 	for _, def := range d.defs {
 		if def.Section == section {
-			out = append(out, def)
+			out = append(out, def.Def)
 		}
 	}
 	return out

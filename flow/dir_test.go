@@ -1,4 +1,4 @@
-package triggers_test
+package flow_test
 
 import (
 	"errors"
@@ -7,8 +7,8 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/internal/yamldoc"
-	"github.com/callctx/callctx/triggers"
 )
 
 // TestLoad_errors loads the broken directories in testdata/errors and checks
@@ -34,14 +34,9 @@ func TestLoad_errors(t *testing.T) {
 			`triggers.yaml:36:5: /triggers/empty-cond/when: a comparison needs an op (and usually var and value); to combine conditions use all, any, not or trigger`,
 			`triggers.yaml:37:1: /extra: unknown field "extra"; allowed here: automations, flows, triggers`,
 		},
-		"references": {
-			`a.yaml:10:18: /triggers/c/when/not/trigger: trigger cycle: a → b → c → a`,
-			`a.yaml:12:12: /triggers/self/when/trigger: trigger cycle: self → self`,
-			`a.yaml:14:12: /triggers/missing/when/trigger: unknown trigger "nope"`,
-		},
 		"duplicate": {
-			`b.yml:2:3: /automations/premium: name "premium" is already defined at testdata/errors/duplicate/a.yaml:2:3 (triggers)`,
-			`b.yml:5:3: /flows/order-status: name "order-status" is already defined at testdata/errors/duplicate/a.yaml:4:3 (triggers)`,
+			`b.yml:2:3: /automations/premium: name "premium" is already defined at testdata/dir/errors/duplicate/a.yaml:2:3 (triggers)`,
+			`b.yml:5:3: /flows/order-status: name "order-status" is already defined at testdata/dir/errors/duplicate/a.yaml:4:3 (triggers)`,
 		},
 		"yaml": {
 			`control.yaml:3:41: control character U+0001 is not allowed`,
@@ -57,20 +52,13 @@ func TestLoad_errors(t *testing.T) {
 			`values.yaml:7:39: /triggers/inf/when/value: .inf is not written as a JSON number (YAML reads it as +Inf); quote it if it is text`,
 			`values.yaml:9:39: /triggers/tagged/when/value: unsupported tag !custom`,
 		},
-		"compile": {
-			"compile.yaml:3:37: /triggers/regex/when/value: invalid regular expression: missing closing ]: `[A-Z`",
-			`compile.yaml:5:39: /triggers/zone/when/tz: unknown time zone "Europe/Atlantis" (use an IANA name such as Europe/Berlin)`,
-			`compile.yaml:7:39: /triggers/local/when/tz: unknown time zone "Local" (use an IANA name such as Europe/Berlin)`,
-			`compile.yaml:9:24: /triggers/bad-date/when/value: op before takes a time of day "HH:MM" or a date "YYYY-MM-DD"; "2025-02-31" is neither`,
-			"compile.yaml:16:39: /triggers/inside/when/any/1/all/1/value: invalid regular expression: invalid repeat count: `{2,1}`",
-		},
 	}
 	for name, want := range cases {
 		t.Run(name, func(t *testing.T) {
-			dir := "testdata/errors/" + name
-			set, err := triggers.Load(dir)
+			dir := "testdata/dir/errors/" + name
+			_, _, err := flow.Load(dir, flow.CompileOptions{})
 			if err == nil {
-				t.Fatalf("Load(%s) = %d triggers, want errors", dir, set.Len())
+				t.Fatalf("Load(%s) succeeded, want errors", dir)
 			}
 			list := yamldoc.AsErrors(err)
 			if list == nil {
@@ -91,10 +79,11 @@ func TestLoad_errors(t *testing.T) {
 }
 
 func TestLoad_ok(t *testing.T) {
-	set, err := triggers.Load("testdata/ok")
+	snap, _, err := flow.Load("testdata/dir/ok", flow.CompileOptions{Getenv: env("https://crm.example.com")})
 	if err != nil {
 		t.Fatal(err)
 	}
+	set := snap.Triggers
 	var names []string
 	for _, tr := range set.All() {
 		names = append(names, tr.Name)
@@ -103,7 +92,7 @@ func TestLoad_ok(t *testing.T) {
 		t.Fatalf("triggers %q, want %q", got, want)
 	}
 	tr, _ := set.Trigger("premium")
-	if got, want := tr.File, "testdata/ok/order-status.yaml"; got != want {
+	if got, want := tr.File, "testdata/dir/ok/order-status.yaml"; got != want {
 		t.Errorf("File=%q, want %q", got, want)
 	}
 	if got, want := tr.Line, 6; got != want {
@@ -119,36 +108,36 @@ func TestLoad_ok(t *testing.T) {
 
 func TestParseDir(t *testing.T) {
 	t.Run("Sections", func(t *testing.T) {
-		d, err := triggers.ParseDir("testdata/ok")
+		d, err := flow.ParseDir("testdata/dir/ok")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := strings.Join(d.Files(), " "), "testdata/ok/office.yml testdata/ok/order-status.yaml"; got != want {
+		if got, want := strings.Join(d.Files(), " "), "testdata/dir/ok/office.yml testdata/dir/ok/order-status.yaml"; got != want {
 			t.Errorf("Files()=%q, want %q", got, want)
 		}
-		flows := d.Defs(triggers.SectionFlows)
+		flows := d.Defs(flow.SectionFlows)
 		if len(flows) != 1 || flows[0].Name != "order-status" {
 			t.Fatalf("flows %+v, want order-status", flows)
 		}
-		if got, want := flows[0].Location(), "testdata/ok/order-status.yaml:18"; got != want {
+		if got, want := flows[0].Location(), "testdata/dir/ok/order-status.yaml:18"; got != want {
 			t.Errorf("Location()=%q, want %q", got, want)
 		}
 		def, ok := d.Lookup("crm-lookup")
-		if !ok || def.Section != triggers.SectionAutomations || def.Pointer != "/automations/crm-lookup" {
+		if !ok || def.Section != flow.SectionAutomations || def.Pointer != "/automations/crm-lookup" {
 			t.Errorf("Lookup(crm-lookup)=%+v, %v", def, ok)
 		}
-		if got, want := def.Errorf("/retry", "missing").Error(), "testdata/ok/order-status.yaml:15:3: /automations/crm-lookup/retry: missing"; got != want {
+		if got, want := def.Errorf("/retry", "missing").Error(), "testdata/dir/ok/order-status.yaml:15:3: /automations/crm-lookup/retry: missing"; got != want {
 			t.Errorf("Errorf=%q, want %q", got, want)
 		}
 	})
 	t.Run("ErrNotExist", func(t *testing.T) {
-		_, err := triggers.ParseDir("testdata/no-such-dir")
+		_, err := flow.ParseDir("testdata/no-such-dir")
 		if !errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("err=%v, want fs.ErrNotExist", err)
 		}
 	})
 	t.Run("EmptyAndIgnored", func(t *testing.T) {
-		d, err := triggers.ParseFS(fstest.MapFS{
+		d, err := flow.ParseFS(fstest.MapFS{
 			"empty.yaml":    {Data: nil},
 			"comments.yml":  {Data: []byte("# nothing yet\n")},
 			".hidden.yaml":  {Data: []byte("not: [valid")},
@@ -162,14 +151,14 @@ func TestParseDir(t *testing.T) {
 		if got, want := strings.Join(d.Files(), " "), "comments.yml empty.yaml nulls.yaml"; got != want {
 			t.Errorf("Files()=%q, want %q", got, want)
 		}
-		set, err := triggers.Compile(d)
-		if err != nil || set.Len() != 0 {
-			t.Fatalf("Compile = %v, %v; want an empty set", set.Len(), err)
+		snap, _, err := flow.Compile(d, flow.CompileOptions{})
+		if err != nil || snap.Triggers.Len() != 0 || len(snap.Flows()) != 0 {
+			t.Fatalf("Compile = %v; want an empty snapshot", err)
 		}
 	})
 	t.Run("TooLarge", func(t *testing.T) {
-		big := make([]byte, triggers.MaxFileSize+1)
-		_, err := triggers.ParseFS(fstest.MapFS{"big.yaml": {Data: big}})
+		big := make([]byte, flow.MaxFileSize+1)
+		_, err := flow.ParseFS(fstest.MapFS{"big.yaml": {Data: big}})
 		if got, want := err.Error(), "big.yaml: file is larger than 4194304 bytes"; got != want {
 			t.Fatalf("err=%q, want %q", got, want)
 		}
