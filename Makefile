@@ -1,14 +1,16 @@
 # make test   — everything CI runs: installs what the tests need, checks
-#               formatting and vet, runs every test with the race detector.
+#               formatting, vet and staticcheck, runs every test with the race
+#               detector.
+# make lint   — staticcheck (the pinned version below, installed into .tools/).
 # make bench  — the benchmarks named in the issues (see README, Benchmarks).
 # make bench-sip — the SIP bridge benchmark: sipp against callctx and a bare sipgo UAS.
 # make bench-redis — callctx on Redis beside redis-benchmark and bbolt (docs/redis.md).
 
 GO ?= go
 
-.PHONY: test deps fmt-check vet unit bench bench-http bench-go bench-flows bench-sip bench-redis
+.PHONY: test deps fmt-check vet lint unit bench bench-http bench-go bench-flows bench-sip bench-redis
 
-test: deps fmt-check vet unit
+test: deps fmt-check vet lint unit
 
 deps:
 	@./scripts/ensure-deps.sh
@@ -19,6 +21,17 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+
+# staticcheck, pinned; a new version installs into a directory of its own, so
+# changing the pin is all an upgrade takes and a second run installs nothing.
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := .tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+
+$(STATICCHECK):
+	GOBIN=$(abspath $(dir $@)) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint: $(STATICCHECK)
+	$(STATICCHECK) ./...
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...

@@ -89,6 +89,7 @@ func CheckName(name string, maxLen int) error {
 	switch ns {
 	case NamespaceCall, NamespaceSIP, NamespaceIVR, NamespaceApp:
 	default:
+		//lint:ignore ST1005 the message ends with a namespace name, not a full stop
 		return fmt.Errorf("unknown namespace %q; variables live in call., sip., ivr. and app.", ns+".")
 	}
 	segStart := true

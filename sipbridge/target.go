@@ -45,6 +45,7 @@ func parseTarget(s, sbc string, preserveTel bool) (target, error) {
 	}
 	scheme, rest, ok := strings.Cut(s, ":")
 	if !ok {
+		//lint:ignore ST1005 the message ends with a URI scheme, not punctuation
 		return target{}, fmt.Errorf("the target has no scheme; use sip:, sips: or tel:")
 	}
 	switch strings.ToLower(scheme) {
@@ -79,6 +80,7 @@ func parseTarget(s, sbc string, preserveTel bool) (target, error) {
 		u.Scheme = strings.ToLower(u.Scheme)
 		return target{uri: u}, nil
 	default:
+		//lint:ignore ST1005 the message ends with a URI scheme, not punctuation
 		return target{}, fmt.Errorf("the target scheme %q is not supported; use sip:, sips: or tel:", scheme)
 	}
 }

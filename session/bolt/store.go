@@ -17,6 +17,7 @@ import (
 
 	"github.com/callctx/callctx/session"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 var _ session.Store = (*Store)(nil)
@@ -102,7 +103,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		FreelistType:   bolt.FreelistMapType,
 		NoFreelistSync: true, // the freelist is rebuilt on open; commits stay crash-safe
 	})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrInUse)
 	}
 	if err != nil {
