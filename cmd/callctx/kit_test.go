@@ -23,6 +23,8 @@ import (
 
 	main "github.com/callctx/callctx/cmd/callctx"
 	"github.com/callctx/callctx/internal/kittest"
+	"github.com/callctx/callctx/internal/sipptest"
+	"github.com/callctx/callctx/internal/testenv"
 	"github.com/callctx/callctx/session"
 	"gopkg.in/yaml.v3"
 )
@@ -109,7 +111,7 @@ type sippCaller struct {
 // its call is active, so that the held call exists before a client looks.
 func startCaller(t *testing.T, srv *kitServer, dir string) *sippCaller {
 	t.Helper()
-	sipp := kittest.Sipp(t)
+	sipp := sipptest.Path(t)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -450,7 +452,7 @@ func TestConsole_Browser(t *testing.T) {
 	t.Parallel()
 	const chromium = "/usr/bin/chromium"
 	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("%s is missing: run `make deps` (scripts/ensure-kit-deps.sh installs Debian's chromium)", chromium)
+		testenv.Missing(t, chromium)
 	}
 	root := kittest.Root(t)
 	kittest.Package(t, "playwright-core")

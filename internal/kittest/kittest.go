@@ -1,14 +1,15 @@
 // Package kittest finds the tools the integrator's kit tests run: node and
 // the npm packages that scripts/ensure-kit-deps.sh installs from
-// package-lock.json. A missing tool fails the test with what to run; it is
-// never a reason to skip.
+// package-lock.json. A missing tool ends the test as testenv.Missing says:
+// a skip naming make test, a failure when CI is set.
 package kittest
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/callctx/callctx/internal/testenv"
 )
 
 // Root returns the repository's root directory: the nearest parent of the
@@ -34,20 +35,17 @@ func Root(tb testing.TB) string {
 // Node returns the path of node.
 func Node(tb testing.TB) string {
 	tb.Helper()
-	p, err := exec.LookPath("node")
-	if err != nil {
-		tb.Fatal("node is not installed; the kit's tests need Node.js 20 or newer (see scripts/ensure-kit-deps.sh)")
-	}
-	return p
+	return testenv.LookPath(tb, "node")
 }
 
 // Bin returns the path of an npm package's command, such as newman or
 // spectral.
 func Bin(tb testing.TB, name string) string {
 	tb.Helper()
+	Node(tb) // every npm command here runs on node
 	p := filepath.Join(Root(tb), "node_modules", ".bin", name)
 	if _, err := os.Stat(p); err != nil {
-		tb.Fatalf("%s is not installed: run `make deps` (scripts/ensure-kit-deps.sh runs npm ci)", name)
+		testenv.Missing(tb, "the npm package providing "+name)
 	}
 	return p
 }
@@ -55,20 +53,10 @@ func Bin(tb testing.TB, name string) string {
 // Package returns the directory of an installed npm package.
 func Package(tb testing.TB, name string) string {
 	tb.Helper()
+	Node(tb)
 	p := filepath.Join(Root(tb), "node_modules", name)
 	if _, err := os.Stat(filepath.Join(p, "package.json")); err != nil {
-		tb.Fatalf("the npm package %s is not installed: run `make deps` (scripts/ensure-kit-deps.sh runs npm ci)", name)
-	}
-	return p
-}
-
-// Sipp returns the path of sipp (Debian's sip-tester, which
-// scripts/ensure-sipp.sh installs).
-func Sipp(tb testing.TB) string {
-	tb.Helper()
-	p, err := exec.LookPath("sipp")
-	if err != nil {
-		tb.Fatal("sipp is not installed: run `make deps` (scripts/ensure-sipp.sh installs Debian's sip-tester)")
+		testenv.Missing(tb, "the npm package "+name)
 	}
 	return p
 }

@@ -1,8 +1,8 @@
 // Package sipptest runs sipp, the real SIP peer of callctx's tests: one call
 // of a scenario from sipbridge/testdata/sipp, traced into a temporary
-// directory and killed when the test ends. sipp is installed by
-// scripts/ensure-sipp.sh (Debian's sip-tester), once per test binary, as
-// make test does; a failed install fails the test, never skips it.
+// directory and killed when the test ends. make test installs sipp (Debian's
+// sip-tester); without it a test skips, or fails when CI is set (see
+// internal/testenv).
 package sipptest
 
 import (
@@ -18,29 +18,17 @@ import (
 	"time"
 
 	"github.com/callctx/callctx/internal/kittest"
+	"github.com/callctx/callctx/internal/testenv"
 )
 
 // Timeout bounds how long Wait waits for sipp to finish.
 const Timeout = 90 * time.Second
 
-var (
-	installOnce sync.Once
-	installErr  error
-)
-
-// Ensure installs sipp unless it is there, once per test binary.
-func Ensure(tb testing.TB) {
+// Path returns the path of sipp; without it the test ends as
+// testenv.Missing says.
+func Path(tb testing.TB) string {
 	tb.Helper()
-	root := kittest.Root(tb)
-	installOnce.Do(func() {
-		out, err := exec.Command(filepath.Join(root, "scripts", "ensure-sipp.sh")).CombinedOutput()
-		if err != nil {
-			installErr = fmt.Errorf("%v: %s", err, out)
-		}
-	})
-	if installErr != nil {
-		tb.Fatalf("sipp is needed for this test: %v", installErr)
-	}
+	return testenv.LookPath(tb, "sipp")
 }
 
 // Scenario returns the path of a scenario in sipbridge/testdata/sipp.
@@ -62,7 +50,7 @@ type Run struct {
 // picks one), with extra sipp arguments. sipp times out after 60 s.
 func Start(tb testing.TB, name, remote string, port int, extra ...string) *Run {
 	tb.Helper()
-	Ensure(tb)
+	sipp := Path(tb)
 	var args []string
 	if remote != "" {
 		args = append(args, remote)
@@ -70,7 +58,7 @@ func Start(tb testing.TB, name, remote string, port int, extra ...string) *Run {
 	args = append(args, "-sf", Scenario(tb, name), "-m", "1", "-i", "127.0.0.1", "-p", strconv.Itoa(port),
 		"-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err", "-trace_msg", "-trace_logs")
 	args = append(args, extra...)
-	cmd := exec.Command("sipp", args...)
+	cmd := exec.Command(sipp, args...)
 	r := &Run{Name: name, Dir: tb.TempDir(), done: make(chan error, 1), out: &syncBuffer{}}
 	cmd.Dir = r.Dir
 	cmd.Stdout, cmd.Stderr = r.out, r.out

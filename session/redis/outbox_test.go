@@ -105,12 +105,12 @@ func TestStore_OutboxClaims(t *testing.T) {
 // setLease sets a node's lease to end d from now, by Redis' clock.
 func setLease(t *testing.T, prefix, node string, d time.Duration) {
 	t.Helper()
-	now, err := redistest.Command(server.Addr(), "EVAL", "local t = redis.call('TIME') return tostring(t[1] * 1000 + math.floor(t[2] / 1000))", "0")
+	now, err := redistest.Command(server(t).Addr(), "EVAL", "local t = redis.call('TIME') return tostring(t[1] * 1000 + math.floor(t[2] / 1000))", "0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ms, _ := strconv.ParseInt(now, 10, 64)
-	if _, err := redistest.Command(server.Addr(), "ZADD", prefix+"{o}:nodes", strconv.FormatInt(ms+d.Milliseconds(), 10), node); err != nil {
+	if _, err := redistest.Command(server(t).Addr(), "ZADD", prefix+"{o}:nodes", strconv.FormatInt(ms+d.Milliseconds(), 10), node); err != nil {
 		t.Fatal(err)
 	}
 }

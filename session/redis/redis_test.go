@@ -405,7 +405,7 @@ func TestStore_ExpireAfter(t *testing.T) {
 	ctx := context.Background()
 	c, _, _ := svc.CreateCall(ctx, session.NewCall{ID: "c1", From: "a", To: "b"}, client)
 	ttl := func(key string) int {
-		v, err := redistest.Command(server.Addr(), "PTTL", key)
+		v, err := redistest.Command(server(t).Addr(), "PTTL", key)
 		if err != nil {
 			t.Fatal(err)
 		}

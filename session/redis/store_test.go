@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,20 +18,33 @@ import (
 	"github.com/callctx/callctx/session/storetest"
 )
 
-// server is the redis-server the package's tests share; each store gets a
-// prefix of its own, so tests never see each other's keys.
-var server *redistest.Server
+// shared is the redis-server the package's tests share, started by the
+// first test that needs it; each store gets a prefix of its own, so tests
+// never see each other's keys.
+var shared struct {
+	once sync.Once
+	srv  *redistest.Server
+	err  error
+}
+
+// server returns the shared redis-server, starting it on first use. Without
+// redis-server the test ends as redistest.Need says.
+func server(tb testing.TB) *redistest.Server {
+	tb.Helper()
+	redistest.Need(tb)
+	shared.once.Do(func() { shared.srv, shared.err = redistest.Start(redistest.Options{}) })
+	if shared.err != nil {
+		tb.Fatal(shared.err)
+	}
+	return shared.srv
+}
 
 func TestMain(m *testing.M) {
 	redis.LogTo(slog.New(slog.DiscardHandler)) // the tests kill Redis on purpose: no dial-failure noise
-	s, err := redistest.Start(redistest.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	server = s
 	code := m.Run()
-	s.Close()
+	if shared.srv != nil {
+		shared.srv.Close()
+	}
 	os.Exit(code)
 }
 
@@ -45,7 +59,7 @@ func sharedPrefix(name string) string { return fmt.Sprintf("%s%d:", name, prefix
 func MustOpenStore(tb testing.TB, opts redis.Options) *redis.Store {
 	tb.Helper()
 	if opts.URL == "" && len(opts.ClusterAddrs) == 0 && len(opts.SentinelAddrs) == 0 {
-		opts.URL = server.URL()
+		opts.URL = server(tb).URL()
 	}
 	if opts.Prefix == "" {
 		opts.Prefix = fmt.Sprintf("t%d:", prefixes.Add(1))

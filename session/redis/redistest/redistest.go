@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/callctx/callctx/internal/testenv"
 )
 
 // Options configure a server. Zero values take the defaults.
@@ -57,6 +59,13 @@ func Binary() (string, error) {
 	return p, nil
 }
 
+// Need ends the test unless redis-server is installed: a skip naming make
+// test, or a failure when CI is set (see internal/testenv).
+func Need(tb testing.TB) {
+	tb.Helper()
+	testenv.LookPath(tb, "redis-server")
+}
+
 // Start starts a server on a free loopback port and waits until it answers.
 func Start(opts Options) (*Server, error) {
 	if opts.AppendFsync == "" {
@@ -93,6 +102,7 @@ func Start(opts Options) (*Server, error) {
 // MustStart starts a server for tb and kills it when tb ends.
 func MustStart(tb testing.TB, opts Options) *Server {
 	tb.Helper()
+	Need(tb)
 	if opts.Dir == "" {
 		opts.Dir = tb.TempDir()
 	}
@@ -350,10 +360,7 @@ func (c *Cluster) Addrs() []string {
 // cluster ok.
 func StartCluster(tb testing.TB, n int) *Cluster {
 	tb.Helper()
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		tb.Fatal("redis-cli is not installed: run make deps")
-	}
+	cli := testenv.LookPath(tb, "redis-cli")
 	c := &Cluster{}
 	for i := 0; i < n; i++ {
 		c.Servers = append(c.Servers, MustStart(tb, Options{Cluster: true}))
@@ -440,9 +447,7 @@ func (s *Server) Monitor() (stop func() []string, err error) {
 // primary as master, and kills it when tb ends.
 func StartSentinel(tb testing.TB, master string, primary *Server) *Server {
 	tb.Helper()
-	if _, err := Binary(); err != nil {
-		tb.Fatal(err)
-	}
+	Need(tb)
 	s := &Server{Dir: tb.TempDir()}
 	for attempt := 0; ; attempt++ {
 		port, err := freePort(false)
