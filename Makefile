@@ -2,9 +2,10 @@
 #               formatting, vet and staticcheck, runs every test with the race
 #               detector.
 # make lint   — staticcheck (the pinned version below, installed into .tools/).
-# make bench  — the benchmarks named in the issues (see README, Benchmarks).
+# make bench  — the Go, flow and HTTP benchmarks (docs/performance.md).
 # make bench-sip — the SIP bridge benchmark: sipp against callctx and a bare sipgo UAS.
-# make bench-redis — callctx on Redis beside redis-benchmark and bbolt (docs/redis.md).
+# make bench-redis — callctx on Redis beside redis-benchmark and bbolt.
+# Figures and what each benchmark measures: docs/performance.md.
 
 GO ?= go
 
@@ -41,7 +42,7 @@ bench: bench-go bench-flows bench-http
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./session/... ./api/...
 
-# Issue 3's figures: trigger evaluation, flow/next latency with 64 concurrent
+# Trigger evaluation, flow/next latency with 64 concurrent
 # calls over HTTP, automation deliveries per second to a local receiver.
 bench-flows:
 	$(GO) test -run '^$$' -bench 'BenchmarkTrigger_Eval' -benchmem ./triggers/

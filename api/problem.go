@@ -30,7 +30,7 @@ type problemError struct {
 	Detail  string `json:"detail"`
 }
 
-// Problem types. They are URNs: stable identifiers, documented in the README.
+// Problem types. They are URNs: stable identifiers, documented in docs/api.md.
 const (
 	typeMalformed      = "urn:callctx:problem:malformed-request"
 	typeValidation     = "urn:callctx:problem:validation-failed"

@@ -1,8 +1,8 @@
 // Command callctx runs the callctx service and its tools.
 //
 //	callctx serve [--http ADDR] [--sip ADDR] [--data DIR] [--flows DIR] [--config FILE]
-//	callctx check [DIR]
-//	callctx simulate --flow NAME [--dir DIR] [--set NAME=VALUE]... [--input TEXT]... [--at TIME] [--json]
+//	callctx check [--config FILE] [DIR]
+//	callctx simulate --flow NAME [--dir DIR] [--config FILE] [--set NAME=VALUE]... [--input TEXT]... [--at TIME] [--json]
 //	callctx version
 package main
 
@@ -46,14 +46,16 @@ const usage = `callctx keeps the context of live phone calls.
 
 Usage:
   callctx serve [--http ADDR] [--sip ADDR] [--data DIR] [--flows DIR] [--config FILE]
-  callctx check [DIR]
-  callctx simulate --flow NAME [--dir DIR] [--set NAME=VALUE]... [--input TEXT]... [--at TIME] [--json]
+  callctx check [--config FILE] [DIR]
+  callctx simulate --flow NAME [--dir DIR] [--config FILE] [--set NAME=VALUE]... [--input TEXT]... [--at TIME] [--json]
   callctx version
 
-serve runs the service; SIGHUP reloads the flows directory (live calls keep
-the flow version they started with).
-check validates the flows directory (default ./flows): file:line errors and a
-non-zero exit; warnings for unreachable nodes.
+serve runs the service: HTTP on 127.0.0.1:8080 and the SIP bridge on
+127.0.0.1:5060 (UDP and TCP) unless told otherwise; SIGHUP reloads the flows
+directory (live calls keep the flow version they started with).
+check validates a flows directory: DIR, else the one serve would load
+(--config FILE, CALLCTX_CONFIG, CALLCTX_FLOWS, else ./flows); file:line
+errors and a non-zero exit; warnings for unreachable nodes.
 simulate prints the path a call would take through a flow, offline: --set
 seeds the session (a JSON value, or else text), --input answers input nodes
 in order.

@@ -59,8 +59,7 @@ type Options struct {
 	OnCommit func(writes int, commit time.Duration)
 }
 
-// Defaults for Options, chosen by measurement (see the README's benchmark
-// section).
+// Defaults for Options, chosen by measurement (docs/performance.md, HTTP).
 const (
 	DefaultMaxBatchSize  = 64
 	DefaultMaxBatchDelay = 500 * time.Microsecond
