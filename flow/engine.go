@@ -36,12 +36,12 @@ type Config struct {
 	MaxBackoff time.Duration
 	// UserAgent of automation requests.
 	UserAgent string
-	// Shared says that several callctx nodes share the store: a call's flow
-	// may advance on any node, so its run is read from the store for every
-	// request instead of kept in memory; and the store's pending outbox is
-	// read again every Rescan (DefaultRescan when 0) to take over the
-	// automations of nodes that died.
-	Shared bool
+	// Rescan is how often the engine reads the pending outbox of a store
+	// that several callctx nodes share (a session.SharedStore), to take
+	// over the automations of nodes that died: half the store's outbox
+	// lease when 0. On such a store a call's flow may also advance on any
+	// node, so its run is read from the store for every request instead
+	// of kept in memory.
 	Rescan time.Duration
 
 	Now   func() time.Time
@@ -59,7 +59,7 @@ const (
 	DefaultAttempts   = 5
 	DefaultBackoff    = time.Second
 	DefaultMaxBackoff = time.Minute
-	DefaultRescan     = 5 * time.Second
+	DefaultRescan     = 5 * time.Second // on a shared store without an outbox lease
 )
 
 // maxEventFirings bounds how often one automation fires on events of one
@@ -77,6 +77,8 @@ type Engine struct {
 	newID  func() string
 	cfg    Config
 	client *http.Client
+	// shared: several nodes share the store (see Config.Rescan).
+	shared bool
 
 	snap     atomic.Pointer[Snapshot]
 	mu       sync.Mutex
@@ -131,8 +133,12 @@ func NewEngine(cfg Config) *Engine {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "callctx"
 	}
+	shared, _ := cfg.Store.(session.SharedStore)
 	if cfg.Rescan <= 0 {
 		cfg.Rescan = DefaultRescan
+		if shared != nil && shared.OutboxLease() > 0 {
+			cfg.Rescan = shared.OutboxLease() / 2
+		}
 	}
 	client := cfg.Client
 	if client == nil {
@@ -146,7 +152,7 @@ func NewEngine(cfg Config) *Engine {
 	}
 	e := &Engine{
 		svc: cfg.Service, store: cfg.Store, log: cfg.Logger, now: cfg.Now, newID: cfg.NewID,
-		cfg: cfg, client: client,
+		cfg: cfg, client: client, shared: shared != nil,
 		versions: map[string]*Snapshot{},
 		runs:     map[string]*callRun{},
 		firings:  map[string]map[string]int{},
@@ -183,7 +189,7 @@ func (e *Engine) Open() error {
 		defer e.wg.Done()
 		e.events(ctx, sub)
 	}()
-	if e.cfg.Shared {
+	if e.shared {
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
@@ -257,7 +263,7 @@ func (e *Engine) StartCall(ctx context.Context, c *session.Call) error {
 // release drops a run that another node may advance next: on a shared
 // store the next request reads it again.
 func (e *Engine) release(cr *callRun) {
-	if e.cfg.Shared {
+	if e.shared {
 		cr.run, cr.snap = nil, nil
 	}
 }

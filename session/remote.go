@@ -1,6 +1,34 @@
 package session
 
-import "context"
+import (
+	"context"
+	"time"
+)
+
+// SharedStore is what a Store shared by several callctx nodes offers beyond
+// Store (the Redis store does; the embedded bbolt store does not): the
+// events other nodes commit, a lease on the automations each node
+// delivers, and the forwarding of transfers to the node that holds a
+// call's SIP dialog. cmd and flow ask for it with a type assertion, so
+// that nothing else needs to know which store runs.
+type SharedStore interface {
+	Store
+	EventSource
+	// OutboxLease is how long a node's claim on the automations it queued
+	// lasts without renewal: a node that dies leaves its pending entries
+	// to the others after that long, which PendingOutbox then returns to
+	// them.
+	OutboxLease() time.Duration
+	// Transferer returns the transferer of this node: local (this node's
+	// SIP bridge, nil when it runs none) for the calls it holds, and the
+	// node that holds any other call. CodeConflict when that node is gone,
+	// CodeUnavailable when it does not answer in time.
+	Transferer(local Transferer) Transferer
+	// ServeTransfers runs the transfers other nodes forward to this one
+	// with local (nil when this node runs no SIP bridge) until ctx ends,
+	// then returns ctx's error.
+	ServeTransfers(ctx context.Context, local Transferer) error
+}
 
 // EventSource delivers the events that other nodes commit to a store they
 // share with this one. A store shared by several callctx nodes implements

@@ -88,6 +88,10 @@ type Store interface {
 	// oldest first. CodeNotFound when there is no such call.
 	CallOutbox(ctx context.Context, callID string) ([]*OutboxEntry, error)
 
+	// ActiveCalls returns how many calls are active (for metrics; it may
+	// read a whole index).
+	ActiveCalls(ctx context.Context) (int, error)
+
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 

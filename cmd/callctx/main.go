@@ -296,7 +296,8 @@ func (m *Main) Reload() error {
 // Flows returns the flow engine (for tests and tools).
 func (m *Main) Flows() *flow.Engine { return m.flows }
 
-// Open opens the store and starts serving.
+// Open opens the store and starts serving: the store and the session
+// service, the flows, the SIP bridge, the HTTP API, the retention sweep.
 func (m *Main) Open() (err error) {
 	cfg := m.Config
 	tokens, err := cfg.Tokens()
@@ -309,16 +310,46 @@ func (m *Main) Open() (err error) {
 		}
 	}()
 	m.metrics = metrics.New(metrics.Options{Version: callctx.Version, Logger: m.logger})
-	var storeAttr slog.Attr
-	m.store, storeAttr, err = m.openStore()
+	storeAttr, err := m.openService()
 	if err != nil {
 		return err
 	}
-	if counter, ok := m.store.(interface {
-		ActiveCalls(context.Context) (int, error)
-	}); ok {
-		m.metrics.CountActiveCalls(counter.ActiveCalls)
+	if err := m.openFlows(); err != nil {
+		return err
 	}
+	transferer, err := m.openSIP()
+	if err != nil {
+		return err
+	}
+	if err := m.openHTTP(tokens, transferer); err != nil {
+		return err
+	}
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	m.stopSweep = stopSweep
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.sweep(sweepCtx, time.Duration(cfg.Retention.SweepInterval))
+	}()
+	if len(tokens) == 0 {
+		m.logger.Warn("no auth tokens configured: the API is open to anyone on this machine; configure auth.tokens before listening beyond loopback", "http", m.HTTPAddr())
+	}
+	m.logger.Info("callctx listening", "http", m.HTTPAddr(), "sip", m.SIPAddr(), "store", cfg.Store, storeAttr, "version", callctx.Version)
+	return nil
+}
+
+// openService opens the store and the session service over it. On a store
+// that other nodes share, their writes wake this node's event streams. It
+// returns the log attribute that says where the data lives.
+func (m *Main) openService() (slog.Attr, error) {
+	cfg := m.Config
+	var storeAttr slog.Attr
+	var err error
+	m.store, storeAttr, err = m.openStore()
+	if err != nil {
+		return storeAttr, err
+	}
+	m.metrics.CountActiveCalls(m.store.ActiveCalls)
 	m.service = session.NewService(m.metrics.Store(m.store), session.Options{
 		Limits: session.Limits{
 			MaxNameLength: cfg.Limits.MaxNameLength, MaxValueBytes: cfg.Limits.MaxValueBytes,
@@ -328,46 +359,57 @@ func (m *Main) Open() (err error) {
 	})
 	// Work with the other nodes sharing the store stops with the node.
 	m.followCtx, m.stopFollow = context.WithCancel(context.Background())
-	if src, ok := m.store.(session.EventSource); ok {
-		// Writes made on other nodes wake this node's event streams.
+	if shared, ok := m.store.(session.SharedStore); ok {
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			m.service.Follow(m.followCtx, src)
+			m.service.Follow(m.followCtx, shared)
 		}()
 	}
+	return storeAttr, nil
+}
+
+// openFlows loads the flows directory and starts the flow engine.
+func (m *Main) openFlows() error {
 	snap, err := m.loadFlows()
 	if err != nil {
 		return err
 	}
-	ac := cfg.Automations
+	ac := m.Config.Automations
 	m.flows = flow.NewEngine(flow.Config{
 		Service: m.service, Store: m.store, Snapshot: snap, Logger: m.logger,
 		Workers: ac.Workers, Timeout: time.Duration(ac.Timeout), Attempts: ac.Attempts,
 		Backoff: time.Duration(ac.Backoff), MaxBackoff: time.Duration(ac.MaxBackoff),
 		UserAgent: "callctx/" + callctx.Version,
-		Shared:    cfg.Store == StoreRedis,
-		Rescan:    m.rescanInterval(),
 		Observer:  m.metrics,
 	})
 	if err := m.flows.Open(); err != nil {
 		m.flows = nil
 		return err
 	}
+	return nil
+}
+
+// openSIP starts the SIP bridge unless it is off, and returns the
+// transferer the API hands transfers to: the bridge (nil when off); on a
+// store that other nodes share, the bridge for this node's calls and the
+// node that holds any other call, whose transfers this node runs in turn.
+func (m *Main) openSIP() (session.Transferer, error) {
+	cfg := m.Config
 	var transferer session.Transferer
 	if cfg.SIP.Listen != "" {
 		bcfg, err := cfg.SIPBridgeConfig()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if bcfg.TLSConfig, err = cfg.SIPTLSConfig(); err != nil {
-			return err
+			return nil, err
 		}
 		bcfg.Flows = m.flows
 		bcfg.Observer = m.metrics
 		if bcfg.Flow != "" {
 			if _, ok := m.flows.Snapshot().Flow(bcfg.Flow); !ok {
-				return fmt.Errorf("sip.flow %q is not a flow in %s", bcfg.Flow, cfg.Flows.Dir)
+				return nil, fmt.Errorf("sip.flow %q is not a flow in %s", bcfg.Flow, cfg.Flows.Dir)
 			}
 		}
 		if len(bcfg.Allow) == 0 && !isLoopback(cfg.SIP.Listen) {
@@ -375,27 +417,35 @@ func (m *Main) Open() (err error) {
 		}
 		m.sip, err = sipbridge.New(m.service, bcfg, m.logger.With("component", "sip"))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := m.sip.Start(context.Background()); err != nil {
 			m.sip = nil
-			return err
+			return nil, err
 		}
 		transferer = m.sip
 	}
-	if rs, ok := m.store.(*redis.Store); ok {
-		// A SIP dialog lives on the node that answered it: transfers of
-		// other nodes' calls are asked of them, and this node runs theirs.
-		local := transferer
-		transferer = rs.Transferer(local)
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			if err := rs.ServeTransfers(m.followCtx, local); err != nil && m.followCtx.Err() == nil {
-				m.logger.Error("serve forwarded transfers", "err", err)
-			}
-		}()
+	shared, ok := m.store.(session.SharedStore)
+	if !ok {
+		return transferer, nil
 	}
+	// A SIP dialog lives on the node that answered it: transfers of other
+	// nodes' calls are asked of them, and this node runs theirs.
+	local := transferer
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := shared.ServeTransfers(m.followCtx, local); err != nil && m.followCtx.Err() == nil {
+			m.logger.Error("serve forwarded transfers", "err", err)
+		}
+	}()
+	return shared.Transferer(local), nil
+}
+
+// openHTTP builds the API and starts serving it.
+func (m *Main) openHTTP(tokens []api.Token, transferer session.Transferer) error {
+	cfg := m.Config
+	var err error
 	m.api, err = api.NewHandler(api.Config{
 		Service:      m.service,
 		Flows:        m.flows,
@@ -432,27 +482,7 @@ func (m *Main) Open() (err error) {
 			m.logger.Error("http server stopped", "err", err)
 		}
 	}()
-	sweepCtx, stopSweep := context.WithCancel(context.Background())
-	m.stopSweep = stopSweep
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		m.sweep(sweepCtx, time.Duration(cfg.Retention.SweepInterval))
-	}()
-	if len(tokens) == 0 {
-		m.logger.Warn("no auth tokens configured: the API is open to anyone on this machine; configure auth.tokens before listening beyond loopback", "http", m.HTTPAddr())
-	}
-	m.logger.Info("callctx listening", "http", m.HTTPAddr(), "sip", m.SIPAddr(), "store", cfg.Store, storeAttr, "version", callctx.Version)
 	return nil
-}
-
-// rescanInterval is how often a node on a shared store looks for
-// automations to take over: twice per outbox lease, as the store runs it.
-func (m *Main) rescanInterval() time.Duration {
-	if st, ok := m.store.(*redis.Store); ok {
-		return st.OutboxLease() / 2
-	}
-	return 0 // not shared: the engine does not rescan
 }
 
 // openStore opens the configured store and returns it with a log
