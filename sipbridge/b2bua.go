@@ -253,9 +253,9 @@ func (b *Bridge) bridgeInbound(req *sip.Request, tx sip.ServerTransaction, call 
 		return
 	}
 	defer b.forget(c)
-	hs, err := carried(sess.Variables, call.ID, b.cfg.Carry, nil)
-	if err != nil {
-		log.Warn("sip context not carried on bridged call", "error", err)
+	hs, errs := outgoing(call.ID, sess.Variables, b.cfg.Carry, nil)
+	if len(errs) > 0 {
+		log.Warn("sip context not carried on bridged call", "error", errs)
 	}
 	o, res, err := b.bridgeTo(c, *b.target, hs, log)
 	if o == nil {

@@ -87,7 +87,7 @@ func TestBridge_InboundContextAndReferTransfer(t *testing.T) {
 			many[i] = session.TransferHeader{Name: fmt.Sprintf("X-H%d", i), Value: "v"}
 		}
 		long := []session.TransferHeader{{Name: "X-Long", Value: strings.Repeat("a", 12000)}}
-		if _, err := e.svc.Merge(context.Background(), call.ID, map[string]json.RawMessage{"ivr.evil": json.RawMessage(`"a\r\nVia: SIP/2.0/UDP evil"`)}, session.WriteOptions{Actor: "crm", Origin: session.OriginClient}); err != nil {
+		if _, err := e.svc.Merge(context.Background(), call.ID, map[string]json.RawMessage{"ivr.evil": json.RawMessage(`"a\r\nVia: SIP/2.0/UDP evil"`), "app.pct": json.RawMessage(`"a%0D%0AVia:%20SIP/2.0/UDP%20evil"`)}, session.WriteOptions{Actor: "crm", Origin: session.OriginClient}); err != nil {
 			t.Fatal(err)
 		}
 		tests := []struct {
@@ -113,6 +113,9 @@ func TestBridge_InboundContextAndReferTransfer(t *testing.T) {
 			{"CRLFInReferredBy", session.TransferRequest{ReferredBy: "sip:bot@x\r\nVia: y"}, "referredBy"},
 			{"HangupTooLong", session.TransferRequest{HangupAfter: ms(10001)}, "hangupAfter"},
 			{"ControlCharInSession", session.TransferRequest{Context: &session.TransferContext{Variables: []string{"ivr.*"}}}, "context"},
+			{"EncodedCRLFInPlainUUI", session.TransferRequest{Context: &session.TransferContext{Variables: []string{"app.pct"}, As: "uui", UUIEncoding: "plain"}}, "context"},
+			{"ContextOverTheLimits", session.TransferRequest{Headers: many[:99], Context: &session.TransferContext{Variables: []string{"sip.x-customer-id"}}}, "context"},
+			{"HeadersAndCallIDOverTheLimits", session.TransferRequest{Headers: many[:100]}, "headers"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -129,7 +132,7 @@ func TestBridge_InboundContextAndReferTransfer(t *testing.T) {
 				}
 			})
 		}
-		if _, err := e.svc.Merge(context.Background(), call.ID, map[string]json.RawMessage{"ivr.evil": json.RawMessage("null")}, session.WriteOptions{Actor: "crm", Origin: session.OriginClient}); err != nil {
+		if _, err := e.svc.Merge(context.Background(), call.ID, map[string]json.RawMessage{"ivr.evil": json.RawMessage("null"), "app.pct": json.RawMessage("null")}, session.WriteOptions{Actor: "crm", Origin: session.OriginClient}); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -3,6 +3,7 @@ package sipbridge
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/textproto"
 	"sort"
@@ -109,10 +110,86 @@ func valueText(raw json.RawMessage) string {
 	return b.String()
 }
 
-// contextHeaders builds the headers that carry the selected variables of a session. Every
-// variable whose value cannot travel (a control character, a ';' in a UUI value, …) is
-// named in the returned error, which lists the problems as "<variable>: <reason>".
-func contextHeaders(vars map[string]json.RawMessage, c session.TransferContext) ([]sipcodec.Header, error) {
+// headerErrors lists why the custom headers of an outgoing request cannot go out as asked,
+// each problem as a field of a transfer request: "headers/<i>/name" and "headers/<i>/value"
+// for an explicit header, "headers" for explicit headers over the limits, "context" for a
+// session variable that cannot travel (the message names it) or for the limits once the
+// context is added.
+type headerErrors []session.FieldError
+
+func (es headerErrors) Error() string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Name + ": " + e.Message
+	}
+	return "outgoing headers: " + strings.Join(parts, "; ")
+}
+
+// limitErrors turns what sipcodec.CheckHeaderLimits found into field errors named field.
+func limitErrors(field string, err error) headerErrors {
+	var herrs sipcodec.HeaderErrors
+	if !errors.As(err, &herrs) {
+		return headerErrors{{Name: field, Message: err.Error()}}
+	}
+	out := make(headerErrors, len(herrs))
+	for i, e := range herrs {
+		out[i] = session.FieldError{Name: field, Message: e.Reason}
+	}
+	return out
+}
+
+// idHeader is the X-Callctx-Call-Id header that travels with everything the bridge sends.
+func idHeader(callID string) []sipcodec.Header {
+	return []sipcodec.Header{{Name: CallIDHeader, Value: callID}}
+}
+
+// checkExplicit checks the headers a transfer request or a flow's transfer action asks for:
+// each name and value once, then, when they all pass, their number and size together with
+// the call ID header that always goes with them. Headers that pass can go out on any
+// request of call callID, whatever its context.
+func checkExplicit(callID string, hs []sipcodec.Header) headerErrors {
+	var errs headerErrors
+	for i, h := range hs {
+		if err := sipcodec.CheckHeaderName(h.Name); err != nil {
+			errs = append(errs, session.FieldError{Name: fmt.Sprintf("headers/%d/name", i), Message: err.Error()})
+		}
+		if err := sipcodec.CheckHeaderValue(h.Value); err != nil {
+			errs = append(errs, session.FieldError{Name: fmt.Sprintf("headers/%d/value", i), Message: err.Error()})
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	if err := sipcodec.CheckHeaderLimits(mergeHeaders(idHeader(callID), hs)); err != nil {
+		return limitErrors("headers", err)
+	}
+	return nil
+}
+
+// outgoing assembles the custom headers of a request or redirect the bridge sends, checking
+// each of them once: X-Callctx-Call-Id, the variables spec selects from vars, and explicit
+// (passed by checkExplicit already), which replace carried headers of the same name (any
+// case); then the limits over the whole. When the context cannot travel, it returns the
+// call ID header and explicit alone, which checkExplicit made sure can, with every reason:
+// a redirect or a bridged call goes on with those (the next hop reads the session over
+// REST), a transfer refuses.
+func outgoing(callID string, vars map[string]json.RawMessage, spec session.TransferContext, explicit []sipcodec.Header) ([]sipcodec.Header, headerErrors) {
+	hs, errs := contextHeaders(vars, spec)
+	if len(errs) == 0 {
+		all := mergeHeaders(append(idHeader(callID), hs...), explicit)
+		err := sipcodec.CheckHeaderLimits(all)
+		if err == nil {
+			return all, nil
+		}
+		errs = limitErrors("context", err)
+	}
+	return mergeHeaders(idHeader(callID), explicit), errs
+}
+
+// contextHeaders builds the headers that carry the selected variables of a session, each
+// checked as the header or UUI pair it becomes. Every variable whose value cannot travel
+// (a control character, a ';' in a UUI value, …) is named in a "context" error.
+func contextHeaders(vars map[string]json.RawMessage, c session.TransferContext) ([]sipcodec.Header, headerErrors) {
 	names := selectVars(vars, c.Variables)
 	as := c.As
 	if as == "" {
@@ -124,15 +201,18 @@ func contextHeaders(vars map[string]json.RawMessage, c session.TransferContext) 
 	}
 	var hs []sipcodec.Header
 	var pairs []sipcodec.KV
-	var problems []string
+	var errs headerErrors
+	refuse := func(name string, err error) {
+		errs = append(errs, session.FieldError{Name: "context", Message: name + ": " + err.Error()})
+	}
 	for _, name := range names {
 		v := valueText(vars[name])
 		if as == CarryHeaders || as == CarryBoth {
 			h := sipcodec.Header{Name: headerNameFor(name, c.Names), Value: v}
 			if err := sipcodec.CheckHeaderName(h.Name); err != nil {
-				problems = append(problems, name+": "+err.Error())
+				refuse(name, err)
 			} else if err := sipcodec.CheckHeaderValue(h.Value); err != nil {
-				problems = append(problems, name+": "+err.Error())
+				refuse(name, err)
 			} else {
 				hs = append(hs, h)
 			}
@@ -140,19 +220,21 @@ func contextHeaders(vars map[string]json.RawMessage, c session.TransferContext) 
 		if as == CarryUUI || as == CarryBoth {
 			p := sipcodec.KV{Key: uuiKeyFor(name, c.Names), Value: v}
 			if err := sipcodec.CheckUUIPair(p, enc); err != nil {
-				problems = append(problems, name+": "+err.Error())
+				refuse(name, err)
 			} else {
 				pairs = append(pairs, p)
 			}
 		}
 	}
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("%s", strings.Join(problems, "; "))
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	if len(pairs) > 0 {
+		// The pairs passed CheckUUIPair, so what EncodeUUI writes is a safe header value;
+		// it can still refuse their combination (a parameter name as a later plain key).
 		u, err := sipcodec.EncodeUUI(pairs, sipcodec.UUIOptions{Encoding: enc})
 		if err != nil {
-			return nil, err
+			return nil, headerErrors{{Name: "context", Message: err.Error()}}
 		}
 		hs = append(hs, sipcodec.Header{Name: sipcodec.UUIHeader, Value: u})
 	}

@@ -20,7 +20,11 @@ func ParseTargetForTest(s, sbc string, preserveTel bool) (string, bool, error) {
 
 // ContextHeadersForTest is contextHeaders.
 func ContextHeadersForTest(vars map[string]json.RawMessage, c session.TransferContext) ([]sipcodec.Header, error) {
-	return contextHeaders(vars, c)
+	hs, errs := contextHeaders(vars, c)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return hs, nil
 }
 
 // ReasonCodeForTest is reasonCode.

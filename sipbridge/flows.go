@@ -227,20 +227,12 @@ func (b *Bridge) flowTarget(c *inCall, a flow.Action, sess *session.Session) (ta
 		return target{}, nil, err
 	}
 	explicit := actionHeaders(a)
-	for i, h := range explicit {
-		if err := sipcodec.CheckHeaderName(h.Name); err != nil {
-			return target{}, nil, fmt.Errorf("header %d: %w", i, err)
-		}
-		if err := sipcodec.CheckHeaderValue(h.Value); err != nil {
-			return target{}, nil, fmt.Errorf("header %s: %w", h.Name, err)
-		}
+	if errs := checkExplicit(c.id, explicit); len(errs) > 0 {
+		return target{}, nil, errs
 	}
-	hs, err := carried(sess.Variables, c.id, b.cfg.Carry, explicit)
-	if err != nil {
-		b.log.Warn("sip context not carried", "call_id", c.id, "error", err)
-		if err := sipcodec.CheckHeaders(hs); err != nil { // the action's own headers break the limits
-			return target{}, nil, err
-		}
+	hs, errs := outgoing(c.id, sess.Variables, b.cfg.Carry, explicit)
+	if len(errs) > 0 {
+		b.log.Warn("sip context not carried", "call_id", c.id, "error", errs)
 	}
 	return t, hs, nil
 }

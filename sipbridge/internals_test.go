@@ -157,5 +157,17 @@ func TestContextHeaders(t *testing.T) {
 		if _, err := sipbridge.ContextHeadersForTest(bad, session.TransferContext{Variables: []string{"ivr.semi"}, As: "uui"}); err == nil || !strings.Contains(err.Error(), "ivr.semi") {
 			t.Errorf("';' in a UUI value: %v, want an error naming ivr.semi", err)
 		}
+		// Plain UUI goes into the header as it is: a receiver that percent-decodes it must not
+		// find a line break. Hex hides it, so there the same value travels.
+		pct := map[string]json.RawMessage{"ivr.pct": json.RawMessage(`"a%0D%0AVia:%20x"`)}
+		if _, err := sipbridge.ContextHeadersForTest(pct, session.TransferContext{Variables: []string{"ivr.pct"}, As: "uui", UUIEncoding: "plain"}); err == nil || !strings.Contains(err.Error(), "ivr.pct") {
+			t.Errorf("percent-encoded CR/LF in a plain UUI value: %v, want an error naming ivr.pct", err)
+		}
+		if _, err := sipbridge.ContextHeadersForTest(pct, session.TransferContext{Variables: []string{"ivr.pct"}}); err == nil || !strings.Contains(err.Error(), "ivr.pct") {
+			t.Errorf("percent-encoded CR/LF in a header value: %v, want an error naming ivr.pct", err)
+		}
+		if _, err := sipbridge.ContextHeadersForTest(pct, session.TransferContext{Variables: []string{"ivr.pct"}, As: "uui", UUIEncoding: "hex"}); err != nil {
+			t.Errorf("the same value in hex UUI: %v, want it carried", err)
+		}
 	})
 }

@@ -1,7 +1,6 @@
 package sipbridge
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -10,23 +9,6 @@ import (
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
-
-// carried returns the headers that go out with a call: the X-Callctx-Call-Id header, the
-// variables spec selects, and explicit, which win over both (checked already, one by one).
-// When the context cannot travel (a value with a control character, a limit exceeded) it
-// returns the call ID header and explicit alone, with the reason: a redirect or bridged call
-// may go on with those (the next hop reads the session over REST), a transfer refuses.
-func carried(vars map[string]json.RawMessage, callID string, spec session.TransferContext, explicit []sipcodec.Header) ([]sipcodec.Header, error) {
-	idHeader := []sipcodec.Header{{Name: CallIDHeader, Value: callID}}
-	hs, err := contextHeaders(vars, spec)
-	if err == nil {
-		all := mergeHeaders(append(idHeader, hs...), explicit)
-		if err = sipcodec.CheckHeaders(all); err == nil {
-			return all, nil
-		}
-	}
-	return mergeHeaders(idHeader, explicit), err
-}
 
 // withURIHeaders returns a copy of u carrying hs as URI headers, each name and value
 // percent-encoded (sipgo writes URI headers as they are).
@@ -44,9 +26,9 @@ func withURIHeaders(u sip.Uri, hs []sipcodec.Header) sip.Uri {
 // signalling path and will never see its end. Its session stays readable for the retention
 // period; the next hop finds it by X-Callctx-Call-Id.
 func (b *Bridge) redirect(req *sip.Request, tx sip.ServerTransaction, call *session.Call, sess *session.Session, log logger) {
-	hs, err := carried(sess.Variables, call.ID, b.cfg.Carry, nil)
-	if err != nil {
-		log.Warn("sip context not carried on redirect", "error", err)
+	hs, errs := outgoing(call.ID, sess.Variables, b.cfg.Carry, nil)
+	if len(errs) > 0 {
+		log.Warn("sip context not carried on redirect", "error", errs)
 	}
 	if err := tx.Respond(b.moved(req, *b.target, hs, log)); err != nil {
 		log.Error("sip redirect failed", "error", fmt.Errorf("send 302: %w", err))

@@ -53,7 +53,7 @@ func (b *Bridge) Transfer(ctx context.Context, callID string, req session.Transf
 func (b *Bridge) transfer(ctx context.Context, callID string, req session.TransferRequest, report func(session.TransferStatus, string)) (*session.Transfer, error) {
 	// A request that cannot be carried out anywhere is refused as such,
 	// whatever state the call is in.
-	p, err := b.checkTransfer(req)
+	p, err := b.checkTransfer(callID, req)
 	if err != nil {
 		return nil, err
 	}
@@ -81,9 +81,9 @@ func (b *Bridge) transfer(ctx context.Context, callID string, req session.Transf
 	if req.Context != nil {
 		spec = *req.Context
 	}
-	hs, err := carried(sess.Variables, callID, spec, p.headers)
-	if err != nil {
-		return nil, invalid("context", "the session's context and the headers cannot travel in SIP: "+err.Error())
+	hs, errs := outgoing(callID, sess.Variables, spec, p.headers)
+	if len(errs) > 0 {
+		return nil, &session.Error{Code: session.CodeInvalid, Message: "the session's context cannot travel in SIP with this transfer", Fields: errs}
 	}
 
 	at := &activeTransfer{
@@ -149,8 +149,8 @@ type transferParams struct {
 	hangupAfter time.Duration
 }
 
-// checkTransfer validates every parameter and names each bad one.
-func (b *Bridge) checkTransfer(req session.TransferRequest) (transferParams, error) {
+// checkTransfer validates every parameter of a transfer of call callID and names each bad one.
+func (b *Bridge) checkTransfer(callID string, req session.TransferRequest) (transferParams, error) {
 	p := transferParams{mode: req.Mode, hangupAfter: session.DefaultHangupAfter}
 	var fields []session.FieldError
 	bad := func(name, msg string) { fields = append(fields, session.FieldError{Name: name, Message: msg}) }
@@ -166,23 +166,10 @@ func (b *Bridge) checkTransfer(req session.TransferRequest) (transferParams, err
 		bad("target", err.Error())
 	}
 	p.to = to
-	for i, h := range req.Headers {
+	for _, h := range req.Headers {
 		p.headers = append(p.headers, sipcodec.Header{Name: h.Name, Value: h.Value})
-		if err := sipcodec.CheckHeaderName(h.Name); err != nil {
-			bad(fmt.Sprintf("headers/%d/name", i), err.Error())
-		}
-		if err := sipcodec.CheckHeaderValue(h.Value); err != nil {
-			bad(fmt.Sprintf("headers/%d/value", i), err.Error())
-		}
 	}
-	if len(fields) == 0 {
-		var herrs sipcodec.HeaderErrors
-		if err := sipcodec.CheckHeaders(p.headers); errors.As(err, &herrs) {
-			for _, e := range herrs {
-				bad("headers", e.Reason)
-			}
-		}
-	}
+	fields = append(fields, checkExplicit(callID, p.headers)...)
 	if req.ReferredBy != "" {
 		rb, err := parseTarget(req.ReferredBy, "", true)
 		if err != nil {

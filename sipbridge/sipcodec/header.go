@@ -191,18 +191,34 @@ func (es HeaderErrors) Error() string {
 // limits on count and total length. It returns nil or a HeaderErrors naming each problem.
 func CheckHeaders(hs []Header) error {
 	var errs HeaderErrors
-	if len(hs) > MaxCustomHeaders {
-		errs = append(errs, HeaderError{Index: -1, Reason: fmt.Sprintf("%d custom headers, at most %d allowed", len(hs), MaxCustomHeaders)})
+	if err := CheckHeaderLimits(hs); err != nil {
+		errs = err.(HeaderErrors)
 	}
-	total := 0
 	for i, h := range hs {
-		total += utf8.RuneCountInString(h.Name) + utf8.RuneCountInString(h.Value)
 		if err := CheckHeaderName(h.Name); err != nil {
 			errs = append(errs, HeaderError{Index: i, Field: "name", Reason: err.Error()})
 		}
 		if err := CheckHeaderValue(h.Value); err != nil {
 			errs = append(errs, HeaderError{Index: i, Field: "value", Reason: err.Error()})
 		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// CheckHeaderLimits checks only the limits on the number of custom headers and their total
+// length, for a list whose headers were each checked already. It returns nil or a
+// HeaderErrors whose entries have Index -1.
+func CheckHeaderLimits(hs []Header) error {
+	var errs HeaderErrors
+	if len(hs) > MaxCustomHeaders {
+		errs = append(errs, HeaderError{Index: -1, Reason: fmt.Sprintf("%d custom headers, at most %d allowed", len(hs), MaxCustomHeaders)})
+	}
+	total := 0
+	for _, h := range hs {
+		total += utf8.RuneCountInString(h.Name) + utf8.RuneCountInString(h.Value)
 	}
 	if total > MaxCustomHeaderChars {
 		errs = append(errs, HeaderError{Index: -1, Reason: fmt.Sprintf("custom headers hold %d characters, at most %d allowed", total, MaxCustomHeaderChars)})

@@ -139,6 +139,17 @@ func TestCheckHeaders(t *testing.T) {
 	}
 }
 
+func TestCheckHeaderLimits(t *testing.T) {
+	// Only the count and the length: the headers themselves were checked one by one before.
+	if err := sipcodec.CheckHeaderLimits([]sipcodec.Header{{Name: "Via", Value: "a\r\nb"}}); err != nil {
+		t.Fatalf("CheckHeaderLimits(one bad header)=%v, want nil", err)
+	}
+	hs := []sipcodec.Header{{Name: "X-A", Value: strings.Repeat("a", 11998)}}
+	if err := sipcodec.CheckHeaderLimits(hs); err == nil {
+		t.Fatal("CheckHeaderLimits(12001 characters)=nil, want an error")
+	}
+}
+
 // FuzzCheckHeaderValue checks the one promise that matters: a value that passes can never
 // end or add a header line, as written or after any percent-decoding.
 func FuzzCheckHeaderValue(f *testing.F) {

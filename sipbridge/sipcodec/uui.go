@@ -267,6 +267,10 @@ func EncodeUUI(pairs []KV, opts UUIOptions) (string, error) {
 
 // CheckUUIPair returns an error unless p can be written as one pair of UUI data in encoding
 // enc (UUIPlain or UUIHex) and read back the same way; EncodeUUI applies it to every pair.
+// In plain form the key and value go into the header as they are, so they are held to
+// CheckHeaderValue (no control character even after percent-decoding: a receiver that
+// decodes "%0D%0A" must not find a line break); in hex form any text without control
+// characters is safe.
 func CheckUUIPair(p KV, enc string) error {
 	if p.Key == "" {
 		return fmt.Errorf("uui key is empty")
@@ -274,13 +278,17 @@ func CheckUUIPair(p KV, enc string) error {
 	if strings.ContainsAny(p.Key, "=;, \t\"") {
 		return fmt.Errorf("uui key %q holds one of = ; , \" or whitespace", p.Key)
 	}
-	if err := CheckText(p.Key); err != nil {
+	check := CheckText
+	if enc == UUIPlain {
+		check = CheckHeaderValue
+	}
+	if err := check(p.Key); err != nil {
 		return fmt.Errorf("uui key %q: %w", p.Key, err)
 	}
 	if strings.Contains(p.Value, ";") {
 		return fmt.Errorf("uui value of %q holds ';', which separates pairs", p.Key)
 	}
-	if err := CheckText(p.Value); err != nil {
+	if err := check(p.Value); err != nil {
 		return fmt.Errorf("uui value of %q: %w", p.Key, err)
 	}
 	if p.Value != strings.TrimSpace(p.Value) {

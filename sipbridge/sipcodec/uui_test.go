@@ -113,6 +113,8 @@ func TestEncodeUUI(t *testing.T) {
 		{"HexCarriesCommaAndReservedKey", []sipcodec.KV{{Key: "a", Value: "1"}, {Key: "encoding", Value: "x,y"}}, sipcodec.UUIOptions{Encoding: "hex"},
 			"613D313B656E636F64696E673D782C79;encoding=hex"},
 		{"PlainEmptyValue", []sipcodec.KV{{Key: "a", Value: ""}}, sipcodec.UUIOptions{Encoding: "plain"}, "a="},
+		// Hex hides the text from every header parser: a percent sequence in it is just text.
+		{"HexCarriesEncodedCRLFAsText", []sipcodec.KV{{Key: "a", Value: "1%0D%0A"}}, sipcodec.UUIOptions{Encoding: "hex"}, "613D31253044253041;encoding=hex"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,6 +155,9 @@ func TestEncodeUUI_Refused(t *testing.T) {
 		{"ValueWithOuterSpace", []sipcodec.KV{{Key: "a", Value: " 1"}}, sipcodec.UUIOptions{}},
 		{"PurposeNotToken", []sipcodec.KV{{Key: "a", Value: "1"}}, sipcodec.UUIOptions{Purpose: "a b"}},
 		{"InvalidUTF8", []sipcodec.KV{{Key: "a", Value: "\xff"}}, sipcodec.UUIOptions{Encoding: "hex"}},
+		{"PlainValueWithEncodedCRLF", []sipcodec.KV{{Key: "a", Value: "1%0D%0AVia:%20x"}}, sipcodec.UUIOptions{}},
+		{"PlainValueWithDoublyEncodedLF", []sipcodec.KV{{Key: "a", Value: "1%250A"}}, sipcodec.UUIOptions{Encoding: "plain"}},
+		{"PlainKeyWithEncodedLF", []sipcodec.KV{{Key: "a%0A", Value: "1"}}, sipcodec.UUIOptions{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -205,6 +210,35 @@ func FuzzParseUUI(f *testing.F) {
 		}
 		if !reflect.DeepEqual(back.Pairs, u.Pairs) {
 			t.Fatalf("round trip of %q: got %+v, want %+v", in, back.Pairs, u.Pairs)
+		}
+	})
+}
+
+// FuzzEncodeUUI checks what the bridge relies on when it sends context as User-to-User:
+// whatever EncodeUUI accepts is a header value CheckHeaderValue accepts too (no control
+// character, even after percent-decoding), and it reads back as the same pairs.
+func FuzzEncodeUUI(f *testing.F) {
+	for _, s := range [][3]string{
+		{"acct", "A-1", "plain"}, {"a", "1%0D%0Ab", "plain"}, {"a", "1%0D%0Ab", "hex"},
+		{"k%0A", "v", "plain"}, {"a", "100%", "plain"}, {"a", "x,y", "hex"}, {"é", "ü", "plain"},
+	} {
+		f.Add(s[0], s[1], s[2])
+	}
+	f.Fuzz(func(t *testing.T, key, value, enc string) {
+		pairs := []sipcodec.KV{{Key: key, Value: value}}
+		out, err := sipcodec.EncodeUUI(pairs, sipcodec.UUIOptions{Encoding: enc})
+		if err != nil {
+			return
+		}
+		if err := sipcodec.CheckHeaderValue(out); err != nil {
+			t.Fatalf("EncodeUUI(%q=%q, %s)=%q, which CheckHeaderValue refuses: %v", key, value, enc, out, err)
+		}
+		back, err := sipcodec.ParseUUI(out)
+		if err != nil {
+			t.Fatalf("ParseUUI(EncodeUUI(%q=%q, %s)=%q): %v", key, value, enc, out, err)
+		}
+		if !reflect.DeepEqual(back.Pairs, pairs) {
+			t.Fatalf("round trip of %q=%q (%s): got %+v", key, value, enc, back.Pairs)
 		}
 	})
 }
