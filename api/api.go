@@ -92,14 +92,18 @@ type Route struct {
 
 var nowFunc = time.Now
 
-func init() { gin.SetMode(gin.ReleaseMode) }
-
 // NewHandler builds the API. It fails when the routes in code and the
 // operations in the spec differ, so the two cannot drift apart.
+//
+// It puts gin in release mode, whose only effect is that gin prints no debug
+// output (route tables, warnings) to standard output. gin keeps its mode in
+// the process, not in an engine, so this is the one place that sets it:
+// when a handler is built, not when the package is imported.
 func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.Service == nil {
 		return nil, errors.New("api: no session service")
 	}
+	gin.SetMode(gin.ReleaseMode)
 	sp, err := parseSpec(cfg.Spec)
 	if err != nil {
 		return nil, err

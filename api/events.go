@@ -139,7 +139,7 @@ func (h *Handler) streamEvents(c *gin.Context) {
 func (st *stream) catchUp() bool {
 	entries, err := st.h.svc.History(st.c.Request.Context(), st.callID, 0)
 	if err != nil {
-		st.h.log.Warn("event stream: read history", "call_id", st.callID, "err", err)
+		st.h.log.Warn("event stream: read history", "call_id", st.callID, "error", err)
 		return false
 	}
 	vars := make(map[string]json.RawMessage)
@@ -177,7 +177,7 @@ func (st *stream) catchUp() bool {
 func (st *stream) send(event string, id uint64, data eventData) bool {
 	b, err := json.Marshal(data)
 	if err != nil {
-		st.h.log.Error("event stream: encode event", "call_id", st.callID, "err", err)
+		st.h.log.Error("event stream: encode event", "call_id", st.callID, "error", err)
 		return false
 	}
 	var buf bytes.Buffer

@@ -168,7 +168,7 @@ func (h *Handler) startFlow(c *gin.Context, call *session.Call) {
 		return
 	}
 	if err := h.flows.StartCall(c.Request.Context(), call); err != nil {
-		h.log.Error("start flow", "call_id", call.ID, "flow", call.Flow, "err", err)
+		h.log.Error("start flow", "call_id", call.ID, "flow", call.Flow, "error", err)
 	}
 }
 

@@ -1,8 +1,6 @@
 package api_test
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/callctx/callctx"
 	"github.com/callctx/callctx/api"
+	"github.com/callctx/callctx/internal/testenv"
 	"github.com/callctx/callctx/metrics"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
@@ -48,40 +47,14 @@ func (f *fakeMetrics) seen() []string {
 	return append([]string(nil), f.requests...)
 }
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) lines() []map[string]any {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(b.buf.Bytes()))
-	for sc.Scan() {
-		var m map[string]any
-		if json.Unmarshal(sc.Bytes(), &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 func token(name, secret string, scopes ...api.Scope) api.Token {
 	return api.Token{Name: name, SHA256: sha256.Sum256([]byte(secret)), Scopes: scopes}
 }
 
 // newKitServer starts the API with metrics, an access log and tokens.
-func newKitServer(t *testing.T, m api.Metrics) (*testServer, *syncBuffer) {
+func newKitServer(t *testing.T, m api.Metrics) (*testServer, *testenv.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	log, logs := testenv.CaptureLog(t, slog.LevelInfo)
 	_, s := serve(t, api.Config{
 		Service: session.NewService(openStore(t), session.Options{}),
 		Tokens: []api.Token{
@@ -89,7 +62,7 @@ func newKitServer(t *testing.T, m api.Metrics) (*testServer, *syncBuffer) {
 			token("reader", "reader-secret", api.ScopeSessionsRead),
 			token("prometheus", "prom-secret", api.ScopeMetricsRead),
 		},
-		Logger:    slog.New(slog.NewJSONHandler(logs, nil)),
+		Logger:    log,
 		AccessLog: true,
 		Metrics:   m,
 		KeepAlive: time.Hour,
@@ -170,7 +143,7 @@ func TestAPI_AccessLog(t *testing.T) {
 	s.do("GET", "/healthz", nil)
 
 	var got []string
-	for _, l := range logs.lines() {
+	for _, l := range logs.JSONLines() {
 		if l["msg"] != "http request" {
 			continue
 		}

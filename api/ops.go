@@ -16,7 +16,7 @@ func (h *Handler) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
 	if err := h.svc.Ping(ctx); err != nil {
-		h.log.Warn("not ready", "err", err)
+		h.log.Warn("not ready", "error", err)
 		writeProblem(c, http.StatusServiceUnavailable, typeUnavailable, "the store does not answer", nil)
 		return
 	}

@@ -108,7 +108,7 @@ func (h *Handler) failWith(c *gin.Context, err error, pointer func(session.Field
 		m = codeStatus[session.CodeInternal]
 	}
 	if code == session.CodeInternal || code == session.CodeUnavailable {
-		h.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "call_id", callID(c), "err", err)
+		h.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "call_id", callID(c), "error", err)
 	}
 	var errs []problemError
 	for _, f := range session.ErrorFields(err) {

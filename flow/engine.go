@@ -214,7 +214,7 @@ func (e *Engine) rescan(ctx context.Context) {
 		pending, err := e.store.PendingOutbox(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
-				e.log.Warn("look for automations to take over", "err", err)
+				e.log.Warn("look for automations to take over", "error", err)
 			}
 			continue
 		}
@@ -761,7 +761,7 @@ func (e *Engine) enqueue(ctx context.Context, entries []*session.OutboxEntry) {
 		if err == nil {
 			e.queued(byCall[id])
 		} else if session.ErrorCode(err) != session.CodeNotFound { // a call purged meanwhile
-			e.log.Error("queue automations", "call_id", id, "entries", len(byCall[id]), "err", err)
+			e.log.Error("queue automations", "call_id", id, "entries", len(byCall[id]), "error", err)
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/callctx/callctx/flow"
+	"github.com/callctx/callctx/internal/testenv"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
 )
@@ -116,19 +117,6 @@ func actionType(run *flow.Run) string {
 		return "<none>"
 	}
 	return run.Action["type"].(string)
-}
-
-// eventually polls cond until it holds or 10 s pass. Only tests poll; the
-// engine is woken by events.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // crm is an httptest CRM: it verifies signatures, records what it gets and
@@ -284,7 +272,7 @@ func TestEngine_orderStatus(t *testing.T) {
 		if got, want := actionType(run), "say"; got != want || !strings.Contains(run.Action["text"].(string), "max@example.com") {
 			t.Fatalf("action %v, want the e-mail confirmation; path %s", run.Action, nodes(run))
 		}
-		eventually(t, "the tracking e-mail", func() bool {
+		testenv.WaitFor(t, "the tracking e-mail", func() bool {
 			for _, r := range c.requests() {
 				if r.Path == "/callctx/email" && r.CallID == id {
 					return r.Body["trackingUrl"] == "https://shop.example.com/track/TRK-2" && r.SignatureOK
@@ -564,7 +552,7 @@ flows:
 	w := newWorld(t, snap, nil)
 	id := w.call(t, "f", "+4930123")
 	var ds []flow.Delivery
-	eventually(t, "delivery", func() bool {
+	testenv.WaitFor(t, "delivery", func() bool {
 		var err error
 		ds, err = w.engine.Deliveries(context.Background(), id)
 		return err == nil && len(ds) == 1 && ds[0].Status == flow.DeliveryDelivered
@@ -624,7 +612,7 @@ flows:
 		t.Fatal(err)
 	}
 	var ds []flow.Delivery
-	eventually(t, "all three finished", func() bool {
+	testenv.WaitFor(t, "all three finished", func() bool {
 		ds, _ = w.engine.Deliveries(context.Background(), c0.ID)
 		for _, d := range ds {
 			if d.Status == flow.DeliveryPending {
@@ -679,7 +667,7 @@ flows:
 `, env(c.srv.URL))
 	w := newWorld(t, snap, nil)
 	id := w.call(t, "f", "a")
-	eventually(t, "a failed attempt", func() bool { return len(c.requests()) >= 1 })
+	testenv.WaitFor(t, "a failed attempt", func() bool { return len(c.requests()) >= 1 })
 	w.close(t)
 	before := len(c.requests())
 	down.Lock()
@@ -687,7 +675,7 @@ flows:
 	down.Unlock()
 	w.open(t, snap, nil)
 	var ds []flow.Delivery
-	eventually(t, "delivery after the restart", func() bool {
+	testenv.WaitFor(t, "delivery after the restart", func() bool {
 		ds, _ = w.engine.Deliveries(context.Background(), id)
 		return len(ds) == 1 && ds[0].Status == flow.DeliveryDelivered
 	})
@@ -755,7 +743,7 @@ flows:
 	w.svc.EndCall(ctx, a, "", "test")
 	w.svc.EndCall(ctx, other, "", "test")
 
-	eventually(t, "event automations", func() bool {
+	testenv.WaitFor(t, "event automations", func() bool {
 		return c.count("/started", a) == 1 && c.count("/email", a) == 1 && c.count("/ended", a) == 1 && c.count("/transfer", a) == 1
 	})
 	if n := c.count("/started", other); n != 0 {
@@ -773,7 +761,7 @@ flows:
 	// The echo loop stops at the per-call limit.
 	loop := w.call(t, "", "+49303")
 	w.write(t, loop, map[string]any{"ivr.counter": 0})
-	eventually(t, "the echo loop to reach its limit", func() bool { return c.count("/echo", loop) >= 100 })
+	testenv.WaitFor(t, "the echo loop to reach its limit", func() bool { return c.count("/echo", loop) >= 100 })
 	time.Sleep(100 * time.Millisecond)
 	if n := c.count("/echo", loop); n != 100 {
 		t.Fatalf("echo fired %d times, want the limit of 100", n)
@@ -805,7 +793,7 @@ flows:
 		t.Fatal(err)
 	}
 	w.next(t, a, &flow.Outcome{Status: flow.StatusDone, Step: run.Step, Announced: true})
-	eventually(t, "the transfer.status automation", func() bool { return c.count("/transfer", a) >= 1 })
+	testenv.WaitFor(t, "the transfer.status automation", func() bool { return c.count("/transfer", a) >= 1 })
 	time.Sleep(200 * time.Millisecond)
 	if got := c.count("/transfer", a); got != 1 {
 		t.Fatalf("transfer.status automation fired %d times, want 1", got)
@@ -849,10 +837,7 @@ automations:
 	}
 	close(next)
 	wg.Wait()
-	deadline := time.Now().Add(20 * time.Second)
-	for len(c.requests()) < calls && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Poll(testenv.WaitTimeout, func() bool { return len(c.requests()) >= calls })
 	seen := map[string]int{}
 	for _, r := range c.requests() {
 		seen[r.CallID]++
@@ -969,7 +954,7 @@ flows:
 	run := w.next(t, id, nil)
 	run = w.next(t, id, &flow.Outcome{Status: flow.StatusFailed, Step: run.Step})
 	w.next(t, id, &flow.Outcome{Status: flow.StatusFailed, Step: run.Step})
-	eventually(t, "two transfer.status automations", func() bool { return c.count("/transfer", id) >= 2 })
+	testenv.WaitFor(t, "two transfer.status automations", func() bool { return c.count("/transfer", id) >= 2 })
 	time.Sleep(100 * time.Millisecond)
 	if got := c.count("/transfer", id); got != 2 {
 		t.Fatalf("transfer.status fired %d times, want 2", got)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/callctx/callctx/flow"
+	"github.com/callctx/callctx/internal/testenv"
 	"github.com/callctx/callctx/session"
 )
 
@@ -103,7 +104,7 @@ flows:
 	}
 	w.write(t, c.ID, map[string]any{"ivr.note": "hello"})
 
-	eventually(t, "every automation finished", func() bool {
+	testenv.WaitFor(t, "every automation finished", func() bool {
 		ds, _ := w.engine.Deliveries(context.Background(), c.ID)
 		for _, d := range ds {
 			if d.Status == flow.DeliveryPending {
@@ -112,7 +113,7 @@ flows:
 		}
 		return len(ds) == 3
 	})
-	eventually(t, "the outbox reported empty", func() bool {
+	testenv.WaitFor(t, "the outbox reported empty", func() bool {
 		_, pending := rec.snapshot()
 		return len(pending) > 0 && pending[len(pending)-1] == 0
 	})

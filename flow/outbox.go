@@ -329,7 +329,7 @@ func (o *outbox) deliver(ctx context.Context, en *session.OutboxEntry) {
 	e := o.e
 	var d delivery
 	if err := json.Unmarshal(en.Data, &d); err != nil {
-		e.log.Error("undecodable outbox entry; dropping it", "id", en.ID, "call_id", en.CallID, "err", err)
+		e.log.Error("undecodable outbox entry; dropping it", "id", en.ID, "call_id", en.CallID, "error", err)
 		o.forget(en.ID)
 		return
 	}
@@ -407,7 +407,7 @@ func (o *outbox) storeFailed(en *session.OutboxEntry, err error) {
 	}
 	// The attempt happened but is not recorded; the stored entry is still
 	// due and will go out again after a restart, with the same key.
-	o.e.log.Error("record automation attempt", "id", en.ID, "call_id", en.CallID, "err", err)
+	o.e.log.Error("record automation attempt", "id", en.ID, "call_id", en.CallID, "error", err)
 	o.forget(en.ID)
 }
 

@@ -347,5 +347,5 @@ func (a *activeCalls) Collect(ch chan<- prometheus.Metric) {
 type promLogger struct{ l *slog.Logger }
 
 func (p promLogger) Println(v ...any) {
-	p.l.Warn("metrics scrape failed in part", "err", strings.TrimSpace(fmt.Sprintln(v...)))
+	p.l.Warn("metrics scrape failed in part", "error", strings.TrimSpace(fmt.Sprintln(v...)))
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/callctx/callctx/internal/sipptest"
+	"github.com/callctx/callctx/internal/testenv"
 	"net/netip"
 	"strings"
 	"testing"
@@ -26,7 +27,7 @@ func ms(n int) *time.Duration {
 func transferWhenAnswered(tb testing.TB, e *testEnv, id string, req session.TransferRequest) *session.Transfer {
 	tb.Helper()
 	var tr *session.Transfer
-	waitFor(tb, "the transfer to start", func() bool {
+	testenv.WaitFor(tb, "the transfer to start", func() bool {
 		var err error
 		tr, err = e.bridge.Transfer(context.Background(), id, req)
 		var se *session.Error
@@ -78,7 +79,7 @@ func TestBridge_InboundContextAndReferTransfer(t *testing.T) {
 	})
 
 	t.Run("InjectionRefused", func(t *testing.T) {
-		waitFor(t, "the call to be answered", func() bool {
+		testenv.WaitFor(t, "the call to be answered", func() bool {
 			_, err := e.bridge.Transfer(context.Background(), call.ID, session.TransferRequest{Target: "sip:x@192.0.2.1", Headers: []session.TransferHeader{{Name: "Via", Value: "x"}}})
 			return session.ErrorCode(err) == session.CodeInvalid
 		})
@@ -234,7 +235,7 @@ func TestBridge_ReferTransferFailsBusyThenSucceeds(t *testing.T) {
 	call := e.activeCall(t)
 
 	first := transferWhenAnswered(t, e, call.ID, session.TransferRequest{Target: "sip:busy@192.0.2.20", HangupAfter: ms(0)})
-	waitFor(t, "the first transfer to fail", func() bool { return e.vars(t, call.ID)["sip.transfer.status"] == "failed" })
+	testenv.WaitFor(t, "the first transfer to fail", func() bool { return e.vars(t, call.ID)["sip.transfer.status"] == "failed" })
 	vars := e.vars(t, call.ID)
 	for k, want := range map[string]any{"sip.transfer.id": first.ID, "sip.transfer.reasonCode": "busy", "sip.transfer.sipCode": float64(486), "sip.transfer.target": "sip:busy@192.0.2.20"} {
 		if vars[k] != want {

@@ -1,16 +1,15 @@
 package sipbridge_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/callctx/callctx/flow"
+	"github.com/callctx/callctx/internal/testenv"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
 	"github.com/callctx/callctx/sipbridge"
@@ -21,7 +20,7 @@ type testEnv struct {
 	svc    *session.Service
 	bridge *sipbridge.Bridge
 	store  *bolt.Store
-	logs   *syncBuffer
+	logs   *testenv.Buffer
 }
 
 func startBridge(tb testing.TB, cfg sipbridge.Config) *testEnv {
@@ -50,8 +49,7 @@ func startBridgeFlows(tb testing.TB, cfg sipbridge.Config, flowsDir string) *tes
 		tb.Cleanup(engine.Close)
 		cfg.Flows = engine
 	}
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log, logs := testenv.CaptureLog(tb, slog.LevelDebug)
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
@@ -75,29 +73,8 @@ func startBridgeFlows(tb testing.TB, cfg sipbridge.Config, flowsDir string) *tes
 		if err := store.Close(); err != nil {
 			tb.Errorf("close store: %v", err)
 		}
-		if tb.Failed() {
-			tb.Logf("bridge log:\n%s", logs.String())
-		}
 	})
 	return env
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // freePort returns a UDP port that was free a moment ago, for a sipp UAS.
@@ -111,23 +88,11 @@ func freePort(tb testing.TB) int {
 	return pc.LocalAddr().(*net.UDPAddr).Port
 }
 
-// waitFor polls cond until it is true or the deadline passes.
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // activeCall waits for the one active call and returns it.
 func (e *testEnv) activeCall(tb testing.TB) *session.Call {
 	tb.Helper()
 	var call *session.Call
-	waitFor(tb, "an active call", func() bool {
+	testenv.WaitFor(tb, "an active call", func() bool {
 		page, err := e.svc.ListCalls(context.Background(), session.ListOptions{State: session.FilterActive})
 		if err != nil {
 			tb.Fatal(err)
@@ -147,7 +112,7 @@ func (e *testEnv) activeCall(tb testing.TB) *session.Call {
 func (e *testEnv) endedCall(tb testing.TB, id string) *session.Call {
 	tb.Helper()
 	var call *session.Call
-	waitFor(tb, "call "+id+" to end", func() bool {
+	testenv.WaitFor(tb, "call "+id+" to end", func() bool {
 		c, err := e.svc.Call(context.Background(), id)
 		if err != nil {
 			tb.Fatal(err)

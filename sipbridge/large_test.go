@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/callctx/callctx/internal/sipptest"
+	"github.com/callctx/callctx/internal/testenv"
 	"strings"
 	"testing"
 
@@ -47,7 +48,7 @@ func TestBridge_LargeContextOverUDPRefused(t *testing.T) {
 	call := e.activeCall(t)
 	writeNotes(t, e, call.ID)
 	var err error
-	waitFor(t, "the call to be answered", func() bool {
+	testenv.WaitFor(t, "the call to be answered", func() bool {
 		_, err = e.bridge.Transfer(context.Background(), call.ID, session.TransferRequest{
 			Target: "sip:agent@192.0.2.20:5060", Context: &session.TransferContext{Variables: []string{"ivr.notes"}},
 		})

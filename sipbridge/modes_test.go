@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/callctx/callctx/internal/sipptest"
+	"github.com/callctx/callctx/internal/testenv"
 	"strings"
 	"testing"
 
@@ -158,7 +159,7 @@ func TestBridge_InviteModeTransfer(t *testing.T) {
 		call := e.activeCall(t)
 		transferWhenAnswered(t, e, call.ID, session.TransferRequest{Mode: session.TransferInvite, Target: fmt.Sprintf("sip:agent@127.0.0.1:%d", port)})
 		uas.Wait(t)
-		waitFor(t, "the transfer to fail", func() bool { return e.vars(t, call.ID)["sip.transfer.status"] == "failed" })
+		testenv.WaitFor(t, "the transfer to fail", func() bool { return e.vars(t, call.ID)["sip.transfer.status"] == "failed" })
 		if got, want := e.vars(t, call.ID)["sip.transfer.reasonCode"], "busy"; got != want {
 			t.Errorf("reasonCode=%v, want %v", got, want)
 		}

@@ -2,10 +2,11 @@ package sipbridge_test
 
 import (
 	"fmt"
-	"github.com/callctx/callctx/internal/sipptest"
 	"sync"
 	"testing"
 
+	"github.com/callctx/callctx/internal/sipptest"
+	"github.com/callctx/callctx/internal/testenv"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/sipbridge"
 )
@@ -49,7 +50,7 @@ func TestBridge_Observer(t *testing.T) {
 	uac := sipptest.Start(t, "uac_refer_busy_retry.xml", e.bridge.Addr(), 0)
 	call := e.activeCall(t)
 	transferWhenAnswered(t, e, call.ID, session.TransferRequest{Target: "sip:busy@192.0.2.20", HangupAfter: ms(0)})
-	waitFor(t, "the first transfer to fail", func() bool { return e.vars(t, call.ID)["sip.transfer.status"] == "failed" })
+	testenv.WaitFor(t, "the first transfer to fail", func() bool { return e.vars(t, call.ID)["sip.transfer.status"] == "failed" })
 	transferWhenAnswered(t, e, call.ID, session.TransferRequest{Target: "sip:agent@192.0.2.21", HangupAfter: ms(0)})
 	uac.Wait(t)
 	e.endedCall(t, call.ID)

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"github.com/callctx/callctx/internal/sipptest"
+	"github.com/callctx/callctx/internal/testenv"
 	"math/big"
 	"net"
 	"strings"
@@ -25,7 +26,7 @@ func TestBridge_TelTargets(t *testing.T) {
 	uac := sipptest.Start(t, "uac_refer_tel.xml", e.bridge.Addr(), 0)
 	call := e.activeCall(t)
 	transferWhenAnswered(t, e, call.ID, session.TransferRequest{Target: "tel:+1(407)751-1320", HangupAfter: ms(0)})
-	waitFor(t, "the first transfer to fail", func() bool { return e.vars(t, call.ID)["sip.transfer.status"] == "failed" })
+	testenv.WaitFor(t, "the first transfer to fail", func() bool { return e.vars(t, call.ID)["sip.transfer.status"] == "failed" })
 	if got, want := e.vars(t, call.ID)["sip.transfer.reasonCode"], "declined"; got != want {
 		t.Errorf("reasonCode=%v, want %v", got, want)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callctx/callctx/internal/testenv"
 	"github.com/callctx/callctx/session/bolt"
 )
 
@@ -86,7 +87,7 @@ flows:
 	mu.Unlock()
 	p = startBinary(t, data, flows, env)
 	var items []any
-	waitFor(t, "the delivery after the restart", func() bool {
+	testenv.WaitFor(t, "the delivery after the restart", func() bool {
 		items = p.must(http.StatusOK, "GET", "/v1/calls/"+id+"/automations", nil)["items"].([]any)
 		return len(items) == 1 && items[0].(map[string]any)["status"] == "delivered"
 	})
@@ -150,7 +151,7 @@ flows:
       c: {type: hangup}
 `)
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "the reload", func() bool { return p.must(http.StatusOK, "GET", "/v1/flows", nil)["version"] != v1 })
+	testenv.WaitFor(t, "the reload", func() bool { return p.must(http.StatusOK, "GET", "/v1/flows", nil)["version"] != v1 })
 	if a := action(t, p.must(http.StatusOK, "POST", "/v1/calls/"+live+"/flow/next", map[string]any{"status": "done"})); a["text"] != "still version one" {
 		t.Fatalf("the live call changed version: %v", a)
 	}
@@ -162,7 +163,7 @@ flows:
 	v2 := p.must(http.StatusOK, "GET", "/v1/flows", nil)["version"]
 	writeFile(t, file, "flows:\n  f:\n    start: [broken\n")
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "the refused reload in the log", func() bool { return strings.Contains(p.logText(), "reload refused") })
+	testenv.WaitFor(t, "the refused reload in the log", func() bool { return strings.Contains(p.logText(), "reload refused") })
 	if got := p.must(http.StatusOK, "GET", "/v1/flows", nil)["version"]; got != v2 {
 		t.Fatalf("a broken directory replaced the flows: version %v", got)
 	}

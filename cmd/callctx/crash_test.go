@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callctx/callctx/internal/testenv"
 	"github.com/callctx/callctx/session/bolt"
 )
 
@@ -152,7 +153,7 @@ automations:
 			}
 			return out
 		}
-		poll(30*time.Second, func() bool { return len(missing()) == 0 })
+		testenv.Poll(30*time.Second, func() bool { return len(missing()) == 0 })
 		if m := missing(); len(m) > 0 {
 			t.Fatalf("cycle %d: %d of %d acknowledged writes lost their automation, e.g. %v", cycle, len(m), len(acked), m[:min(5, len(m))])
 		}

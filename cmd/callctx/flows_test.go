@@ -18,6 +18,7 @@ import (
 	"time"
 
 	main "github.com/callctx/callctx/cmd/callctx"
+	"github.com/callctx/callctx/internal/testenv"
 )
 
 const (
@@ -195,27 +196,6 @@ func (c *fakeCRM) requests(path, callID string) []crmRequest {
 	return out
 }
 
-// poll calls cond until it holds or timeout has passed, and reports whether
-// it held.
-func poll(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
-}
-
-// waitFor fails the test unless cond holds within 15 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	if !poll(15*time.Second, cond) {
-		t.Fatalf("timed out waiting for %s", what)
-	}
-}
-
 func action(t *testing.T, next map[string]any) map[string]any {
 	t.Helper()
 	a, ok := next["action"].(map[string]any)
@@ -300,7 +280,7 @@ func TestOrderStatus(t *testing.T) {
 		if a := action(t, got); a["type"] != "say" || got["node"] != "email-sent" || !strings.Contains(a["text"].(string), "max@example.com") {
 			t.Fatalf("action %v, want the e-mail confirmation", got)
 		}
-		waitFor(t, "the e-mail automation", func() bool { return len(crm.requests("/callctx/email", id)) == 1 })
+		testenv.WaitFor(t, "the e-mail automation", func() bool { return len(crm.requests("/callctx/email", id)) == 1 })
 		mail := crm.requests("/callctx/email", id)[0]
 		if mail.Body["trackingUrl"] != "https://shop.example.com/track/TRK-77001" || mail.Body["to"] != "max@example.com" || !mail.SignatureOK {
 			t.Fatalf("e-mail request %+v", mail)

@@ -135,7 +135,7 @@ func startCaller(t *testing.T, srv *kitServer, dir string) *sippCaller {
 		<-c.done
 	})
 	svc := srv.Main.Service()
-	if !poll(20*time.Second, func() bool {
+	if !testenv.Poll(20*time.Second, func() bool {
 		page, err := svc.ListCalls(context.Background(), session.ListOptions{State: session.FilterActive})
 		if err != nil {
 			t.Fatal(err)

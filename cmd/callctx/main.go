@@ -189,7 +189,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(serveGCPercent)
 	}
-	m := NewMain(cfg, NewLogger(cfg.Log, stderr))
+	logger := NewLogger(cfg.Log, stderr)
+	// The Redis client library logs through one logger for the whole process:
+	// it is set here, once per process, not by each Main (tests open many).
+	redis.LogTo(logger)
+	m := NewMain(cfg, logger)
 	if err := m.Open(); err != nil {
 		return err
 	}
@@ -286,7 +290,7 @@ func (m *Main) loadFlows() (*flow.Snapshot, error) {
 func (m *Main) Reload() error {
 	snap, err := m.loadFlows()
 	if err != nil {
-		m.logger.Error("reload refused; the flows in force stay", "err", err)
+		m.logger.Error("reload refused; the flows in force stay", "error", err)
 		return err
 	}
 	m.flows.Reload(snap)
@@ -436,7 +440,7 @@ func (m *Main) openSIP() (session.Transferer, error) {
 	go func() {
 		defer m.wg.Done()
 		if err := shared.ServeTransfers(m.followCtx, local); err != nil && m.followCtx.Err() == nil {
-			m.logger.Error("serve forwarded transfers", "err", err)
+			m.logger.Error("serve forwarded transfers", "error", err)
 		}
 	}()
 	return shared.Transferer(local), nil
@@ -479,7 +483,7 @@ func (m *Main) openHTTP(tokens []api.Token, transferer session.Transferer) error
 	go func() {
 		defer m.wg.Done()
 		if err := m.server.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			m.logger.Error("http server stopped", "err", err)
+			m.logger.Error("http server stopped", "error", err)
 		}
 	}()
 	return nil
@@ -500,7 +504,6 @@ func (m *Main) openStore() (session.Store, slog.Attr, error) {
 		return st, slog.String("data", st.Path()), nil
 	}
 	r := cfg.Redis
-	redis.LogTo(m.logger)
 	retention := time.Duration(cfg.Retention.Period)
 	if retention <= 0 {
 		retention = session.DefaultRetention
@@ -528,7 +531,7 @@ func (m *Main) openStore() (session.Store, slog.Attr, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := st.Ping(ctx); err != nil {
-		m.logger.Warn("redis does not answer yet; requests fail with 503 until it does", "redis", st.Target(), "err", err)
+		m.logger.Warn("redis does not answer yet; requests fail with 503 until it does", "redis", st.Target(), "error", err)
 	}
 	return st, slog.String("redis", st.Target()), nil
 }
@@ -547,7 +550,7 @@ func (m *Main) sweep(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 			n, err := m.service.Sweep(ctx)
 			if err != nil {
-				m.logger.Error("retention sweep failed", "err", err)
+				m.logger.Error("retention sweep failed", "error", err)
 			} else if n > 0 {
 				m.logger.Info("retention sweep", "purged", n)
 			}

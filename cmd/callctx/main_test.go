@@ -7,14 +7,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/callctx/callctx/session/bolt"
+	"github.com/callctx/callctx/session/redis"
 )
+
+func TestMain(m *testing.M) {
+	// The Redis client library logs through one logger per process (serve sets it); the
+	// tests kill Redis on purpose, so its dial failures would only be noise here.
+	redis.LogTo(slog.New(slog.DiscardHandler))
+	os.Exit(m.Run())
+}
 
 // testConfig is the default configuration with HTTP and SIP on free
 // loopback ports and dir as the data directory.

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callctx/callctx/internal/testenv"
 	"github.com/callctx/callctx/session/redis/redistest"
 )
 
@@ -278,7 +279,7 @@ func testRestartRedis(t *testing.T, bin string) {
 		waitStatus(t, n, "/readyz", http.StatusOK)
 	}
 	var stuck *writer // one whose writes have not recovered
-	if !poll(20*time.Second, func() bool {
+	if !testenv.Poll(20*time.Second, func() bool {
 		stuck = nil
 		for i, w := range writers {
 			if w.ackCount() <= counts[i] {
@@ -323,7 +324,7 @@ func waitStatus(t *testing.T, n *node, path string, status int) {
 	t.Helper()
 	var r *reply
 	var err error
-	if !poll(20*time.Second, func() bool {
+	if !testenv.Poll(20*time.Second, func() bool {
 		r, err = n.do("GET", path, nil)
 		return err == nil && r.Status == status
 	}) {
@@ -524,7 +525,7 @@ flows:
 		}
 		ender.must(http.StatusOK, "POST", "/v1/calls/"+id+"/end", map[string]any{})
 	}
-	waitFor(t, "the steady-state deliveries", delivered(a, steady, 2))
+	testenv.WaitFor(t, "the steady-state deliveries", delivered(a, steady, 2))
 	time.Sleep(300 * time.Millisecond) // a duplicate would have arrived by now
 	recv.mu.Lock()
 	for key, n := range recv.seen {
@@ -543,12 +544,12 @@ flows:
 	for i := 0; i < 30; i++ {
 		backlog = append(backlog, newCall(a))
 	}
-	waitFor(t, "node A delivering", func() bool { return recv.count() >= before+4 })
+	testenv.WaitFor(t, "node A delivering", func() bool { return recv.count() >= before+4 })
 	recv.mu.Lock()
 	recv.killAt = time.Now()
 	recv.mu.Unlock()
 	a.kill()
-	waitFor(t, "node B taking the backlog over", delivered(b, backlog, 1))
+	testenv.WaitFor(t, "node B taking the backlog over", delivered(b, backlog, 1))
 	time.Sleep(300 * time.Millisecond)
 	recv.mu.Lock()
 	defer recv.mu.Unlock()
@@ -595,7 +596,7 @@ func testTransferAcrossNodes(t *testing.T, bin string) {
 	activeCall := func(skip string) string {
 		t.Helper()
 		var id string
-		waitFor(t, "a call over SIP", func() bool {
+		testenv.WaitFor(t, "a call over SIP", func() bool {
 			var page struct{ Items []struct{ ID string } }
 			r, err := b.do("GET", "/v1/calls?state=active", nil)
 			if err != nil || json.Unmarshal(r.Body, &page) != nil {
@@ -619,7 +620,7 @@ func testTransferAcrossNodes(t *testing.T, bin string) {
 		"session": map[string]any{"variables": []string{"sip.x-customer-id", "ivr.transfer_reason"}, "as": "both", "uuiEncoding": "hex"},
 	}
 	var r *reply
-	poll(10*time.Second, func() bool {
+	testenv.Poll(10*time.Second, func() bool {
 		var err error
 		if r, err = b.do("POST", "/v1/calls/"+id+"/transfer", body); err != nil {
 			t.Fatal(err)
@@ -633,7 +634,7 @@ func testTransferAcrossNodes(t *testing.T, bin string) {
 	}
 	uac.Wait(t) // sipp checked the REFER, answered it and got the BYE
 	var call map[string]any
-	waitFor(t, "the transfer's outcome on node B", func() bool {
+	testenv.WaitFor(t, "the transfer's outcome on node B", func() bool {
 		call = b.must(http.StatusOK, "GET", "/v1/calls/"+id, nil)
 		return call["state"] == "ended"
 	})

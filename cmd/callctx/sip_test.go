@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/callctx/callctx/internal/sipptest"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callctx/callctx/internal/sipptest"
+	"github.com/callctx/callctx/internal/testenv"
 )
 
 func TestLoadConfig_SIP(t *testing.T) {
@@ -153,18 +155,14 @@ func TestMain_SIPTransferOverREST(t *testing.T) {
 	uac := sipptest.Start(t, "uac_refer_answered.xml", m.SIPAddr(), 0)
 
 	var id string
-	deadline := time.Now().Add(20 * time.Second)
-	for id == "" {
+	testenv.WaitFor(t, "a call over SIP", func() bool {
 		var list struct{ Items []struct{ ID string } }
 		getJSON(t, base+"/v1/calls?state=active", &list)
 		if len(list.Items) == 1 {
 			id = list.Items[0].ID
-		} else if time.Now().After(deadline) {
-			t.Fatal("no call came in over SIP")
-		} else {
-			time.Sleep(20 * time.Millisecond)
 		}
-	}
+		return id != ""
+	})
 	var sess struct{ Variables map[string]any }
 	getJSON(t, base+"/v1/sessions/"+id, &sess)
 	for k, want := range map[string]any{"sip.x-customer-id": "12345", "ivr.transfer_reason": "BillingInquiry", "sip.uui.sipkey1": "sipval1", "app.sipkey2": "sipval2", "call.from": "+4930999888"} {
@@ -263,12 +261,10 @@ func TestMain_SIPTransferOverREST(t *testing.T) {
 	uac.Wait(t)
 
 	var call map[string]any
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	testenv.Poll(10*time.Second, func() bool {
 		_, call, _ = do(t, "GET", base+"/v1/calls/"+id, "")
-		if call["state"] == "ended" || time.Now().After(deadline) {
-			break
-		}
-	}
+		return call["state"] == "ended"
+	})
 	if call["state"] != "ended" || call["endReason"] != "transferred" {
 		t.Fatalf("call after transfer: %v", call)
 	}

@@ -6,14 +6,12 @@
 package sipptest
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,7 +40,7 @@ type Run struct {
 	Name string // the scenario's file name
 	Dir  string // sipp's working directory, where its traces land
 	done chan error
-	out  *syncBuffer
+	out  *testenv.Buffer
 }
 
 // Start runs one call of the scenario name (in sipbridge/testdata/sipp)
@@ -59,7 +57,7 @@ func Start(tb testing.TB, name, remote string, port int, extra ...string) *Run {
 		"-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err", "-trace_msg", "-trace_logs")
 	args = append(args, extra...)
 	cmd := exec.Command(sipp, args...)
-	r := &Run{Name: name, Dir: tb.TempDir(), done: make(chan error, 1), out: &syncBuffer{}}
+	r := &Run{Name: name, Dir: tb.TempDir(), done: make(chan error, 1), out: &testenv.Buffer{}}
 	cmd.Dir = r.Dir
 	cmd.Stdout, cmd.Stderr = r.out, r.out
 	if err := cmd.Start(); err != nil {
@@ -137,22 +135,4 @@ func (r *Run) Logged(tb testing.TB, key string) string {
 	}
 	tb.Fatalf("sipp logged no %q\n%s", key, r.Report())
 	return ""
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

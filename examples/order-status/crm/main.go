@@ -63,7 +63,7 @@ func main() {
 	})
 	log.Info("toy CRM listening", "addr", *listen, "callctx", callctx)
 	if err := http.ListenAndServe(*listen, nil); err != nil {
-		log.Error("listen", "err", err)
+		log.Error("listen", "error", err)
 		os.Exit(1)
 	}
 }
@@ -79,7 +79,7 @@ func writeBack(log *slog.Logger, base, token, callID string, profile map[string]
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		log.Error("write back", "call_id", callID, "err", err)
+		log.Error("write back", "call_id", callID, "error", err)
 		return
 	}
 	res.Body.Close()

@@ -1,11 +1,14 @@
-// Package testenv decides what a test does when an outside tool it needs
-// (sipp, redis-server, node and the npm packages, chromium) is missing.
+// Package testenv holds what callctx's tests share about the world they run in: the
+// outside tools they need, waiting for something to happen, and capturing what a logger or
+// a process writes. One helper per job, here, instead of a copy per package.
 //
-// make test installs every such tool first (scripts/ensure-deps.sh), so
-// there nothing is ever missing. A plain go test on a machine without one
-// skips the tests that need it, with a message naming make test; when the
-// CI environment variable is set it fails them instead, so that CI can never
-// skip a test silently.
+// # Outside tools
+//
+// make test installs every tool the tests need (sipp, redis-server, node and the npm
+// packages, chromium; scripts/ensure-deps.sh), so there nothing is ever missing. A plain go
+// test on a machine without one skips the tests that need it, with a message naming make
+// test; when the CI environment variable is set it fails them instead, so that CI can never
+// skip a test silently. See LookPath and Missing.
 package testenv
 
 import (
