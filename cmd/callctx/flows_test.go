@@ -297,7 +297,19 @@ func TestOrderStatus(t *testing.T) {
 		if v := sess["variables"].(map[string]any)["app.inputReader.reference"]; v != "AB12345" {
 			t.Fatalf("app.inputReader.reference = %v", v)
 		}
-		autos := ivr.must(http.StatusOK, "GET", "/v1/calls/"+id+"/automations", nil)["items"].([]any)
+		// An attempt is recorded once the receiver has answered, a moment after it got the
+		// request.
+		var autos []any
+		delivered := func() bool {
+			autos = ivr.must(http.StatusOK, "GET", "/v1/calls/"+id+"/automations", nil)["items"].([]any)
+			for _, a := range autos {
+				if a.(map[string]any)["status"] != "delivered" {
+					return false
+				}
+			}
+			return len(autos) == 3
+		}
+		testenv.Poll(testenv.WaitTimeout, delivered)
 		if len(autos) != 3 {
 			t.Fatalf("%d automations, want 3", len(autos))
 		}
