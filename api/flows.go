@@ -222,7 +222,7 @@ func (h *Handler) getCallFlow(c *gin.Context) {
 	if !h.needFlows(c) {
 		return
 	}
-	run, err := h.flows.Run(c.Request.Context(), c.Param("id"))
+	run, err := h.flows.FlowRun(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		h.fail(c, err)
 		return

@@ -291,7 +291,7 @@ func (e *Engine) Next(ctx context.Context, callID string, o *Outcome) (*Run, err
 	defer cr.mu.Unlock()
 	flow, _ := cr.snap.Flow(cr.run.Flow)
 	h := &engineHost{e: e, callID: callID}
-	r := &runner{h: h, flow: flow}
+	r := &stepper{h: h, flow: flow}
 	transfer := flow != nil && cr.run.Presented && flow.Nodes[cr.run.Node] != nil && flow.Nodes[cr.run.Node].Type == NodeTransfer
 	if err := r.advance(ctx, cr.run, o); err != nil {
 		// The stored run is the truth; forget what this attempt changed.
@@ -318,9 +318,10 @@ func (e *Engine) Next(ctx context.Context, callID string, o *Outcome) (*Run, err
 	return out, nil
 }
 
-// Run returns the flow state of a call. CodeNotFound for an unknown call or
+// FlowRun returns the run of a call's flow: where it stands and the path it
+// took (the Store's FlowRun, decoded). CodeNotFound for an unknown call or
 // one whose flow has not started.
-func (e *Engine) Run(ctx context.Context, callID string) (*Run, error) {
+func (e *Engine) FlowRun(ctx context.Context, callID string) (*Run, error) {
 	raw, err := e.store.FlowRun(ctx, callID)
 	if err != nil {
 		if session.ErrorCode(err) == session.CodeNotFound {
@@ -401,7 +402,7 @@ func (e *Engine) newRun(ctx context.Context, c *session.Call, cr *callRun) error
 	}
 	now := e.now().UTC()
 	run := &Run{CallID: c.ID, Flow: flow.Name, Version: snap.Version, Node: flow.Start, StartedAt: now, UpdatedAt: now, Path: []Step{}}
-	r := &runner{h: &engineHost{e: e, callID: c.ID}, flow: flow}
+	r := &stepper{h: &engineHost{e: e, callID: c.ID}, flow: flow}
 	if err := r.start(ctx, run); err != nil {
 		return err
 	}
@@ -423,7 +424,7 @@ func cloneRun(r *Run) *Run {
 	return &c
 }
 
-// engineHost is the runner's world for a real call.
+// engineHost is the stepper's world for a real call.
 type engineHost struct {
 	e      *Engine
 	callID string

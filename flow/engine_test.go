@@ -480,11 +480,11 @@ flows:
 	t.Run("Stored", func(t *testing.T) {
 		id := w.call(t, "f", "a")
 		w.next(t, id, nil)
-		run, err := w.engine.Run(ctx, id)
+		run, err := w.engine.FlowRun(ctx, id)
 		if err != nil || run.Node != "ask" || !run.Presented || run.Step != 1 {
 			t.Fatalf("Run = %+v, %v", run, err)
 		}
-		if _, err := w.engine.Run(ctx, w.call(t, "", "a")); session.ErrorCode(err) != session.CodeNotFound {
+		if _, err := w.engine.FlowRun(ctx, w.call(t, "", "a")); session.ErrorCode(err) != session.CodeNotFound {
 			t.Fatalf("Run of a call without a flow: %v", err)
 		}
 	})

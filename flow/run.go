@@ -110,7 +110,7 @@ const MaxPath = 200
 // so that a switch looping onto itself cannot hold a request forever.
 const maxHops = 64
 
-// host is what the runner needs from the world: the engine's is the real
+// host is what the stepper needs from the world: the engine's is the real
 // session and outbox, simulate's an in-memory session that prints.
 type host interface {
 	now() time.Time
@@ -131,15 +131,15 @@ type host interface {
 	evaluated(trigger string, fired bool)
 }
 
-// runner moves one call's flow on.
-type runner struct {
+// stepper moves one call's run through its flow, step by step.
+type stepper struct {
 	h    host
 	flow *Flow
 }
 
 // start runs the automation nodes at the start of a flow, so that their
 // requests go out as the call arrives, and stops at the first other node.
-func (r *runner) start(ctx context.Context, run *Run) error {
+func (r *stepper) start(ctx context.Context, run *Run) error {
 	vars, err := r.h.vars(ctx)
 	if err != nil {
 		return err
@@ -160,7 +160,7 @@ func (r *runner) start(ctx context.Context, run *Run) error {
 // to the next action, which it leaves in run.Action (nil once the flow has
 // ended). It returns CodeConflict for an outcome nothing awaits, and
 // CodeInvalid for an outcome that does not fit the action.
-func (r *runner) advance(ctx context.Context, run *Run, o *Outcome) error {
+func (r *stepper) advance(ctx context.Context, run *Run, o *Outcome) error {
 	if run.Done {
 		run.Action = nil // nothing more to do; asking again is not an error
 		return nil
@@ -186,7 +186,7 @@ func (r *runner) advance(ctx context.Context, run *Run, o *Outcome) error {
 
 // toAction runs internal nodes until an action node, hands its action out
 // and checkpoints.
-func (r *runner) toAction(ctx context.Context, run *Run) error {
+func (r *stepper) toAction(ctx context.Context, run *Run) error {
 	if run.Presented {
 		return nil
 	}
@@ -249,7 +249,7 @@ func (r *runner) toAction(ctx context.Context, run *Run) error {
 	}
 }
 
-func (r *runner) automations(ctx context.Context, run *Run, n *Node, vars triggers.Map) error {
+func (r *stepper) automations(ctx context.Context, run *Run, n *Node, vars triggers.Map) error {
 	st := Step{Node: n.Name, Type: n.Type, Next: n.Next}
 	for _, a := range n.Automations {
 		id, err := r.h.queue(ctx, run, a, vars)
@@ -268,7 +268,7 @@ type waited struct {
 	record *WaitRecord
 }
 
-func (r *runner) wait(ctx context.Context, w *Wait, vars triggers.Map) (bool, waited, error) {
+func (r *stepper) wait(ctx context.Context, w *Wait, vars triggers.Map) (bool, waited, error) {
 	start := r.h.now()
 	fired, after, err := r.h.wait(ctx, w)
 	if err != nil {
@@ -280,7 +280,7 @@ func (r *runner) wait(ctx context.Context, w *Wait, vars triggers.Map) (bool, wa
 
 // decide runs a switch node: the optional wait, then the first case whose
 // trigger fires, else the default.
-func (r *runner) decide(ctx context.Context, run *Run, n *Node, vars triggers.Map) (triggers.Map, error) {
+func (r *stepper) decide(ctx context.Context, run *Run, n *Node, vars triggers.Map) (triggers.Map, error) {
 	st := Step{Node: n.Name, Type: n.Type}
 	if n.Wait != nil {
 		if err := r.h.checkpoint(ctx, run); err != nil {
@@ -310,7 +310,7 @@ func (r *runner) decide(ctx context.Context, run *Run, n *Node, vars triggers.Ma
 
 // apply applies an outcome to the presented action and moves to the node
 // it leads to.
-func (r *runner) apply(ctx context.Context, run *Run, o *Outcome) error {
+func (r *stepper) apply(ctx context.Context, run *Run, o *Outcome) error {
 	n := r.flow.Nodes[run.Node]
 	if n == nil {
 		return session.Internal(fmt.Errorf("%s: no such node", describe(r.flow, run.Node)))
@@ -449,7 +449,7 @@ func (n *Node) action(vars triggers.Map) Action {
 	return a
 }
 
-func (r *runner) record(run *Run, st Step) {
+func (r *stepper) record(run *Run, st Step) {
 	st.At = r.h.now()
 	run.Path = append(run.Path, st)
 	if over := len(run.Path) - MaxPath; over > 0 {
@@ -460,7 +460,7 @@ func (r *runner) record(run *Run, st Step) {
 }
 
 // recordOutcome attaches an outcome to the step of the action it answers.
-func (r *runner) recordOutcome(run *Run, o StepOutcome, note string) {
+func (r *stepper) recordOutcome(run *Run, o StepOutcome, note string) {
 	for i := len(run.Path) - 1; i >= 0; i-- {
 		if run.Path[i].Step == run.Step && run.Path[i].Action != nil {
 			run.Path[i].Outcome = &o

@@ -68,7 +68,7 @@ func Simulate(snap *Snapshot, opts SimulateOptions) (*Simulation, error) {
 		h.session = triggers.Map{}
 	}
 	run := &Run{CallID: "simulated", Flow: flow.Name, Version: snap.Version, Node: flow.Start, StartedAt: now, UpdatedAt: now, Path: []Step{}}
-	r := &runner{h: h, flow: flow}
+	r := &stepper{h: h, flow: flow}
 	ctx := context.Background()
 	sim := &Simulation{Run: run}
 	if err := r.start(ctx, run); err != nil {

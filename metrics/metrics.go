@@ -4,7 +4,7 @@
 // report through plain methods and hooks that cmd wires to a *Metrics:
 // api.Config.Metrics for HTTP requests, bolt.Options.OnCommit for store
 // commits, Store for session writes, and the Trigger/Automation/SIP/
-// Transfer methods below for the flow runner and the SIP bridge, which
+// Transfer methods below for the flow engine and the SIP bridge, which
 // declare the small interfaces they need in their own packages.
 //
 // Every label value is bounded: routes are the OpenAPI paths (never raw

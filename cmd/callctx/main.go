@@ -572,7 +572,7 @@ var (
 	_ sipbridge.Observer = (*metrics.Metrics)(nil)
 )
 
-// Metrics returns the metrics registry: the flow runner and the SIP bridge
+// Metrics returns the metrics registry: the flow engine and the SIP bridge
 // report to it.
 func (m *Main) Metrics() *metrics.Metrics { return m.metrics }
 
