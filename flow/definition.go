@@ -3,7 +3,9 @@ package flow
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strconv"
 	"strings"
@@ -145,6 +147,7 @@ type Snapshot struct {
 	Triggers    *triggers.Set
 	flows       map[string]*Flow
 	automations map[string]*Automation
+	routing     *Routing
 	// automationList holds the automations sorted by name, built once:
 	// every call event looks through them.
 	automationList []*Automation
@@ -189,15 +192,52 @@ type CompileOptions struct {
 	Now func() time.Time
 }
 
-// Load parses the flows directory dir and compiles it: triggers, then
-// automations and flows. Problems are a yamldoc.Errors list; warnings (such
-// as unreachable nodes) come back even when loading succeeds.
+// Load parses the flows directory dir and compiles it: calendars and
+// triggers, then automations, flows and the routing table. Problems are a
+// yamldoc.Errors list holding every problem of every stage, sorted by file
+// and line; warnings (such as unreachable nodes) come back even when
+// loading succeeds. A directory that cannot be read is an ordinary error.
 func Load(dir string, opts CompileOptions) (*Snapshot, yamldoc.Errors, error) {
 	d, err := ParseDir(dir)
-	if err != nil {
+	return load(d, err, opts)
+}
+
+// LoadFS is Load for a flows directory held in fsys (its root).
+func LoadFS(fsys fs.FS, opts CompileOptions) (*Snapshot, yamldoc.Errors, error) {
+	d, err := ParseFS(fsys)
+	return load(d, err, opts)
+}
+
+func load(d *Dir, err error, opts CompileOptions) (*Snapshot, yamldoc.Errors, error) {
+	if d == nil {
 		return nil, nil, err
 	}
-	return Compile(d, opts)
+	snap, warns, cerr := Compile(d, opts)
+	if err := mergeProblems(err, cerr); err != nil {
+		return nil, warns, err
+	}
+	return snap, warns, nil
+}
+
+// mergeProblems joins the problems of parsing and of compiling. The
+// compiler sees fields the schema refused too; where both report on the
+// same field, the schema's message is kept.
+func mergeProblems(parsed, compiled error) error {
+	pl, cl := yamldoc.AsErrors(parsed), yamldoc.AsErrors(compiled)
+	if (parsed != nil && pl == nil) || (compiled != nil && cl == nil) {
+		return errors.Join(parsed, compiled) // not positioned problems: a bug or I/O
+	}
+	seen := map[[2]string]bool{}
+	for _, e := range pl {
+		seen[[2]string{e.File, e.Pointer}] = true
+	}
+	all := slices.Clone(pl)
+	for _, e := range cl {
+		if !seen[[2]string{e.File, e.Pointer}] {
+			all = append(all, e)
+		}
+	}
+	return all.Err()
 }
 
 // Empty returns a snapshot without definitions, for a server whose flows
@@ -207,21 +247,28 @@ func Empty() *Snapshot {
 		flows: map[string]*Flow{}, automations: map[string]*Automation{}}
 }
 
-// Compile compiles a parsed directory: its triggers (package triggers), then
-// its automations and flows. It checks every reference: an unknown trigger,
-// node or automation is an error; a node no path reaches is a warning.
+// Compile compiles a parsed directory: its calendars and triggers (package
+// triggers), then its automations, flows and routing table. It checks every
+// reference: an unknown trigger, calendar, node, automation or flow is an
+// error; a node no path reaches is a warning. Every problem of every stage
+// is reported.
 func Compile(d *Dir, opts CompileOptions) (*Snapshot, yamldoc.Errors, error) {
-	set, err := triggers.Compile(d.Defs(SectionTriggers))
-	if err != nil {
-		return nil, nil, err
-	}
+	set, terr := triggers.Compile(triggers.Defs{
+		Triggers: d.Defs(SectionTriggers), Calendars: d.Defs(SectionCalendars), ReadFile: d.ReadFile,
+	})
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
 	}
 	c := &compiler{set: set, opts: opts}
+	if terr != nil {
+		if list := yamldoc.AsErrors(terr); list != nil {
+			c.errs = append(c.errs, list...)
+		} else {
+			return nil, nil, terr
+		}
+	}
 	s := &Snapshot{
-		Version:     d.Version(),
 		LoadedAt:    now().UTC(),
 		Triggers:    set,
 		flows:       map[string]*Flow{},
@@ -251,6 +298,10 @@ func Compile(d *Dir, opts CompileOptions) (*Snapshot, yamldoc.Errors, error) {
 			s.flows[f.Name] = f
 		}
 	}
+	if def, ok := d.Routing(); ok {
+		s.routing = c.routing(def, s.flows)
+	}
+	s.Version = d.Version() // after the imports were read
 	if err := c.errs.Err(); err != nil {
 		return nil, c.warns.Sort(), err
 	}

@@ -16,12 +16,21 @@ func TestLoad_errorsAndWarnings(t *testing.T) {
 		{dir: "testdata/errors/schema", errs: []string{
 			`schema.yaml:5:5: /automations/get-with-body/body: GET and DELETE requests have no body`,
 			`schema.yaml:6:3: /automations/both-secrets: give secret or secret_env, not both`,
+			`schema.yaml:9:5: /automations/both-secrets/secret_env: the environment variable X is not set`,
 			`schema.yaml:10:3: /automations/filter-without-on: flows, when and changed filter events: add on: [...]`,
+			`schema.yaml:12:5: /automations/filter-without-on/when: unknown trigger "t"`,
 			`schema.yaml:17:7: /flows/schema-broken/nodes/a: missing field "prompt"`,
 			`schema.yaml:18:11: /flows/schema-broken/nodes/b/type: type is play, say, input, switch, automation, wait, transfer or hangup`,
 			`schema.yaml:19:48: /flows/schema-broken/nodes/c/wait: missing field "timeout"`,
+			`schema.yaml:19:55: /flows/schema-broken/nodes/c/wait/until: unknown trigger "t"`,
 			`schema.yaml:20:25: /flows/schema-broken/nodes/d/next: unknown field "next"; allowed here: description, reason, type`,
 			`schema.yaml:21:7: /flows/schema-broken/nodes/bad name: invalid name: a node name is 1 to 64 letters, digits, '_' or '-', starting with a letter (it becomes part of app.<node>.<var>)`,
+		}, warns: []string{
+			// The flow is compiled despite its schema problems, so that
+			// every problem shows at once.
+			`schema.yaml:19:7: /flows/schema-broken/nodes/c: node "c" is never reached from start`,
+			`schema.yaml:20:7: /flows/schema-broken/nodes/d: node "d" is never reached from start`,
+			`schema.yaml:21:7: /flows/schema-broken/nodes/bad name: node "bad name" is never reached from start`,
 		}},
 		{dir: "testdata/errors/compile", errs: []string{
 			`flows.yaml:6:5: /automations/no-scheme/url: the URL must start with http:// or https://`,
@@ -41,6 +50,16 @@ func TestLoad_errorsAndWarnings(t *testing.T) {
 			`flows.yaml:27:7: /flows/broken/nodes/ask: node "ask" is never reached from start`,
 			`flows.yaml:33:7: /flows/broken/nodes/route: node "route" is never reached from start`,
 			`flows.yaml:40:7: /flows/broken/nodes/fire: node "fire" is never reached from start`,
+		}},
+		{dir: "testdata/errors/all-at-once", errs: []string{
+			// Every stage's problems in one run, sorted by file and line.
+			`a.yaml:3:42: /triggers/typo/when/valeu: unknown field "valeu"; allowed here: ignore_case, op, trim, tz, value, var`,
+			"a.yaml:4:47: /triggers/bad-regex/when/value: invalid regular expression: missing closing ]: `[A-Z`",
+			`a.yaml:5:48: /triggers/bad-zone/when/tz: unknown time zone "Europe/Atlantis" (use an IANA name such as Europe/Berlin)`,
+			`a.yaml:12:18: /flows/main/nodes/route/cases/0/trigger: unknown trigger "no-such-trigger"`,
+			`a.yaml:13:9: /flows/main/nodes/route/default: unknown node "nowhere"`,
+			`b.yaml:4:35: /calendars/support/weekly/mon/1: mon 11:00-13:00 overlaps mon 08:00-12:00`,
+			`b.yaml:7:32: /routing/routes/0/flow: unknown flow "no-such-flow"`,
 		}},
 		{dir: "testdata/warnings", warns: []string{
 			`flows.yaml:6:5: /automations/a/url: {iv.typo} is not a placeholder (placeholders name call., sip., ivr. or app. variables) and is sent as written`,

@@ -17,7 +17,7 @@ import (
 func TestLoad_errors(t *testing.T) {
 	cases := map[string][]string{
 		"schema": {
-			`triggers.yaml:4:24: /triggers/unknown-op/when/op: op must be one of eq, ne, gt, ge, lt, le, regex, like, contains, not_contains, starts_with, not_starts_with, ends_with, not_ends_with, in, not_in, set, not_set, empty, not_empty, null, not_null, before, after`,
+			`triggers.yaml:4:24: /triggers/unknown-op/when/op: op must be one of eq, ne, gt, ge, lt, le, regex, like, contains, not_contains, starts_with, not_starts_with, ends_with, not_ends_with, in, not_in, set, not_set, empty, not_empty, null, not_null, before, after, weekday`,
 			`triggers.yaml:6:33: /triggers/value-with-set/when/value: set, not_set, empty, not_empty, null and not_null take no value`,
 			`triggers.yaml:8:5: /triggers/no-value/when: this op needs a value to compare with`,
 			`triggers.yaml:10:12: /triggers/bad-var/when/var: a variable name starts with call., sip., ivr. or app. and continues with dot-separated segments of letters, digits, '_' or '-', e.g. ivr.email`,
@@ -25,14 +25,14 @@ func TestLoad_errors(t *testing.T) {
 			`triggers.yaml:12:32: /triggers/typo/when/valeu: unknown field "valeu"; allowed here: ignore_case, op, trim, tz, value, var`,
 			`triggers.yaml:14:24: /triggers/bad-clock/when/value: before/after take a time of day "HH:MM" (24-hour) or a date "YYYY-MM-DD", in quotes`,
 			`triggers.yaml:16:32: /triggers/in-not-list/when/value: in and not_in take a list: value: [a, b, c]`,
-			`triggers.yaml:18:24: /triggers/tz-on-eq/when/op: tz is only used by before and after`,
+			`triggers.yaml:18:42: /triggers/tz-on-eq/when/tz: tz is only used by before, after and weekday`,
 			`triggers.yaml:20:21: /triggers/two-kinds/when/any: unknown field "any"; allowed here: all`,
-			`triggers.yaml:22:5: /triggers/text/when: a condition is a mapping: {var, op, value}, {all: [...]}, {any: [...]}, {not: ...} or {trigger: name}`,
+			`triggers.yaml:22:5: /triggers/text/when: a condition is a mapping: {var, op, value}, {all: [...]}, {any: [...]}, {not: ...}, {trigger: name} or {calendar: name, is: open}`,
 			`triggers.yaml:23:3: /triggers/bad name!: invalid name: a name is 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit`,
 			`triggers.yaml:25:3: /triggers/no-when: missing field "when"`,
 			`triggers.yaml:34:17: /triggers/nested/when/all/0/any/0/not/ignore_case: expected boolean, but got string`,
 			`triggers.yaml:36:5: /triggers/empty-cond/when: a comparison needs an op (and usually var and value); to combine conditions use all, any, not or trigger`,
-			`triggers.yaml:37:1: /extra: unknown field "extra"; allowed here: automations, flows, triggers`,
+			`triggers.yaml:37:1: /extra: unknown field "extra"; allowed here: automations, calendars, flows, routing, triggers`,
 		},
 		"duplicate": {
 			`b.yml:2:3: /automations/premium: name "premium" is already defined at testdata/dir/errors/duplicate/a.yaml:2:3 (triggers)`,

@@ -47,10 +47,13 @@ triggers:
     when: {all: [{op: after, value: "09:00", tz: Europe/Berlin}, {op: before, value: "17:00", tz: Europe/Berlin}]}
   big-in:
     when: {var: ivr.track_id, op: in, value: [`+bigList(100)+`]}
+  weekday:
+    when: {op: weekday, value: mon-fri, tz: Europe/Berlin}
+`+benchCalendar+`
 `)
 	vars := sessionVars()
 	now := time.Date(2025, 3, 10, 8, 30, 0, 0, time.UTC)
-	for _, name := range []string{"premium-de", "reference-format", "orders-numeric", "office-hours", "big-in"} {
+	for _, name := range []string{"premium-de", "reference-format", "orders-numeric", "office-hours", "big-in", "weekday", "calendar", "calendar-holiday"} {
 		tr, _ := set.Trigger(name)
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -71,6 +74,26 @@ triggers:
 		}
 	})
 }
+
+// benchCalendar is the calendar of the issue's figure: weekly hours,
+// special hours, an RRULE and an imported .ics file; "calendar" asks
+// whether it is open, "calendar-holiday" which exception governs the day.
+const benchCalendar = `
+  calendar:
+    when: {calendar: support, is: open}
+  calendar-holiday:
+    when: {not: {calendar: support, is: public-holiday}}
+calendars:
+  support:
+    tz: Europe/Berlin
+    weekly:
+      mon-thu: ["08:00-12:00", "13:00-18:00"]
+      fri: ["08:00-16:00", "22:00-02:00"]
+      sat: "09:00-13:00"
+    exceptions:
+      - {name: christmas-eve, date: "2026-12-24", hours: "08:00-12:00"}
+      - {name: public-holiday, ics: calendars/holidays.ics}
+      - {name: team-meeting, rrule: "FREQ=MONTHLY;BYDAY=-1FR", hours: "08:00-15:00"}`
 
 func bigList(n int) string {
 	items := make([]string, n)
@@ -96,6 +119,10 @@ triggers:
         - {var: ivr.track_id, op: in, value: [`+bigList(20)+`]}
         - {var: ivr.email, op: ends_with, value: ".COM", ignore_case: true}
         - {op: after, value: "09:00", tz: Europe/Berlin}
+        - {op: weekday, value: [mon-fri], tz: Europe/Berlin}
+        - {calendar: support, is: open}
+        - {not: {calendar: support, is: public-holiday}}
+`+benchCalendar+`
 `)
 	tr, _ := set.Trigger("premium-de")
 	vars := sessionVars()

@@ -57,8 +57,8 @@ func TestCompile_errors(t *testing.T) {
 }
 
 func TestCompile_empty(t *testing.T) {
-	set, err := triggers.Compile(nil)
+	set, err := triggers.Compile(triggers.Defs{})
 	if err != nil || set.Len() != 0 {
-		t.Fatalf("Compile(nil) = %v, %v; want an empty set", set.Len(), err)
+		t.Fatalf("Compile(empty) = %v, %v; want an empty set", set.Len(), err)
 	}
 }

@@ -41,6 +41,7 @@ const (
 	opNull
 	opBefore
 	opAfter
+	opWeekday
 )
 
 // ops maps each operator name to the test it runs and whether the result is
@@ -61,7 +62,12 @@ var ops = map[string]struct {
 	"empty": {opEmpty, false}, "not_empty": {opEmpty, true},
 	"null": {opNull, false}, "not_null": {opNull, true},
 	"before": {opBefore, false}, "after": {opAfter, false},
+	"weekday": {opWeekday, false},
 }
+
+// timed reports whether an operator tests a time: the variable's, or the
+// current time when there is no variable.
+func (c opcode) timed() bool { return c == opBefore || c == opAfter || c == opWeekday }
 
 // takesValue reports whether an operator compares with a value.
 func (c opcode) takesValue() bool {
@@ -80,6 +86,14 @@ const (
 	nAny
 	nNot
 	nRef
+	nCalendar
+)
+
+// What a calendar condition tests (node.calIs); 0 and above is the index of
+// an exception.
+const (
+	isOpen   = -1
+	isClosed = -2
 )
 
 // node is a compiled condition.
@@ -102,8 +116,11 @@ type node struct {
 	re         *regexp.Regexp // regex, like
 	loc        *time.Location // before / after
 	tzName     string
-	clock      int // before/after: seconds since midnight, or -1 for a date
-	date       int // before/after: yyyymmdd
+	clock      int       // before/after: seconds since midnight, or -1 for a date
+	date       int       // before/after: yyyymmdd
+	days       uint8     // weekday: bit d set for time.Weekday d
+	cal        *Calendar // calendar conditions
+	calIs      int       // isOpen, isClosed or an exception's index
 }
 
 func (n *node) eval(vars Vars, now time.Time) bool {
@@ -126,6 +143,8 @@ func (n *node) eval(vars Vars, now time.Time) bool {
 		return !n.kids[0].eval(vars, now)
 	case nRef:
 		return n.ref.root.eval(vars, now)
+	case nCalendar:
+		return n.calendarTest(vars, now)
 	}
 	var v any
 	present := false
@@ -148,7 +167,7 @@ func (n *node) test(v any, present bool, now time.Time) bool {
 		return !present || v == nil
 	case opEmpty:
 		return !present || viewOf(v, n.o).empty()
-	case opBefore, opAfter:
+	case opBefore, opAfter, opWeekday:
 		return n.clockTest(v, present, now)
 	}
 	if !present {
@@ -261,8 +280,9 @@ func (n *node) textTest(v any) bool {
 	return false
 }
 
-// clockTest implements before/after. "before X" holds strictly before X and
-// "after X" from X on, so [after 09:00, before 17:00] is a half-open window.
+// clockTest implements before, after and weekday. "before X" holds
+// strictly before X and "after X" from X on, so [after 09:00, before 17:00]
+// is a half-open window.
 func (n *node) clockTest(v any, present bool, now time.Time) bool {
 	t := now
 	if n.varName != "" {
@@ -276,8 +296,11 @@ func (n *node) clockTest(v any, present bool, now time.Time) bool {
 		if n.o&optTrim != 0 {
 			s = strings.TrimSpace(s)
 		}
-		if n.clock < 0 {
-			if d, ok := parseDate(s); ok {
+		if d, ok := parseDate(s); ok {
+			if n.op == opWeekday {
+				return n.days&(1<<civil(d/10000, time.Month(d/100%100), d%100).weekday()) != 0
+			}
+			if n.clock < 0 {
 				return n.dateCmp(d)
 			}
 		}
@@ -287,6 +310,9 @@ func (n *node) clockTest(v any, present bool, now time.Time) bool {
 		}
 	}
 	t = t.In(n.loc)
+	if n.op == opWeekday {
+		return n.days&(1<<t.Weekday()) != 0
+	}
 	if n.clock < 0 {
 		y, m, d := t.Date()
 		return n.dateCmp(y*10000 + int(m)*100 + d)
@@ -297,6 +323,41 @@ func (n *node) clockTest(v any, present bool, now time.Time) bool {
 		return cur < n.clock
 	}
 	return cur >= n.clock
+}
+
+// calendarTest implements calendar conditions, at now or at the time in
+// the variable (false when it is missing or not an RFC 3339 time).
+func (n *node) calendarTest(vars Vars, now time.Time) bool {
+	t, ok := n.timeOf(vars, now)
+	if !ok {
+		return false
+	}
+	open, exc := n.cal.open(t)
+	switch n.calIs {
+	case isOpen:
+		return open
+	case isClosed:
+		return !open
+	}
+	return exc == n.calIs
+}
+
+// timeOf returns the time a condition on time looks at: the variable's,
+// parsed as RFC 3339, or now when the condition has no variable.
+func (n *node) timeOf(vars Vars, now time.Time) (time.Time, bool) {
+	if n.varName == "" {
+		return now, true
+	}
+	v, ok := vars.Lookup(n.varName)
+	if !ok {
+		return time.Time{}, false
+	}
+	s, ok := v.(string)
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	return t, err == nil
 }
 
 func (n *node) dateCmp(d int) bool {

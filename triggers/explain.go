@@ -2,6 +2,7 @@ package triggers
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -13,8 +14,10 @@ import (
 // Every part is evaluated, also those Eval would skip once the result is
 // known, so that a designer sees every condition; the result is the same.
 type Explanation struct {
-	Kind       string // "compare", "all", "any", "not" or "trigger"
+	Kind       string // "compare", "all", "any", "not", "trigger" or "calendar"
 	Trigger    string // for "trigger": the trigger used
+	Calendar   string // for "calendar": the calendar asked
+	Is         string // for "calendar": open, closed or an exception's name
 	Var        string // the variable compared; "" for before/after on the current time
 	Op         string
 	Value      any  // the value compared with (when the op takes one)
@@ -24,7 +27,11 @@ type Explanation struct {
 	IgnoreCase bool
 	Trim       bool
 	Result     bool
-	Children   []Explanation
+	// Decided says what decided, in words: for a calendar, which range or
+	// exception (e.g. "open: weekly hours mon 08:00-18:00"); for weekday,
+	// the day seen.
+	Decided  string
+	Children []Explanation
 }
 
 // Explain evaluates the trigger like Eval and explains the result. Unlike
@@ -57,6 +64,8 @@ func (n *node) explain(vars Vars, now time.Time) Explanation {
 		return e
 	case nRef:
 		return n.ref.Explain(vars, now)
+	case nCalendar:
+		return n.explainCalendar(vars, now)
 	}
 	e := Explanation{
 		Kind:       "compare",
@@ -68,7 +77,7 @@ func (n *node) explain(vars Vars, now time.Time) Explanation {
 	if n.op.takesValue() {
 		e.Value = n.lit.v
 	}
-	if n.op == opBefore || n.op == opAfter {
+	if n.op.timed() {
 		e.TZ = n.tzName
 	}
 	var v any
@@ -80,6 +89,38 @@ func (n *node) explain(vars Vars, now time.Time) Explanation {
 		e.Seen = now.In(n.loc).Format(time.RFC3339)
 	}
 	e.Result = n.compare(v, present, now)
+	if n.op == opWeekday {
+		if t, ok := n.timeOf(vars, now); ok {
+			e.Decided = weekdayNames[t.In(n.loc).Weekday()] + " in " + n.tzName
+		} else if s, ok := v.(string); ok {
+			if d, ok := parseDate(strings.TrimSpace(s)); ok {
+				e.Decided = weekdayNames[civil(d/10000, time.Month(d/100%100), d%100).weekday()]
+			}
+		}
+	}
+	return e
+}
+
+// explainCalendar explains a calendar condition: the moment looked at, in
+// the calendar's zone, and the range or exception that decided.
+func (n *node) explainCalendar(vars Vars, now time.Time) Explanation {
+	e := Explanation{Kind: "calendar", Calendar: n.cal.Name, Is: n.opName, Var: n.varName, TZ: n.cal.TZ}
+	if n.varName != "" {
+		v, present := vars.Lookup(n.varName)
+		e.Seen, e.Missing = v, !present
+	}
+	e.Result = n.calendarTest(vars, now)
+	t, ok := n.timeOf(vars, now)
+	if !ok {
+		if !e.Missing {
+			e.Decided = "not an RFC 3339 time"
+		}
+		return e
+	}
+	if n.varName == "" {
+		e.Seen = t.In(n.cal.loc).Format(time.RFC3339)
+	}
+	e.Decided = n.cal.Decide(t).Reason
 	return e
 }
 
@@ -92,6 +133,8 @@ func (e Explanation) MarshalJSON() ([]byte, error) {
 	type out struct {
 		Kind       string          `json:"kind"`
 		Trigger    string          `json:"trigger,omitempty"`
+		Calendar   string          `json:"calendar,omitempty"`
+		Is         string          `json:"is,omitempty"`
 		Var        string          `json:"var,omitempty"`
 		Op         string          `json:"op,omitempty"`
 		Value      json.RawMessage `json:"value,omitempty"`
@@ -101,10 +144,17 @@ func (e Explanation) MarshalJSON() ([]byte, error) {
 		IgnoreCase bool            `json:"ignoreCase,omitempty"`
 		Trim       bool            `json:"trim,omitempty"`
 		Result     bool            `json:"result"`
+		Decided    string          `json:"decided,omitempty"`
 		Children   []Explanation   `json:"children,omitempty"`
 	}
-	o := out{Kind: e.Kind, Trigger: e.Trigger, Var: e.Var, Op: e.Op, Missing: e.Missing, TZ: e.TZ,
-		IgnoreCase: e.IgnoreCase, Trim: e.Trim, Result: e.Result, Children: e.Children}
+	o := out{Kind: e.Kind, Trigger: e.Trigger, Calendar: e.Calendar, Is: e.Is, Var: e.Var, Op: e.Op, Missing: e.Missing, TZ: e.TZ,
+		IgnoreCase: e.IgnoreCase, Trim: e.Trim, Result: e.Result, Decided: e.Decided, Children: e.Children}
+	if e.Kind == "calendar" && !e.Missing {
+		var err error
+		if o.Seen, err = json.Marshal(e.Seen); err != nil {
+			return nil, err
+		}
+	}
 	if e.Kind == "compare" {
 		var err error
 		if op, ok := ops[e.Op]; ok && op.code.takesValue() {

@@ -2,6 +2,7 @@ package triggers_test
 
 import (
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -30,43 +31,53 @@ func compile(yaml string) (*triggers.Set, error) {
 	return triggers.Compile(defs)
 }
 
-// parseDefs reads the triggers section of a flows-directory file, in the
-// order written, without the file format's schema (package flow checks
-// that): what triggers.Compile sees of a file.
-func parseDefs(file string, data []byte) ([]yamldoc.Def, error) {
+// parseDefs reads the triggers and calendars sections of a flows-directory
+// file, in the order written, without the file format's schema (package
+// flow checks that): what triggers.Compile sees of a file. Calendars import
+// files from testdata.
+func parseDefs(file string, data []byte) (triggers.Defs, error) {
 	doc, err := yamldoc.Parse(file, data)
 	if err != nil {
-		return nil, err
+		return triggers.Defs{}, err
 	}
 	root, _ := doc.Value.(map[string]any)
-	section, _ := root["triggers"].(map[string]any)
-	var defs []yamldoc.Def
-	for name, v := range section {
-		defs = append(defs, yamldoc.Def{Name: name, Doc: doc, Pointer: "/triggers/" + yamldoc.EscapePointer(name), Value: v})
+	section := func(name string) []yamldoc.Def {
+		m, _ := root[name].(map[string]any)
+		var defs []yamldoc.Def
+		for k, v := range m {
+			defs = append(defs, yamldoc.Def{Name: k, Doc: doc, Pointer: "/" + name + "/" + yamldoc.EscapePointer(k), Value: v})
+		}
+		slices.SortFunc(defs, func(a, b yamldoc.Def) int { return a.Pos().Line - b.Pos().Line })
+		return defs
 	}
-	slices.SortFunc(defs, func(a, b yamldoc.Def) int { return a.Pos().Line - b.Pos().Line })
-	return defs, nil
+	return triggers.Defs{
+		Triggers:  section("triggers"),
+		Calendars: section("calendars"),
+		ReadFile:  func(name string) ([]byte, error) { return os.ReadFile(filepath.Join("testdata", name)) },
+	}, nil
 }
 
-// parseDirDefs reads the triggers of every file in dir, by file name.
-func parseDirDefs(dir string) ([]yamldoc.Def, error) {
+// parseDirDefs reads the definitions of every file in dir, by file name.
+func parseDirDefs(dir string) (triggers.Defs, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return triggers.Defs{}, err
 	}
-	var defs []yamldoc.Def
+	var all triggers.Defs
 	for _, e := range entries {
 		data, err := os.ReadFile(dir + "/" + e.Name())
 		if err != nil {
-			return nil, err
+			return triggers.Defs{}, err
 		}
 		d, err := parseDefs(dir+"/"+e.Name(), data)
 		if err != nil {
-			return nil, err
+			return triggers.Defs{}, err
 		}
-		defs = append(defs, d...)
+		all.Triggers = append(all.Triggers, d.Triggers...)
+		all.Calendars = append(all.Calendars, d.Calendars...)
+		all.ReadFile = d.ReadFile
 	}
-	return defs, nil
+	return all, nil
 }
 
 // mustTrigger compiles a single trigger "t" whose condition is the YAML flow

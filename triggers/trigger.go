@@ -2,6 +2,7 @@ package triggers
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"regexp/syntax"
 	"slices"
@@ -44,11 +45,14 @@ func (t *Trigger) Vars() []string { return slices.Clone(t.vars) }
 // without any variable changing.
 func (t *Trigger) UsesClock() bool { return t.usesClock }
 
-// Set is a compiled set of triggers, immutable and safe for concurrent use.
-// The methods of a nil *Set behave as for an empty set.
+// Set is a compiled set of triggers and the calendars they use, immutable
+// and safe for concurrent use. The methods of a nil *Set behave as for an
+// empty set.
 type Set struct {
-	byName map[string]*Trigger
-	list   []*Trigger
+	byName       map[string]*Trigger
+	list         []*Trigger
+	calendars    map[string]*Calendar
+	calendarList []*Calendar
 }
 
 // Trigger returns the trigger called name.
@@ -76,20 +80,41 @@ func (s *Set) Len() int {
 	return len(s.list)
 }
 
-// Compile compiles trigger definitions, each {description?, when: condition}
-// as written in a file: regular expressions and like patterns compiled, time
-// zones loaded, lists prepared, references to other triggers resolved. A
-// reference to an unknown trigger and a cycle of references are errors,
-// reported with every other problem found as a yamldoc.Errors list.
-func Compile(defs []yamldoc.Def) (*Set, error) {
+// Defs are the definitions Compile compiles, as written in files.
+type Defs struct {
+	// Triggers are {description?, when: condition}.
+	Triggers []yamldoc.Def
+	// Calendars are {description?, tz, weekly?, exceptions?} (see
+	// Calendar).
+	Calendars []yamldoc.Def
+	// ReadFile reads a file a calendar imports (ics: PATH), by the path
+	// written; nil refuses imports.
+	ReadFile func(path string) ([]byte, error)
+}
+
+// Compile compiles calendars and triggers: regular expressions and like
+// patterns compiled, time zones loaded, lists prepared, holiday files read,
+// references to other triggers and to calendars resolved. A reference to
+// an unknown trigger or calendar and a cycle of references are errors,
+// reported with every other problem found as a yamldoc.Errors list. It
+// always returns a set: the triggers and calendars without problems work.
+func Compile(d Defs) (*Set, error) {
 	c := &compiler{
-		byName: map[string]*Trigger{},
-		defs:   map[string]yamldoc.Def{},
-		state:  map[string]int{},
-		locs:   map[string]*time.Location{},
+		byName:    map[string]*Trigger{},
+		defs:      map[string]yamldoc.Def{},
+		state:     map[string]int{},
+		locs:      map[string]*time.Location{},
+		calendars: map[string]*Calendar{},
+		readFile:  d.ReadFile,
 	}
-	s := &Set{byName: c.byName}
-	for _, def := range defs {
+	s := &Set{byName: c.byName, calendars: c.calendars}
+	for _, def := range d.Calendars {
+		cal := c.calendar(def)
+		c.calendars[cal.Name] = cal
+		s.calendarList = append(s.calendarList, cal)
+	}
+	slices.SortFunc(s.calendarList, func(a, b *Calendar) int { return strings.Compare(a.Name, b.Name) })
+	for _, def := range d.Triggers {
 		m, _ := def.Value.(map[string]any)
 		desc, _ := m["description"].(string)
 		t := &Trigger{Name: def.Name, Description: desc, File: def.Doc.File, Line: def.Pos().Line, When: m["when"]}
@@ -101,9 +126,6 @@ func Compile(defs []yamldoc.Def) (*Set, error) {
 	for _, t := range s.list {
 		c.trigger(t)
 	}
-	if err := c.errs.Err(); err != nil {
-		return nil, err
-	}
 	for _, t := range s.list {
 		vars := map[string]bool{}
 		t.usesClock = collect(t.root, vars, map[*Trigger]bool{t: true})
@@ -112,7 +134,7 @@ func Compile(defs []yamldoc.Def) (*Set, error) {
 		}
 		slices.Sort(t.vars)
 	}
-	return s, nil
+	return s, c.errs.Err()
 }
 
 // collect gathers the variables a condition reads and reports whether it
@@ -125,10 +147,10 @@ func collect(n *node, vars map[string]bool, seen map[*Trigger]bool) bool {
 			seen[n.ref] = true
 			clock = collect(n.ref.root, vars, seen)
 		}
-	case nCompare:
+	case nCompare, nCalendar:
 		if n.varName != "" {
 			vars[n.varName] = true
-		} else if n.op == opBefore || n.op == opAfter {
+		} else if n.kind == nCalendar || n.op.timed() {
 			clock = true
 		}
 	}
@@ -145,12 +167,14 @@ const (
 )
 
 type compiler struct {
-	byName map[string]*Trigger
-	defs   map[string]yamldoc.Def
-	state  map[string]int
-	stack  []string
-	locs   map[string]*time.Location
-	errs   yamldoc.Errors
+	byName    map[string]*Trigger
+	defs      map[string]yamldoc.Def
+	state     map[string]int
+	stack     []string
+	locs      map[string]*time.Location
+	calendars map[string]*Calendar
+	readFile  func(string) ([]byte, error)
+	errs      yamldoc.Errors
 }
 
 func (c *compiler) fail(def yamldoc.Def, ptr, format string, args ...any) {
@@ -164,7 +188,12 @@ func (c *compiler) trigger(t *Trigger) {
 	c.state[t.Name] = stateCompiling
 	c.stack = append(c.stack, t.Name)
 	def := c.defs[t.Name]
-	t.root = c.cond(def, "/when", t.When)
+	if m, _ := def.Value.(map[string]any); m == nil || m["when"] == nil {
+		c.fail(def, "", "missing field \"when\"")
+		t.root = &node{kind: nAll}
+	} else {
+		t.root = c.cond(def, "/when", t.When)
+	}
 	c.stack = c.stack[:len(c.stack)-1]
 	c.state[t.Name] = stateDone
 }
@@ -189,6 +218,9 @@ func (c *compiler) cond(def yamldoc.Def, ptr string, v any) *node {
 	}
 	if ref, ok := m["trigger"]; ok {
 		return c.ref(def, ptr+"/trigger", ref)
+	}
+	if _, ok := m["calendar"]; ok {
+		return c.calendarCond(def, ptr, m)
 	}
 	return c.comparison(def, ptr, m)
 }
@@ -229,6 +261,10 @@ func (c *compiler) comparison(def yamldoc.Def, ptr string, m map[string]any) *no
 		opName = "null" // YAML reads an unquoted `op: null` as null
 	}
 	spec, ok := ops[opName]
+	if _, given := m["op"]; !given {
+		c.fail(def, ptr, "a comparison needs an op (and usually var and value); to combine conditions use all, any, not or trigger")
+		return &node{kind: nAll}
+	}
 	if !ok {
 		c.fail(def, ptr+"/op", "unknown op %q", opName)
 		return &node{kind: nAll}
@@ -249,16 +285,18 @@ func (c *compiler) comparison(def yamldoc.Def, ptr string, m map[string]any) *no
 	case !spec.code.takesValue() && hasValue:
 		c.fail(def, ptr+"/value", "op %s takes no value", opName)
 		return n
-	case n.varName == "" && spec.code != opBefore && spec.code != opAfter:
+	case n.varName == "" && !spec.code.timed():
 		c.fail(def, ptr, "op %s needs a var", opName)
 		return n
 	}
-	if tz, ok := m["tz"].(string); ok && spec.code != opBefore && spec.code != opAfter {
-		c.fail(def, ptr+"/tz", "tz %q is only used by before and after", tz)
+	if tz, ok := m["tz"].(string); ok && !spec.code.timed() {
+		c.fail(def, ptr+"/tz", "tz %q is only used by before, after and weekday", tz)
 	}
 	switch spec.code {
 	case opBefore, opAfter:
 		c.clock(def, ptr, n, m, value)
+	case opWeekday:
+		c.weekday(def, ptr, n, m, value)
 	case opRegex, opLike:
 		pattern, ok := value.(string)
 		if !ok {
@@ -338,21 +376,94 @@ func (c *compiler) clock(def yamldoc.Def, ptr string, n *node, m map[string]any,
 		return
 	}
 	n.lit = viewOf(s, 0)
-	n.tzName = "UTC"
+	c.zone(def, ptr, n, m)
+}
+
+// zone sets the time zone of a before, after or weekday comparison: tz,
+// UTC by default.
+func (c *compiler) zone(def yamldoc.Def, ptr string, n *node, m map[string]any) {
+	n.tzName, n.loc = "UTC", time.UTC
 	if tz, ok := m["tz"].(string); ok {
 		n.tzName = tz
-	}
-	loc, ok := c.locs[n.tzName]
-	if !ok {
-		var err error
-		loc, err = loadLocation(n.tzName)
-		if err != nil {
-			c.fail(def, ptr+"/tz", "unknown time zone %q (use an IANA name such as Europe/Berlin)", n.tzName)
-			return
+		if loc, ok := c.location(def, ptr+"/tz", tz); ok {
+			n.loc = loc
 		}
-		c.locs[n.tzName] = loc
 	}
-	n.loc = loc
+}
+
+// weekday compiles {op: weekday, value: DAYS}: a day (sat), a run of days
+// (mon-fri) or a list of them.
+func (c *compiler) weekday(def yamldoc.Def, ptr string, n *node, m map[string]any, value any) {
+	list, isList := value.([]any)
+	if !isList {
+		list = []any{value}
+	}
+	for i, v := range list {
+		p := ptr + "/value"
+		if isList {
+			p += "/" + strconv.Itoa(i)
+		}
+		s, _ := v.(string)
+		days, ok := weekdays(s)
+		if !ok {
+			c.fail(def, p, "weekday takes days: mon, tue, wed, thu, fri, sat, sun, a run such as mon-fri, or a list of them; %q is none", fmt.Sprint(v))
+			continue
+		}
+		for _, d := range days {
+			n.days |= 1 << d
+		}
+	}
+	n.lit = viewOf(value, 0)
+	c.zone(def, ptr, n, m)
+}
+
+// calendarCond compiles {calendar: NAME, is: open | closed | EXCEPTION,
+// var?}: whether the calendar is open (or which exception governs the day)
+// now, or at the time in var.
+func (c *compiler) calendarCond(def yamldoc.Def, ptr string, m map[string]any) *node {
+	n := &node{kind: nCalendar, calIs: isOpen}
+	name, _ := m["calendar"].(string)
+	cal, ok := c.calendars[name]
+	if !ok {
+		c.fail(def, ptr+"/calendar", "unknown calendar %q", name)
+		return &node{kind: nAll}
+	}
+	n.cal = cal
+	n.varName, _ = m["var"].(string)
+	n.opName, _ = m["is"].(string)
+	for k := range m {
+		switch k {
+		case "calendar", "is", "var":
+		default:
+			c.fail(def, ptr+"/"+yamldoc.EscapePointer(k), "a calendar condition is {calendar, is, var?}; %s does not belong", k)
+		}
+	}
+	switch n.opName {
+	case "open":
+	case "closed":
+		n.calIs = isClosed
+	case "":
+		c.fail(def, ptr, "a calendar condition needs is: open, closed or the name of one of %s's exceptions", name)
+	default:
+		i := slices.IndexFunc(cal.exceptions, func(e *Exception) bool { return e.Name == n.opName })
+		if i < 0 {
+			c.fail(def, ptr+"/is", "is %q: use open, closed or an exception of %s%s", n.opName, name, exceptionNames(cal))
+			return &node{kind: nAll}
+		}
+		n.calIs = i
+	}
+	return n
+}
+
+func exceptionNames(cal *Calendar) string {
+	if len(cal.exceptions) == 0 {
+		return " (it has none)"
+	}
+	names := make([]string, len(cal.exceptions))
+	for i, e := range cal.exceptions {
+		names[i] = e.Name
+	}
+	return " (" + strings.Join(names, ", ") + ")"
 }
 
 func loadLocation(name string) (*time.Location, error) {
