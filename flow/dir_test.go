@@ -17,8 +17,8 @@ import (
 func TestLoad_errors(t *testing.T) {
 	cases := map[string][]string{
 		"schema": {
-			`triggers.yaml:4:24: /triggers/unknown-op/when/op: op must be one of eq, ne, gt, ge, lt, le, regex, like, contains, not_contains, starts_with, not_starts_with, ends_with, not_ends_with, in, not_in, set, not_set, empty, not_empty, null, not_null, before, after, weekday`,
-			`triggers.yaml:6:33: /triggers/value-with-set/when/value: set, not_set, empty, not_empty, null and not_null take no value`,
+			`triggers.yaml:4:24: /triggers/unknown-op/when/op: op must be one of eq, ne, gt, ge, lt, le, regex, like, contains, not_contains, starts_with, not_starts_with, ends_with, not_ends_with, in, not_in, set, not_set, empty, not_empty, null, not_null, evaluable, not_evaluable, before, after, weekday`,
+			`triggers.yaml:6:33: /triggers/value-with-set/when/value: set, not_set, empty, not_empty, null, not_null, evaluable and not_evaluable take no value`,
 			`triggers.yaml:8:5: /triggers/no-value/when: this op needs a value to compare with`,
 			`triggers.yaml:10:12: /triggers/bad-var/when/var: a variable name starts with call., sip., ivr. or app. and continues with dot-separated segments of letters, digits, '_' or '-', e.g. ivr.email`,
 			`triggers.yaml:12:5: /triggers/typo/when: this op needs a value to compare with`,

@@ -27,6 +27,9 @@
 //     positive twin, for every input including a missing variable.
 //   - set: the variable exists, whatever its value (null and "" included).
 //     null: missing or null. empty: missing, null, "", [] or {}.
+//   - evaluable: var, read as a path if no variable has that name (the
+//     longest variable that is a dot-prefix of it, then object keys and
+//     array indexes into its JSON value), reaches a value other than null.
 //   - Numeric strings are strings that are JSON number literals ("42",
 //     "-1.5", "1e3"; not "007", "+49", " 1", "0x1F"). When both sides are
 //     numbers or numeric strings, eq, ne, in and gt…le compare by value,

@@ -2,6 +2,7 @@ package triggers
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -39,6 +40,7 @@ const (
 	opSet
 	opEmpty
 	opNull
+	opEvaluable
 	opBefore
 	opAfter
 	opWeekday
@@ -61,6 +63,7 @@ var ops = map[string]struct {
 	"set": {opSet, false}, "not_set": {opSet, true},
 	"empty": {opEmpty, false}, "not_empty": {opEmpty, true},
 	"null": {opNull, false}, "not_null": {opNull, true},
+	"evaluable": {opEvaluable, false}, "not_evaluable": {opEvaluable, true},
 	"before": {opBefore, false}, "after": {opAfter, false},
 	"weekday": {opWeekday, false},
 }
@@ -72,7 +75,7 @@ func (c opcode) timed() bool { return c == opBefore || c == opAfter || c == opWe
 // takesValue reports whether an operator compares with a value.
 func (c opcode) takesValue() bool {
 	switch c {
-	case opSet, opEmpty, opNull:
+	case opSet, opEmpty, opNull, opEvaluable:
 		return false
 	}
 	return true
@@ -146,12 +149,60 @@ func (n *node) eval(vars Vars, now time.Time) bool {
 	case nCalendar:
 		return n.calendarTest(vars, now)
 	}
-	var v any
-	present := false
-	if n.varName != "" {
-		v, present = vars.Lookup(n.varName)
-	}
+	v, present := n.lookup(vars)
 	return n.compare(v, present, now)
+}
+
+// lookup reads the comparison's variable: as a path for evaluable (see
+// resolvePath), else by its name.
+func (n *node) lookup(vars Vars) (any, bool) {
+	switch {
+	case n.varName == "":
+		return nil, false
+	case n.op == opEvaluable:
+		return resolvePath(vars, n.varName)
+	}
+	return vars.Lookup(n.varName)
+}
+
+// resolvePath reads name as an expression the way babelforce evaluates
+// one: the variable of that name or, when there is none, a value inside the
+// JSON object or array held by the longest variable whose name is a prefix
+// of it at a dot, reached by the remaining segments (object keys, exactly;
+// array indexes as decimal numbers): ivr.customer.tier is the "tier" of an
+// object in ivr.customer. Strings are not parsed as JSON.
+func resolvePath(vars Vars, name string) (any, bool) {
+	if v, ok := vars.Lookup(name); ok {
+		return v, true
+	}
+	for i, ns := strings.LastIndexByte(name, '.'), strings.IndexByte(name, '.'); i > ns; i = strings.LastIndexByte(name[:i], '.') {
+		if v, ok := vars.Lookup(name[:i]); ok {
+			return walkPath(v, name[i+1:])
+		}
+	}
+	return nil, false
+}
+
+// walkPath follows a dotted path of object keys and array indexes into v.
+func walkPath(v any, path string) (any, bool) {
+	for seg := range strings.SplitSeq(path, ".") {
+		switch t := v.(type) {
+		case map[string]any:
+			var ok bool
+			if v, ok = t[seg]; !ok {
+				return nil, false
+			}
+		case []any:
+			i, err := strconv.Atoi(seg)
+			if err != nil || i < 0 || i >= len(t) || strconv.Itoa(i) != seg {
+				return nil, false
+			}
+			v = t[i]
+		default:
+			return nil, false
+		}
+	}
+	return v, true
 }
 
 // compare runs a comparison on the variable's value.
@@ -165,6 +216,8 @@ func (n *node) test(v any, present bool, now time.Time) bool {
 		return present
 	case opNull:
 		return !present || v == nil
+	case opEvaluable:
+		return present && v != nil
 	case opEmpty:
 		return !present || viewOf(v, n.o).empty()
 	case opBefore, opAfter, opWeekday:

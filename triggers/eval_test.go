@@ -15,6 +15,12 @@ func v(x any) triggers.Map { return triggers.Map{"ivr.v": x} }
 
 var none = triggers.Map{}
 
+// cust holds a JSON object, for paths into a variable's value.
+var cust = triggers.Map{
+	"ivr.c": map[string]any{"tier": "gold", "address": map[string]any{"city": "Berlin"}, "orders": []any{"A-1", nil}},
+	"ivr.s": `{"tier":"gold"}`,
+}
+
 // nowUTC is 08:30 UTC on a Monday in winter: 09:30 in Berlin (CET, +01:00).
 const nowUTC = "2025-03-10T08:30:00Z"
 
@@ -64,6 +70,27 @@ func TestTrigger_Eval(t *testing.T) {
 			{`{var: ivr.v, op: eq, value: "12345678901234567891"}`, v(json.Number("12345678901234567891")), true, ""},
 			{`{var: ivr.v, op: eq, value: 1}`, v(true), false, ""},
 			{`{var: ivr.v, op: eq, value: 1}`, v("one"), false, ""},
+		},
+		"evaluable": {
+			{`{var: ivr.v, op: evaluable}`, v("gold"), true, ""},
+			{`{var: ivr.v, op: evaluable}`, v(""), true, ""},
+			{`{var: ivr.v, op: evaluable}`, v(false), true, ""},
+			{`{var: ivr.v, op: evaluable}`, v(0.0), true, ""},
+			{`{var: ivr.v, op: evaluable}`, v([]any{}), true, ""},
+			{`{var: ivr.v, op: evaluable}`, v(nil), false, ""},
+			{`{var: ivr.v, op: evaluable}`, none, false, ""},
+			// A path into the JSON value of a variable.
+			{`{var: ivr.c.tier, op: evaluable}`, cust, true, ""},
+			{`{var: ivr.c.address.city, op: evaluable}`, cust, true, ""},
+			{`{var: ivr.c.address.zip, op: evaluable}`, cust, false, ""},
+			{`{var: ivr.c.orders.0, op: evaluable}`, cust, true, ""},
+			{`{var: ivr.c.orders.1, op: evaluable}`, cust, false, ""},  // null
+			{`{var: ivr.c.orders.2, op: evaluable}`, cust, false, ""},  // out of range
+			{`{var: ivr.c.orders.00, op: evaluable}`, cust, false, ""}, // not an index
+			{`{var: ivr.c.tier.x, op: evaluable}`, cust, false, ""},    // into a string
+			{`{var: ivr.s.tier, op: evaluable}`, cust, false, ""},      // JSON text is not parsed
+			// The variable of the exact name wins over a path.
+			{`{var: ivr.c.tier, op: evaluable}`, triggers.Map{"ivr.c": map[string]any{"tier": "gold"}, "ivr.c.tier": nil}, false, ""},
 		},
 		"eq/booleans": {
 			{`{var: ivr.v, op: eq, value: true}`, v(true), true, ""},
@@ -316,6 +343,7 @@ func negated(when string) (string, bool) {
 		"op: eq,": "op: ne,", "op: contains,": "op: not_contains,", "op: starts_with,": "op: not_starts_with,",
 		"op: ends_with,": "op: not_ends_with,", "op: in,": "op: not_in,", "op: set}": "op: not_set}",
 		"op: empty}": "op: not_empty}", `op: "null"}`: "op: not_null}", "op: empty,": "op: not_empty,",
+		"op: evaluable}": "op: not_evaluable}",
 	} {
 		if i := strings.Index(when, pos); i >= 0 {
 			return when[:i] + neg + when[i+len(pos):], true
@@ -360,6 +388,12 @@ triggers:
 	p, _ := set.Trigger("not-premium")
 	if got, want := fmt.Sprint(p.Vars()), "[ivr.email ivr.premium]"; got != want {
 		t.Errorf("Vars()=%s, want %s", got, want)
+	}
+	// evaluable reads the variables its name is a path into, too.
+	ev := mustCompile(t, `triggers: {x: {when: {var: ivr.c.address.city, op: evaluable}}}`)
+	x, _ := ev.Trigger("x")
+	if got, want := fmt.Sprint(x.Vars()), "[ivr.c ivr.c.address ivr.c.address.city]"; got != want {
+		t.Errorf("evaluable Vars()=%s, want %s", got, want)
 	}
 	if p.UsesClock() {
 		t.Error("UsesClock()=true for a trigger without before/after")

@@ -80,10 +80,8 @@ func (n *node) explain(vars Vars, now time.Time) Explanation {
 	if n.op.timed() {
 		e.TZ = n.tzName
 	}
-	var v any
-	present := false
+	v, present := n.lookup(vars)
 	if n.varName != "" {
-		v, present = vars.Lookup(n.varName)
 		e.Seen, e.Missing = v, !present
 	} else {
 		e.Seen = now.In(n.loc).Format(time.RFC3339)

@@ -150,6 +150,11 @@ func collect(n *node, vars map[string]bool, seen map[*Trigger]bool) bool {
 	case nCompare, nCalendar:
 		if n.varName != "" {
 			vars[n.varName] = true
+			if n.op == opEvaluable { // it may read a variable its name is a path into
+				for i, ns := strings.LastIndexByte(n.varName, '.'), strings.IndexByte(n.varName, '.'); i > ns; i = strings.LastIndexByte(n.varName[:i], '.') {
+					vars[n.varName[:i]] = true
+				}
+			}
 		} else if n.kind == nCalendar || n.op.timed() {
 			clock = true
 		}
