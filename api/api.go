@@ -5,6 +5,7 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/session"
+	"github.com/callctx/callctx/token"
 	"github.com/gin-gonic/gin"
 )
 
@@ -45,6 +48,14 @@ type Config struct {
 	// Metrics, when set, hears of every answered request and serves
 	// GET /metrics; without it that route answers 404.
 	Metrics Metrics
+	// Keys sign and verify the access and refresh tokens of POST
+	// /oauth/token; nil: a key generated at start, so that tokens are valid
+	// on this process only.
+	Keys *token.Keys
+	// AccessTokenTTL and RefreshTokenTTL are the lifetimes of the tokens
+	// POST /oauth/token issues; DefaultAccessTokenTTL and
+	// DefaultRefreshTokenTTL when 0.
+	AccessTokenTTL, RefreshTokenTTL time.Duration
 }
 
 // Metrics is what the API needs from a metrics registry. Package metrics
@@ -66,17 +77,21 @@ const (
 
 // Handler serves the API.
 type Handler struct {
-	engine    *gin.Engine
-	svc       *session.Service
-	flows     *flow.Engine
-	spec      []byte
-	tokens    map[[32]byte]*Token
-	log       *slog.Logger
-	maxBody   int64
-	keepAlive time.Duration
-	metrics   Metrics
-	routes    map[string]string // gin path → OpenAPI path, for metrics labels
-	console   map[string]consoleFile
+	engine                *gin.Engine
+	svc                   *session.Service
+	flows                 *flow.Engine
+	spec                  []byte
+	tokens                map[[32]byte]*Token // by the SHA-256 of their static secret
+	named                 map[string]*Token   // every token, by name
+	open                  bool                // no tokens: every request passes as anonymous
+	keys                  *token.Keys
+	accessTTL, refreshTTL time.Duration
+	log                   *slog.Logger
+	maxBody               int64
+	keepAlive             time.Duration
+	metrics               Metrics
+	routes                map[string]string // gin path → OpenAPI path, for metrics labels
+	console               map[string]consoleFile
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed by Close: event streams end
@@ -114,6 +129,10 @@ func NewHandler(cfg Config) (*Handler, error) {
 		flows:     cfg.Flows,
 		spec:      cfg.Spec,
 		tokens:    make(map[[32]byte]*Token, len(cfg.Tokens)),
+		named:     make(map[string]*Token, len(cfg.Tokens)),
+		open:      len(cfg.Tokens) == 0,
+		keys:      cfg.Keys,
+		accessTTL: cmp.Or(cfg.AccessTokenTTL, DefaultAccessTokenTTL), refreshTTL: cmp.Or(cfg.RefreshTokenTTL, DefaultRefreshTokenTTL),
 		log:       cfg.Logger,
 		maxBody:   cfg.MaxBodyBytes,
 		keepAlive: cfg.KeepAlive,
@@ -134,9 +153,15 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if h.console, err = loadConsole(); err != nil {
 		return nil, fmt.Errorf("api: load the console: %w", err)
 	}
+	if h.keys == nil {
+		h.keys = token.GenerateKeys()
+	}
 	for i := range cfg.Tokens {
 		t := cfg.Tokens[i]
-		h.tokens[t.SHA256] = &t
+		if t.hasSecret() {
+			h.tokens[t.SHA256] = &t
+		}
+		h.named[t.Name] = &t
 	}
 
 	e := h.engine
@@ -167,6 +192,9 @@ func NewHandler(cfg Config) (*Handler, error) {
 		if r.babelforce {
 			chain = append(chain, func(c *gin.Context) { c.Set(ctxBabelforce, true) })
 		}
+		if r.oauth {
+			chain = append(chain, func(c *gin.Context) { c.Set(ctxOAuth, true) })
+		}
 		if op.Scope != "" {
 			chain = append(chain, h.authenticate(op.Scope, r.queryToken))
 		}
@@ -194,7 +222,8 @@ func NewHandler(cfg Config) (*Handler, error) {
 type route struct {
 	method, path string // path in OpenAPI syntax, as in the spec
 	handle       gin.HandlerFunc
-	babelforce   bool // answer errors in babelforce's envelope too
+	babelforce   bool // answer errors in babelforce's envelope too; accept its X-Auth-Access-* headers
+	oauth        bool // answer errors with RFC 6749's error fields too
 	queryToken   bool // accept the token as ?access_token= (EventSource cannot set headers)
 }
 
@@ -223,6 +252,10 @@ func (h *Handler) routeTable() []route {
 		{method: "GET", path: "/api/v2/sessions/{id}", handle: h.bfGetSession, babelforce: true},
 		{method: "PUT", path: "/api/v2/sessions/{id}", handle: h.bfPutSession, babelforce: true},
 		{method: "PUT", path: "/api/v2/calls/{id}/session/set", handle: h.bfSetCallSession, babelforce: true},
+		{method: "GET", path: "/api/v2/calls/reporting", handle: h.bfListCalls, babelforce: true},
+		{method: "GET", path: "/api/v2/calls/{id}", handle: h.bfGetCall, babelforce: true},
+		{method: "POST", path: "/api/v2/calls/{id}/hangup", handle: h.bfHangupCall, babelforce: true},
+		{method: "POST", path: "/oauth/token", handle: h.oauthToken, oauth: true},
 		{method: "GET", path: "/healthz", handle: h.healthz},
 		{method: "GET", path: "/readyz", handle: h.readyz},
 		{method: "GET", path: "/openapi.yaml", handle: h.openAPI},
@@ -271,7 +304,7 @@ func (h *Handler) validateBody(op *operation) gin.HandlerFunc {
 		}
 		if len(bytes.TrimSpace(body)) == 0 {
 			if op.Body.Required {
-				writeProblem(c, http.StatusBadRequest, typeMalformed, "the request needs a JSON body", nil)
+				writeProblem(c, http.StatusBadRequest, typeMalformed, "the request needs a body ("+strings.Join(op.Body.MediaTypes(), " or ")+")", nil)
 			}
 			return
 		}
@@ -286,16 +319,29 @@ func (h *Handler) validateBody(op *operation) gin.HandlerFunc {
 				"send the body as "+strings.Join(op.Body.MediaTypes(), " or ")+", not "+ct, nil)
 			return
 		}
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.UseNumber()
 		var v any
-		if err := dec.Decode(&v); err != nil {
-			writeProblem(c, http.StatusBadRequest, typeMalformed, "the body is not valid JSON: "+jsonErrorText(err), nil)
-			return
-		}
-		if dec.More() {
-			writeProblem(c, http.StatusBadRequest, typeMalformed, "the body holds more than one JSON value", nil)
-			return
+		if mt == formMediaType {
+			form, detail := formObject(body)
+			if detail != "" {
+				writeProblem(c, http.StatusBadRequest, typeMalformed, detail, nil)
+				return
+			}
+			v = form
+			if body, err = json.Marshal(form); err != nil {
+				writeProblem(c, http.StatusBadRequest, typeMalformed, "the form could not be read", nil)
+				return
+			}
+		} else {
+			dec := json.NewDecoder(bytes.NewReader(body))
+			dec.UseNumber()
+			if err := dec.Decode(&v); err != nil {
+				writeProblem(c, http.StatusBadRequest, typeMalformed, "the body is not valid JSON: "+jsonErrorText(err), nil)
+				return
+			}
+			if dec.More() {
+				writeProblem(c, http.StatusBadRequest, typeMalformed, "the body holds more than one JSON value", nil)
+				return
+			}
 		}
 		if err := schema.Validate(v); err != nil {
 			writeProblem(c, http.StatusUnprocessableEntity, typeValidation, "the body does not match the "+op.ID+" schema", fieldErrors(err))
@@ -303,6 +349,28 @@ func (h *Handler) validateBody(op *operation) gin.HandlerFunc {
 		}
 		c.Set(ctxBody, body)
 	}
+}
+
+// formMediaType is the media type of HTML forms, which OAuth2 token
+// requests use (RFC 6749 §4.3.2).
+const formMediaType = "application/x-www-form-urlencoded"
+
+// formObject reads a form body as a JSON object of strings, for validation
+// against the operation's schema and decoding like a JSON body. A parameter
+// given twice is refused, as RFC 6749 §3.2 asks.
+func formObject(body []byte) (map[string]any, string) {
+	vals, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, "the form is not valid application/x-www-form-urlencoded"
+	}
+	out := make(map[string]any, len(vals))
+	for k, vs := range vals {
+		if len(vs) > 1 {
+			return nil, "the form gives " + k + " more than once"
+		}
+		out[k] = vs[0]
+	}
+	return out, ""
 }
 
 // jsonErrorText describes a JSON syntax error without echoing Go types.

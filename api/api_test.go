@@ -246,7 +246,7 @@ func TestBabelforce(t *testing.T) {
 	if res.Status != 200 {
 		t.Fatalf("%d %s", res.Status, res.Body)
 	}
-	res = s.do("PUT", "/api/v2/calls/"+id+"/session/set", `{"variables":{"ivr.track_id":"TRK-1"}}`)
+	res = s.do("PUT", "/api/v2/calls/"+id+"/session/set", `{"variables":{"app.track_id":"TRK-1"}}`)
 	if res.Status != 200 {
 		t.Fatalf("%d %s", res.Status, res.Body)
 	}
@@ -257,7 +257,7 @@ func TestBabelforce(t *testing.T) {
 		t.Fatalf("babelforce session %s", res.Body)
 	}
 	data := item["data"].(map[string]any)
-	if data["ivr.email"] != "a@b.c" || data["ivr.premium"] != true || data["ivr.track_id"] != "TRK-1" {
+	if data["ivr.email"] != "a@b.c" || data["ivr.premium"] != true || data["app.track_id"] != "TRK-1" {
 		t.Fatalf("data %v", data)
 	}
 	for _, tc := range []struct {
@@ -265,7 +265,7 @@ func TestBabelforce(t *testing.T) {
 		status             int
 	}{
 		{"GET", "/api/v2/sessions/nope", "", 404},
-		{"PUT", "/api/v2/sessions/" + id, `{"call.x":1}`, 422},
+		{"PUT", "/api/v2/sessions/" + id, `{"ivr.x":"` + strings.Repeat("x", 9000) + `"}`, 422},
 		{"PUT", "/api/v2/sessions/" + id, `{"ivr.x":`, 400},
 		{"PUT", "/api/v2/calls/" + id + "/session/set", `{"vars":{}}`, 422},
 	} {

@@ -2,10 +2,12 @@ package api
 
 import (
 	"crypto/sha256"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
 
+	"github.com/callctx/callctx/token"
 	"github.com/gin-gonic/gin"
 )
 
@@ -28,12 +30,23 @@ var Scopes = []Scope{ScopeSessionsRead, ScopeSessionsWrite, ScopeCallsWrite, Sco
 func (s Scope) Valid() bool { return slices.Contains(Scopes, s) }
 
 // Token is a bearer token that may call the API. Only the SHA-256 of the
-// secret is kept.
+// secret is kept. A token may also be obtained through OAuth2 (POST
+// /oauth/token, babelforce's token endpoint) with a user name and password
+// or a client ID and secret: the access token issued acts as this token,
+// with its scopes, until it expires.
 type Token struct {
 	Name   string   // recorded as the actor of the writes it makes
-	SHA256 [32]byte // of the secret
+	SHA256 [32]byte // of the secret; all zero for a token used through OAuth2 only
 	Scopes []Scope
+
+	Username           string   // the password grant's username; "" when it has none
+	PasswordSHA256     [32]byte // of the password
+	ClientID           string   // the client credentials grant's client_id; "" when it has none
+	ClientSecretSHA256 [32]byte // of the client secret
 }
+
+// hasSecret reports whether the token has a static bearer secret.
+func (t *Token) hasSecret() bool { return t.SHA256 != [32]byte{} }
 
 // Has reports whether t holds scope s.
 func (t *Token) Has(s Scope) bool {
@@ -58,7 +71,7 @@ const (
 // (the command refuses to listen beyond loopback in that case).
 func (h *Handler) authenticate(scope Scope, allowQueryToken bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if len(h.tokens) == 0 {
+		if h.open {
 			c.Set(ctxActor, anonymous)
 			return
 		}
@@ -67,12 +80,22 @@ func (h *Handler) authenticate(scope Scope, allowQueryToken bool) gin.HandlerFun
 			secret = c.Query("access_token")
 			ok = secret != ""
 		}
+		var tok *Token
+		if !ok && c.GetBool(ctxBabelforce) && c.GetHeader(bfAccessIDHeader) != "" {
+			tok, ok = h.bfAccessToken(c.GetHeader(bfAccessIDHeader), c.GetHeader(bfAccessTokenHeader)), true
+		} else if ok {
+			var expired bool
+			if tok, expired = h.tokenOf(secret); expired {
+				c.Header("WWW-Authenticate", `Bearer realm="callctx", error="invalid_token", error_description="the access token has expired"`)
+				writeProblem(c, http.StatusUnauthorized, typeUnauthorized, "the access token has expired; get a new one from /oauth/token", nil)
+				return
+			}
+		}
 		if !ok {
 			c.Header("WWW-Authenticate", `Bearer realm="callctx"`)
 			writeProblem(c, http.StatusUnauthorized, typeUnauthorized, "send Authorization: Bearer <token>", nil)
 			return
 		}
-		tok := h.tokens[sha256.Sum256([]byte(secret))]
 		if tok == nil {
 			c.Header("WWW-Authenticate", `Bearer realm="callctx", error="invalid_token"`)
 			writeProblem(c, http.StatusUnauthorized, typeUnauthorized, "the bearer token is not valid", nil)
@@ -85,6 +108,34 @@ func (h *Handler) authenticate(scope Scope, allowQueryToken bool) gin.HandlerFun
 		}
 		c.Set(ctxActor, tok.Name)
 	}
+}
+
+// tokenOf returns the token a bearer secret stands for: a static token's
+// secret, or an access token issued by /oauth/token, which acts as the
+// token it was issued for with the scopes both hold. expired reports a
+// genuine access token past its expiry.
+func (h *Handler) tokenOf(secret string) (tok *Token, expired bool) {
+	if t := h.tokens[sha256.Sum256([]byte(secret))]; t != nil {
+		return t, false
+	}
+	if h.keys == nil || !token.LooksSigned(secret) {
+		return nil, false
+	}
+	claims, err := h.keys.Verify(secret, token.KindAccess, nowFunc())
+	if err != nil {
+		return nil, errors.Is(err, token.ErrExpired)
+	}
+	named := h.named[claims.Subject]
+	if named == nil { // the token was removed from the configuration
+		return nil, false
+	}
+	eff := &Token{Name: named.Name}
+	for _, s := range claims.Scopes {
+		if named.Has(Scope(s)) {
+			eff.Scopes = append(eff.Scopes, Scope(s))
+		}
+	}
+	return eff, false
 }
 
 // bearer extracts the token of an "Authorization: Bearer …" header.

@@ -179,13 +179,13 @@ func TestAPI_CreateCall_SeedPointers(t *testing.T) {
 }
 
 // The same for babelforce's session/set, whose variables sit under
-// "variables" too.
+// "variables" too (a key it ignores is no error; a value too large is).
 func TestAPI_BabelforceSet_Pointers(t *testing.T) {
 	s, _ := newKitServer(t, nil)
 	id := s.createCall(nil)
-	res := s.do("PUT", "/api/v2/calls/"+id+"/session/set", `{"variables":{"call.to":"x"}}`)
+	res := s.do("PUT", "/api/v2/calls/"+id+"/session/set", `{"variables":{"call.to":"x","app.big":"`+strings.Repeat("x", 9000)+`"}}`)
 	p := wantProblem(t, res, http.StatusUnprocessableEntity, "1 variable was refused")
-	if got, want := strings.Join(pointers(p), " "), "/variables/call.to"; got != want {
+	if got, want := strings.Join(pointers(p), " "), "/variables/app.big"; got != want {
 		t.Fatalf("pointers %q, want %q", got, want)
 	}
 	if p["success"] != false {

@@ -22,6 +22,10 @@ type problem struct {
 	// babelforce-compatible routes only.
 	Success *bool  `json:"success,omitempty"`
 	Message string `json:"message,omitempty"`
+	// Error and ErrorDescription are RFC 6749's error response, added on
+	// the OAuth2 token endpoint only.
+	Error            string `json:"error,omitempty"`
+	ErrorDescription string `json:"error_description,omitempty"`
 }
 
 // problemError points at one offending part of a request body.
@@ -74,6 +78,13 @@ func writeProblem(c *gin.Context, status int, typ, detail string, errs []problem
 	if c.GetBool(ctxBabelforce) {
 		f := false
 		p.Success, p.Message = &f, detail
+	}
+	if c.GetBool(ctxOAuth) {
+		p.Error = c.GetString(ctxOAuthError)
+		if p.Error == "" {
+			p.Error = oauthInvalidRequest
+		}
+		p.ErrorDescription = detail
 	}
 	body, err := json.Marshal(p)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/sipbridge"
+	"github.com/callctx/callctx/token"
 	"gopkg.in/yaml.v3"
 )
 
@@ -113,14 +114,48 @@ type BatchConfig struct {
 // allowed on a loopback address only.
 type AuthConfig struct {
 	Tokens []TokenConfig `yaml:"tokens"`
+	OAuth  OAuthConfig   `yaml:"oauth"`
+	// SigningKeys sign the access tokens of /oauth/token and the context
+	// links of the SIP bridge: the first signs, every one verifies, so a new
+	// key goes first and the old one stays behind it until its tokens have
+	// expired. None: a key generated at start (tokens then do not survive a
+	// restart, and other nodes do not accept them).
+	SigningKeys []SigningKeyConfig `yaml:"signing_keys"`
 }
 
 // TokenConfig is one token: its name (the actor in history), the secret
-// or "sha256:<hex>" of it, and its scopes.
+// or "sha256:<hex>" of it, and its scopes. With oauth, clients may get an
+// access token for it from POST /oauth/token instead; token may then be
+// left out.
 type TokenConfig struct {
-	Name   string   `yaml:"name"`
-	Token  string   `yaml:"token"`
-	Scopes []string `yaml:"scopes"`
+	Name   string            `yaml:"name"`
+	Token  string            `yaml:"token"`
+	Scopes []string          `yaml:"scopes"`
+	OAuth  *TokenOAuthConfig `yaml:"oauth"`
+}
+
+// TokenOAuthConfig holds the OAuth2 credentials of a token: a username and
+// password (the password grant babelforce clients use), a client ID and
+// secret (the client credentials grant), or both. The password and the
+// secret are written like tokens: the text, or "sha256:<hex>" of it.
+type TokenOAuthConfig struct {
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	ClientID     string `yaml:"client_id"`
+	ClientSecret string `yaml:"client_secret"`
+}
+
+// OAuthConfig sets the lifetimes of the tokens /oauth/token issues.
+type OAuthConfig struct {
+	AccessTokenTTL  Duration `yaml:"access_token_ttl"`
+	RefreshTokenTTL Duration `yaml:"refresh_token_ttl"`
+}
+
+// SigningKeyConfig is one signing key: an ID (put in every token it signs)
+// and a secret of at least 32 bytes.
+type SigningKeyConfig struct {
+	ID     string `yaml:"id"`
+	Secret string `yaml:"secret"`
 }
 
 // LimitsConfig bounds sessions.
@@ -248,6 +283,12 @@ func (c *Config) Validate() error {
 	if _, err := c.Tokens(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := c.Keys(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Auth.OAuth.AccessTokenTTL < 0 || c.Auth.OAuth.RefreshTokenTTL < 0 {
+		errs = append(errs, errors.New("auth.oauth token lifetimes must not be negative"))
+	}
 	if len(c.Auth.Tokens) == 0 && !isLoopback(c.HTTP.Listen) {
 		errs = append(errs, fmt.Errorf("refusing to serve %s without auth tokens: anyone who can reach it could read and write every call; configure auth.tokens or listen on a loopback address such as 127.0.0.1", c.HTTP.Listen))
 	}
@@ -342,16 +383,28 @@ func (c *Config) Tokens() ([]api.Token, error) {
 		seen[t.Name] = true
 		tok := api.Token{Name: t.Name}
 		switch {
-		case t.Token == "":
-			return nil, fmt.Errorf("%s (%s) has no token", where, t.Name)
-		case strings.HasPrefix(t.Token, "sha256:"):
-			b, err := hex.DecodeString(strings.TrimPrefix(t.Token, "sha256:"))
-			if err != nil || len(b) != sha256.Size {
-				return nil, fmt.Errorf("%s (%s): sha256: must be followed by 64 hex digits", where, t.Name)
+		case t.Token == "" && t.OAuth == nil:
+			return nil, fmt.Errorf("%s (%s) has no token (nor oauth credentials)", where, t.Name)
+		case t.Token != "":
+			sum, err := secretHash(t.Token)
+			if err != nil {
+				return nil, fmt.Errorf("%s (%s): %w", where, t.Name, err)
 			}
-			copy(tok.SHA256[:], b)
-		default:
-			tok.SHA256 = sha256.Sum256([]byte(t.Token))
+			tok.SHA256 = sum
+		}
+		if o := t.OAuth; o != nil {
+			if err := o.apply(&tok); err != nil {
+				return nil, fmt.Errorf("%s (%s).oauth: %w", where, t.Name, err)
+			}
+			for _, id := range []string{"username " + strings.ToLower(tok.Username), "client_id " + tok.ClientID} {
+				if strings.HasSuffix(id, " ") {
+					continue
+				}
+				if seen[id] {
+					return nil, fmt.Errorf("%s (%s).oauth: the %s is used by another token", where, t.Name, id)
+				}
+				seen[id] = true
+			}
 		}
 		if len(t.Scopes) == 0 {
 			return nil, fmt.Errorf("%s (%s) has no scopes", where, t.Name)
@@ -365,6 +418,65 @@ func (c *Config) Tokens() ([]api.Token, error) {
 		out = append(out, tok)
 	}
 	return out, nil
+}
+
+// secretHash is the SHA-256 of a configured secret: the text, or
+// "sha256:<hex>" of it.
+func secretHash(s string) ([32]byte, error) {
+	var sum [32]byte
+	hexSum, ok := strings.CutPrefix(s, "sha256:")
+	if !ok {
+		return sha256.Sum256([]byte(s)), nil
+	}
+	b, err := hex.DecodeString(hexSum)
+	if err != nil || len(b) != sha256.Size {
+		return sum, errors.New("sha256: must be followed by 64 hex digits")
+	}
+	copy(sum[:], b)
+	return sum, nil
+}
+
+// apply checks the OAuth2 credentials and puts them, hashed, on tok.
+func (o *TokenOAuthConfig) apply(tok *api.Token) error {
+	if (o.Username == "") != (o.Password == "") {
+		return errors.New("username and password go together")
+	}
+	if (o.ClientID == "") != (o.ClientSecret == "") {
+		return errors.New("client_id and client_secret go together")
+	}
+	if o.Username == "" && o.ClientID == "" {
+		return errors.New("give username and password, or client_id and client_secret")
+	}
+	tok.Username, tok.ClientID = o.Username, o.ClientID
+	var err error
+	if o.Password != "" {
+		if tok.PasswordSHA256, err = secretHash(o.Password); err != nil {
+			return fmt.Errorf("password: %w", err)
+		}
+	}
+	if o.ClientSecret != "" {
+		if tok.ClientSecretSHA256, err = secretHash(o.ClientSecret); err != nil {
+			return fmt.Errorf("client_secret: %w", err)
+		}
+	}
+	return nil
+}
+
+// Keys returns the configured signing keys, or a generated one when none is
+// configured.
+func (c *Config) Keys() (*token.Keys, error) {
+	if len(c.Auth.SigningKeys) == 0 {
+		return token.GenerateKeys(), nil
+	}
+	keys := make([]token.Key, len(c.Auth.SigningKeys))
+	for i, k := range c.Auth.SigningKeys {
+		keys[i] = token.Key{ID: k.ID, Secret: []byte(k.Secret)}
+	}
+	r, err := token.NewKeys(keys)
+	if err != nil {
+		return nil, fmt.Errorf("auth.signing_keys: %w", err)
+	}
+	return r, nil
 }
 
 // isLoopback reports whether a listen address binds only loopback

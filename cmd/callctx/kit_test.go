@@ -37,7 +37,10 @@ type kitServer struct {
 	URL       string
 	Token     string // admin
 	ReadToken string // sessions:read
-	Main      *main.Main
+	// OAuthUser and OAuthPassword get an access token for the admin token
+	// from /oauth/token.
+	OAuthUser, OAuthPassword string
+	Main                     *main.Main
 }
 
 func secret(t *testing.T) string {
@@ -51,7 +54,7 @@ func secret(t *testing.T) string {
 
 func startKitServer(t *testing.T) *kitServer {
 	t.Helper()
-	s := &kitServer{Token: secret(t), ReadToken: secret(t)}
+	s := &kitServer{Token: secret(t), ReadToken: secret(t), OAuthUser: "postman@example.com", OAuthPassword: secret(t)}
 	// The automation of postman/flows is delivered to callctx itself, whose
 	// address is known only once it listens, after the flows have loaded:
 	// a pass-through on a free port stands in for it until then.
@@ -66,7 +69,7 @@ func startKitServer(t *testing.T) *kitServer {
 	cfg.Flows.Dir = filepath.Join(kittest.Root(t), "postman", "flows")
 	cfg.SIP.Listen = "127.0.0.1:0"
 	cfg.Auth.Tokens = []main.TokenConfig{
-		{Name: "postman", Token: s.Token, Scopes: []string{"admin"}},
+		{Name: "postman", Token: s.Token, Scopes: []string{"admin"}, OAuth: &main.TokenOAuthConfig{Username: s.OAuthUser, Password: s.OAuthPassword}},
 		{Name: "postman-readonly", Token: s.ReadToken, Scopes: []string{"sessions:read"}},
 	}
 	if err := cfg.Validate(); err != nil {
@@ -242,6 +245,8 @@ func TestPostmanCollection(t *testing.T) {
 		"--env-var", "baseUrl="+srv.URL,
 		"--env-var", "token="+srv.Token,
 		"--env-var", "readToken="+srv.ReadToken,
+		"--env-var", "oauthUser="+srv.OAuthUser,
+		"--env-var", "oauthPassword="+srv.OAuthPassword,
 		"--env-var", "actor=postman",
 		"--reporters", "cli,json", "--reporter-json-export", report,
 		"--timeout-request", "10000",

@@ -33,6 +33,7 @@ import (
 	"github.com/callctx/callctx/session/bolt"
 	"github.com/callctx/callctx/session/redis"
 	"github.com/callctx/callctx/sipbridge"
+	"github.com/callctx/callctx/token"
 )
 
 func main() {
@@ -241,6 +242,7 @@ type Main struct {
 	Getenv func(string) (string, bool)
 
 	logger  *slog.Logger
+	keys    *token.Keys // sign access tokens and context links
 	metrics *metrics.Metrics
 	store   session.Store
 	service *session.Service
@@ -308,6 +310,9 @@ func (m *Main) Open() (err error) {
 	if err != nil {
 		return err
 	}
+	if m.keys, err = cfg.Keys(); err != nil {
+		return err
+	}
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -335,6 +340,9 @@ func (m *Main) Open() (err error) {
 		defer m.wg.Done()
 		m.sweep(sweepCtx, time.Duration(cfg.Retention.SweepInterval))
 	}()
+	if _, shared := m.store.(session.SharedStore); shared && len(cfg.Auth.SigningKeys) == 0 {
+		m.logger.Warn("auth.signing_keys is empty: access tokens and context links this node signs are not accepted by the other nodes sharing the store; configure the same signing keys on every node")
+	}
 	if len(tokens) == 0 {
 		m.logger.Warn("no auth tokens configured: the API is open to anyone on this machine; configure auth.tokens before listening beyond loopback", "http", m.HTTPAddr())
 	}
@@ -451,16 +459,19 @@ func (m *Main) openHTTP(tokens []api.Token, transferer session.Transferer) error
 	cfg := m.Config
 	var err error
 	m.api, err = api.NewHandler(api.Config{
-		Service:      m.service,
-		Flows:        m.flows,
-		Spec:         callctx.OpenAPI,
-		Tokens:       tokens,
-		Logger:       m.logger,
-		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-		KeepAlive:    time.Duration(cfg.HTTP.KeepAlive),
-		AccessLog:    cfg.HTTP.AccessLog == nil || *cfg.HTTP.AccessLog,
-		Metrics:      m.metrics,
-		Transferer:   transferer,
+		Service:         m.service,
+		Flows:           m.flows,
+		Spec:            callctx.OpenAPI,
+		Tokens:          tokens,
+		Logger:          m.logger,
+		MaxBodyBytes:    cfg.HTTP.MaxBodyBytes,
+		KeepAlive:       time.Duration(cfg.HTTP.KeepAlive),
+		AccessLog:       cfg.HTTP.AccessLog == nil || *cfg.HTTP.AccessLog,
+		Metrics:         m.metrics,
+		Transferer:      transferer,
+		Keys:            m.keys,
+		AccessTokenTTL:  time.Duration(cfg.Auth.OAuth.AccessTokenTTL),
+		RefreshTokenTTL: time.Duration(cfg.Auth.OAuth.RefreshTokenTTL),
 	})
 	if err != nil {
 		return err
