@@ -277,7 +277,8 @@ func (s *Service) Variable(ctx context.Context, callID, name string) (json.RawMe
 // Merge writes vars into the session of a call, JSON Merge Patch style, and
 // returns the session after it. A write that changes nothing returns the
 // session as it is, without a new version. CodeInvalid (each offending
-// variable named), CodeNotFound, CodeConflict for an ended call,
+// variable named), CodeNotFound, CodeConflict for an ended call (except for
+// the SIP bridge's record of a transfer's outcome, see transferRecord),
 // CodePreconditionFailed when opts.IfMatch is stale.
 func (s *Service) Merge(ctx context.Context, callID string, vars map[string]json.RawMessage, opts WriteOptions) (*Session, error) {
 	sess, _, err := s.Write(ctx, callID, vars, opts)
@@ -292,7 +293,8 @@ func (s *Service) Write(ctx context.Context, callID string, vars map[string]json
 	}
 	now := s.now().UTC()
 	event := cmp.Or(opts.Event, EventSessionUpdated)
-	p := &Patch{Set: set, IfMatch: opts.IfMatch, Actor: opts.Actor, At: now, Limits: s.limits, Event: event}
+	p := &Patch{Set: set, IfMatch: opts.IfMatch, Actor: opts.Actor, At: now, Limits: s.limits, Event: event,
+		AllowEnded: transferRecord(opts, set)}
 	p.Firing = s.firing(callID, now, opts.Actor, nil, append([]EventType{event}, opts.Fires...)...)
 	sess, h, err := s.store.Apply(ctx, callID, p)
 	if err != nil {

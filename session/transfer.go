@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -37,12 +38,20 @@ func (s TransferStatus) Final() bool {
 	return s == TransferAnswered || s == TransferFailed || s == TransferAccepted
 }
 
-// Reason codes of a failed transfer (AudioCodes Live Hub's transferStatus).
+// Reason codes of a failed transfer (AudioCodes Live Hub's transferStatus, and two of
+// callctx's own for outcomes Live Hub does not name).
 const (
 	ReasonNoAnswer = "no-answer"
 	ReasonBusy     = "busy"
 	ReasonDeclined = "declined"
 	ReasonError    = "error"
+	// ReasonNoFinalAnswer: the transferee ended the REFER subscription (a final NOTIFY,
+	// Subscription-State: terminated) while the new call had no final answer yet, so its
+	// outcome is unknown: a provisional sipfrag (SIP/2.0 100 Trying, 180 Ringing) or none.
+	ReasonNoFinalAnswer = "no-final-answer"
+	// ReasonCallEnded: the call ended (the caller hung up, or it was ended over REST) before
+	// the transfer had an outcome.
+	ReasonCallEnded = "call-ended"
 )
 
 // TransferHeader is one custom SIP header to send with a transfer.
@@ -123,6 +132,32 @@ type Transferer interface {
 	// parameter (target, headers/<i>/name, headers/<i>/value, referredBy, hangupAfter,
 	// context); CodeUnavailable when the bridge is shutting down.
 	Transfer(ctx context.Context, callID string, req TransferRequest) (*Transfer, error)
+}
+
+// transferVariables are the variables a transfer record sets (see transferRecord).
+var transferVariables = map[string]bool{
+	VarTransferID: true, VarTransferStatus: true, VarTransferReasonCode: true, VarTransferSIPCode: true,
+	VarTransferReason: true, VarTransferTarget: true, VarTransfers: true,
+}
+
+// transferRecord reports whether a write is the SIP bridge's record of a transfer's outcome:
+// written by the bridge (OriginSIP), published as EventTransferStatus, setting a final
+// sip.transfer.status and nothing but the transfer variables. A transfer's outcome must be
+// recorded whatever happened to the call meanwhile (the caller hung up, or the call was ended
+// over REST, while the target rang), so such a write is accepted on an ended call and, like
+// the end-of-call write, is not refused by the count and size limits; each value still obeys
+// the value limit, and there are seven of them.
+func transferRecord(opts WriteOptions, set map[string]json.RawMessage) bool {
+	if opts.Origin != OriginSIP || opts.Event != EventTransferStatus || len(opts.Fires) > 0 {
+		return false
+	}
+	for name := range set {
+		if !transferVariables[name] {
+			return false
+		}
+	}
+	var st TransferStatus
+	return json.Unmarshal(set[VarTransferStatus], &st) == nil && st.Final()
 }
 
 // Session variables in which the SIP bridge records transfers and related legs. They live in

@@ -194,7 +194,9 @@ type Patch struct {
 	Limits  Limits
 	// AllowEnded lets the patch write an ended session, and exempts it from
 	// the count and size limits: a call whose session is full must still
-	// be able to end. Only the Service's own end-of-call patch sets it.
+	// be able to end, and a transfer's outcome must still be recorded. Only
+	// the Service sets it: for its own end-of-call patch and for the SIP
+	// bridge's record of a transfer's outcome (transferRecord).
 	AllowEnded bool
 	// Event is the type of the event the write publishes (the Service
 	// sets it; EventSessionUpdated when empty). A store that tells other

@@ -174,11 +174,11 @@ func (b *Bridge) flowTransfer(c *inCall, run *flow.Run) (*flow.Run, error) {
 	case <-b.stopping:
 	}
 	// The transfer goroutine records the outcome (and reports it) before the call's end is
-	// written; wait for it a little.
+	// written (see awaitTransfer); wait for it as long.
 	select {
 	case <-reported:
 		return next, nerr
-	case <-time.After(storeTimeout):
+	case <-time.After(notifyGrace + storeTimeout):
 		return nil, errCallGone
 	}
 }

@@ -51,7 +51,11 @@ type inCall struct {
 	endReason string
 	confirmed bool            // the caller ACKed callctx's 200
 	transfer  *activeTransfer // the transfer in progress, if any
-	peer      *outLeg         // the bridged leg, if any
+	// running counts the transfers whose outcome is not recorded yet; once ending is set (the
+	// call's end is about to be recorded) no transfer starts.
+	running sync.WaitGroup
+	ending  bool
+	peer    *outLeg // the bridged leg, if any
 	// For a bridged call (see reinvite.go): the far end's current SDP, which callctx gave
 	// the caller; the SDP callctx gave the far end (the caller's); the origin line (o=) of
 	// the caller's current SDP; and whether a re-INVITE is being relayed.
@@ -245,18 +249,21 @@ func (b *Bridge) park(c *inCall, log logger, drive func()) {
 	b.endCall(c.id, c.reason(), log)
 }
 
-// awaitTransfer gives a transfer in progress the chance to record its outcome before the
-// call ends (an ended session is read-only).
+// awaitTransfer lets the transfers of an ended call record their outcome before its end is
+// recorded, so that a transfer.status event comes before call.ended. The session accepts a
+// transfer's outcome after the end too (see session.Service.Merge); this keeps the order.
 func (c *inCall) awaitTransfer() {
 	c.mu.Lock()
-	at := c.transfer
+	c.ending = true
 	c.mu.Unlock()
-	if at == nil {
-		return
-	}
+	recorded := make(chan struct{})
+	go func() {
+		c.running.Wait()
+		close(recorded)
+	}()
 	select {
-	case <-at.finished:
-	case <-time.After(storeTimeout):
+	case <-recorded:
+	case <-time.After(notifyGrace + storeTimeout):
 	}
 }
 
@@ -332,6 +339,13 @@ func (c *inCall) setReason(r string) {
 	if c.endReason == "" {
 		c.endReason = r
 	}
+	c.mu.Unlock()
+}
+
+// endsAs sets the reason the call ends with, whatever was set before.
+func (c *inCall) endsAs(r string) {
+	c.mu.Lock()
+	c.endReason = r
 	c.mu.Unlock()
 }
 

@@ -20,7 +20,7 @@ type Observer interface {
 	SIPRequest(inbound bool, method string, status int)
 	// Transfer reports a finished transfer: its mode (refer, invite) and
 	// outcome: answered, accepted, or the reason it failed (no-answer,
-	// busy, declined, error).
+	// busy, declined, error, no-final-answer, call-ended).
 	Transfer(method, outcome string)
 }
 

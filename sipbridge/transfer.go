@@ -22,14 +22,19 @@ const maxTransfersKept = 16
 // maxHandoverReason bounds handoverReason, which only goes to the record.
 const maxHandoverReason = 1024
 
+// notifyGrace is how long a transfer whose call has ended still waits for a final NOTIFY.
+// sipgo handles each request in a goroutine of its own, so a transferee's NOTIFY 200 and the
+// BYE it sends right after it may be handled in either order; and the REFER subscription
+// outlives the dialog's INVITE usage (RFC 5057), so a NOTIFY may also follow a BYE.
+const notifyGrace = time.Second
+
 // activeTransfer is the transfer a call has in progress.
 type activeTransfer struct {
 	id          string           // never changes
 	t           session.Transfer // owned by the goroutine that runs the transfer once started
 	blind       bool
 	hangupAfter time.Duration
-	notify      chan sipfrag // NOTIFYs of a REFER subscription
-	finished    chan struct{}
+	notify      chan sipfrag                         // NOTIFYs of a REFER subscription
 	report      func(session.TransferStatus, string) // see Bridge.transfer
 }
 
@@ -89,12 +94,14 @@ func (b *Bridge) transfer(ctx context.Context, callID string, req session.Transf
 	at := &activeTransfer{
 		t: session.Transfer{ID: uuid.Must(uuid.NewV7()).String(), CallID: callID, Mode: p.mode, Target: req.Target,
 			Status: session.TransferPending, HandoverReason: req.HandoverReason, StartedAt: time.Now().UTC()},
-		blind: req.Blind, hangupAfter: p.hangupAfter, notify: make(chan sipfrag, 16), finished: make(chan struct{}),
-		report: report,
+		blind: req.Blind, hangupAfter: p.hangupAfter, notify: make(chan sipfrag, 16), report: report,
 	}
 	at.id = at.t.ID
 	c.mu.Lock()
 	switch {
+	case c.ending:
+		c.mu.Unlock()
+		return nil, session.Errorf(session.CodeConflict, "the call %s has ended", callID)
 	case c.hungUp:
 		c.mu.Unlock()
 		return nil, session.Errorf(session.CodeConflict, "the call %s is being hung up", callID)
@@ -109,6 +116,7 @@ func (b *Bridge) transfer(ctx context.Context, callID string, req session.Transf
 		return nil, session.Errorf(session.CodeConflict, "the call %s is bridged already; transfer it with mode refer", callID)
 	}
 	c.transfer = at
+	c.running.Add(1) // done once its outcome is recorded (or it was never sent)
 	c.mu.Unlock()
 
 	t := at.t // the goroutine owns at.t from here on
@@ -124,6 +132,7 @@ func (b *Bridge) transfer(ctx context.Context, callID string, req session.Transf
 	cancel()
 	if err != nil {
 		c.clearTransfer(at)
+		c.running.Done()
 		return nil, err
 	}
 	c.record(t)
@@ -254,45 +263,57 @@ func (c *inCall) sendRefer(ctx context.Context, p transferParams, hs []sipcodec.
 // runRefer waits for the REFER's response and the NOTIFYs that report the new call, records
 // the outcome, and on success hangs up after the grace period.
 func (c *inCall) runRefer(at *activeTransfer, tx sip.ClientTransaction) {
-	defer close(at.finished)
-	res := waitFinal(tx, c.b.ctx)
-	tx.Terminate()
-	c.b.cfg.Observer.SIPRequest(false, string(sip.REFER), statusOf(res))
-	switch {
-	case res == nil:
-		c.finishTransfer(at, session.TransferFailed, session.ReasonError, 0, "no response to the REFER")
-		return
-	case !res.IsSuccess():
-		c.finishTransfer(at, session.TransferFailed, reasonCode(res.StatusCode), res.StatusCode, "REFER refused: "+res.Reason)
-		return
-	}
-	if at.blind {
-		c.finishTransfer(at, session.TransferAccepted, "", res.StatusCode, "REFER accepted; not waiting for the outcome")
-		c.hangup(EndTransferred)
-		return
-	}
+	defer c.running.Done()
 	timer := time.NewTimer(c.b.cfg.TransferTimeout)
 	defer timer.Stop()
-	last := 0
+	answer := c.referAnswer(tx)
+	// Once the call has ended, the outcome is what the REFER's answer and the NOTIFYs say
+	// within notifyGrace, and otherwise that the call ended first.
+	done, dlgDone := c.done, c.dlg.Context().Done()
+	var grace <-chan time.Time
+	callEnded := func() {
+		done, dlgDone = nil, nil
+		grace = time.After(notifyGrace)
+	}
+	last := 0 // the last status a NOTIFY reported
 	for {
 		select {
-		case f := <-at.notify:
+		case res := <-answer:
+			answer = nil
+			switch {
+			case res == nil:
+				c.finishTransfer(at, session.TransferFailed, session.ReasonError, 0, "no response to the REFER")
+				return
+			case !res.IsSuccess():
+				c.finishTransfer(at, session.TransferFailed, reasonCode(res.StatusCode), res.StatusCode, "REFER refused: "+res.Reason)
+				return
+			case at.blind:
+				c.finishTransfer(at, session.TransferAccepted, "", res.StatusCode, "REFER accepted; not waiting for the outcome")
+				c.hangup(EndTransferred)
+				return
+			}
+		case f := <-at.notify: // RFC 3515 §2.4.7: a NOTIFY may come before the REFER's 202
 			if f.code > 0 {
 				last = f.code
 			}
-			if !f.terminated && f.code < 200 {
-				continue
-			}
-			if f.code >= 200 && f.code < 300 {
+			switch {
+			case f.code >= 200 && f.code < 300:
 				c.finishTransfer(at, session.TransferAnswered, "", f.code, f.reason)
 				c.hangupAfter(at.hangupAfter)
 				return
+			case f.code >= 300:
+				c.finishTransfer(at, session.TransferFailed, reasonCode(f.code), f.code, f.reason)
+				return
+			case !f.terminated:
+				continue
 			}
-			code := f.code
-			if code == 0 {
-				code = last
+			// No final answer, and none will come (baresip sends NOTIFY 100 Trying,
+			// terminated, when it hangs up, also when callctx hung up on it).
+			reason := "the transferee ended the subscription without a final answer"
+			if last > 0 {
+				reason += " (the last was " + strconv.Itoa(last) + ")"
 			}
-			c.finishTransfer(at, session.TransferFailed, reasonCode(code), code, f.reason)
+			c.finishTransfer(at, session.TransferFailed, session.ReasonNoFinalAnswer, 0, reason)
 			return
 		case <-timer.C:
 			rc := session.ReasonError
@@ -301,14 +322,45 @@ func (c *inCall) runRefer(at *activeTransfer, tx sip.ClientTransaction) {
 			}
 			c.finishTransfer(at, session.TransferFailed, rc, 0, fmt.Sprintf("no final NOTIFY within %s", c.b.cfg.TransferTimeout))
 			return
-		case <-c.done:
-			c.finishTransfer(at, session.TransferFailed, session.ReasonError, 0, "the call ended before the transfer's outcome was known")
+		case <-c.b.ctx.Done():
+			c.finishTransfer(at, session.TransferFailed, session.ReasonError, 0, "callctx stopped before the transfer's outcome was known")
 			return
-		case <-c.dlg.Context().Done():
-			c.finishTransfer(at, session.TransferFailed, session.ReasonError, 0, "the call ended before the transfer's outcome was known")
+		case <-done:
+			callEnded()
+		case <-dlgDone:
+			callEnded()
+		case <-grace:
+			c.finishTransfer(at, session.TransferFailed, session.ReasonCallEnded, 0, "the call ended before the transfer's outcome was known")
 			return
 		}
 	}
+}
+
+// referAnswer waits in the background for the final response to the REFER, reports it to
+// the Observer and sends it (nil when there is none) on the channel it returns. The NOTIFY
+// that settles a transfer may be handled before the 202 (RFC 3515 §2.4.7), so the REFER's
+// transaction runs its course on its own.
+func (c *inCall) referAnswer(tx sip.ClientTransaction) <-chan *sip.Response {
+	out := make(chan *sip.Response, 1)
+	c.b.track(func() {
+		defer tx.Terminate()
+		var final *sip.Response
+		for final == nil {
+			select {
+			case res := <-tx.Responses():
+				if !res.IsProvisional() {
+					final = res
+				}
+			case <-tx.Done():
+				c.b.cfg.Observer.SIPRequest(false, string(sip.REFER), 0)
+				out <- nil
+				return
+			}
+		}
+		c.b.cfg.Observer.SIPRequest(false, string(sip.REFER), final.StatusCode)
+		out <- final
+	})
+	return out
 }
 
 // hangupAfter hangs up once the grace period is over, unless the call ends first.
@@ -320,7 +372,6 @@ func (c *inCall) hangupAfter(d time.Duration) {
 		c.hangup(EndTransferred)
 	case <-c.done:
 	case <-c.dlg.Context().Done():
-		c.setReason(EndTransferred)
 	case <-c.b.ctx.Done():
 	}
 }
@@ -328,7 +379,7 @@ func (c *inCall) hangupAfter(d time.Duration) {
 // runInviteTransfer places the new call with the caller's SDP and, once it is answered,
 // offers its SDP to the caller in a re-INVITE; from then on callctx bridges the two.
 func (c *inCall) runInviteTransfer(at *activeTransfer, p transferParams, hs []sipcodec.Header) {
-	defer close(at.finished)
+	defer c.running.Done()
 	ctx, cancel := context.WithTimeout(c.dlg.Context(), c.b.cfg.TransferTimeout)
 	defer cancel()
 	stop := context.AfterFunc(c.b.ctx, cancel)
@@ -340,7 +391,7 @@ func (c *inCall) runInviteTransfer(at *activeTransfer, p transferParams, hs []si
 		c.finishTransfer(at, session.TransferFailed, reasonCode(res.StatusCode), res.StatusCode, res.Reason)
 		return
 	case err != nil && c.dlg.Context().Err() != nil:
-		c.finishTransfer(at, session.TransferFailed, session.ReasonError, 0, "the call ended before the transfer's outcome was known")
+		c.finishTransfer(at, session.TransferFailed, session.ReasonCallEnded, 0, "the call ended before the transfer's outcome was known")
 		return
 	case err != nil && ctx.Err() != nil:
 		c.finishTransfer(at, session.TransferFailed, session.ReasonNoAnswer, 0, fmt.Sprintf("no answer within %s", c.b.cfg.TransferTimeout))
@@ -380,23 +431,6 @@ func (c *inCall) runInviteTransfer(at *activeTransfer, p transferParams, hs []si
 	c.finishTransfer(at, session.TransferAnswered, "", res.StatusCode, res.Reason)
 }
 
-// waitFinal returns the final response of a client transaction, nil when there is none.
-func waitFinal(tx sip.ClientTransaction, ctx context.Context) *sip.Response {
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res.IsProvisional() {
-				continue
-			}
-			return res
-		case <-tx.Done():
-			return nil
-		case <-ctx.Done():
-			return nil
-		}
-	}
-}
-
 // reasonCode classifies the SIP status of a failed transfer as Live Hub does.
 func reasonCode(code int) string {
 	switch code {
@@ -416,6 +450,10 @@ func reasonCode(code int) string {
 func (c *inCall) finishTransfer(at *activeTransfer, status session.TransferStatus, rc string, code int, reason string) {
 	at.t.Status, at.t.ReasonCode, at.t.SIPCode, at.t.Reason = status, rc, code, reason
 	at.t.EndedAt = time.Now().UTC()
+	if at.t.Mode == session.TransferRefer && status != session.TransferFailed {
+		// The caller has moved on, whoever hangs up first now.
+		c.endsAs(EndTransferred)
+	}
 	// Free the call first: a client that sees the outcome (in the session,
 	// on the event stream) may ask for the next transfer at once.
 	if status != session.TransferAnswered || at.t.Mode == session.TransferInvite {

@@ -449,7 +449,13 @@ func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*se
 		return nil, nil, storeErr("apply write", err)
 	}
 	if final.err == nil && final.entry != nil {
-		s.cache.put(callID, final.sessRec)
+		if final.sess.State == session.StateEnded {
+			// A write an ended session accepts (Patch.AllowEnded): reads stay
+			// with bbolt, as for every ended call.
+			s.cache.end(callID, final.sess.Version)
+		} else {
+			s.cache.put(callID, final.sessRec)
+		}
 		p.Firing.Done(final.queue)
 	}
 	return final.result()

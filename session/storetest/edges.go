@@ -142,6 +142,67 @@ func runEdges(t *testing.T, open func(t *testing.T) session.Store) {
 		}
 	})
 
+	t.Run("EndCall/TransferOutcome", func(t *testing.T) {
+		// A transfer's outcome arrives after its call ended (the caller hung
+		// up, or the call was ended over REST, while the target rang): the
+		// SIP bridge's final transfer record is still accepted, and nothing
+		// else is.
+		_, svc, _ := fresh(t, session.Options{})
+		sip := session.WriteOptions{Actor: "sip", Origin: session.OriginSIP}
+		final := sip
+		final.Event = session.EventTransferStatus
+		c, _, _ := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, sip)
+		if _, err := svc.Merge(ctx, c.ID, vars(`{"sip.transfer.id":"t1","sip.transfer.status":"pending"}`), sip); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.EndCall(ctx, c.ID, "caller-hangup", "crm"); err != nil {
+			t.Fatal(err)
+		}
+		sub := svc.Subscribe(c.ID)
+		defer sub.Close()
+		outcome := `{"sip.transfer.id":"t1","sip.transfer.status":"failed","sip.transfer.reasonCode":"call-ended","sip.transfer.sipCode":null,"sip.transfers":[{"id":"t1","status":"failed"}]}`
+		for _, tc := range []struct {
+			name string
+			body string
+			opts session.WriteOptions
+		}{
+			{"not published as transfer.status", outcome, sip},
+			{"not from the SIP bridge", outcome, session.WriteOptions{Actor: "system", Origin: session.OriginSystem, Event: session.EventTransferStatus}},
+			{"another variable with it", `{"sip.transfer.status":"failed","sip.x-note":"late"}`, final},
+			{"not final", `{"sip.transfer.status":"pending"}`, final},
+			{"firing other events", outcome, session.WriteOptions{Actor: "sip", Origin: session.OriginSIP, Event: session.EventTransferStatus, Fires: []session.EventType{session.EventSessionUpdated}}},
+		} {
+			_, err := svc.Merge(ctx, c.ID, vars(tc.body), tc.opts)
+			if session.ErrorCode(err) != session.CodeConflict {
+				t.Errorf("%s: error %v, want a conflict (the call has ended)", tc.name, err)
+			}
+		}
+		s, err := svc.Merge(ctx, c.ID, vars(outcome), final)
+		if err != nil {
+			t.Fatalf("the outcome of a transfer after the end: %v", err)
+		}
+		if s.State != session.StateEnded || s.Version != 4 || string(s.Variables["sip.transfer.status"]) != `"failed"` {
+			t.Fatalf("session after the outcome = %+v", s)
+		}
+		select {
+		case e := <-sub.Events():
+			if e.Type != session.EventTransferStatus || e.Version != 4 {
+				t.Fatalf("event %s v%d, want transfer.status v4", e.Type, e.Version)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no transfer.status event")
+		}
+		read, err := svc.Session(ctx, c.ID)
+		if err != nil || read.Version != 4 || read.State != session.StateEnded || string(read.Variables["sip.transfer.reasonCode"]) != `"call-ended"` {
+			t.Fatalf("read back: %+v, %v", read, err)
+		}
+		if call, err := svc.Call(ctx, c.ID); err != nil || call.State != session.StateEnded || call.EndReason != "caller-hangup" {
+			t.Fatalf("the call after the outcome: %+v, %v", call, err)
+		}
+		_, err = svc.Merge(ctx, c.ID, vars(`{"ivr.a":1}`), session.WriteOptions{Actor: "crm", Origin: session.OriginClient})
+		wantCode(t, err, session.CodeConflict)
+	})
+
 	t.Run("CreateCall/Race", func(t *testing.T) {
 		_, svc, _ := fresh(t, session.Options{})
 		var ok, conflict atomic.Int64
