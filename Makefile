@@ -5,11 +5,12 @@
 # make bench  — the Go, flow and HTTP benchmarks (docs/performance.md).
 # make bench-sip — the SIP bridge benchmark: sipp against callctx and a bare sipgo UAS.
 # make bench-redis — callctx on Redis beside redis-benchmark and bbolt.
+# make bench-diagram — laying out a 200-node flow diagram, beside native dot.
 # Figures and what each benchmark measures: docs/performance.md.
 
 GO ?= go
 
-.PHONY: test deps fmt-check vet lint unit bench bench-http bench-go bench-flows bench-sip bench-redis
+.PHONY: test deps fmt-check vet lint unit bench bench-http bench-go bench-flows bench-sip bench-redis bench-diagram
 
 test: deps fmt-check vet lint unit
 
@@ -57,3 +58,9 @@ bench-sip:
 
 bench-redis: deps
 	$(GO) run ./bench/redisbench -out bench-results/redis.txt
+
+# go-graphviz (Graphviz in WebAssembly, in process) against Debian's native
+# dot on the same 200-node graph.
+bench-diagram:
+	@./scripts/ensure-apt.sh graphviz dot
+	$(GO) test -run '^$$' -bench 'BenchmarkLayout200' -benchtime 20x ./diagram/

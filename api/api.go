@@ -97,6 +97,7 @@ type Handler struct {
 	closing   chan struct{} // closed by Close: event streams end
 
 	transferer session.Transferer // nil without the SIP bridge
+	draw       drawer             // flow diagrams
 }
 
 // Route is one method and path the handler serves, in OpenAPI's syntax.
@@ -243,6 +244,8 @@ func (h *Handler) routeTable() []route {
 		{method: "POST", path: "/v1/triggers/{name}/evaluate", handle: h.evaluateTrigger},
 		{method: "GET", path: "/v1/flows", handle: h.listFlows},
 		{method: "GET", path: "/v1/flows/{name}", handle: h.getFlow},
+		{method: "GET", path: "/v1/flows/{name}/graph", handle: h.getFlowGraph},
+		{method: "GET", path: "/v1/flows/{name}/versions", handle: h.getFlowVersions},
 		{method: "GET", path: "/v1/sessions/{callId}", handle: h.getSession},
 		{method: "POST", path: "/v1/sessions/{callId}", handle: h.writeSession},
 		{method: "PATCH", path: "/v1/sessions/{callId}", handle: h.writeSession},

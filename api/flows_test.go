@@ -35,7 +35,14 @@ flows:
 // newFlowServer starts the API with a flow engine over a real store.
 func newFlowServer(t *testing.T) *testServer {
 	t.Helper()
-	d, err := flow.ParseFS(fstest.MapFS{"flows.yaml": {Data: []byte(flowsYAML)}})
+	s, _ := newFlowServerEngine(t)
+	return s
+}
+
+// compileFlows compiles one flows file.
+func compileFlows(t *testing.T, yaml string) *flow.Snapshot {
+	t.Helper()
+	d, err := flow.ParseFS(fstest.MapFS{"flows.yaml": {Data: []byte(yaml)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +50,13 @@ func newFlowServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return snap
+}
+
+// newFlowServerEngine is newFlowServer, returning the engine too.
+func newFlowServerEngine(t *testing.T) (*testServer, *flow.Engine) {
+	t.Helper()
+	snap := compileFlows(t, flowsYAML)
 	st := openStore(t)
 	svc := session.NewService(st, session.Options{})
 	engine := flow.NewEngine(flow.Config{Service: svc, Store: st, Snapshot: snap})
@@ -51,7 +65,7 @@ func newFlowServer(t *testing.T) *testServer {
 	}
 	t.Cleanup(engine.Close)
 	_, s := serve(t, api.Config{Service: svc, Flows: engine})
-	return s
+	return s, engine
 }
 
 func TestTriggers(t *testing.T) {

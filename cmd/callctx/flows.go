@@ -39,6 +39,7 @@ func runCheck(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	configPath := fs.String("config", "", "YAML configuration file whose flows.dir to check")
+	svgDir := fs.String("svg", "", "write the diagram of each flow to DIR/<flow>.svg when the check passes")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("check: %w", err)
 	}
@@ -68,6 +69,9 @@ func runCheck(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: ok: %s, %s, %s; %s\n", dir, plural(snap.Triggers.Len(), "trigger"),
 		plural(len(snap.Automations()), "automation"), plural(len(snap.Flows()), "flow"), plural(len(warns), "warning"))
+	if *svgDir != "" {
+		return writeDiagrams(snap, *svgDir, stdout)
+	}
 	return nil
 }
 

@@ -19,6 +19,8 @@ import (
 
 	main "github.com/callctx/callctx/cmd/callctx"
 	"github.com/callctx/callctx/internal/testenv"
+	"github.com/callctx/callctx/flow"
+	"github.com/callctx/callctx/internal/svgtest"
 )
 
 const (
@@ -390,6 +392,42 @@ func TestCheckAndSimulateCommands(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCheck_SVG writes the diagrams of the example's flows offline: one
+// SVG per flow, with an element per node and edge of the flow's graph.
+func TestCheck_SVG(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "diagrams")
+	var stdout bytes.Buffer
+	if err := main.Run([]string{"check", "--svg", dir, "../../examples/order-status/flows"}, &stdout, io.Discard); err != nil {
+		t.Fatalf("check --svg: %v\n%s", err, stdout.String())
+	}
+	path := filepath.Join(dir, "order-status.svg")
+	if !strings.Contains(stdout.String(), "wrote "+path+" (12 nodes)") {
+		t.Errorf("output does not say what it wrote:\n%s", stdout.String())
+	}
+	svg, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, _, err := flow.Load("../../examples/order-status/flows", flow.CompileOptions{AllowMissingSecrets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := snap.Flow("order-status")
+	byID := svgtest.CheckFlow(t, f.Graph(), svg)
+	if got := byID["node-to-agent"].Text(); got != "to-agent transfer (refer) to sip:premium-queue@pbx.example.com" {
+		t.Errorf("the transfer node shows %q", got)
+	}
+
+	// A directory with errors draws nothing.
+	bad := filepath.Join(t.TempDir(), "none")
+	if err := main.Run([]string{"check", "--svg", bad, "../../flow/testdata/errors/compile"}, io.Discard, io.Discard); err == nil {
+		t.Fatal("check of a broken directory passed")
+	}
+	if _, err := os.Stat(bad); !os.IsNotExist(err) {
+		t.Errorf("check of a broken directory made %s: %v", bad, err)
 	}
 }
 

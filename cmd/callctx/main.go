@@ -1,7 +1,7 @@
 // Command callctx runs the callctx service and its tools.
 //
 //	callctx serve [--http ADDR] [--sip ADDR] [--data DIR] [--flows DIR] [--config FILE]
-//	callctx check [--config FILE] [DIR]
+//	callctx check [--config FILE] [--svg DIR] [DIR]
 //	callctx simulate --flow NAME [--dir DIR] [--config FILE] [--set NAME=VALUE]... [--input TEXT]... [--at TIME] [--json]
 //	callctx version
 package main
@@ -47,7 +47,7 @@ const usage = `callctx keeps the context of live phone calls.
 
 Usage:
   callctx serve [--http ADDR] [--sip ADDR] [--data DIR] [--flows DIR] [--config FILE]
-  callctx check [--config FILE] [DIR]
+  callctx check [--config FILE] [--svg DIR] [DIR]
   callctx simulate --flow NAME [--dir DIR] [--config FILE] [--set NAME=VALUE]... [--input TEXT]... [--at TIME] [--json]
   callctx version
 
@@ -56,7 +56,8 @@ serve runs the service: HTTP on 127.0.0.1:8080 and the SIP bridge on
 directory (live calls keep the flow version they started with).
 check validates a flows directory: DIR, else the one serve would load
 (--config FILE, CALLCTX_CONFIG, CALLCTX_FLOWS, else ./flows); file:line
-errors and a non-zero exit; warnings for unreachable nodes.
+errors and a non-zero exit; warnings for unreachable nodes; --svg DIR writes
+each flow's diagram to DIR/<flow>.svg.
 simulate prints the path a call would take through a flow, offline: --set
 seeds the session (a JSON value, or else text), --input answers input nodes
 in order.
