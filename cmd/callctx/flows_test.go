@@ -18,9 +18,9 @@ import (
 	"time"
 
 	main "github.com/callctx/callctx/cmd/callctx"
-	"github.com/callctx/callctx/internal/testenv"
 	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/internal/svgtest"
+	"github.com/callctx/callctx/internal/testenv"
 )
 
 const (
