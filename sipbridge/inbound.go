@@ -216,9 +216,18 @@ func (b *Bridge) answer(req *sip.Request, tx sip.ServerTransaction, call *sessio
 // hung up or transferred away; then (when the caller has acknowledged) it runs drive, if
 // any, in the background. It returns when the call has ended, after recording its end.
 func (b *Bridge) park(c *inCall, log logger, drive func()) {
+	sdp, err := b.parkSDP(c.dlg.InviteRequest, nil)
+	if err != nil {
+		log.Warn("sip SDP offer refused", "error", err)
+		c.setReason(EndError)
+		if err := c.dlg.Respond(488, "Not Acceptable Here", nil, sdpWarning(b.host, err)); err != nil {
+			log.Warn("sip respond failed", "code", 488, "error", err)
+		}
+		b.endCall(c.id, c.reason(), log)
+		return
+	}
 	c.mu.Lock()
-	c.sdp = sipcodec.ParkSDP(c.dlg.InviteRequest.Body(), b.host, rand.Int64N(1<<40))
-	sdp := c.sdp
+	c.sdp = sdp
 	c.mu.Unlock()
 	res := sip.NewSDPResponseFromRequest(c.dlg.InviteRequest, sdp)
 	res.AppendHeader(sip.NewHeader("Allow", allowed))
@@ -247,6 +256,36 @@ func (b *Bridge) park(c *inCall, log logger, drive func()) {
 	c.wait()
 	c.awaitTransfer()
 	b.endCall(c.id, c.reason(), log)
+}
+
+// parkSDP returns the SDP of a parked call's 200 to req: the answer to req's offer (see
+// sipcodec.AnswerSDP) or, when req has none, callctx's offer. prev is what callctx gave
+// before in the dialog (nil for the INVITE), which a re-INVITE without an offer gets again.
+// An offer that is not SDP is an error, to be answered 488.
+func (b *Bridge) parkSDP(req *sip.Request, prev []byte) ([]byte, error) {
+	ct := ""
+	if h := req.ContentType(); h != nil {
+		ct = h.Value()
+	}
+	offer := sipcodec.SessionDescription(ct, req.Body())
+	switch {
+	case offer != nil:
+		return sipcodec.AnswerSDP(offer, prev, b.host, rand.Int64N(1<<40))
+	case prev != nil:
+		return prev, nil
+	}
+	return sipcodec.OfferSDP(b.host, rand.Int64N(1<<40)), nil
+}
+
+// sdpWarning is the Warning header (RFC 3261 §20.43) of a 488 that refuses an SDP offer.
+func sdpWarning(host string, err error) sip.Header {
+	text := strings.Map(func(r rune) rune {
+		if r < ' ' || r == '"' || r == '\\' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, err.Error())
+	return sip.NewHeader("Warning", `399 `+host+` "`+text+`"`)
 }
 
 // awaitTransfer lets the transfers of an ended call record their outcome before its end is

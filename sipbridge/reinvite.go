@@ -14,7 +14,8 @@ const reinviteTimeout = 10 * time.Second
 
 // onReinvite handles a re-INVITE in the dialog of a call callctx holds.
 //
-// A parked call is answered with the same inactive SDP (a session refresh or a hold). On a
+// A parked call's re-INVITE is answered per its offer in the same session (see
+// sipcodec.AnswerSDP): a hold or a session refresh keeps the answer as it was. On a
 // bridged call callctx answers a session refresh itself (RFC 4028: a re-INVITE whose SDP
 // keeps the origin line, so its media did not change, or one without SDP) with the other
 // side's SDP as it stands; a change of media (hold, resume, a new codec) is relayed to the
@@ -39,12 +40,15 @@ func (b *Bridge) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	var sdp []byte
+	var sdpErr error
 	relay, busy := false, false
 	c.mu.Lock()
 	peer := c.peer
 	switch {
-	case peer == nil && leg == nil: // parked
-		sdp = c.sdp
+	case peer == nil && leg == nil: // parked: answer the new offer in the same session
+		if sdp, sdpErr = b.parkSDP(req, c.sdp); sdpErr == nil {
+			c.sdp = sdp
+		}
 	case peer == nil || leg != nil && peer != leg: // a leg no longer bridged: nothing to offer
 	default:
 		// This side's current SDP origin, and the SDP callctx gave it (the other side's).
@@ -63,6 +67,9 @@ func (b *Bridge) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	c.mu.Unlock()
 	switch {
+	case sdpErr != nil:
+		b.log.Warn("sip SDP offer refused", "call_id", c.id, "error", sdpErr)
+		b.respond(req, tx, 488, "Not Acceptable Here", sdpWarning(b.host, sdpErr))
 	case relay:
 		b.relayReinvite(c, peer, leg == nil, req, tx)
 	case busy:

@@ -1,6 +1,6 @@
 // Package sipcodec holds the pure codecs of the SIP bridge: header names and values, the
 // User-to-User (UUI) codec, URI headers, the mapping of inbound headers to session variables,
-// and the small SDP bodies the bridge answers with. They are functions over strings: they
+// and the SDP of a parked call: an RFC 3264 answer to the caller's offer. They are functions over strings: they
 // never log, never touch the network or sipgo, and return errors that say what was wrong.
 // Every parser of outside input here has a table test and a fuzz test.
 //
