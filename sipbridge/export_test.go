@@ -3,6 +3,8 @@ package sipbridge
 import (
 	"encoding/json"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
@@ -29,3 +31,6 @@ func ContextHeadersForTest(vars map[string]json.RawMessage, c session.TransferCo
 
 // ReasonCodeForTest is reasonCode.
 func ReasonCodeForTest(code int) string { return reasonCode(code) }
+
+// ReusableForTest is reusable.
+func ReusableForTest(req *sip.Request) bool { return reusable(req) }

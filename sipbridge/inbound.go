@@ -327,7 +327,7 @@ type logger interface {
 }
 
 func (b *Bridge) newInCall(req *sip.Request, tx sip.ServerTransaction, call *session.Call) (*inCall, error) {
-	dlg, err := b.duaFor(req).ReadInvite(req, tx)
+	dlg, err := b.dialogUA(req).ReadInvite(req, tx)
 	if err != nil {
 		return nil, err
 	}

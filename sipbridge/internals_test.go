@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/sipbridge"
 	"github.com/callctx/callctx/sipbridge/sipcodec"
@@ -170,4 +172,35 @@ func TestContextHeaders(t *testing.T) {
 			t.Errorf("the same value in hex UUI: %v, want it carried", err)
 		}
 	})
+}
+
+func TestReusable(t *testing.T) {
+	invite := func(transport, via, rr string) *sip.Request {
+		raw := "INVITE sip:callctx@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/" + transport + " " + via + ";branch=z9hG4bK-1\r\n"
+		if rr != "" {
+			raw += "Record-Route: " + rr + "\r\n"
+		}
+		raw += "From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:callctx@127.0.0.1>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContact: <sip:a@10.0.0.5>\r\nContent-Length: 0\r\n\r\n"
+		msg, err := sip.ParseMessage([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return msg.(*sip.Request)
+	}
+	for _, tc := range []struct {
+		name, transport, via, rr string
+		want                     bool
+	}{
+		{"no route set", "TCP", "10.0.0.5:5060", "", true},
+		{"route set from the sender", "TCP", "192.0.2.7:5060", "<sip:192.0.2.7;transport=tcp;lr>", true},
+		{"default ports", "TLS", "sbc.example.com", "<sip:SBC.example.com:5061;transport=tls;lr>", true},
+		{"IPv6", "TCP", "[2001:db8::1]:5060", "<sip:[2001:db8::1]:5060;lr>", true},
+		{"route set to another hop", "TCP", "192.0.2.7:5060", "<sip:192.0.2.8:5060;lr>", false},
+		{"another port", "TCP", "192.0.2.7:5080", "<sip:192.0.2.7;lr>", false},
+		{"TLS default port is 5061", "TLS", "192.0.2.7:5060", "<sip:192.0.2.7;transport=tls;lr>", false},
+	} {
+		if got := sipbridge.ReusableForTest(invite(tc.transport, tc.via, tc.rr)); got != tc.want {
+			t.Errorf("%s: reusable=%v, want %v", tc.name, got, tc.want)
+		}
+	}
 }
