@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/session"
 	"github.com/gin-gonic/gin"
 )
@@ -18,6 +19,7 @@ type callJSON struct {
 	To        string     `json:"to"`
 	Direction string     `json:"direction"`
 	Flow      *string    `json:"flow"`
+	Route     *string    `json:"route"`
 	StartedAt time.Time  `json:"startedAt"`
 	EndedAt   *time.Time `json:"endedAt"`
 	EndReason *string    `json:"endReason"`
@@ -28,7 +30,7 @@ type callJSON struct {
 func toCallJSON(c *session.Call) callJSON {
 	out := callJSON{
 		ID: c.ID, State: string(c.State), From: c.From, To: c.To, Direction: string(c.Direction),
-		Flow: optString(c.Flow), StartedAt: c.StartedAt, EndReason: optString(c.EndReason),
+		Flow: optString(c.Flow), Route: optString(c.Route), StartedAt: c.StartedAt, EndReason: optString(c.EndReason),
 		ParentID: optString(c.ParentID), SIPCallID: optString(c.SIPCallID),
 	}
 	if !c.EndedAt.IsZero() {
@@ -61,19 +63,24 @@ func (h *Handler) createCall(c *gin.Context) {
 		writeProblem(c, http.StatusBadRequest, typeMalformed, "the body could not be decoded: "+jsonErrorText(err), nil)
 		return
 	}
-	if !h.checkFlow(c, req.Flow) {
-		return
-	}
-	call, _, err := h.svc.CreateCall(c.Request.Context(), session.NewCall{
+	nc := session.NewCall{
 		ID: req.ID, From: req.From, To: req.To, Direction: session.Direction(req.Direction),
 		Flow: req.Flow, Variables: req.Variables,
-	}, session.WriteOptions{Actor: c.GetString(ctxActor), Origin: session.OriginClient})
+	}
+	wo := session.WriteOptions{Actor: c.GetString(ctxActor), Origin: session.OriginClient}
+	var call *session.Call
+	var err error
+	if h.flows != nil {
+		// The one way a call starts: its flow checked or routed, then started.
+		call, _, err = h.flows.CreateCall(c.Request.Context(), nc, flow.CallOptions{WriteOptions: wo})
+	} else {
+		call, _, err = h.svc.CreateCall(c.Request.Context(), nc, wo) // no flows to check or start
+	}
 	if err != nil {
 		h.failAt(c, err, "/variables")
 		return
 	}
 	c.Set(ctxCallID, call.ID)
-	h.startFlow(c, call)
 	c.Header("Location", "/v1/calls/"+call.ID)
 	c.JSON(http.StatusCreated, toCallJSON(call))
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/callctx/callctx/flow"
-	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/triggers"
 	"github.com/gin-gonic/gin"
 )
@@ -146,30 +145,6 @@ func (h *Handler) getFlow(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, toFlowJSON(f, snap.Version, true))
-}
-
-// checkFlow refuses, before a call is created, a flow that is not loaded.
-func (h *Handler) checkFlow(c *gin.Context, name string) bool {
-	if name == "" || h.flows == nil {
-		return true
-	}
-	if _, ok := h.flows.Snapshot().Flow(name); !ok {
-		writeProblem(c, http.StatusUnprocessableEntity, typeValidation, "there is no flow "+name,
-			[]problemError{{Pointer: "/flow", Detail: "no flow of that name is loaded; GET /v1/flows lists them"}})
-		return false
-	}
-	return true
-}
-
-// startFlow starts the flow of a new call. A failure is logged, not
-// answered: the call exists, and its first flow/next starts the flow.
-func (h *Handler) startFlow(c *gin.Context, call *session.Call) {
-	if h.flows == nil || call.Flow == "" {
-		return
-	}
-	if err := h.flows.StartCall(c.Request.Context(), call); err != nil {
-		h.log.Error("start flow", "call_id", call.ID, "flow", call.Flow, "error", err)
-	}
 }
 
 // outcomeRequest is the body of POST /v1/calls/{id}/flow/next.

@@ -35,7 +35,14 @@ flows:
 // newFlowServer starts the API with a flow engine over a real store.
 func newFlowServer(t *testing.T) *testServer {
 	t.Helper()
-	s, _ := newFlowServerEngine(t)
+	s, _ := newFlowServerEngine(t, flowsYAML)
+	return s
+}
+
+// newFlowServerWith starts the API with the flows of one file.
+func newFlowServerWith(t *testing.T, yaml string) *testServer {
+	t.Helper()
+	s, _ := newFlowServerEngine(t, yaml)
 	return s
 }
 
@@ -53,10 +60,10 @@ func compileFlows(t *testing.T, yaml string) *flow.Snapshot {
 	return snap
 }
 
-// newFlowServerEngine is newFlowServer, returning the engine too.
-func newFlowServerEngine(t *testing.T) (*testServer, *flow.Engine) {
+// newFlowServerEngine is newFlowServerWith, returning the engine too.
+func newFlowServerEngine(t *testing.T, yaml string) (*testServer, *flow.Engine) {
 	t.Helper()
-	snap := compileFlows(t, flowsYAML)
+	snap := compileFlows(t, yaml)
 	st := openStore(t)
 	svc := session.NewService(st, session.Options{})
 	engine := flow.NewEngine(flow.Config{Service: svc, Store: st, Snapshot: snap})

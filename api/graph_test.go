@@ -25,7 +25,7 @@ func graphOf(t *testing.T, res *response) (*flow.Graph, map[string]any) {
 }
 
 func TestFlowGraph(t *testing.T) {
-	s, engine := newFlowServerEngine(t)
+	s, engine := newFlowServerEngine(t, flowsYAML)
 
 	t.Run("JSON", func(t *testing.T) {
 		g, raw := graphOf(t, s.do("GET", "/v1/flows/hotline/graph", nil))

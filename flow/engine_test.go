@@ -77,12 +77,9 @@ func (w *world) close(t *testing.T) {
 
 func (w *world) call(t *testing.T, flowName, from string) string {
 	t.Helper()
-	c, _, err := w.svc.CreateCall(context.Background(), session.NewCall{From: from, To: "+4940555000", Flow: flowName},
-		session.WriteOptions{Actor: "test", Origin: session.OriginClient})
+	c, _, err := w.engine.CreateCall(context.Background(), session.NewCall{From: from, To: "+4940555000", Flow: flowName},
+		flow.CallOptions{WriteOptions: session.WriteOptions{Actor: "test", Origin: session.OriginClient}})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.engine.StartCall(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
 	return c.ID

@@ -34,6 +34,7 @@ type Call struct {
 	To        string    `json:"to"`
 	Direction Direction `json:"direction"`
 	Flow      string    `json:"flow,omitempty"`
+	Route     string    `json:"route,omitempty"` // the routing table's entry that gave Flow
 	StartedAt time.Time `json:"startedAt"`
 	EndedAt   time.Time `json:"endedAt,omitzero"`
 	EndReason string    `json:"endReason,omitempty"`
@@ -49,6 +50,7 @@ type NewCall struct {
 	To        string
 	Direction Direction // DirectionInbound when empty
 	Flow      string
+	Route     string // the routing table's entry that picked Flow, if one did
 	SIPCallID string
 	ParentID  string
 	Variables map[string]json.RawMessage // seeds the session, under the same rules as a write

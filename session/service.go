@@ -129,7 +129,7 @@ func (s *Service) CreateCall(ctx context.Context, nc NewCall, opts WriteOptions)
 	now := s.now().UTC()
 	c := &Call{
 		ID: nc.ID, State: StateActive, From: nc.From, To: nc.To, Direction: nc.Direction,
-		Flow: nc.Flow, StartedAt: now, SIPCallID: nc.SIPCallID, ParentID: nc.ParentID,
+		Flow: nc.Flow, Route: nc.Route, StartedAt: now, SIPCallID: nc.SIPCallID, ParentID: nc.ParentID,
 	}
 	if nc.EndReason != "" {
 		c.State, c.EndedAt, c.EndReason = StateEnded, now, nc.EndReason
@@ -163,7 +163,7 @@ func (s *Service) CreateCall(ctx context.Context, nc NewCall, opts WriteOptions)
 // MaxCallVariables is how many call.* variables callctx writes into a session
 // at most (callVariables for a call created ended): what a writer that fills a
 // new session to its limits must leave room for.
-const MaxCallVariables = 11
+const MaxCallVariables = 12
 
 // callVariables returns the call.* variables that describe c.
 func callVariables(c *Call) map[string]json.RawMessage {
@@ -177,6 +177,9 @@ func callVariables(c *Call) map[string]json.RawMessage {
 	}
 	if c.Flow != "" {
 		vars["call.flow"] = jsonString(c.Flow)
+	}
+	if c.Route != "" {
+		vars["call.route"] = jsonString(c.Route)
 	}
 	if c.SIPCallID != "" {
 		vars["call.sipCallId"] = jsonString(c.SIPCallID)

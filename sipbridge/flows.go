@@ -34,29 +34,9 @@ const flowTimeout = flow.MaxWait + 5*time.Second
 //
 // A failed transfer goes back to the flow, whose on_failure branch may try another target.
 
-// flowName is the flow an inbound call gets, "" when flows are off or the configured flow
-// is not loaded.
-func (b *Bridge) flowName() string {
-	if b.cfg.Flow == "" || b.cfg.Flows == nil {
-		return ""
-	}
-	if _, ok := b.cfg.Flows.Snapshot().Flow(b.cfg.Flow); !ok {
-		b.log.Warn("sip flow not loaded; the call gets the configured mode", "flow", b.cfg.Flow)
-		return ""
-	}
-	return b.cfg.Flow
-}
-
 // flowInvite handles a new inbound call that has a flow: the flow's first actions decide
 // what happens to the INVITE.
 func (b *Bridge) flowInvite(req *sip.Request, tx sip.ServerTransaction, call *session.Call, sess *session.Session, log logger) {
-	engine := b.cfg.Flows
-	ctx, cancel := context.WithTimeout(b.ctx, flowTimeout)
-	err := engine.StartCall(ctx, call)
-	cancel()
-	if err != nil {
-		log.Error("sip start flow", "flow", call.Flow, "error", err)
-	}
 	c, err := b.newInCall(req, tx, call)
 	if err != nil {
 		b.failDialog(req, tx, call, err, log)

@@ -108,6 +108,22 @@ func (e *testEnv) activeCall(tb testing.TB) *session.Call {
 	return call
 }
 
+// lastCall returns the call created last (IDs are UUIDv7, in time order), once it has ended.
+func (e *testEnv) lastCall(tb testing.TB) *session.Call {
+	tb.Helper()
+	page, err := e.svc.ListCalls(context.Background(), session.ListOptions{State: session.FilterAll})
+	if err != nil || len(page.Items) == 0 {
+		tb.Fatalf("calls %v %v, want some", page, err)
+	}
+	last := page.Items[0]
+	for _, c := range page.Items {
+		if c.ID > last.ID {
+			last = c
+		}
+	}
+	return e.endedCall(tb, last.ID)
+}
+
 // endedCall waits until call id has ended and returns it.
 func (e *testEnv) endedCall(tb testing.TB, id string) *session.Call {
 	tb.Helper()

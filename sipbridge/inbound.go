@@ -6,7 +6,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/netip"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
 
+	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
@@ -141,14 +141,12 @@ func (b *Bridge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// registered is not missed (see followEnds).
 	b.expect(nc.ID)
 	defer b.unexpect(nc.ID)
-	nc.Flow = b.flowName()
-	if b.cfg.Mode == ModeRedirect && nc.Flow == "" {
-		// callctx leaves the call with the 302: the call is recorded ended, in one write.
-		nc.EndReason = EndRedirected
+	call, sess, err := b.createCall(nc)
+	if session.ErrorCode(err) == session.CodeNotFound {
+		log.Warn("sip call to a number nobody serves refused", "to", nc.To, "error", err)
+		b.respond(req, tx, 404, "Not Found")
+		return
 	}
-	ctx, cancel := context.WithTimeout(b.ctx, storeTimeout)
-	call, sess, err := b.svc.CreateCall(ctx, nc, session.WriteOptions{Actor: Actor, Origin: session.OriginSIP})
-	cancel()
 	if err != nil {
 		code, reason := sipStatus(err)
 		log.Error("sip create call failed", "error", err)
@@ -168,36 +166,41 @@ func (b *Bridge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
-// fitVariables turns mapped header values into JSON strings, leaving out (and logging) the
-// ones the session limits would refuse, so that oversized context never fails a call.
-func (b *Bridge) fitVariables(in map[string]string, log interface{ Warn(string, ...any) }) map[string]json.RawMessage {
-	lim := b.svc.Limits()
-	names := make([]string, 0, len(in))
-	for n := range in {
-		names = append(names, n)
+// createCall creates an inbound call: through the flow engine, which routes it by the number
+// dialled (the routing table, else sip.flow) and starts its flow, when there is one; a call
+// that gets no flow takes the configured mode. A number the routing table does not serve is
+// refused with CodeNotFound (404).
+func (b *Bridge) createCall(nc session.NewCall) (*session.Call, *session.Session, error) {
+	ctx, cancel := context.WithTimeout(b.ctx, flowTimeout)
+	defer cancel()
+	o := flow.CallOptions{
+		WriteOptions:   session.WriteOptions{Actor: Actor, Origin: session.OriginSIP},
+		Fallback:       b.cfg.Flow,
+		RefuseUnrouted: true,
 	}
-	sort.Strings(names)
-	// Leave room for call.*: its variables, and well under 2 KiB for them.
-	budgetVars, budgetBytes := lim.MaxVariables-session.MaxCallVariables, lim.MaxSessionBytes-2048
-	out := make(map[string]json.RawMessage, len(in))
-	for _, n := range names {
-		v, _ := json.Marshal(in[n])
-		switch {
-		case len(n) > lim.MaxNameLength:
-			log.Warn("sip header not mapped", "variable", n, "reason", "name too long")
-			continue
-		case len(v) > lim.MaxValueBytes:
-			log.Warn("sip header not mapped", "variable", n, "reason", "value over the session's value limit", "bytes", len(v))
-			continue
-		case budgetVars <= 0 || budgetBytes < len(n)+len(v):
-			log.Warn("sip header not mapped", "variable", n, "reason", "session limits reached")
-			continue
-		}
-		budgetVars--
-		budgetBytes -= len(n) + len(v)
-		out[n] = v
+	if b.cfg.Mode == ModeRedirect {
+		// callctx leaves the call with the 302: the call is recorded ended, in one write.
+		o.EndUnrouted = EndRedirected
 	}
-	return out
+	if b.cfg.Flows == nil {
+		nc.EndReason = o.EndUnrouted
+		return b.svc.CreateCall(ctx, nc, o.WriteOptions)
+	}
+	return b.cfg.Flows.CreateCall(ctx, nc, o)
+}
+
+// fitVariables turns mapped header values into JSON strings and leaves out (and logs) what
+// the session's limits and rules would refuse, so that oversized context never fails a call.
+func (b *Bridge) fitVariables(in map[string]string, log logger) map[string]json.RawMessage {
+	raw := make(map[string]json.RawMessage, len(in))
+	for n, v := range in {
+		raw[n], _ = json.Marshal(v)
+	}
+	fit, left := b.svc.Limits().Fit(raw, session.OriginSIP)
+	for _, f := range left {
+		log.Warn("sip header not mapped", "variable", f.Name, "reason", f.Message)
+	}
+	return fit
 }
 
 // answer answers the call with inactive media and parks it until it is hung up or
