@@ -89,6 +89,10 @@ type Config struct {
 	// takes effect with Flows, the engine that runs flows, and while that flow is loaded.
 	Flow  string
 	Flows *flow.Engine
+	// KeepUnrouted gives a call to a number the routing table does not serve (when it has no
+	// default and Flow is empty) Mode instead of refusing it with 404 Not Found: for a
+	// deployment moving its numbers to the table one by one.
+	KeepUnrouted bool
 	// Allow lists the networks that may start calls (an INVITE outside a dialog): the
 	// IVRs and SBCs in front of callctx. An INVITE from anywhere else gets 403 and creates
 	// nothing. Empty allows every source.

@@ -169,14 +169,14 @@ func (b *Bridge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 // createCall creates an inbound call: through the flow engine, which routes it by the number
 // dialled (the routing table, else sip.flow) and starts its flow, when there is one; a call
 // that gets no flow takes the configured mode. A number the routing table does not serve is
-// refused with CodeNotFound (404).
+// refused with CodeNotFound (404), unless KeepUnrouted.
 func (b *Bridge) createCall(nc session.NewCall) (*session.Call, *session.Session, error) {
 	ctx, cancel := context.WithTimeout(b.ctx, flowTimeout)
 	defer cancel()
 	o := flow.CallOptions{
 		WriteOptions:   session.WriteOptions{Actor: Actor, Origin: session.OriginSIP},
 		Fallback:       b.cfg.Flow,
-		RefuseUnrouted: true,
+		RefuseUnrouted: !b.cfg.KeepUnrouted,
 	}
 	if b.cfg.Mode == ModeRedirect {
 		// callctx leaves the call with the 302: the call is recorded ended, in one write.

@@ -203,6 +203,10 @@ type SIPConfig struct {
 	Flow            string            `yaml:"flow"`      // the flow of inbound calls; it decides instead of mode
 	MaxCalls        int               `yaml:"max_calls"` // inbound calls at once; more get 503
 	Allow           []string          `yaml:"allow"`     // networks (CIDR) or addresses that may start calls; all when empty
+	// Unrouted is what happens to a call to a number the routing table of the flows
+	// directory does not serve (and there is no default nor sip.flow): refuse (404, the
+	// default) or mode (it gets sip.mode, as without a table).
+	Unrouted string `yaml:"unrouted"`
 }
 
 // Duration is a time.Duration written like "24h" or "500us" in YAML.
@@ -503,6 +507,13 @@ func (c *Config) SIPBridgeConfig() (sipbridge.Config, error) {
 		Target: s.Target, SBC: s.SBC, Map: s.Map, TransferTimeout: time.Duration(s.TransferTimeout),
 		Carry: session.TransferContext{Variables: s.Carry.Variables, As: s.Carry.As, UUIEncoding: s.Carry.UUIEncoding, Names: s.Carry.Names},
 		Flow:  s.Flow, MaxCalls: s.MaxCalls,
+	}
+	switch s.Unrouted {
+	case "", "refuse":
+	case "mode":
+		out.KeepUnrouted = true
+	default:
+		return out, fmt.Errorf("sip.unrouted %q: use refuse (404 for numbers the routing table does not serve) or mode", s.Unrouted)
 	}
 	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
 		return out, fmt.Errorf("sip.listen %q is not host:port (\"\" turns the SIP bridge off)", s.Listen)

@@ -82,6 +82,7 @@ func TestLoadConfig_Errors(t *testing.T) {
 		{"negative limit", "limits:\n  max_variables: -1\n", nil, "negative"},
 		{"bad log level", "log:\n  level: loud\n", nil, "log.level"},
 		{"bad listen", "http:\n  listen: nowhere\n", nil, "not host:port"},
+		{"bad sip.unrouted", "sip:\n  unrouted: drop\n", nil, `sip.unrouted "drop": use refuse`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args

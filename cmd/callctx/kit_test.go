@@ -68,6 +68,7 @@ func startKitServer(t *testing.T) *kitServer {
 	cfg.Data.Dir = t.TempDir()
 	cfg.Flows.Dir = filepath.Join(kittest.Root(t), "postman", "flows")
 	cfg.SIP.Listen = "127.0.0.1:0"
+	cfg.SIP.Unrouted = "mode" // the Transfer folder's caller dials a number the table does not route
 	cfg.Auth.Tokens = []main.TokenConfig{
 		{Name: "postman", Token: s.Token, Scopes: []string{"admin"}, OAuth: &main.TokenOAuthConfig{Username: s.OAuthUser, Password: s.OAuthPassword}},
 		{Name: "postman-readonly", Token: s.ReadToken, Scopes: []string{"sessions:read"}},
