@@ -95,7 +95,11 @@ func ParseFS(fsys fs.FS) (*Dir, error) {
 func parse(fsys fs.FS, display func(string) string) (*Dir, error) {
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
-		return nil, fmt.Errorf("read flows dir: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // "open .": the directory is named here
+		}
+		return nil, &fs.PathError{Op: "read flows directory", Path: display("."), Err: err}
 	}
 	d := &Dir{idx: map[string]int{}, fsys: fsys, display: display}
 	var errs yamldoc.Errors

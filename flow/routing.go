@@ -50,10 +50,10 @@ func (s *Snapshot) Routing() *Routing { return s.routing }
 
 // Routed is where the routing table sends a call.
 type Routed struct {
-	Flow   string
-	Route  string // the route's name, DefaultRoute for the default
-	Number string // the dialled number, normalised
-	Index  int    // the route's index; -1 for the default
+	Flow   string `json:"flow"`
+	Route  string `json:"route"`  // the route's name, DefaultRoute for the default
+	Number string `json:"number"` // the dialled number, normalised
+	Index  int    `json:"index"`  // the route's index; -1 for the default
 }
 
 // NormalizeNumber returns the E.164 form (+4930123456) of a dialled number:

@@ -13,7 +13,10 @@ import (
 
 // SimulateOptions describe an offline run of a flow.
 type SimulateOptions struct {
+	// Flow is the flow to run; when empty, the routing table picks it for
+	// a call to To, as it would for a new inbound call.
 	Flow string
+	To   string
 	// Vars is the session the call starts with (call.* included if the
 	// flow reads them).
 	Vars triggers.Map
@@ -28,22 +31,23 @@ type SimulateOptions struct {
 
 // Simulation is what an offline run did.
 type Simulation struct {
-	Run      *Run
-	Requests []SimulatedRequest // the automation requests it would have sent
-	Vars     triggers.Map       // the session at the end
-	Stopped  string             // why it stopped before the flow ended, if it did
+	Route    *Routed            `json:"route,omitempty"` // how the routing table picked the flow, if it did
+	Run      *Run               `json:"run"`
+	Requests []SimulatedRequest `json:"requests"`          // the automation requests it would have sent
+	Vars     triggers.Map       `json:"vars"`              // the session at the end
+	Stopped  string             `json:"stopped,omitempty"` // why it stopped before the flow ended, if it did
 }
 
 // SimulatedRequest is an automation request a simulation would have sent.
 type SimulatedRequest struct {
-	ID         string
-	Node       string
-	Automation string
-	Method     string
-	URL        string
-	Headers    map[string]string
-	Body       json.RawMessage
-	Error      string // why it would not be sent
+	ID         string            `json:"id"`
+	Node       string            `json:"node"`
+	Automation string            `json:"automation"`
+	Method     string            `json:"method"`
+	URL        string            `json:"url"`
+	Headers    map[string]string `json:"headers"`
+	Body       json.RawMessage   `json:"body"`
+	Error      string            `json:"error,omitempty"` // why it would not be sent
 }
 
 // Simulate runs a flow offline, against an in-memory session, and reports
@@ -52,25 +56,42 @@ type SimulatedRequest struct {
 // fire at once times out. Every play, say and transfer action is done;
 // input actions take Inputs in order.
 func Simulate(snap *Snapshot, opts SimulateOptions) (*Simulation, error) {
-	flow, ok := snap.Flow(opts.Flow)
-	if !ok {
-		return nil, fmt.Errorf("there is no flow %s", opts.Flow)
-	}
 	now := opts.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
+	vars := maps.Clone(opts.Vars)
+	if vars == nil {
+		vars = triggers.Map{}
+	}
+	var route *Routed
+	if opts.To != "" {
+		vars["call.to"] = opts.To
+	}
+	if opts.Flow == "" {
+		if snap.Routing() == nil {
+			return nil, fmt.Errorf("name a flow: the flows directory has no routing table to pick one for %q", opts.To)
+		}
+		rt, ok := snap.Routing().Route(opts.To, vars, now)
+		if !ok {
+			return nil, fmt.Errorf("no route for the number %s, and the routing table has no default", rt.Number)
+		}
+		route, opts.Flow = &rt, rt.Flow
+		vars["call.route"] = rt.Route
+	}
+	flow, ok := snap.Flow(opts.Flow)
+	if !ok {
+		return nil, fmt.Errorf("there is no flow %s", opts.Flow)
+	}
+	vars["call.flow"] = flow.Name
 	if opts.MaxActions <= 0 {
 		opts.MaxActions = 100
 	}
-	h := &simHost{clock: now, session: maps.Clone(opts.Vars)}
-	if h.session == nil {
-		h.session = triggers.Map{}
-	}
+	h := &simHost{clock: now, session: vars}
 	run := &Run{CallID: "simulated", Flow: flow.Name, Version: snap.Version, Node: flow.Start, StartedAt: now, UpdatedAt: now, Path: []Step{}}
 	r := &stepper{h: h, flow: flow}
 	ctx := context.Background()
-	sim := &Simulation{Run: run}
+	sim := &Simulation{Run: run, Route: route}
 	if err := r.start(ctx, run); err != nil {
 		return nil, err
 	}
@@ -99,6 +120,9 @@ func Simulate(snap *Snapshot, opts SimulateOptions) (*Simulation, error) {
 		}
 	}
 	sim.Requests, sim.Vars = h.requests, h.session
+	if sim.Requests == nil {
+		sim.Requests = []SimulatedRequest{}
+	}
 	return sim, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"os"
 	"sort"
 	"strings"
@@ -41,7 +42,8 @@ func runCheck(args []string, stdout io.Writer) error {
 	configPath := fs.String("config", "", "YAML configuration file whose flows.dir to check")
 	svgDir := fs.String("svg", "", "write the diagram of each flow to DIR/<flow>.svg when the check passes")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("check: %w", err)
+		return flagError(fs, err, stdout, "callctx check [--config FILE] [--svg DIR] [DIR]",
+			"Validates a flows directory: DIR, else the one serve would load (--config FILE,\nCALLCTX_CONFIG, CALLCTX_FLOWS, else ./flows). Prints every problem as\nfile:line:column, warnings too, and exits non-zero on errors.")
 	}
 	if fs.NArg() > 1 {
 		return fmt.Errorf("check: one directory at most, got %d", fs.NArg())
@@ -55,6 +57,9 @@ func runCheck(args []string, stdout io.Writer) error {
 	}
 	snap, warns, err := flow.Load(dir, flow.CompileOptions{Getenv: os.LookupEnv, AllowMissingSecrets: true})
 	errs := yamldoc.AsErrors(err)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return fmt.Errorf("check: there is no flows directory %s (name one: callctx check DIR; or set flows.dir in the configuration, or CALLCTX_FLOWS)", dir)
+	}
 	if err != nil && errs == nil {
 		return fmt.Errorf("check %s: %w", dir, err)
 	}
@@ -67,11 +72,32 @@ func runCheck(args []string, stdout io.Writer) error {
 	if len(errs) > 0 {
 		return fmt.Errorf("%s: %s, %s", dir, plural(len(errs), "error"), plural(len(warns), "warning"))
 	}
-	fmt.Fprintf(stdout, "%s: ok: %s, %s, %s; %s\n", dir, plural(snap.Triggers.Len(), "trigger"),
-		plural(len(snap.Automations()), "automation"), plural(len(snap.Flows()), "flow"), plural(len(warns), "warning"))
+	routes := "no routing table"
+	if r := snap.Routing(); r != nil {
+		routes = plural(len(r.Routes), "route")
+		if r.Default != "" {
+			routes += " and a default"
+		}
+	}
+	fmt.Fprintf(stdout, "%s: ok: %s, %s, %s, %s, %s; %s\n", dir, plural(len(snap.Triggers.Calendars()), "calendar"),
+		plural(snap.Triggers.Len(), "trigger"), plural(len(snap.Automations()), "automation"), plural(len(snap.Flows()), "flow"),
+		routes, plural(len(warns), "warning"))
 	if *svgDir != "" {
 		return writeDiagrams(snap, *svgDir, stdout)
 	}
+	return nil
+}
+
+// flagError turns a command's flag error into what a user wants: --help
+// (-h) prints the synopsis, what the command does and its flags on stdout,
+// and is no error; anything else is.
+func flagError(fs *flag.FlagSet, err error, stdout io.Writer, synopsis, about string) error {
+	if !errors.Is(err, flag.ErrHelp) {
+		return fmt.Errorf("%s: %w", fs.Name(), err)
+	}
+	fmt.Fprintf(stdout, "Usage: %s\n\n%s\n\nFlags:\n", synopsis, about)
+	fs.SetOutput(stdout)
+	fs.PrintDefaults()
 	return nil
 }
 
@@ -92,7 +118,9 @@ func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 func runSimulate(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	name := fs.String("flow", "", "the flow to run")
+	name := fs.String("flow", "", "the flow to run (or give --to)")
+	to := fs.String("to", "", "the dialled number: the routing table picks the flow, and call.to is set")
+	from := fs.String("from", "", "the caller's number: call.from")
 	dir := fs.String("dir", "", "the flows directory (default: serve's, from --config and the environment)")
 	configPath := fs.String("config", "", "YAML configuration file whose flows.dir to use")
 	at := fs.String("at", "", "the time triggers see (RFC 3339); now by default")
@@ -101,10 +129,11 @@ func runSimulate(args []string, stdout io.Writer) error {
 	fs.Var(&sets, "set", "NAME=VALUE: a session variable; VALUE is JSON if it parses, else text (repeatable)")
 	fs.Var(&inputs, "input", "what the caller enters at the next input node (repeatable)")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("simulate: %w", err)
+		return flagError(fs, err, stdout, "callctx simulate (--flow NAME | --to NUMBER) [--dir DIR] [--config FILE] [--set NAME=VALUE]... [--input TEXT]... [--at TIME] [--json]",
+			"Prints the path a call would take through a flow, offline: nothing is stored and no\nrequest goes out. --to routes the number as a new inbound call would be.")
 	}
-	if *name == "" {
-		return errors.New("simulate: --flow NAME is required")
+	if *name == "" && *to == "" {
+		return errors.New("simulate: --flow NAME or --to NUMBER is required")
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("simulate: unexpected argument %q", fs.Arg(0))
@@ -123,7 +152,11 @@ func runSimulate(args []string, stdout io.Writer) error {
 		}
 		now = t
 	}
-	vars := triggers.Map{"call.id": "simulated-call", "call.flow": *name, "call.state": "active", "call.direction": "inbound"}
+	vars := triggers.Map{"call.id": "simulated-call", "call.state": "active", "call.direction": "inbound",
+		"call.startedAt": now.UTC().Format(time.RFC3339Nano)}
+	if *from != "" {
+		vars["call.from"] = *from
+	}
 	for _, s := range sets {
 		k, v, ok := strings.Cut(s, "=")
 		if !ok || k == "" {
@@ -135,7 +168,7 @@ func runSimulate(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("simulate: %w", err)
 	}
-	sim, err := flow.Simulate(snap, flow.SimulateOptions{Flow: *name, Vars: vars, Inputs: inputs, Now: now})
+	sim, err := flow.Simulate(snap, flow.SimulateOptions{Flow: *name, To: *to, Vars: vars, Inputs: inputs, Now: now})
 	if err != nil {
 		return fmt.Errorf("simulate: %w", err)
 	}
@@ -162,6 +195,13 @@ func parseValue(s string) any {
 
 func printSimulation(w io.Writer, sim *flow.Simulation, now time.Time) {
 	run := sim.Run
+	if r := sim.Route; r != nil {
+		via := "route " + r.Route
+		if r.Index < 0 {
+			via = "the default route"
+		}
+		fmt.Fprintf(w, "%s takes %s to flow %s\n", r.Number, via, r.Flow)
+	}
 	fmt.Fprintf(w, "flow %s (version %s), simulated at %s\n", run.Flow, run.Version, now.Format(time.RFC3339))
 	requests := map[string]flow.SimulatedRequest{}
 	for _, r := range sim.Requests {
@@ -281,7 +321,26 @@ func printExplanation(w io.Writer, e triggers.Explanation, indent int) {
 			b, _ := json.Marshal(e.Value)
 			cond += " " + string(b)
 		}
-		fmt.Fprintf(w, "%*s%s (seen %s): %v\n", indent, "", cond, seen, e.Result)
+		fmt.Fprintf(w, "%*s%s (seen %s): %v", indent, "", cond, seen, e.Result)
+		if e.Decided != "" {
+			fmt.Fprintf(w, " (%s)", e.Decided)
+		}
+		fmt.Fprintln(w)
+	case "calendar":
+		subject := "now"
+		if e.Var != "" {
+			subject = e.Var
+		}
+		seen := "missing"
+		if !e.Missing {
+			b, _ := json.Marshal(e.Seen)
+			seen = string(b)
+		}
+		fmt.Fprintf(w, "%*scalendar %s is %s at %s (seen %s): %v", indent, "", e.Calendar, e.Is, subject, seen, e.Result)
+		if e.Decided != "" {
+			fmt.Fprintf(w, " (%s)", e.Decided)
+		}
+		fmt.Fprintln(w)
 	case "trigger":
 		fmt.Fprintf(w, "%*strigger %s: %v\n", indent, "", e.Trigger, e.Result)
 		for _, c := range e.Children {

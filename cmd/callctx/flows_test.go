@@ -6,11 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -355,13 +357,32 @@ func TestCheckAndSimulateCommands(t *testing.T) {
 		contains []string
 	}{
 		{args: []string{"check", "../../examples/order-status/flows"},
-			contains: []string{"ok: 3 triggers, 3 automations, 1 flow; 2 warnings", "CRM_URL is not set"}},
+			contains: []string{"ok: 0 calendars, 3 triggers, 3 automations, 1 flow, no routing table; 2 warnings", "CRM_URL is not set"}},
+		{args: []string{"check", "../../examples/opening-hours/flows"},
+			contains: []string{"ok: 1 calendar, 3 triggers, 0 automations, 3 flows, 2 routes and a default; 0 warnings"}},
+		// Every stage's problems in one run, sorted by file and line.
+		{args: []string{"check", "../../flow/testdata/errors/all-at-once"}, wantErr: "7 errors, 0 warnings",
+			contains: []string{"a.yaml:3:42: /triggers/typo/when/valeu: unknown field \"valeu\"", "a.yaml:4:47: /triggers/bad-regex/when/value: invalid regular expression",
+				"a.yaml:5:48: /triggers/bad-zone/when/tz: unknown time zone", "a.yaml:12:18: /flows/main/nodes/route/cases/0/trigger: unknown trigger",
+				"a.yaml:13:9: /flows/main/nodes/route/default: unknown node", "b.yaml:4:35: /calendars/support/weekly/mon/1: mon 11:00-13:00 overlaps",
+				"b.yaml:7:32: /routing/routes/0/flow: unknown flow"}},
 		{args: []string{"check", "../../flow/testdata/errors/compile"}, wantErr: "12 errors, 4 warnings",
 			contains: []string{"../../flow/testdata/errors/compile/flows.yaml:25:5: /flows/broken/start: unknown node \"nowhere\"",
 				"warning: ../../flow/testdata/errors/compile/flows.yaml:27:7: /flows/broken/nodes/ask: node \"ask\" is never reached from start"}},
 		{args: []string{"check", "../../triggers/testdata/errors/references"}, wantErr: "3 errors",
 			contains: []string{"a.yaml:10:18: /triggers/c/when/not/trigger: trigger cycle: a → b → c → a"}},
-		{args: []string{"check", "no/such/dir"}, wantErr: "no such file or directory"},
+		{args: []string{"check", "no/such/dir"}, wantErr: "there is no flows directory no/such/dir"},
+		{args: []string{"check"}, env: map[string]string{"CALLCTX_FLOWS": "", "CALLCTX_CONFIG": ""}, wantErr: "there is no flows directory ./flows"},
+		{args: []string{"check", "--help"}, contains: []string{"Usage: callctx check [--config FILE] [--svg DIR] [DIR]", "-config string"}},
+		{args: []string{"serve", "--help"}, contains: []string{"Usage: callctx serve", "-http string", "-sip value"}},
+		{args: []string{"simulate", "-h"}, contains: []string{"Usage: callctx simulate", "-to string", "-at string"}},
+		{args: []string{"simulate", "--dir", "../../examples/opening-hours/flows", "--to", "030 1234567", "--at", "2026-12-24T13:00:00+01:00"},
+			contains: []string{"+49301234567 takes route support-line to flow support",
+				"calendar support-hours is open at now (seen \"2026-12-24T13:00:00+01:00\"): false (closed: outside exception christmas-eve on 2026-12-24, hours 08:00-12:00)",
+				"→ closed-message"}},
+		{args: []string{"simulate", "--dir", "../../examples/opening-hours/flows", "--to", "+44 20 7946 0000", "--at", "2026-12-24T11:00:00+01:00"},
+			contains: []string{"+442079460000 takes the default route to flow main-menu"}},
+		{args: []string{"simulate", "--dir", "../../examples/order-status/flows", "--to", "+4930"}, wantErr: "no routing table"},
 		{args: []string{"simulate", "--dir", "../../examples/order-status/flows", "--flow", "order-status",
 			"--set", "ivr.email=jane@example.com", "--set", "ivr.premium=true", "--set", "ivr.track_id=TRK-1", "--at", "2026-11-20T09:00:00Z"},
 			contains: []string{"flow order-status (version ", "simulated at 2026-11-20T09:00:00Z",
@@ -372,12 +393,15 @@ func TestCheckAndSimulateCommands(t *testing.T) {
 			contains: []string{"crm-lookup-number: would POST https://env.invalid/callctx/lookup {\"callId\":\"simulated-call\",\"from\":\"0049301234\"}",
 				"4. inputReader        input      app.inputReader.reference (7–7 characters) → input \"AB12345\"",
 				"10. bye                hangup", "session: app.inputReader.reference = \"AB12345\""}},
-		{args: []string{"simulate", "--dir", "../../examples/order-status/flows"}, wantErr: "--flow NAME is required"},
+		{args: []string{"simulate", "--dir", "../../examples/order-status/flows"}, wantErr: "--flow NAME or --to NUMBER is required"},
 		{args: []string{"simulate", "--dir", "../../examples/order-status/flows", "--flow", "nope"}, wantErr: "there is no flow nope"},
 		{args: []string{"simulate", "--dir", "../../examples/order-status/flows", "--flow", "order-status", "--set", "novalue"}, wantErr: "is not NAME=VALUE"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
 			var stdout, stderr bytes.Buffer
 			err := main.Run(tc.args, &stdout, &stderr)
 			switch {
@@ -431,25 +455,46 @@ func TestCheck_SVG(t *testing.T) {
 	}
 }
 
-// TestSimulate_json checks the machine-readable output.
+// TestSimulate_json checks the machine-readable output: camelCase keys,
+// as everywhere else.
 func TestSimulate_json(t *testing.T) {
 	var stdout bytes.Buffer
 	err := main.Run([]string{"simulate", "--json", "--dir", "../../examples/order-status/flows", "--flow", "order-status", "--input", "AB12345"}, &stdout, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sim struct {
-		Run struct {
-			Done bool
-			Path []struct{ Node string }
+	var sim map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &sim); err != nil {
+		t.Fatal(err)
+	}
+	keys := func(m map[string]any) string {
+		var ks []string
+		for k := range m {
+			ks = append(ks, k)
 		}
-		Requests []struct{ Automation string }
+		sort.Strings(ks)
+		return strings.Join(ks, " ")
+	}
+	if got, want := keys(sim), "requests run vars"; got != want {
+		t.Fatalf("keys %s, want %s", got, want)
+	}
+	run := sim["run"].(map[string]any)
+	requests := sim["requests"].([]any)
+	if run["done"] != true || len(run["path"].([]any)) != 10 || len(requests) != 3 {
+		t.Fatalf("simulation %s", stdout.Bytes())
+	}
+	if got, want := keys(requests[0].(map[string]any)), "automation body headers id method node url"; got != want {
+		t.Fatalf("request keys %s, want %s", got, want)
+	}
+	stdout.Reset()
+	if err := main.Run([]string{"simulate", "--json", "--dir", "../../examples/opening-hours/flows", "--to", "0800 555"}, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &sim); err != nil {
 		t.Fatal(err)
 	}
-	if !sim.Run.Done || len(sim.Run.Path) != 10 || len(sim.Requests) != 3 {
-		t.Fatalf("simulation %+v", sim)
+	if got, want := fmt.Sprint(sim["route"]), "map[flow:sales index:1 number:+49800555 route:free-phone]"; got != want {
+		t.Fatalf("route %s, want %s", got, want)
 	}
 }
 
@@ -469,7 +514,7 @@ func TestCheckAndSimulate_ServesFlowsDir(t *testing.T) {
 		err := main.Run(args, &stdout, io.Discard)
 		return stdout.String(), err
 	}
-	if out, err := run("check", "--config", conf); err != nil || !strings.Contains(out, flows+": ok: 3 triggers") {
+	if out, err := run("check", "--config", conf); err != nil || !strings.Contains(out, flows+": ok: 0 calendars, 3 triggers") {
 		t.Errorf("check --config: %v\n%s", err, out)
 	}
 	if out, err := run("simulate", "--config", conf, "--flow", "order-status", "--input", "AB12345"); err != nil || !strings.Contains(out, "flow order-status (version ") {
@@ -479,7 +524,7 @@ func TestCheckAndSimulate_ServesFlowsDir(t *testing.T) {
 		t.Error("check with a missing configuration file succeeded")
 	}
 	t.Setenv("CALLCTX_FLOWS", flows)
-	if out, err := run("check"); err != nil || !strings.Contains(out, flows+": ok: 3 triggers") {
+	if out, err := run("check"); err != nil || !strings.Contains(out, flows+": ok: 0 calendars, 3 triggers") {
 		t.Errorf("check with CALLCTX_FLOWS: %v\n%s", err, out)
 	}
 }

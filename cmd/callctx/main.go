@@ -2,7 +2,7 @@
 //
 //	callctx serve [--http ADDR] [--sip ADDR] [--data DIR] [--flows DIR] [--config FILE]
 //	callctx check [--config FILE] [--svg DIR] [DIR]
-//	callctx simulate --flow NAME [--dir DIR] [--config FILE] [--set NAME=VALUE]... [--input TEXT]... [--at TIME] [--json]
+//	callctx simulate (--flow NAME | --to NUMBER) [--dir DIR] [--config FILE] [--set NAME=VALUE]... [--input TEXT]... [--at TIME] [--json]
 //	callctx version
 package main
 
@@ -48,19 +48,22 @@ const usage = `callctx keeps the context of live phone calls.
 Usage:
   callctx serve [--http ADDR] [--sip ADDR] [--data DIR] [--flows DIR] [--config FILE]
   callctx check [--config FILE] [--svg DIR] [DIR]
-  callctx simulate --flow NAME [--dir DIR] [--config FILE] [--set NAME=VALUE]... [--input TEXT]... [--at TIME] [--json]
+  callctx simulate (--flow NAME | --to NUMBER) [--dir DIR] [--config FILE] [--set NAME=VALUE]... [--input TEXT]... [--at TIME] [--json]
   callctx version
+
+Each command prints its flags with --help.
 
 serve runs the service: HTTP on 127.0.0.1:8080 and the SIP bridge on
 127.0.0.1:5060 (UDP and TCP) unless told otherwise; SIGHUP reloads the flows
 directory (live calls keep the flow version they started with).
 check validates a flows directory: DIR, else the one serve would load
 (--config FILE, CALLCTX_CONFIG, CALLCTX_FLOWS, else ./flows); file:line
-errors and a non-zero exit; warnings for unreachable nodes; --svg DIR writes
-each flow's diagram to DIR/<flow>.svg.
+errors and a non-zero exit; warnings for unreachable nodes and routes;
+--svg DIR writes each flow's diagram to DIR/<flow>.svg.
 simulate prints the path a call would take through a flow, offline: --set
 seeds the session (a JSON value, or else text), --input answers input nodes
-in order.
+in order, --to picks the flow with the routing table, --at sets the time
+calendars and time conditions see.
 
 Environment: CALLCTX_HTTP, CALLCTX_SIP, CALLCTX_DATA, CALLCTX_FLOWS,
 CALLCTX_CONFIG do what the flags do; flags win. --sip "" (or CALLCTX_SIP=off)
@@ -81,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "serve":
-		return runServe(ctx, args[1:], stderr)
+		return runServe(ctx, args[1:], stdout, stderr)
 	case "check":
 		return runCheck(args[1:], stdout)
 	case "simulate":
@@ -109,7 +112,12 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	sipAddr := optionalString{}
 	fs.Var(&sipAddr, "sip", "SIP listen address for UDP and TCP (default "+DefaultSIPListen+"; \"\" turns the SIP bridge off)")
 	if err := fs.Parse(args); err != nil {
-		return Config{}, fmt.Errorf("serve: %w", err)
+		var help strings.Builder
+		if err := flagError(fs, err, &help, "callctx serve [--http ADDR] [--sip ADDR] [--data DIR] [--flows DIR] [--config FILE]",
+			"Runs the service: HTTP on "+DefaultHTTPListen+" and the SIP bridge on "+DefaultSIPListen+" (UDP and TCP)\nunless told otherwise. SIGHUP reloads the flows directory. CALLCTX_HTTP, CALLCTX_SIP,\nCALLCTX_DATA, CALLCTX_FLOWS and CALLCTX_CONFIG do what the flags do; flags win."); err != nil {
+			return Config{}, err
+		}
+		return Config{}, helpText(help.String())
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
@@ -136,6 +144,13 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	cfg.Flows.Dir = firstOf(*flowsDir, getenv("CALLCTX_FLOWS"), cfg.Flows.Dir)
 	return cfg, cfg.Validate()
 }
+
+// helpText is what --help asked for: LoadConfig returns it as its error,
+// and serve prints it and stops without one.
+type helpText string
+
+func (h helpText) Error() string { return "help requested" }
+func (h helpText) Unwrap() error { return flag.ErrHelp }
 
 // optionalString is a flag that knows whether it was given, so that --sip "" can turn the
 // bridge off.
@@ -181,8 +196,13 @@ func firstOf(vals ...string) string {
 // five times the live data; GOMEMLIMIT caps it where memory is tight.
 const serveGCPercent = 400
 
-func runServe(ctx context.Context, args []string, stderr io.Writer) error {
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := LoadConfig(args, os.Getenv)
+	var help helpText
+	if errors.As(err, &help) {
+		fmt.Fprint(stdout, string(help))
+		return nil
+	}
 	if err != nil {
 		return err
 	}
