@@ -21,9 +21,11 @@
     since: {},          // variable name -> version that last changed it
     history: new Map(), // version -> entry
     pollTimer: 0,
+    calendarsTimer: 0,
     nodes: {},          // call ID -> current flow node, for the list
     flowTimer: 0,
   };
+  const CALENDARS_MS = 30000; // calendars change by the minute: their state is read this often
   const NODE_LOOKUPS = 50; // calls of the list whose flow node is looked up
   const NODE_PARALLEL = 4;
 
@@ -89,6 +91,7 @@
     showTokenState();
     setStatus('');
     refreshCalls();
+    refreshCalendars();
     if (state.selected) watch(state.selected);
   });
 
@@ -166,13 +169,66 @@
       to.title = c.to;
       const node = el('td', c.flow ? state.nodes[c.id] || '…' : '–');
       node.className = 'node';
-      tr.append(id, from, to, el('td', c.flow || '–'), node, el('td', ago(c.startedAt)));
+      const route = el('td', c.route || '–', 'route');
+      route.title = c.route || '';
+      tr.append(id, from, to, route, el('td', c.flow || '–'), node, el('td', ago(c.startedAt)));
       tr.addEventListener('click', () => select(c.id));
       rows.push(tr);
     }
     body.replaceChildren(...rows);
     $('calls-empty').hidden = state.calls.length > 0;
     $('calls-count').textContent = '(' + state.calls.length + ')';
+  }
+
+  // ---- opening hours ----
+
+  // refreshCalendars shows each calendar open or closed now and when that
+  // changes ("closes in 42 min"); the pane stays hidden without calendars.
+  async function refreshCalendars() {
+    clearTimeout(state.calendarsTimer);
+    try {
+      const list = await api('/v1/calendars');
+      renderCalendars(list.items);
+    } catch (e) {
+      setStatus(e.message, true);
+    }
+    state.calendarsTimer = setTimeout(refreshCalendars, CALENDARS_MS);
+  }
+
+  function renderCalendars(items) {
+    $('calendars-pane').hidden = items.length === 0;
+    const rows = items.map((c) => {
+      const tr = el('tr');
+      tr.dataset.calendar = c.name;
+      const name = el('td', c.name);
+      name.title = (c.description ? c.description + ' · ' : '') + c.tz;
+      const st = el('td', c.state + (c.exception ? ' (' + c.exception + ')' : ''), 'state');
+      st.dataset.state = c.state;
+      const why = el('td', c.reason, 'why');
+      tr.append(name, st, el('td', changeText(c.nextChange), 'next'), why);
+      return tr;
+    });
+    $('calendars').tBodies[0].replaceChildren(...rows);
+  }
+
+  // changeText says when a calendar next opens or closes: "closes in 42 min
+  // (12:00)", "opens in 2 days (Mon 08:00)", in the calendar's own time.
+  function changeText(ch) {
+    if (!ch) return 'stays so';
+    const verb = ch.open ? 'opens' : 'closes';
+    const clock = ch.at.slice(11, 16);
+    const day = new Date(ch.at.slice(0, 10) + 'T00:00:00Z').getUTCDay();
+    const when = ch.inSeconds < 86400 ? clock : ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'][day] + ' ' + clock;
+    return verb + ' ' + inText(ch.inSeconds) + ' (' + when + ')';
+  }
+
+  function inText(s) {
+    if (s < 60) return 'in less than a minute';
+    const m = Math.floor(s / 60);
+    if (m < 60) return 'in ' + m + ' min';
+    const h = Math.floor(m / 60);
+    if (h < 48) return 'in ' + h + ' h' + (m % 60 ? ' ' + (m % 60) + ' min' : '');
+    return 'in ' + Math.floor(h / 24) + ' days';
   }
 
   // refreshNodes looks up where the flows of the first listed calls stand.
@@ -302,11 +358,12 @@
   function explainText(x) {
     switch (x.kind) {
       case 'trigger': return 'trigger ' + x.trigger;
+      case 'calendar': return 'calendar ' + x.calendar + ' is ' + x.is + ' — ' + (x.decided || (x.missing ? x.var + ' not set' : ''));
       case 'all': case 'any': case 'not': return x.kind;
       case 'compare': {
         let t = (x.var || 'now') + ' ' + x.op;
         if (x.value !== undefined) t += ' ' + JSON.stringify(x.value);
-        return t + ' — ' + (x.missing ? 'not set' : 'saw ' + JSON.stringify(x.seen));
+        return t + ' — ' + (x.missing ? 'not set' : 'saw ' + JSON.stringify(x.seen)) + (x.decided ? ' (' + x.decided + ')' : '');
       }
     }
     return x.kind || '?';
@@ -500,6 +557,7 @@
     $('call-from').textContent = c.from || '–';
     $('call-to').textContent = c.to || '–';
     $('call-direction').textContent = c.direction || '–';
+    $('call-route').textContent = c.route || '–';
     $('call-flow').textContent = c.flow || '–';
     $('call-state').textContent = c.state || '–';
     $('call-started').textContent = time(c.startedAt);
@@ -563,6 +621,7 @@
 
   showTokenState();
   refreshCalls();
+  refreshCalendars();
   const initial = fromHash();
   if (initial) watch(initial);
 })();

@@ -71,6 +71,23 @@ try {
   await page.click('#token-form button[type=submit]');
   await page.waitForSelector('#calls-updated:not(:empty)');
 
+  step('opening hours: a calendar open or closed now, and when that changes');
+  const hours = page.locator('#calendars tr[data-calendar="support-hours"]');
+  await hours.waitFor();
+  const cal = await api('GET', '/v1/calendars/support-hours');
+  const hourCells = await hours.locator('td').allTextContents();
+  check(hourCells[1].startsWith(cal.state), 'the calendar shows its state (' + cal.state + '): ' + JSON.stringify(hourCells));
+  check(/^(opens|closes) in (less than a minute|\d+ (min|h|days))/.test(hourCells[2]), 'the next change reads like "closes in 42 min": ' + JSON.stringify(hourCells));
+  check(hourCells[2].startsWith(cal.open ? 'closes' : 'opens'), 'the next change agrees with the state: ' + JSON.stringify(hourCells));
+  check(hourCells[3] === cal.reason, 'what decided is shown: ' + JSON.stringify(hourCells));
+
+  step('a call the routing table routed shows its route');
+  const routed = await api('POST', '/v1/calls', { from: '+4940555000', to: '+49 30 9990000' });
+  check(routed.route === 'hotline' && routed.flow === 'hotline', 'the hotline number is routed: ' + JSON.stringify(routed));
+  const routedRow = page.locator(`#calls tbody tr[data-call-id="${routed.id}"]`);
+  await routedRow.locator('td.route').filter({ hasText: 'hotline' }).waitFor();
+  await api('POST', `/v1/calls/${routed.id}/end`, { reason: 'done' });
+
   step('a call created over REST appears');
   const call = await api('POST', '/v1/calls', {
     from: '+4930123456', to: '+4940555000', variables: { 'ivr.language': 'de' },
@@ -78,7 +95,7 @@ try {
   const row = page.locator(`#calls tbody tr[data-call-id="${call.id}"]`);
   await row.waitFor();
   const cells = await row.locator('td').allTextContents();
-  check(cells[0] === call.id && cells[1] === '+4930123456' && cells[2] === '+4940555000', 'the row shows id, from, to: ' + JSON.stringify(cells));
+  check(cells[0] === call.id && cells[1] === '+4930123456' && cells[2] === '+4940555000' && cells[3] === '–', 'the row shows id, from, to, no route: ' + JSON.stringify(cells));
 
   step('watch its session');
   await row.click();
