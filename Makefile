@@ -49,6 +49,7 @@ bench-flows:
 	$(GO) test -run '^$$' -bench 'BenchmarkTrigger_Eval' -benchmem ./triggers/
 	$(GO) test -run '^$$' -bench 'BenchmarkFlowNext' -benchtime 20000x ./cmd/callctx/
 	$(GO) test -run '^$$' -bench 'BenchmarkDelivery' -benchtime 5000x ./flow/
+	$(GO) test -run '^$$' -bench 'BenchmarkCheck' -benchtime 20x -benchmem ./cmd/callctx/
 
 bench-http:
 	$(GO) run ./bench/httpbench
