@@ -173,6 +173,60 @@ flows:
 	p.stop()
 }
 
+// TestReload_holidays: a calendar's .ics file is read again on SIGHUP, as the
+// flows are: a holiday taken out of it opens the day, and a file broken by
+// an edit is refused while the calendar in force stays.
+func TestReload_holidays(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	flows := t.TempDir()
+	writeFile(t, filepath.Join(flows, "hours.yaml"), `
+calendars:
+  support:
+    tz: Europe/Berlin
+    weekly: {mon-sat: "09:00-13:00"}
+    exceptions:
+      - {name: public-holiday, ics: holidays/berlin.ics}
+`)
+	event := func(date, summary string) string {
+		return "BEGIN:VEVENT\r\nUID:" + date + "@test\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;VALUE=DATE:" + date + "\r\nSUMMARY:" + summary + "\r\nEND:VEVENT\r\n"
+	}
+	ics := func(events ...string) string {
+		return "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n" + strings.Join(events, "") + "END:VCALENDAR\r\n"
+	}
+	if err := os.MkdirAll(filepath.Join(flows, "holidays"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(flows, "holidays", "berlin.ics")
+	writeFile(t, file, ics(event("20261003", "Tag der Deutschen Einheit"), event("20261225", "Weihnachten")))
+	p := startBinary(t, t.TempDir(), flows)
+	const at = "/v1/calendars/support?at=2026-10-03T10:00:00%2B02:00"
+	if c := p.must(http.StatusOK, "GET", at, nil); c["state"] != "closed" || c["holiday"] != "Tag der Deutschen Einheit" {
+		t.Fatalf("calendar %v", c)
+	}
+	v1 := p.must(http.StatusOK, "GET", "/v1/calendars", nil)["version"]
+
+	writeFile(t, file, ics(event("20261225", "Weihnachten")))
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	testenv.WaitFor(t, "the reload", func() bool { return p.must(http.StatusOK, "GET", "/v1/calendars", nil)["version"] != v1 })
+	if c := p.must(http.StatusOK, "GET", at, nil); c["state"] != "open" || c["reason"] != "open: weekly hours sat 09:00-13:00" {
+		t.Fatalf("after the reload: %v", c)
+	}
+
+	v2 := p.must(http.StatusOK, "GET", "/v1/calendars", nil)["version"]
+	writeFile(t, file, "not a calendar")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	testenv.WaitFor(t, "the refused reload in the log", func() bool { return strings.Contains(p.logText(), "reload refused") })
+	if got := p.must(http.StatusOK, "GET", "/v1/calendars", nil)["version"]; got != v2 {
+		t.Fatalf("a broken .ics replaced the calendars: version %v", got)
+	}
+	if !strings.Contains(p.logText(), "holidays/berlin.ics: not an iCalendar file") {
+		t.Errorf("the refused reload does not name the file:\n%s", p.logText())
+	}
+	p.stop()
+}
+
 // TestServe_brokenFlowsRefused: the server does not start on a broken flows
 // directory, and says where it is broken.
 func TestServe_brokenFlowsRefused(t *testing.T) {
