@@ -22,6 +22,7 @@ import (
 
 	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/session"
+	"github.com/callctx/callctx/stats"
 	"github.com/callctx/callctx/token"
 	"github.com/gin-gonic/gin"
 )
@@ -56,6 +57,10 @@ type Config struct {
 	// POST /oauth/token issues; DefaultAccessTokenTTL and
 	// DefaultRefreshTokenTTL when 0.
 	AccessTokenTTL, RefreshTokenTTL time.Duration
+	// Board keeps the live call list and the wallboard's counts
+	// (GET /v1/stats, the calls and stats event streams); without it those
+	// routes answer 404.
+	Board *stats.Board
 }
 
 // Metrics is what the API needs from a metrics registry. Package metrics
@@ -98,6 +103,7 @@ type Handler struct {
 
 	transferer session.Transferer // nil without the SIP bridge
 	draw       drawer             // flow diagrams
+	board      *stats.Board       // nil: no wallboard
 }
 
 // Route is one method and path the handler serves, in OpenAPI's syntax.
@@ -142,6 +148,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		closing:   make(chan struct{}),
 	}
 	h.transferer = cfg.Transferer
+	h.board = cfg.Board
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -262,6 +269,10 @@ func (h *Handler) routeTable() []route {
 		{method: "GET", path: "/api/v2/calls/{id}", handle: h.bfGetCall, babelforce: true},
 		{method: "POST", path: "/api/v2/calls/{id}/hangup", handle: h.bfHangupCall, babelforce: true},
 		{method: "POST", path: "/oauth/token", handle: h.oauthToken, oauth: true},
+		{method: "GET", path: "/v1/stats", handle: h.getStats},
+		{method: "GET", path: "/v1/stats/events", handle: h.streamStats, queryToken: true},
+		// Not /v1/calls/events: "events" is a valid call ID.
+		{method: "GET", path: "/v1/events/calls", handle: h.streamCalls, queryToken: true},
 		{method: "GET", path: "/healthz", handle: h.healthz},
 		{method: "GET", path: "/readyz", handle: h.readyz},
 		{method: "GET", path: "/openapi.yaml", handle: h.openAPI},

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/callctx/callctx/api"
 	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/session"
+	"github.com/callctx/callctx/stats"
 )
 
 const flowsYAML = `
@@ -63,16 +65,29 @@ func compileFlows(t *testing.T, yaml string) *flow.Snapshot {
 // newFlowServerEngine is newFlowServerWith, returning the engine too.
 func newFlowServerEngine(t *testing.T, yaml string) (*testServer, *flow.Engine) {
 	t.Helper()
+	s, engine, _ := newBoardServer(t, yaml)
+	return s, engine
+}
+
+// newBoardServer is newFlowServerWith with the wallboard's board, which
+// hears the engine; it returns the engine and the board too.
+func newBoardServer(t *testing.T, yaml string) (*testServer, *flow.Engine, *stats.Board) {
+	t.Helper()
 	snap := compileFlows(t, yaml)
 	st := openStore(t)
 	svc := session.NewService(st, session.Options{})
-	engine := flow.NewEngine(flow.Config{Service: svc, Store: st, Snapshot: snap})
+	board := stats.New(stats.Config{Service: svc})
+	engine := flow.NewEngine(flow.Config{Service: svc, Store: st, Snapshot: snap, Observer: board})
 	if err := engine.Open(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(engine.Close)
-	_, s := serve(t, api.Config{Service: svc, Flows: engine})
-	return s, engine
+	if err := board.Open(context.Background(), engine); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(board.Close)
+	_, s := serve(t, api.Config{Service: svc, Flows: engine, Board: board})
+	return s, engine, board
 }
 
 func TestTriggers(t *testing.T) {

@@ -484,6 +484,7 @@ func (h *engineHost) checkpoint(ctx context.Context, run *Run) error {
 	}
 	h.e.outbox.add(h.queued...)
 	h.queued = nil
+	h.e.cfg.Observer.CallMoved(h.callID, run.Flow, run.Node)
 	return nil
 }
 

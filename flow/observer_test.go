@@ -21,6 +21,7 @@ type recorder struct {
 	mu      sync.Mutex
 	events  []string
 	pending []int
+	moves   []string
 }
 
 func (r *recorder) add(s string) {
@@ -40,6 +41,12 @@ func (r *recorder) AutomationsPending(n int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pending = append(r.pending, n)
+}
+
+func (r *recorder) CallMoved(callID, flowName, node string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.moves = append(r.moves, flowName+"/"+node)
 }
 
 func (r *recorder) snapshot() ([]string, []int) {
@@ -137,5 +144,13 @@ flows:
 	}
 	if highest < 2 {
 		t.Fatalf("pending went up to %d, want at least 2 (notify and doomed were queued together); reports %v", highest, pending)
+	}
+	// Where the call stood after each stored step: at the switch once the
+	// automation node queued, then nowhere once the hangup ended the flow.
+	rec.mu.Lock()
+	moves := strings.Join(rec.moves, " ")
+	rec.mu.Unlock()
+	if moves != "f/check f/" {
+		t.Fatalf("moves %q, want \"f/check f/\"", moves)
 	}
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/callctx/callctx/session/bolt"
 	"github.com/callctx/callctx/session/redis"
 	"github.com/callctx/callctx/sipbridge"
+	"github.com/callctx/callctx/stats"
 	"github.com/callctx/callctx/token"
 )
 
@@ -268,6 +269,7 @@ type Main struct {
 	store   session.Store
 	service *session.Service
 	flows   *flow.Engine
+	board   *stats.Board // the wallboard's live calls and counts
 	api     *api.Handler
 	server  *http.Server
 	ln      net.Listener
@@ -344,7 +346,11 @@ func (m *Main) Open() (err error) {
 	if err != nil {
 		return err
 	}
+	m.board = stats.New(stats.Config{Service: m.service, Logger: m.logger})
 	if err := m.openFlows(); err != nil {
+		return err
+	}
+	if err := m.openBoard(); err != nil {
 		return err
 	}
 	transferer, err := m.openSIP()
@@ -414,7 +420,7 @@ func (m *Main) openFlows() error {
 		Workers: ac.Workers, Timeout: time.Duration(ac.Timeout), Attempts: ac.Attempts,
 		Backoff: time.Duration(ac.Backoff), MaxBackoff: time.Duration(ac.MaxBackoff),
 		UserAgent: "callctx/" + callctx.Version,
-		Observer:  m.metrics,
+		Observer:  observers{m.metrics, m.board},
 	})
 	if err := m.flows.Open(); err != nil {
 		m.flows = nil
@@ -439,7 +445,7 @@ func (m *Main) openSIP() (session.Transferer, error) {
 			return nil, err
 		}
 		bcfg.Flows = m.flows
-		bcfg.Observer = m.metrics
+		bcfg.Observer = observers{m.metrics, m.board}
 		if bcfg.Flow != "" {
 			if _, ok := m.flows.Snapshot().Flow(bcfg.Flow); !ok {
 				return nil, fmt.Errorf("sip.flow %q is not a flow in %s", bcfg.Flow, cfg.Flows.Dir)
@@ -493,6 +499,7 @@ func (m *Main) openHTTP(tokens []api.Token, transferer session.Transferer) error
 		Keys:            m.keys,
 		AccessTokenTTL:  time.Duration(cfg.Auth.OAuth.AccessTokenTTL),
 		RefreshTokenTTL: time.Duration(cfg.Auth.OAuth.RefreshTokenTTL),
+		Board:           m.board,
 	})
 	if err != nil {
 		return err
@@ -598,12 +605,6 @@ func (m *Main) HTTPAddr() string {
 	return m.ln.Addr().String()
 }
 
-// The metrics registry hears what the flow engine and the SIP bridge do.
-var (
-	_ flow.Observer      = (*metrics.Metrics)(nil)
-	_ sipbridge.Observer = (*metrics.Metrics)(nil)
-)
-
 // Metrics returns the metrics registry: the flow engine and the SIP bridge
 // report to it.
 func (m *Main) Metrics() *metrics.Metrics { return m.metrics }
@@ -646,6 +647,9 @@ func (m *Main) Close() error {
 		m.stopFollow()
 	}
 	m.wg.Wait()
+	if m.board != nil {
+		m.board.Close()
+	}
 	if m.flows != nil {
 		m.flows.Close() // deliveries in flight stay queued for the next start
 		m.flows = nil

@@ -1,0 +1,369 @@
+// Package stats keeps what a supervisor's wallboard and the console's call
+// list show: the calls of this node that are active and where each stands
+// in its flow, and, per minute over the last day, how many calls started and
+// ended, how transfers went and how automations were delivered.
+//
+// It hears the same events as the metrics: the session feed's call.started
+// and call.ended, and the reports of the flow engine and the SIP bridge
+// (flow.Observer, sipbridge.Observer), which cmd hands to both. Everything
+// is kept in memory; on a start the active calls and their flows' positions
+// are read from the store, the counts start at zero.
+package stats
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/callctx/callctx/flow"
+	"github.com/callctx/callctx/session"
+)
+
+// Config configures a Board.
+type Config struct {
+	Service *session.Service
+	Logger  *slog.Logger
+	// KeepEnded is how long an ended call stays on the list;
+	// DefaultKeepEnded when 0.
+	KeepEnded time.Duration
+	Now       func() time.Time
+}
+
+// DefaultKeepEnded is how long an ended call stays on the list by default.
+const DefaultKeepEnded = 10 * time.Minute
+
+// Board is the live state of this node's calls and the counts of the last
+// day. Its methods are safe for concurrent use and quick: the flow engine
+// and the SIP bridge report to it on their hot paths.
+type Board struct {
+	cfg   Config
+	log   *slog.Logger
+	flows *flow.Engine // nil without flows
+
+	mu      sync.Mutex
+	calls   map[string]*entry
+	seq     uint64        // bumped by every change of the list
+	removed []removal     // calls dropped from the list, in seq order
+	floor   uint64        // changes at or before it may be lost: a reader behind it starts over
+	changed chan struct{} // closed at the next change
+	win     window
+	pending int // automations waiting in the outbox
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+// entry is one call on the list.
+type entry struct {
+	Call
+	known bool      // call.started (or the store) has told what the call is
+	made  time.Time // when the entry was made
+}
+
+type removal struct {
+	id  string
+	seq uint64
+}
+
+// Call is a call as the list shows it.
+type Call struct {
+	ID        string     `json:"id"`
+	State     string     `json:"state"`
+	From      string     `json:"from"`
+	To        string     `json:"to"`
+	Direction string     `json:"direction"`
+	Flow      string     `json:"flow,omitempty"`
+	StartedAt time.Time  `json:"startedAt"`
+	EndedAt   *time.Time `json:"endedAt,omitempty"`
+	EndReason string     `json:"endReason,omitempty"`
+	ParentID  string     `json:"parentId,omitempty"`
+	// Node is the node its flow stands at; "" before the flow started and
+	// once it ended (FlowDone).
+	Node     string `json:"node,omitempty"`
+	FlowDone bool   `json:"flowDone,omitempty"`
+	// Seq is the list's change counter when the call last changed.
+	Seq uint64 `json:"seq"`
+}
+
+// New returns a board; Open fills it and starts listening.
+func New(cfg Config) *Board {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.KeepEnded <= 0 {
+		cfg.KeepEnded = DefaultKeepEnded
+	}
+	return &Board{cfg: cfg, log: cfg.Logger, calls: map[string]*entry{}, changed: make(chan struct{})}
+}
+
+// Open reads the active calls and where their flows stand, and follows
+// the session feed from then on. flows (nil without flows) tells where the
+// flows of the calls stood before the start, and holds the flows whose
+// nodes Report counts calls at.
+func (b *Board) Open(ctx context.Context, flows *flow.Engine) error {
+	b.flows = flows
+	sub := b.cfg.Service.SubscribeLocal("") // before reading: no call falls in between
+	if err := b.load(ctx); err != nil {
+		sub.Close()
+		return err
+	}
+	ctx, b.stop = context.WithCancel(context.Background())
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.follow(ctx, sub)
+	}()
+	return nil
+}
+
+// Close stops following the feed.
+func (b *Board) Close() {
+	if b.stop != nil {
+		b.stop()
+	}
+	b.wg.Wait()
+}
+
+// load puts the active calls of the store on the list.
+func (b *Board) load(ctx context.Context) error {
+	opts := session.ListOptions{State: session.FilterActive, Limit: session.MaxListLimit}
+	for {
+		page, err := b.cfg.Service.ListCalls(ctx, opts)
+		if err != nil {
+			return err
+		}
+		for _, c := range page.Items {
+			node, done := "", false
+			if c.Flow != "" && b.flows != nil {
+				run, err := b.flows.FlowRun(ctx, c.ID)
+				switch {
+				case err == nil:
+					node, done = run.Node, run.Done
+				case session.ErrorCode(err) != session.CodeNotFound:
+					return err
+				}
+			}
+			b.mu.Lock()
+			e := b.entry(c.ID)
+			if !e.known {
+				e.fill(c)
+				if e.Node == "" && !e.FlowDone {
+					e.Node, e.FlowDone = node, done
+				}
+				b.touch(e)
+			}
+			b.mu.Unlock()
+		}
+		if page.Next == "" {
+			return nil
+		}
+		opts.Cursor = page.Next
+	}
+}
+
+// follow takes the feed's call events into the board until ctx ends.
+func (b *Board) follow(ctx context.Context, sub *session.Subscription) {
+	defer func() { sub.Close() }()
+	sweep := time.NewTicker(time.Minute)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sweep.C:
+			b.sweep()
+		case ev, ok := <-sub.Events():
+			if !ok {
+				// Dropped for lagging: the calls that started or ended
+				// meanwhile are read again from the store.
+				b.log.Warn("the call list fell behind the session feed; reading the active calls again")
+				sub = b.cfg.Service.SubscribeLocal("")
+				if err := b.load(ctx); err != nil && !errors.Is(err, context.Canceled) {
+					b.log.Error("read the active calls", "err", err)
+				}
+				continue
+			}
+			b.event(ev)
+		}
+	}
+}
+
+// event takes one call event into the board.
+func (b *Board) event(ev session.Event) {
+	if ev.Call == nil || ev.Type != session.EventCallStarted && ev.Type != session.EventCallEnded {
+		return
+	}
+	now := b.cfg.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.entry(ev.CallID)
+	switch ev.Type {
+	case session.EventCallStarted:
+		if !ev.Remote {
+			b.win.at(now).callsStarted++
+		}
+		e.fill(ev.Call)
+	case session.EventCallEnded:
+		b.win.at(now).callsEnded++
+		e.fill(ev.Call)
+		e.Node = ""
+	}
+	b.touch(e)
+}
+
+// entry returns the list's entry of a call, made empty when there is none.
+func (b *Board) entry(id string) *entry {
+	e := b.calls[id]
+	if e == nil {
+		e = &entry{Call: Call{ID: id}, made: b.cfg.Now()}
+		b.calls[id] = e
+	}
+	return e
+}
+
+// fill sets what the list shows of the call itself.
+func (e *entry) fill(c *session.Call) {
+	e.known = true
+	e.State, e.From, e.To, e.Direction, e.Flow = string(c.State), c.From, c.To, string(c.Direction), c.Flow
+	e.StartedAt, e.EndReason, e.ParentID = c.StartedAt, c.EndReason, c.ParentID
+	if !c.EndedAt.IsZero() {
+		t := c.EndedAt
+		e.EndedAt = &t
+	}
+}
+
+// touch marks a change of e; the caller holds b.mu.
+func (b *Board) touch(e *entry) {
+	b.seq++
+	e.Seq = b.seq
+	b.notify()
+}
+
+// notify wakes those waiting on Changed; the caller holds b.mu.
+func (b *Board) notify() {
+	close(b.changed)
+	b.changed = make(chan struct{})
+}
+
+// sweep drops the calls that ended more than KeepEnded ago, and those the
+// feed never told about within a minute (a flow moved here for a call that
+// another node sharing the store started).
+func (b *Board) sweep() {
+	now := b.cfg.Now()
+	cut := now.Add(-b.cfg.KeepEnded)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id, e := range b.calls {
+		if e.EndedAt != nil && e.EndedAt.Before(cut) || !e.known && now.Sub(e.made) > time.Minute {
+			delete(b.calls, id)
+			b.seq++
+			b.removed = append(b.removed, removal{id: id, seq: b.seq})
+		}
+	}
+	// Removals are kept for a while, for readers a little behind; one
+	// further behind starts over.
+	const keepRemovals = 10000
+	if over := len(b.removed) - keepRemovals; over > 0 {
+		b.floor = b.removed[over-1].seq
+		b.removed = append(b.removed[:0], b.removed[over:]...)
+	}
+	b.notify()
+}
+
+// The board hears the flow engine, beside the metrics.
+var _ flow.Observer = (*Board)(nil)
+
+// TriggerEvaluated is part of flow.Observer: the board counts no
+// evaluations.
+func (b *Board) TriggerEvaluated(string, bool) {}
+
+// CallMoved records where a call's flow stands: at node, or ended when
+// node is "" (flow.Observer).
+func (b *Board) CallMoved(callID, flowName, node string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.entry(callID)
+	if e.State == string(session.StateEnded) {
+		return
+	}
+	e.Flow, e.Node, e.FlowDone = flowName, node, node == ""
+	b.touch(e)
+}
+
+// Transfer counts a finished transfer: outcome is answered, accepted or
+// the reason it failed (sipbridge.Observer).
+func (b *Board) Transfer(method, outcome string) {
+	b.count(func(k *bucket) {
+		if k.transfers == nil {
+			k.transfers = map[string]int{}
+		}
+		k.transfers[outcome]++
+	})
+}
+
+// AutomationSent counts a delivered automation (flow.Observer).
+func (b *Board) AutomationSent(string) { b.count(func(k *bucket) { k.delivered++ }) }
+
+// AutomationFailed counts a failed attempt; final: no retry follows
+// (flow.Observer).
+func (b *Board) AutomationFailed(_ string, final bool) {
+	b.count(func(k *bucket) {
+		if final {
+			k.gaveUp++
+		} else {
+			k.failed++
+		}
+	})
+}
+
+// AutomationsPending records how many automations wait (flow.Observer).
+func (b *Board) AutomationsPending(n int) {
+	b.mu.Lock()
+	b.pending = n
+	b.notify()
+	b.mu.Unlock()
+}
+
+// count changes this minute's bucket.
+func (b *Board) count(f func(*bucket)) {
+	now := b.cfg.Now()
+	b.mu.Lock()
+	f(b.win.at(now))
+	b.notify()
+	b.mu.Unlock()
+}
+
+// Changed returns a channel closed at the next change of the board.
+func (b *Board) Changed() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.changed
+}
+
+// Changes returns the calls of the list that changed after since, the IDs
+// of those dropped from it, and the sequence number they bring a reader
+// to. reset says the reader is too far behind for a difference: calls then
+// holds the whole list, and the reader drops what it had.
+func (b *Board) Changes(since uint64) (calls []Call, removed []string, seq uint64, reset bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	reset = since < b.floor || since > b.seq
+	for _, e := range b.calls {
+		if e.known && (reset || e.Seq > since) {
+			calls = append(calls, e.Call)
+		}
+	}
+	if !reset {
+		for _, r := range b.removed {
+			if r.seq > since {
+				removed = append(removed, r.id)
+			}
+		}
+	}
+	return calls, removed, b.seq, reset
+}
