@@ -26,18 +26,10 @@ func (l Limits) Fit(vars map[string]json.RawMessage, origin Origin) (map[string]
 	out := make(map[string]json.RawMessage, len(vars))
 	var left []FieldError
 	for _, n := range names {
-		if err := CheckName(n, l.MaxNameLength); err != nil {
-			left = append(left, FieldError{Name: n, Message: err.Error(), Variable: true})
-			continue
-		}
-		if ns := Namespace(n); !writable(origin, ns) {
-			left = append(left, FieldError{Name: n, Message: "the " + ns + ". namespace is read-only", Variable: true})
-			continue
-		}
-		v, err := compactValue(vars[n], l.MaxValueBytes)
+		v, refused := checkVariable(n, vars[n], origin, l)
 		switch {
-		case err != nil:
-			left = append(left, FieldError{Name: n, Message: err.Error(), Variable: true})
+		case refused != nil:
+			left = append(left, *refused)
 			continue
 		case v == nil:
 			continue // null: nothing to keep

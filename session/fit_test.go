@@ -37,7 +37,7 @@ func TestLimits_Fit(t *testing.T) {
 		why = append(why, f.Name+": "+f.Message)
 	}
 	want := []string{
-		"call.to: the call. namespace is read-only",
+		"call.to: the call. namespace is read-only; clients write ivr. and app.",
 		"sip.big: the value is 22 bytes as JSON; the limit is 16",
 		"sip.e: the session's limits are reached",
 		"sip.much-too-long-a-name-x: the name is 26 characters long; the limit is 20",

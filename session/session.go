@@ -88,17 +88,9 @@ func checkWrite(vars map[string]json.RawMessage, origin Origin, lim Limits) (map
 	set := make(map[string]json.RawMessage, len(vars))
 	var fields []FieldError
 	for name, raw := range vars {
-		if err := CheckName(name, lim.MaxNameLength); err != nil {
-			fields = append(fields, FieldError{Name: name, Message: err.Error(), Variable: true})
-			continue
-		}
-		if ns := Namespace(name); !writable(origin, ns) {
-			fields = append(fields, FieldError{Name: name, Message: "the " + ns + ". namespace is read-only; clients write ivr. and app.", Variable: true})
-			continue
-		}
-		v, err := compactValue(raw, lim.MaxValueBytes)
-		if err != nil {
-			fields = append(fields, FieldError{Name: name, Message: err.Error(), Variable: true})
+		v, refused := checkVariable(name, raw, origin, lim)
+		if refused != nil {
+			fields = append(fields, *refused)
 			continue
 		}
 		set[name] = v
@@ -112,6 +104,23 @@ func checkWrite(vars map[string]json.RawMessage, origin Origin, lim Limits) (map
 		return nil, &Error{Code: CodeInvalid, Message: msg + "; nothing was written", Fields: fields}
 	}
 	return set, nil
+}
+
+// checkVariable checks one variable of a write by origin: its name, its
+// namespace and its value. It returns the value as compact JSON (nil for
+// null: delete), or why the variable is refused.
+func checkVariable(name string, raw json.RawMessage, origin Origin, lim Limits) (json.RawMessage, *FieldError) {
+	if err := CheckName(name, lim.MaxNameLength); err != nil {
+		return nil, &FieldError{Name: name, Message: err.Error(), Variable: true}
+	}
+	if ns := Namespace(name); !writable(origin, ns) {
+		return nil, &FieldError{Name: name, Message: "the " + ns + ". namespace is read-only; clients write ivr. and app.", Variable: true}
+	}
+	v, err := compactValue(raw, lim.MaxValueBytes)
+	if err != nil {
+		return nil, &FieldError{Name: name, Message: err.Error(), Variable: true}
+	}
+	return v, nil
 }
 
 func sortFields(f []FieldError) {

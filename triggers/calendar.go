@@ -2,6 +2,7 @@ package triggers
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,7 +96,7 @@ func (c *Calendar) Weekly(d time.Weekday) []Range { return append([]Range(nil), 
 // Exceptions returns the exceptions in the order they are written.
 func (c *Calendar) Exceptions() []*Exception { return append([]*Exception(nil), c.exceptions...) }
 
-// Open reports whether the calendar is open at t, and the index of the
+// open reports whether the calendar is open at t, and the index of the
 // exception that governs t's day (-1 when the weekly hours do). It does not
 // allocate once the exceptions of t's year are known.
 func (c *Calendar) open(t time.Time) (bool, int) {
@@ -110,11 +111,10 @@ func (c *Calendar) open(t time.Time) (bool, int) {
 			return true, exc
 		}
 	}
-	if prev, _ := c.plan(y, d-1); len(prev) > 0 {
-		for _, r := range prev {
-			if r.overnight() && m < r.End {
-				return true, exc
-			}
+	prev, _ := c.plan(y, d-1)
+	for _, r := range prev {
+		if r.overnight() && m < r.End {
+			return true, exc
 		}
 	}
 	return false, exc
@@ -172,24 +172,15 @@ func (c *Calendar) year(y int) *year {
 		}
 	}
 	yt := c.fill(y)
-	if old == nil || len(*old) < maxCachedYears {
-		m := make(map[int]*year, 1+lenOf(old))
-		if old != nil {
-			for k, v := range *old {
-				m[k] = v
-			}
-		}
+	m := map[int]*year{}
+	if old != nil {
+		m = maps.Clone(*old)
+	}
+	if len(m) < maxCachedYears {
 		m[y] = yt
 		c.years.Store(&m)
 	}
 	return yt
-}
-
-func lenOf(m *map[int]*year) int {
-	if m == nil {
-		return 0
-	}
-	return len(*m)
 }
 
 // fill works out which exception governs each day of year y.

@@ -220,8 +220,11 @@ func (n *node) test(v any, present bool, now time.Time) bool {
 		return present && v != nil
 	case opEmpty:
 		return !present || viewOf(v, n.o).empty()
-	case opBefore, opAfter, opWeekday:
+	case opBefore, opAfter:
 		return n.clockTest(v, present, now)
+	case opWeekday:
+		wd, _, ok := n.weekdayOf(v, present, now)
+		return ok && n.days&(1<<wd) != 0
 	}
 	if !present {
 		return false
@@ -333,9 +336,9 @@ func (n *node) textTest(v any) bool {
 	return false
 }
 
-// clockTest implements before, after and weekday. "before X" holds
-// strictly before X and "after X" from X on, so [after 09:00, before 17:00]
-// is a half-open window.
+// clockTest implements before and after. "before X" holds strictly before
+// X and "after X" from X on, so [after 09:00, before 17:00] is a half-open
+// window.
 func (n *node) clockTest(v any, present bool, now time.Time) bool {
 	t := now
 	if n.varName != "" {
@@ -349,11 +352,8 @@ func (n *node) clockTest(v any, present bool, now time.Time) bool {
 		if n.o&optTrim != 0 {
 			s = strings.TrimSpace(s)
 		}
-		if d, ok := parseDate(s); ok {
-			if n.op == opWeekday {
-				return n.days&(1<<civil(d/10000, time.Month(d/100%100), d%100).weekday()) != 0
-			}
-			if n.clock < 0 {
+		if n.clock < 0 {
+			if d, ok := parseDate(s); ok {
 				return n.dateCmp(d)
 			}
 		}
@@ -363,9 +363,6 @@ func (n *node) clockTest(v any, present bool, now time.Time) bool {
 		}
 	}
 	t = t.In(n.loc)
-	if n.op == opWeekday {
-		return n.days&(1<<t.Weekday()) != 0
-	}
 	if n.clock < 0 {
 		y, m, d := t.Date()
 		return n.dateCmp(y*10000 + int(m)*100 + d)
@@ -376,6 +373,31 @@ func (n *node) clockTest(v any, present bool, now time.Time) bool {
 		return cur < n.clock
 	}
 	return cur >= n.clock
+}
+
+// weekdayOf returns the day of the week a weekday comparison looks at: of
+// the current time, or of the variable's RFC 3339 time, in the zone; or of
+// the variable's date "YYYY-MM-DD" (fromDate). false when the variable is
+// missing or neither.
+func (n *node) weekdayOf(v any, present bool, now time.Time) (wd time.Weekday, fromDate, ok bool) {
+	if n.varName == "" {
+		return now.In(n.loc).Weekday(), false, true
+	}
+	s, isText := v.(string)
+	if !present || !isText {
+		return 0, false, false
+	}
+	if n.o&optTrim != 0 {
+		s = strings.TrimSpace(s)
+	}
+	if d, ok := parseDate(s); ok {
+		return civil(d/10000, time.Month(d/100%100), d%100).weekday(), true, true
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, false, false
+	}
+	return t.In(n.loc).Weekday(), false, true
 }
 
 // calendarTest implements calendar conditions, at now or at the time in

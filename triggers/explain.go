@@ -2,7 +2,6 @@ package triggers
 
 import (
 	"encoding/json"
-	"strings"
 	"time"
 )
 
@@ -88,11 +87,10 @@ func (n *node) explain(vars Vars, now time.Time) Explanation {
 	}
 	e.Result = n.compare(v, present, now)
 	if n.op == opWeekday {
-		if t, ok := n.timeOf(vars, now); ok {
-			e.Decided = weekdayNames[t.In(n.loc).Weekday()] + " in " + n.tzName
-		} else if s, ok := v.(string); ok {
-			if d, ok := parseDate(strings.TrimSpace(s)); ok {
-				e.Decided = weekdayNames[civil(d/10000, time.Month(d/100%100), d%100).weekday()]
+		if wd, fromDate, ok := n.weekdayOf(v, present, now); ok {
+			e.Decided = weekdayNames[wd]
+			if !fromDate {
+				e.Decided += " in " + n.tzName
 			}
 		}
 	}
