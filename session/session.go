@@ -116,7 +116,7 @@ func checkVariable(name string, raw json.RawMessage, origin Origin, lim Limits) 
 	if ns := Namespace(name); !writable(origin, ns) {
 		return nil, &FieldError{Name: name, Message: "the " + ns + ". namespace is read-only; clients write ivr. and app.", Variable: true}
 	}
-	v, err := compactValue(raw, lim.MaxValueBytes)
+	v, err := CompactValue(raw, lim.MaxValueBytes)
 	if err != nil {
 		return nil, &FieldError{Name: name, Message: err.Error(), Variable: true}
 	}

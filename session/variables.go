@@ -130,9 +130,12 @@ func writable(origin Origin, ns string) bool {
 	return false
 }
 
-// compactValue checks one value of a write and returns it as compact JSON,
-// in a new slice. A nil result means the value is JSON null: delete.
-func compactValue(raw json.RawMessage, maxBytes int) (json.RawMessage, error) {
+// CompactValue checks one value of a write (valid JSON, nested at most
+// MaxValueDepth levels, at most maxBytes as compact JSON) and returns it as
+// compact JSON, in a new slice. A nil result means the value is JSON null:
+// delete. The SIP bridge checks converted header values with it, so that a
+// value that would fail a write is known before the write.
+func CompactValue(raw json.RawMessage, maxBytes int) (json.RawMessage, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("the value is missing")

@@ -72,8 +72,9 @@ type Config struct {
 	// Carry says which variables travel with redirects, bridged calls, and transfers that do
 	// not say otherwise. With no Variables, only the X-Callctx-Call-Id header travels.
 	Carry session.TransferContext
-	// Map renames inbound headers and UUI keys (see NewMapper).
-	Map map[string]string
+	// Map renames inbound headers and UUI keys and types their values (see
+	// sipcodec.NewMapper).
+	Map map[string]sipcodec.Rule
 	// TransferTimeout bounds the wait for a transfer's outcome (DefaultTransferTimeout).
 	TransferTimeout time.Duration
 	// UserAgent is the User-Agent and Server header value (DefaultUserAgent).

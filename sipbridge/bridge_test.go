@@ -44,7 +44,7 @@ func transferWhenAnswered(tb testing.TB, e *testEnv, id string, req session.Tran
 
 func TestBridge_InboundContextAndReferTransfer(t *testing.T) {
 	e := startBridge(t, sipbridge.Config{
-		Map: map[string]string{"X-Transfer-Reason": "ivr.transfer_reason", "sip.uui.sipkey2": "app.sipkey2"},
+		Map: sipcodec.Renames(map[string]string{"X-Transfer-Reason": "ivr.transfer_reason", "sip.uui.sipkey2": "app.sipkey2"}),
 	})
 	sub := e.svc.Subscribe("")
 	defer sub.Close()

@@ -130,7 +130,7 @@ func (b *Bridge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if mapped.UUIErr != nil {
 		log.Warn("sip user-to-user kept raw", "variable", sipcodec.UUIRawVar, "error", mapped.UUIErr)
 	}
-	vars := b.fitVariables(mapped.Vars, log)
+	vars := b.mappedVariables(mapped, log)
 
 	nc := session.NewCall{
 		ID:   uuid.Must(uuid.NewV7()).String(),
@@ -189,12 +189,14 @@ func (b *Bridge) createCall(nc session.NewCall) (*session.Call, *session.Session
 	return b.cfg.Flows.CreateCall(ctx, nc, o)
 }
 
-// fitVariables turns mapped header values into JSON strings and leaves out (and logs) what
-// the session's limits and rules would refuse, so that oversized context never fails a call.
-func (b *Bridge) fitVariables(in map[string]string, log logger) map[string]json.RawMessage {
-	raw := make(map[string]json.RawMessage, len(in))
-	for n, v := range in {
-		raw[n], _ = json.Marshal(v)
+// mappedVariables turns what the mapper made of a request's headers into session variables:
+// each value converted to its rule's type (one that does not convert is kept as text in
+// sip.raw.<variable> and logged), leaving out (and logging) what the session's limits and
+// rules would refuse, so that neither bad nor oversized context ever fails a call.
+func (b *Bridge) mappedVariables(mapped sipcodec.Mapped, log logger) map[string]json.RawMessage {
+	raw, unconverted := mapped.Values(b.svc.Limits().MaxValueBytes)
+	for _, u := range unconverted {
+		log.Warn("sip value kept as text: it does not convert to its type", "variable", u.Var, "type", string(u.Type), "kept_in", u.RawVar, "reason", u.Reason)
 	}
 	fit, left := b.svc.Limits().Fit(raw, session.OriginSIP)
 	for _, f := range left {

@@ -18,6 +18,7 @@ import (
 	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/sipbridge"
+	"github.com/callctx/callctx/sipbridge/sipcodec"
 	"github.com/callctx/callctx/token"
 	"gopkg.in/yaml.v3"
 )
@@ -198,15 +199,45 @@ type SIPConfig struct {
 		UUIEncoding string            `yaml:"uui_encoding"`
 		Names       map[string]string `yaml:"names"`
 	} `yaml:"carry"`
-	Map             map[string]string `yaml:"map"` // inbound header or UUI key → variable
-	TransferTimeout Duration          `yaml:"transfer_timeout"`
-	Flow            string            `yaml:"flow"`      // the flow of inbound calls; it decides instead of mode
-	MaxCalls        int               `yaml:"max_calls"` // inbound calls at once; more get 503
-	Allow           []string          `yaml:"allow"`     // networks (CIDR) or addresses that may start calls; all when empty
+	Map             map[string]MapEntry `yaml:"map"` // inbound header or UUI key → variable, and its type
+	TransferTimeout Duration            `yaml:"transfer_timeout"`
+	Flow            string              `yaml:"flow"`      // the flow of inbound calls; it decides instead of mode
+	MaxCalls        int                 `yaml:"max_calls"` // inbound calls at once; more get 503
+	Allow           []string            `yaml:"allow"`     // networks (CIDR) or addresses that may start calls; all when empty
 	// Unrouted is what happens to a call to a number the routing table of the flows
 	// directory does not serve (and there is no default nor sip.flow): refuse (404, the
 	// default) or mode (it gets sip.mode, as without a table).
 	Unrouted string `yaml:"unrouted"`
+}
+
+// MapEntry is one entry of sip.map: a variable name ("X-Customer-ID: ivr.customer_id"), or
+// {var, type} where type is string (the default), number, boolean or json and var may be
+// left out to keep the default name ("X-Score: {type: number}").
+type MapEntry struct {
+	Var  string `yaml:"var"`
+	Type string `yaml:"type"`
+}
+
+// UnmarshalYAML reads a variable name or a {var, type} mapping.
+func (e *MapEntry) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return n.Decode(&e.Var)
+	}
+	type plain MapEntry
+	var p plain
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: want a variable name or {var, type}", n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i].Value; k != "var" && k != "type" {
+			return fmt.Errorf("line %d: unknown field %q in a sip.map entry; use var and type", n.Content[i].Line, k)
+		}
+	}
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*e = MapEntry(p)
+	return nil
 }
 
 // Duration is a time.Duration written like "24h" or "500us" in YAML.
@@ -504,7 +535,7 @@ func (c *Config) SIPBridgeConfig() (sipbridge.Config, error) {
 	s := c.SIP
 	out := sipbridge.Config{
 		Listen: s.Listen, Advertise: s.Advertise, TLSListen: s.TLS.Listen, Mode: sipbridge.Mode(s.Mode),
-		Target: s.Target, SBC: s.SBC, Map: s.Map, TransferTimeout: time.Duration(s.TransferTimeout),
+		Target: s.Target, SBC: s.SBC, Map: mapRules(s.Map), TransferTimeout: time.Duration(s.TransferTimeout),
 		Carry: session.TransferContext{Variables: s.Carry.Variables, As: s.Carry.As, UUIEncoding: s.Carry.UUIEncoding, Names: s.Carry.Names},
 		Flow:  s.Flow, MaxCalls: s.MaxCalls,
 	}
@@ -542,6 +573,18 @@ func (c *Config) SIPBridgeConfig() (sipbridge.Config, error) {
 		out.Allow = append(out.Allow, p.Masked())
 	}
 	return out, out.Validate()
+}
+
+// mapRules turns sip.map into the bridge's rules.
+func mapRules(m map[string]MapEntry) map[string]sipcodec.Rule {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]sipcodec.Rule, len(m))
+	for k, e := range m {
+		out[k] = sipcodec.Rule{Var: e.Var, Type: sipcodec.Type(e.Type)}
+	}
+	return out
 }
 
 // SIPTLSConfig loads the SIP bridge's TLS certificate; nil when TLS is off.

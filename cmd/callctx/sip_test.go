@@ -28,6 +28,8 @@ sip:
     uui_encoding: plain
   map:
     X-Customer-ID: ivr.customer_id
+    X-Score: {var: ivr.score, type: number}
+    sip.uui.premium: {type: boolean}
   transfer_timeout: 20s
   allow: [10.0.0.0/8, 192.0.2.7, "2001:db8::/32"]
 `)
@@ -65,8 +67,14 @@ sip:
 		t.Fatal(err)
 	}
 	if bc.Mode != "redirect" || bc.Target != "sip:queue@10.0.0.5" || bc.SBC != "10.0.0.1:5060" || bc.Carry.As != "both" ||
-		bc.Carry.UUIEncoding != "plain" || len(bc.Carry.Variables) != 2 || bc.Map["X-Customer-ID"] != "ivr.customer_id" || bc.TransferTimeout != 20*time.Second {
+		bc.Carry.UUIEncoding != "plain" || len(bc.Carry.Variables) != 2 || bc.Map["X-Customer-ID"].Var != "ivr.customer_id" || bc.TransferTimeout != 20*time.Second {
 		t.Fatalf("bridge config %+v", bc)
+	}
+	if r := bc.Map["X-Score"]; r.Var != "ivr.score" || r.Type != "number" {
+		t.Fatalf("typed map entry %+v", r)
+	}
+	if r := bc.Map["sip.uui.premium"]; r.Var != "" || r.Type != "boolean" {
+		t.Fatalf("typed map entry without var %+v", r)
 	}
 	if got := fmt.Sprint(bc.Allow); got != "[10.0.0.0/8 192.0.2.7/32 2001:db8::/32]" {
 		t.Fatalf("sip.allow = %s", got)
@@ -81,6 +89,8 @@ func TestLoadConfig_SIPErrors(t *testing.T) {
 		{"bad target", "sip:\n  mode: bridge\n  target: mailto:x@y\n", "sip target"},
 		{"tls without cert", "sip:\n  tls:\n    listen: 127.0.0.1:5061\n", "cert_file"},
 		{"bad mapping", "sip:\n  map:\n    X-A: call.from\n", "read-only call namespace"},
+		{"bad mapping type", "sip:\n  map:\n    X-A: {var: ivr.a, type: integer}\n", `type "integer"`},
+		{"unknown mapping field", "sip:\n  map:\n    X-A: {variable: ivr.a}\n", `unknown field "variable"`},
 		{"bad carry", "sip:\n  carry:\n    as: smoke-signals\n", "sip carry"},
 		{"wildcard without advertise", "sip:\n  listen: 0.0.0.0:5060\n", "sip.advertise"},
 		{"bad allow", "sip:\n  allow: [10.0.0.0/8, the-sbc]\n", "sip.allow[1]"},
@@ -148,7 +158,7 @@ func pointers(p map[string]any) []string {
 // call, in history and on the event stream.
 func TestMain_SIPTransferOverREST(t *testing.T) {
 	cfg := testConfig(t.TempDir())
-	cfg.SIP.Map = map[string]string{"X-Transfer-Reason": "ivr.transfer_reason", "sip.uui.sipkey2": "app.sipkey2"}
+	cfg.SIP.Map = map[string]MapEntry{"X-Transfer-Reason": {Var: "ivr.transfer_reason"}, "sip.uui.sipkey2": {Var: "app.sipkey2"}}
 	m := MustOpenMain(t, cfg)
 	defer m.Close()
 	base := "http://" + m.HTTPAddr()

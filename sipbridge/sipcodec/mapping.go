@@ -1,6 +1,7 @@
 package sipcodec
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -17,6 +18,9 @@ const (
 	UUIPrefix = "sip.uui."
 	// UUIRawVar keeps a User-to-User value that could not be decoded, as it arrived.
 	UUIRawVar = "sip.uui.raw"
+	// RawPrefix starts the variable that keeps, as text, a mapped value that did not convert
+	// to the type its rule declares: sip.raw.<variable> (sip.raw.ivr.score).
+	RawPrefix = "sip.raw."
 	// MaxVarName is the longest variable name (DESIGN.md: names ≤ 128 characters).
 	MaxVarName = 128
 )
@@ -55,33 +59,81 @@ func HeaderVar(name string) string { return SIPNamespace + "." + strings.ToLower
 // kept (Dynamics 365 matches context variables to UUI keys exactly).
 func UUIVar(key string) string { return UUIPrefix + key }
 
-// Mapper turns the headers of an inbound INVITE into session variables. The zero value maps
-// with no renames. A Mapper is safe for concurrent use once built.
-type Mapper struct {
-	renames map[string]string // default variable name → configured name
-	extra   map[string]bool   // lower-case non-X- header names captured because a rename names them
+// Type is the JSON type a mapped value is stored as.
+type Type string
+
+// Types of mapped values.
+const (
+	TypeString  Type = "string"  // the text as it arrived (the default)
+	TypeNumber  Type = "number"  // a JSON number literal: 42, -1.5, 1e3 (not 007, +49, 0x1F)
+	TypeBoolean Type = "boolean" // true, false, 1, 0 (any letter case)
+	TypeJSON    Type = "json"    // any JSON value: an object, an array, a string in quotes …
+)
+
+// Valid reports whether t is a known type ("" is the default, string).
+func (t Type) Valid() bool {
+	switch t {
+	case "", TypeString, TypeNumber, TypeBoolean, TypeJSON:
+		return true
+	}
+	return false
 }
 
-// NewMapper builds a Mapper from configured renames. A key is either a header name
+// Rule is one entry of the inbound map: the variable a header or UUI key fills ("" for its
+// default name) and the type its value is stored as ("" for string).
+type Rule struct {
+	Var  string
+	Type Type
+}
+
+// Renames turns plain renames (source → variable) into rules of type string.
+func Renames(renames map[string]string) map[string]Rule {
+	out := make(map[string]Rule, len(renames))
+	for k, v := range renames {
+		out[k] = Rule{Var: v}
+	}
+	return out
+}
+
+// Mapper turns the headers of an inbound INVITE into session variables. The zero value maps
+// with no rules. A Mapper is safe for concurrent use once built.
+type Mapper struct {
+	rules map[string]Rule // default variable name → configured variable (filled in) and type
+	extra map[string]bool // lower-case non-X- header names captured because a rule names them
+}
+
+// NewMapper builds a Mapper from configured rules. A key is either a header name
 // (`X-Customer-ID`, any case, also a non-X- header such as `Diversion`, which is then
-// captured too) or a default variable name (`sip.x-customer-id`, `sip.uui.acct`); the value
-// is the variable to fill instead (`ivr.customer_id`). Targets must be valid variable names
-// outside `call.`; two sources may not share a target.
-func NewMapper(renames map[string]string) (*Mapper, error) {
-	m := &Mapper{renames: make(map[string]string, len(renames)), extra: map[string]bool{}}
-	targets := make(map[string]string, len(renames))
-	keys := make([]string, 0, len(renames))
-	for k := range renames {
+// captured too) or a default variable name (`sip.x-customer-id`, `sip.uui.acct`); the rule
+// names the variable to fill instead (`ivr.customer_id`; empty keeps the default name) and
+// the type to store the value as. Targets must be valid variable names outside `call.` and
+// the names the bridge writes itself; two sources may not share a target.
+func NewMapper(rules map[string]Rule) (*Mapper, error) {
+	m := &Mapper{rules: make(map[string]Rule, len(rules)), extra: map[string]bool{}}
+	targets := make(map[string]string, len(rules))
+	keys := make([]string, 0, len(rules))
+	for k := range rules {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	var errs []error
 	for _, src := range keys {
-		dst := renames[src]
+		rule := rules[src]
 		from, header, err := renameSource(src)
 		if err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		if !rule.Type.Valid() {
+			errs = append(errs, fmt.Errorf("sip mapping %q: type %q: use string, number, boolean or json", src, rule.Type))
+			continue
+		}
+		if rule.Type == "" {
+			rule.Type = TypeString
+		}
+		dst := rule.Var
+		if dst == "" {
+			dst = from
 		}
 		// The session's own rule: a target in a namespace that does not exist would pass a
 		// shape check here and then fail every call that carries the header.
@@ -97,8 +149,8 @@ func NewMapper(renames map[string]string) (*Mapper, error) {
 			errs = append(errs, fmt.Errorf("sip mapping %q: target %q is where the bridge records transfers and legs", src, dst))
 			continue
 		}
-		if prev, dup := m.renames[from]; dup {
-			errs = append(errs, fmt.Errorf("sip mapping %q: %s is already mapped to %q", src, from, prev))
+		if prev, dup := m.rules[from]; dup {
+			errs = append(errs, fmt.Errorf("sip mapping %q: %s is already mapped to %q", src, from, prev.Var))
 			continue
 		}
 		if other, dup := targets[dst]; dup {
@@ -106,7 +158,7 @@ func NewMapper(renames map[string]string) (*Mapper, error) {
 			continue
 		}
 		targets[dst] = src
-		m.renames[from] = dst
+		m.rules[from] = Rule{Var: dst, Type: rule.Type}
 		if header != "" && !strings.HasPrefix(header, "x-") {
 			m.extra[header] = true
 		}
@@ -118,10 +170,11 @@ func NewMapper(renames map[string]string) (*Mapper, error) {
 }
 
 // reservedVar reports whether name is one the bridge writes itself (sip.transfer.*,
-// sip.transfers, sip.legs, sip.uui.raw), which no mapping may fill.
+// sip.transfers, sip.legs, sip.uui.raw, sip.raw.*), which no mapping may fill.
 func reservedVar(name string) bool {
 	return name == session.VarTransfers || name == session.VarLegs || name == UUIRawVar ||
-		name == "sip.transfer" || strings.HasPrefix(name, "sip.transfer.")
+		name == "sip.transfer" || strings.HasPrefix(name, "sip.transfer.") ||
+		name == strings.TrimSuffix(RawPrefix, ".") || strings.HasPrefix(name, RawPrefix)
 }
 
 // renameSource normalises a rename key to the default variable name it replaces and, when the
@@ -163,7 +216,8 @@ type Skip struct {
 
 // Mapped is what Map made of an inbound request's headers.
 type Mapped struct {
-	Vars    map[string]string // variable name → value
+	Vars    map[string]string // variable name → value, as text
+	Types   map[string]Type   // the variables whose rule declares a type other than string
 	Skipped []Skip            // headers and keys that could not be names or values, for the log
 	UUIErr  error             // non-nil when User-to-User was undecodable (it is in sip.uui.raw)
 }
@@ -182,7 +236,7 @@ type Mapped struct {
 // A decoded UUI key "raw" is skipped too, since sip.uui.raw is reserved. When a renamed
 // variable and a default one land on the same name, the renamed one wins.
 func (m *Mapper) Map(headers []Header) Mapped {
-	out := Mapped{Vars: make(map[string]string)}
+	out := Mapped{Vars: make(map[string]string), Types: map[string]Type{}}
 	var order []string
 	values := map[string][]string{}
 	var uuiValues []string
@@ -205,10 +259,10 @@ func (m *Mapper) Map(headers []Header) Mapped {
 	renamed := map[string]bool{}
 	owner := map[string]string{} // variable → the header or key that filled it
 	set := func(def, value, source string) {
-		name := def
+		name, typ := def, TypeString
 		if m != nil {
-			if to, ok := m.renames[def]; ok {
-				name = to
+			if r, ok := m.rules[def]; ok {
+				name, typ = r.Var, r.Type
 			}
 		}
 		if name == def && renamed[name] {
@@ -223,6 +277,11 @@ func (m *Mapper) Map(headers []Header) Mapped {
 		}
 		out.Vars[name] = value
 		owner[name] = source
+		if typ != TypeString {
+			out.Types[name] = typ
+		} else {
+			delete(out.Types, name)
+		}
 	}
 	for _, name := range order {
 		value := strings.Join(values[strings.ToLower(name)], ", ")
@@ -272,4 +331,84 @@ func (m *Mapper) Map(headers []Header) Mapped {
 		}
 	}
 	return out
+}
+
+// Unconverted is a mapped value that did not convert to its rule's type.
+type Unconverted struct {
+	Var    string // the variable the rule names; it is left unset
+	Type   Type
+	RawVar string // where the text was kept ("" when even that name is too long)
+	Reason string
+}
+
+// RawVar is the variable that keeps the text of name's value when it does not convert.
+func RawVar(name string) string { return RawPrefix + name }
+
+// Values converts the mapped text values to JSON by their types. A value that does not
+// convert (or, for json, is not a JSON value the session would store: too deeply nested, say)
+// never fails the call: the variable is left unset, the text goes to sip.raw.<variable>, and
+// the returned list says so, for the log. maxValueBytes bounds a converted value, as the
+// session does.
+func (m Mapped) Values(maxValueBytes int) (map[string]json.RawMessage, []Unconverted) {
+	out := make(map[string]json.RawMessage, len(m.Vars))
+	var bad []Unconverted
+	for name, text := range m.Vars {
+		typ := m.Types[name]
+		v, err := convert(text, typ, maxValueBytes)
+		if err == nil {
+			out[name] = v
+			continue
+		}
+		u := Unconverted{Var: name, Type: typ, Reason: err.Error()}
+		if raw := RawVar(name); CheckVarName(raw) == nil {
+			u.RawVar = raw
+			out[raw], _ = json.Marshal(text)
+		}
+		bad = append(bad, u)
+	}
+	sort.Slice(bad, func(i, j int) bool { return bad[i].Var < bad[j].Var })
+	return out, bad
+}
+
+// convert turns the text of a header or UUI value into JSON of type t.
+func convert(text string, t Type, maxValueBytes int) (json.RawMessage, error) {
+	s := strings.TrimSpace(text)
+	switch t {
+	case "", TypeString:
+		return json.Marshal(text)
+	case TypeNumber:
+		if s == "" || !(s[0] == '-' || s[0] >= '0' && s[0] <= '9') || !json.Valid([]byte(s)) {
+			return nil, fmt.Errorf("%q is not a number (a JSON number literal such as 42 or -1.5)", clip(text))
+		}
+		return json.RawMessage(s), nil
+	case TypeBoolean:
+		switch strings.ToLower(s) {
+		case "true", "1":
+			return json.RawMessage("true"), nil
+		case "false", "0":
+			return json.RawMessage("false"), nil
+		}
+		return nil, fmt.Errorf("%q is not a boolean (true, false, 1 or 0)", clip(text))
+	case TypeJSON:
+		if !json.Valid([]byte(s)) {
+			return nil, fmt.Errorf("%q is not valid JSON", clip(text))
+		}
+		v, err := session.CompactValue(json.RawMessage(s), maxValueBytes)
+		if err != nil {
+			return nil, err
+		}
+		if v == nil {
+			return nil, errors.New("the value is JSON null, which a session does not store")
+		}
+		return v, nil
+	}
+	return nil, fmt.Errorf("unknown type %q", t)
+}
+
+// clip shortens a value quoted in a log line.
+func clip(s string) string {
+	if r := []rune(s); len(r) > 64 {
+		return string(r[:64]) + "…"
+	}
+	return s
 }

@@ -1,6 +1,7 @@
 package sipcodec_test
 
 import (
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -83,7 +84,7 @@ func TestMapper_Map(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := sipcodec.NewMapper(tt.renames)
+			m, err := sipcodec.NewMapper(sipcodec.Renames(tt.renames))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,7 +132,7 @@ func TestNewMapper_Refused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := sipcodec.NewMapper(tt.renames); err == nil {
+			if _, err := sipcodec.NewMapper(sipcodec.Renames(tt.renames)); err == nil {
 				t.Fatalf("NewMapper(%v)=nil error, want one", tt.renames)
 			}
 		})
@@ -144,7 +145,7 @@ func FuzzMapper_Map(f *testing.F) {
 	f.Add("X-Customer-ID", "123", "sipkey1=a;sipkey2=b")
 	f.Add("X-a..b", "\x00", "7369706B6579313D73697076616C31;encoding=hex")
 	f.Add("x-", "", "raw=1")
-	m, err := sipcodec.NewMapper(map[string]string{"X-Customer-ID": "ivr.customer_id"})
+	m, err := sipcodec.NewMapper(sipcodec.Renames(map[string]string{"X-Customer-ID": "ivr.customer_id"}))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -156,6 +157,100 @@ func FuzzMapper_Map(f *testing.F) {
 			}
 			if strings.ContainsAny(v, "\r\n\x00") {
 				t.Fatalf("variable %q=%q holds CR, LF or NUL", k, v)
+			}
+		}
+	})
+}
+
+func TestMapped_Values(t *testing.T) {
+	m, err := sipcodec.NewMapper(map[string]sipcodec.Rule{
+		"X-Score":        {Var: "ivr.score", Type: sipcodec.TypeNumber},
+		"X-Premium":      {Type: sipcodec.TypeBoolean}, // keeps sip.x-premium
+		"X-Profile":      {Var: "ivr.profile", Type: sipcodec.TypeJSON},
+		"sip.uui.tier":   {Var: "ivr.tier", Type: sipcodec.TypeString},
+		"sip.uui.amount": {Type: sipcodec.TypeNumber},
+		"X-Bad-Number":   {Var: "ivr.bad_number", Type: sipcodec.TypeNumber},
+		"X-Bad-Bool":     {Type: sipcodec.TypeBoolean},
+		"X-Bad-JSON":     {Var: "ivr.bad_json", Type: sipcodec.TypeJSON},
+		"X-Null":         {Var: "ivr.null", Type: sipcodec.TypeJSON},
+		"X-Deep":         {Var: "ivr.deep", Type: sipcodec.TypeJSON},
+		"X-Big":          {Var: "ivr.big", Type: sipcodec.TypeJSON},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapped := m.Map([]sipcodec.Header{
+		{Name: "X-Score", Value: " 42.5 "}, {Name: "X-Premium", Value: "TRUE"},
+		{Name: "X-Profile", Value: `{"tier": "gold", "orders": [1, 2]}`},
+		{Name: "User-to-User", Value: "tier=007;amount=-1e3"},
+		{Name: "X-Bad-Number", Value: "+4930"}, {Name: "X-Bad-Bool", Value: "yes"},
+		{Name: "X-Bad-JSON", Value: "{tier: gold}"}, {Name: "X-Null", Value: "null"},
+		{Name: "X-Deep", Value: strings.Repeat("[", 40) + strings.Repeat("]", 40)},
+		{Name: "X-Big", Value: `"` + strings.Repeat("x", 100) + `"`},
+		{Name: "X-Plain", Value: "0049"},
+	})
+	vals, bad := mapped.Values(64)
+	want := map[string]string{
+		"ivr.score": `42.5`, "sip.x-premium": `true`, "ivr.profile": `{"tier":"gold","orders":[1,2]}`,
+		"ivr.tier": `"007"`, "sip.uui.amount": `-1e3`, "sip.x-plain": `"0049"`,
+		"sip.raw.ivr.bad_number": `"+4930"`, "sip.raw.sip.x-bad-bool": `"yes"`, "sip.raw.ivr.bad_json": `"{tier: gold}"`,
+		"sip.raw.ivr.null": `"null"`, "sip.raw.ivr.deep": `"` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `"`,
+		"sip.raw.ivr.big": `"\"` + strings.Repeat("x", 100) + `\""`,
+	}
+	got := map[string]string{}
+	for k, v := range vals {
+		got[k] = string(v)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Values:\n got %v\nwant %v", got, want)
+	}
+	var vars []string
+	for _, u := range bad {
+		vars = append(vars, u.Var)
+		if u.Reason == "" || u.RawVar != sipcodec.RawVar(u.Var) {
+			t.Errorf("%+v", u)
+		}
+	}
+	if got, want := strings.Join(vars, " "), "ivr.bad_json ivr.bad_number ivr.big ivr.deep ivr.null sip.x-bad-bool"; got != want {
+		t.Fatalf("unconverted %q, want %q", got, want)
+	}
+}
+
+func TestNewMapper_Types(t *testing.T) {
+	if _, err := sipcodec.NewMapper(map[string]sipcodec.Rule{"X-A": {Type: "integer"}}); err == nil {
+		t.Error("an unknown type was accepted")
+	}
+	if _, err := sipcodec.NewMapper(map[string]sipcodec.Rule{"X-A": {Var: "sip.raw.x"}}); err == nil {
+		t.Error("a target in sip.raw. was accepted")
+	}
+}
+
+// FuzzMapped_Values: whatever the text and type, a value either converts to
+// JSON the session stores, or is kept as text; nothing is lost or panics.
+func FuzzMapped_Values(f *testing.F) {
+	for _, s := range []string{"42", "-1.5e3", "007", "true", "0", `{"a":[1]}`, "null", "", " ", "\x00", "1e999999", `"x"`} {
+		f.Add(s)
+	}
+	m, err := sipcodec.NewMapper(map[string]sipcodec.Rule{
+		"X-N": {Var: "ivr.n", Type: sipcodec.TypeNumber}, "X-B": {Var: "ivr.b", Type: sipcodec.TypeBoolean},
+		"X-J": {Var: "ivr.j", Type: sipcodec.TypeJSON}, "X-S": {Var: "ivr.s"},
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		mapped := m.Map([]sipcodec.Header{{Name: "X-N", Value: v}, {Name: "X-B", Value: v}, {Name: "X-J", Value: v}, {Name: "X-S", Value: v}})
+		vals, _ := mapped.Values(8192)
+		for name := range mapped.Vars {
+			got, ok := vals[name]
+			if !ok {
+				got, ok = vals[sipcodec.RawVar(name)]
+			}
+			if !ok {
+				t.Fatalf("%s=%q lost", name, v)
+			}
+			if !json.Valid(got) {
+				t.Fatalf("%s: invalid JSON %q", name, got)
 			}
 		}
 	})
