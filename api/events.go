@@ -162,6 +162,8 @@ func (st *stream) catchUp() bool {
 			typ, state = session.EventCallEnded, session.StateEnded
 		case isTransferOutcome(e.Changes[session.VarTransferStatus].New):
 			typ = session.EventTransferStatus
+		case e.Changes[session.VarReferTarget].New != nil:
+			typ = session.EventCallReferred
 		}
 		at := e.At
 		if !st.send(string(typ), e.Version, eventData{CallID: st.callID, Version: e.Version, State: state, At: &at, Actor: e.Actor, Changes: e.Changes, Variables: vars}) {

@@ -136,6 +136,9 @@ const (
 	EventCallEnded      = "call.ended"
 	EventSessionUpdated = "session.updated"
 	EventTransferStatus = "transfer.status"
+	// EventCallReferred: the SIP bridge accepted a REFER on the call (its sip.refer.*
+	// variables are written with it).
+	EventCallReferred = "call.referred"
 )
 
 // Snapshot is everything compiled from one load of the flows directory:

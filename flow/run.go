@@ -367,7 +367,8 @@ func (r *stepper) apply(ctx context.Context, run *Run, o *Outcome) error {
 		if err := r.h.write(ctx, run, map[string]json.RawMessage{"app." + n.Name + ".status": raw}, fires...); err != nil {
 			return err
 		}
-		next = "" // a transfer that went through ends the flow
+		// A transfer that went through ends the flow, unless the node says where it goes on
+		// (a bridged call callctx stays in).
 		if status != StatusDone {
 			next = n.OnFailure
 		}

@@ -175,3 +175,18 @@ const (
 	VarTransfers = "sip.transfers"
 	VarLegs      = "sip.legs"
 )
+
+// EventCallReferred is the type of the event published with the write that records a REFER
+// the SIP bridge accepted on a call (the call.referred event of flows and of the event
+// stream): the far end, or the caller's side, asked for the call to go elsewhere.
+const EventCallReferred EventType = "call.referred"
+
+// Session variables in which the SIP bridge records the REFER it accepted last on a call;
+// the context the REFER carried (Refer-To URI headers, its own X- headers, User-to-User) is
+// in sip.refer.<header> and sip.refer.uui.<key>, unless sip.map renames it.
+const (
+	VarReferPrefix     = "sip.refer."
+	VarReferTarget     = "sip.refer.target"     // the Refer-To URI, without its headers
+	VarReferReferredBy = "sip.refer.referredBy" // the Referred-By URI, when there was one
+	VarReferLeg        = "sip.refer.leg"        // who sent it: "caller" or "callee" (the far end of a bridged call)
+)

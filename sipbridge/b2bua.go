@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -34,8 +35,25 @@ type outLeg struct {
 	mu        sync.Mutex
 	endReason string
 	hungUp    bool
+	referred  bool // its far end handed the call back by REFER: its BYE no longer ends the call
 	done      chan struct{}
 	doneOnce  sync.Once
+}
+
+func (o *outLeg) setReferred()   { o.mu.Lock(); o.referred = true; o.mu.Unlock() }
+func (o *outLeg) clearReferred() { o.mu.Lock(); o.referred = false; o.mu.Unlock() }
+
+// hangupAfter hangs the leg up once d has passed, unless it ends first.
+func (o *outLeg) hangupAfter(d time.Duration, reason string) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		o.hangup(reason)
+	case <-o.done:
+	case <-o.dlg.Context().Done():
+	case <-o.b.ctx.Done():
+	}
 }
 
 func (o *outLeg) setReason(r string) {
@@ -56,8 +74,21 @@ func (o *outLeg) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	o.finish()
-	if o.parent != nil {
-		o.parent.hangup(EndCalleeHangup)
+	if p := o.parent; p != nil {
+		// The caller goes too, unless this leg is no longer the one bridged, or its far end
+		// handed the call back by REFER and left: the transfer it asked for goes on.
+		o.mu.Lock()
+		referred := o.referred
+		o.mu.Unlock()
+		p.mu.Lock()
+		current := p.peer == o
+		if current && referred {
+			p.peer = nil
+		}
+		p.mu.Unlock()
+		if current && !referred {
+			p.hangup(EndCalleeHangup)
+		}
 	}
 }
 
@@ -350,6 +381,12 @@ func (b *Bridge) rejectPending(c *inCall, res *sip.Response, err error, log logg
 func (b *Bridge) holdBridged(c *inCall, o *outLeg, log logger) {
 	c.wait()
 	c.awaitTransfer()
+	c.mu.Lock()
+	peer := c.peer // a transfer may have replaced o
+	c.mu.Unlock()
+	if peer != nil {
+		peer.hangup(c.reason())
+	}
 	o.hangup(c.reason())
 	b.endCall(c.id, c.reason(), log)
 }

@@ -49,7 +49,7 @@ const (
 const Actor = "sip"
 
 // allowed is the Allow header of the bridge's responses.
-const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY"
+const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, REFER"
 
 // Config configures a Bridge. Zero values take defaults.
 type Config struct {
@@ -94,6 +94,8 @@ type Config struct {
 	// default and Flow is empty) Mode instead of refusing it with 404 Not Found: for a
 	// deployment moving its numbers to the table one by one.
 	KeepUnrouted bool
+	// Refer says what the bridge does with a REFER on a call it holds.
+	Refer ReferConfig
 	// Allow lists the networks that may start calls (an INVITE outside a dialog): the
 	// IVRs and SBCs in front of callctx. An INVITE from anywhere else gets 403 and creates
 	// nothing. Empty allows every source.
@@ -209,6 +211,9 @@ func (cfg Config) prepare() (prepared, error) {
 			errs = append(errs, fmt.Errorf("sip sbc %q: %w", cfg.SBC, err))
 		}
 	}
+	if err := p.cfg.Refer.prepare(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := checkContext(cfg.Carry); err != nil {
 		errs = append(errs, fmt.Errorf("sip carry: %w", err))
 	}
@@ -290,6 +295,7 @@ func (b *Bridge) Start(ctx context.Context) error {
 	b.srv.OnCancel(b.observed(b.onCancel))
 	b.srv.OnOptions(b.observed(b.onOptions))
 	b.srv.OnNotify(b.observed(b.guard(b.onNotify)))
+	b.srv.OnRefer(b.observed(b.guard(b.onRefer)))
 	b.srv.OnNoRoute(b.observed(b.onNoRoute))
 
 	b.ctx, b.cancel = context.WithCancel(context.Background())

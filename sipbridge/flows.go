@@ -63,7 +63,10 @@ func (b *Bridge) flowInvite(req *sip.Request, tx sip.ServerTransaction, call *se
 			case "invite":
 				o, res, derr := b.bridgeTo(c, t, hs, log)
 				if o != nil {
-					b.flowDone(c, run, log)
+					// callctx stays in a bridged call: the flow may go on (to wait for a REFER
+					// that hands the call back, say).
+					done := &flow.Outcome{Status: flow.StatusDone, Step: run.Step}
+					b.drive(c, func() (*flow.Run, error) { return b.flowNextHeld(c, done) })
 					b.holdBridged(c, o, log)
 					return
 				}
@@ -73,7 +76,7 @@ func (b *Bridge) flowInvite(req *sip.Request, tx sip.ServerTransaction, call *se
 				}
 				status = dialStatus(res)
 			default: // refer needs an answered call
-				b.park(c, log, func() { b.driveFlow(c, run) })
+				b.park(c, log, func() { b.drive(c, func() (*flow.Run, error) { return run, nil }) })
 				return
 			}
 		case "hangup":
@@ -92,7 +95,32 @@ func (b *Bridge) flowInvite(req *sip.Request, tx sip.ServerTransaction, call *se
 	b.park(c, log, nil)
 }
 
-// driveFlow performs the actions of a parked call's flow, starting with run's.
+// drive performs the actions of a call's flow in the background, starting with what first
+// returns, unless the bridge drives the call's flow already. Only one driver runs per call.
+func (b *Bridge) drive(c *inCall, first func() (*flow.Run, error)) {
+	c.mu.Lock()
+	if c.driving {
+		c.mu.Unlock()
+		return
+	}
+	c.driving = true
+	c.mu.Unlock()
+	b.track(func() {
+		defer func() {
+			c.mu.Lock()
+			c.driving = false
+			c.mu.Unlock()
+		}()
+		run, err := first()
+		if err != nil {
+			b.log.Warn("sip flow next", "call_id", c.id, "error", err)
+			return
+		}
+		b.driveFlow(c, run)
+	})
+}
+
+// driveFlow performs the actions of a held call's flow, starting with run's.
 func (b *Bridge) driveFlow(c *inCall, run *flow.Run) {
 	log := b.log.With("call_id", c.id)
 	var err error
@@ -187,6 +215,23 @@ func dialStatus(res *sip.Response) string {
 func (b *Bridge) flowNext(c *inCall, o *flow.Outcome) (*flow.Run, error) {
 	ctx, cancel := context.WithTimeout(b.ctx, flowTimeout)
 	defer cancel()
+	return b.cfg.Flows.Next(ctx, c.id, o)
+}
+
+// flowNextHeld is flowNext for a call that stays with callctx meanwhile: a wait in the flow
+// ends with the call.
+func (b *Bridge) flowNextHeld(c *inCall, o *flow.Outcome) (*flow.Run, error) {
+	ctx, cancel := context.WithTimeout(b.ctx, flowTimeout)
+	defer cancel()
+	stop := context.AfterFunc(c.dlg.Context(), cancel)
+	defer stop()
+	go func() {
+		select {
+		case <-c.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	return b.cfg.Flows.Next(ctx, c.id, o)
 }
 

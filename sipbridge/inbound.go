@@ -44,6 +44,7 @@ type inCall struct {
 	b    *Bridge
 	id   string                     // callctx call ID
 	from string                     // the caller, as call.from
+	flow string                     // the call's flow, "" when it has none
 	dlg  *sipgo.DialogServerSession // its InviteRequest is the caller's INVITE
 	sdp  []byte                     // what callctx answered (parked calls)
 
@@ -63,8 +64,10 @@ type inCall struct {
 	legSDP       []byte
 	callerOrigin string
 	reinviting   bool
-	hungUp       bool     // callctx sent (or is sending) BYE
-	legs         []string // calls placed for this one
+	hungUp       bool      // callctx sent (or is sending) BYE
+	referral     *referral // a REFER accepted whose final NOTIFY is pending
+	driving      bool      // the bridge is performing the actions of the call's flow
+	legs         []string  // calls placed for this one
 	transfers    []session.Transfer
 
 	done     chan struct{} // closed by finish
@@ -336,7 +339,7 @@ func (b *Bridge) newInCall(req *sip.Request, tx sip.ServerTransaction, call *ses
 	if err != nil {
 		return nil, err
 	}
-	c := &inCall{b: b, id: call.ID, from: call.From, dlg: dlg, done: make(chan struct{})}
+	c := &inCall{b: b, id: call.ID, from: call.From, flow: call.Flow, dlg: dlg, done: make(chan struct{})}
 	b.mu.Lock()
 	b.calls[c.id] = c
 	b.inbound[dlg.ID] = c

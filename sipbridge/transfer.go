@@ -111,9 +111,6 @@ func (b *Bridge) transfer(ctx context.Context, callID string, req session.Transf
 	case c.transfer != nil:
 		c.mu.Unlock()
 		return nil, session.Errorf(session.CodeConflict, "the call %s has a transfer in progress (%s)", callID, c.transfer.id)
-	case p.mode == session.TransferInvite && c.peer != nil:
-		c.mu.Unlock()
-		return nil, session.Errorf(session.CodeConflict, "the call %s is bridged already; transfer it with mode refer", callID)
 	}
 	c.transfer = at
 	c.running.Add(1) // done once its outcome is recorded (or it was never sent)
@@ -424,11 +421,16 @@ func (c *inCall) runInviteTransfer(at *activeTransfer, p transferParams, hs []si
 		c.b.log.Warn("sip ack of re-INVITE failed", "call_id", c.id, "error", err)
 	}
 	c.mu.Lock()
+	old := c.peer // a bridged call: the new leg replaces the far end
 	c.peer = o
 	c.sdp = nil
 	c.peerSDP, c.legSDP, c.callerOrigin = res.Body(), c.dlg.InviteRequest.Body(), sipcodec.SDPOrigin(rres.Body())
+	referrer := c.referral != nil && c.referral.leg == old
 	c.mu.Unlock()
 	c.finishTransfer(at, session.TransferAnswered, "", res.StatusCode, res.Reason)
+	if old != nil && !referrer { // a far end that referred hears the outcome first (referral.sender)
+		old.hangup(EndTransferred)
+	}
 }
 
 // reasonCode classifies the SIP status of a failed transfer as Live Hub does.
@@ -469,6 +471,7 @@ func (c *inCall) finishTransfer(at *activeTransfer, status session.TransferStatu
 	if at.report != nil {
 		at.report(status, rc) // after clearTransfer: the flow may start another transfer at once
 	}
+	c.endReferral(referralOutcome(status, rc, code, reason), true) // a REFER waiting for this outcome
 }
 
 func (c *inCall) clearTransfer(at *activeTransfer) {

@@ -208,6 +208,10 @@ type SIPConfig struct {
 	// directory does not serve (and there is no default nor sip.flow): refuse (404, the
 	// default) or mode (it gets sip.mode, as without a table).
 	Unrouted string `yaml:"unrouted"`
+	Refer    struct {
+		Action string `yaml:"action"` // transfer (default) or flow: what an accepted REFER leads to
+		Mode   string `yaml:"mode"`   // invite (default) or refer: how a REFER from the far end of a bridged call is carried out
+	} `yaml:"refer"`
 }
 
 // MapEntry is one entry of sip.map: a variable name ("X-Customer-ID: ivr.customer_id"), or
@@ -538,6 +542,7 @@ func (c *Config) SIPBridgeConfig() (sipbridge.Config, error) {
 		Target: s.Target, SBC: s.SBC, Map: mapRules(s.Map), TransferTimeout: time.Duration(s.TransferTimeout),
 		Carry: session.TransferContext{Variables: s.Carry.Variables, As: s.Carry.As, UUIEncoding: s.Carry.UUIEncoding, Names: s.Carry.Names},
 		Flow:  s.Flow, MaxCalls: s.MaxCalls,
+		Refer: sipbridge.ReferConfig{Action: s.Refer.Action, Mode: session.TransferMode(s.Refer.Mode)},
 	}
 	switch s.Unrouted {
 	case "", "refuse":

@@ -91,6 +91,8 @@ func TestLoadConfig_SIPErrors(t *testing.T) {
 		{"bad mapping", "sip:\n  map:\n    X-A: call.from\n", "read-only call namespace"},
 		{"bad mapping type", "sip:\n  map:\n    X-A: {var: ivr.a, type: integer}\n", `type "integer"`},
 		{"unknown mapping field", "sip:\n  map:\n    X-A: {variable: ivr.a}\n", `unknown field "variable"`},
+		{"bad refer action", "sip:\n  refer:\n    action: ignore\n", `sip refer action "ignore"`},
+		{"bad refer mode", "sip:\n  refer:\n    mode: redirect\n", `sip refer mode "redirect"`},
 		{"bad carry", "sip:\n  carry:\n    as: smoke-signals\n", "sip carry"},
 		{"wildcard without advertise", "sip:\n  listen: 0.0.0.0:5060\n", "sip.advertise"},
 		{"bad allow", "sip:\n  allow: [10.0.0.0/8, the-sbc]\n", "sip.allow[1]"},

@@ -1,6 +1,7 @@
 package sipcodec
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,8 +99,15 @@ func Renames(renames map[string]string) map[string]Rule {
 // Mapper turns the headers of an inbound INVITE into session variables. The zero value maps
 // with no rules. A Mapper is safe for concurrent use once built.
 type Mapper struct {
-	rules map[string]Rule // default variable name → configured variable (filled in) and type
+	rules map[string]rule // default variable name → its rule
 	extra map[string]bool // lower-case non-X- header names captured because a rule names them
+}
+
+// rule is a checked Rule: the variable it renames to ("" keeps the default name, which for a
+// REFER is under sip.refer.) and the type.
+type rule struct {
+	to  string
+	typ Type
 }
 
 // NewMapper builds a Mapper from configured rules. A key is either a header name
@@ -109,7 +117,7 @@ type Mapper struct {
 // the type to store the value as. Targets must be valid variable names outside `call.` and
 // the names the bridge writes itself; two sources may not share a target.
 func NewMapper(rules map[string]Rule) (*Mapper, error) {
-	m := &Mapper{rules: make(map[string]Rule, len(rules)), extra: map[string]bool{}}
+	m := &Mapper{rules: make(map[string]rule, len(rules)), extra: map[string]bool{}}
 	targets := make(map[string]string, len(rules))
 	keys := make([]string, 0, len(rules))
 	for k := range rules {
@@ -118,20 +126,20 @@ func NewMapper(rules map[string]Rule) (*Mapper, error) {
 	sort.Strings(keys)
 	var errs []error
 	for _, src := range keys {
-		rule := rules[src]
+		cfg := rules[src]
 		from, header, err := renameSource(src)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if !rule.Type.Valid() {
-			errs = append(errs, fmt.Errorf("sip mapping %q: type %q: use string, number, boolean or json", src, rule.Type))
+		if !cfg.Type.Valid() {
+			errs = append(errs, fmt.Errorf("sip mapping %q: type %q: use string, number, boolean or json", src, cfg.Type))
 			continue
 		}
-		if rule.Type == "" {
-			rule.Type = TypeString
+		if cfg.Type == "" {
+			cfg.Type = TypeString
 		}
-		dst := rule.Var
+		dst := cfg.Var
 		if dst == "" {
 			dst = from
 		}
@@ -150,7 +158,7 @@ func NewMapper(rules map[string]Rule) (*Mapper, error) {
 			continue
 		}
 		if prev, dup := m.rules[from]; dup {
-			errs = append(errs, fmt.Errorf("sip mapping %q: %s is already mapped to %q", src, from, prev.Var))
+			errs = append(errs, fmt.Errorf("sip mapping %q: %s is already mapped to %q", src, from, cmp.Or(prev.to, from)))
 			continue
 		}
 		if other, dup := targets[dst]; dup {
@@ -158,7 +166,11 @@ func NewMapper(rules map[string]Rule) (*Mapper, error) {
 			continue
 		}
 		targets[dst] = src
-		m.rules[from] = Rule{Var: dst, Type: rule.Type}
+		r := rule{typ: cfg.Type}
+		if dst != from {
+			r.to = dst
+		}
+		m.rules[from] = r
 		if header != "" && !strings.HasPrefix(header, "x-") {
 			m.extra[header] = true
 		}
@@ -169,12 +181,22 @@ func NewMapper(rules map[string]Rule) (*Mapper, error) {
 	return m, nil
 }
 
+// rule returns the rule for a default variable name.
+func (m *Mapper) rule(def string) (rule, bool) {
+	if m == nil {
+		return rule{}, false
+	}
+	r, ok := m.rules[def]
+	return r, ok
+}
+
 // reservedVar reports whether name is one the bridge writes itself (sip.transfer.*,
 // sip.transfers, sip.legs, sip.uui.raw, sip.raw.*), which no mapping may fill.
 func reservedVar(name string) bool {
 	return name == session.VarTransfers || name == session.VarLegs || name == UUIRawVar ||
 		name == "sip.transfer" || strings.HasPrefix(name, "sip.transfer.") ||
-		name == strings.TrimSuffix(RawPrefix, ".") || strings.HasPrefix(name, RawPrefix)
+		name == strings.TrimSuffix(RawPrefix, ".") || strings.HasPrefix(name, RawPrefix) ||
+		name == session.VarReferTarget || name == session.VarReferReferredBy || name == session.VarReferLeg
 }
 
 // renameSource normalises a rename key to the default variable name it replaces and, when the
@@ -235,7 +257,20 @@ type Mapped struct {
 // skipped, never repaired: repairing could merge two different headers into one variable.
 // A decoded UUI key "raw" is skipped too, since sip.uui.raw is reserved. When a renamed
 // variable and a default one land on the same name, the renamed one wins.
-func (m *Mapper) Map(headers []Header) Mapped {
+func (m *Mapper) Map(headers []Header) Mapped { return m.mapAs(headers, SIPNamespace+".") }
+
+// MapRefer maps the headers of a REFER (its own, and those of its Refer-To URI) through the
+// same rules as an INVITE's: a header or key a rule names goes where the rule says, with its
+// type; any other lands under sip.refer. instead of sip. (X-AI-Summary →
+// sip.refer.x-ai-summary, a User-to-User key k → sip.refer.uui.k, an undecodable
+// User-to-User → sip.refer.uui.raw).
+func (m *Mapper) MapRefer(headers []Header) Mapped { return m.mapAs(headers, ReferPrefix) }
+
+// ReferPrefix starts the default names of the variables a REFER fills.
+const ReferPrefix = "sip.refer."
+
+// mapAs is Map with the default names under prefix instead of sip.
+func (m *Mapper) mapAs(headers []Header, prefix string) Mapped {
 	out := Mapped{Vars: make(map[string]string), Types: map[string]Type{}}
 	var order []string
 	values := map[string][]string{}
@@ -259,12 +294,11 @@ func (m *Mapper) Map(headers []Header) Mapped {
 	renamed := map[string]bool{}
 	owner := map[string]string{} // variable → the header or key that filled it
 	set := func(def, value, source string) {
-		name, typ := def, TypeString
-		if m != nil {
-			if r, ok := m.rules[def]; ok {
-				name, typ = r.Var, r.Type
-			}
+		r, _ := m.rule(def)
+		if prefix != SIPNamespace+"." {
+			def = prefix + strings.TrimPrefix(def, SIPNamespace+".") // a REFER's default names are its own
 		}
+		name, typ := cmp.Or(r.to, def), cmp.Or(r.typ, TypeString)
 		if name == def && renamed[name] {
 			out.Skipped = append(out.Skipped, Skip{Source: source, Reason: fmt.Sprintf("%s is the target of a mapping", name)})
 			return

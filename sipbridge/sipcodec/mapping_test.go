@@ -255,3 +255,33 @@ func FuzzMapped_Values(f *testing.F) {
 		}
 	})
 }
+
+// A REFER's headers go through the INVITE's rules; what no rule names lands under sip.refer.
+func TestMapper_MapRefer(t *testing.T) {
+	m, err := sipcodec.NewMapper(map[string]sipcodec.Rule{
+		"X-Customer-ID": {Var: "ivr.customer_id", Type: sipcodec.TypeNumber},
+		"sip.uui.score": {Type: sipcodec.TypeNumber}, // keeps its default name: sip.refer.uui.score in a REFER
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := m.MapRefer([]sipcodec.Header{
+		{Name: "X-AI-Summary", Value: "wants to dispute a charge"}, {Name: "X-Customer-ID", Value: "77"},
+		{Name: "User-to-User", Value: "score=9;topic=billing"}, {Name: "Subject", Value: "x"},
+	})
+	want := map[string]string{"sip.refer.x-ai-summary": "wants to dispute a charge", "ivr.customer_id": "77",
+		"sip.refer.uui.score": "9", "sip.refer.uui.topic": "billing"}
+	if !reflect.DeepEqual(got.Vars, want) {
+		t.Fatalf("Vars=%v, want %v", got.Vars, want)
+	}
+	if got.Types["ivr.customer_id"] != sipcodec.TypeNumber || got.Types["sip.refer.uui.score"] != sipcodec.TypeNumber {
+		t.Fatalf("Types=%v", got.Types)
+	}
+	raw := m.MapRefer([]sipcodec.Header{{Name: "User-to-User", Value: "00C8;encoding=hex"}})
+	if raw.Vars["sip.refer.uui.raw"] != "00C8;encoding=hex" || raw.UUIErr == nil {
+		t.Fatalf("undecodable UUI: %v %v", raw.Vars, raw.UUIErr)
+	}
+	if _, err := sipcodec.NewMapper(sipcodec.Renames(map[string]string{"X-A": "sip.refer.target"})); err == nil {
+		t.Fatal("a rule may target sip.refer.target")
+	}
+}
