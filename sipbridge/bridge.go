@@ -27,7 +27,7 @@ type Mode string
 
 // Modes of the bridge.
 const (
-	// ModeAnswer answers with 200 OK (inactive media: signalling only) and parks the call
+	// ModeAnswer answers with 200 OK (signalling only: callctx sends no media) and parks the call
 	// with callctx until it is transferred or hung up.
 	ModeAnswer Mode = "answer"
 	// ModeRedirect answers with 302 and a Contact that carries the context to the target.

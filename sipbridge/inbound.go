@@ -208,7 +208,7 @@ func (b *Bridge) mappedVariables(mapped sipcodec.Mapped, log logger) map[string]
 	return fit
 }
 
-// answer answers the call with inactive media and parks it until it is hung up or
+// answer answers the call (callctx sends no media) and parks it until it is hung up or
 // transferred away. It returns when the call has ended.
 func (b *Bridge) answer(req *sip.Request, tx sip.ServerTransaction, call *session.Call, log logger) {
 	c, err := b.newInCall(req, tx, call)
@@ -220,7 +220,7 @@ func (b *Bridge) answer(req *sip.Request, tx sip.ServerTransaction, call *sessio
 	b.park(c, log, nil)
 }
 
-// park answers the pending INVITE of c with inactive media and holds the call until it is
+// park answers the pending INVITE of c (see parkSDP) and holds the call until it is
 // hung up or transferred away; then (when the caller has acknowledged) it runs drive, if
 // any, in the background. It returns when the call has ended, after recording its end.
 func (b *Bridge) park(c *inCall, log logger, drive func()) {
@@ -387,6 +387,13 @@ func (c *inCall) setReason(r string) {
 		c.endReason = r
 	}
 	c.mu.Unlock()
+}
+
+// hangingUp reports whether callctx is hanging up the call (it sent or is sending BYE).
+func (c *inCall) hangingUp() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hungUp
 }
 
 // endsAs sets the reason the call ends with, whatever was set before.

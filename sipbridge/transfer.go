@@ -290,28 +290,9 @@ func (c *inCall) runRefer(at *activeTransfer, tx sip.ClientTransaction) {
 				return
 			}
 		case f := <-at.notify: // RFC 3515 §2.4.7: a NOTIFY may come before the REFER's 202
-			if f.code > 0 {
-				last = f.code
-			}
-			switch {
-			case f.code >= 200 && f.code < 300:
-				c.finishTransfer(at, session.TransferAnswered, "", f.code, f.reason)
-				c.hangupAfter(at.hangupAfter)
+			if c.settle(at, f, &last, grace != nil || c.hangingUp()) {
 				return
-			case f.code >= 300:
-				c.finishTransfer(at, session.TransferFailed, reasonCode(f.code), f.code, f.reason)
-				return
-			case !f.terminated:
-				continue
 			}
-			// No final answer, and none will come (baresip sends NOTIFY 100 Trying,
-			// terminated, when it hangs up, also when callctx hung up on it).
-			reason := "the transferee ended the subscription without a final answer"
-			if last > 0 {
-				reason += " (the last was " + strconv.Itoa(last) + ")"
-			}
-			c.finishTransfer(at, session.TransferFailed, session.ReasonNoFinalAnswer, 0, reason)
-			return
 		case <-timer.C:
 			rc := session.ReasonError
 			if last >= 180 && last < 200 {
@@ -323,14 +304,80 @@ func (c *inCall) runRefer(at *activeTransfer, tx sip.ClientTransaction) {
 			c.finishTransfer(at, session.TransferFailed, session.ReasonError, 0, "callctx stopped before the transfer's outcome was known")
 			return
 		case <-done:
+			if c.settlePending(at, &last) {
+				return
+			}
 			callEnded()
 		case <-dlgDone:
+			if c.settlePending(at, &last) {
+				return
+			}
 			callEnded()
 		case <-grace:
 			c.finishTransfer(at, session.TransferFailed, session.ReasonCallEnded, 0, "the call ended before the transfer's outcome was known")
 			return
 		}
 	}
+}
+
+// settle takes one NOTIFY of a REFER subscription and, when it settles the transfer,
+// records the outcome and reports true. last is the last status reported so far; ended says
+// the call ended (or callctx is hanging up) before this NOTIFY came.
+func (c *inCall) settle(at *activeTransfer, f sipfrag, last *int, ended bool) bool {
+	if f.code > 0 {
+		*last = f.code
+	}
+	switch {
+	case f.code >= 200 && f.code < 300:
+		c.finishTransfer(at, session.TransferAnswered, "", f.code, f.reason)
+		c.hangupAfter(at.hangupAfter)
+	case f.code < 300 && !f.terminated:
+		return false
+	case ended:
+		// The call ended first, and the transferee's failure follows from it (baresip
+		// reports "500 Connection reset by peer" when callctx hangs up on it).
+		code := 0
+		if f.code >= 300 {
+			code = f.code
+		}
+		c.finishTransfer(at, session.TransferFailed, session.ReasonCallEnded, code, "the call ended before the transfer's outcome was known"+lastSaid(f))
+	case f.code >= 300:
+		c.finishTransfer(at, session.TransferFailed, reasonCode(f.code), f.code, f.reason)
+	default:
+		// No final answer, and none will come: the transferee ended the subscription
+		// with a provisional sipfrag (100 Trying, 180 Ringing) or none.
+		reason := "the transferee ended the subscription without a final answer"
+		if *last > 0 {
+			reason += " (the last was " + strconv.Itoa(*last) + ")"
+		}
+		c.finishTransfer(at, session.TransferFailed, session.ReasonNoFinalAnswer, 0, reason)
+	}
+	return true
+}
+
+// settlePending takes the NOTIFYs that arrived before the call ended (onNotify queues one
+// before it answers it, so any the caller sent before its BYE is queued) and reports
+// whether one settled the transfer.
+func (c *inCall) settlePending(at *activeTransfer, last *int) bool {
+	for {
+		select {
+		case f := <-at.notify:
+			if c.settle(at, f, last, c.hangingUp()) {
+				return true
+			}
+		default:
+			return false
+		}
+	}
+}
+
+// lastSaid tells what a NOTIFY reported, for a transfer's reason: " (the transferee
+// reported 500 Connection reset by peer)", "" when it reported nothing.
+func lastSaid(f sipfrag) string {
+	if f.code == 0 {
+		return ""
+	}
+	return " (the transferee reported " + strings.TrimSpace(strconv.Itoa(f.code)+" "+f.reason) + ")"
 }
 
 // referAnswer waits in the background for the final response to the REFER, reports it to
@@ -543,7 +590,6 @@ func (c *inCall) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 		c.b.respond(req, tx, 489, "Bad Event", sip.NewHeader("Allow-Events", "refer"))
 		return
 	}
-	c.b.respond(req, tx, 200, "OK")
 	f := sipfrag{}
 	if h := req.GetHeader("Subscription-State"); h != nil {
 		f.terminated = strings.HasPrefix(strings.ToLower(strings.TrimSpace(h.Value())), "terminated")
@@ -551,17 +597,19 @@ func (c *inCall) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 	if h := req.ContentType(); h != nil && strings.HasPrefix(strings.ToLower(strings.TrimSpace(h.Value())), "message/sipfrag") {
 		f.code, f.reason = parseSipfrag(req.Body())
 	}
+	// Queued before it is answered: what the transferee sends after the answer (its BYE)
+	// comes after it.
 	c.mu.Lock()
 	at := c.transfer
 	c.mu.Unlock()
-	if at == nil {
-		return
+	if at != nil {
+		select {
+		case at.notify <- f:
+		default:
+			c.b.log.Warn("sip notify dropped: too many pending", "call_id", c.id)
+		}
 	}
-	select {
-	case at.notify <- f:
-	default:
-		c.b.log.Warn("sip notify dropped: too many pending", "call_id", c.id)
-	}
+	c.b.respond(req, tx, 200, "OK")
 }
 
 // parseSipfrag reads the status line of a message/sipfrag body ("SIP/2.0 200 OK").

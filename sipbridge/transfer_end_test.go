@@ -45,13 +45,16 @@ func TestBridge_TransferOutcomeWhenTheCallEndsFirst(t *testing.T) {
 	}{
 		// No NOTIFY after the caller's BYE: the call ended first.
 		{"caller hangs up", "uac_refer_caller_hangs_up.xml", nil, session.TransferFailed, session.ReasonCallEnded, sipbridge.EndHangup},
-		// The call is ended over REST; the transferee then ends the subscription with NOTIFY
-		// 100 Trying (as baresip does): no final answer, recorded on the ended session.
+		// The call is ended over REST; the transferee then ends the subscription without a
+		// final answer: the end explains it, recorded on the ended session.
 		{"ended over REST", "uac_refer_ended_by_callctx.xml", func(e *testEnv, id string) {
 			if _, err := e.svc.EndCall(context.Background(), id, "agent-ended", "crm"); err != nil {
 				t.Error(err)
 			}
-		}, session.TransferFailed, session.ReasonNoFinalAnswer, "agent-ended"},
+		}, session.TransferFailed, session.ReasonCallEnded, "agent-ended"},
+		// The transferee ends the subscription with NOTIFY 100 Trying while the call is up:
+		// no final answer; the call stays until the caller hangs up.
+		{"no final answer", "uac_refer_no_final_answer.xml", nil, session.TransferFailed, session.ReasonNoFinalAnswer, sipbridge.EndHangup},
 		// BYE and NOTIFY 200 arrive together: answered, and the call ends as transferred.
 		{"answered as the caller hangs up", "uac_refer_answered_then_bye.xml", nil, session.TransferAnswered, "", sipbridge.EndTransferred},
 	} {

@@ -31,27 +31,27 @@ func lines(s ...string) string { return strings.Join(s, "\r\n") + "\r\n" }
 func TestAnswerSDP_realOffers(t *testing.T) {
 	for _, tc := range []struct{ file, want string }{
 		{"baresip-1.0.0-pcmu-first.sdp", lines("m=audio 9 RTP/AVP 0 101", "a=rtpmap:0 PCMU/8000",
-			"a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-15", "a=inactive")},
+			"a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-15", "a=recvonly")},
 		// Opus at 48 kHz and telephone-event at 8 kHz only: no DTMF format fits the codec.
 		{"baresip-1.0.0-opus-first.sdp", lines("m=audio 9 RTP/AVP 96", "a=rtpmap:96 opus/48000/2",
-			"a=fmtp:96 stereo=1;sprop-stereo=1", "a=inactive")},
+			"a=fmtp:96 stereo=1;sprop-stereo=1", "a=recvonly")},
 		// What Linphone needs to keep the call: the rtpmap of dynamic payload 96.
 		{"linphonec-5.1.65-default.sdp", lines("m=audio 9 RTP/AVP 96 99", "a=rtpmap:96 opus/48000/2",
-			"a=fmtp:96 useinbandfec=1", "a=rtpmap:99 telephone-event/48000", "a=inactive")},
-		{"linphonec-5.1.65-pcmu-only.sdp", lines("m=audio 9 RTP/AVP 0 96", "a=rtpmap:96 telephone-event/8000", "a=inactive")},
-		{"linphonec-5.1.65-pcmu-only-hold.sdp", lines("m=audio 9 RTP/AVP 0 96", "a=rtpmap:96 telephone-event/8000", "a=inactive")},
+			"a=fmtp:96 useinbandfec=1", "a=rtpmap:99 telephone-event/48000", "a=recvonly")},
+		{"linphonec-5.1.65-pcmu-only.sdp", lines("m=audio 9 RTP/AVP 0 96", "a=rtpmap:96 telephone-event/8000", "a=recvonly")},
+		{"linphonec-5.1.65-pcmu-only-hold.sdp", lines("m=audio 9 RTP/AVP 0 96", "a=rtpmap:96 telephone-event/8000", "a=recvonly")},
 		// Several fmtp lines for one format, T.38 inside the audio stream.
 		{"audiocodes-mediant-g729-t38.sdp", lines("m=audio 9 RTP/AVP 18 96", "a=rtpmap:18 G729/8000",
-			"a=fmtp:18 annexb=no", "a=rtpmap:96 telephone-event/8000", "a=fmtp:96 0-15", "a=inactive")},
+			"a=fmtp:18 annexb=no", "a=rtpmap:96 telephone-event/8000", "a=fmtp:96 0-15", "a=recvonly")},
 		{"audiocodes-siprec-two-streams.sdp", lines("m=audio 9 RTP/AVP 8 96", "a=rtpmap:8 PCMA/8000",
-			"a=rtpmap:96 telephone-event/8000", "a=fmtp:96 0-15", "a=inactive", "m=audio 0 RTP/AVP 8")},
+			"a=rtpmap:96 telephone-event/8000", "a=fmtp:96 0-15", "a=recvonly", "m=audio 0 RTP/AVP 8")},
 		// RTP/AVP with SDES lines (best-effort SRTP): answered as plain RTP, without them.
 		{"ms-sdpext-client-offer-audio.sdp", lines("m=audio 9 RTP/AVP 117 101", "a=rtpmap:117 G722/8000/2",
-			"a=fmtp:117 bitrate=128000", "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16", "a=inactive")},
-		{"rfc3264-audio-two-video.sdp", lines("m=audio 9 RTP/AVP 0", "a=rtpmap:0 PCMU/8000", "a=inactive",
+			"a=fmtp:117 bitrate=128000", "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16", "a=recvonly")},
+		{"rfc3264-audio-two-video.sdp", lines("m=audio 9 RTP/AVP 0", "a=rtpmap:0 PCMU/8000", "a=recvonly",
 			"m=video 0 RTP/AVP 31", "m=video 0 RTP/AVP 32")},
 		// A rejected stream stays rejected; a second audio stream (DTMF only) is rejected.
-		{"rfc3264-reoffer-added-audio.sdp", lines("m=audio 9 RTP/AVP 0", "a=rtpmap:0 PCMU/8000", "a=inactive",
+		{"rfc3264-reoffer-added-audio.sdp", lines("m=audio 9 RTP/AVP 0", "a=rtpmap:0 PCMU/8000", "a=recvonly",
 			"m=video 0 RTP/AVP 31", "m=video 0 RTP/AVP 32", "m=audio 0 RTP/AVP 110")},
 		// DTLS-SRTP cannot be keyed without DTLS: rejected, and the call goes on without media.
 		{"webrtc-dtls-srtp.sdp", lines("m=audio 0 UDP/TLS/RTP/SAVPF 111")},
@@ -153,7 +153,7 @@ func TestAnswerSDP_reinvite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := sipcodec.SDPOrigin(video), "o=callctx 7 9 IN IP4 127.0.0.1"; got != want || !strings.HasSuffix(string(video), "a=inactive\r\nm=video 0 RTP/AVP 97\r\n") {
+	if got, want := sipcodec.SDPOrigin(video), "o=callctx 7 9 IN IP4 127.0.0.1"; got != want || !strings.HasSuffix(string(video), "a=recvonly\r\nm=video 0 RTP/AVP 97\r\n") {
 		t.Errorf("origin %q (want %q) of the answer\n%s", got, want, video)
 	}
 }
@@ -161,14 +161,16 @@ func TestAnswerSDP_reinvite(t *testing.T) {
 func TestAnswerSDP_edges(t *testing.T) {
 	for _, tc := range []struct{ name, offer, want string }{
 		// A dynamic payload type without rtpmap is unusable; the static one after it is not.
-		{"dynamic without rtpmap", lines("v=0", "m=audio 4000 RTP/AVP 118 8", "a=fmtp:118 x=1"), lines("m=audio 9 RTP/AVP 8", "a=inactive")},
+		{"dynamic without rtpmap", lines("v=0", "m=audio 4000 RTP/AVP 118 8", "a=fmtp:118 x=1"), lines("m=audio 9 RTP/AVP 8", "a=recvonly")},
 		{"static with fmtp only", lines("v=0", "m=audio 4000 RTP/AVP 18 101", "a=fmtp:18 annexb=yes", "a=rtpmap:101 telephone-event/8000"),
-			lines("m=audio 9 RTP/AVP 18 101", "a=fmtp:18 annexb=yes", "a=rtpmap:101 telephone-event/8000", "a=inactive")},
+			lines("m=audio 9 RTP/AVP 18 101", "a=fmtp:18 annexb=yes", "a=rtpmap:101 telephone-event/8000", "a=recvonly")},
 		{"DTMF and comfort noise only", lines("v=0", "m=audio 4000 RTP/AVP 13 101", "a=rtpmap:101 telephone-event/8000"), lines("m=audio 0 RTP/AVP 13")},
-		{"T.38 image stream", lines("v=0", "m=image 4000 udptl t38", "m=audio 4002 RTP/AVP 0"), lines("m=image 0 udptl t38", "m=audio 9 RTP/AVP 0", "a=inactive")},
-		{"offer rejected the audio", lines("v=0", "m=audio 0 RTP/AVP 0", "m=audio 4000 RTP/AVP 8"), lines("m=audio 0 RTP/AVP 0", "m=audio 9 RTP/AVP 8", "a=inactive")},
-		{"session-level sendonly, LF only", "v=0\na=sendonly\nm=audio 4000 RTP/AVP 0\n", lines("m=audio 9 RTP/AVP 0", "a=inactive")},
-		{"port count", lines("v=0", "m=audio 4000/2 RTP/AVP 0"), lines("m=audio 9 RTP/AVP 0", "a=inactive")},
+		{"T.38 image stream", lines("v=0", "m=image 4000 udptl t38", "m=audio 4002 RTP/AVP 0"), lines("m=image 0 udptl t38", "m=audio 9 RTP/AVP 0", "a=recvonly")},
+		{"offer rejected the audio", lines("v=0", "m=audio 0 RTP/AVP 0", "m=audio 4000 RTP/AVP 8"), lines("m=audio 0 RTP/AVP 0", "m=audio 9 RTP/AVP 8", "a=recvonly")},
+		{"session-level sendonly, LF only", "v=0\na=sendonly\nm=audio 4000 RTP/AVP 0\n", lines("m=audio 9 RTP/AVP 0", "a=recvonly")},
+		{"recvonly", lines("v=0", "m=audio 4000 RTP/AVP 0", "a=recvonly"), lines("m=audio 9 RTP/AVP 0", "a=inactive")},
+		{"inactive over a session-level sendrecv", lines("v=0", "a=sendrecv", "m=audio 4000 RTP/AVP 0", "a=inactive"), lines("m=audio 9 RTP/AVP 0", "a=inactive")},
+		{"port count", lines("v=0", "m=audio 4000/2 RTP/AVP 0"), lines("m=audio 9 RTP/AVP 0", "a=recvonly")},
 		{"no media", lines("v=0", "o=- 1 1 IN IP4 192.0.2.1", "s=-"), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -196,7 +198,7 @@ func TestAnswerSDP_edges(t *testing.T) {
 
 func TestOfferSDP(t *testing.T) {
 	got := sipcodec.OfferSDP("127.0.0.1", 7)
-	if want := lines("m=audio 9 RTP/AVP 0", "a=rtpmap:0 PCMU/8000", "a=inactive"); media(t, got) != want {
+	if want := lines("m=audio 9 RTP/AVP 0", "a=rtpmap:0 PCMU/8000", "a=recvonly"); media(t, got) != want {
 		t.Errorf("offer %q", got)
 	}
 	if _, err := sipcodec.ParseSDP(got); err != nil {
@@ -220,8 +222,8 @@ func TestSDPOrigin(t *testing.T) {
 
 // FuzzAnswerSDP: whatever an offer holds, parsing it never panics, and every offer that
 // parses gets an answer that parses too, ends every line with CRLF, has the offer's streams
-// in the offer's order (RFC 3264 §6) with formats the offer named, accepts at most one, and
-// stays the same when the same offer is answered again.
+// in the offer's order (RFC 3264 §6) with formats the offer named, accepts at most one, in
+// a direction that never sends, and stays the same when the same offer is answered again.
 func FuzzAnswerSDP(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "offers", "*.sdp"))
 	for _, name := range files {
@@ -263,8 +265,12 @@ func FuzzAnswerSDP(f *testing.F) {
 			}
 			if m.Port != 0 {
 				accepted++
-				if m.Direction != "inactive" || o.Media[i].Port == 0 {
-					t.Fatalf("stream %d accepted as %s (offered port %d)", i, m.Direction, o.Media[i].Port)
+				want := "recvonly" // callctx never sends
+				if d := o.Media[i].Direction; d == "recvonly" || d == "inactive" {
+					want = "inactive"
+				}
+				if m.Direction != want || o.Media[i].Port == 0 {
+					t.Fatalf("stream %d accepted as %s (offered %s, port %d)", i, m.Direction, o.Media[i].Direction, o.Media[i].Port)
 				}
 			}
 		}

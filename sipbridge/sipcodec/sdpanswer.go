@@ -8,12 +8,14 @@ import (
 	"strings"
 )
 
-// Answering an offer (RFC 3264 §6). callctx sends and receives no media on a call it parks:
-// it accepts the first audio stream it can answer, with one codec (the offerer's first) and
-// the offer's telephone-event of the same clock rate, and marks it inactive, which §6.1
-// allows whatever direction the offer asks (a hold's sendonly among them); every other
-// stream is rejected with port 0. Payload numbers, rtpmap and fmtp of the chosen formats are
-// the offer's.
+// Answering an offer (RFC 3264 §6). callctx sends no media on a call it parks and
+// discards what it is sent: it accepts the first audio stream it can answer, with one codec
+// (the offerer's first) and the offer's telephone-event of the same clock rate, on the
+// discard port (9), in the direction §6.1 gives a party that never sends: recvonly to a
+// sendrecv or sendonly (hold) offer, inactive to a recvonly or inactive one. (Answering
+// inactive to everything would be valid too, but phones then show the call as put on hold
+// by callctx.) Every other stream is rejected with port 0. Payload numbers, rtpmap and fmtp
+// of the chosen formats are the offer's.
 
 // AnswerSDP answers offer for a call callctx parks, from host (an IP address or a name;
 // IP6 when it holds a colon). prev is callctx's previous answer or offer in the dialog, nil
@@ -48,10 +50,10 @@ func AnswerSDP(offer, prev []byte, host string, sessID int64) ([]byte, error) {
 	return withSession(media.Bytes(), prev, host, sessID), nil
 }
 
-// OfferSDP is callctx's offer for a call it parks whose INVITE had none: one inactive
-// audio stream (PCMU).
+// OfferSDP is callctx's offer for a call it parks whose INVITE had none: one audio stream
+// (PCMU) that callctx only receives.
 func OfferSDP(host string, sessID int64) []byte {
-	return withSession([]byte("m=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=inactive\r\n"), nil, host, sessID)
+	return withSession([]byte("m=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=recvonly\r\n"), nil, host, sessID)
 }
 
 // withSession puts the session lines before media: the origin of prev when its media are
@@ -141,9 +143,13 @@ func answerStream(w *bytes.Buffer, m Media, prev *Media) bool {
 	if crypto != "" {
 		w.WriteString("a=crypto:" + crypto + "\r\n")
 	}
-	w.WriteString("a=inactive\r\n")
+	w.WriteString("a=" + answerDirection[m.Direction] + "\r\n")
 	return true
 }
+
+// answerDirection is the direction of callctx's answer to a stream offered in each
+// direction (RFC 3264 §6.1), callctx never sending.
+var answerDirection = map[string]string{"sendrecv": "recvonly", "sendonly": "recvonly", "recvonly": "inactive", "inactive": "inactive"}
 
 // ancillary names the payload formats that carry no voice of their own: DTMF (RFC 4733),
 // comfort noise, redundancy and FEC, T.38 inside an audio stream.
