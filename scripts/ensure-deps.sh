@@ -9,3 +9,4 @@ go mod download
 ./scripts/ensure-sipp.sh   # sipp (Debian sip-tester) for the SIP bridge tests
 ./scripts/ensure-kit-deps.sh   # node tools (newman, Spectral, playwright-core) and chromium
 ./scripts/ensure-redis.sh  # redis-server, redis-cli, redis-benchmark for the Redis store tests
+./scripts/ensure-peers.sh  # baresip, linphonec and Kamailio for the interop tests

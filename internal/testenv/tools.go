@@ -5,7 +5,8 @@
 // # Outside tools
 //
 // make test installs every tool the tests need (sipp, redis-server, node and the npm
-// packages, chromium; scripts/ensure-deps.sh), so there nothing is ever missing. A plain go
+// packages, chromium, baresip, linphonec, kamailio; scripts/ensure-deps.sh), so there
+// nothing is ever missing. A plain go
 // test on a machine without one skips the tests that need it, with a message naming make
 // test; when the CI environment variable is set it fails them instead, so that CI can never
 // skip a test silently. See LookPath and Missing.

@@ -1,0 +1,136 @@
+package peertest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/callctx/callctx/internal/testenv"
+)
+
+// KamailioOptions configure Kamailio as the SBC in front of callctx.
+type KamailioOptions struct {
+	// Callctx is the host:port of callctx's SIP listener: a new call whose Request-URI is
+	// Kamailio itself goes there.
+	Callctx string
+	// Transport is the transport towards callctx ("udp" or "tcp"; "tcp" when "").
+	Transport string
+	// Headers are added to every new call sent to callctx, as an SBC adds them
+	// ("X-Customer-ID: 48213"). Each must be one header line without its CRLF.
+	Headers []string
+}
+
+// Kamailio is a running Kamailio 5.6 proxy on loopback, UDP and TCP on one port: it
+// record-routes every dialog (so callctx's in-dialog requests come back through it), adds
+// the SBC's headers to new calls for callctx and sends them there, and relays every other
+// request by its Request-URI (a transferee that uses it as outbound proxy places the new
+// call through it).
+type Kamailio struct {
+	*process
+	Port int
+}
+
+// StartKamailio starts Kamailio with o and waits until it listens.
+func StartKamailio(tb testing.TB, o KamailioOptions) *Kamailio {
+	tb.Helper()
+	path := lookPath(tb, "kamailio")
+	if o.Transport == "" {
+		o.Transport = "tcp"
+	}
+	k := &Kamailio{Port: FreePort(tb)}
+	var add strings.Builder
+	for _, h := range o.Headers {
+		if strings.ContainsAny(h, "\r\n\"") {
+			tb.Fatalf("kamailio header %q: one line, no quotes", h)
+		}
+		fmt.Fprintf(&add, "\t\tappend_hf(\"%s\\r\\n\");\n", h)
+	}
+	dir := tb.TempDir()
+	cfg := fmt.Sprintf(`#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+tcp_children=2
+auto_aliases=no
+listen=udp:127.0.0.1:%[1]d
+listen=tcp:127.0.0.1:%[1]d
+
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+
+modparam("rr", "append_fromtag", 1)
+
+request_route {
+	if (!mf_process_maxfwd_header("10")) {
+		sl_send_reply("483", "Too Many Hops");
+		exit;
+	}
+	if (has_totag()) {
+		if (loose_route()) {
+			xlog("L_INFO", "in-dialog $rm to $ru via $du from $si:$sp/$pr\n");
+			t_relay();
+			exit;
+		}
+		if (is_method("ACK") && t_check_trans()) {
+			t_relay();
+		}
+		exit;
+	}
+	if (is_method("CANCEL")) {
+		if (t_check_trans()) {
+			t_relay();
+		}
+		exit;
+	}
+	t_check_trans();
+	if (is_method("INVITE|SUBSCRIBE")) {
+		record_route();
+	}
+	if ($rd == "127.0.0.1" && $rp == %[1]d) {
+		# A call for the SBC itself: the contact centre, behind it.
+%[2]s		$du = "sip:%[3]s;transport=%[4]s";
+	}
+	xlog("L_INFO", "new $rm to $ru via $du from $si:$sp/$pr\n");
+	t_relay();
+}
+`, k.Port, add.String(), o.Callctx, o.Transport)
+	cfgPath := filepath.Join(dir, "kamailio.cfg")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	// -DD: stay in the foreground; -E: log to stderr; -Y, -P: run-time files here, not in
+	// /run; small shared and private memory.
+	k.process = start(tb, "kamailio", path, dir, nil, "-f", cfgPath, "-DD", "-E", "-m", "32", "-M", "4",
+		"-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"), "-w", dir)
+	k.run(tb)
+	testenv.WaitFor(tb, "kamailio to listen", func() bool {
+		select {
+		case <-k.done:
+			tb.Fatalf("kamailio exited:\n%s", k.Output())
+		default:
+		}
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", k.Port))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return k
+}
+
+// URI returns a SIP URI of user at the SBC: a call to it goes to callctx.
+func (k *Kamailio) URI(user string) string { return fmt.Sprintf("sip:%s@127.0.0.1:%d", user, k.Port) }
+
+// Proxy returns the SBC as an outbound proxy URI for transport ("udp", "tcp").
+func (k *Kamailio) Proxy(transport string) string {
+	return fmt.Sprintf("sip:127.0.0.1:%d;transport=%s", k.Port, transport)
+}

@@ -1,0 +1,142 @@
+// Package peertest runs real SIP peers nobody here wrote, headless and on loopback, for
+// callctx's interop tests: baresip and linphonec (the Debian packages baresip-core and
+// linphone-cli) as phones, Kamailio (Debian's kamailio) as the SBC in front of callctx.
+// Each runs as a child process on free loopback ports, with its configuration in the
+// test's temporary directory, and is killed when the test ends; its output is printed when
+// the test fails. make test installs them (scripts/ensure-peers.sh); without them a test
+// skips, or fails when CI is set (see internal/testenv).
+package peertest
+
+import (
+	"fmt"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callctx/callctx/internal/testenv"
+)
+
+// FreePort returns a port that was free for both UDP and TCP on 127.0.0.1 a moment ago:
+// the peers listen on both.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	return freePorts(tb, 1)
+}
+
+// freePorts returns the first of n consecutive ports that were free for UDP and TCP a
+// moment ago (baresip listens for TLS on its SIP port + 1).
+func freePorts(tb testing.TB, n int) int {
+	tb.Helper()
+	for i := 0; i < 100; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		base := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if base+n-1 <= 65535 && free(base, n) {
+			return base
+		}
+	}
+	tb.Fatalf("no %d consecutive ports free for both UDP and TCP", n)
+	return 0
+}
+
+// free reports whether ports base to base+n-1 can be bound for TCP and UDP.
+func free(base, n int) bool {
+	var closers []interface{ Close() error }
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	for p := base; p < base+n; p++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", p)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return false
+		}
+		closers = append(closers, ln)
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return false
+		}
+		closers = append(closers, pc)
+	}
+	return true
+}
+
+// process is a peer's child process: its output in a buffer, killed at cleanup.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	out  *testenv.Buffer
+	done chan struct{}
+}
+
+// start runs path with args in dir (and env added), named name in messages.
+func start(tb testing.TB, name, path, dir string, env []string, args ...string) *process {
+	tb.Helper()
+	p := &process{name: name, cmd: exec.Command(path, args...), out: &testenv.Buffer{}, done: make(chan struct{})}
+	p.cmd.Dir = dir
+	p.cmd.Env = append(p.cmd.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	return p
+}
+
+// run starts the process and registers its cleanup.
+func (p *process) run(tb testing.TB) {
+	tb.Helper()
+	if err := p.cmd.Start(); err != nil {
+		tb.Fatalf("start %s: %v", p.name, err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.done)
+	}()
+	tb.Cleanup(func() {
+		p.stop()
+		if tb.Failed() {
+			tb.Logf("%s output:\n%s", p.name, tail(p.out.String(), 30000))
+		}
+	})
+}
+
+// stop kills the process (by the PID this package started) and waits for it.
+func (p *process) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Kill()
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// Output returns what the process wrote so far.
+func (p *process) Output() string { return p.out.String() }
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
+
+// waitOutput waits until the process wrote want, or fails the test.
+func (p *process) waitOutput(tb testing.TB, what, want string) {
+	tb.Helper()
+	testenv.WaitFor(tb, p.name+" "+what, func() bool { return strings.Contains(p.out.String(), want) })
+}
+
+// lookPath returns the path of a peer's program: a missing one skips the test (or fails it
+// when CI is set), naming make test.
+func lookPath(tb testing.TB, name string) string {
+	tb.Helper()
+	return testenv.LookPath(tb, name)
+}
