@@ -252,6 +252,7 @@ func (h *Handler) routeTable() []route {
 		{method: "GET", path: "/v1/calendars", handle: h.listCalendars},
 		{method: "GET", path: "/v1/calendars/{name}", handle: h.getCalendar},
 		{method: "GET", path: "/v1/routing", handle: h.getRouting},
+		{method: "GET", path: "/v1/routing/graph", handle: h.getRoutingGraph},
 		{method: "GET", path: "/v1/flows", handle: h.listFlows},
 		{method: "GET", path: "/v1/flows/{name}", handle: h.getFlow},
 		{method: "GET", path: "/v1/flows/{name}/graph", handle: h.getFlowGraph},

@@ -44,16 +44,8 @@ type graphJSON struct {
 
 func (h *Handler) getFlowGraph(c *gin.Context) {
 	name := c.Param("name")
-	format := c.Query("format")
-	switch format {
-	case "":
-		format = "json"
-		if accept := c.GetHeader("Accept"); strings.Contains(accept, "image/svg+xml") && !strings.Contains(accept, "application/json") {
-			format = "svg"
-		}
-	case "json", "svg":
-	default:
-		writeProblem(c, http.StatusBadRequest, typeMalformed, "format must be json or svg", nil)
+	format := graphFormat(c)
+	if format == "" {
 		return
 	}
 	var run *flow.Run
@@ -85,20 +77,7 @@ func (h *Handler) getFlowGraph(c *gin.Context) {
 	}
 	g, digest := f.Graph(), f.Digest()
 	if format == "svg" {
-		svg, err := h.draw.svg("flow:"+name+":"+digest, diagram.Flow(g))
-		if err != nil {
-			h.fail(c, err)
-			return
-		}
-		etag := `"` + digest + `"`
-		c.Header("ETag", etag)
-		c.Header("Cache-Control", "private, no-cache")
-		c.Header("X-Content-Type-Options", "nosniff")
-		if noneMatch(c.GetHeader("If-None-Match"), etag) {
-			c.Status(http.StatusNotModified)
-			return
-		}
-		c.Data(http.StatusOK, "image/svg+xml; charset=utf-8", svg)
+		h.serveSVG(c, "flow:"+name+":"+digest, digest, diagram.Flow(g))
 		return
 	}
 	out := graphJSON{Graph: g, Version: snap.Version, Current: snap == h.snapshot(), Digest: digest}
@@ -140,4 +119,66 @@ func (h *Handler) getFlowVersions(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"flow": name, "items": items})
+}
+
+// graphFormat reads the format a graph is asked for: json (the default)
+// or svg, also by Accept: image/svg+xml. It answers 400 and returns "" for
+// any other.
+func graphFormat(c *gin.Context) string {
+	switch format := c.Query("format"); format {
+	case "":
+		if accept := c.GetHeader("Accept"); strings.Contains(accept, "image/svg+xml") && !strings.Contains(accept, "application/json") {
+			return "svg"
+		}
+		return "json"
+	case "json", "svg":
+		return format
+	}
+	writeProblem(c, http.StatusBadRequest, typeMalformed, "format must be json or svg", nil)
+	return ""
+}
+
+// serveSVG answers a diagram, drawn once per key and cached by the client
+// with the entity tag etag.
+func (h *Handler) serveSVG(c *gin.Context, key, etag string, g *diagram.Graph) {
+	svg, err := h.draw.svg(key, g)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	etag = `"` + etag + `"`
+	c.Header("ETag", etag)
+	c.Header("Cache-Control", "private, no-cache")
+	c.Header("X-Content-Type-Options", "nosniff")
+	if noneMatch(c.GetHeader("If-None-Match"), etag) {
+		c.Status(http.StatusNotModified)
+		return
+	}
+	c.Data(http.StatusOK, "image/svg+xml; charset=utf-8", svg)
+}
+
+// routingGraphJSON is GET /v1/routing/graph's answer.
+type routingGraphJSON struct {
+	*flow.RoutingGraph
+	Version string `json:"version"`
+	Current bool   `json:"current"`
+}
+
+func (h *Handler) getRoutingGraph(c *gin.Context) {
+	format := graphFormat(c)
+	if format == "" {
+		return
+	}
+	version := c.Query("version")
+	snap, ok := h.graphSnapshot(version, nil)
+	if !ok {
+		writeProblem(c, http.StatusNotFound, typeNotFound, "the server holds no version "+version+" of the flows", nil)
+		return
+	}
+	g := snap.Routing().Graph()
+	if format == "svg" {
+		h.serveSVG(c, "routing:"+snap.Version, snap.Version, diagram.Routing(g))
+		return
+	}
+	c.JSON(http.StatusOK, routingGraphJSON{RoutingGraph: g, Version: snap.Version, Current: snap == h.snapshot()})
 }

@@ -154,3 +154,82 @@ func hasEdge(graph map[string]any, from, to string) bool {
 	}
 	return false
 }
+
+const routingYAML = flowsYAML + `
+  sales:
+    start: hi
+    nodes:
+      hi: {type: say, text: Sales, next: end}
+      end: {type: hangup}
+routing:
+  country: DE
+  routes:
+    - {number: "030 1234567", flow: sales, name: sales-line}
+    - {prefix: "+49800", flow: hotline, when: premium}
+  default: hotline
+`
+
+func TestRoutingGraph(t *testing.T) {
+	s := newFlowServerWith(t, routingYAML)
+	res := s.do("GET", "/v1/routing/graph", nil)
+	if res.Status != http.StatusOK {
+		t.Fatalf("status %d: %s", res.Status, res.Body)
+	}
+	var g struct {
+		flow.RoutingGraph
+		Version string
+	}
+	if err := json.Unmarshal(res.Body, &g); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []string
+	for _, n := range g.Nodes {
+		nodes = append(nodes, n.ID+" "+n.Kind+" "+n.Label+": "+n.Summary)
+	}
+	want := []string{
+		"route-0 route sales-line: number +49301234567", "flow-sales flow sales: flow sales",
+		"route-1 route +49800*: prefix +49800, if premium fires", "flow-hotline flow hotline: flow hotline",
+		"route-default default default: any number no route takes",
+	}
+	if !slices.Equal(nodes, want) {
+		t.Errorf("nodes\n%q\nwant\n%q", nodes, want)
+	}
+	var edges []string
+	for _, e := range g.Edges {
+		edges = append(edges, e.From+">"+e.To+" "+e.Label)
+	}
+	if want := []string{"route-0>flow-sales ", "route-1>flow-hotline if premium", "route-default>flow-hotline "}; !slices.Equal(edges, want) {
+		t.Errorf("edges %q, want %q", edges, want)
+	}
+
+	svg := s.do("GET", "/v1/routing/graph?format=svg", nil)
+	if svg.Status != http.StatusOK {
+		t.Fatalf("svg: status %d", svg.Status)
+	}
+	groups := svgtest.Parse(t, svg.Body)
+	byID := map[string]svgtest.Group{}
+	var nodeIDs, edgeIDs []string
+	for _, gr := range groups {
+		byID[gr.ID] = gr
+		if gr.Has("node") {
+			nodeIDs = append(nodeIDs, gr.ID)
+		} else {
+			edgeIDs = append(edgeIDs, gr.ID)
+		}
+	}
+	if len(nodeIDs) != len(g.Nodes) || len(edgeIDs) != len(g.Edges) {
+		t.Errorf("%d node and %d edge elements, want %d and %d", len(nodeIDs), len(edgeIDs), len(g.Nodes), len(g.Edges))
+	}
+	if got := byID["route-1"].Text(); got != "2. +49800* prefix +49800 if premium fires" {
+		t.Errorf("route-1 shows %q", got)
+	}
+	if !byID["route-default"].Has("kind-default") {
+		t.Errorf("route-default's class %q", byID["route-default"].Class)
+	}
+
+	// Without a table: an empty graph.
+	plain := newFlowServer(t)
+	if res := plain.do("GET", "/v1/routing/graph", nil); res.Status != http.StatusOK || len(res.JSON(t)["nodes"].([]any)) != 0 {
+		t.Errorf("no table: %d %s", res.Status, res.Body)
+	}
+}

@@ -75,6 +75,7 @@ type Call struct {
 	To        string     `json:"to"`
 	Direction string     `json:"direction"`
 	Flow      string     `json:"flow,omitempty"`
+	Route     string     `json:"route,omitempty"` // the routing table's entry that gave Flow
 	StartedAt time.Time  `json:"startedAt"`
 	EndedAt   *time.Time `json:"endedAt,omitempty"`
 	EndReason string     `json:"endReason,omitempty"`
@@ -229,7 +230,7 @@ func (b *Board) entry(id string) *entry {
 // fill sets what the list shows of the call itself.
 func (e *entry) fill(c *session.Call) {
 	e.known = true
-	e.State, e.From, e.To, e.Direction, e.Flow = string(c.State), c.From, c.To, string(c.Direction), c.Flow
+	e.State, e.From, e.To, e.Direction, e.Flow, e.Route = string(c.State), c.From, c.To, string(c.Direction), c.Flow, c.Route
 	e.StartedAt, e.EndReason, e.ParentID = c.StartedAt, c.EndReason, c.ParentID
 	if !c.EndedAt.IsZero() {
 		t := c.EndedAt
