@@ -10,7 +10,7 @@
 
 GO ?= go
 
-.PHONY: test deps fmt-check vet lint unit bench bench-http bench-go bench-flows bench-sip bench-redis bench-diagram
+.PHONY: console-assets test deps fmt-check vet lint unit bench bench-http bench-go bench-flows bench-sip bench-redis bench-diagram
 
 test: deps fmt-check vet lint unit
 
@@ -65,3 +65,11 @@ bench-redis: deps
 bench-diagram:
 	@./scripts/ensure-apt.sh graphviz dot
 	$(GO) test -run '^$$' -bench 'BenchmarkLayout200' -benchtime 20x ./diagram/
+
+# The console's chart library (uPlot), at the version package-lock.json
+# pins, copied from node_modules into the console the binary embeds: so that
+# `go run ./cmd/callctx serve` needs nothing but Go. A test checks that the
+# copies match what npm ci installed.
+console-assets: deps
+	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css api/console/
+	cp node_modules/uplot/LICENSE api/console/uPlot.LICENSE.txt

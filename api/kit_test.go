@@ -1,12 +1,15 @@
 package api_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/callctx/callctx"
 	"github.com/callctx/callctx/api"
+	"github.com/callctx/callctx/internal/kittest"
 	"github.com/callctx/callctx/internal/testenv"
 	"github.com/callctx/callctx/metrics"
 	"github.com/callctx/callctx/session"
@@ -198,9 +202,14 @@ func TestAPI_Console(t *testing.T) {
 	for _, tc := range []struct {
 		path, contentType, contains string
 	}{
-		{"/console", "text/html; charset=utf-8", `src="console/console.js"`},
-		{"/console/console.js", "text/javascript; charset=utf-8", "EventSource"},
+		{"/console", "text/html; charset=utf-8", `src="console/console.js" type="module"`},
+		{"/console/console.js", "text/javascript; charset=utf-8", "from './calls.js'"},
+		{"/console/api.js", "text/javascript; charset=utf-8", "new EventSource("},
+		{"/console/calls.js", "text/javascript; charset=utf-8", "/v1/events/calls"},
+		{"/console/wallboard.js", "text/javascript; charset=utf-8", "/v1/stats/events"},
 		{"/console/console.css", "text/css; charset=utf-8", "font"},
+		{"/console/uPlot.iife.min.js", "text/javascript; charset=utf-8", "uPlot"},
+		{"/console/uPlot.LICENSE.txt", "text/plain; charset=utf-8", "MIT"},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			// No token: the files hold no data; the page reads with the user's token.
@@ -261,6 +270,31 @@ func BenchmarkHandler_GetSession_Metrics(b *testing.B) {
 		h.ServeHTTP(rec, req)
 		if rec.Code != http.StatusOK {
 			b.Fatal(rec.Code)
+		}
+	}
+}
+
+// TestConsole_ChartLibraryMatchesLock checks that the console's copy of
+// uPlot is the one package-lock.json pins, as npm ci installed it: the
+// copy is what `go run` serves without npm, and no one edits it by hand
+// (make console-assets refreshes it).
+func TestConsole_ChartLibraryMatchesLock(t *testing.T) {
+	pkg := kittest.Package(t, "uplot")
+	for copy, orig := range map[string]string{
+		"uPlot.iife.min.js": filepath.Join(pkg, "dist", "uPlot.iife.min.js"),
+		"uPlot.min.css":     filepath.Join(pkg, "dist", "uPlot.min.css"),
+		"uPlot.LICENSE.txt": filepath.Join(pkg, "LICENSE"),
+	} {
+		want, err := os.ReadFile(orig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join("console", copy))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("api/console/%s differs from %s: run make console-assets", copy, orig)
 		}
 	}
 }

@@ -54,6 +54,13 @@ func secret(t *testing.T) string {
 
 func startKitServer(t *testing.T) *kitServer {
 	t.Helper()
+	return startKitServerWith(t, nil)
+}
+
+// startKitServerWith is startKitServer with the configuration changed by
+// change (nil: none) before the server starts.
+func startKitServerWith(t *testing.T, change func(*main.Config)) *kitServer {
+	t.Helper()
 	s := &kitServer{Token: secret(t), ReadToken: secret(t), OAuthUser: "postman@example.com", OAuthPassword: secret(t)}
 	// The automation of postman/flows is delivered to callctx itself, whose
 	// address is known only once it listens, after the flows have loaded:
@@ -72,6 +79,9 @@ func startKitServer(t *testing.T) *kitServer {
 	cfg.Auth.Tokens = []main.TokenConfig{
 		{Name: "postman", Token: s.Token, Scopes: []string{"admin"}, OAuth: &main.TokenOAuthConfig{Username: s.OAuthUser, Password: s.OAuthPassword}},
 		{Name: "postman-readonly", Token: s.ReadToken, Scopes: []string{"sessions:read"}},
+	}
+	if change != nil {
+		change(&cfg)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -448,12 +458,19 @@ func pathMatches(template, path string) bool {
 	return true
 }
 
+// consoleShots are the screenshots the console test takes, one per view.
+var consoleShots = []string{"console-calls.png", "console-call.png", "console-wallboard.png", "console-flows.png", "console-routing.png", "console-calendar.png"}
+
 // TestConsole_Browser opens the console in headless Chromium (Debian's
-// chromium, driven by playwright-core) against a real callctx: a call
-// created over REST appears, and a session write shows up without a
-// reload; a flow's path shows its trigger explanations; a SIP call's
-// transfer shows its outcome. The screenshots are kept in
-// test-output/console/.
+// chromium, driven by playwright-core) against a real callctx with real
+// calls, and checks what a person sees in each view (testdata/console.mjs
+// says what): the call list live, whole numbers at 1280 px, a thousand calls
+// paged, sorted and filtered without polling; a call's session, its flow's
+// diagram with the path it took (as recorded), the explanation of each
+// switch on hover and the versions a reload kept; the wallboard's figures
+// against GET /v1/stats; the flows, routing table and calendars drawn; a
+// SIP call's transfer. A screenshot of each view is kept in
+// test-output/console/; with UPDATE_DOCS=1 they are copied to docs/ too.
 func TestConsole_Browser(t *testing.T) {
 	t.Parallel()
 	const chromium = "/usr/bin/chromium"
@@ -463,27 +480,75 @@ func TestConsole_Browser(t *testing.T) {
 	root := kittest.Root(t)
 	kittest.Package(t, "playwright-core")
 	node := kittest.Node(t)
-	srv := startKitServer(t)
+	// A copy of postman/flows, which the script changes to see a reload.
+	flows := filepath.Join(t.TempDir(), "flows")
+	if err := os.CopyFS(flows, os.DirFS(filepath.Join(root, "postman", "flows"))); err != nil {
+		t.Fatal(err)
+	}
+	srv := startKitServerWith(t, func(cfg *main.Config) { cfg.Flows.Dir = flows })
+	stop := reloadOnRequest(t, srv, flows)
+	defer stop()
 	out := kittest.OutputDir(t, "console")
-	shot := filepath.Join(out, "console.png")
 	caller := startCaller(t, srv, filepath.Join(out, "sipp")) // its call is transferred from the console test
 
-	output, err := run(t, 2*time.Minute, root, []string{
+	output, err := run(t, 3*time.Minute, root, []string{
 		"CALLCTX_URL=" + srv.URL,
 		"CALLCTX_TOKEN=" + srv.Token,
 		"CALLCTX_READ_TOKEN=" + srv.ReadToken,
-		"SCREENSHOT=" + shot,
+		"FLOWS_DIR=" + flows,
+		"SHOTS=" + out,
 	}, node, filepath.Join("cmd", "callctx", "testdata", "console.mjs"))
 	caller.wait(t)
 	if err != nil {
 		t.Fatalf("console test: %v\n%s", err, output)
 	}
-	png, err := os.ReadFile(shot)
-	if err != nil {
-		t.Fatalf("no screenshot: %v\n%s", err, output)
+	for _, name := range consoleShots {
+		shot := filepath.Join(out, name)
+		png, err := os.ReadFile(shot)
+		if err != nil {
+			t.Fatalf("no screenshot: %v\n%s", err, output)
+		}
+		if !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) || len(png) < 10<<10 {
+			t.Fatalf("screenshot %s is not a plausible PNG (%d bytes)", shot, len(png))
+		}
+		if os.Getenv("UPDATE_DOCS") == "1" {
+			if err := os.WriteFile(filepath.Join(root, "docs", name), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	if !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) || len(png) < 10<<10 {
-		t.Fatalf("screenshot %s is not a plausible PNG (%d bytes)", shot, len(png))
-	}
-	t.Logf("console screenshot: %s\n%s", shot, output)
+	t.Logf("console screenshots in %s\n%s", out, output)
+}
+
+// reloadOnRequest reloads the server's flows each time the console test
+// asks, as a designer's SIGHUP would: it writes .reload into the flows
+// directory, and finds .reloaded there once the reload is done (holding
+// the error, if any).
+func reloadOnRequest(t *testing.T, srv *kitServer, dir string) (stop func()) {
+	t.Helper()
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			if err := os.Remove(filepath.Join(dir, ".reload")); err != nil {
+				continue
+			}
+			msg := "ok"
+			if err := srv.Main.Reload(); err != nil {
+				msg = err.Error()
+			}
+			if err := os.WriteFile(filepath.Join(dir, ".reloaded"), []byte(msg), 0o644); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
