@@ -279,6 +279,7 @@ func (h *Handler) routeTable() []route {
 		{method: "GET", path: "/openapi.yaml", handle: h.openAPI},
 		// The integrator's kit: metrics and the live console.
 		{method: "GET", path: "/metrics", handle: h.serveMetrics},
+		{method: "GET", path: "/debug/pprof/{profile}", handle: h.serveProfile},
 		{method: "GET", path: "/console", handle: h.consolePage},
 		{method: "GET", path: "/console/{asset}", handle: h.consoleAsset},
 	}

@@ -19,7 +19,7 @@ const (
 	ScopeSessionsRead  Scope = "sessions:read"
 	ScopeSessionsWrite Scope = "sessions:write"
 	ScopeCallsWrite    Scope = "calls:write"
-	ScopeMetricsRead   Scope = "metrics:read" // GET /metrics, for a Prometheus that should read nothing else
+	ScopeMetricsRead   Scope = "metrics:read" // GET /metrics and /debug/pprof/*, for a Prometheus (or a profiler) that should read nothing else
 	ScopeAdmin         Scope = "admin"
 )
 

@@ -298,3 +298,33 @@ func TestConsole_ChartLibraryMatchesLock(t *testing.T) {
 		}
 	}
 }
+
+// TestAPI_Profile: the Go runtime's profiles answer a token with the
+// metrics scope (go tool pprof reads them), and nobody else.
+func TestAPI_Profile(t *testing.T) {
+	s, _ := newKitServer(t, nil)
+	for _, tc := range []struct {
+		name, path, token string
+		status            int
+	}{
+		{"Heap", "/debug/pprof/heap", "prom-secret", http.StatusOK},
+		{"CPU", "/debug/pprof/profile?seconds=1", "prom-secret", http.StatusOK},
+		{"Admin", "/debug/pprof/goroutine", "admin-secret", http.StatusOK},
+		{"ErrForbidden", "/debug/pprof/heap", "reader-secret", http.StatusForbidden},
+		{"ErrUnauthorized", "/debug/pprof/heap", "", http.StatusUnauthorized},
+		{"ErrUnknown", "/debug/pprof/nothing", "prom-secret", http.StatusNotFound},
+		{"ErrSeconds", "/debug/pprof/profile?seconds=300", "prom-secret", http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := s.do("GET", tc.path, nil, "Authorization", bearerOrNone(tc.token))
+			if tc.status != http.StatusOK {
+				wantProblem(t, res, tc.status, "")
+				return
+			}
+			// A pprof profile is gzipped protocol buffers.
+			if res.Status != http.StatusOK || len(res.Body) < 2 || res.Body[0] != 0x1f || res.Body[1] != 0x8b {
+				t.Fatalf("profile: %d, %d bytes", res.Status, len(res.Body))
+			}
+		})
+	}
+}

@@ -3,6 +3,9 @@ package api
 import (
 	"context"
 	"net/http"
+	"net/http/pprof"
+	rpprof "runtime/pprof"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -25,4 +28,42 @@ func (h *Handler) readyz(c *gin.Context) {
 
 func (h *Handler) openAPI(c *gin.Context) {
 	c.Data(http.StatusOK, "application/yaml", h.spec)
+}
+
+// defaultProfileSeconds is how long a CPU profile or trace runs when the
+// request does not say: net/http/pprof's own default (30 s) reaches the
+// server's write timeout.
+const defaultProfileSeconds = "10"
+
+// serveProfile serves the Go runtime's profiles (net/http/pprof) under the
+// metrics scope.
+func (h *Handler) serveProfile(c *gin.Context) {
+	name := c.Param("profile")
+	r := c.Request
+	if s := c.Query("seconds"); s != "" {
+		if n, err := strconv.Atoi(s); err != nil || n < 1 || n > 29 {
+			writeProblem(c, http.StatusBadRequest, typeMalformed, "seconds must be a whole number from 1 to 29", nil)
+			return
+		}
+	} else if name == "profile" || name == "trace" {
+		q := r.URL.Query()
+		q.Set("seconds", defaultProfileSeconds)
+		r.URL.RawQuery = q.Encode()
+	}
+	switch name {
+	case "profile":
+		pprof.Profile(c.Writer, r)
+	case "trace":
+		pprof.Trace(c.Writer, r)
+	case "cmdline":
+		pprof.Cmdline(c.Writer, r)
+	case "symbol":
+		pprof.Symbol(c.Writer, r)
+	default:
+		if rpprof.Lookup(name) == nil {
+			writeProblem(c, http.StatusNotFound, typeNotFound, "there is no profile "+name, nil)
+			return
+		}
+		pprof.Handler(name).ServeHTTP(c.Writer, r)
+	}
 }

@@ -1,392 +1,339 @@
-// Command httpbench measures callctx's HTTP API against a bare gin handler
-// on the same machine, in one run:
+// Command httpbench measures callctx's HTTP API against its anchor, a bare
+// gin + bbolt service doing the least a durable session service needs (see
+// anchor.go), in one run on one machine:
 //
-//	(a) a bare gin handler returning a fixed small JSON (the baseline),
-//	(b) GET /v1/sessions/{id},
-//	(c) POST /v1/sessions/{id} merging three variables, durable,
+//	GET  /v1/sessions/{id}   a read (the anchor: a bbolt View)
+//	POST /v1/sessions/{id}   a durable three-variable merge (the anchor:
+//	                         read-merge-write of one JSON object in DB.Batch)
 //
-// each with 64 concurrent clients, plus (d) one client writing alone.
-// The machine's speed drifts between measurements, so (a) and (b) run in
-// alternation -rounds times and the ratio reported is the median of the
-// rounds' ratios.
-// Both servers run as separate processes; the load generator speaks raw
-// HTTP/1.1 over keep-alive connections so that it takes as little CPU
-// from them as it can.
+// with 64 clients, the anchor and callctx alternating in every round, and
+// then one client writing alone. Every figure is a ratio of two rows
+// measured minutes apart at most: the machine's speed drifts, the ratios
+// less so. -aging measures whether the write rate depends on history
+// length or on the number of sessions; -tune looks for the anchor's best
+// DB.Batch setting.
 //
-//	go run ./bench/httpbench [-duration 10s] [-clients 64] [-rounds 3] [-tune]
+//	go run ./bench/httpbench [-duration 8s] [-clients 64] [-rounds 3] [-tune] [-aging]
 package main
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"net"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/gin-gonic/gin"
+	"github.com/callctx/callctx/bench/internal/load"
+)
+
+// The anchor's DB.Batch setting: the best of -tune's on the 2-core
+// development machine (docs/performance.md).
+const (
+	anchorBatchSize  = 64
+	anchorBatchDelay = 10 * time.Millisecond
 )
 
 func main() {
-	serveBaseline := flag.Bool("serve-baseline", false, "internal: run the bare gin baseline server")
-	duration := flag.Duration("duration", 10*time.Second, "how long each measurement runs")
-	warmup := flag.Duration("warmup", 2*time.Second, "warm-up before each measurement")
-	clients := flag.Int("clients", 64, "concurrent clients")
-	tune := flag.Bool("tune", false, "also measure (c) under several DB.Batch settings")
-	rounds := flag.Int("rounds", 3, "alternate (a) and (b) this many times and report the median ratio")
+	serveAnchor := flag.String("serve-anchor", "", "internal: run the anchor with its database in this directory")
+	batchSize := flag.Int("anchor-batch-size", anchorBatchSize, "the anchor's DB.MaxBatchSize")
+	batchDelay := flag.Duration("anchor-batch-delay", anchorBatchDelay, "the anchor's DB.MaxBatchDelay")
+	var cfg config
+	flag.DurationVar(&cfg.duration, "duration", 8*time.Second, "how long each measurement runs")
+	flag.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "warm-up before each measurement")
+	flag.IntVar(&cfg.clients, "clients", 64, "concurrent clients")
+	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds of anchor and callctx in alternation; ratios are the rounds' median")
+	tune := flag.Bool("tune", false, "measure the anchor's writes under several DB.Batch settings instead")
+	aging := flag.Bool("aging", false, "measure writes against long histories and many sessions instead")
+	flag.StringVar(&cfg.profile, "cpuprofile", "", "write a CPU profile of callctx during its first POST round to this file")
 	flag.Parse()
-	if *serveBaseline {
-		runBaseline()
+	if *serveAnchor != "" {
+		if err := runAnchor(*serveAnchor, *batchSize, *batchDelay); err != nil {
+			fmt.Fprintln(os.Stderr, "anchor:", err)
+			os.Exit(1)
+		}
 		return
 	}
-	if err := run(*duration, *warmup, *clients, *rounds, *tune); err != nil {
+	cfg.batchSize, cfg.batchDelay = *batchSize, *batchDelay
+	var err error
+	switch {
+	case *tune:
+		err = runTune(cfg)
+	case *aging:
+		err = runAging(cfg)
+	default:
+		err = run(cfg)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "httpbench:", err)
 		os.Exit(1)
 	}
 }
 
-// runBaseline serves GET /ping with a fixed small JSON, the way a bare gin
-// service would, and prints its address.
-func runBaseline() {
-	gin.SetMode(gin.ReleaseMode)
-	r := gin.New()
-	r.GET("/ping", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok", "version": 1}) })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	fmt.Println(ln.Addr().String())
-	http.Serve(ln, r)
+type config struct {
+	duration, warmup time.Duration
+	clients, rounds  int
+	batchSize        int
+	batchDelay       time.Duration
+	profile          string
 }
 
-type result struct {
-	name     string
-	requests int
-	errors   int
-	elapsed  time.Duration
-	lat      []time.Duration
-	cpu      time.Duration // the server's CPU time (user+system) in the measured part; 0 if unknown
+func (c config) opts(clients int, pid int) load.Options {
+	return load.Options{Clients: clients, Warmup: c.warmup, Duration: c.duration, PIDs: []int{pid}}
 }
 
-// cpuPerRequest is the server's CPU time per completed request.
-func (r *result) cpuPerRequest() string {
-	if r.cpu <= 0 || r.requests == 0 {
-		return "-"
-	}
-	return (r.cpu / time.Duration(r.requests)).Round(100 * time.Nanosecond).String()
+// server is a process under test: callctx or the anchor.
+type server struct {
+	name string
+	addr string
+	pid  int
+	stop func()
+	ids  []string // the calls the clients use
 }
 
-// processCPU reads a process's user+system CPU time from /proc (Linux; the
-// kernel reports it in clock ticks, 100 per second on every common
-// configuration). It returns 0 where /proc is not available.
-func processCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name (field 2) is in parentheses and may hold spaces.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0
-	}
-	return time.Duration(utime+stime) * (time.Second / 100)
+func header(cfg config) {
+	fmt.Printf("httpbench: %d clients, %v per measurement after %v warm-up, GOMAXPROCS=%d, %s/%s, load average %s\n\n",
+		cfg.clients, cfg.duration, cfg.warmup, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, load.LoadAverage())
 }
 
-func (r *result) rate() float64 { return float64(r.requests) / r.elapsed.Seconds() }
-
-func (r *result) pct(p float64) time.Duration {
-	if len(r.lat) == 0 {
-		return 0
-	}
-	return r.lat[min(len(r.lat)-1, int(float64(len(r.lat))*p))]
-}
-
-func run(duration, warmup time.Duration, clients, rounds int, tune bool) error {
+func run(cfg config) error {
 	tmp, err := os.MkdirTemp("", "httpbench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "callctx")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/callctx").CombinedOutput(); err != nil {
-		return fmt.Errorf("build callctx (run from the repository root): %v\n%s", err, out)
-	}
-	self, err := os.Executable()
+	header(cfg)
+	anchor, err := startAnchor(tmp, "anchor", cfg.batchSize, cfg.batchDelay, cfg.clients)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("httpbench: %d clients, %v per measurement, GOMAXPROCS=%d, %s/%s\n\n", clients, duration, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
+	defer anchor.stop()
+	cc, err := startCallctx(tmp, "callctx", cfg.clients)
+	if err != nil {
+		return err
+	}
+	defer cc.stop()
 
-	baseline, baseAddr, err := startBaseline(self)
-	if err != nil {
-		return err
+	var results []*load.Result
+	var getRatios, writeRatios []float64
+	for i := 1; i <= max(1, cfg.rounds); i++ {
+		ag := measureGets(cfg, anchor, fmt.Sprintf("anchor GET, round %d", i))
+		cg := measureGets(cfg, cc, fmt.Sprintf("callctx GET, round %d", i))
+		aw := measureWrites(cfg, anchor, cfg.clients, fmt.Sprintf("anchor POST, round %d", i))
+		var profiled chan error
+		if i == 1 && cfg.profile != "" {
+			profiled = profile(cc.addr, cfg.profile, cfg.warmup, cfg.duration)
+		}
+		cw := measureWrites(cfg, cc, cfg.clients, fmt.Sprintf("callctx POST, round %d", i))
+		if profiled != nil {
+			if err := <-profiled; err != nil {
+				return err
+			}
+		}
+		results = append(results, ag, cg, aw, cw)
+		getRatios = append(getRatios, cg.Rate()/ag.Rate())
+		writeRatios = append(writeRatios, cw.Rate()/aw.Rate())
 	}
-	defer baseline.Process.Kill()
-	srv, addr, err := startCallctx(bin, filepath.Join(tmp, "data"), 0, 0)
-	if err != nil {
-		return err
-	}
-	callIDs, err := createCalls(addr, clients)
-	if err != nil {
-		srv.Process.Kill()
-		return err
-	}
-	// The read requests never change: built once, so that the load
-	// generator spends no CPU on them while it measures.
-	gets := make([][]byte, len(callIDs))
-	for i, id := range callIDs {
-		gets[i] = []byte("GET /v1/sessions/" + id + " HTTP/1.1\r\nHost: x\r\n\r\n")
-	}
-	reqGet := func(i, _ int) []byte { return gets[i] }
-	ping := []byte("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
-	reqPing := func(int, int) []byte { return ping }
-	var results []*result
-	var ratios []float64
-	for i := 1; i <= max(1, rounds); i++ {
-		a := measure(fmt.Sprintf("(a) bare gin GET /ping, round %d", i), baseAddr, baseline.Process.Pid, clients, warmup, duration, reqPing)
-		b := measure(fmt.Sprintf("(b) GET /v1/sessions/{id}, round %d", i), addr, srv.Process.Pid, clients, warmup, duration, reqGet)
-		results = append(results, a, b)
-		ratios = append(ratios, b.rate()/a.rate())
-	}
-	c := measure("(c) POST /v1/sessions/{id}, 3 vars", addr, srv.Process.Pid, clients, warmup, duration, writeRequest(callIDs))
-	d := measure("(d) POST, one client alone", addr, srv.Process.Pid, 1, warmup, duration, writeRequest(callIDs))
-	results = append(results, c, d)
-	srv.Process.Signal(os.Interrupt)
-	srv.Wait()
+	aOne := measureWrites(cfg, anchor, 1, "anchor POST, one client alone")
+	cOne := measureWrites(cfg, cc, 1, "callctx POST, one client alone")
+	results = append(results, aOne, cOne)
 
-	fmt.Printf("%-40s %10s %9s %9s %7s %14s\n", "measurement", "req/s", "p50", "p99", "errors", "server CPU/req")
+	printResults(results)
+	var cpu []float64
+	var p99 []time.Duration
 	for _, r := range results {
-		fmt.Printf("%-40s %10.0f %9s %9s %7d %14s\n", r.name, r.rate(), r.pct(0.50).Round(time.Microsecond), r.pct(0.99).Round(time.Microsecond), r.errors, r.cpuPerRequest())
-	}
-	sorted := slices.Clone(ratios)
-	slices.Sort(sorted)
-	parts := make([]string, len(ratios))
-	for i, r := range ratios {
-		parts[i] = fmt.Sprintf("%.2f", r)
-	}
-	fmt.Printf("\n(b)/(a) = %.2f, the median of the rounds' %s   (target ≥ 0.85)\n", sorted[len(sorted)/2], strings.Join(parts, ", "))
-	fmt.Printf("(c) = %.0f acknowledged writes/s, p99 %v   (target ≥ 30000/s, p99 ≤ 5ms)\n", c.rate(), c.pct(0.99).Round(time.Microsecond))
-	fmt.Printf("(d) single-client write p99 = %v   (target ≤ 1ms)\n", d.pct(0.99).Round(time.Microsecond))
-
-	if tune {
-		fmt.Printf("\nDB.Batch tuning, measurement (c) with %d clients:\n", clients)
-		fmt.Printf("%-26s %10s %9s %9s %14s\n", "max_size / max_delay", "writes/s", "p50", "p99", "server CPU/req")
-		for _, s := range []struct {
-			size  int
-			delay time.Duration
-		}{{1000, 10 * time.Millisecond}, {64, 10 * time.Millisecond}, {64, 2 * time.Millisecond}, {64, 500 * time.Microsecond}, {32, 500 * time.Microsecond}, {16, 200 * time.Microsecond}} {
-			srv, addr, err := startCallctx(bin, filepath.Join(tmp, fmt.Sprintf("tune-%d-%d", s.size, s.delay)), s.size, s.delay)
-			if err != nil {
-				return err
-			}
-			ids, err := createCalls(addr, clients)
-			if err != nil {
-				srv.Process.Kill()
-				return err
-			}
-			r := measure("tune", addr, srv.Process.Pid, clients, warmup, duration, writeRequest(ids))
-			srv.Process.Signal(os.Interrupt)
-			srv.Wait()
-			fmt.Printf("%-26s %10.0f %9s %9s %14s\n", fmt.Sprintf("%d / %v", s.size, s.delay), r.rate(), r.pct(0.50).Round(time.Microsecond), r.pct(0.99).Round(time.Microsecond), r.cpuPerRequest())
+		if strings.HasPrefix(r.Name, "callctx POST, round") {
+			cpu = append(cpu, float64(r.CPUPerRequest())/float64(time.Microsecond))
+			p99 = append(p99, r.Pct(0.99))
 		}
 	}
+	fmt.Printf("\nload average at the end: %s\n", load.LoadAverage())
+	fmt.Printf("callctx POST, 64 clients: p99 %s in the rounds   (target ≤ 10ms)\n", joinDurations(p99))
+	fmt.Printf("callctx POST, 64 clients: server CPU per write %.0f µs (median of %s)   (target ≤ 80 µs)\n", load.Median(cpu), load.FormatRatios(cpu))
+	fmt.Printf("callctx POST, one client alone: p99 %v (anchor %v)   (target ≤ 1ms)\n", cOne.Pct(0.99).Round(time.Microsecond), aOne.Pct(0.99).Round(time.Microsecond))
+	fmt.Printf("callctx GET / anchor GET = %.2f, the median of %s   (target ≥ 0.95)\n", load.Median(getRatios), load.FormatRatios(getRatios))
+	fmt.Printf("callctx POST / anchor POST = %.2f, the median of %s   (target ≥ 1.2)\n", load.Median(writeRatios), load.FormatRatios(writeRatios))
+	fmt.Printf("ratio to anchor: writes %.2f×, reads %.2f×\n", load.Median(writeRatios), load.Median(getRatios))
 	return nil
 }
 
-// writeRequest builds client i's n-th write: three variables, one of them
-// new every time, so that every write is a real change with its own fsync'd
-// version.
-func writeRequest(callIDs []string) func(i, n int) []byte {
-	return func(i, n int) []byte {
-		body := `{"ivr.email":"jane@example.com","ivr.premium":true,"ivr.track_id":"TRK-` + strconv.Itoa(n) + `"}`
-		return []byte("POST /v1/sessions/" + callIDs[i] + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-			strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+func measureGets(cfg config, s *server, name string) *load.Result {
+	reqs := make([][]byte, len(s.ids))
+	for i, id := range s.ids {
+		reqs[i] = load.GetSession(id)
+	}
+	conns, err := load.Conns([]string{s.addr}, cfg.clients)
+	if err != nil {
+		return &load.Result{Name: name, Errors: 1, FirstErr: err, Elapsed: cfg.duration}
+	}
+	defer load.CloseAll(conns)
+	return load.Run(name, cfg.opts(cfg.clients, s.pid), func(c, _ int) error { return conns[c].Do(reqs[c%len(reqs)]) })
+}
+
+// measureWrites has clients write; client c writes to the calls c,
+// c+clients, c+2·clients, … of s in turn.
+func measureWrites(cfg config, s *server, clients int, name string) *load.Result {
+	conns, err := load.Conns([]string{s.addr}, clients)
+	if err != nil {
+		return &load.Result{Name: name, Errors: 1, FirstErr: err, Elapsed: cfg.duration}
+	}
+	defer load.CloseAll(conns)
+	perClient := max(1, len(s.ids)/clients)
+	return load.Run(name, cfg.opts(clients, s.pid), func(c, i int) error {
+		id := s.ids[(c+clients*(i%perClient))%len(s.ids)]
+		return conns[c].Do(load.WriteSession(id, i))
+	})
+}
+
+func printResults(results []*load.Result) {
+	fmt.Printf("%-40s %10s %9s %9s %7s %14s\n", "measurement", "req/s", "p50", "p99", "errors", "server CPU/req")
+	for _, r := range results {
+		cpu := "-"
+		if d := r.CPUPerRequest(); d > 0 {
+			cpu = d.Round(100 * time.Nanosecond).String()
+		}
+		fmt.Printf("%-40s %10.0f %9s %9s %7d %14s\n", r.Name, r.Rate(), r.Pct(0.50).Round(time.Microsecond), r.Pct(0.99).Round(time.Microsecond), r.Errors, cpu)
+		if r.FirstErr != nil {
+			fmt.Printf("    first error: %v\n", r.FirstErr)
+		}
 	}
 }
 
-func startBaseline(self string) (*exec.Cmd, string, error) {
-	cmd := exec.Command(self, "-serve-baseline")
+func joinDurations(ds []time.Duration) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = d.Round(10 * time.Microsecond).String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// startCallctx starts callctx with access logs and the SIP bridge off (it
+// would take the default SIP port, which another process may hold), data
+// in tmp/name, and creates calls calls.
+func startCallctx(tmp, name string, calls int) (*server, error) {
+	bin := filepath.Join(tmp, "callctx")
+	if _, err := os.Stat(bin); err != nil {
+		if bin, err = load.BuildCallctx(tmp); err != nil {
+			return nil, err
+		}
+	}
+	conf := fmt.Sprintf("data:\n  dir: %s\nhttp:\n  access_log: false\nsip:\n  listen: \"\"\n", filepath.Join(tmp, name+"-data"))
+	n, err := load.StartCallctx(bin, filepath.Join(tmp, name+".yaml"), conf)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{name: name, addr: n.Addr, pid: n.PID(), stop: n.Stop}
+	if s.ids, err = load.CreateCalls([]string{s.addr}, calls); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// startAnchor runs this command as the anchor with its database in
+// tmp/name and creates calls calls.
+func startAnchor(tmp, name string, size int, delay time.Duration, calls int) (*server, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(tmp, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "-serve-anchor", dir, "-anchor-batch-size", strconv.Itoa(size), "-anchor-batch-delay", delay.String())
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		cmd.Process.Kill()
-		return nil, "", fmt.Errorf("baseline server: %w", err)
+		return nil, fmt.Errorf("anchor: %w", err)
 	}
-	return cmd, strings.TrimSpace(line), nil
+	s := &server{name: name, addr: strings.TrimSpace(line), pid: cmd.Process.Pid, stop: func() {
+		stdin.Close()
+		cmd.Wait()
+	}}
+	if s.ids, err = load.CreateCalls([]string{s.addr}, calls); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
 }
 
-// startCallctx runs callctx serve with access logs and the SIP bridge off
-// (it would take the default SIP port, which another process may hold) and
-// the given batch settings (0: the defaults), and returns its address.
-func startCallctx(bin, dataDir string, batchSize int, batchDelay time.Duration) (*exec.Cmd, string, error) {
-	conf := "http:\n  access_log: false\nlog:\n  level: warn\nsip:\n  listen: \"\"\n"
-	if batchSize > 0 {
-		conf += fmt.Sprintf("data:\n  batch:\n    max_size: %d\n    max_delay: %s\n", batchSize, batchDelay)
-	}
-	confPath := dataDir + ".yaml"
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		return nil, "", err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// runTune measures the anchor's writes under several DB.Batch settings,
+// each against a fresh database.
+func runTune(cfg config) error {
+	tmp, err := os.MkdirTemp("", "httpbench-tune-")
 	if err != nil {
-		return nil, "", err
+		return err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "serve", "--http", addr, "--data", dataDir, "--config", confPath)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, "", err
+	defer os.RemoveAll(tmp)
+	header(cfg)
+	fmt.Printf("the anchor's POST under DB.Batch settings, %d clients:\n", cfg.clients)
+	fmt.Printf("%-26s %10s %9s %9s %14s\n", "max_size / max_delay", "writes/s", "p50", "p99", "server CPU/req")
+	best, bestRate := "", 0.0
+	for _, s := range []struct {
+		size  int
+		delay time.Duration
+	}{{1000, 10 * time.Millisecond}, {1000, time.Millisecond}, {64, 10 * time.Millisecond}, {64, 2 * time.Millisecond},
+		{64, time.Millisecond}, {64, 500 * time.Microsecond}, {32, 500 * time.Microsecond}, {16, 200 * time.Microsecond}} {
+		name := fmt.Sprintf("%d / %v", s.size, s.delay)
+		a, err := startAnchor(tmp, fmt.Sprintf("tune-%d-%d", s.size, s.delay), s.size, s.delay, cfg.clients)
+		if err != nil {
+			return err
+		}
+		r := measureWrites(cfg, a, cfg.clients, name)
+		a.stop()
+		fmt.Printf("%-26s %10.0f %9s %9s %14s\n", name, r.Rate(), r.Pct(0.50).Round(time.Microsecond), r.Pct(0.99).Round(time.Microsecond), r.CPUPerRequest().Round(100*time.Nanosecond))
+		if r.Rate() > bestRate {
+			best, bestRate = name, r.Rate()
+		}
 	}
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if res, err := http.Get("http://" + addr + "/readyz"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return cmd, addr, nil
+	fmt.Printf("best: %s (%.0f writes/s)\n", best, bestRate)
+	return nil
+}
+
+// profile fetches a CPU profile of the server at addr over the measured
+// part of a measurement starting now, into path.
+func profile(addr, path string, warmup, duration time.Duration) chan error {
+	done := make(chan error, 1)
+	go func() {
+		time.Sleep(warmup)
+		secs := max(1, int(duration/time.Second)-1)
+		res, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+		if err != nil {
+			done <- err
+			return
+		}
+		defer res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			done <- fmt.Errorf("cpu profile: %s", res.Status)
+			return
+		}
+		f, err := os.Create(path)
+		if err == nil {
+			_, err = io.Copy(f, res.Body)
+			if cerr := f.Close(); err == nil {
+				err = cerr
 			}
 		}
-	}
-	cmd.Process.Kill()
-	return nil, "", errors.New("callctx did not become ready")
-}
-
-// createCalls creates one call per client, each with a few variables.
-func createCalls(addr string, n int) ([]string, error) {
-	ids := make([]string, n)
-	for i := range ids {
-		body := `{"from":"+4930123456","to":"+4940555000","variables":{"ivr.email":"jane@example.com","ivr.premium":true,"ivr.track_id":"TRK-0","app.lang":"de"}}`
-		res, err := http.Post("http://"+addr+"/v1/calls", "application/json", strings.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		var c struct{ ID string }
-		json.NewDecoder(res.Body).Decode(&c)
-		res.Body.Close()
-		if res.StatusCode != 201 {
-			return nil, fmt.Errorf("create call: %d", res.StatusCode)
-		}
-		ids[i] = c.ID
-	}
-	return ids, nil
-}
-
-// measure runs clients connections against addr for warmup+duration and
-// records the requests completed in the measured part, and the CPU time the
-// server process (pid) spent in it.
-func measure(name, addr string, pid, clients int, warmup, duration time.Duration, request func(i, n int) []byte) *result {
-	var mu sync.Mutex
-	r := &result{name: name}
-	start := time.Now()
-	measureFrom, stop := start.Add(warmup), start.Add(warmup+duration)
-	var wg sync.WaitGroup
-	for i := 0; i < clients; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			lat, errs := runClient(addr, i, measureFrom, stop, request)
-			mu.Lock()
-			r.lat = append(r.lat, lat...)
-			r.errors += errs
-			mu.Unlock()
-		}(i)
-	}
-	time.Sleep(time.Until(measureFrom))
-	cpu0 := processCPU(pid)
-	time.Sleep(time.Until(stop))
-	if cpu0 > 0 {
-		r.cpu = processCPU(pid) - cpu0
-	}
-	wg.Wait()
-	r.requests = len(r.lat)
-	r.elapsed = duration
-	slices.Sort(r.lat)
-	return r
-}
-
-func runClient(addr string, i int, from, stop time.Time, request func(i, n int) []byte) (lat []time.Duration, errs int) {
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		return nil, 1
-	}
-	defer conn.Close()
-	br := bufio.NewReaderSize(conn, 16<<10)
-	for n := 0; ; n++ {
-		t0 := time.Now()
-		if t0.After(stop) {
-			return lat, errs
-		}
-		if _, err := conn.Write(request(i, n)); err != nil {
-			return lat, errs + 1
-		}
-		status, err := readResponse(br)
-		if err != nil {
-			return lat, errs + 1
-		}
-		if status != 200 {
-			errs++
-			continue
-		}
-		if t0.After(from) {
-			lat = append(lat, time.Since(t0))
-		}
-	}
-}
-
-// readResponse reads one HTTP/1.1 response with a Content-Length body.
-func readResponse(br *bufio.Reader) (int, error) {
-	line, err := br.ReadSlice('\n')
-	if err != nil {
-		return 0, err
-	}
-	if len(line) < 12 {
-		return 0, errors.New("short status line")
-	}
-	status, err := strconv.Atoi(string(line[9:12]))
-	if err != nil {
-		return 0, err
-	}
-	length := -1
-	for {
-		h, err := br.ReadSlice('\n')
-		if err != nil {
-			return 0, err
-		}
-		if len(h) <= 2 {
-			break
-		}
-		if k, v, ok := bytes.Cut(h, []byte(":")); ok && bytes.EqualFold(k, []byte("Content-Length")) {
-			length, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
-		}
-	}
-	if length < 0 {
-		return 0, errors.New("response without Content-Length")
-	}
-	_, err = br.Discard(length)
-	return status, err
+		done <- err
+	}()
+	return done
 }

@@ -15,30 +15,24 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/callctx/callctx/bench/internal/load"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/redis"
 	"github.com/callctx/callctx/session/redis/redistest"
@@ -58,6 +52,10 @@ type config struct {
 	appendfsync string
 	dataSize    int
 	requests    int
+}
+
+func (c config) opts() load.Options {
+	return load.Options{Clients: c.clients, Warmup: c.warmup, Duration: c.duration}
 }
 
 func run() error {
@@ -91,7 +89,7 @@ func run() error {
 	defer os.RemoveAll(work)
 	fmt.Fprintf(out, "callctx Redis benchmark: %d clients, %s per row (after %s warm-up), appendfsync %s, GOMAXPROCS %d, %s\n",
 		cfg.clients, cfg.duration, cfg.warmup, cfg.appendfsync, runtime.GOMAXPROCS(0), redisVersion())
-	fmt.Fprintf(out, "load average before the run: %s (anything else busy on this machine skews every row)\n\n", loadAverage())
+	fmt.Fprintf(out, "load average before the run: %s (anything else busy on this machine skews every row)\n\n", load.LoadAverage())
 
 	var rows []row
 	srv, err := redistest.Start(redistest.Options{Dir: filepath.Join(work, "redis"), AppendFsync: cfg.appendfsync})
@@ -116,14 +114,14 @@ func run() error {
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/callctx").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	redisCfg := fmt.Sprintf("store: redis\nredis:\n  url: %s\n  pool_size: %d\nhttp:\n  access_log: false\nsip:\n  listen: \"\"\nlog:\n  level: info\n  format: json\n", srv.URL(), cfg.clients)
+	redisCfg := fmt.Sprintf("store: redis\nredis:\n  url: %s\n  pool_size: %d\nhttp:\n  access_log: false\nsip:\n  listen: \"\"\n", srv.URL(), cfg.clients)
 	for _, setup := range []struct {
 		name    string
 		configs []string
 	}{
 		{"callctx, 1 node on Redis", []string{redisCfg}},
 		{"callctx, 2 nodes sharing Redis", []string{redisCfg, redisCfg}},
-		{"callctx, 1 node on bbolt", []string{fmt.Sprintf("data:\n  dir: %s\nhttp:\n  access_log: false\nsip:\n  listen: \"\"\nlog:\n  level: info\n  format: json\n", filepath.Join(work, "bolt"))}},
+		{"callctx, 1 node on bbolt", []string{fmt.Sprintf("data:\n  dir: %s\nhttp:\n  access_log: false\nsip:\n  listen: \"\"\n", filepath.Join(work, "bolt"))}},
 	} {
 		r, err := benchNodes(bin, work, setup.name, setup.configs, cfg)
 		if err != nil {
@@ -133,18 +131,6 @@ func run() error {
 	}
 	report(out, rows)
 	return nil
-}
-
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func redisVersion() string {
@@ -169,6 +155,7 @@ type row struct {
 	p50    time.Duration
 	p99    time.Duration
 	errors int
+	cpu    time.Duration // callctx's CPU time per request (the store row: the benchmark process's, Redis' not counted)
 }
 
 // redisBenchmark runs redis-benchmark SET and GET.
@@ -220,15 +207,17 @@ func benchStore(srv *redistest.Server, cfg config) ([]row, error) {
 		}
 		ids[i] = c.ID
 	}
-	write := measure("Redis store, no HTTP (Service.Merge)", "write", cfg, func(c, i int) error {
+	opts := cfg.opts()
+	opts.PIDs = []int{os.Getpid()}
+	write := load.Run("Redis store, no HTTP (Service.Merge)", opts, func(c, i int) error {
 		_, err := svc.Merge(ctx, ids[c], writeVars(i), session.WriteOptions{Actor: "bench"})
 		return err
 	})
-	read := measure("Redis store, no HTTP (Service.Session)", "read", cfg, func(c, i int) error {
+	read := load.Run("Redis store, no HTTP (Service.Session)", opts, func(c, i int) error {
 		_, err := svc.Session(ctx, ids[c])
 		return err
 	})
-	return []row{read, write}, nil
+	return []row{toRow(read, "read"), toRow(write, "write")}, nil
 }
 
 // writeVars is the write of the benchmarks (as bench/httpbench's): three
@@ -242,250 +231,83 @@ func writeVars(i int) map[string]json.RawMessage {
 }
 
 // benchNodes starts one node per config, spreads the clients over them,
-// and measures reads and writes. The clients speak raw HTTP/1.1 over one
-// keep-alive connection each, as bench/httpbench does, so that the load
-// generator takes as little CPU from the nodes and Redis as it can.
+// and measures reads and writes, and the nodes' CPU time per request.
 func benchNodes(bin, work, name string, configs []string, cfg config) ([]row, error) {
-	var nodes []*node
+	var nodes []*load.Node
 	defer func() {
 		for _, n := range nodes {
-			n.stop()
+			n.Stop()
 		}
 	}()
+	var addrs []string
+	var pids []int
 	for i, c := range configs {
-		n, err := startNode(bin, filepath.Join(work, fmt.Sprintf("%s-%d.yaml", strings.ReplaceAll(name, " ", "_"), i)), c)
+		n, err := load.StartCallctx(bin, filepath.Join(work, fmt.Sprintf("%s-%d.yaml", strings.ReplaceAll(name, " ", "_"), i)), c)
 		if err != nil {
 			return nil, err
 		}
 		nodes = append(nodes, n)
+		addrs = append(addrs, n.Addr)
+		pids = append(pids, n.PID())
 	}
-	ids := make([]string, cfg.clients)
-	for i := range ids {
-		body := `{"from":"+4930123456","to":"+4940555000","variables":{"ivr.email":"jane@example.com","ivr.premium":true,"ivr.track_id":"TRK-0","app.lang":"de"}}`
-		res, err := http.Post("http://"+nodes[i%len(nodes)].addr+"/v1/calls", "application/json", strings.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		var c struct{ ID string }
-		json.NewDecoder(res.Body).Decode(&c)
-		res.Body.Close()
-		if res.StatusCode != http.StatusCreated {
-			return nil, fmt.Errorf("create call: %s", res.Status)
-		}
-		ids[i] = c.ID
-	}
-	conns := make([]*rawConn, cfg.clients)
-	for i := range conns {
-		c, err := dialRaw(nodes[i%len(nodes)].addr)
-		if err != nil {
-			return nil, err
-		}
-		defer c.Close()
-		conns[i] = c
-	}
-	write := measure(name, "write", cfg, func(c, i int) error {
-		body := `{"ivr.email":"jane@example.com","ivr.premium":true,"ivr.track_id":"TRK-` + strconv.Itoa(i) + `"}`
-		return conns[c].do("POST /v1/sessions/" + ids[c] + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-			strconv.Itoa(len(body)) + "\r\n\r\n" + body)
-	})
-	read := measure(name, "read", cfg, func(c, i int) error {
-		return conns[c].do("GET /v1/sessions/" + ids[c] + " HTTP/1.1\r\nHost: x\r\n\r\n")
-	})
-	return []row{read, write}, nil
-}
-
-// rawConn is one keep-alive HTTP/1.1 connection.
-type rawConn struct {
-	c  net.Conn
-	br *bufio.Reader
-}
-
-func dialRaw(addr string) (*rawConn, error) {
-	c, err := net.Dial("tcp", addr)
+	ids, err := load.CreateCalls(addrs, cfg.clients)
 	if err != nil {
 		return nil, err
 	}
-	return &rawConn{c: c, br: bufio.NewReaderSize(c, 16<<10)}, nil
-}
-
-func (r *rawConn) Close() error { return r.c.Close() }
-
-// do sends one request and reads its response, which must be 200 with a
-// Content-Length body.
-func (r *rawConn) do(req string) error {
-	if _, err := io.WriteString(r.c, req); err != nil {
-		return err
-	}
-	line, err := r.br.ReadSlice('\n')
+	conns, err := load.Conns(addrs, cfg.clients)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if len(line) < 12 {
-		return errors.New("short status line")
-	}
-	status := string(line[9:12])
-	length := -1
-	for {
-		h, err := r.br.ReadSlice('\n')
-		if err != nil {
-			return err
-		}
-		if len(h) <= 2 {
-			break
-		}
-		if k, v, ok := bytes.Cut(h, []byte(":")); ok && bytes.EqualFold(k, []byte("Content-Length")) {
-			length, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
-		}
-	}
-	if length < 0 {
-		return errors.New("response without Content-Length")
-	}
-	if _, err := r.br.Discard(length); err != nil {
-		return err
-	}
-	if status != "200" {
-		return fmt.Errorf("status %s", status)
-	}
-	return nil
+	defer load.CloseAll(conns)
+	opts := cfg.opts()
+	opts.PIDs = pids
+	write := load.Run(name, opts, func(c, i int) error { return conns[c].Do(load.WriteSession(ids[c], i)) })
+	read := load.Run(name, opts, func(c, i int) error { return conns[c].Do(load.GetSession(ids[c])) })
+	return []row{toRow(read, "read"), toRow(write, "write")}, nil
 }
 
-// measure runs op from cfg.clients goroutines for the warm-up and then the
-// measured time, and returns the throughput and latency percentiles of the
-// measured part.
-func measure(name, op string, cfg config, fn func(client, i int) error) row {
-	start := time.Now()
-	measureFrom := start.Add(cfg.warmup)
-	end := measureFrom.Add(cfg.duration)
-	lats := make([][]time.Duration, cfg.clients)
-	errs := make([]int, cfg.clients)
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for c := 0; c < cfg.clients; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				t0 := time.Now()
-				if t0.After(end) {
-					return
-				}
-				err := fn(c, i)
-				t1 := time.Now()
-				if t0.Before(measureFrom) {
-					continue
-				}
-				if err != nil {
-					errs[c]++
-					once.Do(func() { firstErr = err })
-					continue
-				}
-				lats[c] = append(lats[c], t1.Sub(t0))
-			}
-		}()
+// toRow is a measured row.
+func toRow(r *load.Result, op string) row {
+	if r.FirstErr != nil {
+		fmt.Fprintf(os.Stderr, "%s %s: %d errors, the first: %v\n", r.Name, op, r.Errors, r.FirstErr)
 	}
-	wg.Wait()
-	var all []time.Duration
-	nerr := 0
-	for c := range lats {
-		all = append(all, lats[c]...)
-		nerr += errs[c]
-	}
-	if firstErr != nil {
-		fmt.Fprintf(os.Stderr, "%s %s: %d errors, the first: %v\n", name, op, nerr, firstErr)
-	}
-	slices.Sort(all)
-	r := row{name: name, op: op, rps: float64(len(all)) / cfg.duration.Seconds(), errors: nerr}
-	if len(all) > 0 {
-		r.p50 = all[len(all)*50/100]
-		r.p99 = all[len(all)*99/100]
-	}
-	return r
+	return row{name: r.Name, op: op, rps: r.Rate(), p50: r.Pct(0.50), p99: r.Pct(0.99), errors: r.Errors, cpu: r.CPUPerRequest()}
 }
 
-// report prints the rows and the ratios the issue sets targets for.
+// report prints the rows and the ratios the issue sets targets for; the
+// last line is the ratio to the anchor, redis-benchmark SET.
 func report(w io.Writer, rows []row) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\top\treq/s\tp50\tp99\terrors\t")
+	fmt.Fprintln(tw, "\top\treq/s\tp50\tp99\terrors\tcallctx CPU/req\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%d\t\n", r.name, r.op, r.rps, fmtDur(r.p50), fmtDur(r.p99), r.errors)
+		cpu := "-"
+		if r.cpu > 0 {
+			cpu = strconv.FormatInt(r.cpu.Microseconds(), 10) + "µs"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%d\t%s\t\n", r.name, r.op, r.rps, fmtDur(r.p50), fmtDur(r.p99), r.errors, cpu)
 	}
 	tw.Flush()
-	find := func(prefix, op string) float64 {
+	find := func(prefix, op string) row {
 		for _, r := range rows {
 			if strings.HasPrefix(r.name, prefix) && r.op == op {
-				return r.rps
+				return r
 			}
 		}
-		return 0
+		return row{}
 	}
-	set, get := find("redis-benchmark SET", "write"), find("redis-benchmark GET", "read")
+	set, get := find("redis-benchmark SET", "write").rps, find("redis-benchmark GET", "read").rps
 	fmt.Fprintln(w)
 	for _, p := range []string{"Redis store, no HTTP", "callctx, 1 node on Redis", "callctx, 2 nodes sharing Redis"} {
-		fmt.Fprintf(w, "%-32s writes %.2f × SET (target ≥ 0.5), reads %.2f × GET (target ≥ 0.5)\n", p+":", find(p, "write")/set, find(p, "read")/get)
+		fmt.Fprintf(w, "%-32s writes %.2f × SET (target ≥ 0.5), reads %.2f × GET (target ≥ 0.5)\n", p+":", find(p, "write").rps/set, find(p, "read").rps/get)
 	}
-	if b := find("callctx, 1 node on bbolt", "write"); b > 0 {
-		fmt.Fprintf(w, "%-32s writes %.2f × bbolt, reads %.2f × bbolt\n", "callctx, 1 node on Redis:", find("callctx, 1 node on Redis", "write")/b, find("callctx, 1 node on Redis", "read")/find("callctx, 1 node on bbolt", "read"))
+	onRedis, onBolt := find("callctx, 1 node on Redis", "write"), find("callctx, 1 node on bbolt", "write")
+	if onBolt.rps > 0 {
+		fmt.Fprintf(w, "%-32s writes %.2f × bbolt, reads %.2f × bbolt\n", "callctx, 1 node on Redis:", onRedis.rps/onBolt.rps, find("callctx, 1 node on Redis", "read").rps/find("callctx, 1 node on bbolt", "read").rps)
+		fmt.Fprintf(w, "callctx CPU per write: %dµs on Redis, %dµs on bbolt (target on Redis ≤ 80µs and ≤ bbolt's)\n", onRedis.cpu.Microseconds(), onBolt.cpu.Microseconds())
 	}
+	fmt.Fprintf(w, "ratio to anchor: callctx writes on Redis %.2f× redis-benchmark SET\n", onRedis.rps/set)
 }
 
 func fmtDur(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 2, 64) + "ms"
-}
-
-// node is a callctx serve process.
-type node struct {
-	cmd  *exec.Cmd
-	addr string
-	done chan struct{}
-}
-
-func startNode(bin, cfgPath, config string) (*node, error) {
-	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "serve", "--http", "127.0.0.1:0", "--config", cfgPath)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	n := &node{cmd: cmd, done: make(chan struct{})}
-	addr := make(chan string, 1)
-	var logBuf strings.Builder
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var rec struct{ Msg, HTTP string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "callctx listening" {
-				addr <- rec.HTTP
-			} else if len(addr) == 0 && logBuf.Len() < 64<<10 {
-				logBuf.WriteString(sc.Text() + "\n")
-			}
-		}
-		cmd.Wait()
-		close(n.done)
-	}()
-	select {
-	case a := <-addr:
-		n.addr = a
-	case <-n.done:
-		return nil, fmt.Errorf("callctx exited: %s", logBuf.String())
-	case <-time.After(20 * time.Second):
-		n.stop()
-		return nil, errors.New("callctx did not start listening")
-	}
-	return n, nil
-}
-
-func (n *node) stop() {
-	n.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-n.done:
-	case <-time.After(30 * time.Second):
-		n.cmd.Process.Kill()
-		<-n.done
-	}
 }

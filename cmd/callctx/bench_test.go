@@ -1,15 +1,23 @@
 package main_test
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
+	"runtime/debug"
+	"runtime/pprof"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -116,4 +124,121 @@ func BenchmarkFlowNext(b *testing.B) {
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "next/s")
+}
+
+// BenchmarkHTTPWrite measures the durable write of the HTTP benchmark
+// (POST /v1/sessions/{id}, three variables, one new each time) from 64
+// clients over loopback, in process, so that `go test -cpuprofile` shows
+// where a write's time goes. The clients run under the pprof label
+// side=client: `go tool pprof -tagignore side=client` leaves the server.
+func BenchmarkHTTPWrite(b *testing.B) {
+	benchHTTP(b, func(id string, n int) []byte {
+		body := `{"ivr.email":"jane@example.com","ivr.premium":true,"ivr.track_id":"TRK-` + strconv.Itoa(n) + `"}`
+		return []byte("POST /v1/sessions/" + id + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+			strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+	})
+}
+
+// BenchmarkHTTPRead is BenchmarkHTTPWrite for GET /v1/sessions/{id}.
+func BenchmarkHTTPRead(b *testing.B) {
+	benchHTTP(b, func(id string, _ int) []byte {
+		return []byte("GET /v1/sessions/" + id + " HTTP/1.1\r\nHost: x\r\n\r\n")
+	})
+}
+
+func benchHTTP(b *testing.B, request func(id string, n int) []byte) {
+	defer debug.SetGCPercent(debug.SetGCPercent(main.ServeGCPercent))
+	cfg := main.DefaultConfig()
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.SIP.Listen = ""
+	off := false
+	cfg.HTTP.AccessLog = &off
+	cfg.Data.Dir = b.TempDir()
+	cfg.Flows.Dir = filepath.Join(b.TempDir(), "none")
+	m := main.NewMain(cfg, nil)
+	if err := m.Open(); err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	const clients = 64
+	conns := make([]*rawConn, clients)
+	ids := make([]string, clients)
+	for i := range conns {
+		res, err := http.Post("http://"+m.HTTPAddr()+"/v1/calls", "application/json",
+			strings.NewReader(`{"from":"+4930123456","to":"+4940555000","variables":{"ivr.email":"jane@example.com","app.lang":"de"}}`))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var c struct{ ID string }
+		err = json.NewDecoder(res.Body).Decode(&c)
+		res.Body.Close()
+		if err != nil || res.StatusCode != http.StatusCreated {
+			b.Fatalf("create call: %s %v", res.Status, err)
+		}
+		ids[i] = c.ID
+		conn, err := net.Dial("tcp", m.HTTPAddr())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close()
+		conns[i] = &rawConn{c: conn, br: bufio.NewReader(conn)}
+	}
+	var left atomic.Int64
+	left.Store(int64(b.N))
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	b.ResetTimer()
+	cpu0 := processCPU()
+	pprof.Do(context.Background(), pprof.Labels("side", "client"), func(context.Context) {
+		for c := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for n := 0; left.Add(-1) >= 0; n++ {
+					if err := conns[c].do(request(ids[c], n)); err != nil {
+						failed.Store(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	})
+	b.StopTimer()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	// CPU time is steadier than wall time on a shared machine; it counts
+	// the clients too, which cost the same whatever the server does.
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
+}
+
+// processCPU is the user+system CPU time of this process so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rawConn is one keep-alive HTTP/1.1 connection that wants 200 OK with a
+// Content-Length body.
+type rawConn struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func (r *rawConn) do(req []byte) error {
+	if _, err := r.c.Write(req); err != nil {
+		return err
+	}
+	res, err := http.ReadResponse(r.br, nil)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if err == nil && res.StatusCode != http.StatusOK {
+		err = fmt.Errorf("status %s", res.Status)
+	}
+	return err
 }

@@ -64,8 +64,11 @@ type HTTPConfig struct {
 
 // DataConfig configures the embedded store.
 type DataConfig struct {
-	Dir   string      `yaml:"dir"`
-	Batch BatchConfig `yaml:"batch"`
+	Dir string `yaml:"dir"`
+	// Batch is accepted and ignored, with a warning: the store's group
+	// commit sizes its commits by itself (older configurations tuned
+	// bbolt's DB.Batch here).
+	Batch *BatchConfig `yaml:"batch"`
 }
 
 // RedisConfig says where the Redis store lives (store: redis): one of url,
@@ -105,7 +108,7 @@ const (
 	StoreRedis = "redis"
 )
 
-// BatchConfig tunes bbolt's DB.Batch.
+// BatchConfig is the former tuning of bbolt's DB.Batch, now ignored.
 type BatchConfig struct {
 	MaxSize  int      `yaml:"max_size"`
 	MaxDelay Duration `yaml:"max_delay"`
@@ -334,7 +337,6 @@ func (c *Config) Validate() error {
 	for name, v := range map[string]int{
 		"limits.max_name_length": c.Limits.MaxNameLength, "limits.max_value_bytes": c.Limits.MaxValueBytes,
 		"limits.max_variables": c.Limits.MaxVariables, "limits.max_session_bytes": c.Limits.MaxSessionBytes,
-		"data.batch.max_size": c.Data.Batch.MaxSize,
 		"automations.workers": c.Automations.Workers, "automations.attempts": c.Automations.Attempts,
 	} {
 		if v < 0 {

@@ -188,14 +188,14 @@ func firstOf(vals ...string) string {
 	return ""
 }
 
-// serveGCPercent is the garbage collector's target for callctx serve when
+// ServeGCPercent is the garbage collector's target for callctx serve when
 // GOGC is not set. The live heap is small (the active calls' sessions and a
 // few buffers) while every request allocates, so at Go's default of 100 the
 // collector runs very often: on the 2-core development machine 400 cut the
 // server's CPU per durable write by about 40% and the single-client write
 // p99 from 2.4 ms to about 1 ms (bench/httpbench). The heap may grow to about
 // five times the live data; GOMEMLIMIT caps it where memory is tight.
-const serveGCPercent = 400
+const ServeGCPercent = 400
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := LoadConfig(args, os.Getenv)
@@ -210,7 +210,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(serveGCPercent)
+		debug.SetGCPercent(ServeGCPercent)
 	}
 	logger := NewLogger(cfg.Log, stderr)
 	// The Redis client library logs through one logger for the whole process:
@@ -533,10 +533,10 @@ func (m *Main) openHTTP(tokens []api.Token, transferer session.Transferer) error
 func (m *Main) openStore() (session.Store, slog.Attr, error) {
 	cfg := m.Config
 	if cfg.Store != StoreRedis {
-		st, err := bolt.Open(cfg.Data.Dir, bolt.Options{
-			MaxBatchSize: cfg.Data.Batch.MaxSize, MaxBatchDelay: time.Duration(cfg.Data.Batch.MaxDelay),
-			OnCommit: m.metrics.StoreCommitted,
-		})
+		if cfg.Data.Batch != nil {
+			m.logger.Warn("data.batch is no longer used and is ignored: writes that arrive during a commit share the next one, without a delay to tune")
+		}
+		st, err := bolt.Open(cfg.Data.Dir, bolt.Options{OnCommit: m.metrics.StoreCommitted})
 		if err != nil {
 			return nil, slog.Attr{}, err
 		}

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"time"
 
 	"github.com/callctx/callctx/session"
@@ -42,20 +41,14 @@ var allBuckets = [][]byte{bucketCalls, bucketSessions, bucketLog, bucketByStart,
 
 // Options tune the store. Zero values take defaults.
 type Options struct {
-	// MaxBatchSize and MaxBatchDelay tune DB.Batch, which lets concurrent
-	// writes share one commit and one fsync. bbolt's own defaults (1000,
-	// 10ms) make a few dozen writers wait for the timer on every batch.
-	MaxBatchSize  int
-	MaxBatchDelay time.Duration
 	// LockTimeout is how long Open waits for another process's lock on the
 	// file before it reports the data directory as in use.
 	LockTimeout time.Duration
 	// OnCommit, when set, hears of every committed write transaction: how
-	// many store writes it held (more than one when DB.Batch merged
-	// concurrent writes) and how long its commit took, from the end of its
-	// last write function to the end of the fsync. It is called after
-	// bbolt released the writer lock, but before the writers are told:
-	// keep it fast.
+	// many store writes it held (more than one when concurrent writes
+	// shared it) and how long its commit took, from the end of its last
+	// write to the end of the fsync. It is called by the writing goroutine
+	// before the writers are told: keep it fast.
 	OnCommit func(writes int, commit time.Duration)
 }
 
@@ -71,12 +64,9 @@ const FileName = "callctx.db"
 
 // Store is the bbolt session.Store.
 type Store struct {
-	db *bolt.DB
-	// writers counts writes in flight: a write that is alone commits at
-	// once instead of waiting for a batch that nobody else will join.
-	writers atomic.Int64
-	commits *commitCounter // nil without Options.OnCommit
-	cache   *readCache
+	db     *bolt.DB
+	writer *writer
+	cache  *readCache
 }
 
 // ErrInUse is returned by Open when another process holds the database.
@@ -84,12 +74,6 @@ var ErrInUse = errors.New("the data directory is already in use by another callc
 
 // Open opens (creating if needed) the store in directory dir.
 func Open(dir string, opts Options) (*Store, error) {
-	if opts.MaxBatchSize <= 0 {
-		opts.MaxBatchSize = DefaultMaxBatchSize
-	}
-	if opts.MaxBatchDelay <= 0 {
-		opts.MaxBatchDelay = DefaultMaxBatchDelay
-	}
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = DefaultLockTimeout
 	}
@@ -108,8 +92,6 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open bolt db %s: %w", path, err)
 	}
-	db.MaxBatchSize = opts.MaxBatchSize
-	db.MaxBatchDelay = opts.MaxBatchDelay
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -123,13 +105,11 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("init bolt db: %w", err)
 	}
 	st := &Store{db: db, cache: newReadCache()}
-	if opts.OnCommit != nil {
-		st.commits = &commitCounter{observe: opts.OnCommit}
-	}
 	if err := st.warmCache(); err != nil {
 		db.Close()
 		return nil, err
 	}
+	st.writer = newWriter(db, opts.OnCommit)
 	return st, nil
 }
 
@@ -149,8 +129,9 @@ func (s *Store) warmCache() error {
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.db.Path() }
 
-// Close closes the database after in-flight transactions finish.
+// Close closes the database after the writes in flight are committed.
 func (s *Store) Close() error {
+	s.writer.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close bolt db: %w", err)
 	}
@@ -174,23 +155,17 @@ func (s *Store) Check() error {
 	})
 }
 
-// write runs fn in a write transaction: on its own when no other write is in
-// flight, else through DB.Batch so that concurrent writes share a commit.
-// fn must be safe to run more than once; it reports domain errors through
-// its closure and returns only storage errors, so that one refused write
-// does not make bbolt re-run its whole batch.
-func (s *Store) write(fn func(tx *bolt.Tx) error) error {
-	defer s.writers.Add(-1)
-	fn = s.commits.wrap(fn)
-	if s.writers.Add(1) == 1 {
-		return s.db.Update(fn)
-	}
-	return s.db.Batch(fn)
-}
+// write runs fn in the next group commit (see writer.write): fn must be
+// safe to run more than once, and reports domain errors through its
+// closure, returning only storage errors.
+func (s *Store) write(fn func(tx *bolt.Tx) error) error { return s.writer.write(fn) }
 
 func storeErr(op string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, errClosed) {
+		return &session.Error{Code: session.CodeUnavailable, Message: "the session store is closed", Err: err}
 	}
 	var se *session.Error
 	if errors.As(err, &se) {
@@ -611,7 +586,7 @@ func (s *Store) History(ctx context.Context, callID string, after uint64) ([]ses
 func (s *Store) Purge(ctx context.Context, before time.Time, max int) (int, error) {
 	limit := timeKey(before, "")
 	var purged []string
-	err := s.db.Update(s.commits.wrap(func(tx *bolt.Tx) error {
+	err := s.write(func(tx *bolt.Tx) error {
 		purged = purged[:0]
 		byEnd, calls := tx.Bucket(bucketByEnd), tx.Bucket(bucketCalls)
 		var endKeys [][]byte
@@ -644,7 +619,7 @@ func (s *Store) Purge(ctx context.Context, before time.Time, max int) (int, erro
 			purged = append(purged, string(id))
 		}
 		return nil
-	}))
+	})
 	if err != nil {
 		return 0, storeErr("purge ended calls", err)
 	}
