@@ -338,6 +338,15 @@ func (h *Handler) validateBody(op *operation) gin.HandlerFunc {
 				"send the body as "+strings.Join(op.Body.MediaTypes(), " or ")+", not "+ct, nil)
 			return
 		}
+		if schema.anyObject && mt != formMediaType && json.Valid(body) {
+			if body = bytes.TrimSpace(body); body[0] != '{' {
+				writeProblem(c, http.StatusUnprocessableEntity, typeValidation, "the body does not match the "+op.ID+" schema",
+					[]problemError{{Pointer: "", Detail: "expected object, but got " + jsonKind(body[0])}})
+				return
+			}
+			c.Set(ctxBody, body)
+			return
+		}
 		var v any
 		if mt == formMediaType {
 			form, detail := formObject(body)
@@ -390,6 +399,22 @@ func formObject(body []byte) (map[string]any, string) {
 		out[k] = vs[0]
 	}
 	return out, ""
+}
+
+// jsonKind names the JSON type of a value by its first byte, as the
+// schema validator does in its messages.
+func jsonKind(first byte) string {
+	switch first {
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number"
 }
 
 // jsonErrorText describes a JSON syntax error without echoing Go types.

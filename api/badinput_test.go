@@ -41,6 +41,7 @@ func TestBadInput(t *testing.T) {
 		{name: "array body", method: "POST", path: sessPath, body: `[{"ivr.a":1}]`, status: 422, wantPointer: ""},
 		{name: "string body", method: "POST", path: sessPath, body: `"ivr.a"`, status: 422},
 		{name: "null body", method: "POST", path: sessPath, body: `null`, status: 422},
+		{name: "number body", method: "POST", path: sessPath, body: ` 42 `, status: 422, wantPointer: ""},
 		{name: "wrong type in call", method: "POST", path: "/v1/calls", body: `{"from":5,"to":"b"}`, status: 422, wantPointer: "/from"},
 		{name: "unknown field in call", method: "POST", path: "/v1/calls", body: `{"from":"a","to":"b","colour":"red"}`, status: 422, wantPointer: "/colour"},
 		{name: "missing field in call", method: "POST", path: "/v1/calls", body: `{"from":"a"}`, status: 422, wantPointer: "/to"},

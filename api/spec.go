@@ -29,7 +29,17 @@ type operation struct {
 // compiled schema per accepted media type.
 type requestBody struct {
 	Required bool
-	Media    map[string]*jsonschema.Schema
+	Media    map[string]*bodySchema
+}
+
+// bodySchema is the compiled schema of one media type of a request body.
+type bodySchema struct {
+	*jsonschema.Schema
+	// anyObject: the schema accepts every JSON object and nothing else
+	// (type: object and annotations only, as SessionWrite): checking that
+	// the body is well-formed JSON and an object is the whole validation,
+	// without decoding it (the write path's hottest check).
+	anyObject bool
 }
 
 // MediaTypes returns the accepted media types, sorted.
@@ -87,7 +97,7 @@ func parseSpec(doc []byte) (*spec, error) {
 				op.Scope = Scope(scope)
 			}
 			if rb, ok := raw["requestBody"].(map[string]any); ok {
-				body, err := compileBody(compiler, rb, pointerTo("paths", path, m, "requestBody"))
+				body, err := compileBody(compiler, root, rb, pointerTo("paths", path, m, "requestBody"))
 				if err != nil {
 					return nil, fmt.Errorf("openapi.yaml: %s %s: %w", op.Method, path, err)
 				}
@@ -106,24 +116,75 @@ func isPublic(op map[string]any) bool {
 	return ok && len(sec) == 0
 }
 
-func compileBody(c *jsonschema.Compiler, rb map[string]any, ptr string) (*requestBody, error) {
-	body := &requestBody{Media: make(map[string]*jsonschema.Schema)}
+func compileBody(c *jsonschema.Compiler, root, rb map[string]any, ptr string) (*requestBody, error) {
+	body := &requestBody{Media: make(map[string]*bodySchema)}
 	body.Required, _ = rb["required"].(bool)
 	content, _ := rb["content"].(map[string]any)
 	for mt, media := range content {
-		if _, ok := media.(map[string]any)["schema"]; !ok {
+		raw, ok := media.(map[string]any)["schema"]
+		if !ok {
 			return nil, fmt.Errorf("request body %s has no schema", mt)
 		}
 		s, err := c.Compile(specURL + "#" + ptr + "/content/" + escapePointer(mt) + "/schema")
 		if err != nil {
 			return nil, fmt.Errorf("compile request body schema for %s: %w", mt, err)
 		}
-		body.Media[mt] = s
+		body.Media[mt] = &bodySchema{Schema: s, anyObject: anyObject(root, raw)}
 	}
 	if len(body.Media) == 0 {
 		return nil, errors.New("request body has no content")
 	}
 	return body, nil
+}
+
+// anyObject reports whether the raw schema s, following local $refs,
+// says type: object and nothing else that constrains a value.
+func anyObject(root map[string]any, s any) bool {
+	for range 8 { // a chain of $refs, bounded
+		m, ok := s.(map[string]any)
+		if !ok {
+			return false
+		}
+		ref, isRef := m["$ref"].(string)
+		if !isRef {
+			break
+		}
+		if len(m) != 1 && !(len(m) == 2 && m["description"] != nil) {
+			return false
+		}
+		s = resolveLocal(root, ref)
+	}
+	m, ok := s.(map[string]any)
+	if !ok || m["type"] != "object" {
+		return false
+	}
+	for k := range m {
+		switch k {
+		case "type", "description", "title", "examples", "example", "$comment":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// resolveLocal returns what a local reference ("#/components/…") points
+// at in root, nil when nothing.
+func resolveLocal(root map[string]any, ref string) any {
+	rest, ok := strings.CutPrefix(ref, "#/")
+	if !ok {
+		return nil
+	}
+	var cur any = root
+	for _, seg := range strings.Split(rest, "/") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		seg = strings.NewReplacer("~1", "/", "~0", "~").Replace(seg)
+		cur = m[seg]
+	}
+	return cur
 }
 
 // pointerTo builds a JSON pointer from unescaped segments.

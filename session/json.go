@@ -1,6 +1,8 @@
 package session
 
 import (
+	"bytes"
+	"encoding/json"
 	"slices"
 	"strconv"
 	"time"
@@ -43,6 +45,61 @@ func (s *Session) AppendJSON(b []byte) []byte {
 // MarshalJSON implements json.Marshaler with AppendJSON.
 func (s *Session) MarshalJSON() ([]byte, error) {
 	return s.AppendJSON(make([]byte, 0, 256+s.Size())), nil
+}
+
+// AppendJSON appends the JSON of c to b: what encoding/json writes for a
+// Call, written by hand because every call is encoded when it starts and
+// when it ends.
+func (c *Call) AppendJSON(b []byte) []byte {
+	b = append(b, `{"id":`...)
+	b = AppendJSONString(b, c.ID)
+	b = append(b, `,"state":`...)
+	b = AppendJSONString(b, string(c.State))
+	b = append(b, `,"from":`...)
+	b = AppendJSONString(b, c.From)
+	b = append(b, `,"to":`...)
+	b = AppendJSONString(b, c.To)
+	b = append(b, `,"direction":`...)
+	b = AppendJSONString(b, string(c.Direction))
+	if c.Flow != "" {
+		b = append(b, `,"flow":`...)
+		b = AppendJSONString(b, c.Flow)
+	}
+	b = append(b, `,"startedAt":"`...)
+	b = c.StartedAt.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	if !c.EndedAt.IsZero() {
+		b = append(b, `,"endedAt":"`...)
+		b = c.EndedAt.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	if c.EndReason != "" {
+		b = append(b, `,"endReason":`...)
+		b = AppendJSONString(b, c.EndReason)
+	}
+	if c.SIPCallID != "" {
+		b = append(b, `,"sipCallId":`...)
+		b = AppendJSONString(b, c.SIPCallID)
+	}
+	if c.ParentID != "" {
+		b = append(b, `,"parentId":`...)
+		b = AppendJSONString(b, c.ParentID)
+	}
+	return append(b, '}')
+}
+
+// EncodeJSON is json.Marshal without its HTML escaping, for the stores:
+// '<', '>' and '&' inside stored values (json.RawMessage) must come back
+// byte for byte as they were written, or rewriting one unchanged would
+// count as a change.
+func EncodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // AppendJSON appends the JSON of h to b: {"version","at","actor","changes"}

@@ -70,3 +70,23 @@ func TestHistoryEntry_AppendJSON(t *testing.T) {
 		t.Fatalf("round trip: %+v %v", back, err)
 	}
 }
+
+// TestCall_AppendJSON: the hand-written encoder of a call writes what
+// encoding/json does, for a call with every field and one with none of the
+// optional ones.
+func TestCall_AppendJSON(t *testing.T) {
+	at := time.Date(2026, 11, 20, 9, 0, 2, 123456789, time.UTC)
+	for _, c := range []*session.Call{
+		{ID: "c-1", State: session.StateActive, From: "+4930<&>", To: "sip:ivr@x", Direction: session.DirectionInbound, StartedAt: at},
+		{ID: "c-2", State: session.StateEnded, From: "a\"b", To: "\u2028", Direction: session.DirectionOutbound, Flow: "f",
+			StartedAt: at, EndedAt: at.Add(time.Second), EndReason: "normal", SIPCallID: "x@y", ParentID: "c-1"},
+	} {
+		want, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.AppendJSON(nil); string(got) != string(want) {
+			t.Errorf("got  %s\nwant %s", got, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package session
 
 import (
 	"encoding/json"
+	"maps"
 	"sort"
 	"strconv"
 	"time"
@@ -15,6 +16,14 @@ type Session struct {
 	Variables map[string]json.RawMessage `json:"variables"`
 	CreatedAt time.Time                  `json:"createdAt"`
 	UpdatedAt time.Time                  `json:"updatedAt"`
+}
+
+// Clone returns a copy of s that shares the values (which are never
+// changed in place) but not the map.
+func (s *Session) Clone() *Session {
+	c := *s
+	c.Variables = maps.Clone(s.Variables)
+	return &c
 }
 
 // Size returns the bytes the session's names and values take, which

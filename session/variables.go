@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -217,13 +218,39 @@ type Patch struct {
 // unchanged. Apply is pure: stores call it inside their transaction, and it
 // is safe to run again on a fresh copy of the same session.
 func (p *Patch) Apply(s *Session) (*HistoryEntry, error) {
+	changes, err := p.changes(s)
+	if err != nil || changes == nil {
+		return nil, err
+	}
+	if s.Variables == nil {
+		s.Variables = make(map[string]json.RawMessage, len(changes))
+	}
+	return p.commit(s, changes), nil
+}
+
+// Applied is Apply that leaves base as it is, so that base may be shared
+// (a store's cached session): it returns a new session with the patch
+// applied, or base itself and a nil entry when nothing changed.
+func (p *Patch) Applied(base *Session) (*Session, *HistoryEntry, error) {
+	changes, err := p.changes(base)
+	if err != nil || changes == nil {
+		return base, nil, err
+	}
+	s := *base
+	s.Variables = make(map[string]json.RawMessage, len(base.Variables)+len(changes))
+	maps.Copy(s.Variables, base.Variables)
+	return &s, p.commit(&s, changes), nil
+}
+
+// changes returns what p changes in s: nil when nothing.
+func (p *Patch) changes(s *Session) (map[string]Change, error) {
 	if p.IfMatch != 0 && p.IfMatch != s.Version {
 		return nil, Errorf(CodePreconditionFailed, "the session is at version %d, not %d; read it again and retry", s.Version, p.IfMatch)
 	}
 	if s.State == StateEnded && !p.AllowEnded {
 		return nil, Errorf(CodeConflict, "the call %s has ended; its session is read-only", s.CallID)
 	}
-	changes := make(map[string]Change, len(p.Set))
+	var changes map[string]Change
 	count, size := len(s.Variables), s.Size()
 	for name, v := range p.Set {
 		old, had := s.Variables[name]
@@ -241,18 +268,24 @@ func (p *Patch) Apply(s *Session) (*HistoryEntry, error) {
 			count++
 			size += len(name) + len(v)
 		}
+		if changes == nil {
+			changes = make(map[string]Change, len(p.Set))
+		}
 		changes[name] = Change{Old: old, New: v}
 	}
-	if len(changes) == 0 {
+	if changes == nil {
 		return nil, nil
 	}
 	lim := p.Limits.WithDefaults()
 	if !p.AllowEnded && (count > lim.MaxVariables || size > lim.MaxSessionBytes) {
 		return nil, limitError(changes, count, size, lim)
 	}
-	if s.Variables == nil {
-		s.Variables = make(map[string]json.RawMessage, len(changes))
-	}
+	return changes, nil
+}
+
+// commit writes changes into s, which must own its Variables, and makes
+// the new version.
+func (p *Patch) commit(s *Session, changes map[string]Change) *HistoryEntry {
 	for name, c := range changes {
 		if c.New == nil {
 			delete(s.Variables, name)
@@ -262,7 +295,7 @@ func (p *Patch) Apply(s *Session) (*HistoryEntry, error) {
 	}
 	s.Version++
 	s.UpdatedAt = p.At
-	return &HistoryEntry{Version: s.Version, At: p.At, Actor: p.Actor, Changes: changes}, nil
+	return &HistoryEntry{Version: s.Version, At: p.At, Actor: p.Actor, Changes: changes}
 }
 
 // limitError names the variables of a write that push a session over its

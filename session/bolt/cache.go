@@ -1,9 +1,15 @@
 package bolt
 
-import "sync"
+import (
+	"sync"
 
-// readCache holds the canonical JSON of active calls' sessions, so that the
-// hot read path (GET /v1/sessions/{id}) needs no bbolt transaction.
+	"github.com/callctx/callctx/session"
+)
+
+// readCache holds the records of active calls' sessions, with their
+// canonical JSON and the session decoded, so that the hot read path (GET
+// /v1/sessions/{id}) needs no bbolt transaction and a write decodes
+// nothing.
 //
 // Only writers fill it, after their commit and before they acknowledge, and
 // a version replaces only an older one, so the cache never goes back in
@@ -23,7 +29,8 @@ type readCache struct {
 
 type cachedSession struct {
 	version uint64
-	rec     []byte // the whole session record; immutable. nil: a tombstone
+	rec     []byte           // the whole session record; immutable. nil: a tombstone
+	sess    *session.Session // rec decoded; shared, so never changed: see Patch.Applied
 }
 
 // json returns the session's canonical JSON.
@@ -38,13 +45,13 @@ func (c *readCache) get(callID string) (cachedSession, bool) {
 	return e, ok && e.rec != nil
 }
 
-// put records a committed session record (header and JSON, which must not
-// change afterwards).
-func (c *readCache) put(callID string, rec []byte) {
+// put records a committed session record (header and JSON) and the
+// session it holds, neither of which may change afterwards.
+func (c *readCache) put(callID string, rec []byte, sess *session.Session) {
 	v := recordVersion(rec)
 	c.mu.Lock()
 	if e, ok := c.m[callID]; !ok || e.version < v {
-		c.m[callID] = cachedSession{version: v, rec: rec}
+		c.m[callID] = cachedSession{version: v, rec: rec, sess: sess}
 	}
 	c.mu.Unlock()
 }

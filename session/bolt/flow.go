@@ -81,7 +81,7 @@ func (s *Store) EnqueueOutbox(ctx context.Context, entries []*session.OutboxEntr
 
 // UpdateOutbox implements session.Store.
 func (s *Store) UpdateOutbox(ctx context.Context, e *session.OutboxEntry) error {
-	raw, err := encodeJSON(e)
+	raw, err := session.EncodeJSON(e)
 	if err != nil {
 		return session.Internal(fmt.Errorf("encode outbox entry: %w", err))
 	}
@@ -168,7 +168,7 @@ func encodeEntries(entries []*session.OutboxEntry) ([][]byte, error) {
 		if e.ID == "" || e.CallID == "" {
 			return nil, session.Internal(fmt.Errorf("outbox entry without ID or call ID"))
 		}
-		raw, err := encodeJSON(e)
+		raw, err := session.EncodeJSON(e)
 		if err != nil {
 			return nil, session.Internal(fmt.Errorf("encode outbox entry: %w", err))
 		}

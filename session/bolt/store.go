@@ -118,9 +118,15 @@ func (s *Store) warmCache() error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		sessions := tx.Bucket(bucketSessions)
 		return tx.Bucket(bucketActive).ForEach(func(k, _ []byte) error {
-			if rec := sessions.Get(k[8:]); checkRecord(rec) == nil {
-				s.cache.put(string(k[8:]), bytes.Clone(rec))
+			rec := sessions.Get(k[8:])
+			if checkRecord(rec) != nil {
+				return nil // reads report it
 			}
+			sess, err := decodeSession(rec)
+			if err != nil {
+				return nil
+			}
+			s.cache.put(string(k[8:]), bytes.Clone(rec), sess)
 			return nil
 		})
 	})
@@ -176,66 +182,6 @@ func storeErr(op string, err error) error {
 
 func notFound(id string) error {
 	return session.Errorf(session.CodeNotFound, "there is no call %s", id)
-}
-
-// CreateCall implements session.Store.
-func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.Session, h *session.HistoryEntry, f *session.Firing) error {
-	callJSON, err := encodeJSON(c)
-	if err != nil {
-		return session.Internal(fmt.Errorf("encode call: %w", err))
-	}
-	// The automations are rendered outside the writer's lock, as Apply's.
-	queue := f.Run(sess, h)
-	queueRecs, err := encodeEntries(queue)
-	if err != nil {
-		return err
-	}
-	id := []byte(c.ID)
-	var (
-		result error
-		rec    []byte
-	)
-	err = s.write(func(tx *bolt.Tx) error {
-		result = nil
-		calls := tx.Bucket(bucketCalls)
-		if calls.Get(id) != nil {
-			result = session.Errorf(session.CodeConflict, "a call with ID %s exists already", c.ID)
-			return nil
-		}
-		startKey := timeKey(c.StartedAt, c.ID)
-		var index error
-		if c.State == session.StateEnded {
-			index = put(tx.Bucket(bucketByEnd), timeKey(c.EndedAt, c.ID), nil)
-		} else {
-			index = put(tx.Bucket(bucketActive), startKey, nil)
-		}
-		if err := putAll(
-			put(calls, id, callJSON),
-			put(tx.Bucket(bucketByStart), startKey, []byte{stateByte(c.State)}),
-			index,
-		); err != nil {
-			return err
-		}
-		var err error
-		if rec, err = putSession(tx, sess, 0, h); err != nil {
-			return err
-		}
-		return putEntries(tx, queue, queueRecs)
-	})
-	if err != nil {
-		return storeErr("create call", err)
-	}
-	if result == nil {
-		f.Done(queue)
-	}
-	switch {
-	case result != nil:
-	case c.State == session.StateEnded: // created ended (a redirected call): not cached, as EndCall
-		s.cache.end(c.ID, recordVersion(rec))
-	default:
-		s.cache.put(c.ID, rec)
-	}
-	return result
 }
 
 // Call implements session.Store.
@@ -308,11 +254,7 @@ func (s *Store) ListCalls(ctx context.Context, opts session.ListOptions) (*sessi
 // Session implements session.Store.
 func (s *Store) Session(ctx context.Context, callID string) (*session.Session, error) {
 	if e, ok := s.cache.get(callID); ok {
-		sess := new(session.Session)
-		if err := sess.UnmarshalJSON(e.json()); err != nil {
-			return nil, session.Internal(fmt.Errorf("decode cached session %s: %w", callID, err))
-		}
-		return sess, nil
+		return e.sess.Clone(), nil
 	}
 	var sess *session.Session
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -352,199 +294,6 @@ func (s *Store) SessionJSON(ctx context.Context, callID string) ([]byte, uint64,
 		return nil, 0, storeErr("read session", err)
 	}
 	return js, version, nil
-}
-
-// Apply implements session.Store.
-//
-// bbolt runs the functions of a batch one after another under its single
-// writer lock, so the work inside them bounds the write rate. Apply
-// therefore prepares a write outside the lock: it reads the session,
-// applies the patch and encodes both records; inside the transaction it
-// only checks that the session's version is still the one it read and
-// stores the prepared bytes. Every change to a session record bumps its
-// version, so an equal version means an identical record. Only when another
-// writer got there first is the patch applied again inside the transaction.
-func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*session.Session, *session.HistoryEntry, error) {
-	id := []byte(callID)
-	var prep *prepared
-	var err error
-	if e, ok := s.cache.get(callID); ok {
-		// A change prepared on the cached record is checked against the
-		// stored version in the transaction. A refusal or a no-op would be
-		// answered without one, so those are decided on the stored record.
-		if prep, err = prepare(e.rec, p); err == nil && (prep.err != nil || prep.entry == nil) {
-			prep = nil
-		}
-	}
-	if prep == nil && err == nil {
-		err = s.db.View(func(tx *bolt.Tx) error {
-			v := tx.Bucket(bucketSessions).Get(id)
-			if v == nil {
-				return notFound(callID)
-			}
-			var err error
-			prep, err = prepare(v, p)
-			return err
-		})
-	}
-	if err != nil {
-		return nil, nil, storeErr("apply write", err)
-	}
-	if prep.err != nil || prep.entry == nil {
-		// Refused, or nothing to change: true as of the snapshot just read.
-		return prep.result()
-	}
-	var final *prepared
-	err = s.write(func(tx *bolt.Tx) error {
-		final = nil
-		sessions := tx.Bucket(bucketSessions)
-		v := sessions.Get(id)
-		if v == nil {
-			final = &prepared{err: notFound(callID)}
-			return nil
-		}
-		cur := prep
-		if recordVersion(v) != prep.base {
-			var err error
-			if cur, err = prepare(v, p); err != nil {
-				return err
-			}
-			if cur.err != nil || cur.entry == nil {
-				final = cur
-				return nil
-			}
-		}
-		final = cur
-		if err := putRecords(tx, callID, cur.sessRec, cur.logEntry); err != nil {
-			return err
-		}
-		return putEntries(tx, cur.queue, cur.queueRecs)
-	})
-	if err != nil {
-		return nil, nil, storeErr("apply write", err)
-	}
-	if final.err == nil && final.entry != nil {
-		if final.sess.State == session.StateEnded {
-			// A write an ended session accepts (Patch.AllowEnded): reads stay
-			// with bbolt, as for every ended call.
-			s.cache.end(callID, final.sess.Version)
-		} else {
-			s.cache.put(callID, final.sessRec)
-		}
-		p.Firing.Done(final.queue)
-	}
-	return final.result()
-}
-
-// prepared is a write computed against one version of a session record.
-type prepared struct {
-	base     uint64 // the version the write was computed against
-	sess     *session.Session
-	entry    *session.HistoryEntry // nil: nothing changes
-	sessRec  []byte                // head filled in by putRecords
-	logEntry []byte
-	err      error // the write is refused (a domain error)
-	// The outbox entries the write fires (Patch.Firing), and their
-	// encodings, queued in its transaction.
-	queue     []*session.OutboxEntry
-	queueRecs [][]byte
-}
-
-// prepare applies p to a decoded copy of the session record v and encodes
-// the results. It returns an error only for an undecodable record.
-func prepare(v []byte, p *session.Patch) (*prepared, error) {
-	sess, err := decodeSession(v)
-	if err != nil {
-		return nil, err
-	}
-	prep := &prepared{base: recordVersion(v), sess: sess}
-	prep.entry, prep.err = p.Apply(sess)
-	if prep.err != nil || prep.entry == nil {
-		return prep, nil
-	}
-	prep.sessRec = encodeSession(sess)
-	prep.logEntry = encodeLogEntry(recordHead(v), prep.entry)
-	prep.queue = p.Firing.Run(sess, prep.entry)
-	if prep.queueRecs, err = encodeEntries(prep.queue); err != nil {
-		return nil, err
-	}
-	return prep, nil
-}
-
-func (p *prepared) result() (*session.Session, *session.HistoryEntry, error) {
-	if p.err != nil {
-		return nil, nil, p.err
-	}
-	return p.sess, p.entry, nil
-}
-
-// EndCall implements session.Store.
-func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason string, p *session.Patch) (*session.Call, *session.Session, *session.HistoryEntry, bool, error) {
-	id := []byte(callID)
-	var (
-		c      *session.Call
-		sess   *session.Session
-		entry  *session.HistoryEntry
-		ended  bool
-		result error
-		rec    []byte
-		queue  []*session.OutboxEntry
-	)
-	err := s.write(func(tx *bolt.Tx) error {
-		c, sess, entry, ended, result, queue = nil, nil, nil, false, nil, nil
-		calls, sessions := tx.Bucket(bucketCalls), tx.Bucket(bucketSessions)
-		rawCall, rawSess := calls.Get(id), sessions.Get(id)
-		if rawCall == nil || rawSess == nil {
-			result = notFound(callID)
-			return nil
-		}
-		c = new(session.Call)
-		if err := json.Unmarshal(rawCall, c); err != nil {
-			return fmt.Errorf("decode call %s: %w", callID, err)
-		}
-		var err error
-		if sess, err = decodeSession(rawSess); err != nil {
-			return fmt.Errorf("session %s: %w", callID, err)
-		}
-		if c.State == session.StateEnded {
-			return nil
-		}
-		if entry, err = p.Apply(sess); err != nil {
-			return err // the end-of-call patch is built by the Service; refusing it is a bug
-		}
-		c.State, c.EndedAt, c.EndReason = session.StateEnded, at, reason
-		sess.State = session.StateEnded
-		ended = true
-		callJSON, err := encodeJSON(c)
-		if err != nil {
-			return fmt.Errorf("encode call: %w", err)
-		}
-		startKey := timeKey(c.StartedAt, callID)
-		if err := putAll(
-			put(calls, id, callJSON),
-			put(tx.Bucket(bucketByStart), startKey, []byte{stateByte(c.State)}),
-			tx.Bucket(bucketActive).Delete(startKey),
-			put(tx.Bucket(bucketByEnd), timeKey(at, callID), nil),
-		); err != nil {
-			return err
-		}
-		if rec, err = putSession(tx, sess, recordHead(rawSess), entry); err != nil {
-			return err
-		}
-		queue, err = queueFiring(tx, p.Firing, sess, entry)
-		return err
-	})
-	if err != nil {
-		return nil, nil, nil, false, storeErr("end call", err)
-	}
-	if result != nil {
-		return nil, nil, nil, false, result
-	}
-	if ended {
-		s.cache.end(callID, recordVersion(rec))
-		p.Firing.Done(queue)
-	}
-	return c, sess, entry, ended, nil
 }
 
 // ActiveCalls returns how many calls are active, counted in the index of
@@ -657,18 +406,4 @@ func putAll(errs ...error) error {
 		}
 	}
 	return nil
-}
-
-// encodeJSON encodes v without json.Marshal's HTML escaping, which would
-// rewrite '<', '>' and '&' inside the stored values (json.RawMessage):
-// values must come back byte for byte as they were written, or rewriting
-// one unchanged would count as a change.
-func encodeJSON(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

@@ -144,7 +144,7 @@ func (s *Store) queue(ctx context.Context, callID string, state []byte, withStat
 		if e.ID == "" || strings.Contains(e.ID, "/") {
 			return session.Internal(fmt.Errorf("outbox entry ID %q cannot be stored", e.ID))
 		}
-		js, err := json.Marshal(e)
+		js, err := session.EncodeJSON(e)
 		if err != nil {
 			return session.Internal(fmt.Errorf("encode outbox entry: %w", err))
 		}
@@ -220,7 +220,7 @@ func (s *Store) UpdateOutbox(ctx context.Context, e *session.OutboxEntry) error 
 		return err
 	}
 	defer s.end()
-	js, err := json.Marshal(e)
+	js, err := session.EncodeJSON(e)
 	if err != nil {
 		return session.Internal(fmt.Errorf("encode outbox entry: %w", err))
 	}

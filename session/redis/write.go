@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/callctx/callctx/session"
@@ -42,18 +41,6 @@ func patchArgs(args []any, set map[string]json.RawMessage) ([]any, error) {
 		}
 	}
 	return args, nil
-}
-
-// jsonText returns v as JSON, without HTML escaping: values inside it
-// (json.RawMessage) must stay byte for byte as they were written.
-func jsonText(v any) (string, error) {
-	var b strings.Builder
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return "", session.Internal(fmt.Errorf("encode %T: %w", v, err))
-	}
-	return strings.TrimSuffix(b.String(), "\n"), nil
 }
 
 // CreateCall implements session.Store. The outbox entries f gives are
@@ -93,10 +80,7 @@ func (s *Store) createCall(ctx context.Context, c *session.Call, sess *session.S
 			return session.Internal(fmt.Errorf("variable name %q cannot be stored", name))
 		}
 	}
-	callJSON, err := jsonText(c)
-	if err != nil {
-		return err
-	}
+	callJSON := string(c.AppendJSON(make([]byte, 0, 256)))
 	histJSON := string(h.AppendJSON(nil))
 	start := hexTime(c.StartedAt)
 	args := []any{s.channel, s.node, c.ID, encodeBlob(sess), sess.Version, histJSON, callJSON, start, string(c.State)}

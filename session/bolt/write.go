@@ -1,0 +1,305 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/callctx/callctx/session"
+	bolt "go.etcd.io/bbolt"
+)
+
+// The writes run their transactions on the store's one writing goroutine
+// (writer.go), one after another, so the work inside them bounds the write
+// rate. Each write is therefore prepared outside: it reads what it changes
+// (an active call's session from the read cache, decoded already), applies
+// its change and encodes every record; inside the transaction it only
+// checks that what it read is still what is stored, and puts the prepared
+// bytes. Every change to a session record bumps its version, so an equal
+// version means an identical record. Only when another write got there
+// first is the change prepared again inside the transaction.
+
+// CreateCall implements session.Store. The store keeps sess (for reads):
+// the caller must not change it afterwards.
+func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.Session, h *session.HistoryEntry, f *session.Firing) error {
+	callJSON := c.AppendJSON(make([]byte, 0, 256))
+	rec, logEntry := encodeSession(sess), encodeLogEntry(0, h)
+	queue := f.Run(sess, h)
+	queueRecs, err := encodeEntries(queue)
+	if err != nil {
+		return err
+	}
+	id := []byte(c.ID)
+	var result error
+	err = s.write(func(tx *bolt.Tx) error {
+		result = nil
+		calls := tx.Bucket(bucketCalls)
+		if calls.Get(id) != nil {
+			result = session.Errorf(session.CodeConflict, "a call with ID %s exists already", c.ID)
+			return nil
+		}
+		startKey := timeKey(c.StartedAt, c.ID)
+		var index error
+		if c.State == session.StateEnded {
+			index = put(tx.Bucket(bucketByEnd), timeKey(c.EndedAt, c.ID), nil)
+		} else {
+			index = put(tx.Bucket(bucketActive), startKey, nil)
+		}
+		if err := putAll(
+			put(calls, id, callJSON),
+			put(tx.Bucket(bucketByStart), startKey, []byte{stateByte(c.State)}),
+			index,
+			putRecords(tx, c.ID, rec, logEntry),
+		); err != nil {
+			return err
+		}
+		return putEntries(tx, queue, queueRecs)
+	})
+	if err != nil {
+		return storeErr("create call", err)
+	}
+	if result != nil {
+		return result
+	}
+	f.Done(queue)
+	if c.State == session.StateEnded { // created ended (a redirected call): not cached, as EndCall
+		s.cache.end(c.ID, sess.Version)
+	} else {
+		s.cache.put(c.ID, rec, sess)
+	}
+	return nil
+}
+
+// Apply implements session.Store. The session it returns is shared with
+// the store's cache: the caller must not change it.
+func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*session.Session, *session.HistoryEntry, error) {
+	id := []byte(callID)
+	var prep *prepared
+	var err error
+	if e, ok := s.cache.get(callID); ok {
+		// A change prepared on the cached record is checked against the
+		// stored version in the transaction. A refusal or a no-op would be
+		// answered without one, so those are decided on the stored record.
+		if prep, err = prepare(e.sess, recordHead(e.rec), p, false); err == nil && (prep.err != nil || prep.entry == nil) {
+			prep = nil
+		}
+	}
+	if prep == nil && err == nil {
+		err = s.db.View(func(tx *bolt.Tx) error {
+			v := tx.Bucket(bucketSessions).Get(id)
+			if v == nil {
+				return notFound(callID)
+			}
+			prep, err = prepareRecord(v, p)
+			return err
+		})
+	}
+	if err != nil {
+		return nil, nil, storeErr("apply write", err)
+	}
+	if prep.err != nil || prep.entry == nil {
+		// Refused, or nothing to change: true as of the snapshot just read.
+		return prep.result()
+	}
+	var final *prepared
+	err = s.write(func(tx *bolt.Tx) error {
+		final = nil
+		v := tx.Bucket(bucketSessions).Get(id)
+		if v == nil {
+			final = &prepared{err: notFound(callID)}
+			return nil
+		}
+		cur := prep
+		if recordVersion(v) != prep.base {
+			var err error
+			if cur, err = prepareRecord(v, p); err != nil {
+				return err
+			}
+			if cur.err != nil || cur.entry == nil {
+				final = cur
+				return nil
+			}
+		}
+		final = cur
+		if err := putRecords(tx, callID, cur.sessRec, cur.logEntry); err != nil {
+			return err
+		}
+		return putEntries(tx, cur.queue, cur.queueRecs)
+	})
+	if err != nil {
+		return nil, nil, storeErr("apply write", err)
+	}
+	if final.err == nil && final.entry != nil {
+		if final.sess.State == session.StateEnded {
+			// A write an ended session accepts (Patch.AllowEnded): reads stay
+			// with bbolt, as for every ended call.
+			s.cache.end(callID, final.sess.Version)
+		} else {
+			s.cache.put(callID, final.sessRec, final.sess)
+		}
+		p.Firing.Done(final.queue)
+	}
+	return final.result()
+}
+
+// prepared is a write computed against one version of a session record.
+type prepared struct {
+	base     uint64 // the version the write was computed against
+	sess     *session.Session
+	entry    *session.HistoryEntry // nil: nothing changes
+	sessRec  []byte                // head filled in by putRecords
+	logEntry []byte
+	err      error // the write is refused (a domain error)
+	// The outbox entries the write fires (Patch.Firing), and their
+	// encodings, queued in its transaction.
+	queue     []*session.OutboxEntry
+	queueRecs [][]byte
+}
+
+// prepare applies p to base, the session of a record whose newest history
+// entry is head, leaving base as it is, and encodes the results; with end,
+// the session is ended too. It returns an error only for an outbox entry
+// that cannot be encoded.
+func prepare(base *session.Session, head uint64, p *session.Patch, end bool) (*prepared, error) {
+	prep := &prepared{base: base.Version}
+	prep.sess, prep.entry, prep.err = p.Applied(base)
+	if prep.err != nil || prep.entry == nil {
+		return prep, nil
+	}
+	if end {
+		prep.sess.State = session.StateEnded
+	}
+	prep.sessRec = encodeSession(prep.sess)
+	prep.logEntry = encodeLogEntry(head, prep.entry)
+	prep.queue = p.Firing.Run(prep.sess, prep.entry)
+	var err error
+	if prep.queueRecs, err = encodeEntries(prep.queue); err != nil {
+		return nil, err
+	}
+	return prep, nil
+}
+
+// prepareRecord is prepare on the stored session record v.
+func prepareRecord(v []byte, p *session.Patch) (*prepared, error) {
+	base, err := decodeSession(v)
+	if err != nil {
+		return nil, err
+	}
+	return prepare(base, recordHead(v), p, false)
+}
+
+func (p *prepared) result() (*session.Session, *session.HistoryEntry, error) {
+	if p.err != nil {
+		return nil, nil, p.err
+	}
+	return p.sess, p.entry, nil
+}
+
+// EndCall implements session.Store. The session it returns is shared with
+// the store's cache until the end commits: the caller must not change it.
+func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason string, p *session.Patch) (*session.Call, *session.Session, *session.HistoryEntry, bool, error) {
+	id := []byte(callID)
+	var (
+		prep    *ending
+		rawCall []byte
+	)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		rawCall = bytes.Clone(tx.Bucket(bucketCalls).Get(id))
+		prep, err = s.prepareEnd(callID, rawCall, tx.Bucket(bucketSessions).Get(id), at, reason, p)
+		return err
+	})
+	if err != nil {
+		return nil, nil, nil, false, storeErr("end call", err)
+	}
+	if !prep.ended {
+		return prep.call, prep.sess, nil, false, nil // ended already, as of the snapshot just read
+	}
+	var final *ending
+	err = s.write(func(tx *bolt.Tx) error {
+		final = nil
+		calls, sessions := tx.Bucket(bucketCalls), tx.Bucket(bucketSessions)
+		rc, rs := calls.Get(id), sessions.Get(id)
+		cur := prep
+		if !bytes.Equal(rc, rawCall) || rs == nil || recordVersion(rs) != prep.base {
+			var err error
+			if cur, err = s.prepareEnd(callID, rc, rs, at, reason, p); err != nil {
+				return err
+			}
+		}
+		final = cur
+		if !cur.ended {
+			return nil
+		}
+		startKey := timeKey(cur.call.StartedAt, callID)
+		if err := putAll(
+			put(calls, id, cur.callJSON),
+			put(tx.Bucket(bucketByStart), startKey, []byte{stateByte(session.StateEnded)}),
+			tx.Bucket(bucketActive).Delete(startKey),
+			put(tx.Bucket(bucketByEnd), timeKey(at, callID), nil),
+			putRecords(tx, callID, cur.sessRec, cur.logEntry),
+		); err != nil {
+			return err
+		}
+		return putEntries(tx, cur.queue, cur.queueRecs)
+	})
+	if err != nil {
+		return nil, nil, nil, false, storeErr("end call", err)
+	}
+	if !final.ended {
+		return final.call, final.sess, nil, false, nil
+	}
+	s.cache.end(callID, final.sess.Version)
+	p.Firing.Done(final.queue)
+	return final.call, final.sess, final.entry, true, nil
+}
+
+// ending is the end of a call computed against one version of its records:
+// ended false when the call had ended already.
+type ending struct {
+	prepared
+	call     *session.Call
+	callJSON []byte
+	ended    bool
+}
+
+// prepareEnd computes the end of the call whose stored call and session
+// records are rawCall and rawSess (the session from the cache when it holds
+// that version). CodeNotFound when either is missing.
+func (s *Store) prepareEnd(callID string, rawCall, rawSess []byte, at time.Time, reason string, p *session.Patch) (*ending, error) {
+	if rawCall == nil || rawSess == nil {
+		return nil, notFound(callID)
+	}
+	c := new(session.Call)
+	if err := json.Unmarshal(rawCall, c); err != nil {
+		return nil, fmt.Errorf("decode call %s: %w", callID, err)
+	}
+	if err := checkRecord(rawSess); err != nil {
+		return nil, fmt.Errorf("session %s: %w", callID, err)
+	}
+	var base *session.Session
+	if e, ok := s.cache.get(callID); ok && e.version == recordVersion(rawSess) {
+		base = e.sess
+	} else {
+		var err error
+		if base, err = decodeSession(rawSess); err != nil {
+			return nil, fmt.Errorf("session %s: %w", callID, err)
+		}
+	}
+	if c.State == session.StateEnded {
+		return &ending{prepared: prepared{base: base.Version, sess: base}, call: c}, nil
+	}
+	prep, err := prepare(base, recordHead(rawSess), p, true)
+	if err != nil {
+		return nil, err
+	}
+	if prep.err != nil || prep.entry == nil {
+		// The Service builds the end-of-call patch, which always records
+		// the end's time: refusing it, or finding nothing to change, is a bug.
+		return nil, fmt.Errorf("end call %s: the end-of-call patch did not apply: %v", callID, prep.err)
+	}
+	c.State, c.EndedAt, c.EndReason = session.StateEnded, at, reason
+	return &ending{prepared: *prep, call: c, callJSON: c.AppendJSON(make([]byte, 0, 256)), ended: true}, nil
+}
