@@ -14,12 +14,14 @@ import (
 	"time"
 
 	"github.com/callctx/callctx/internal/testenv"
-	"github.com/callctx/callctx/session/bolt"
+	"github.com/callctx/callctx/session/bolt/bolttest"
 )
 
-// TestCrash: clients write unique values as fast as they can; the server is
-// killed with SIGKILL at a random moment and restarted; every write that
-// had been acknowledged is there, and the file passes bbolt's check.
+// TestCrash: clients write unique values as fast as they can and end their
+// calls; the server is killed with SIGKILL at a random moment and
+// restarted; every write that had been acknowledged is there with its
+// history entry, every acknowledged end too, and the file passes bbolt's
+// check.
 func TestCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the crash test runs the real binary")
@@ -37,8 +39,9 @@ func TestCrash(t *testing.T) {
 	)
 	for cycle := 0; cycle < cycles; cycle++ {
 		// Each call gets up to 40 writes of a rising sequence number under a
-		// new name each time: every acknowledged one must survive.
-		loadUntilKilled(t, startBinary(t, dir, noFlows), fmt.Sprintf("crash-%d", cycle), 40,
+		// new name each time, then is ended (seq -1): every acknowledged one
+		// must survive.
+		loadUntilKilled(t, startBinary(t, dir, noFlows), fmt.Sprintf("crash-%d", cycle), 40, true,
 			func(seq int) string { return fmt.Sprintf(`{"app.s%d":%d}`, seq, seq) },
 			func(call string, seq int) {
 				mu.Lock()
@@ -53,7 +56,15 @@ func TestCrash(t *testing.T) {
 		p := startBinary(t, dir, noFlows)
 		base := p.URL
 		sessions := map[string]map[string]any{}
+		histories := map[string]map[float64]string{} // version → actor
 		for _, a := range acked {
+			if a.seq < 0 {
+				var c struct{ State string }
+				if status := fetchJSON(t, base+"/v1/calls/"+a.call, &c); status != 200 || c.State != "ended" {
+					t.Fatalf("cycle %d: acknowledged end of call %s is lost (%d, state %q)", cycle, a.call, status, c.State)
+				}
+				continue
+			}
 			vars, ok := sessions[a.call]
 			if !ok {
 				var sess struct{ Variables map[string]any }
@@ -72,20 +83,45 @@ func TestCrash(t *testing.T) {
 			if a.seq > 0 && vars[fmt.Sprintf("app.s%d", a.seq)] != float64(a.seq) {
 				t.Fatalf("cycle %d: acknowledged write %s app.s%d is lost", cycle, a.call, a.seq)
 			}
+			h, ok := histories[a.call]
+			if !ok {
+				var entries []struct {
+					Version float64
+					Actor   string
+				}
+				if status := fetchJSON(t, base+"/v1/sessions/"+a.call+"/history", &entries); status != 200 {
+					t.Fatalf("cycle %d: history of %s: %d", cycle, a.call, status)
+				}
+				h = map[float64]string{}
+				for _, e := range entries {
+					h[e.Version] = e.Actor
+				}
+				histories[a.call] = h
+			}
+			if actor, ok := h[float64(a.seq+1)]; !ok || actor != "anonymous" {
+				t.Fatalf("cycle %d: the history entry of acknowledged write %s version %d is lost (actor %q)", cycle, a.call, a.seq+1, actor)
+			}
 		}
 		t.Logf("cycle %d: %d acknowledged writes survived SIGKILL", cycle, len(acked))
 		p.stop()
 
-		st, err := bolt.Open(dir, bolt.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = st.Check()
-		st.Close()
-		if err != nil {
-			t.Fatalf("cycle %d: consistency check: %v", cycle, err)
+		bolttest.MustCheck(t, dir)
+	}
+}
+
+// fetchJSON GETs url and decodes the answer into v; it returns the status.
+func fetchJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	r, err := send("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status == http.StatusOK {
+		if err := json.Unmarshal(r.Body, v); err != nil {
+			t.Fatalf("GET %s: %v", url, err)
 		}
 	}
+	return r.Status
 }
 
 // TestCrash_automations: an automation listens to every session write;
@@ -128,7 +164,7 @@ automations:
 	for cycle := 0; cycle < cycles; cycle++ {
 		// Calls of 50 writes each: an automation fires at most 100 times on
 		// one call's events (a guard against loops).
-		loadUntilKilled(t, start(t, flows), fmt.Sprintf("auto-%d", cycle), 50,
+		loadUntilKilled(t, start(t, flows), fmt.Sprintf("auto-%d", cycle), 50, false,
 			func(seq int) string { return fmt.Sprintf(`{"app.seq":"%d"}`, seq) },
 			func(call string, seq int) {
 				if seq > 0 {
@@ -163,10 +199,11 @@ automations:
 }
 
 // loadUntilKilled has 8 clients create calls (IDs prefix-<client>-<n>) and
-// write body(1…writes) into each, as fast as they can; at a random moment
-// 0.3–1 s in, the node is killed with SIGKILL. ack records every
-// acknowledged create (seq 0) and write; any other answer fails the test.
-func loadUntilKilled(t *testing.T, n *node, prefix string, writes int, body func(seq int) string, ack func(call string, seq int)) {
+// write body(1…writes) into each, and with end end it, as fast as they
+// can; at a random moment 0.3–1 s in, the node is killed with SIGKILL. ack
+// records every acknowledged create (seq 0), write and end (seq -1); any
+// other answer fails the test.
+func loadUntilKilled(t *testing.T, n *node, prefix string, writes int, end bool, body func(seq int) string, ack func(call string, seq int)) {
 	t.Helper()
 	const writers = 8
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: writers}, Timeout: 10 * time.Second}
@@ -199,6 +236,12 @@ func loadUntilKilled(t *testing.T, n *node, prefix string, writes int, body func
 						return
 					}
 					ack(id, seq)
+				}
+				if end {
+					if !post("/v1/calls/"+id+"/end", `{"reason":"done"}`, http.StatusOK) {
+						return
+					}
+					ack(id, -1)
 				}
 			}
 		}(w)

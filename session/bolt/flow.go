@@ -18,19 +18,18 @@ func (s *Store) SaveFlowRun(ctx context.Context, callID string, state []byte, qu
 	}
 	state = bytes.Clone(state)
 	var result error
-	err = s.write(func(tx *bolt.Tx) error {
+	err = s.write(func(t *wtx) error {
 		result = nil
-		if tx.Bucket(bucketCalls).Get([]byte(callID)) == nil {
+		if t.get(bCalls, []byte(callID)) == nil {
 			result = notFound(callID)
 			return nil
 		}
-		if result = checkNewEntries(tx, queue); result != nil {
+		if result = checkNewEntries(t, queue); result != nil {
 			return nil
 		}
-		if err := tx.Bucket(bucketFlowRuns).Put([]byte(callID), state); err != nil {
-			return err
-		}
-		return putEntries(tx, queue, encoded)
+		t.put(bFlowRuns, []byte(callID), state)
+		putEntries(t, queue, encoded)
+		return nil
 	})
 	if err != nil {
 		return storeErr("save flow run", err)
@@ -41,8 +40,8 @@ func (s *Store) SaveFlowRun(ctx context.Context, callID string, state []byte, qu
 // FlowRun implements session.Store.
 func (s *Store) FlowRun(ctx context.Context, callID string) ([]byte, error) {
 	var state []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketFlowRuns).Get([]byte(callID))
+	err := s.read(func(r *reader) error {
+		v := r.get(bFlowRuns, []byte(callID))
 		if v == nil {
 			return session.Errorf(session.CodeNotFound, "the call %s has no flow run", callID)
 		}
@@ -59,19 +58,19 @@ func (s *Store) EnqueueOutbox(ctx context.Context, entries []*session.OutboxEntr
 		return err
 	}
 	var result error
-	err = s.write(func(tx *bolt.Tx) error {
+	err = s.write(func(t *wtx) error {
 		result = nil
-		calls := tx.Bucket(bucketCalls)
 		for _, e := range entries {
-			if calls.Get([]byte(e.CallID)) == nil {
+			if t.get(bCalls, []byte(e.CallID)) == nil {
 				result = notFound(e.CallID)
 				return nil
 			}
 		}
-		if result = checkNewEntries(tx, entries); result != nil {
+		if result = checkNewEntries(t, entries); result != nil {
 			return nil
 		}
-		return putEntries(tx, entries, encoded)
+		putEntries(t, entries, encoded)
+		return nil
 	})
 	if err != nil {
 		return storeErr("enqueue outbox", err)
@@ -86,10 +85,9 @@ func (s *Store) UpdateOutbox(ctx context.Context, e *session.OutboxEntry) error 
 		return session.Internal(fmt.Errorf("encode outbox entry: %w", err))
 	}
 	var result error
-	err = s.write(func(tx *bolt.Tx) error {
+	err = s.write(func(t *wtx) error {
 		result = nil
-		box, due := tx.Bucket(bucketOutbox), tx.Bucket(bucketOutboxDue)
-		old := box.Get([]byte(e.ID))
+		old := t.get(bOutbox, []byte(e.ID))
 		if old == nil {
 			result = session.Errorf(session.CodeNotFound, "there is no outbox entry %s", e.ID)
 			return nil
@@ -99,16 +97,13 @@ func (s *Store) UpdateOutbox(ctx context.Context, e *session.OutboxEntry) error 
 			return fmt.Errorf("decode outbox entry %s: %w", e.ID, err)
 		}
 		if prev.Pending() {
-			if err := due.Delete(timeKey(prev.Due, e.ID)); err != nil {
-				return err
-			}
+			t.del(bOutboxDue, timeKey(prev.Due, e.ID))
 		}
 		if e.Pending() {
-			if err := put(due, timeKey(e.Due, e.ID), nil); err != nil {
-				return err
-			}
+			t.put(bOutboxDue, timeKey(e.Due, e.ID), nil)
 		}
-		return box.Put([]byte(e.ID), raw)
+		t.put(bOutbox, []byte(e.ID), raw)
+		return nil
 	})
 	if err != nil {
 		return storeErr("update outbox", err)
@@ -119,9 +114,9 @@ func (s *Store) UpdateOutbox(ctx context.Context, e *session.OutboxEntry) error 
 // PendingOutbox implements session.Store.
 func (s *Store) PendingOutbox(ctx context.Context) ([]*session.OutboxEntry, error) {
 	var out []*session.OutboxEntry
-	err := s.db.View(func(tx *bolt.Tx) error {
-		box := tx.Bucket(bucketOutbox)
-		cur := tx.Bucket(bucketOutboxDue).Cursor()
+	err := s.readApplied(func(tx *bolt.Tx) error {
+		box := tx.Bucket(bucketNames[bOutbox])
+		cur := tx.Bucket(bucketNames[bOutboxDue]).Cursor()
 		for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
 			e, err := decodeEntry(box.Get(k[8:]))
 			if err != nil {
@@ -140,13 +135,13 @@ func (s *Store) PendingOutbox(ctx context.Context) ([]*session.OutboxEntry, erro
 // CallOutbox implements session.Store.
 func (s *Store) CallOutbox(ctx context.Context, callID string) ([]*session.OutboxEntry, error) {
 	out := []*session.OutboxEntry{}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketCalls).Get([]byte(callID)) == nil {
+	err := s.readApplied(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketNames[bCalls]).Get([]byte(callID)) == nil {
 			return notFound(callID)
 		}
-		box := tx.Bucket(bucketOutbox)
+		box := tx.Bucket(bucketNames[bOutbox])
 		prefix := callPrefix(callID)
-		cur := tx.Bucket(bucketOutboxCall).Cursor()
+		cur := tx.Bucket(bucketNames[bOutboxCall]).Cursor()
 		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
 			e, err := decodeEntry(box.Get(k[len(prefix):]))
 			if err != nil {
@@ -177,43 +172,23 @@ func encodeEntries(entries []*session.OutboxEntry) ([][]byte, error) {
 	return out, nil
 }
 
-func checkNewEntries(tx *bolt.Tx, entries []*session.OutboxEntry) error {
-	box := tx.Bucket(bucketOutbox)
+func checkNewEntries(t *wtx, entries []*session.OutboxEntry) error {
 	for _, e := range entries {
-		if box.Get([]byte(e.ID)) != nil {
+		if t.get(bOutbox, []byte(e.ID)) != nil {
 			return session.Errorf(session.CodeConflict, "the outbox entry %s exists already", e.ID)
 		}
 	}
 	return nil
 }
 
-func putEntries(tx *bolt.Tx, entries []*session.OutboxEntry, encoded [][]byte) error {
-	box, due, byCall := tx.Bucket(bucketOutbox), tx.Bucket(bucketOutboxDue), tx.Bucket(bucketOutboxCall)
+func putEntries(t *wtx, entries []*session.OutboxEntry, encoded [][]byte) {
 	for i, e := range entries {
-		if err := box.Put([]byte(e.ID), encoded[i]); err != nil {
-			return err
-		}
-		if err := put(byCall, append(callPrefix(e.CallID), e.ID...), nil); err != nil {
-			return err
-		}
+		t.put(bOutbox, []byte(e.ID), encoded[i])
+		t.put(bOutboxCall, append(callPrefix(e.CallID), e.ID...), nil)
 		if e.Pending() {
-			if err := put(due, timeKey(e.Due, e.ID), nil); err != nil {
-				return err
-			}
+			t.put(bOutboxDue, timeKey(e.Due, e.ID), nil)
 		}
 	}
-	return nil
-}
-
-// queueFiring queues in tx the outbox entries that f fires for the change
-// that left sess with history entry h, and returns them for f.Done.
-func queueFiring(tx *bolt.Tx, f *session.Firing, sess *session.Session, h *session.HistoryEntry) ([]*session.OutboxEntry, error) {
-	queue := f.Run(sess, h)
-	encoded, err := encodeEntries(queue)
-	if err != nil {
-		return nil, err
-	}
-	return queue, putEntries(tx, queue, encoded)
 }
 
 func decodeEntry(raw []byte) (*session.OutboxEntry, error) {
@@ -236,10 +211,10 @@ func callPrefix(callID string) []byte {
 
 // deleteFlowData deletes the flow state and outbox entries of a purged call.
 func deleteFlowData(tx *bolt.Tx, callID string) error {
-	if err := tx.Bucket(bucketFlowRuns).Delete([]byte(callID)); err != nil {
+	if err := tx.Bucket(bucketNames[bFlowRuns]).Delete([]byte(callID)); err != nil {
 		return err
 	}
-	box, due, byCall := tx.Bucket(bucketOutbox), tx.Bucket(bucketOutboxDue), tx.Bucket(bucketOutboxCall)
+	box, due, byCall := tx.Bucket(bucketNames[bOutbox]), tx.Bucket(bucketNames[bOutboxDue]), tx.Bucket(bucketNames[bOutboxCall])
 	prefix := callPrefix(callID)
 	var keys [][]byte
 	cur := byCall.Cursor()

@@ -74,37 +74,20 @@ func encodeLogEntry(prev uint64, h *session.HistoryEntry) []byte {
 
 // putRecords stores a session record and its new log entry: the entry
 // takes the log's next sequence number, which becomes the record's head.
-// Both slices are kept by bbolt until the transaction ends.
-func putRecords(tx *bolt.Tx, callID string, rec, logEntry []byte) error {
-	log := tx.Bucket(bucketLog)
-	log.FillPercent = 1 // appends only: fill pages instead of splitting them in half
-	seq, err := log.NextSequence()
-	if err != nil {
-		return err
-	}
-	if err := log.Put(seqKey(seq), logEntry); err != nil {
-		return err
-	}
+// Both slices are kept until the write is committed.
+func putRecords(t *wtx, callID string, rec, logEntry []byte) {
+	seq := t.nextSeq()
+	t.put(bLog, seqKey(seq), logEntry)
 	setRecordHead(rec, seq)
-	return tx.Bucket(bucketSessions).Put([]byte(callID), rec)
-}
-
-// putSession encodes a session after the write h and stores it with h,
-// chained after prevHead. It returns the session record. Every change to a
-// record is a new version with its entry (Apply relies on that), so h is
-// never nil.
-func putSession(tx *bolt.Tx, sess *session.Session, prevHead uint64, h *session.HistoryEntry) ([]byte, error) {
-	rec := encodeSession(sess)
-	return rec, putRecords(tx, sess.CallID, rec, encodeLogEntry(prevHead, h))
+	t.put(bSessions, []byte(callID), rec)
 }
 
 // readHistory walks a call's chain back from head and returns the entries
 // with a version above after, oldest first.
-func readHistory(tx *bolt.Tx, head, after uint64) ([]session.HistoryEntry, error) {
-	log := tx.Bucket(bucketLog)
+func readHistory(r *reader, head, after uint64) ([]session.HistoryEntry, error) {
 	var entries []session.HistoryEntry
 	for seq := head; seq != 0; {
-		v := log.Get(seqKey(seq))
+		v := r.get(bLog, seqKey(seq))
 		if len(v) < logHeader {
 			return nil, fmt.Errorf("history entry %d is missing", seq)
 		}
@@ -124,7 +107,7 @@ func readHistory(tx *bolt.Tx, head, after uint64) ([]session.HistoryEntry, error
 
 // deleteHistory deletes a call's chain, walking back from head.
 func deleteHistory(tx *bolt.Tx, head uint64) error {
-	log := tx.Bucket(bucketLog)
+	log := tx.Bucket(bucketNames[bLog])
 	for seq := head; seq != 0; {
 		k := seqKey(seq)
 		v := log.Get(k)

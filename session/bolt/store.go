@@ -1,5 +1,7 @@
 // Package bolt implements session.Store on bbolt, the embedded default:
-// one file, no server, crash-safe, fsync per commit.
+// one file, no server, crash-safe. Writes are made durable in a
+// write-ahead log, a group of concurrent writes per fdatasync, and bbolt
+// catches up behind it (writer.go, wal.go, applier.go).
 package bolt
 
 import (
@@ -12,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/callctx/callctx/session"
@@ -21,58 +24,67 @@ import (
 
 var _ session.Store = (*Store)(nil)
 
-// Bucket names.
-var (
-	bucketCalls    = []byte("calls")    // call ID → Call JSON
-	bucketSessions = []byte("sessions") // call ID → session record (see encodeSession)
-	bucketLog      = []byte("log")      // sequence number (8 bytes BE) → history log entry (see history.go)
-	bucketByStart  = []byte("by_start") // start time (8 bytes BE ns), call ID → state byte
-	bucketActive   = []byte("active")   // start time, call ID → empty; active calls only
-	bucketByEnd    = []byte("by_end")   // end time (8 bytes BE ns), call ID → empty
+// bucketNames names the buckets, by bucketID.
+var bucketNames = [numBuckets][]byte{
+	bCalls:    []byte("calls"),    // call ID → Call JSON
+	bSessions: []byte("sessions"), // call ID → session record (see encodeSession)
+	bLog:      []byte("log"),      // sequence number (8 bytes BE) → history log entry (see history.go)
+	bByStart:  []byte("by_start"), // start time (8 bytes BE ns), call ID → state byte
+	bActive:   []byte("active"),   // start time, call ID → empty; active calls only
+	bByEnd:    []byte("by_end"),   // end time (8 bytes BE ns), call ID → empty
 
-	bucketFlowRuns   = []byte("flow_runs")   // call ID → flow state (package flow's JSON)
-	bucketOutbox     = []byte("outbox")      // entry ID → OutboxEntry JSON
-	bucketOutboxDue  = []byte("outbox_due")  // due time (8 bytes BE ns), entry ID → empty; pending entries only
-	bucketOutboxCall = []byte("outbox_call") // call ID, 0x00, entry ID → empty
-)
+	bFlowRuns:   []byte("flow_runs"),   // call ID → flow state (package flow's JSON)
+	bOutbox:     []byte("outbox"),      // entry ID → OutboxEntry JSON
+	bOutboxDue:  []byte("outbox_due"),  // due time (8 bytes BE ns), entry ID → empty; pending entries only
+	bOutboxCall: []byte("outbox_call"), // call ID, 0x00, entry ID → empty
+}
 
-var allBuckets = [][]byte{bucketCalls, bucketSessions, bucketLog, bucketByStart, bucketActive, bucketByEnd,
-	bucketFlowRuns, bucketOutbox, bucketOutboxDue, bucketOutboxCall}
+// bucketMeta holds where bbolt is applied up to in the write-ahead log.
+var bucketMeta = []byte("meta")
 
 // Options tune the store. Zero values take defaults.
 type Options struct {
 	// LockTimeout is how long Open waits for another process's lock on the
 	// file before it reports the data directory as in use.
 	LockTimeout time.Duration
-	// OnCommit, when set, hears of every committed write transaction: how
-	// many store writes it held (more than one when concurrent writes
-	// shared it) and how long its commit took, from the end of its last
-	// write to the end of the fsync. It is called by the writing goroutine
-	// before the writers are told: keep it fast.
+	// OnCommit, when set, hears of every durable group commit: how many
+	// store writes it held (more than one when concurrent writes shared
+	// it) and how long making it durable took (the write-ahead log's
+	// append and fdatasync). It is called by the writing goroutine before
+	// the writers are told: keep it fast.
 	OnCommit func(writes int, commit time.Duration)
 }
 
-// Defaults for Options, chosen by measurement (docs/performance.md, HTTP).
-const (
-	DefaultMaxBatchSize  = 64
-	DefaultMaxBatchDelay = 500 * time.Microsecond
-	DefaultLockTimeout   = time.Second
-)
+// DefaultLockTimeout is Options.LockTimeout's default.
+const DefaultLockTimeout = time.Second
 
-// FileName is the name of the database file inside the data directory.
+// FileName is the name of the database file inside the data directory;
+// the write-ahead log is beside it.
 const FileName = "callctx.db"
 
 // Store is the bbolt session.Store.
 type Store struct {
-	db     *bolt.DB
-	writer *writer
-	cache  *readCache
+	db      *bolt.DB
+	wal     *wal
+	ov      *overlay
+	applier *applier
+	writer  *writer
+	cache   *readCache
+
+	closeOnce sync.Once
+	closeErr  error
+	// replayedEnd is where the log ended when the store opened (tests).
+	replayedEnd int64
 }
 
 // ErrInUse is returned by Open when another process holds the database.
 var ErrInUse = errors.New("the data directory is already in use by another callctx process")
 
-// Open opens (creating if needed) the store in directory dir.
+// errClosed is what a write gets once the store is closing.
+var errClosed = errors.New("the store is closed")
+
+// Open opens (creating if needed) the store in directory dir, replaying
+// the writes the write-ahead log holds beyond bbolt's state.
 func Open(dir string, opts Options) (*Store, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = DefaultLockTimeout
@@ -92,32 +104,74 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open bolt db %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range allBuckets {
+	log, err := openWAL(filepath.Join(dir, walFileName))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	st := &Store{db: db, wal: log, ov: newOverlay(), cache: newReadCache()}
+	seq, err := st.recover()
+	if err == nil {
+		err = st.warmCache()
+	}
+	if err != nil {
+		log.close()
+		db.Close()
+		return nil, err
+	}
+	st.applier = newApplier(db, st.ov, log.epoch, log.gen)
+	st.writer = newWriter(st, log, seq, opts.OnCommit)
+	return st, nil
+}
+
+// recover creates the buckets, applies the log records bbolt lacks (the
+// writes acknowledged before a crash), starts a new epoch of the log, and
+// returns the history log's last sequence number.
+func (s *Store) recover() (seq uint64, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range append(bucketNames[:], bucketMeta) {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		return nil
+		epoch, off, gen, err := readMeta(tx)
+		if err != nil {
+			return err
+		}
+		records, err := s.wal.replay(epoch, off, gen)
+		if err != nil {
+			return err
+		}
+		s.replayedEnd = off
+		for _, r := range records {
+			changes, err := decodeChanges(r.payload)
+			if err != nil {
+				return fmt.Errorf("write-ahead log record %d: %w", r.gen, err)
+			}
+			if err := applyChanges(tx, changes); err != nil {
+				return err
+			}
+			gen, s.replayedEnd = r.gen, r.end
+		}
+		log := tx.Bucket(bucketNames[bLog])
+		seq = log.Sequence()
+		if k, _ := log.Cursor().Last(); len(k) == 8 {
+			seq = max(seq, binary.BigEndian.Uint64(k))
+		}
+		s.wal.restart(epoch+1, gen)
+		return putMeta(tx, epoch+1, 0, gen)
 	})
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("init bolt db: %w", err)
+		return 0, fmt.Errorf("recover bolt db: %w", err)
 	}
-	st := &Store{db: db, cache: newReadCache()}
-	if err := st.warmCache(); err != nil {
-		db.Close()
-		return nil, err
-	}
-	st.writer = newWriter(db, opts.OnCommit)
-	return st, nil
+	return seq, nil
 }
 
 // warmCache loads the active calls' sessions into the read cache.
 func (s *Store) warmCache() error {
 	return s.db.View(func(tx *bolt.Tx) error {
-		sessions := tx.Bucket(bucketSessions)
-		return tx.Bucket(bucketActive).ForEach(func(k, _ []byte) error {
+		sessions := tx.Bucket(bucketNames[bSessions])
+		return tx.Bucket(bucketNames[bActive]).ForEach(func(k, _ []byte) error {
 			rec := sessions.Get(k[8:])
 			if checkRecord(rec) != nil {
 				return nil // reads report it
@@ -135,24 +189,33 @@ func (s *Store) warmCache() error {
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.db.Path() }
 
-// Close closes the database after the writes in flight are committed.
+// Close closes the store after the writes in flight are committed and
+// bbolt holds them all.
+// Closing again does nothing.
 func (s *Store) Close() error {
-	s.writer.close()
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("close bolt db: %w", err)
-	}
-	return nil
+	s.closeOnce.Do(func() {
+		s.writer.close()
+		s.applier.close()
+		if err := errors.Join(s.applier.Err(), s.wal.close(), s.db.Close()); err != nil {
+			s.closeErr = fmt.Errorf("close bolt db: %w", err)
+		}
+	})
+	return s.closeErr
 }
 
 // Ping implements session.Store: a read transaction that opens is an
-// answer.
+// answer, unless bbolt refuses what the log hands it.
 func (s *Store) Ping(ctx context.Context) error {
+	if err := s.applier.Err(); err != nil {
+		return storeErr("ping", err)
+	}
 	return storeErr("ping", s.db.View(func(*bolt.Tx) error { return nil }))
 }
 
-// Check runs bbolt's consistency check over the whole file.
+// Check runs bbolt's consistency check over the whole file, once bbolt
+// holds every write.
 func (s *Store) Check() error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.readApplied(func(tx *bolt.Tx) error {
 		var errs []error
 		for err := range tx.Check() {
 			errs = append(errs, err)
@@ -161,10 +224,9 @@ func (s *Store) Check() error {
 	})
 }
 
-// write runs fn in the next group commit (see writer.write): fn must be
-// safe to run more than once, and reports domain errors through its
-// closure, returning only storage errors.
-func (s *Store) write(fn func(tx *bolt.Tx) error) error { return s.writer.write(fn) }
+// write runs fn in the next group commit (see writer.write): fn reports
+// domain errors through its closure and returns only storage errors.
+func (s *Store) write(fn func(t *wtx) error) error { return s.writer.write(fn) }
 
 func storeErr(op string, err error) error {
 	if err == nil {
@@ -187,8 +249,8 @@ func notFound(id string) error {
 // Call implements session.Store.
 func (s *Store) Call(ctx context.Context, id string) (*session.Call, error) {
 	var c *session.Call
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketCalls).Get([]byte(id))
+	err := s.read(func(r *reader) error {
+		v := r.get(bCalls, []byte(id))
 		if v == nil {
 			return notFound(id)
 		}
@@ -209,12 +271,12 @@ func (s *Store) ListCalls(ctx context.Context, opts session.ListOptions) (*sessi
 		after = k
 	}
 	page := &session.CallPage{Items: []*session.Call{}}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		index := tx.Bucket(bucketByStart)
+	err := s.readApplied(func(tx *bolt.Tx) error {
+		index := tx.Bucket(bucketNames[bByStart])
 		if opts.State == session.FilterActive {
-			index = tx.Bucket(bucketActive)
+			index = tx.Bucket(bucketNames[bActive])
 		}
-		calls := tx.Bucket(bucketCalls)
+		calls := tx.Bucket(bucketNames[bCalls])
 		cur := index.Cursor()
 		var k, v, lastKey []byte
 		if after == nil {
@@ -257,8 +319,8 @@ func (s *Store) Session(ctx context.Context, callID string) (*session.Session, e
 		return e.sess.Clone(), nil
 	}
 	var sess *session.Session
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketSessions).Get([]byte(callID))
+	err := s.read(func(r *reader) error {
+		v := r.get(bSessions, []byte(callID))
 		if v == nil {
 			return notFound(callID)
 		}
@@ -278,8 +340,8 @@ func (s *Store) SessionJSON(ctx context.Context, callID string) ([]byte, uint64,
 		js      []byte
 		version uint64
 	)
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketSessions).Get([]byte(callID))
+	err := s.read(func(r *reader) error {
+		v := r.get(bSessions, []byte(callID))
 		if v == nil {
 			return notFound(callID)
 		}
@@ -300,8 +362,8 @@ func (s *Store) SessionJSON(ctx context.Context, callID string) ([]byte, uint64,
 // active calls (for metrics; it reads the whole index).
 func (s *Store) ActiveCalls(ctx context.Context) (int, error) {
 	n := 0
-	err := s.db.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketActive).Stats().KeyN
+	err := s.readApplied(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketNames[bActive]).Stats().KeyN
 		return nil
 	})
 	return n, storeErr("count active calls", err)
@@ -310,8 +372,8 @@ func (s *Store) ActiveCalls(ctx context.Context) (int, error) {
 // History implements session.Store.
 func (s *Store) History(ctx context.Context, callID string, after uint64) ([]session.HistoryEntry, error) {
 	var entries []session.HistoryEntry
-	err := s.db.View(func(tx *bolt.Tx) error {
-		rec := tx.Bucket(bucketSessions).Get([]byte(callID))
+	err := s.read(func(r *reader) error {
+		rec := r.get(bSessions, []byte(callID))
 		if rec == nil {
 			return notFound(callID)
 		}
@@ -319,7 +381,7 @@ func (s *Store) History(ctx context.Context, callID string, after uint64) ([]ses
 			return fmt.Errorf("session %s: %w", callID, err)
 		}
 		var err error
-		entries, err = readHistory(tx, recordHead(rec), after)
+		entries, err = readHistory(r, recordHead(rec), after)
 		if err != nil {
 			return fmt.Errorf("call %s: %w", callID, err)
 		}
@@ -335,9 +397,9 @@ func (s *Store) History(ctx context.Context, callID string, after uint64) ([]ses
 func (s *Store) Purge(ctx context.Context, before time.Time, max int) (int, error) {
 	limit := timeKey(before, "")
 	var purged []string
-	err := s.write(func(tx *bolt.Tx) error {
+	err := s.writer.direct(func(tx *bolt.Tx) error {
 		purged = purged[:0]
-		byEnd, calls := tx.Bucket(bucketByEnd), tx.Bucket(bucketCalls)
+		byEnd, calls := tx.Bucket(bucketNames[bByEnd]), tx.Bucket(bucketNames[bCalls])
 		var endKeys [][]byte
 		cur := byEnd.Cursor()
 		for k, _ := cur.First(); k != nil && bytes.Compare(k, limit) < 0 && len(endKeys) < max; k, _ = cur.Next() {
@@ -350,11 +412,11 @@ func (s *Store) Purge(ctx context.Context, before time.Time, max int) (int, erro
 				if err := json.Unmarshal(raw, &c); err != nil {
 					return fmt.Errorf("decode call %s: %w", id, err)
 				}
-				if err := tx.Bucket(bucketByStart).Delete(timeKey(c.StartedAt, c.ID)); err != nil {
+				if err := tx.Bucket(bucketNames[bByStart]).Delete(timeKey(c.StartedAt, c.ID)); err != nil {
 					return err
 				}
 			}
-			if rec := tx.Bucket(bucketSessions).Get(id); len(rec) >= sessionHeader {
+			if rec := tx.Bucket(bucketNames[bSessions]).Get(id); len(rec) >= sessionHeader {
 				if err := deleteHistory(tx, recordHead(rec)); err != nil {
 					return err
 				}
@@ -362,7 +424,7 @@ func (s *Store) Purge(ctx context.Context, before time.Time, max int) (int, erro
 			if err := deleteFlowData(tx, string(id)); err != nil {
 				return err
 			}
-			if err := putAll(calls.Delete(id), tx.Bucket(bucketSessions).Delete(id), byEnd.Delete(k)); err != nil {
+			if err := putAll(calls.Delete(id), tx.Bucket(bucketNames[bSessions]).Delete(id), byEnd.Delete(k)); err != nil {
 				return err
 			}
 			purged = append(purged, string(id))
@@ -389,13 +451,6 @@ func stateByte(st session.State) byte {
 		return 'e'
 	}
 	return 'a'
-}
-
-func put(b *bolt.Bucket, k, v []byte) error {
-	if v == nil {
-		v = []byte{}
-	}
-	return b.Put(k, v)
 }
 
 // putAll returns the first error of a sequence of bucket operations.

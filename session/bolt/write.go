@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/callctx/callctx/session"
-	bolt "go.etcd.io/bbolt"
 )
 
 // The writes run their transactions on the store's one writing goroutine
@@ -33,29 +32,23 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 	}
 	id := []byte(c.ID)
 	var result error
-	err = s.write(func(tx *bolt.Tx) error {
+	err = s.write(func(t *wtx) error {
 		result = nil
-		calls := tx.Bucket(bucketCalls)
-		if calls.Get(id) != nil {
+		if t.get(bCalls, id) != nil {
 			result = session.Errorf(session.CodeConflict, "a call with ID %s exists already", c.ID)
 			return nil
 		}
 		startKey := timeKey(c.StartedAt, c.ID)
-		var index error
 		if c.State == session.StateEnded {
-			index = put(tx.Bucket(bucketByEnd), timeKey(c.EndedAt, c.ID), nil)
+			t.put(bByEnd, timeKey(c.EndedAt, c.ID), nil)
 		} else {
-			index = put(tx.Bucket(bucketActive), startKey, nil)
+			t.put(bActive, startKey, nil)
 		}
-		if err := putAll(
-			put(calls, id, callJSON),
-			put(tx.Bucket(bucketByStart), startKey, []byte{stateByte(c.State)}),
-			index,
-			putRecords(tx, c.ID, rec, logEntry),
-		); err != nil {
-			return err
-		}
-		return putEntries(tx, queue, queueRecs)
+		t.put(bCalls, id, callJSON)
+		t.put(bByStart, startKey, []byte{stateByte(c.State)})
+		putRecords(t, c.ID, rec, logEntry)
+		putEntries(t, queue, queueRecs)
+		return nil
 	})
 	if err != nil {
 		return storeErr("create call", err)
@@ -87,8 +80,8 @@ func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*se
 		}
 	}
 	if prep == nil && err == nil {
-		err = s.db.View(func(tx *bolt.Tx) error {
-			v := tx.Bucket(bucketSessions).Get(id)
+		err = s.read(func(r *reader) error {
+			v := r.get(bSessions, id)
 			if v == nil {
 				return notFound(callID)
 			}
@@ -104,9 +97,9 @@ func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*se
 		return prep.result()
 	}
 	var final *prepared
-	err = s.write(func(tx *bolt.Tx) error {
+	err = s.write(func(t *wtx) error {
 		final = nil
-		v := tx.Bucket(bucketSessions).Get(id)
+		v := t.get(bSessions, id)
 		if v == nil {
 			final = &prepared{err: notFound(callID)}
 			return nil
@@ -123,10 +116,9 @@ func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*se
 			}
 		}
 		final = cur
-		if err := putRecords(tx, callID, cur.sessRec, cur.logEntry); err != nil {
-			return err
-		}
-		return putEntries(tx, cur.queue, cur.queueRecs)
+		putRecords(t, callID, cur.sessRec, cur.logEntry)
+		putEntries(t, cur.queue, cur.queueRecs)
+		return nil
 	})
 	if err != nil {
 		return nil, nil, storeErr("apply write", err)
@@ -205,10 +197,10 @@ func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason
 		prep    *ending
 		rawCall []byte
 	)
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.read(func(r *reader) error {
 		var err error
-		rawCall = bytes.Clone(tx.Bucket(bucketCalls).Get(id))
-		prep, err = s.prepareEnd(callID, rawCall, tx.Bucket(bucketSessions).Get(id), at, reason, p)
+		rawCall = bytes.Clone(r.get(bCalls, id))
+		prep, err = s.prepareEnd(callID, rawCall, r.get(bSessions, id), at, reason, p)
 		return err
 	})
 	if err != nil {
@@ -218,10 +210,9 @@ func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason
 		return prep.call, prep.sess, nil, false, nil // ended already, as of the snapshot just read
 	}
 	var final *ending
-	err = s.write(func(tx *bolt.Tx) error {
+	err = s.write(func(t *wtx) error {
 		final = nil
-		calls, sessions := tx.Bucket(bucketCalls), tx.Bucket(bucketSessions)
-		rc, rs := calls.Get(id), sessions.Get(id)
+		rc, rs := t.get(bCalls, id), t.get(bSessions, id)
 		cur := prep
 		if !bytes.Equal(rc, rawCall) || rs == nil || recordVersion(rs) != prep.base {
 			var err error
@@ -234,16 +225,13 @@ func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason
 			return nil
 		}
 		startKey := timeKey(cur.call.StartedAt, callID)
-		if err := putAll(
-			put(calls, id, cur.callJSON),
-			put(tx.Bucket(bucketByStart), startKey, []byte{stateByte(session.StateEnded)}),
-			tx.Bucket(bucketActive).Delete(startKey),
-			put(tx.Bucket(bucketByEnd), timeKey(at, callID), nil),
-			putRecords(tx, callID, cur.sessRec, cur.logEntry),
-		); err != nil {
-			return err
-		}
-		return putEntries(tx, cur.queue, cur.queueRecs)
+		t.put(bCalls, id, cur.callJSON)
+		t.put(bByStart, startKey, []byte{stateByte(session.StateEnded)})
+		t.del(bActive, startKey)
+		t.put(bByEnd, timeKey(at, callID), nil)
+		putRecords(t, callID, cur.sessRec, cur.logEntry)
+		putEntries(t, cur.queue, cur.queueRecs)
+		return nil
 	})
 	if err != nil {
 		return nil, nil, nil, false, storeErr("end call", err)

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package bolt
+
+import "os"
+
+// fdatasync makes f durable; outside Linux that is a full fsync.
+func fdatasync(f *os.File) error { return f.Sync() }
