@@ -25,7 +25,6 @@ import (
 // one huge transaction; the rest go into the next.
 const maxGroup = 1024
 
-
 // writer is the store's writing goroutine and its queue.
 type writer struct {
 	s       *Store
@@ -41,7 +40,7 @@ type writer struct {
 	wake   chan struct{} // buffered (1): the queue is no longer empty
 	// lastSync is how long the last log append took, for observe.
 	lastSync time.Duration
-	done   chan struct{} // closed when the goroutine has stopped
+	done     chan struct{} // closed when the goroutine has stopped
 }
 
 // writeOp is one write waiting for its commit: fn, or a direct
