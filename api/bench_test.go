@@ -12,16 +12,13 @@ import (
 	"github.com/callctx/callctx/api"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
+	"github.com/callctx/callctx/session/bolt/bolttest"
 	"github.com/gin-gonic/gin"
 )
 
 func benchHandler(b *testing.B) (*api.Handler, string) {
 	b.Helper()
-	st, err := bolt.Open(b.TempDir(), bolt.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
+	st := bolttest.MustOpen(b, bolt.Options{})
 	svc := session.NewService(st, session.Options{})
 	h, err := api.NewHandler(api.Config{Service: svc, Spec: callctx.OpenAPI})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/callctx/callctx/api"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
+	"github.com/callctx/callctx/session/bolt/bolttest"
 )
 
 // FuzzWriteSession drives the request-body path (decode → validate →
@@ -30,12 +31,7 @@ func FuzzWriteSession(f *testing.F) {
 	f.Add([]byte(`{"ivr.x":1}`), "application/merge-patch+json")
 	f.Add([]byte(`{"ivr.x":1}`), "text/plain")
 
-	dir := f.TempDir()
-	st, err := bolt.Open(dir, bolt.Options{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer st.Close()
+	st := bolttest.MustOpen(f, bolt.Options{})
 	svc := session.NewService(st, session.Options{})
 	h, err := api.NewHandler(api.Config{Service: svc, Spec: callctx.OpenAPI})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/callctx/callctx/api"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
+	"github.com/callctx/callctx/session/bolt/bolttest"
 )
 
 // testServer is a real HTTP server on 127.0.0.1 over a real bbolt file.
@@ -35,23 +36,7 @@ func newTestServer(t *testing.T, tokens []api.Token) (*api.Handler, *testServer)
 // closes the store and runs bbolt's consistency check on the file.
 func openStore(t *testing.T) *bolt.Store {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := bolt.Open(dir, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		st.Close()
-		re, err := bolt.Open(dir, bolt.Options{})
-		if err != nil {
-			t.Fatalf("reopen: %v", err)
-		}
-		defer re.Close()
-		if err := re.Check(); err != nil {
-			t.Fatalf("consistency check: %v", err)
-		}
-	})
-	return st
+	return bolttest.MustOpen(t, bolt.Options{})
 }
 
 // serve starts the API of cfg on 127.0.0.1, with callctx's openapi.yaml

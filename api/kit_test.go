@@ -22,6 +22,7 @@ import (
 	"github.com/callctx/callctx/metrics"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
+	"github.com/callctx/callctx/session/bolt/bolttest"
 )
 
 // fakeMetrics records what the API reports.
@@ -246,11 +247,7 @@ func TestAPI_Console(t *testing.T) {
 // the metrics of package metrics observing every request: the difference
 // between the two is what instrumenting the HTTP edge costs.
 func BenchmarkHandler_GetSession_Metrics(b *testing.B) {
-	st, err := bolt.Open(b.TempDir(), bolt.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
+	st := bolttest.MustOpen(b, bolt.Options{})
 	m := metrics.New(metrics.Options{})
 	svc := session.NewService(m.Store(st), session.Options{})
 	h, err := api.NewHandler(api.Config{Service: svc, Spec: callctx.OpenAPI, Metrics: m})

@@ -11,6 +11,7 @@ import (
 	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
+	"github.com/callctx/callctx/session/bolt/bolttest"
 )
 
 // BenchmarkDelivery measures automation deliveries per second to a local
@@ -38,11 +39,7 @@ flows:
       fire: {type: automation, automations: [notify], next: bye}
       bye: {type: hangup}
 `, env(receiver.URL))
-	st, err := bolt.Open(b.TempDir(), bolt.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
+	st := bolttest.MustOpen(b, bolt.Options{})
 	svc := session.NewService(st, session.Options{})
 	e := flow.NewEngine(flow.Config{Service: svc, Store: st, Snapshot: snap})
 	ctx := context.Background()

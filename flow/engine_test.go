@@ -21,6 +21,7 @@ import (
 	"github.com/callctx/callctx/internal/testenv"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
+	"github.com/callctx/callctx/session/bolt/bolttest"
 )
 
 // world is a real bbolt store, a Service over it and an Engine.
@@ -65,14 +66,7 @@ func (w *world) close(t *testing.T) {
 	w.engine.Close()
 	w.store.Close()
 	w.store = nil
-	re, err := bolt.Open(w.dir, bolt.Options{})
-	if err != nil {
-		t.Fatalf("reopen: %v", err)
-	}
-	defer re.Close()
-	if err := re.Check(); err != nil {
-		t.Fatalf("consistency check: %v", err)
-	}
+	bolttest.MustCheck(t, w.dir)
 }
 
 func (w *world) call(t *testing.T, flowName, from string) string {

@@ -14,6 +14,7 @@ import (
 	"github.com/callctx/callctx/metrics"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
+	"github.com/callctx/callctx/session/bolt/bolttest"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -92,11 +93,7 @@ func TestMetrics_ObserveRequest(t *testing.T) {
 func TestMetrics_Store(t *testing.T) {
 	ctx := context.Background()
 	m := metrics.New(metrics.Options{})
-	st, err := bolt.Open(t.TempDir(), bolt.Options{OnCommit: m.StoreCommitted})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := bolttest.MustOpen(t, bolt.Options{OnCommit: m.StoreCommitted})
 	svc := session.NewService(m.Store(st), session.Options{})
 	client := session.WriteOptions{Actor: "test", Origin: session.OriginClient}
 	write := func(id string, vars string, ifMatch uint64) {
@@ -235,11 +232,7 @@ func TestMetrics_Nil(t *testing.T) {
 	m.AutomationsPending(1)
 	m.SIPRequest(true, "INVITE", 200)
 	m.Transfer("refer", "completed")
-	st, err := bolt.Open(t.TempDir(), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := bolttest.MustOpen(t, bolt.Options{})
 	if got := m.Store(st); got != session.Store(st) {
 		t.Fatalf("nil Metrics wrapped the store")
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/callctx/callctx/internal/testenv"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
+	"github.com/callctx/callctx/session/bolt/bolttest"
 	"github.com/callctx/callctx/sipbridge"
 )
 
@@ -32,10 +33,7 @@ func startBridge(tb testing.TB, cfg sipbridge.Config) *testEnv {
 // a flow engine the bridge drives; "" for none.
 func startBridgeFlows(tb testing.TB, cfg sipbridge.Config, flowsDir string) *testEnv {
 	tb.Helper()
-	store, err := bolt.Open(tb.TempDir(), bolt.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	store := bolttest.MustOpen(tb, bolt.Options{})
 	svc := session.NewService(store, session.Options{})
 	if flowsDir != "" {
 		snap, problems, err := flow.Load(flowsDir, flow.CompileOptions{})

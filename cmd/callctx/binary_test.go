@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/callctx/callctx/internal/testenv"
-	"github.com/callctx/callctx/session/bolt"
+	"github.com/callctx/callctx/session/bolt/bolttest"
 )
 
 func writeFile(t testing.TB, path, content string) {
@@ -107,14 +107,7 @@ flows:
 	}
 	p.stop()
 
-	st, err := bolt.Open(data, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Check(); err != nil {
-		t.Fatalf("consistency check: %v", err)
-	}
+	bolttest.MustCheck(t, data)
 }
 
 // TestReload_SIGHUP: SIGHUP loads the flows directory again; a live call

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/callctx/callctx/session/bolt"
+	"github.com/callctx/callctx/session/bolt/bolttest"
 	"github.com/callctx/callctx/session/redis"
 )
 
@@ -152,14 +153,8 @@ func TestMain_GracefulShutdown(t *testing.T) {
 	stop()
 	wg.Wait()
 
-	st, err := bolt.Open(dir, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Check(); err != nil {
-		t.Fatal(err)
-	}
+	bolttest.MustCheck(t, dir)
+	st := bolttest.MustOpenDir(t, dir, bolt.Options{})
 	sess, err := st.Session(context.Background(), "g")
 	if err != nil {
 		t.Fatal(err)

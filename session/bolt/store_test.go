@@ -11,31 +11,13 @@ import (
 
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
+	"github.com/callctx/callctx/session/bolt/bolttest"
 	"github.com/callctx/callctx/session/storetest"
 )
 
 // MustOpenStore opens a store in a temporary directory and checks the
 // database's consistency when the test ends.
-func MustOpenStore(tb testing.TB) *bolt.Store {
-	tb.Helper()
-	dir := tb.TempDir()
-	st, err := bolt.Open(dir, bolt.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		st.Close()
-		re, err := bolt.Open(dir, bolt.Options{})
-		if err != nil {
-			tb.Fatalf("reopen for check: %v", err)
-		}
-		defer re.Close()
-		if err := re.Check(); err != nil {
-			tb.Fatalf("consistency check: %v", err)
-		}
-	})
-	return st
-}
+func MustOpenStore(tb testing.TB) *bolt.Store { return bolttest.MustOpen(tb, bolt.Options{}) }
 
 func TestStore_Contract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) session.Store { return MustOpenStore(t) })

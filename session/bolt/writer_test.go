@@ -11,6 +11,7 @@ import (
 
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
+	"github.com/callctx/callctx/session/bolt/bolttest"
 )
 
 // commitLog records what Options.OnCommit reports.
@@ -37,16 +38,7 @@ func openObserved(t *testing.T, opts bolt.Options) (*session.Service, *bolt.Stor
 	t.Helper()
 	log := &commitLog{}
 	opts.OnCommit = log.observe
-	st, err := bolt.Open(t.TempDir(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := st.Check(); err != nil {
-			t.Errorf("consistency check: %v", err)
-		}
-		st.Close()
-	})
+	st := bolttest.MustOpen(t, opts)
 	return session.NewService(st, session.Options{}), st, log
 }
 
@@ -179,13 +171,10 @@ func TestStore_GroupFailure(t *testing.T) {
 // TestStore_WriteAfterClose: a write to a closed store is refused as
 // unavailable, not lost or hung.
 func TestStore_WriteAfterClose(t *testing.T) {
-	st, err := bolt.Open(t.TempDir(), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := bolttest.MustOpen(t, bolt.Options{})
 	st.Close()
 	c := &session.Call{ID: "c1", State: session.StateActive, StartedAt: time.Now()}
-	err = st.CreateCall(context.Background(), c, &session.Session{CallID: "c1", Version: 1}, &session.HistoryEntry{Version: 1}, nil)
+	err := st.CreateCall(context.Background(), c, &session.Session{CallID: "c1", Version: 1}, &session.HistoryEntry{Version: 1}, nil)
 	if got, want := session.ErrorCode(err), session.CodeUnavailable; got != want {
 		t.Fatalf("CreateCall after Close: %v, want code %s", err, want)
 	}
