@@ -51,8 +51,11 @@ bench-flows:
 	$(GO) test -run '^$$' -bench 'BenchmarkDelivery' -benchtime 5000x ./flow/
 	$(GO) test -run '^$$' -bench 'BenchmarkCheck' -benchtime 20x -benchmem ./cmd/callctx/
 
+# The HTTP write and read against the bare gin + bbolt anchor, then the
+# write rate against long histories and many sessions.
 bench-http:
 	$(GO) run ./bench/httpbench
+	$(GO) run ./bench/httpbench -aging
 
 bench-sip:
 	./scripts/bench-sip.sh

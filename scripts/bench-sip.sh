@@ -3,8 +3,7 @@
 #   1. the baseline: a bare sipgo UAS (bench/sipuas) in answer and in redirect mode;
 #   2. callctx's SIP bridge in answer+BYE mode (the INVITE's context written as the call's
 #      session, the BYE ending it) and in redirect mode (one write: the call is recorded
-#      ended with the 302), with the default configuration and with the store batching
-#      harder (-batch2ms rows: data.batch max_size 1000, max_delay 2ms).
+#      ended with the 302), with the default configuration.
 # Each server first gets short steps at rising rates; a step is clean when no call failed,
 # at least 95% of the offered calls per second completed and at most 1% of the calls needed
 # a retransmission. Then the highest clean rate (or SIP_BENCH_RATE) is sustained for
@@ -68,22 +67,15 @@ start_uas() {
 	ADDR=$(sed -n 's/^listening udp //p' "$OUT/sipuas-$1.log")
 }
 
-# start_callctx MODE [TUNED]: start callctx with its SIP bridge in MODE and set ADDR and
-# SERVER_PID. With TUNED, the store batches harder (data.batch: 1000 writes or 2 ms), which
-# suits SIP's evenly paced arrivals: fewer, larger commits.
+# start_callctx MODE: start callctx with its SIP bridge in MODE and set ADDR and SERVER_PID.
 start_callctx() {
-	dir="$OUT/callctx-$1${2:+-$2}"
+	dir="$OUT/callctx-$1"
 	mkdir -p "$dir/data"
-	batch=""
-	if [ -n "${2:-}" ]; then
-		batch="  batch: {max_size: 1000, max_delay: 2ms}"
-	fi
 	cat >"$dir/config.yaml" <<YAML
 http:
   listen: 127.0.0.1:0
 data:
   dir: $dir/data
-$batch
 sip:
   listen: 127.0.0.1:0
   mode: $1
@@ -191,9 +183,6 @@ for mode in answer redirect; do
 	if [ "$HAVE_CALLCTX" = 1 ]; then
 		start_callctx "$mode"
 		measure "callctx-$mode" "$scenario"
-		stop_server
-		start_callctx "$mode" batch2ms
-		measure "callctx-$mode-batch2ms" "$scenario"
 		stop_server
 	fi
 done
