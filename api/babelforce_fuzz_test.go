@@ -12,17 +12,13 @@ import (
 	"github.com/callctx/callctx/api"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
+	"github.com/callctx/callctx/session/bolt/bolttest"
 )
 
 // fuzzHandler is the API over a fresh store with one call and one token
 // with OAuth2 credentials.
 func fuzzHandler(f *testing.F) (*api.Handler, *session.Service, string) {
-	dir := f.TempDir()
-	st, err := bolt.Open(dir, bolt.Options{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { st.Close() })
+	st := bolttest.MustOpen(f, bolt.Options{})
 	svc := session.NewService(st, session.Options{})
 	h, err := api.NewHandler(api.Config{Service: svc, Spec: callctx.OpenAPI, Tokens: []api.Token{crmToken}})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/callctx/callctx/internal/testenv"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
+	"github.com/callctx/callctx/session/bolt/bolttest"
 	"github.com/callctx/callctx/stats"
 )
 
@@ -57,11 +58,7 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	st, err := bolt.Open(t.TempDir(), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := bolttest.MustOpen(t, bolt.Options{})
 	svc := session.NewService(st, session.Options{})
 	d, err := flow.ParseFS(fstest.MapFS{"flows.yaml": {Data: []byte(flowsYAML)}})
 	if err != nil {
