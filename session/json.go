@@ -49,7 +49,8 @@ func (s *Session) MarshalJSON() ([]byte, error) {
 
 // AppendJSON appends the JSON of c to b: what encoding/json writes for a
 // Call, written by hand because every call is encoded when it starts and
-// when it ends.
+// when it ends. A field added to Call must be added here:
+// TestCall_AppendJSON fails until it is.
 func (c *Call) AppendJSON(b []byte) []byte {
 	b = append(b, `{"id":`...)
 	b = AppendJSONString(b, c.ID)
@@ -64,6 +65,10 @@ func (c *Call) AppendJSON(b []byte) []byte {
 	if c.Flow != "" {
 		b = append(b, `,"flow":`...)
 		b = AppendJSONString(b, c.Flow)
+	}
+	if c.Route != "" {
+		b = append(b, `,"route":`...)
+		b = AppendJSONString(b, c.Route)
 	}
 	b = append(b, `,"startedAt":"`...)
 	b = c.StartedAt.AppendFormat(b, time.RFC3339Nano)

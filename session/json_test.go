@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -72,14 +73,27 @@ func TestHistoryEntry_AppendJSON(t *testing.T) {
 }
 
 // TestCall_AppendJSON: the hand-written encoder of a call writes what
-// encoding/json does, for a call with every field and one with none of the
-// optional ones.
+// encoding/json does, for a call with every field set (by reflection, so
+// that a field added to Call and not to the encoder fails here) and one
+// with none of the optional ones.
 func TestCall_AppendJSON(t *testing.T) {
 	at := time.Date(2026, 11, 20, 9, 0, 2, 123456789, time.UTC)
+	full := &session.Call{}
+	v := reflect.ValueOf(full).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(v.Type().Field(i).Name + ` <&>"\u2028`)
+		case reflect.Struct: // time.Time
+			f.Set(reflect.ValueOf(at.Add(time.Duration(i) * time.Second)))
+		default:
+			t.Fatalf("Call.%s: a field of kind %s; teach this test and Call.AppendJSON about it", v.Type().Field(i).Name, f.Kind())
+		}
+	}
 	for _, c := range []*session.Call{
-		{ID: "c-1", State: session.StateActive, From: "+4930<&>", To: "sip:ivr@x", Direction: session.DirectionInbound, StartedAt: at},
-		{ID: "c-2", State: session.StateEnded, From: "a\"b", To: "\u2028", Direction: session.DirectionOutbound, Flow: "f",
-			StartedAt: at, EndedAt: at.Add(time.Second), EndReason: "normal", SIPCallID: "x@y", ParentID: "c-1"},
+		full,
+		{ID: "c-1", State: session.StateActive, From: "+4930", To: "sip:ivr@x", Direction: session.DirectionInbound, StartedAt: at},
 	} {
 		want, err := json.Marshal(c)
 		if err != nil {
