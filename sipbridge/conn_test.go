@@ -13,6 +13,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/callctx/callctx/internal/peertest"
 	"github.com/callctx/callctx/internal/sipptest"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/sipbridge"
@@ -30,7 +31,7 @@ func TestBridge_InDialogRequestsReuseTheConnection(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := startBridge(t, sipbridge.Config{})
-			port := freeTCPPort(t)
+			port := peertest.FreePort(t)
 			rr, route := "X-Route-Test: none", ""
 			if tc.route {
 				route = fmt.Sprintf("<sip:127.0.0.1:%d;transport=tcp;lr>", port)
@@ -48,17 +49,6 @@ func TestBridge_InDialogRequestsReuseTheConnection(t *testing.T) {
 			}
 		})
 	}
-}
-
-// freeTCPPort returns a TCP port that was free a moment ago.
-func freeTCPPort(tb testing.TB) int {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // rawPeer is a caller that speaks SIP by hand over one TCP or TLS connection, for what sipp
@@ -148,7 +138,7 @@ func TestBridge_InDialogRequestsReuseTheConnection_rawTLS(t *testing.T) {
 			}
 			defer conn.Close()
 			p := &rawPeer{t: t, conn: conn, r: bufio.NewReader(conn)}
-			hop := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)) // what the caller says it is; unreachable
+			hop := fmt.Sprintf("127.0.0.1:%d", peertest.FreePort(t)) // what the caller says it is; unreachable
 			route := ""
 			if tc.route {
 				route = "<sip:" + hop + ";transport=" + tc.network + ";lr>"

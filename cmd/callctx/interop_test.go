@@ -37,6 +37,26 @@ func (i *interop) uri(user, transport string) string {
 	return u
 }
 
+// baresipCall starts baresip with o, has it call callctx over transport ("" for UDP) and
+// returns it once the call is established, with the call's ID.
+func (i *interop) baresipCall(t *testing.T, o peertest.BaresipOptions, transport string) (*peertest.Baresip, string) {
+	t.Helper()
+	b := peertest.StartBaresip(t, o)
+	b.Dial(t, i.uri("ivr", transport))
+	b.WaitEvent(t, "CALL_ESTABLISHED")
+	return b, i.activeCall(t, b.User)
+}
+
+// linphoneCall starts linphonec with o, has it call callctx and returns it once the call
+// is connected, with the call's ID.
+func (i *interop) linphoneCall(t *testing.T, o peertest.LinphoneOptions) (*peertest.Linphone, string) {
+	t.Helper()
+	l := peertest.StartLinphone(t, o)
+	l.Send(t, "call "+i.uri("ivr", ""))
+	l.WaitOutput(t, "connected.", 1)
+	return l, i.activeCall(t, l.User)
+}
+
 // activeCall waits for the active call from caller (call.from) and returns its ID.
 func (i *interop) activeCall(t *testing.T, caller string) string {
 	t.Helper()
@@ -190,10 +210,7 @@ func TestInterop(t *testing.T) {
 	t.Run("BaresipCaller_ReferToLinphoneAgent", func(t *testing.T) {
 		t.Parallel()
 		agent := peertest.StartLinphone(t, peertest.LinphoneOptions{User: "agent", AutoAnswer: true})
-		caller := peertest.StartBaresip(t, peertest.BaresipOptions{User: "heidi", Codecs: "opus/48000/2,PCMU/8000"})
-		caller.Dial(t, cc.uri("ivr", ""))
-		caller.WaitEvent(t, "CALL_ESTABLISHED")
-		id := cc.activeCall(t, "heidi")
+		_, id := cc.baresipCall(t, peertest.BaresipOptions{User: "heidi", Codecs: "opus/48000/2,PCMU/8000"}, "")
 		cc.transfer(t, id, map[string]any{"transferTarget": agent.URI(), "transferNotificationsHangupMS": 0})
 		agent.WaitOutput(t, "connected.", 1)
 		if v := cc.outcome(t, id); v["sip.transfer.status"] != "answered" {
@@ -212,10 +229,7 @@ func TestInterop(t *testing.T) {
 	t.Run("BaresipCaller_BusyTarget", func(t *testing.T) {
 		t.Parallel()
 		target := peertest.StartBaresip(t, peertest.BaresipOptions{User: "agent"})
-		caller := peertest.StartBaresip(t, peertest.BaresipOptions{User: "bob"})
-		caller.Dial(t, cc.uri("ivr", ""))
-		caller.WaitEvent(t, "CALL_ESTABLISHED")
-		id := cc.activeCall(t, "bob")
+		caller, id := cc.baresipCall(t, peertest.BaresipOptions{User: "bob"}, "")
 		cc.transfer(t, id, map[string]any{"transferTarget": target.URI()})
 		target.WaitEvent(t, "CALL_INCOMING")
 		target.Hangup(t) // the agent refuses the call it is offered
@@ -236,10 +250,7 @@ func TestInterop(t *testing.T) {
 	// port). The REFER, the NOTIFYs and the BYE all use the caller's connection.
 	t.Run("BaresipCallerOverTCP_UnknownTarget", func(t *testing.T) {
 		t.Parallel()
-		caller := peertest.StartBaresip(t, peertest.BaresipOptions{User: "carol"})
-		caller.Dial(t, cc.uri("ivr", "tcp"))
-		caller.WaitEvent(t, "CALL_ESTABLISHED")
-		id := cc.activeCall(t, "carol")
+		caller, id := cc.baresipCall(t, peertest.BaresipOptions{User: "carol"}, "tcp")
 		cc.transfer(t, id, map[string]any{"transferTarget": "sip:nobody@127.0.0.1:" + strconv.Itoa(peertest.FreePort(t)) + ";transport=tcp"})
 		v := cc.outcome(t, id)
 		if v["sip.transfer.status"] != "failed" || v["call.state"] != "active" {
@@ -254,10 +265,7 @@ func TestInterop(t *testing.T) {
 	t.Run("LinphoneCallerHangsUpWhileTargetRings", func(t *testing.T) {
 		t.Parallel()
 		target := peertest.StartBaresip(t, peertest.BaresipOptions{User: "agent"})
-		caller := peertest.StartLinphone(t, peertest.LinphoneOptions{User: "dave"})
-		caller.Send(t, "call "+cc.uri("ivr", ""))
-		caller.WaitOutput(t, "connected.", 1)
-		id := cc.activeCall(t, "dave")
+		caller, id := cc.linphoneCall(t, peertest.LinphoneOptions{User: "dave"})
 		cc.transfer(t, id, map[string]any{"transferTarget": target.URI()})
 		target.WaitEvent(t, "CALL_INCOMING")
 		caller.Send(t, "terminate 1") // the call with callctx; the new call rings on
@@ -277,10 +285,7 @@ func TestInterop(t *testing.T) {
 	t.Run("CallEndedOverRESTWhileTargetRings", func(t *testing.T) {
 		t.Parallel()
 		target := peertest.StartBaresip(t, peertest.BaresipOptions{User: "agent"})
-		caller := peertest.StartBaresip(t, peertest.BaresipOptions{User: "erin"})
-		caller.Dial(t, cc.uri("ivr", ""))
-		caller.WaitEvent(t, "CALL_ESTABLISHED")
-		id := cc.activeCall(t, "erin")
+		_, id := cc.baresipCall(t, peertest.BaresipOptions{User: "erin"}, "")
 		cc.transfer(t, id, map[string]any{"transferTarget": target.URI()})
 		target.WaitEvent(t, "CALL_INCOMING")
 		if status, body := post(t, cc.base+"/v1/calls/"+id+"/end", `{"reason":"agent-ended"}`); status != http.StatusOK {
@@ -302,10 +307,8 @@ func TestInterop(t *testing.T) {
 	// until it hangs up.
 	t.Run("LinphonePCMUOnly", func(t *testing.T) {
 		t.Parallel()
-		caller := peertest.StartLinphone(t, peertest.LinphoneOptions{User: "frank", PCMUOnly: true})
-		caller.Send(t, "call "+cc.uri("ivr", ""))
+		caller, id := cc.linphoneCall(t, peertest.LinphoneOptions{User: "frank", PCMUOnly: true})
 		caller.WaitOutput(t, "Media streams established", 1)
-		id := cc.activeCall(t, "frank")
 		caller.Send(t, "terminate")
 		if got := cc.ended(t, id); got != "hangup" {
 			t.Errorf("endReason=%q, want hangup", got)
@@ -319,10 +322,7 @@ func TestInterop(t *testing.T) {
 	// stays up until the caller hangs up.
 	t.Run("BaresipCaller_HoldAndResume", func(t *testing.T) {
 		t.Parallel()
-		caller := peertest.StartBaresip(t, peertest.BaresipOptions{User: "grace"})
-		caller.Dial(t, cc.uri("ivr", ""))
-		caller.WaitEvent(t, "CALL_ESTABLISHED")
-		id := cc.activeCall(t, "grace")
+		caller, id := cc.baresipCall(t, peertest.BaresipOptions{User: "grace"}, "")
 		caller.Command(t, "hold", "")
 		testenv.WaitFor(t, "the hold's re-INVITE answered", func() bool { return strings.Count(caller.Output(), "SIP/2.0 200 OK") >= 2 })
 		caller.Command(t, "resume", "")
