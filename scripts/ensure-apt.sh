@@ -1,6 +1,7 @@
 #!/bin/sh
 # ensure-apt.sh PACKAGE COMMAND... installs the Debian package PACKAGE unless
-# every COMMAND is already on PATH. Idempotent and quiet; exits non-zero with
+# every COMMAND is already on PATH (a COMMAND with a slash is a file that must
+# exist, for packages of plugins). Idempotent and quiet; exits non-zero with
 # a message when it cannot install. It only installs: nothing here starts or
 # configures a system service.
 set -eu
@@ -14,7 +15,10 @@ shift
 
 have() {
 	for c in "$@"; do
-		command -v "$c" >/dev/null 2>&1 || return 1
+		case $c in
+		*/*) [ -e "$c" ] || return 1 ;;
+		*) command -v "$c" >/dev/null 2>&1 || return 1 ;;
+		esac
 	done
 }
 

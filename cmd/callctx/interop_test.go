@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,15 +18,22 @@ import (
 type interop struct {
 	base string // HTTP
 	sip  string // SIP host:port, UDP and TCP
+	tls  string // SIP over TLS host:port
+	// cert and key are callctx's TLS certificate and key, which Kamailio uses too.
+	cert, key string
 }
 
 func startInterop(t *testing.T) *interop {
 	t.Helper()
 	cfg := testConfig(t.TempDir())
 	cfg.SIP.Carry.Variables = []string{"sip.x-customer-id"}
+	i := &interop{tls: "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))}
+	i.cert, i.key = peertest.Cert(t)
+	cfg.SIP.TLS.Listen, cfg.SIP.TLS.CertFile, cfg.SIP.TLS.KeyFile = i.tls, i.cert, i.key
 	m := MustOpenMain(t, cfg)
 	t.Cleanup(func() { m.Close() })
-	return &interop{base: "http://" + m.HTTPAddr(), sip: m.SIPAddr()}
+	i.base, i.sip = "http://"+m.HTTPAddr(), m.SIPAddr()
+	return i
 }
 
 // uri is callctx's SIP URI for user, over transport ("" for UDP).
@@ -198,6 +206,36 @@ func TestInterop(t *testing.T) {
 		}
 		if out := sbc.Output(); !strings.Contains(out, "in-dialog REFER") || !strings.Contains(out, "in-dialog BYE") {
 			t.Errorf("callctx's REFER and BYE did not follow the route set through the SBC:\n%s", out)
+		}
+	})
+
+	// The SBC reaches callctx over TLS and record-routes: callctx's REFER and BYE go back
+	// over the SBC's TLS connection (callctx could not open one of its own to the SBC: it
+	// does not trust the SBC's self-signed certificate).
+	t.Run("BaresipViaKamailioOverTLS_ReferToAgent", func(t *testing.T) {
+		t.Parallel()
+		sbc := peertest.StartKamailio(t, peertest.KamailioOptions{Callctx: cc.tls, Transport: "tls", CertFile: cc.cert, KeyFile: cc.key,
+			Headers: []string{"X-Customer-ID: 48214"}})
+		agent := peertest.StartBaresip(t, peertest.BaresipOptions{User: "agent", AutoAnswer: true})
+		caller := peertest.StartBaresip(t, peertest.BaresipOptions{User: "ivan"})
+		caller.Dial(t, sbc.URI("ivr"))
+		caller.WaitEvent(t, "CALL_ESTABLISHED")
+		id := cc.activeCall(t, "ivan")
+		if v := cc.vars(t, id); v["sip.x-customer-id"] != "48214" {
+			t.Errorf("sip.x-customer-id=%v, want 48214", v["sip.x-customer-id"])
+		}
+		cc.transfer(t, id, map[string]any{"transferTarget": agent.URI(), "transferNotificationsHangupMS": 0})
+		agent.WaitEvent(t, "CALL_ESTABLISHED")
+		if v := cc.outcome(t, id); v["sip.transfer.status"] != "answered" {
+			t.Errorf("transfer %v (%v), want answered", v["sip.transfer.status"], v["sip.transfer.reason"])
+		}
+		if got := cc.ended(t, id); got != "transferred" {
+			t.Errorf("endReason=%q, want transferred", got)
+		}
+		for _, method := range []string{"REFER", "BYE"} {
+			if !regexp.MustCompile(`in-dialog ` + method + ` .* from 127\.0\.0\.1:\d+/tls\n`).MatchString(sbc.Output()) {
+				t.Errorf("callctx's %s did not come over TLS through the SBC:\n%s", method, sbc.Output())
+			}
 		}
 	})
 

@@ -16,8 +16,12 @@ type KamailioOptions struct {
 	// Callctx is the host:port of callctx's SIP listener: a new call whose Request-URI is
 	// Kamailio itself goes there.
 	Callctx string
-	// Transport is the transport towards callctx ("udp" or "tcp"; "tcp" when "").
+	// Transport is the transport towards callctx ("udp", "tcp" or "tls"; "tcp" when "").
 	Transport string
+	// CertFile and KeyFile are Kamailio's TLS certificate and key (see Cert), needed for
+	// Transport "tls": Kamailio then also listens for TLS on Port+1. It does not verify
+	// callctx's certificate.
+	CertFile, KeyFile string
 	// Headers are added to every new call sent to callctx, as an SBC adds them
 	// ("X-Customer-ID: 48213"). Each must be one header line without its CRLF.
 	Headers []string
@@ -40,7 +44,12 @@ func StartKamailio(tb testing.TB, o KamailioOptions) *Kamailio {
 	if o.Transport == "" {
 		o.Transport = "tcp"
 	}
-	k := &Kamailio{Port: FreePort(tb)}
+	k := &Kamailio{Port: freePorts(tb, 2)}
+	dir := tb.TempDir()
+	tls := ""
+	if o.Transport == "tls" {
+		tls = kamailioTLS(tb, dir, k.Port+1, o.CertFile, o.KeyFile)
+	}
 	var add strings.Builder
 	for _, h := range o.Headers {
 		if strings.ContainsAny(h, "\r\n\"") {
@@ -48,7 +57,6 @@ func StartKamailio(tb testing.TB, o KamailioOptions) *Kamailio {
 		}
 		fmt.Fprintf(&add, "\t\tappend_hf(\"%s\\r\\n\");\n", h)
 	}
-	dir := tb.TempDir()
 	cfg := fmt.Sprintf(`#!KAMAILIO
 debug=2
 log_stderror=yes
@@ -57,7 +65,7 @@ tcp_children=2
 auto_aliases=no
 listen=udp:127.0.0.1:%[1]d
 listen=tcp:127.0.0.1:%[1]d
-
+%[5]s
 loadmodule "tm.so"
 loadmodule "sl.so"
 loadmodule "rr.so"
@@ -102,7 +110,7 @@ request_route {
 	xlog("L_INFO", "new $rm to $ru via $du from $si:$sp/$pr\n");
 	t_relay();
 }
-`, k.Port, add.String(), o.Callctx, o.Transport)
+`, k.Port, add.String(), o.Callctx, o.Transport, tls)
 	cfgPath := filepath.Join(dir, "kamailio.cfg")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		tb.Fatal(err)
@@ -125,6 +133,38 @@ request_route {
 		return err == nil
 	})
 	return k
+}
+
+// kamailioTLS writes the TLS module's configuration into dir and returns the lines of
+// kamailio.cfg that listen for TLS on port and load the module. Without the module (Debian's
+// kamailio-tls-modules) the test ends as testenv.Missing says.
+func kamailioTLS(tb testing.TB, dir string, port int, certFile, keyFile string) string {
+	tb.Helper()
+	if certFile == "" || keyFile == "" {
+		tb.Fatal("kamailio over TLS needs CertFile and KeyFile")
+	}
+	if mods, _ := filepath.Glob("/usr/lib/*/kamailio/modules/tls.so"); len(mods) == 0 {
+		testenv.Missing(tb, "kamailio's TLS module (Debian package kamailio-tls-modules)")
+	}
+	tlsCfg := fmt.Sprintf(`[server:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+certificate = %[1]s
+private_key = %[2]s
+
+[client:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+certificate = %[1]s
+private_key = %[2]s
+`, certFile, keyFile)
+	path := filepath.Join(dir, "tls.cfg")
+	if err := os.WriteFile(path, []byte(tlsCfg), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return fmt.Sprintf("enable_tls=yes\nlisten=tls:127.0.0.1:%d\nloadmodule \"tls.so\"\nmodparam(\"tls\", \"config\", \"%s\")\n", port, path)
 }
 
 // URI returns a SIP URI of user at the SBC: a call to it goes to callctx.

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -80,6 +81,8 @@ type process struct {
 func start(tb testing.TB, name, path, dir string, env []string, args ...string) *process {
 	tb.Helper()
 	p := &process{name: name, cmd: exec.Command(path, args...), out: &testenv.Buffer{}, done: make(chan struct{})}
+	// A process group of its own: Kamailio forks its workers, which must end with it.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p.cmd.Dir = dir
 	p.cmd.Env = append(p.cmd.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -104,14 +107,16 @@ func (p *process) run(tb testing.TB) {
 	})
 }
 
-// stop kills the process (by the PID this package started) and waits for it.
+// stop ends the process and the ones it forked: SIGTERM to its process group (the one
+// this package made for it), then SIGKILL to what is left; it waits for them.
 func (p *process) stop() {
+	pgid := -p.cmd.Process.Pid
+	_ = syscall.Kill(pgid, syscall.SIGTERM)
 	select {
 	case <-p.done:
-		return
-	default:
+	case <-time.After(2 * time.Second):
 	}
-	_ = p.cmd.Process.Kill()
+	_ = syscall.Kill(pgid, syscall.SIGKILL) // forked workers outlive their parent's exit
 	select {
 	case <-p.done:
 	case <-time.After(5 * time.Second):
