@@ -67,19 +67,9 @@ type removal struct {
 	seq uint64
 }
 
-// Call is a call as the list shows it.
+// Call is a call as the list shows it: the call, and where its flow stands.
 type Call struct {
-	ID        string     `json:"id"`
-	State     string     `json:"state"`
-	From      string     `json:"from"`
-	To        string     `json:"to"`
-	Direction string     `json:"direction"`
-	Flow      string     `json:"flow,omitempty"`
-	Route     string     `json:"route,omitempty"` // the routing table's entry that gave Flow
-	StartedAt time.Time  `json:"startedAt"`
-	EndedAt   *time.Time `json:"endedAt,omitempty"`
-	EndReason string     `json:"endReason,omitempty"`
-	ParentID  string     `json:"parentId,omitempty"`
+	session.Call
 	// Node is the node its flow stands at; "" before the flow started and
 	// once it ended (FlowDone).
 	Node     string `json:"node,omitempty"`
@@ -221,7 +211,7 @@ func (b *Board) event(ev session.Event) {
 func (b *Board) entry(id string) *entry {
 	e := b.calls[id]
 	if e == nil {
-		e = &entry{Call: Call{ID: id}, made: b.cfg.Now()}
+		e = &entry{Call: Call{Call: session.Call{ID: id}}, made: b.cfg.Now()}
 		b.calls[id] = e
 	}
 	return e
@@ -230,12 +220,7 @@ func (b *Board) entry(id string) *entry {
 // fill sets what the list shows of the call itself.
 func (e *entry) fill(c *session.Call) {
 	e.known = true
-	e.State, e.From, e.To, e.Direction, e.Flow, e.Route = string(c.State), c.From, c.To, string(c.Direction), c.Flow, c.Route
-	e.StartedAt, e.EndReason, e.ParentID = c.StartedAt, c.EndReason, c.ParentID
-	if !c.EndedAt.IsZero() {
-		t := c.EndedAt
-		e.EndedAt = &t
-	}
+	e.Call.Call = *c
 }
 
 // touch marks a change of e; the caller holds b.mu.
@@ -260,7 +245,7 @@ func (b *Board) sweep() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for id, e := range b.calls {
-		if e.EndedAt != nil && e.EndedAt.Before(cut) || !e.known && now.Sub(e.made) > time.Minute {
+		if !e.EndedAt.IsZero() && e.EndedAt.Before(cut) || !e.known && now.Sub(e.made) > time.Minute {
 			delete(b.calls, id)
 			b.seq++
 			b.removed = append(b.removed, removal{id: id, seq: b.seq})
@@ -289,7 +274,7 @@ func (b *Board) CallMoved(callID, flowName, node string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e := b.entry(callID)
-	if e.State == string(session.StateEnded) {
+	if e.State == session.StateEnded {
 		return
 	}
 	e.Flow, e.Node, e.FlowDone = flowName, node, node == ""

@@ -133,7 +133,7 @@ func (b *Board) Report(window time.Duration) *Report {
 	at := map[string]map[string]int{} // flow → node → calls
 	done := map[string]int{}
 	for _, e := range b.calls {
-		if !e.known || e.State != string(session.StateActive) {
+		if !e.known || e.State != session.StateActive {
 			continue
 		}
 		r.ActiveCalls++

@@ -175,9 +175,22 @@ export function ago(iso) {
 
 export const count = (n) => Number(n).toLocaleString('en');
 
+// caseItem renders one case a switch evaluated: its trigger, whether it
+// fired, and the trigger's explanation.
+export function caseItem(c, cls) {
+  const d = el('div', null, cls);
+  d.dataset.trigger = c.trigger;
+  d.append('case ');
+  d.appendChild(el('code', c.trigger));
+  d.append(' ');
+  d.appendChild(el('span', c.result ? 'fired' : 'did not fire', c.result ? 'fired' : 'not-fired'));
+  if (c.explain) d.appendChild(explainList([c.explain]));
+  return d;
+}
+
 // explainList renders a trigger explanation as a nested list: each
 // condition with the value seen and whether it held.
-export function explainList(nodes) {
+function explainList(nodes) {
   const ul = el('ul', null, 'explain');
   for (const x of nodes) {
     const li = el('li', explainText(x), String(!!x.result));

@@ -4,7 +4,7 @@
 // diagram with the path it took, its transfers and automations.
 'use strict';
 
-import { $, api, apiOr, follow, setStatus, el, json, time, ago, count, explainList, streamURL } from './api.js';
+import { $, api, apiOr, follow, setStatus, el, json, time, ago, count, caseItem, streamURL } from './api.js';
 import { loadDiagram, mark, explainOnHover } from './diagram.js';
 
 const PAGE = 50;           // rows per page
@@ -386,16 +386,7 @@ function renderPath(run) {
     if (st.wait) {
       li.appendChild(el('div', 'waited ' + st.wait.waitedMs + ' ms of ' + st.wait.timeoutMs + ' ms for ' + st.wait.trigger + ': ' + (st.wait.fired ? 'it fired' : 'timed out'), 'detail'));
     }
-    for (const cs of st.cases || []) {
-      const d = el('div', null, 'detail case');
-      d.dataset.trigger = cs.trigger;
-      d.append('case ');
-      d.appendChild(el('code', cs.trigger));
-      d.append(' ');
-      d.appendChild(el('span', cs.result ? 'fired' : 'did not fire', cs.result ? 'fired' : 'not-fired'));
-      if (cs.explain) d.appendChild(explainList([cs.explain]));
-      li.appendChild(d);
-    }
+    for (const cs of st.cases || []) li.appendChild(caseItem(cs, 'detail case'));
     if (st.automations && st.automations.length) {
       li.appendChild(el('div', 'automations: ' + st.automations.map((a) => a.automation).join(', '), 'detail'));
     }

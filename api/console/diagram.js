@@ -3,7 +3,7 @@
 // marked on it, and explained on hover.
 'use strict';
 
-import { $, api, el, explainList } from './api.js';
+import { $, api, el, caseItem } from './api.js';
 
 const svgCache = new Map(); // "kind:name@version" -> SVG text
 const enc = encodeURIComponent;
@@ -111,16 +111,7 @@ function tipContent(node, run) {
   if (last.wait) {
     out.push(el('div', 'Waited ' + last.wait.waitedMs + ' ms for ' + last.wait.trigger + ': ' + (last.wait.fired ? 'it fired' : 'timed out')));
   }
-  for (const c of last.cases || []) {
-    const d = el('div', null, 'case');
-    d.dataset.trigger = c.trigger;
-    d.append('case ');
-    d.appendChild(el('code', c.trigger));
-    d.append(' ');
-    d.appendChild(el('span', c.result ? 'fired' : 'did not fire', c.result ? 'fired' : 'not-fired'));
-    if (c.explain) d.appendChild(explainList([c.explain]));
-    out.push(d);
-  }
+  for (const c of last.cases || []) out.push(caseItem(c, 'case'));
   if (last.outcome) out.push(el('div', 'Outcome: ' + last.outcome.status + (last.outcome.input !== undefined ? ' (input ' + JSON.stringify(last.outcome.input) + ')' : '')));
   if (last.automations && last.automations.length) out.push(el('div', 'Queued ' + last.automations.map((a) => a.automation).join(', ')));
   if (last.next) out.push(el('div', '→ ' + last.next, 'muted'));
