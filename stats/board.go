@@ -51,6 +51,10 @@ type Board struct {
 	win     window
 	pending int // automations waiting in the outbox
 
+	orderMu sync.Mutex
+	orderOf *flow.Snapshot        // the snapshot order was taken from
+	order   map[string][]NodeLoad // flow → its nodes in the order calls meet them
+
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 }
@@ -99,7 +103,7 @@ func New(cfg Config) *Board {
 func (b *Board) Open(ctx context.Context, flows *flow.Engine) error {
 	b.flows = flows
 	sub := b.cfg.Service.SubscribeLocal("") // before reading: no call falls in between
-	if err := b.load(ctx); err != nil {
+	if _, err := b.load(ctx); err != nil {
 		sub.Close()
 		return err
 	}
@@ -120,15 +124,18 @@ func (b *Board) Close() {
 	b.wg.Wait()
 }
 
-// load puts the active calls of the store on the list.
-func (b *Board) load(ctx context.Context) error {
+// load puts the active calls of the store on the list, and returns their
+// IDs.
+func (b *Board) load(ctx context.Context) (map[string]bool, error) {
 	opts := session.ListOptions{State: session.FilterActive, Limit: session.MaxListLimit}
+	seen := map[string]bool{}
 	for {
 		page, err := b.cfg.Service.ListCalls(ctx, opts)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, c := range page.Items {
+			seen[c.ID] = true
 			node, done := "", false
 			if c.Flow != "" && b.flows != nil {
 				run, err := b.flows.FlowRun(ctx, c.ID)
@@ -136,7 +143,7 @@ func (b *Board) load(ctx context.Context) error {
 				case err == nil:
 					node, done = run.Node, run.Done
 				case session.ErrorCode(err) != session.CodeNotFound:
-					return err
+					return nil, err
 				}
 			}
 			b.mu.Lock()
@@ -151,10 +158,46 @@ func (b *Board) load(ctx context.Context) error {
 			b.mu.Unlock()
 		}
 		if page.Next == "" {
-			return nil
+			return seen, nil
 		}
 		opts.Cursor = page.Next
 	}
+}
+
+// reload reads the active calls again after the feed dropped the board:
+// calls that started meanwhile are added, and those listed as active that
+// are no longer are read, to list how they ended (or dropped if purged).
+func (b *Board) reload(ctx context.Context) error {
+	seen, err := b.load(ctx)
+	if err != nil {
+		return err
+	}
+	var gone []string
+	b.mu.Lock()
+	for id, e := range b.calls {
+		if e.known && e.State == session.StateActive && !seen[id] {
+			gone = append(gone, id)
+		}
+	}
+	b.mu.Unlock()
+	for _, id := range gone {
+		c, err := b.cfg.Service.Call(ctx, id)
+		if err != nil && session.ErrorCode(err) != session.CodeNotFound {
+			return err
+		}
+		b.mu.Lock()
+		if e := b.calls[id]; e != nil {
+			if c != nil {
+				e.fill(c)
+				e.Node = ""
+				b.touch(e)
+			} else {
+				b.drop(id)
+			}
+		}
+		b.mu.Unlock()
+	}
+	return nil
 }
 
 // follow takes the feed's call events into the board until ctx ends.
@@ -174,7 +217,7 @@ func (b *Board) follow(ctx context.Context, sub *session.Subscription) {
 				// meanwhile are read again from the store.
 				b.log.Warn("the call list fell behind the session feed; reading the active calls again")
 				sub = b.cfg.Service.SubscribeLocal("")
-				if err := b.load(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				if err := b.reload(ctx); err != nil && !errors.Is(err, context.Canceled) {
 					b.log.Error("read the active calls", "err", err)
 				}
 				continue
@@ -246,9 +289,7 @@ func (b *Board) sweep() {
 	defer b.mu.Unlock()
 	for id, e := range b.calls {
 		if !e.EndedAt.IsZero() && e.EndedAt.Before(cut) || !e.known && now.Sub(e.made) > time.Minute {
-			delete(b.calls, id)
-			b.seq++
-			b.removed = append(b.removed, removal{id: id, seq: b.seq})
+			b.drop(id)
 		}
 	}
 	// Removals are kept for a while, for readers a little behind; one
@@ -267,6 +308,14 @@ var _ flow.Observer = (*Board)(nil)
 // TriggerEvaluated is part of flow.Observer: the board counts no
 // evaluations.
 func (b *Board) TriggerEvaluated(string, bool) {}
+
+// drop removes a call from the list; the caller holds b.mu.
+func (b *Board) drop(id string) {
+	delete(b.calls, id)
+	b.seq++
+	b.removed = append(b.removed, removal{id: id, seq: b.seq})
+	b.notify()
+}
 
 // CallMoved records where a call's flow stands: at node, or ended when
 // node is "" (flow.Observer).

@@ -254,3 +254,28 @@ func TestParseWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestBoard_ReloadAfterLag: a board the feed dropped reads the calls again
+// and learns how the ones it missed ended.
+func TestBoard_ReloadAfterLag(t *testing.T) {
+	w := newWorld(t)
+	a := w.call(t, "+4930111111", "")
+	b := stats.New(stats.Config{Service: w.svc}) // never Open: hears nothing
+	if err := b.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := listed(b)[a.ID]; got.State != session.StateActive {
+		t.Fatalf("listed as %+v", got)
+	}
+	if _, err := w.svc.EndCall(context.Background(), a.ID, "caller-hangup", "test"); err != nil {
+		t.Fatal(err)
+	}
+	c := w.call(t, "+4930222222", "")
+	if err := b.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := listed(b)
+	if got[a.ID].State != session.StateEnded || got[a.ID].EndReason != "caller-hangup" || got[c.ID].State != session.StateActive {
+		t.Errorf("after the reload: a %+v, c %+v", got[a.ID], got[c.ID])
+	}
+}

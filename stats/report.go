@@ -155,6 +155,24 @@ func (b *Board) Report(window time.Duration) *Report {
 	return r
 }
 
+// nodeOrder returns a flow's nodes in the order calls meet them, kept per
+// snapshot: a report is asked for every second by every wallboard.
+func (b *Board) nodeOrder(snap *flow.Snapshot, f *flow.Flow) []NodeLoad {
+	b.orderMu.Lock()
+	defer b.orderMu.Unlock()
+	if b.orderOf != snap {
+		b.orderOf, b.order = snap, map[string][]NodeLoad{}
+	}
+	nodes, ok := b.order[f.Name]
+	if !ok {
+		for _, n := range f.Graph().Nodes {
+			nodes = append(nodes, NodeLoad{Node: n.Name, Type: n.Type})
+		}
+		b.order[f.Name] = nodes
+	}
+	return nodes
+}
+
 // loads lays the calls per node out along each flow of the snapshot in
 // force: every node, in the order calls meet them.
 func (b *Board) loads(at map[string]map[string]int, done map[string]int) []FlowLoad {
@@ -170,9 +188,10 @@ func (b *Board) loads(at map[string]map[string]int, done map[string]int) []FlowL
 		l := FlowLoad{Flow: name, Nodes: []NodeLoad{}, Done: done[name], Starting: counts[""]}
 		listed := map[string]bool{"": true}
 		if f != nil {
-			for _, n := range f.Graph().Nodes {
-				listed[n.Name] = true
-				l.Nodes = append(l.Nodes, NodeLoad{Node: n.Name, Type: n.Type, Calls: counts[n.Name]})
+			for _, n := range b.nodeOrder(snap, f) {
+				listed[n.Node] = true
+				n.Calls = counts[n.Node]
+				l.Nodes = append(l.Nodes, n)
 			}
 		}
 		for _, node := range slices.Sorted(maps.Keys(counts)) {
