@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -10,8 +11,38 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// transferRequest is the body of POST /v1/calls/{id}/transfer: AudioCodes Live Hub's
-// transfer parameters, plus how the session travels.
+// transferBody is the body of POST /v1/calls/{id}/transfer: Live Hub's parameters flat, or
+// in one of the envelopes bots send them to Live Hub in (see TransferBody in openapi.yaml).
+type transferBody struct {
+	transferRequest
+	ActivityParams *transferRequest `json:"activityParams"`
+	ChannelData    *struct {
+		ActivityParams *transferRequest `json:"activityParams"`
+	} `json:"channelData"`
+	Activities []struct {
+		Name           string           `json:"name"`
+		ActivityParams *transferRequest `json:"activityParams"`
+	} `json:"activities"`
+}
+
+// params returns the transfer parameters and the JSON pointer where they sit in the body.
+func (b *transferBody) params() (*transferRequest, string) {
+	switch {
+	case b.ActivityParams != nil:
+		return b.ActivityParams, "/activityParams"
+	case b.ChannelData != nil && b.ChannelData.ActivityParams != nil:
+		return b.ChannelData.ActivityParams, "/channelData/activityParams"
+	}
+	for i, a := range b.Activities {
+		if (a.Name == "transfer" || a.Name == "handover") && a.ActivityParams != nil {
+			return a.ActivityParams, "/activities/" + strconv.Itoa(i) + "/activityParams"
+		}
+	}
+	return &b.transferRequest, ""
+}
+
+// transferRequest holds AudioCodes Live Hub's transfer parameters, plus how the session
+// travels.
 type transferRequest struct {
 	TransferTarget                string           `json:"transferTarget"`
 	Mode                          string           `json:"mode"`
@@ -96,9 +127,14 @@ func (h *Handler) transferCall(c *gin.Context) {
 		writeProblem(c, http.StatusServiceUnavailable, typeUnavailable, "the SIP bridge is off (sip.listen is empty), so calls cannot be transferred", nil)
 		return
 	}
-	var req transferRequest
-	if _, err := decodeBody(c, &req); err != nil {
+	var body transferBody
+	if _, err := decodeBody(c, &body); err != nil {
 		writeProblem(c, http.StatusBadRequest, typeMalformed, "the body could not be decoded: "+jsonErrorText(err), nil)
+		return
+	}
+	req, at := body.params()
+	if len(body.Activities) > 0 && at == "" {
+		writeProblem(c, http.StatusUnprocessableEntity, typeValidation, "the activities hold no transfer (or handover) event with activityParams", []problemError{{Pointer: "/activities", Detail: "no transfer event"}})
 		return
 	}
 	tr := session.TransferRequest{
@@ -119,7 +155,7 @@ func (h *Handler) transferCall(c *gin.Context) {
 	id := c.Param("id")
 	t, err := h.transferer.Transfer(c.Request.Context(), id, tr)
 	if err != nil {
-		h.failWith(c, err, func(f session.FieldError) string { return transferPointer(f.Name) })
+		h.failWith(c, err, func(f session.FieldError) string { return at + transferPointer(f.Name) })
 		return
 	}
 	c.Header("Location", "/v1/calls/"+id)

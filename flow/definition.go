@@ -49,8 +49,11 @@ type Flow struct {
 	File        string
 	Line        int
 	Start       string
-	Nodes       map[string]*Node
-	Def         any // the flow as written, as a JSON value
+	// TransferTarget is where the flow's calls go when a transfer names no target (its
+	// transfer_target); "" when it names none.
+	TransferTarget string
+	Nodes          map[string]*Node
+	Def            any // the flow as written, as a JSON value
 }
 
 // Node is one node of a flow. Which fields apply depends on Type.
@@ -553,13 +556,14 @@ func (c *compiler) headers(def yamldoc.Def, ptr string, h map[string]any) []Head
 func (c *compiler) flow(def yamldoc.Def, automations map[string]*Automation) *Flow {
 	m, _ := def.Value.(map[string]any)
 	f := &Flow{
-		Name:        def.Name,
-		Description: str(m, "description"),
-		File:        def.Doc.File,
-		Line:        def.Pos().Line,
-		Start:       str(m, "start"),
-		Nodes:       map[string]*Node{},
-		Def:         def.Value,
+		Name:           def.Name,
+		Description:    str(m, "description"),
+		File:           def.Doc.File,
+		Line:           def.Pos().Line,
+		Start:          str(m, "start"),
+		TransferTarget: str(m, "transfer_target"),
+		Nodes:          map[string]*Node{},
+		Def:            def.Value,
 	}
 	nodes, _ := m["nodes"].(map[string]any)
 	for name, v := range nodes {

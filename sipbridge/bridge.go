@@ -69,6 +69,9 @@ type Config struct {
 	Target string
 	// SBC is the host[:port] that tel: targets are sent to, as sip:<number>@SBC;user=phone.
 	SBC string
+	// TransferTarget is where a transfer goes that names no target, when the call's flow
+	// names none either (its transfer_target): Live Hub's per-bot transfer number.
+	TransferTarget string
 	// Carry says which variables travel with redirects, bridged calls, and transfers that do
 	// not say otherwise. With no Variables, only the X-Callctx-Call-Id header travels.
 	Carry session.TransferContext
@@ -204,6 +207,11 @@ func (cfg Config) prepare() (prepared, error) {
 			errs = append(errs, fmt.Errorf("sip target: %w", err))
 		} else {
 			p.target = &t
+		}
+	}
+	if cfg.TransferTarget != "" {
+		if _, err := parseTarget(cfg.TransferTarget, cfg.SBC, true); err != nil {
+			errs = append(errs, fmt.Errorf("sip transfer_target: %w", err))
 		}
 	}
 	if cfg.SBC != "" {

@@ -34,3 +34,6 @@ func ReasonCodeForTest(code int) string { return reasonCode(code) }
 
 // ReusableForTest is reusable.
 func ReusableForTest(req *sip.Request) bool { return reusable(req) }
+
+// FlowTransferTarget is where a transfer of a call of flowName goes that names no target.
+func (b *Bridge) FlowTransferTarget(flowName string) string { return b.flowTransferTarget(flowName) }

@@ -183,3 +183,31 @@ flows:
 		t.Errorf("session %v", got)
 	}
 }
+
+// A transfer that names no target goes to the transfer_target of the call's flow, which wins
+// over the configured one (as a bot's own number wins over Live Hub's in Live Hub). The
+// configured one is tested end to end in cmd/callctx (TestMain_TransferLiveHubEvent).
+func TestBridge_TransferDefaultTargetOfFlow(t *testing.T) {
+	dir := t.TempDir()
+	flows := `
+flows:
+  greet:
+    transfer_target: "sip:default-queue@192.0.2.30"
+    start: bye
+    nodes:
+      bye: {type: hangup}
+  plain:
+    start: bye
+    nodes:
+      bye: {type: hangup}
+`
+	if err := os.WriteFile(filepath.Join(dir, "greet.yaml"), []byte(flows), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := startBridgeFlows(t, sipbridge.Config{TransferTarget: "sip:other@192.0.2.99"}, dir)
+	for flowName, want := range map[string]string{"greet": "sip:default-queue@192.0.2.30", "plain": "sip:other@192.0.2.99", "": "sip:other@192.0.2.99"} {
+		if got := e.bridge.FlowTransferTarget(flowName); got != want {
+			t.Errorf("flow %q: %q, want %q", flowName, got, want)
+		}
+	}
+}

@@ -56,6 +56,9 @@ func (b *Bridge) Transfer(ctx context.Context, callID string, req session.Transf
 // and before callctx hangs up after a success: a flow learns the outcome while the call's
 // session can still be written.
 func (b *Bridge) transfer(ctx context.Context, callID string, req session.TransferRequest, report func(session.TransferStatus, string)) (*session.Transfer, error) {
+	if req.Target == "" {
+		req.Target = b.defaultTarget(callID)
+	}
 	// A request that cannot be carried out anywhere is refused as such,
 	// whatever state the call is in.
 	p, err := b.checkTransfer(callID, req)
@@ -137,6 +140,28 @@ func (b *Bridge) transfer(ctx context.Context, callID string, req session.Transf
 	return &t, nil
 }
 
+// defaultTarget is where a transfer of callID goes that names no target: the transfer_target
+// of the call's flow, else the configured one ("" when there is none).
+func (b *Bridge) defaultTarget(callID string) string {
+	b.mu.Lock()
+	c := b.calls[callID]
+	b.mu.Unlock()
+	if c == nil {
+		return b.cfg.TransferTarget
+	}
+	return b.flowTransferTarget(c.flow)
+}
+
+// flowTransferTarget is the transfer_target of flow, else the configured one.
+func (b *Bridge) flowTransferTarget(flowName string) string {
+	if flowName != "" && b.cfg.Flows != nil {
+		if f, ok := b.cfg.Flows.Snapshot().Flow(flowName); ok && f.TransferTarget != "" {
+			return f.TransferTarget
+		}
+	}
+	return b.cfg.TransferTarget
+}
+
 // track runs f as work Shutdown waits for.
 func (b *Bridge) track(f func()) {
 	b.wg.Add(1)
@@ -168,7 +193,10 @@ func (b *Bridge) checkTransfer(callID string, req session.TransferRequest) (tran
 		bad("mode", "use refer or invite")
 	}
 	to, err := parseTarget(req.Target, b.cfg.SBC, req.PreserveTelURI && p.mode == session.TransferRefer)
-	if err != nil {
+	switch {
+	case req.Target == "":
+		bad("target", "no target: name one, or give the call's flow a transfer_target, or configure sip.transfer_target")
+	case err != nil:
 		bad("target", err.Error())
 	}
 	p.to = to

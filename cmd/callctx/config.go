@@ -196,7 +196,10 @@ type SIPConfig struct {
 	Mode   string `yaml:"mode"`   // answer (default), redirect, bridge
 	Target string `yaml:"target"` // where redirect and bridge send calls
 	SBC    string `yaml:"sbc"`    // host[:port] tel: targets are sent to
-	Carry  struct {
+	// TransferTarget is where a transfer that names no target goes, when the call's flow
+	// names none either (Live Hub's per-bot transfer number).
+	TransferTarget string `yaml:"transfer_target"`
+	Carry          struct {
 		Variables   []string          `yaml:"variables"`
 		As          string            `yaml:"as"`
 		UUIEncoding string            `yaml:"uui_encoding"`
@@ -541,7 +544,7 @@ func (c *Config) SIPBridgeConfig() (sipbridge.Config, error) {
 	s := c.SIP
 	out := sipbridge.Config{
 		Listen: s.Listen, Advertise: s.Advertise, TLSListen: s.TLS.Listen, Mode: sipbridge.Mode(s.Mode),
-		Target: s.Target, SBC: s.SBC, Map: mapRules(s.Map), TransferTimeout: time.Duration(s.TransferTimeout),
+		Target: s.Target, SBC: s.SBC, TransferTarget: s.TransferTarget, Map: mapRules(s.Map), TransferTimeout: time.Duration(s.TransferTimeout),
 		Carry: session.TransferContext{Variables: s.Carry.Variables, As: s.Carry.As, UUIEncoding: s.Carry.UUIEncoding, Names: s.Carry.Names},
 		Flow:  s.Flow, MaxCalls: s.MaxCalls,
 		Refer: sipbridge.ReferConfig{Action: s.Refer.Action, Mode: session.TransferMode(s.Refer.Mode)},

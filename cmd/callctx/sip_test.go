@@ -353,3 +353,55 @@ func TestMain_SIPOff(t *testing.T) {
 		t.Fatalf("transfer with the bridge off: %d %v, want 503", status, p)
 	}
 }
+
+// TestMain_TransferLiveHubEvent: a bot's transfer event, as Live Hub takes it, on the REST
+// transfer endpoint; without transferTarget it goes to sip.transfer_target. Errors in an
+// envelope point into it.
+func TestMain_TransferLiveHubEvent(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.SIP.TransferTarget = "sip:default-queue@192.0.2.30"
+	m := MustOpenMain(t, cfg)
+	defer m.Close()
+	base := "http://" + m.HTTPAddr()
+	uac := sipptest.Start(t, "uac_refer_default.xml", m.SIPAddr(), 0)
+	var id string
+	testenv.WaitFor(t, "a call over SIP", func() bool {
+		var list struct{ Items []struct{ ID string } }
+		getJSON(t, base+"/v1/calls?state=active", &list)
+		if len(list.Items) == 1 {
+			id = list.Items[0].ID
+		}
+		return id != ""
+	})
+	url := base + "/v1/calls/" + id + "/transfer"
+	for _, tc := range []struct{ name, body, pointer string }{
+		{"bot framework", `{"type":"event","name":"transfer","channelData":{"activityParams":{"transferTarget":"sip:a@b\r\nVia: x"}}}`, "/channelData/activityParams/transferTarget"},
+		{"dialogflow", `{"activities":[{"type":"message","text":"one moment"},{"type":"event","name":"handover","activityParams":{"transferTarget":"sip:a@192.0.2.1","transferSipHeaders":[{"name":"Via","value":"x"}]}}]}`, "/activities/1/activityParams/transferSipHeaders/0/name"},
+		{"no transfer event", `{"activities":[{"type":"message","text":"bye"}]}`, "/activities"},
+		{"unknown name", `{"type":"event","name":"hangup","activityParams":{}}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, p, _ := do(t, "POST", url, tc.body)
+			if status != 422 {
+				t.Fatalf("status=%d %v, want 422", status, p)
+			}
+			if tc.pointer != "" && !contains(pointers(p), tc.pointer) {
+				t.Errorf("pointers=%v, want %s", pointers(p), tc.pointer)
+			}
+		})
+	}
+	body := `{"type":"event","name":"transfer","activityParams":{"transferSipHeaders":[{"name":"X-My-Header","value":"my_value"}],"transferNotifications":true,"transferNotificationsHangupMS":50}}`
+	var status int
+	var tr map[string]any
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		status, tr, _ = do(t, "POST", url, body)
+		if status != 409 || time.Now().After(deadline) { // 409 until the caller has ACKed the 200
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status != 202 || tr["target"] != "sip:default-queue@192.0.2.30" {
+		t.Fatalf("transfer: %d %v", status, tr)
+	}
+	uac.Wait(t)
+}
