@@ -53,6 +53,9 @@ type Config struct {
 	// /oauth/token; nil: a key generated at start, so that tokens are valid
 	// on this process only.
 	Keys *token.Keys
+	// SIPTargets, when set, returns the state of the SIP targets the bridge
+	// watches, which /readyz shows (the SIP bridge's keep-alive).
+	SIPTargets func() []SIPTarget
 	// AccessTokenTTL and RefreshTokenTTL are the lifetimes of the tokens
 	// POST /oauth/token issues; DefaultAccessTokenTTL and
 	// DefaultRefreshTokenTTL when 0.
@@ -90,6 +93,7 @@ type Handler struct {
 	named                 map[string]*Token   // every token, by name
 	open                  bool                // no tokens: every request passes as anonymous
 	keys                  *token.Keys
+	sipTargets            func() []SIPTarget
 	accessTTL, refreshTTL time.Duration
 	log                   *slog.Logger
 	maxBody               int64
@@ -131,15 +135,16 @@ func NewHandler(cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{
-		engine:    gin.New(),
-		svc:       cfg.Service,
-		flows:     cfg.Flows,
-		spec:      cfg.Spec,
-		tokens:    make(map[[32]byte]*Token, len(cfg.Tokens)),
-		named:     make(map[string]*Token, len(cfg.Tokens)),
-		open:      len(cfg.Tokens) == 0,
-		keys:      cfg.Keys,
-		accessTTL: cmp.Or(cfg.AccessTokenTTL, DefaultAccessTokenTTL), refreshTTL: cmp.Or(cfg.RefreshTokenTTL, DefaultRefreshTokenTTL),
+		engine:     gin.New(),
+		svc:        cfg.Service,
+		flows:      cfg.Flows,
+		spec:       cfg.Spec,
+		tokens:     make(map[[32]byte]*Token, len(cfg.Tokens)),
+		named:      make(map[string]*Token, len(cfg.Tokens)),
+		open:       len(cfg.Tokens) == 0,
+		keys:       cfg.Keys,
+		sipTargets: cfg.SIPTargets,
+		accessTTL:  cmp.Or(cfg.AccessTokenTTL, DefaultAccessTokenTTL), refreshTTL: cmp.Or(cfg.RefreshTokenTTL, DefaultRefreshTokenTTL),
 		log:       cfg.Logger,
 		maxBody:   cfg.MaxBodyBytes,
 		keepAlive: cfg.KeepAlive,

@@ -23,7 +23,28 @@ func (h *Handler) readyz(c *gin.Context) {
 		writeProblem(c, http.StatusServiceUnavailable, typeUnavailable, "the store does not answer", nil)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	out := gin.H{"status": "ok"}
+	if h.sipTargets != nil {
+		targets := h.sipTargets()
+		if targets == nil {
+			targets = []SIPTarget{}
+		}
+		// Detail only: a target that is down does not make callctx unready.
+		out["sip"] = gin.H{"targets": targets}
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// SIPTarget is the state of a SIP target or SBC the bridge watches with OPTIONS, as
+// /readyz shows it.
+type SIPTarget struct {
+	Target    string     `json:"target"`
+	Up        *bool      `json:"up"` // null until the first probe
+	Since     *time.Time `json:"since"`
+	CheckedAt *time.Time `json:"checkedAt"`
+	Status    int        `json:"status,omitempty"` // the last answer's SIP status
+	RTTMillis float64    `json:"rttMs,omitempty"`
+	Error     string     `json:"error,omitempty"`
 }
 
 func (h *Handler) openAPI(c *gin.Context) {

@@ -56,6 +56,7 @@ type Metrics struct {
 
 	sipRequests *prometheus.CounterVec // direction, method, code
 	transfers   *prometheus.CounterVec // method, outcome
+	sipTargets  *prometheus.GaugeVec   // target
 }
 
 // Buckets of the latency histograms, in seconds: callctx answers most
@@ -114,10 +115,14 @@ func New(opts Options) *Metrics {
 			Name: "callctx_transfers_total",
 			Help: "Finished call transfers, by method (refer, invite, redirect) and outcome.",
 		}, []string{"method", "outcome"}),
+		sipTargets: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "callctx_sip_target_up",
+			Help: "Whether a SIP target or SBC the bridge watches answered its last OPTIONS probe (1) or not (0), by target URI.",
+		}, []string{"target"}),
 	}
 	m.reg.MustRegister(
 		m.httpRequests, m.httpDuration, m.sessionWrites, m.storeCommit, m.storeBatch,
-		m.triggerEvals, m.automations, m.automationsPending, m.sipRequests, m.transfers,
+		m.triggerEvals, m.automations, m.automationsPending, m.sipRequests, m.transfers, m.sipTargets,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -278,6 +283,20 @@ func (m *Metrics) Transfer(method, outcome string) {
 		method = "other"
 	}
 	m.transfers.WithLabelValues(method, labelWord(outcome)).Inc()
+}
+
+// TargetState records the outcome of an OPTIONS probe of a SIP target the
+// bridge watches. Targets come from the configuration, so the label's
+// values are bounded by it.
+func (m *Metrics) TargetState(target string, up bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.sipTargets.WithLabelValues(target).Set(v)
 }
 
 // httpMethod bounds the method label: net/http accepts any token as a

@@ -52,6 +52,9 @@ const (
 	// ReasonCallEnded: the call ended (the caller hung up, or it was ended over REST) before
 	// the transfer had an outcome.
 	ReasonCallEnded = "call-ended"
+	// ReasonTargetDown: the SIP bridge did not try, because the target (or the SBC it goes
+	// through) has not answered the bridge's OPTIONS keep-alive probes.
+	ReasonTargetDown = "target-down"
 )
 
 // TransferHeader is one custom SIP header to send with a transfer.

@@ -151,6 +151,9 @@ func (e errDialFailed) Error() string {
 // 2xx it returns the leg, acknowledged and registered. On a non-2xx it returns
 // errDialFailed, and the leg's call is ended as rejected.
 func (b *Bridge) dial(ctx context.Context, d dialRequest) (*outLeg, *sip.Response, error) {
+	if st, down := b.targetDown(d.to); down {
+		return nil, nil, targetDownError{st}
+	}
 	sipCallID := uuid.NewString()
 	wctx, cancel := context.WithTimeout(b.ctx, storeTimeout)
 	call, _, err := b.svc.CreateCall(wctx, session.NewCall{
@@ -370,6 +373,10 @@ func (b *Bridge) rejectPending(c *inCall, res *sip.Response, err error, log logg
 	case errors.Is(err, errHungUp):
 		_ = c.dlg.Respond(480, "Temporarily Unavailable", nil)
 		b.endCall(c.id, c.reason(), log)
+	case errors.As(err, new(targetDownError)):
+		log.Warn("sip bridged call refused: the target is down", "error", err)
+		_ = c.dlg.Respond(503, "Service Unavailable (the target is down)", nil, sip.NewHeader("Retry-After", "30"))
+		b.endCall(c.id, EndError, log)
 	default:
 		log.Warn("sip bridged call failed", "error", err)
 		_ = c.dlg.Respond(502, "Bad Gateway", nil)

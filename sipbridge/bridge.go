@@ -99,6 +99,8 @@ type Config struct {
 	KeepUnrouted bool
 	// Refer says what the bridge does with a REFER on a call it holds.
 	Refer ReferConfig
+	// Keepalive says how the bridge checks its targets and SBC with OPTIONS.
+	Keepalive KeepaliveConfig
 	// Allow lists the networks that may start calls (an INVITE outside a dialog): the
 	// IVRs and SBCs in front of callctx. An INVITE from anywhere else gets 403 and creates
 	// nothing. Empty allows every source.
@@ -113,6 +115,8 @@ type Bridge struct {
 	log    *slog.Logger
 	mapper *sipcodec.Mapper
 	target *target // the parsed Config.Target, nil when there is none
+
+	watch watcher // the states of the targets keepalive probes
 
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
@@ -152,6 +156,7 @@ func New(svc *session.Service, cfg Config, log *slog.Logger) (*Bridge, error) {
 		return nil, fmt.Errorf("sip tls listen %s needs a certificate", cfg.TLSListen)
 	}
 	return &Bridge{cfg: p.cfg, svc: svc, log: log, mapper: p.mapper, target: p.target, host: p.host, stopping: make(chan struct{}),
+		watch: watcher{states: map[string]*TargetState{}},
 		calls: map[string]*inCall{}, expected: map[string]string{}, inbound: map[string]*inCall{}, outbound: map[string]*outLeg{}}, nil
 }
 
@@ -190,6 +195,9 @@ func (cfg Config) prepare() (prepared, error) {
 	if cfg.MaxCalls <= 0 {
 		cfg.MaxCalls = DefaultMaxCalls
 	}
+	if cfg.Keepalive.Timeout <= 0 {
+		cfg.Keepalive.Timeout = DefaultKeepaliveTimeout
+	}
 	p := prepared{cfg: cfg}
 	var errs []error
 	switch cfg.Mode {
@@ -207,6 +215,18 @@ func (cfg Config) prepare() (prepared, error) {
 			errs = append(errs, fmt.Errorf("sip target: %w", err))
 		} else {
 			p.target = &t
+		}
+	}
+	if cfg.Keepalive.Interval < 0 {
+		errs = append(errs, errors.New("sip keepalive interval must not be negative"))
+	}
+	for _, t := range cfg.Keepalive.Targets {
+		s := t
+		if !strings.Contains(s, ":") || !strings.HasPrefix(strings.ToLower(s), "sip") {
+			s = "sip:" + s
+		}
+		if _, err := parseTarget(s, cfg.SBC, false); err != nil {
+			errs = append(errs, fmt.Errorf("sip keepalive target %q: %w", t, err))
 		}
 	}
 	if cfg.TransferTarget != "" {
@@ -308,6 +328,7 @@ func (b *Bridge) Start(ctx context.Context) error {
 
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	go b.followEnds()
+	go b.keepalive()
 	serve := func(name string, f func() error) {
 		b.serves.Add(1)
 		go func() {

@@ -20,14 +20,18 @@ type Observer interface {
 	SIPRequest(inbound bool, method string, status int)
 	// Transfer reports a finished transfer: its mode (refer, invite) and
 	// outcome: answered, accepted, or the reason it failed (no-answer,
-	// busy, declined, error, no-final-answer, call-ended).
+	// busy, declined, error, no-final-answer, call-ended, target-down).
 	Transfer(method, outcome string)
+	// TargetState reports the outcome of an OPTIONS probe of a watched
+	// target: up or down.
+	TargetState(target string, up bool)
 }
 
 type nopObserver struct{}
 
 func (nopObserver) SIPRequest(bool, string, int) {}
 func (nopObserver) Transfer(string, string)      {}
+func (nopObserver) TargetState(string, bool)     {}
 
 // observed reports every request a handler serves, with the final
 // response the handler gave it. The response is seen at the transaction,

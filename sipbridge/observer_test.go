@@ -36,6 +36,8 @@ func (w *wire) SIPRequest(inbound bool, method string, status int) {
 
 func (w *wire) Transfer(method, outcome string) { w.add("transfer " + method + " " + outcome) }
 
+func (w *wire) TargetState(target string, up bool) { w.add(fmt.Sprintf("target %s %v", target, up)) }
+
 func (w *wire) get(s string) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()

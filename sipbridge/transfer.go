@@ -121,6 +121,12 @@ func (b *Bridge) transfer(ctx context.Context, callID string, req session.Transf
 
 	t := at.t // the goroutine owns at.t from here on
 	b.log.Info("sip transfer started", "call_id", callID, "transfer", t.ID, "mode", string(t.Mode), "target", t.Target, "actor", req.Actor)
+	if st, down := b.targetDown(p.to); down {
+		// Known to be down: fail at once rather than after the transfer timeout.
+		c.finishTransfer(at, session.TransferFailed, session.ReasonTargetDown, 0, targetDownError{st}.Error())
+		c.running.Done()
+		return &at.t, nil
+	}
 	if p.mode == session.TransferInvite {
 		c.record(t)
 		b.track(func() { c.runInviteTransfer(at, p, hs) })
@@ -469,7 +475,11 @@ func (c *inCall) runInviteTransfer(at *activeTransfer, p transferParams, hs []si
 		c.finishTransfer(at, session.TransferFailed, session.ReasonNoAnswer, 0, fmt.Sprintf("no answer within %s", c.b.cfg.TransferTimeout))
 		return
 	case err != nil:
-		c.finishTransfer(at, session.TransferFailed, session.ReasonError, 0, err.Error())
+		rc := session.ReasonError
+		if errors.As(err, new(targetDownError)) {
+			rc = session.ReasonTargetDown
+		}
+		c.finishTransfer(at, session.TransferFailed, rc, 0, err.Error())
 		return
 	}
 	at.t.LegCallID = o.id

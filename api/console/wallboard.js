@@ -30,12 +30,14 @@ export function startWallboard() {
   stopWallboard();
   board.stream = follow('/v1/stats/events', { window: $('wb-window').value }, ['stats'], (t, r) => render(r), $('wb-state'));
   refreshCalendars();
+  refreshTargets();
 }
 
 export function stopWallboard() {
   if (board.stream) board.stream.close();
   board.stream = null;
   clearTimeout(board.calendarsTimer);
+  clearTimeout(board.targetsTimer);
 }
 
 const sum = (s) => s.reduce((a, b) => a + b, 0);
@@ -155,17 +157,33 @@ function funnelRow(name, type, calls, top) {
   return tr;
 }
 
-// renderTargets shows the SIP targets the server watches with OPTIONS.
+// renderTargets shows the SIP targets the server watches with OPTIONS (sip.keepalive): up,
+// down (with why, on hover), or not probed yet.
 function renderTargets(targets) {
   $('tile-targets').hidden = targets.length === 0;
   $('targets').tBodies[0].replaceChildren(...targets.map((t) => {
     const tr = el('tr');
     tr.dataset.target = t.target;
-    const st = el('td', t.up ? 'up' : 'down', 'state');
-    st.dataset.state = t.up ? 'up' : 'down';
+    const state = t.up === null || t.up === undefined ? 'unknown' : (t.up ? 'up' : 'down');
+    const st = el('td', state, 'state');
+    st.dataset.state = state;
+    st.title = t.up ? (t.status ? t.status + (t.rttMs ? ' in ' + t.rttMs.toFixed(1) + ' ms' : '') : '') : (t.error || '');
     tr.append(el('td', t.target), st, el('td', t.since ? new Date(t.since).toLocaleTimeString() : '–'));
     return tr;
   }));
+}
+
+const TARGETS_MS = 5000;
+
+// refreshTargets reads the targets' states from /readyz, which needs no token.
+async function refreshTargets() {
+  clearTimeout(board.targetsTimer);
+  try {
+    const res = await fetch('/readyz', { cache: 'no-store' });
+    const body = await res.json();
+    renderTargets((body.sip && body.sip.targets) || []);
+  } catch (e) { /* readiness failing shows on the status line of other requests */ }
+  if (board.stream) board.targetsTimer = setTimeout(refreshTargets, TARGETS_MS);
 }
 
 // ---- opening hours ----

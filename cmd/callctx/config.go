@@ -213,8 +213,13 @@ type SIPConfig struct {
 	// Unrouted is what happens to a call to a number the routing table of the flows
 	// directory does not serve (and there is no default nor sip.flow): refuse (404, the
 	// default) or mode (it gets sip.mode, as without a table).
-	Unrouted string `yaml:"unrouted"`
-	Refer    struct {
+	Unrouted  string `yaml:"unrouted"`
+	Keepalive struct {
+		Interval Duration `yaml:"interval"` // between two OPTIONS probes of a target; 0 (the default) turns them off
+		Timeout  Duration `yaml:"timeout"`  // for an answer
+		Targets  []string `yaml:"targets"`  // watched besides the configured and flows' targets and the SBC
+	} `yaml:"keepalive"`
+	Refer struct {
 		Action string `yaml:"action"` // transfer (default) or flow: what an accepted REFER leads to
 		Mode   string `yaml:"mode"`   // invite (default) or refer: how a REFER from the far end of a bridged call is carried out
 	} `yaml:"refer"`
@@ -547,7 +552,8 @@ func (c *Config) SIPBridgeConfig() (sipbridge.Config, error) {
 		Target: s.Target, SBC: s.SBC, TransferTarget: s.TransferTarget, Map: mapRules(s.Map), TransferTimeout: time.Duration(s.TransferTimeout),
 		Carry: session.TransferContext{Variables: s.Carry.Variables, As: s.Carry.As, UUIEncoding: s.Carry.UUIEncoding, Names: s.Carry.Names},
 		Flow:  s.Flow, MaxCalls: s.MaxCalls,
-		Refer: sipbridge.ReferConfig{Action: s.Refer.Action, Mode: session.TransferMode(s.Refer.Mode)},
+		Refer:     sipbridge.ReferConfig{Action: s.Refer.Action, Mode: session.TransferMode(s.Refer.Mode)},
+		Keepalive: sipbridge.KeepaliveConfig{Interval: time.Duration(s.Keepalive.Interval), Timeout: time.Duration(s.Keepalive.Timeout), Targets: s.Keepalive.Targets},
 	}
 	switch s.Unrouted {
 	case "", "refuse":

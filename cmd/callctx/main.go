@@ -499,6 +499,7 @@ func (m *Main) openHTTP(tokens []api.Token, transferer session.Transferer) error
 		Keys:            m.keys,
 		AccessTokenTTL:  time.Duration(cfg.Auth.OAuth.AccessTokenTTL),
 		RefreshTokenTTL: time.Duration(cfg.Auth.OAuth.RefreshTokenTTL),
+		SIPTargets:      m.sipTargets(),
 		Board:           m.board,
 	})
 	if err != nil {
@@ -526,6 +527,28 @@ func (m *Main) openHTTP(tokens []api.Token, transferer session.Transferer) error
 		}
 	}()
 	return nil
+}
+
+// sipTargets returns what /readyz shows of the SIP bridge's keep-alive, nil without the
+// bridge.
+func (m *Main) sipTargets() func() []api.SIPTarget {
+	if m.sip == nil {
+		return nil
+	}
+	return func() []api.SIPTarget {
+		states := m.sip.Targets()
+		out := make([]api.SIPTarget, len(states))
+		for i, st := range states {
+			t := api.SIPTarget{Target: st.Target, Status: st.Status, Error: st.Error}
+			if st.Checked {
+				up, since, at := st.Up, st.Since, st.CheckedAt
+				t.Up, t.Since, t.CheckedAt = &up, &since, &at
+				t.RTTMillis = float64(st.RTT.Microseconds()) / 1000
+			}
+			out[i] = t
+		}
+		return out
+	}
 }
 
 // openStore opens the configured store and returns it with a log

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -404,4 +405,60 @@ func TestMain_TransferLiveHubEvent(t *testing.T) {
 		t.Fatalf("transfer: %d %v", status, tr)
 	}
 	uac.Wait(t)
+}
+
+// TestMain_SIPKeepalive: with sip.keepalive on, /readyz lists the watched targets (one that
+// answers OPTIONS, one where nothing listens) and /metrics has their up gauge.
+func TestMain_SIPKeepalive(t *testing.T) {
+	upPort, downPort := freeUDPPort(t), freeUDPPort(t)
+	sipptest.Start(t, "uas_options.xml", "", upPort, "-m", "1000")
+	cfg := testConfig(t.TempDir())
+	cfg.SIP.TransferTarget = fmt.Sprintf("sip:queue@127.0.0.1:%d", upPort)
+	cfg.SIP.Keepalive.Interval = Duration(200 * time.Millisecond)
+	cfg.SIP.Keepalive.Timeout = Duration(300 * time.Millisecond)
+	cfg.SIP.Keepalive.Targets = []string{fmt.Sprintf("127.0.0.1:%d", downPort)}
+	m := MustOpenMain(t, cfg)
+	defer m.Close()
+	base := "http://" + m.HTTPAddr()
+	up, down := fmt.Sprintf("sip:127.0.0.1:%d", upPort), fmt.Sprintf("sip:127.0.0.1:%d", downPort)
+	testenv.WaitFor(t, "both targets in /readyz", func() bool {
+		var r struct {
+			SIP struct {
+				Targets []struct {
+					Target string
+					Up     *bool
+				}
+			}
+		}
+		getJSON(t, base+"/readyz", &r)
+		seen := 0
+		for _, tg := range r.SIP.Targets {
+			if tg.Up != nil && (tg.Target == up && *tg.Up || tg.Target == down && !*tg.Up) {
+				seen++
+			}
+		}
+		return seen == 2
+	})
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	for _, want := range []string{`callctx_sip_target_up{target="` + up + `"} 1`, `callctx_sip_target_up{target="` + down + `"} 0`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// freeUDPPort returns a UDP port that was free a moment ago.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().(*net.UDPAddr).Port
 }

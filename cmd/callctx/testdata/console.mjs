@@ -363,6 +363,11 @@ try {
     check(hourCells[2].startsWith(cal.open ? 'closes' : 'opens'), 'the next change agrees with the state: ' + JSON.stringify(hourCells));
     check(hourCells[3] === cal.reason, 'what decided is shown: ' + JSON.stringify(hourCells));
 
+    step('the wallboard: the SBC that does not answer OPTIONS shows down');
+    await page.locator('#targets td.state[data-state="down"]').first().waitFor();
+    const targetCells = await page.locator('#targets tbody tr').first().locator('td').allTextContents();
+    check(/^sip:127\.0\.0\.1:\d+$/.test(targetCells[0]) && targetCells[1] === 'down', 'the target row says down: ' + JSON.stringify(targetCells));
+
     // The page and the API are read one after the other: retried until they
     // agree (a minute may turn in between).
     const agreed = await eventually('the charts\' last points match /v1/stats', async () => {
