@@ -168,215 +168,228 @@ const aiSummary = "Refund 50% of #48213 & fee=yes; über"
 // front as the SBC. What each shows is summed up in docs/interop.md.
 func TestInterop(t *testing.T) {
 	cc := startInterop(t)
+	for _, s := range []struct {
+		name string
+		run  func(*testing.T, *interop)
+	}{
+		{"LinphoneViaKamailio_ReferToAgent", interopLinphoneViaKamailioReferToAgent},
+		{"BaresipViaKamailioOverTLS_ReferToAgent", interopBaresipViaKamailioOverTLSReferToAgent},
+		{"BaresipCaller_ReferToLinphoneAgent", interopBaresipCallerReferToLinphoneAgent},
+		{"BaresipCaller_BusyTarget", interopBaresipCallerBusyTarget},
+		{"BaresipCallerOverTCP_UnknownTarget", interopBaresipCallerOverTCPUnknownTarget},
+		{"LinphoneCallerHangsUpWhileTargetRings", interopLinphoneCallerHangsUpWhileTargetRings},
+		{"CallEndedOverRESTWhileTargetRings", interopCallEndedOverRESTWhileTargetRings},
+		{"LinphonePCMUOnly", interopLinphonePCMUOnly},
+		{"BaresipCaller_HoldAndResume", interopBaresipCallerHoldAndResume},
+	} {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			s.run(t, cc)
+		})
+	}
+}
 
-	// An SBC adds the contact centre's context to the call; a Linphone caller (its own
-	// offer: Opus first) is answered and parked, then transferred by REFER to an agent
-	// (baresip), whose INVITE carries the context as real, decoded headers; the REFER
-	// follows the route set through the SBC.
-	t.Run("LinphoneViaKamailio_ReferToAgent", func(t *testing.T) {
-		t.Parallel()
-		uui := hex.EncodeToString([]byte("customerId=48213;reason=refund"))
-		sbc := peertest.StartKamailio(t, peertest.KamailioOptions{Callctx: cc.sip, Transport: "tcp",
-			Headers: []string{"X-Customer-ID: 48213", "User-to-User: " + strings.ToUpper(uui) + ";encoding=hex"}})
-		agent := peertest.StartBaresip(t, peertest.BaresipOptions{User: "agent", AutoAnswer: true})
-		caller := peertest.StartLinphone(t, peertest.LinphoneOptions{User: "alice"})
-		caller.Send(t, "call "+sbc.URI("ivr"))
-		caller.WaitOutput(t, "connected.", 1)
-		id := cc.activeCall(t, "alice")
-		vars := cc.vars(t, id)
-		for k, want := range map[string]string{"sip.x-customer-id": "48213", "sip.uui.customerId": "48213", "sip.uui.reason": "refund"} {
-			if vars[k] != want {
-				t.Errorf("%s=%v, want %q", k, vars[k], want)
-			}
+// interopLinphoneViaKamailioReferToAgent: an SBC adds the contact centre's context to the
+// call; a Linphone caller (its own offer: Opus first) is answered and parked, then transferred
+// by REFER to an agent (baresip), whose INVITE carries the context as real, decoded headers;
+// the REFER follows the route set through the SBC.
+func interopLinphoneViaKamailioReferToAgent(t *testing.T, cc *interop) {
+	uui := hex.EncodeToString([]byte("customerId=48213;reason=refund"))
+	sbc := peertest.StartKamailio(t, peertest.KamailioOptions{Callctx: cc.sip, Transport: "tcp",
+		Headers: []string{"X-Customer-ID: 48213", "User-to-User: " + strings.ToUpper(uui) + ";encoding=hex"}})
+	agent := peertest.StartBaresip(t, peertest.BaresipOptions{User: "agent", AutoAnswer: true})
+	caller := peertest.StartLinphone(t, peertest.LinphoneOptions{User: "alice"})
+	caller.Send(t, "call "+sbc.URI("ivr"))
+	caller.WaitOutput(t, "connected.", 1)
+	id := cc.activeCall(t, "alice")
+	vars := cc.vars(t, id)
+	for k, want := range map[string]string{"sip.x-customer-id": "48213", "sip.uui.customerId": "48213", "sip.uui.reason": "refund"} {
+		if vars[k] != want {
+			t.Errorf("%s=%v, want %q", k, vars[k], want)
 		}
-		cc.transfer(t, id, map[string]any{"transferTarget": agent.URI(), "transferNotificationsHangupMS": 0,
-			"transferSipHeaders": []map[string]string{{"name": "X-AI-Summary", "value": aiSummary}}})
-		agent.WaitEvent(t, "CALL_ESTABLISHED")
-		if v := cc.outcome(t, id); v["sip.transfer.status"] != "answered" || v["sip.transfer.sipCode"] != float64(200) {
-			t.Errorf("transfer %v/%v, want answered/200", v["sip.transfer.status"], v["sip.transfer.sipCode"])
+	}
+	cc.transfer(t, id, map[string]any{"transferTarget": agent.URI(), "transferNotificationsHangupMS": 0,
+		"transferSipHeaders": []map[string]string{{"name": "X-AI-Summary", "value": aiSummary}}})
+	agent.WaitEvent(t, "CALL_ESTABLISHED")
+	if v := cc.outcome(t, id); v["sip.transfer.status"] != "answered" || v["sip.transfer.sipCode"] != float64(200) {
+		t.Errorf("transfer %v/%v, want answered/200", v["sip.transfer.status"], v["sip.transfer.sipCode"])
+	}
+	if got := cc.ended(t, id); got != "transferred" {
+		t.Errorf("endReason=%q, want transferred", got)
+	}
+	invite := sipMessage(agent.Output(), "INVITE sip:agent@")
+	for _, want := range []string{"\nX-AI-Summary: " + aiSummary + "\r", "\nX-Customer-Id: 48213\r", "\nX-Callctx-Call-Id: " + id + "\r"} {
+		if !strings.Contains(invite, want) {
+			t.Errorf("the agent's INVITE lacks %q:\n%s", strings.TrimSpace(want), invite)
 		}
-		if got := cc.ended(t, id); got != "transferred" {
-			t.Errorf("endReason=%q, want transferred", got)
-		}
-		invite := sipMessage(agent.Output(), "INVITE sip:agent@")
-		for _, want := range []string{"\nX-AI-Summary: " + aiSummary + "\r", "\nX-Customer-Id: 48213\r", "\nX-Callctx-Call-Id: " + id + "\r"} {
-			if !strings.Contains(invite, want) {
-				t.Errorf("the agent's INVITE lacks %q:\n%s", strings.TrimSpace(want), invite)
-			}
-		}
-		if out := sbc.Output(); !strings.Contains(out, "in-dialog REFER") || !strings.Contains(out, "in-dialog BYE") {
-			t.Errorf("callctx's REFER and BYE did not follow the route set through the SBC:\n%s", out)
-		}
-	})
+	}
+	if out := sbc.Output(); !strings.Contains(out, "in-dialog REFER") || !strings.Contains(out, "in-dialog BYE") {
+		t.Errorf("callctx's REFER and BYE did not follow the route set through the SBC:\n%s", out)
+	}
+}
 
-	// The SBC reaches callctx over TLS and record-routes: callctx's REFER and BYE go back
-	// over the SBC's TLS connection (callctx could not open one of its own to the SBC: it
-	// does not trust the SBC's self-signed certificate).
-	t.Run("BaresipViaKamailioOverTLS_ReferToAgent", func(t *testing.T) {
-		t.Parallel()
-		sbc := peertest.StartKamailio(t, peertest.KamailioOptions{Callctx: cc.tls, Transport: "tls", CertFile: cc.cert, KeyFile: cc.key,
-			Headers: []string{"X-Customer-ID: 48214"}})
-		agent := peertest.StartBaresip(t, peertest.BaresipOptions{User: "agent", AutoAnswer: true})
-		caller := peertest.StartBaresip(t, peertest.BaresipOptions{User: "ivan"})
-		caller.Dial(t, sbc.URI("ivr"))
-		caller.WaitEvent(t, "CALL_ESTABLISHED")
-		id := cc.activeCall(t, "ivan")
-		if v := cc.vars(t, id); v["sip.x-customer-id"] != "48214" {
-			t.Errorf("sip.x-customer-id=%v, want 48214", v["sip.x-customer-id"])
+// interopBaresipViaKamailioOverTLSReferToAgent: the SBC reaches callctx over TLS and
+// record-routes: callctx's REFER and BYE go back over the SBC's TLS connection (callctx could
+// not open one of its own to the SBC: it does not trust the SBC's self-signed certificate).
+func interopBaresipViaKamailioOverTLSReferToAgent(t *testing.T, cc *interop) {
+	sbc := peertest.StartKamailio(t, peertest.KamailioOptions{Callctx: cc.tls, Transport: "tls", CertFile: cc.cert, KeyFile: cc.key,
+		Headers: []string{"X-Customer-ID: 48214"}})
+	agent := peertest.StartBaresip(t, peertest.BaresipOptions{User: "agent", AutoAnswer: true})
+	caller := peertest.StartBaresip(t, peertest.BaresipOptions{User: "ivan"})
+	caller.Dial(t, sbc.URI("ivr"))
+	caller.WaitEvent(t, "CALL_ESTABLISHED")
+	id := cc.activeCall(t, "ivan")
+	if v := cc.vars(t, id); v["sip.x-customer-id"] != "48214" {
+		t.Errorf("sip.x-customer-id=%v, want 48214", v["sip.x-customer-id"])
+	}
+	cc.transfer(t, id, map[string]any{"transferTarget": agent.URI(), "transferNotificationsHangupMS": 0})
+	agent.WaitEvent(t, "CALL_ESTABLISHED")
+	if v := cc.outcome(t, id); v["sip.transfer.status"] != "answered" {
+		t.Errorf("transfer %v (%v), want answered", v["sip.transfer.status"], v["sip.transfer.reason"])
+	}
+	if got := cc.ended(t, id); got != "transferred" {
+		t.Errorf("endReason=%q, want transferred", got)
+	}
+	for _, method := range []string{"REFER", "BYE"} {
+		if !regexp.MustCompile(`in-dialog ` + method + ` .* from 127\.0\.0\.1:\d+/tls\n`).MatchString(sbc.Output()) {
+			t.Errorf("callctx's %s did not come over TLS through the SBC:\n%s", method, sbc.Output())
 		}
-		cc.transfer(t, id, map[string]any{"transferTarget": agent.URI(), "transferNotificationsHangupMS": 0})
-		agent.WaitEvent(t, "CALL_ESTABLISHED")
-		if v := cc.outcome(t, id); v["sip.transfer.status"] != "answered" {
-			t.Errorf("transfer %v (%v), want answered", v["sip.transfer.status"], v["sip.transfer.reason"])
-		}
-		if got := cc.ended(t, id); got != "transferred" {
-			t.Errorf("endReason=%q, want transferred", got)
-		}
-		for _, method := range []string{"REFER", "BYE"} {
-			if !regexp.MustCompile(`in-dialog ` + method + ` .* from 127\.0\.0\.1:\d+/tls\n`).MatchString(sbc.Output()) {
-				t.Errorf("callctx's %s did not come over TLS through the SBC:\n%s", method, sbc.Output())
-			}
-		}
-	})
+	}
+}
 
-	// A baresip caller transferred to a Linphone agent. baresip 1.0 keeps the Refer-To URI's
-	// headers in the new call's Request-URI and To instead of making them headers, so the
-	// agent finds callctx's context there, still percent-encoded (and baresip would read a
-	// %XX escape in the URI as a printf conversion, so only context without escapes gets
-	// through it intact): quirks of that baresip, which callctx does not work around; Linphone
-	// as the transferee (above) sends real headers.
-	t.Run("BaresipCaller_ReferToLinphoneAgent", func(t *testing.T) {
-		t.Parallel()
-		agent := peertest.StartLinphone(t, peertest.LinphoneOptions{User: "agent", AutoAnswer: true})
-		_, id := cc.baresipCall(t, peertest.BaresipOptions{User: "heidi", Codecs: "opus/48000/2,PCMU/8000"}, "")
-		cc.transfer(t, id, map[string]any{"transferTarget": agent.URI(), "transferNotificationsHangupMS": 0})
-		agent.WaitOutput(t, "connected.", 1)
-		if v := cc.outcome(t, id); v["sip.transfer.status"] != "answered" {
-			t.Errorf("transfer %v (%v), want answered", v["sip.transfer.status"], v["sip.transfer.reason"])
-		}
-		if got := cc.ended(t, id); got != "transferred" {
-			t.Errorf("endReason=%q, want transferred", got)
-		}
-		if log := agent.Log(t); !strings.Contains(log, "INVITE sip:agent@127.0.0.1:"+strconv.Itoa(agent.Port)+"?X-Callctx-Call-Id="+id) {
-			t.Errorf("the agent's INVITE does not show baresip's quirk (context in the Request-URI); log:\n%s", log)
-		}
-	})
+// interopBaresipCallerReferToLinphoneAgent: a baresip caller transferred to a Linphone agent.
+// baresip 1.0 keeps the Refer-To URI's headers in the new call's Request-URI and To instead of
+// making them headers, so the agent finds callctx's context there, still percent-encoded (and
+// baresip would read a %XX escape in the URI as a printf conversion, so only context without
+// escapes gets through it intact): quirks of that baresip, which callctx does not work around;
+// Linphone as the transferee (above) sends real headers.
+func interopBaresipCallerReferToLinphoneAgent(t *testing.T, cc *interop) {
+	agent := peertest.StartLinphone(t, peertest.LinphoneOptions{User: "agent", AutoAnswer: true})
+	_, id := cc.baresipCall(t, peertest.BaresipOptions{User: "heidi", Codecs: "opus/48000/2,PCMU/8000"}, "")
+	cc.transfer(t, id, map[string]any{"transferTarget": agent.URI(), "transferNotificationsHangupMS": 0})
+	agent.WaitOutput(t, "connected.", 1)
+	if v := cc.outcome(t, id); v["sip.transfer.status"] != "answered" {
+		t.Errorf("transfer %v (%v), want answered", v["sip.transfer.status"], v["sip.transfer.reason"])
+	}
+	if got := cc.ended(t, id); got != "transferred" {
+		t.Errorf("endReason=%q, want transferred", got)
+	}
+	if log := agent.Log(t); !strings.Contains(log, "INVITE sip:agent@127.0.0.1:"+strconv.Itoa(agent.Port)+"?X-Callctx-Call-Id="+id) {
+		t.Errorf("the agent's INVITE does not show baresip's quirk (context in the Request-URI); log:\n%s", log)
+	}
+}
 
-	// A busy target: the transferee reports 486 (NOTIFY), the transfer fails as busy and the
-	// call stays with callctx, which a second transfer could take on.
-	t.Run("BaresipCaller_BusyTarget", func(t *testing.T) {
-		t.Parallel()
-		target := peertest.StartBaresip(t, peertest.BaresipOptions{User: "agent"})
-		caller, id := cc.baresipCall(t, peertest.BaresipOptions{User: "bob"}, "")
-		cc.transfer(t, id, map[string]any{"transferTarget": target.URI()})
-		target.WaitEvent(t, "CALL_INCOMING")
-		target.Hangup(t) // the agent refuses the call it is offered
-		v := cc.outcome(t, id)
-		if v["sip.transfer.status"] != "failed" || v["sip.transfer.reasonCode"] != "busy" || v["sip.transfer.sipCode"] != float64(486) {
-			t.Errorf("transfer %v/%v/%v, want failed/busy/486", v["sip.transfer.status"], v["sip.transfer.reasonCode"], v["sip.transfer.sipCode"])
-		}
-		if v["call.state"] != "active" {
-			t.Errorf("call.state=%v after a failed transfer, want active", v["call.state"])
-		}
-		caller.Hangup(t)
-		if got := cc.ended(t, id); got != "hangup" {
-			t.Errorf("endReason=%q, want hangup", got)
-		}
-	})
+// interopBaresipCallerBusyTarget: a busy target: the transferee reports 486 (NOTIFY), the
+// transfer fails as busy and the call stays with callctx, which a second transfer could take
+// on.
+func interopBaresipCallerBusyTarget(t *testing.T, cc *interop) {
+	target := peertest.StartBaresip(t, peertest.BaresipOptions{User: "agent"})
+	caller, id := cc.baresipCall(t, peertest.BaresipOptions{User: "bob"}, "")
+	cc.transfer(t, id, map[string]any{"transferTarget": target.URI()})
+	target.WaitEvent(t, "CALL_INCOMING")
+	target.Hangup(t) // the agent refuses the call it is offered
+	v := cc.outcome(t, id)
+	if v["sip.transfer.status"] != "failed" || v["sip.transfer.reasonCode"] != "busy" || v["sip.transfer.sipCode"] != float64(486) {
+		t.Errorf("transfer %v/%v/%v, want failed/busy/486", v["sip.transfer.status"], v["sip.transfer.reasonCode"], v["sip.transfer.sipCode"])
+	}
+	if v["call.state"] != "active" {
+		t.Errorf("call.state=%v after a failed transfer, want active", v["call.state"])
+	}
+	caller.Hangup(t)
+	if got := cc.ended(t, id); got != "hangup" {
+		t.Errorf("endReason=%q, want hangup", got)
+	}
+}
 
-	// The caller reaches callctx over TCP; the target does not exist (nothing listens on its
-	// port). The REFER, the NOTIFYs and the BYE all use the caller's connection.
-	t.Run("BaresipCallerOverTCP_UnknownTarget", func(t *testing.T) {
-		t.Parallel()
-		caller, id := cc.baresipCall(t, peertest.BaresipOptions{User: "carol"}, "tcp")
-		cc.transfer(t, id, map[string]any{"transferTarget": "sip:nobody@127.0.0.1:" + strconv.Itoa(peertest.FreePort(t)) + ";transport=tcp"})
-		v := cc.outcome(t, id)
-		if v["sip.transfer.status"] != "failed" || v["call.state"] != "active" {
-			t.Errorf("transfer %v (%v, %v), call %v; want failed and the call active", v["sip.transfer.status"], v["sip.transfer.reasonCode"], v["sip.transfer.sipCode"], v["call.state"])
-		}
-		caller.Hangup(t)
-		cc.ended(t, id)
-	})
+// interopBaresipCallerOverTCPUnknownTarget: the caller reaches callctx over TCP; the target
+// does not exist (nothing listens on its port). The REFER, the NOTIFYs and the BYE all use the
+// caller's connection.
+func interopBaresipCallerOverTCPUnknownTarget(t *testing.T, cc *interop) {
+	caller, id := cc.baresipCall(t, peertest.BaresipOptions{User: "carol"}, "tcp")
+	cc.transfer(t, id, map[string]any{"transferTarget": "sip:nobody@127.0.0.1:" + strconv.Itoa(peertest.FreePort(t)) + ";transport=tcp"})
+	v := cc.outcome(t, id)
+	if v["sip.transfer.status"] != "failed" || v["call.state"] != "active" {
+		t.Errorf("transfer %v (%v, %v), call %v; want failed and the call active", v["sip.transfer.status"], v["sip.transfer.reasonCode"], v["sip.transfer.sipCode"], v["call.state"])
+	}
+	caller.Hangup(t)
+	cc.ended(t, id)
+}
 
-	// While the target rings, the caller hangs up: the transfer's outcome is recorded
-	// before the call's end.
-	t.Run("LinphoneCallerHangsUpWhileTargetRings", func(t *testing.T) {
-		t.Parallel()
-		target := peertest.StartBaresip(t, peertest.BaresipOptions{User: "agent"})
-		caller, id := cc.linphoneCall(t, peertest.LinphoneOptions{User: "dave"})
-		cc.transfer(t, id, map[string]any{"transferTarget": target.URI()})
-		target.WaitEvent(t, "CALL_INCOMING")
-		caller.Send(t, "terminate 1") // the call with callctx; the new call rings on
-		v := cc.outcome(t, id)
-		reason := cc.ended(t, id)
-		if v["sip.transfer.status"] != "failed" || v["sip.transfer.reasonCode"] != "call-ended" || reason != "hangup" {
-			t.Errorf("transfer %v/%v, end %q; want failed/call-ended, hangup", v["sip.transfer.status"], v["sip.transfer.reasonCode"], reason)
-		}
-		if end, outcome := cc.versions(t, id); outcome == 0 || outcome > end {
-			t.Errorf("the outcome is at version %d, the end at %d: want the outcome first", outcome, end)
-		}
-	})
+// interopLinphoneCallerHangsUpWhileTargetRings: while the target rings, the caller hangs up:
+// the transfer's outcome is recorded before the call's end.
+func interopLinphoneCallerHangsUpWhileTargetRings(t *testing.T, cc *interop) {
+	target := peertest.StartBaresip(t, peertest.BaresipOptions{User: "agent"})
+	caller, id := cc.linphoneCall(t, peertest.LinphoneOptions{User: "dave"})
+	cc.transfer(t, id, map[string]any{"transferTarget": target.URI()})
+	target.WaitEvent(t, "CALL_INCOMING")
+	caller.Send(t, "terminate 1") // the call with callctx; the new call rings on
+	v := cc.outcome(t, id)
+	reason := cc.ended(t, id)
+	if v["sip.transfer.status"] != "failed" || v["sip.transfer.reasonCode"] != "call-ended" || reason != "hangup" {
+		t.Errorf("transfer %v/%v, end %q; want failed/call-ended, hangup", v["sip.transfer.status"], v["sip.transfer.reasonCode"], reason)
+	}
+	if end, outcome := cc.versions(t, id); outcome == 0 || outcome > end {
+		t.Errorf("the outcome is at version %d, the end at %d: want the outcome first", outcome, end)
+	}
+}
 
-	// While the target rings, the call is ended over REST: callctx hangs up on the caller
-	// (baresip), which ends the REFER subscription with "500 Connection reset by peer"; the
-	// outcome (call-ended) is recorded on the ended call, a write after the end.
-	t.Run("CallEndedOverRESTWhileTargetRings", func(t *testing.T) {
-		t.Parallel()
-		target := peertest.StartBaresip(t, peertest.BaresipOptions{User: "agent"})
-		_, id := cc.baresipCall(t, peertest.BaresipOptions{User: "erin"}, "")
-		cc.transfer(t, id, map[string]any{"transferTarget": target.URI()})
-		target.WaitEvent(t, "CALL_INCOMING")
-		if status, body := post(t, cc.base+"/v1/calls/"+id+"/end", `{"reason":"agent-ended"}`); status != http.StatusOK {
-			t.Fatalf("end: %d %s", status, body)
-		}
-		v := cc.outcome(t, id)
-		if got := cc.ended(t, id); got != "agent-ended" {
-			t.Errorf("endReason=%q, want agent-ended", got)
-		}
-		if v["sip.transfer.status"] != "failed" || v["sip.transfer.reasonCode"] != "call-ended" || v["sip.transfer.sipCode"] != float64(500) {
-			t.Errorf("transfer %v/%v/%v (%v), want failed/call-ended/500: baresip's NOTIFY after callctx's BYE", v["sip.transfer.status"], v["sip.transfer.reasonCode"], v["sip.transfer.sipCode"], v["sip.transfer.reason"])
-		}
-		if end, outcome := cc.versions(t, id); outcome <= end {
-			t.Errorf("the outcome is at version %d, the end at %d: want it written on the ended call", outcome, end)
-		}
-	})
+// interopCallEndedOverRESTWhileTargetRings: while the target rings, the call is ended over
+// REST: callctx hangs up on the caller (baresip), which ends the REFER subscription with "500
+// Connection reset by peer"; the outcome (call-ended) is recorded on the ended call, a write
+// after the end.
+func interopCallEndedOverRESTWhileTargetRings(t *testing.T, cc *interop) {
+	target := peertest.StartBaresip(t, peertest.BaresipOptions{User: "agent"})
+	_, id := cc.baresipCall(t, peertest.BaresipOptions{User: "erin"}, "")
+	cc.transfer(t, id, map[string]any{"transferTarget": target.URI()})
+	target.WaitEvent(t, "CALL_INCOMING")
+	if status, body := post(t, cc.base+"/v1/calls/"+id+"/end", `{"reason":"agent-ended"}`); status != http.StatusOK {
+		t.Fatalf("end: %d %s", status, body)
+	}
+	v := cc.outcome(t, id)
+	if got := cc.ended(t, id); got != "agent-ended" {
+		t.Errorf("endReason=%q, want agent-ended", got)
+	}
+	if v["sip.transfer.status"] != "failed" || v["sip.transfer.reasonCode"] != "call-ended" || v["sip.transfer.sipCode"] != float64(500) {
+		t.Errorf("transfer %v/%v/%v (%v), want failed/call-ended/500: baresip's NOTIFY after callctx's BYE", v["sip.transfer.status"], v["sip.transfer.reasonCode"], v["sip.transfer.sipCode"], v["sip.transfer.reason"])
+	}
+	if end, outcome := cc.versions(t, id); outcome <= end {
+		t.Errorf("the outcome is at version %d, the end at %d: want it written on the ended call", outcome, end)
+	}
+}
 
-	// Linphone offering PCMU only keeps the call (its media up, receive-only at callctx's end)
-	// until it hangs up.
-	t.Run("LinphonePCMUOnly", func(t *testing.T) {
-		t.Parallel()
-		caller, id := cc.linphoneCall(t, peertest.LinphoneOptions{User: "frank", PCMUOnly: true})
-		caller.WaitOutput(t, "Media streams established", 1)
-		caller.Send(t, "terminate")
-		if got := cc.ended(t, id); got != "hangup" {
-			t.Errorf("endReason=%q, want hangup", got)
-		}
-		if strings.Contains(caller.Output(), "paused by") {
-			t.Errorf("Linphone took callctx's answer for a hold:\n%s", caller.Output())
-		}
-	})
+// interopLinphonePCMUOnly: Linphone offering PCMU only keeps the call (its media up,
+// receive-only at callctx's end) until it hangs up.
+func interopLinphonePCMUOnly(t *testing.T, cc *interop) {
+	caller, id := cc.linphoneCall(t, peertest.LinphoneOptions{User: "frank", PCMUOnly: true})
+	caller.WaitOutput(t, "Media streams established", 1)
+	caller.Send(t, "terminate")
+	if got := cc.ended(t, id); got != "hangup" {
+		t.Errorf("endReason=%q, want hangup", got)
+	}
+	if strings.Contains(caller.Output(), "paused by") {
+		t.Errorf("Linphone took callctx's answer for a hold:\n%s", caller.Output())
+	}
+}
 
-	// baresip puts callctx on hold and resumes: two re-INVITEs, each answered; the call
-	// stays up until the caller hangs up.
-	t.Run("BaresipCaller_HoldAndResume", func(t *testing.T) {
-		t.Parallel()
-		caller, id := cc.baresipCall(t, peertest.BaresipOptions{User: "grace"}, "")
-		caller.Command(t, "hold", "")
-		testenv.WaitFor(t, "the hold's re-INVITE answered", func() bool { return strings.Count(caller.Output(), "SIP/2.0 200 OK") >= 2 })
-		caller.Command(t, "resume", "")
-		testenv.WaitFor(t, "the resume's re-INVITE answered", func() bool { return strings.Count(caller.Output(), "SIP/2.0 200 OK") >= 3 })
-		hold := sipMessage(caller.Output(), "INVITE sip:callctx@")
-		if !strings.Contains(hold, "a=sendonly") {
-			t.Errorf("baresip's hold re-INVITE:\n%s", hold)
-		}
-		if v := cc.vars(t, id); v["call.state"] != "active" {
-			t.Errorf("call.state=%v after hold and resume, want active", v["call.state"])
-		}
-		caller.Hangup(t)
-		if got := cc.ended(t, id); got != "hangup" {
-			t.Errorf("endReason=%q, want hangup", got)
-		}
-	})
+// interopBaresipCallerHoldAndResume: baresip puts callctx on hold and resumes: two re-INVITEs,
+// each answered; the call stays up until the caller hangs up.
+func interopBaresipCallerHoldAndResume(t *testing.T, cc *interop) {
+	caller, id := cc.baresipCall(t, peertest.BaresipOptions{User: "grace"}, "")
+	caller.Command(t, "hold", "")
+	testenv.WaitFor(t, "the hold's re-INVITE answered", func() bool { return strings.Count(caller.Output(), "SIP/2.0 200 OK") >= 2 })
+	caller.Command(t, "resume", "")
+	testenv.WaitFor(t, "the resume's re-INVITE answered", func() bool { return strings.Count(caller.Output(), "SIP/2.0 200 OK") >= 3 })
+	hold := sipMessage(caller.Output(), "INVITE sip:callctx@")
+	if !strings.Contains(hold, "a=sendonly") {
+		t.Errorf("baresip's hold re-INVITE:\n%s", hold)
+	}
+	if v := cc.vars(t, id); v["call.state"] != "active" {
+		t.Errorf("call.state=%v after hold and resume, want active", v["call.state"])
+	}
+	caller.Hangup(t)
+	if got := cc.ended(t, id); got != "hangup" {
+		t.Errorf("endReason=%q, want hangup", got)
+	}
 }
 
 // sipMessage returns the first SIP message of baresip's trace that starts with start: up to
