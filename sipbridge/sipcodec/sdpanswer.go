@@ -38,11 +38,9 @@ func AnswerSDP(offer, prev []byte, host string, sessID int64) ([]byte, error) {
 		if before != nil && i < len(before.Media) {
 			keep = &before.Media[i]
 		}
-		if !accepted && m.Port != 0 {
-			if ok := answerStream(&media, m, keep); ok {
-				accepted = true
-				continue
-			}
+		if !accepted && m.Port != 0 && answerStream(&media, m, keep) {
+			accepted = true
+			continue
 		}
 		// Rejected (RFC 3264 §6): port 0, the offer's media and proto, one of its formats.
 		media.WriteString("m=" + m.Type + " 0 " + m.Proto + " " + m.Formats[0] + "\r\n")
