@@ -48,6 +48,21 @@ func window(c *gin.Context) (time.Duration, bool) {
 	return w, true
 }
 
+// statsJSON is the wallboard's report with the SIP targets the bridge
+// watches, as /readyz shows them (none without the bridge).
+type statsJSON struct {
+	*stats.Report
+	Targets []SIPTarget `json:"targets,omitempty"`
+}
+
+func (h *Handler) report(w time.Duration) statsJSON {
+	out := statsJSON{Report: h.board.Report(w)}
+	if h.sipTargets != nil {
+		out.Targets = h.sipTargets()
+	}
+	return out
+}
+
 func (h *Handler) getStats(c *gin.Context) {
 	if !h.needBoard(c) {
 		return
@@ -57,7 +72,7 @@ func (h *Handler) getStats(c *gin.Context) {
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, h.board.Report(w))
+	c.JSON(http.StatusOK, h.report(w))
 }
 
 // sse writes one client's live stream.
@@ -253,7 +268,7 @@ func (h *Handler) streamStats(c *gin.Context) {
 	var last time.Time
 	for {
 		changed := h.board.Changed()
-		r := h.board.Report(w)
+		r := h.report(w)
 		if !s.send("stats", 0, r) {
 			return
 		}

@@ -1,11 +1,16 @@
 package api_test
 
 import (
+	"context"
 	"net/http"
 	"testing"
+
+	"github.com/callctx/callctx/api"
+	"github.com/callctx/callctx/session"
+	"github.com/callctx/callctx/stats"
 )
 
-// calls returns the calls of a calls.upsert event by ID.
+// upserted returns the calls of a calls.upsert event by ID.
 func upserted(t *testing.T, ev sseEvent) map[string]map[string]any {
 	t.Helper()
 	if ev.Event != "calls.upsert" {
@@ -139,4 +144,32 @@ func TestLiveStreams_Timeout(t *testing.T) {
 		}
 	}
 	wantProblem(t, s.do("GET", "/v1/events/calls?timeoutSeconds=0", nil), http.StatusBadRequest, "timeoutSeconds")
+}
+
+// TestStats_Targets: with the SIP bridge's targets, the report holds them
+// as /readyz shows them.
+func TestStats_Targets(t *testing.T) {
+	st := openStore(t)
+	svc := session.NewService(st, session.Options{})
+	board := stats.New(stats.Config{Service: svc})
+	if err := board.Open(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(board.Close)
+	up := false
+	_, s := serve(t, api.Config{Service: svc, Board: board, SIPTargets: func() []api.SIPTarget {
+		return []api.SIPTarget{{Target: "sip:127.0.0.1:5099", Up: &up, Error: "no answer within 1s"}}
+	}})
+	r := s.do("GET", "/v1/stats?window=1m", nil).JSON(t)
+	targets := r["targets"].([]any)
+	if len(targets) != 1 || targets[0].(map[string]any)["target"] != "sip:127.0.0.1:5099" || targets[0].(map[string]any)["up"] != false {
+		t.Fatalf("targets %v", r["targets"])
+	}
+	st2, _ := s.openStream(t, "/v1/stats/events?window=1m&timeoutSeconds=1")
+	if ev := st2.next(t); len(ev.Data["targets"].([]any)) != 1 {
+		t.Fatalf("the stream's report lacks the targets: %v", ev.Data)
+	}
+	if _, ok := newFlowServer(t).do("GET", "/v1/stats", nil).JSON(t)["targets"]; ok {
+		t.Error("a server without the SIP bridge reports targets")
+	}
 }

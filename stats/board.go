@@ -50,6 +50,9 @@ type Board struct {
 	changed chan struct{} // closed at the next change
 	win     window
 	pending int // automations waiting in the outbox
+	// targets holds the SIP targets' last known state: a change wakes the
+	// wallboards (the states themselves are the SIP bridge's).
+	targets map[string]bool
 
 	orderMu sync.Mutex
 	orderOf *flow.Snapshot        // the snapshot order was taken from
@@ -354,6 +357,21 @@ func (b *Board) AutomationFailed(_ string, final bool) {
 			k.failed++
 		}
 	})
+}
+
+// TargetState hears an OPTIONS probe of a SIP target (sipbridge.Observer):
+// when the target went up or down, the wallboards are told.
+func (b *Board) TargetState(target string, up bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if was, ok := b.targets[target]; ok && was == up {
+		return
+	}
+	if b.targets == nil {
+		b.targets = map[string]bool{}
+	}
+	b.targets[target] = up
+	b.notify()
 }
 
 // AutomationsPending records how many automations wait (flow.Observer).

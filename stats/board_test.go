@@ -279,3 +279,23 @@ func TestBoard_ReloadAfterLag(t *testing.T) {
 		t.Errorf("after the reload: a %+v, c %+v", got[a.ID], got[c.ID])
 	}
 }
+
+// TestBoard_TargetStateWakesOnChange: a probe that changes nothing wakes
+// no wallboard; a target going down does.
+func TestBoard_TargetStateWakesOnChange(t *testing.T) {
+	w := newWorld(t)
+	w.board.TargetState("sip:10.0.0.5:5060", true)
+	ch := w.board.Changed()
+	w.board.TargetState("sip:10.0.0.5:5060", true)
+	select {
+	case <-ch:
+		t.Fatal("a probe that changed nothing woke the board")
+	default:
+	}
+	w.board.TargetState("sip:10.0.0.5:5060", false)
+	select {
+	case <-ch:
+	default:
+		t.Fatal("the target going down did not wake the board")
+	}
+}

@@ -30,14 +30,12 @@ export function startWallboard() {
   stopWallboard();
   board.stream = follow('/v1/stats/events', { window: $('wb-window').value }, ['stats'], (t, r) => render(r), $('wb-state'));
   refreshCalendars();
-  refreshTargets();
 }
 
 export function stopWallboard() {
   if (board.stream) board.stream.close();
   board.stream = null;
   clearTimeout(board.calendarsTimer);
-  clearTimeout(board.targetsTimer);
 }
 
 const sum = (s) => s.reduce((a, b) => a + b, 0);
@@ -66,7 +64,7 @@ function render(r) {
   chart('automations', r.minutes, [['delivered', 'delivered', r.automations.delivered],
     ['failed', 'failed, retried', r.automations.failed], ['gaveUp', 'gave up', r.automations.gaveUp]]);
   renderFunnels(r.flows);
-  if (r.targets) renderTargets(r.targets);
+  renderTargets(r.targets || []);
 }
 
 function size(box) {
@@ -171,19 +169,6 @@ function renderTargets(targets) {
     tr.append(el('td', t.target), st, el('td', t.since ? new Date(t.since).toLocaleTimeString() : '–'));
     return tr;
   }));
-}
-
-const TARGETS_MS = 5000;
-
-// refreshTargets reads the targets' states from /readyz, which needs no token.
-async function refreshTargets() {
-  clearTimeout(board.targetsTimer);
-  try {
-    const res = await fetch('/readyz', { cache: 'no-store' });
-    const body = await res.json();
-    renderTargets((body.sip && body.sip.targets) || []);
-  } catch (e) { /* readiness failing shows on the status line of other requests */ }
-  if (board.stream) board.targetsTimer = setTimeout(refreshTargets, TARGETS_MS);
 }
 
 // ---- opening hours ----

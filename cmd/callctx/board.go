@@ -50,7 +50,10 @@ func (o observers) Transfer(method, outcome string) {
 	o.b.Transfer(method, outcome)
 }
 
-func (o observers) TargetState(target string, up bool) { o.m.TargetState(target, up) }
+func (o observers) TargetState(target string, up bool) {
+	o.m.TargetState(target, up)
+	o.b.TargetState(target, up)
+}
 
 // openBoard fills the board with the active calls and where their flows
 // stand, and starts following the session feed.
