@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,11 +63,6 @@ const (
 	DefaultRescan     = 5 * time.Second // on a shared store without an outbox lease
 )
 
-// maxEventFirings bounds how often one automation fires on events of one
-// call, so that a receiver that writes back on every session.updated cannot
-// make an endless loop.
-const maxEventFirings = 100
-
 // Engine runs the flows of calls and delivers their automations. It is safe
 // for concurrent use.
 type Engine struct {
@@ -82,9 +78,12 @@ type Engine struct {
 
 	snap     atomic.Pointer[Snapshot]
 	mu       sync.Mutex
-	versions map[string]*Snapshot      // every snapshot loaded, for runs that started on one
-	runs     map[string]*callRun       // runs of active calls held in memory
-	firings  map[string]map[string]int // call ID → automation → event firings queued
+	versions map[string]*Snapshot // every snapshot loaded, for runs that started on one
+	runs     map[string]*callRun  // runs of active calls held in memory
+	// warned holds the call ID + automation of each automation the store
+	// stopped queuing on a call's events (session.MaxEventFirings), so
+	// that it is logged once per call.
+	warned map[string]bool
 
 	outbox *outbox
 	stop   context.CancelFunc
@@ -155,7 +154,7 @@ func NewEngine(cfg Config) *Engine {
 		cfg: cfg, client: client, shared: shared != nil,
 		versions: map[string]*Snapshot{},
 		runs:     map[string]*callRun{},
-		firings:  map[string]map[string]int{},
+		warned:   map[string]bool{},
 	}
 	e.snap.Store(cfg.Snapshot)
 	e.versions[cfg.Snapshot.Version] = cfg.Snapshot
@@ -460,7 +459,7 @@ func (h *engineHost) write(ctx context.Context, run *Run, vars map[string]json.R
 	if err == nil {
 		h.written = s
 		if len(fires) > 0 {
-			h.fired = w.Changed && w.Fired
+			h.fired = w.Changed
 		}
 	}
 	return err
@@ -588,8 +587,9 @@ func applyChanges(vars triggers.Map, changes map[string]session.Change) {
 	}
 }
 
-// events fires automations on call events, and forgets the runs of calls
-// that ended.
+// events forgets the runs of the calls that ended. (The automations call
+// events fire are queued with the change itself, see engineAutomations;
+// nothing here fires any.)
 func (e *Engine) events(ctx context.Context, sub *session.Subscription) {
 	defer func() { sub.Close() }()
 	for {
@@ -601,52 +601,21 @@ func (e *Engine) events(ctx context.Context, sub *session.Subscription) {
 				if ctx.Err() != nil {
 					return
 				}
-				e.log.Error("automation events fell behind; automations on events of that moment were missed")
+				// Fell behind: the runs of calls that ended meanwhile stay
+				// in memory until their next request finds them ended.
 				sub = e.svc.SubscribeLocal("")
 				continue
 			}
-			// Take what else has arrived too, and queue the automations of
-			// all of them in one store write: one write per event would fall
-			// behind when many calls end at once.
-			batch := append(make([]session.Event, 0, 16), ev)
-		more:
-			for len(batch) < maxEventBatch {
-				select {
-				case ev, ok := <-sub.Events():
-					if !ok {
-						break more // closed: the next receive says why
+			if ev.Type == session.EventCallEnded {
+				e.forget(ev.CallID)
+				e.mu.Lock()
+				for k := range e.warned {
+					if strings.HasPrefix(k, ev.CallID+"\x00") {
+						delete(e.warned, k)
 					}
-					batch = append(batch, ev)
-				default:
-					break more
 				}
+				e.mu.Unlock()
 			}
-			e.handleEvents(ctx, batch)
-		}
-	}
-}
-
-// maxEventBatch bounds how many events share one outbox write.
-const maxEventBatch = 256
-
-// handleEvents queues the automations that a batch of events fire, and
-// forgets the runs of the calls that ended.
-func (e *Engine) handleEvents(ctx context.Context, batch []session.Event) {
-	var entries []*session.OutboxEntry
-	for i := range batch {
-		// The node that made the change fires its automations, as the
-		// change is written (Fired) or, when that could not be done, now.
-		if ev := &batch[i]; !ev.Remote && !ev.Fired {
-			entries = append(entries, e.entriesFor(ctx, string(ev.Type), ev.Call, ev)...)
-		}
-	}
-	e.enqueue(ctx, entries)
-	for _, ev := range batch {
-		if ev.Type == session.EventCallEnded {
-			e.forget(ev.CallID)
-			e.mu.Lock()
-			delete(e.firings, ev.CallID)
-			e.mu.Unlock()
 		}
 	}
 }
@@ -657,39 +626,32 @@ type engineAutomations struct{ e *Engine }
 
 // Fire implements session.Automations.
 func (a engineAutomations) Fire(ev *session.Event) []*session.OutboxEntry {
-	if ev.Variables == nil { // never read the store inside its write
+	if ev.Variables == nil { // never read the store while it prepares a write
 		ev.Variables = map[string]json.RawMessage{}
 	}
 	return a.e.entriesFor(context.Background(), string(ev.Type), ev.Call, ev)
 }
 
 // Queued implements session.Automations.
-func (a engineAutomations) Queued(entries []*session.OutboxEntry) { a.e.queued(entries) }
+func (a engineAutomations) Queued(queued, dropped []*session.OutboxEntry) {
+	a.e.queued(queued, dropped)
+}
 
-// queued counts the event automations just queued as firings on their
-// calls, warning when one reaches the limit, and hands them to the outbox.
-// Entries a store rendered for a write it then retried or refused were
-// never queued, so they never count.
-func (e *Engine) queued(entries []*session.OutboxEntry) {
-	e.mu.Lock()
-	for _, en := range entries {
-		var d struct {
-			Automation string `json:"automation"`
-		}
-		if json.Unmarshal(en.Data, &d) != nil {
-			continue
-		}
-		n := e.firings[en.CallID]
-		if n == nil {
-			n = map[string]int{}
-			e.firings[en.CallID] = n
-		}
-		if n[d.Automation]++; n[d.Automation] == maxEventFirings {
-			e.log.Warn("automation fired too often on one call's events; ignoring further events", "automation", d.Automation, "call_id", en.CallID, "limit", maxEventFirings)
+// queued hands the entries a store queued to the outbox, and warns (once
+// per call) of an automation the store stopped queuing because it fired
+// session.MaxEventFirings times on the call's events.
+func (e *Engine) queued(queued, dropped []*session.OutboxEntry) {
+	for _, en := range dropped {
+		key := en.CallID + "\x00" + en.Automation
+		e.mu.Lock()
+		first := !e.warned[key]
+		e.warned[key] = true
+		e.mu.Unlock()
+		if first {
+			e.log.Warn("automation fired too often on one call's events; ignoring further events", "automation", en.Automation, "call_id", en.CallID, "limit", session.MaxEventFirings)
 		}
 	}
-	e.mu.Unlock()
-	e.outbox.add(entries...)
+	e.outbox.add(queued...)
 }
 
 // fire queues the automations that listen to an event of a call. c may be
@@ -703,7 +665,8 @@ func (e *Engine) fire(ctx context.Context, event string, c *session.Call, ev *se
 // an event of a call; see fire. c or ev (or both) is given. The call's
 // flow, which automations may filter on, is c's or the session's
 // call.flow; the variables are the event's, read only when it has none.
-// An automation that has fired maxEventFirings times on the call is left out.
+// The store leaves out an automation that has fired MaxEventFirings times
+// on the call's events.
 func (e *Engine) entriesFor(ctx context.Context, event string, c *session.Call, ev *session.Event) []*session.OutboxEntry {
 	callID, flowName := "", ""
 	if c != nil {
@@ -730,42 +693,33 @@ func (e *Engine) entriesFor(ctx context.Context, event string, c *session.Call, 
 		if a.When != nil && !e.evaluate(a.When, vars) {
 			continue
 		}
-		e.mu.Lock()
-		full := e.firings[callID][a.Name] >= maxEventFirings
-		e.mu.Unlock()
-		if full {
-			continue
-		}
-		entries = append(entries, e.newEntry(callID, a, vars, "event:"+event))
+		en := e.newEntry(callID, a, vars, "event:"+event)
+		en.Event = session.EventType(event)
+		entries = append(entries, en)
 	}
 	return entries
 }
 
-// enqueue queues outbox entries, of one call or several, in one store
-// write, and hands them to the outbox. When that write is refused (a call
-// purged meanwhile), each call's entries are queued on their own, so that
-// one call cannot cost the others their automations.
+// enqueue queues outbox entries of one call in one store write, and hands
+// them to the outbox.
 func (e *Engine) enqueue(ctx context.Context, entries []*session.OutboxEntry) {
 	if len(entries) == 0 {
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
-	err := e.store.EnqueueOutbox(ctx, entries)
-	if err == nil {
-		e.queued(entries)
+	queued, err := e.store.EnqueueOutbox(context.WithoutCancel(ctx), entries)
+	if err != nil {
+		if session.ErrorCode(err) != session.CodeNotFound { // not a call purged meanwhile
+			e.log.Error("queue automations", "call_id", entries[0].CallID, "entries", len(entries), "error", err)
+		}
 		return
 	}
-	calls, byCall := session.GroupByCall(entries)
-	for i, id := range calls {
-		if len(calls) > 1 || i > 0 {
-			err = e.store.EnqueueOutbox(ctx, byCall[id])
-		}
-		if err == nil {
-			e.queued(byCall[id])
-		} else if session.ErrorCode(err) != session.CodeNotFound { // a call purged meanwhile
-			e.log.Error("queue automations", "call_id", id, "entries", len(byCall[id]), "error", err)
+	var dropped []*session.OutboxEntry
+	for _, en := range entries {
+		if !slices.Contains(queued, en) {
+			dropped = append(dropped, en)
 		}
 	}
+	e.queued(queued, dropped)
 }
 
 // listens reports whether automation a fires on an event of a call of

@@ -922,8 +922,8 @@ flows:
 // died between a change and queueing its automations.
 type noEnqueue struct{ session.Store }
 
-func (noEnqueue) EnqueueOutbox(context.Context, []*session.OutboxEntry) error {
-	return session.Errorf(session.CodeUnavailable, "automations are queued apart from their change")
+func (noEnqueue) EnqueueOutbox(context.Context, []*session.OutboxEntry) ([]*session.OutboxEntry, error) {
+	return nil, session.Errorf(session.CodeUnavailable, "automations are queued apart from their change")
 }
 
 // TestEngine_transferOutcomeRepeated: the same transfer outcome reported twice

@@ -128,7 +128,7 @@ func (e *Engine) newEntry(callID string, a *Automation, vars triggers.Map, sourc
 	d.TimeoutMs = cmp.Or(a.Timeout, e.cfg.Timeout).Milliseconds()
 	d.BackoffMs = cmp.Or(a.Backoff, e.cfg.Backoff).Milliseconds()
 	d.MaxBackoffMs = cmp.Or(a.MaxBackoff, e.cfg.MaxBackoff).Milliseconds()
-	entry := &session.OutboxEntry{ID: e.newID(), CallID: callID, Created: now}
+	entry := &session.OutboxEntry{ID: e.newID(), CallID: callID, Created: now, Automation: a.Name}
 	if d.Status == DeliveryPending {
 		entry.Due = now
 	}

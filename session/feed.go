@@ -34,9 +34,6 @@ type Event struct {
 	// (see Service.Follow). Side effects of a change, such as the
 	// automations it fires, belong to the node that made it.
 	Remote bool
-	// Fired marks an event whose automations were queued with the change
-	// (see Automations): its subscribers must not fire them again.
-	Fired bool
 }
 
 // subscriptionBuffer is how many events a subscriber may fall behind before

@@ -93,15 +93,14 @@ func (s *Service) firing(callID string, at time.Time, actor string, c *Call, typ
 }
 
 // fired hands the entries queued with a committed change to the
-// Automations, and reports whether there were any queued (see Event.Fired).
-func (s *Service) fired(f *Firing) bool {
-	entries, ok := f.Fired()
-	if ok {
-		if a := s.auto.Load(); a != nil && len(entries) > 0 {
-			a.Queued(entries)
-		}
+// Automations.
+func (s *Service) fired(f *Firing) {
+	if f == nil || len(f.queued)+len(f.dropped) == 0 {
+		return
 	}
-	return ok
+	if a := s.auto.Load(); a != nil {
+		a.Queued(f.queued, f.dropped)
+	}
 }
 
 // Limits returns the limits the Service enforces.
@@ -152,10 +151,10 @@ func (s *Service) CreateCall(ctx context.Context, nc NewCall, opts WriteOptions)
 	if err := s.store.CreateCall(ctx, c, sess, h, f); err != nil {
 		return nil, nil, err
 	}
-	fired := s.fired(f)
-	s.feed.publish(Event{Type: EventCallStarted, CallID: c.ID, Version: sess.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables, Call: c, Fired: fired})
+	s.fired(f)
+	s.feed.publish(Event{Type: EventCallStarted, CallID: c.ID, Version: sess.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables, Call: c})
 	if c.State == StateEnded {
-		s.feed.publish(Event{Type: EventCallEnded, CallID: c.ID, Version: sess.Version, At: now, Actor: opts.Actor, Variables: sess.Variables, Call: c, Fired: fired})
+		s.feed.publish(Event{Type: EventCallEnded, CallID: c.ID, Version: sess.Version, At: now, Actor: opts.Actor, Variables: sess.Variables, Call: c})
 	}
 	return c, sess, nil
 }
@@ -243,7 +242,8 @@ func (s *Service) EndCall(ctx context.Context, id, reason, actor string) (*Call,
 		return nil, err
 	}
 	if ended {
-		e := Event{Type: EventCallEnded, CallID: id, Version: sess.Version, At: now, Actor: actor, Variables: sess.Variables, Call: c, Fired: s.fired(p.Firing)}
+		s.fired(p.Firing)
+		e := Event{Type: EventCallEnded, CallID: id, Version: sess.Version, At: now, Actor: actor, Variables: sess.Variables, Call: c}
 		if h != nil {
 			e.Changes = h.Changes
 		}
@@ -305,8 +305,9 @@ func (s *Service) Write(ctx context.Context, callID string, vars map[string]json
 	}
 	var w Written
 	if h != nil {
-		w = Written{Changed: true, Fired: s.fired(p.Firing)}
-		s.feed.publish(Event{Type: event, CallID: callID, Version: h.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables, Fired: w.Fired})
+		w = Written{Changed: true}
+		s.fired(p.Firing)
+		s.feed.publish(Event{Type: event, CallID: callID, Version: h.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables})
 	}
 	return sess, w, nil
 }

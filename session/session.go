@@ -84,11 +84,7 @@ type WriteOptions struct {
 
 // Written says what a write did.
 type Written struct {
-	Changed bool // it made a new version (else it changed nothing)
-	// Fired: the automations it fires were queued with it. False when it changed nothing,
-	// or when the store could not queue them; the automations' event subscriber then
-	// fires those of the published event.
-	Fired bool
+	Changed bool // it made a new version, with the automations it fires (else it changed nothing)
 }
 
 // checkWrite validates the names and values of a write and returns them as

@@ -40,11 +40,13 @@ type Store interface {
 	// history entry, nil when nothing changed. CodeNotFound, and the errors
 	// of Patch.Apply.
 	//
-	// When p.Firing is set and the write changes something, the outbox
-	// entries it gives are queued with the write: in the same transaction
-	// where the store has them (bbolt), else before Apply returns, and
-	// p.Firing.Done reports them. A store that cannot queue them leaves
-	// Done uncalled and still reports the write, which is committed.
+	// When p.Firing is set and the write changes something, the store runs
+	// it for the session after the write, before and outside the write
+	// itself (again for the newer version when the session moved on
+	// meanwhile), queues the entries it gives in the same atomic step as
+	// the write, leaving out those past MaxEventFirings, and reports both
+	// with p.Firing.Done. A write whose entries cannot be queued is not
+	// acknowledged: Apply returns an error.
 	Apply(ctx context.Context, callID string, p *Patch) (*Session, *HistoryEntry, error)
 
 	// EndCall marks an active call ended at at with reason and applies p to
@@ -72,9 +74,11 @@ type Store interface {
 	// when there is none.
 	FlowRun(ctx context.Context, callID string) ([]byte, error)
 
-	// EnqueueOutbox queues outbox entries of existing calls. CodeNotFound
-	// when a call does not exist; CodeConflict when an entry ID exists.
-	EnqueueOutbox(ctx context.Context, entries []*OutboxEntry) error
+	// EnqueueOutbox queues outbox entries of existing calls, leaving out
+	// those fired by events past MaxEventFirings, and returns the entries it
+	// queued. CodeNotFound when a call does not exist; CodeConflict when an
+	// entry ID exists.
+	EnqueueOutbox(ctx context.Context, entries []*OutboxEntry) ([]*OutboxEntry, error)
 
 	// UpdateOutbox replaces a queued entry after an attempt: still pending
 	// with a new Due, or finished with a zero Due. CodeNotFound when the

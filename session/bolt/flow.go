@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 
@@ -52,14 +53,17 @@ func (s *Store) FlowRun(ctx context.Context, callID string) ([]byte, error) {
 }
 
 // EnqueueOutbox implements session.Store.
-func (s *Store) EnqueueOutbox(ctx context.Context, entries []*session.OutboxEntry) error {
+func (s *Store) EnqueueOutbox(ctx context.Context, entries []*session.OutboxEntry) ([]*session.OutboxEntry, error) {
 	encoded, err := encodeEntries(entries)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var result error
+	var (
+		result error
+		queued []*session.OutboxEntry
+	)
 	err = s.write(func(t *wtx) error {
-		result = nil
+		result, queued = nil, nil
 		for _, e := range entries {
 			if t.get(bCalls, []byte(e.CallID)) == nil {
 				result = notFound(e.CallID)
@@ -69,13 +73,16 @@ func (s *Store) EnqueueOutbox(ctx context.Context, entries []*session.OutboxEntr
 		if result = checkNewEntries(t, entries); result != nil {
 			return nil
 		}
-		putEntries(t, entries, encoded)
+		queued, _ = putEntries(t, entries, encoded)
 		return nil
 	})
 	if err != nil {
-		return storeErr("enqueue outbox", err)
+		return nil, storeErr("enqueue outbox", err)
 	}
-	return result
+	if result != nil {
+		return nil, result
+	}
+	return queued, nil
 }
 
 // UpdateOutbox implements session.Store.
@@ -181,14 +188,35 @@ func checkNewEntries(t *wtx, entries []*session.OutboxEntry) error {
 	return nil
 }
 
-func putEntries(t *wtx, entries []*session.OutboxEntry, encoded [][]byte) {
+// putEntries queues entries in t, leaving out those fired by events past
+// session.MaxEventFirings (counted per call and automation in
+// outbox_fired), and returns the entries queued and those left out.
+func putEntries(t *wtx, entries []*session.OutboxEntry, encoded [][]byte) (queued, dropped []*session.OutboxEntry) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	queued = make([]*session.OutboxEntry, 0, len(entries))
 	for i, e := range entries {
+		if name, ok := session.FiringCount(e); ok {
+			key := append(callPrefix(e.CallID), name...)
+			n := uint32(0)
+			if v := t.get(bOutboxFired, key); len(v) == 4 {
+				n = binary.BigEndian.Uint32(v)
+			}
+			if n >= session.MaxEventFirings {
+				dropped = append(dropped, e)
+				continue
+			}
+			t.put(bOutboxFired, key, binary.BigEndian.AppendUint32(nil, n+1))
+		}
 		t.put(bOutbox, []byte(e.ID), encoded[i])
 		t.put(bOutboxCall, append(callPrefix(e.CallID), e.ID...), nil)
 		if e.Pending() {
 			t.put(bOutboxDue, timeKey(e.Due, e.ID), nil)
 		}
+		queued = append(queued, e)
 	}
+	return queued, dropped
 }
 
 func decodeEntry(raw []byte) (*session.OutboxEntry, error) {
@@ -216,6 +244,9 @@ func deleteFlowData(tx *bolt.Tx, callID string) error {
 	}
 	box, due, byCall := tx.Bucket(bucketNames[bOutbox]), tx.Bucket(bucketNames[bOutboxDue]), tx.Bucket(bucketNames[bOutboxCall])
 	prefix := callPrefix(callID)
+	if err := deletePrefix(tx.Bucket(bucketNames[bOutboxFired]), prefix); err != nil {
+		return err
+	}
 	var keys [][]byte
 	cur := byCall.Cursor()
 	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
@@ -235,6 +266,21 @@ func deleteFlowData(tx *bolt.Tx, callID string) error {
 			}
 		}
 		if err := putAll(box.Delete(id), byCall.Delete(k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deletePrefix deletes every key of b that starts with prefix.
+func deletePrefix(b *bolt.Bucket, prefix []byte) error {
+	var keys [][]byte
+	cur := b.Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
 			return err
 		}
 	}

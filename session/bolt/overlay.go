@@ -34,6 +34,7 @@ const (
 	bOutbox
 	bOutboxDue
 	bOutboxCall
+	bOutboxFired
 	numBuckets
 )
 

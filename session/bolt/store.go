@@ -33,10 +33,11 @@ var bucketNames = [numBuckets][]byte{
 	bActive:   []byte("active"),   // start time, call ID → empty; active calls only
 	bByEnd:    []byte("by_end"),   // end time (8 bytes BE ns), call ID → empty
 
-	bFlowRuns:   []byte("flow_runs"),   // call ID → flow state (package flow's JSON)
-	bOutbox:     []byte("outbox"),      // entry ID → OutboxEntry JSON
-	bOutboxDue:  []byte("outbox_due"),  // due time (8 bytes BE ns), entry ID → empty; pending entries only
-	bOutboxCall: []byte("outbox_call"), // call ID, 0x00, entry ID → empty
+	bFlowRuns:    []byte("flow_runs"),    // call ID → flow state (package flow's JSON)
+	bOutbox:      []byte("outbox"),       // entry ID → OutboxEntry JSON
+	bOutboxDue:   []byte("outbox_due"),   // due time (8 bytes BE ns), entry ID → empty; pending entries only
+	bOutboxCall:  []byte("outbox_call"),  // call ID, 0x00, entry ID → empty
+	bOutboxFired: []byte("outbox_fired"), // call ID, 0x00, automation → entries its events fired (4 bytes BE)
 }
 
 // bucketMeta holds where bbolt is applied up to in the write-ahead log.

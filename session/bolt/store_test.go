@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -176,5 +178,54 @@ func TestStore_CacheSkipsCallsCreatedEnded(t *testing.T) {
 	}
 	if s, err := svc.Session(ctx, c.ID); err != nil || s.State != session.StateEnded {
 		t.Fatalf("the session reads %+v, %v", s, err)
+	}
+}
+
+// fireEach is a session.Automations whose every event fires one entry of
+// the automation "echo".
+type fireEach struct{ n atomic.Int64 }
+
+func (f *fireEach) Fire(ev *session.Event) []*session.OutboxEntry {
+	id := fmt.Sprintf("e-%06d", f.n.Add(1))
+	return []*session.OutboxEntry{{ID: id, CallID: ev.CallID, Created: ev.At, Due: ev.At, Automation: "echo", Event: ev.Type, Data: json.RawMessage(`{}`)}}
+}
+
+func (f *fireEach) Queued(_, _ []*session.OutboxEntry) {}
+
+// TestStore_MaxEventFiringsSurvivesRestart: the guard against automation
+// loops counts what the store holds, so a restart does not reset it.
+func TestStore_MaxEventFiringsSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	client := session.WriteOptions{Actor: "test", Origin: session.OriginClient}
+	auto := &fireEach{}
+	open := func() (*bolt.Store, *session.Service) {
+		st := bolttest.MustOpenDir(t, dir, bolt.Options{})
+		svc := session.NewService(st, session.Options{})
+		svc.SetAutomations(auto)
+		return st, svc
+	}
+	st, svc := open()
+	c, _, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(svc *session.Service, from, to int) {
+		for i := from; i < to; i++ {
+			if _, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{"app.n": json.RawMessage(strconv.Itoa(i))}, client); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write(svc, 0, 60)
+	st.Close()
+	st, svc = open()
+	write(svc, 60, 120)
+	entries, err := st.CallOutbox(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(entries), session.MaxEventFirings; got != want {
+		t.Fatalf("%d entries after 121 events across a restart, want %d", got, want)
 	}
 }

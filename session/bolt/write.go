@@ -14,11 +14,13 @@ import (
 // (writer.go), one after another, so the work inside them bounds the write
 // rate. Each write is therefore prepared outside: it reads what it changes
 // (an active call's session from the read cache, decoded already), applies
-// its change and encodes every record; inside the transaction it only
-// checks that what it read is still what is stored, and puts the prepared
-// bytes. Every change to a session record bumps its version, so an equal
-// version means an identical record. Only when another write got there
-// first is the change prepared again inside the transaction.
+// its change, runs the flow code that decides which automations the change
+// fires (Patch.Firing), and encodes every record; inside the transaction it
+// only checks that what it read is still what is stored, and puts the
+// prepared bytes. Every change to a session record bumps its version, so
+// an equal version means an identical record. When another write got there
+// first, the write is prepared again, outside, from the newest state: flow
+// code never runs inside the writer.
 
 // CreateCall implements session.Store. The store keeps sess (for reads):
 // the caller must not change it afterwards.
@@ -31,7 +33,10 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 		return err
 	}
 	id := []byte(c.ID)
-	var result error
+	var (
+		result          error
+		queued, dropped []*session.OutboxEntry
+	)
 	err = s.write(func(t *wtx) error {
 		result = nil
 		if t.get(bCalls, id) != nil {
@@ -47,7 +52,7 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 		t.put(bCalls, id, callJSON)
 		t.put(bByStart, startKey, []byte{stateByte(c.State)})
 		putRecords(t, c.ID, rec, logEntry)
-		putEntries(t, queue, queueRecs)
+		queued, dropped = putEntries(t, queue, queueRecs)
 		return nil
 	})
 	if err != nil {
@@ -56,7 +61,7 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 	if result != nil {
 		return result
 	}
-	f.Done(queue)
+	f.Done(queued, dropped)
 	if c.State == session.StateEnded { // created ended (a redirected call): not cached, as EndCall
 		s.cache.end(c.ID, sess.Version)
 	} else {
@@ -69,71 +74,74 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 // the store's cache: the caller must not change it.
 func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*session.Session, *session.HistoryEntry, error) {
 	id := []byte(callID)
-	var prep *prepared
-	var err error
-	if e, ok := s.cache.get(callID); ok {
-		// A change prepared on the cached record is checked against the
-		// stored version in the transaction. A refusal or a no-op would be
-		// answered without one, so those are decided on the stored record.
-		if prep, err = prepare(e.sess, recordHead(e.rec), p, false); err == nil && (prep.err != nil || prep.entry == nil) {
-			prep = nil
+	fromCache := true
+	for {
+		prep, err := s.prepareApply(callID, p, fromCache)
+		if err != nil {
+			return nil, nil, storeErr("apply write", err)
 		}
-	}
-	if prep == nil && err == nil {
-		err = s.read(func(r *reader) error {
-			v := r.get(bSessions, id)
-			if v == nil {
-				return notFound(callID)
+		if prep.err != nil || prep.entry == nil {
+			// Refused, or nothing to change: true as of the snapshot just read.
+			return prep.result()
+		}
+		var missing, stale bool
+		err = s.write(func(t *wtx) error {
+			missing, stale = false, false
+			v := t.get(bSessions, id)
+			switch {
+			case v == nil:
+				missing = true
+			case recordVersion(v) != prep.base:
+				stale = true
+			default:
+				putRecords(t, callID, prep.sessRec, prep.logEntry)
+				prep.queued, prep.dropped = putEntries(t, prep.queue, prep.queueRecs)
 			}
-			prep, err = prepareRecord(v, p)
-			return err
-		})
-	}
-	if err != nil {
-		return nil, nil, storeErr("apply write", err)
-	}
-	if prep.err != nil || prep.entry == nil {
-		// Refused, or nothing to change: true as of the snapshot just read.
-		return prep.result()
-	}
-	var final *prepared
-	err = s.write(func(t *wtx) error {
-		final = nil
-		v := t.get(bSessions, id)
-		if v == nil {
-			final = &prepared{err: notFound(callID)}
 			return nil
+		})
+		switch {
+		case err != nil:
+			return nil, nil, storeErr("apply write", err)
+		case missing:
+			return nil, nil, notFound(callID) // purged meanwhile
+		case stale:
+			fromCache = false // the write that got there first may not be cached yet
+			continue
 		}
-		cur := prep
-		if recordVersion(v) != prep.base {
-			var err error
-			if cur, err = prepareRecord(v, p); err != nil {
-				return err
-			}
-			if cur.err != nil || cur.entry == nil {
-				final = cur
-				return nil
-			}
-		}
-		final = cur
-		putRecords(t, callID, cur.sessRec, cur.logEntry)
-		putEntries(t, cur.queue, cur.queueRecs)
-		return nil
-	})
-	if err != nil {
-		return nil, nil, storeErr("apply write", err)
-	}
-	if final.err == nil && final.entry != nil {
-		if final.sess.State == session.StateEnded {
+		if prep.sess.State == session.StateEnded {
 			// A write an ended session accepts (Patch.AllowEnded): reads stay
 			// with bbolt, as for every ended call.
-			s.cache.end(callID, final.sess.Version)
+			s.cache.end(callID, prep.sess.Version)
 		} else {
-			s.cache.put(callID, final.sessRec, final.sess)
+			s.cache.put(callID, prep.sessRec, prep.sess)
 		}
-		p.Firing.Done(final.queue)
+		p.Firing.Done(prep.queued, prep.dropped)
+		return prep.result()
 	}
-	return final.result()
+}
+
+// prepareApply prepares p on the newest session of callID: the cached
+// one, when fromCache and it is cached and the change is a real one (a
+// refusal or a no-op is decided on the stored record), else the stored
+// one.
+func (s *Store) prepareApply(callID string, p *session.Patch, fromCache bool) (*prepared, error) {
+	if e, ok := s.cache.get(callID); ok && fromCache {
+		prep, err := prepare(e.sess, recordHead(e.rec), p, false)
+		if err != nil || (prep.err == nil && prep.entry != nil) {
+			return prep, err
+		}
+	}
+	var prep *prepared
+	err := s.read(func(r *reader) error {
+		v := r.get(bSessions, []byte(callID))
+		if v == nil {
+			return notFound(callID)
+		}
+		var err error
+		prep, err = prepareRecord(v, p)
+		return err
+	})
+	return prep, err
 }
 
 // prepared is a write computed against one version of a session record.
@@ -145,15 +153,17 @@ type prepared struct {
 	logEntry []byte
 	err      error // the write is refused (a domain error)
 	// The outbox entries the write fires (Patch.Firing), and their
-	// encodings, queued in its transaction.
-	queue     []*session.OutboxEntry
-	queueRecs [][]byte
+	// encodings, queued in its transaction; what putEntries queued of them
+	// and left out.
+	queue           []*session.OutboxEntry
+	queueRecs       [][]byte
+	queued, dropped []*session.OutboxEntry
 }
 
 // prepare applies p to base, the session of a record whose newest history
-// entry is head, leaving base as it is, and encodes the results; with end,
-// the session is ended too. It returns an error only for an outbox entry
-// that cannot be encoded.
+// entry is head, leaving base as it is, runs p.Firing and encodes the
+// results; with end, the session is ended too. It returns an error only
+// for an outbox entry that cannot be encoded.
 func prepare(base *session.Session, head uint64, p *session.Patch, end bool) (*prepared, error) {
 	prep := &prepared{base: base.Version}
 	prep.sess, prep.entry, prep.err = p.Applied(base)
@@ -193,55 +203,48 @@ func (p *prepared) result() (*session.Session, *session.HistoryEntry, error) {
 // the store's cache until the end commits: the caller must not change it.
 func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason string, p *session.Patch) (*session.Call, *session.Session, *session.HistoryEntry, bool, error) {
 	id := []byte(callID)
-	var (
-		prep    *ending
-		rawCall []byte
-	)
-	err := s.read(func(r *reader) error {
-		var err error
-		rawCall = bytes.Clone(r.get(bCalls, id))
-		prep, err = s.prepareEnd(callID, rawCall, r.get(bSessions, id), at, reason, p)
-		return err
-	})
-	if err != nil {
-		return nil, nil, nil, false, storeErr("end call", err)
-	}
-	if !prep.ended {
-		return prep.call, prep.sess, nil, false, nil // ended already, as of the snapshot just read
-	}
-	var final *ending
-	err = s.write(func(t *wtx) error {
-		final = nil
-		rc, rs := t.get(bCalls, id), t.get(bSessions, id)
-		cur := prep
-		if !bytes.Equal(rc, rawCall) || rs == nil || recordVersion(rs) != prep.base {
+	for {
+		var (
+			prep    *ending
+			rawCall []byte
+		)
+		err := s.read(func(r *reader) error {
 			var err error
-			if cur, err = s.prepareEnd(callID, rc, rs, at, reason, p); err != nil {
-				return err
+			rawCall = bytes.Clone(r.get(bCalls, id))
+			prep, err = s.prepareEnd(callID, rawCall, r.get(bSessions, id), at, reason, p)
+			return err
+		})
+		if err != nil {
+			return nil, nil, nil, false, storeErr("end call", err)
+		}
+		if !prep.ended {
+			return prep.call, prep.sess, nil, false, nil // ended already
+		}
+		stale := false
+		err = s.write(func(t *wtx) error {
+			rc, rs := t.get(bCalls, id), t.get(bSessions, id)
+			if stale = !bytes.Equal(rc, rawCall) || rs == nil || recordVersion(rs) != prep.base; stale {
+				return nil
 			}
-		}
-		final = cur
-		if !cur.ended {
+			startKey := timeKey(prep.call.StartedAt, callID)
+			t.put(bCalls, id, prep.callJSON)
+			t.put(bByStart, startKey, []byte{stateByte(session.StateEnded)})
+			t.del(bActive, startKey)
+			t.put(bByEnd, timeKey(at, callID), nil)
+			putRecords(t, callID, prep.sessRec, prep.logEntry)
+			prep.queued, prep.dropped = putEntries(t, prep.queue, prep.queueRecs)
 			return nil
+		})
+		if err != nil {
+			return nil, nil, nil, false, storeErr("end call", err)
 		}
-		startKey := timeKey(cur.call.StartedAt, callID)
-		t.put(bCalls, id, cur.callJSON)
-		t.put(bByStart, startKey, []byte{stateByte(session.StateEnded)})
-		t.del(bActive, startKey)
-		t.put(bByEnd, timeKey(at, callID), nil)
-		putRecords(t, callID, cur.sessRec, cur.logEntry)
-		putEntries(t, cur.queue, cur.queueRecs)
-		return nil
-	})
-	if err != nil {
-		return nil, nil, nil, false, storeErr("end call", err)
+		if stale {
+			continue // prepared again from what is stored now, outside the writer
+		}
+		s.cache.end(callID, prep.sess.Version)
+		p.Firing.Done(prep.queued, prep.dropped)
+		return prep.call, prep.sess, prep.entry, true, nil
 	}
-	if !final.ended {
-		return final.call, final.sess, nil, false, nil
-	}
-	s.cache.end(callID, final.sess.Version)
-	p.Firing.Done(final.queue)
-	return final.call, final.sess, final.entry, true, nil
 }
 
 // ending is the end of a call computed against one version of its records:

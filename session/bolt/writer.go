@@ -159,14 +159,20 @@ func (w *writer) commit(group []*writeOp) {
 		return
 	}
 	var t *wtx
+	writes := 0 // that changed something
 	for {
 		t = w.begin()
 		failed := -1
+		writes = 0
 		for i, op := range group {
+			n := len(t.changes)
 			if err := safely(op.fn, t); err != nil {
 				failed = i
 				op.err = err
 				break
+			}
+			if len(t.changes) > n {
+				writes++
 			}
 		}
 		t.r.tx.Rollback()
@@ -181,8 +187,8 @@ func (w *writer) commit(group []*writeOp) {
 		}
 	}
 	err := w.log(t)
-	if err == nil && w.observe != nil && len(t.changes) > 0 {
-		w.observe(len(group), w.lastSync)
+	if err == nil && w.observe != nil && writes > 0 {
+		w.observe(writes, w.lastSync)
 	}
 	for _, op := range group {
 		op.err = err

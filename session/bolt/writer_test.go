@@ -73,53 +73,88 @@ func TestStore_OnCommit(t *testing.T) {
 	// and some commit held more than one, without any delay to tune.
 	t.Run("ConcurrentWritesShareCommits", func(t *testing.T) {
 		svc, _, log := openObserved(t, bolt.Options{})
-		c, _, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
-		if err != nil {
-			t.Fatal(err)
-		}
 		const writers, each = 32, 8
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		errs := make(chan error, writers*each)
-		for w := range writers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				for i := range each {
-					v := json.RawMessage(fmt.Sprint(i))
-					if _, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{fmt.Sprintf("ivr.w%d", w): v}, client); err != nil {
-						errs <- err
-					}
-				}
-			}()
-		}
-		close(start)
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatal(err)
-		}
+		ids := concurrently(t, svc, writers, each, false)
 		batches, _ := log.snapshot()
 		total, biggest := 0, 0
 		for _, n := range batches {
 			total += n
 			biggest = max(biggest, n)
 		}
-		if got, want := total, 1+writers*each; got != want {
+		if got, want := total, writers+writers*each; got != want {
 			t.Fatalf("writes counted=%d, want %d", got, want)
 		}
 		if biggest < 2 {
 			t.Fatalf("largest commit=%d writes over %d commits; want concurrent writes to share one", biggest, len(batches))
 		}
-		sess, err := svc.Session(ctx, c.ID)
+		for _, id := range ids {
+			if sess, err := svc.Session(ctx, id); err != nil || sess.Version != 1+each {
+				t.Fatalf("call %s: %v, want version %d", id, err, 1+each)
+			}
+		}
+	})
+
+	// Writers racing on one session all get their write in, each its own
+	// version: a write prepared on a version another write replaced is
+	// prepared again.
+	t.Run("OneSessionManyWriters", func(t *testing.T) {
+		svc, _, _ := openObserved(t, bolt.Options{})
+		const writers, each = 16, 8
+		id := concurrently(t, svc, writers, each, true)[0]
+		sess, err := svc.Session(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := sess.Version, uint64(1+writers*each); got != want {
+		if got, want := sess.Version, uint64(1+writers*each); got != want || len(sess.Variables) < writers {
 			t.Fatalf("version=%d, want %d: every write its own version", got, want)
 		}
 	})
+}
+
+// concurrently has writers goroutines write each variables, into a call
+// each or, with shared, all into one call, and returns the calls.
+func concurrently(t *testing.T, svc *session.Service, writers, each int, shared bool) []string {
+	t.Helper()
+	ctx := context.Background()
+	client := session.WriteOptions{Actor: "test", Origin: session.OriginClient}
+	ids := make([]string, writers)
+	for w := range ids {
+		if w > 0 && shared {
+			ids[w] = ids[0]
+			continue
+		}
+		c, _, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[w] = c.ID
+	}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for i := range each {
+				v := json.RawMessage(fmt.Sprint(i))
+				if _, err := svc.Merge(ctx, ids[w], map[string]json.RawMessage{fmt.Sprintf("ivr.w%d", w): v}, client); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if shared {
+		return ids[:1]
+	}
+	return ids
 }
 
 // TestStore_GroupFailure: a write that fails in the store fails alone;

@@ -71,25 +71,29 @@ func (s *Store) SaveFlowRun(ctx context.Context, callID string, state []byte, qu
 			return session.Internal(fmt.Errorf("save flow run of %s: an outbox entry of call %s", callID, e.CallID))
 		}
 	}
-	return s.queue(ctx, callID, state, true, queue)
+	_, err := s.queue(ctx, callID, state, true, queue)
+	return err
 }
 
 // EnqueueOutbox implements session.Store. Entries of several calls are
 // checked first and then queued call by call: unlike bbolt, a failure of
 // Redis part-way can leave the entries of some calls queued.
-func (s *Store) EnqueueOutbox(ctx context.Context, entries []*session.OutboxEntry) error {
+func (s *Store) EnqueueOutbox(ctx context.Context, entries []*session.OutboxEntry) ([]*session.OutboxEntry, error) {
 	calls, byCall := session.GroupByCall(entries)
 	if len(calls) > 1 {
 		if err := s.checkNewEntries(ctx, byCall); err != nil {
-			return err
+			return nil, err
 		}
 	}
+	var queued []*session.OutboxEntry
 	for _, id := range calls {
-		if err := s.queue(ctx, id, nil, false, byCall[id]); err != nil {
-			return err
+		q, err := s.queue(ctx, id, nil, false, byCall[id])
+		if err != nil {
+			return nil, err
 		}
+		queued = append(queued, q...)
 	}
-	return nil
+	return queued, nil
 }
 
 // checkNewEntries refuses a batch of several calls' entries before any is
@@ -127,28 +131,33 @@ func (s *Store) checkNewEntries(ctx context.Context, byCall map[string][]*sessio
 }
 
 // queue stores a call's flow state (when withState) and queues its entries,
-// claimed by this node.
-func (s *Store) queue(ctx context.Context, callID string, state []byte, withState bool, entries []*session.OutboxEntry) error {
+// claimed by this node, leaving out those fired by events past
+// session.MaxEventFirings; it returns those it queued.
+func (s *Store) queue(ctx context.Context, callID string, state []byte, withState bool, entries []*session.OutboxEntry) ([]*session.OutboxEntry, error) {
 	if err := s.begin(); err != nil {
-		return err
+		return nil, err
 	}
 	defer s.end()
 	flag := "0"
 	if withState {
 		flag = "1"
 	}
-	args := make([]any, 0, 4+3*len(entries))
-	args = append(args, s.node, flag, state, callID)
+	args := make([]any, 0, 5+4*len(entries))
+	args = append(args, s.node, flag, state, callID, session.MaxEventFirings)
 	var pending []redis.Z
 	for _, e := range entries {
-		if e.ID == "" || strings.Contains(e.ID, "/") {
-			return session.Internal(fmt.Errorf("outbox entry ID %q cannot be stored", e.ID))
+		if e.ID == "" || strings.Contains(e.ID, "/") || strings.HasPrefix(e.ID, "#") {
+			return nil, session.Internal(fmt.Errorf("outbox entry ID %q cannot be stored", e.ID))
 		}
 		js, err := session.EncodeJSON(e)
 		if err != nil {
-			return session.Internal(fmt.Errorf("encode outbox entry: %w", err))
+			return nil, session.Internal(fmt.Errorf("encode outbox entry: %w", err))
 		}
-		args = append(args, e.ID, js, dueScore(e))
+		counted, ok := session.FiringCount(e)
+		if !ok {
+			counted = ""
+		}
+		args = append(args, e.ID, js, dueScore(e), counted)
 		if e.Pending() {
 			pending = append(pending, redis.Z{Score: float64(e.Due.UnixMicro()), Member: member(e)})
 		}
@@ -164,27 +173,44 @@ func (s *Store) queue(ctx context.Context, callID string, state []byte, withStat
 			return nil
 		})
 		if err != nil {
-			return storeErr("index outbox", err)
+			return nil, storeErr("index outbox", err)
 		}
 	}
 	res, err := s.evalSha(ctx, scriptSaveRun, s.outboxKeys(callID), args...).Result()
 	if err != nil {
-		return storeErr("save flow run", err)
+		return nil, storeErr("save flow run", err)
 	}
 	switch r := res.(type) {
 	case int64:
-		if r == 0 {
-			if s.split {
-				s.dropIndex(ctx, pending)
-			}
-			return notFound(callID)
+		if s.split {
+			s.dropIndex(ctx, pending)
 		}
-		return nil
+		return nil, notFound(callID)
 	case []any:
-		id, _ := r[1].(string)
-		return session.Errorf(session.CodeConflict, "the outbox entry %s exists already", id)
+		if n, _ := r[0].(int64); n < 0 {
+			id, _ := r[1].(string)
+			return nil, session.Errorf(session.CodeConflict, "the outbox entry %s exists already", id)
+		}
+		left := map[string]bool{}
+		for _, id := range r[1:] {
+			eid, _ := id.(string)
+			left[eid] = true
+		}
+		queued := make([]*session.OutboxEntry, 0, len(entries))
+		var unindex []redis.Z
+		for _, e := range entries {
+			if !left[e.ID] {
+				queued = append(queued, e)
+			} else if s.split && e.Pending() {
+				unindex = append(unindex, redis.Z{Member: member(e)})
+			}
+		}
+		if len(unindex) > 0 {
+			s.dropIndex(ctx, unindex)
+		}
+		return queued, nil
 	}
-	return session.Internal(fmt.Errorf("save flow run: unexpected reply %T", res))
+	return nil, session.Internal(fmt.Errorf("save flow run: unexpected reply %T", res))
 }
 
 // dropIndex removes index entries this node added ahead of a refused write.
@@ -340,6 +366,9 @@ func (s *Store) CallOutbox(ctx context.Context, callID string) ([]*session.Outbo
 	}
 	out := make([]*session.OutboxEntry, 0, len(all.Val()))
 	for id, js := range all.Val() {
+		if strings.HasPrefix(id, "#") {
+			continue // a count (scriptSaveRun)
+		}
 		e := new(session.OutboxEntry)
 		if err := json.Unmarshal([]byte(js), e); err != nil {
 			return nil, storeErr("read call outbox", fmt.Errorf("decode outbox entry %s: %w", id, err))

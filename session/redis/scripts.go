@@ -278,25 +278,44 @@ return redis.call('ZREM', KEYS[4], m)
 // both; in Cluster mode Go runs the index part as separate steps.
 
 // scriptSaveRun stores a flow state (ARGV[3], unless ARGV[2] is '0') and
-// queues entries: ARGV[1] this node, ARGV[4] the call ID, then per entry
-// its ID, its JSON and its due time (empty when finished). Queued entries are
-// claimed by this node, which delivers them. Returns 1, 0 when there is no
-// such call, or {-1, ID} when an entry ID exists (nothing is written).
+// queues entries: ARGV[1] this node, ARGV[4] the call ID, ARGV[5] the most
+// entries one automation's events may fire on a call, then per entry its
+// ID, its JSON, its due time (empty when finished) and, for an entry fired
+// by an event, its automation (else empty). The entries an automation's
+// events fired are counted in the call's entries hash, under '#fired:'
+// and the automation: past the most, an entry is left out. Queued entries
+// are claimed by this node, which delivers them. Returns {1, the IDs left
+// out…}, 0 when there is no such call, or {-1, ID} when an entry ID exists
+// (nothing is written).
 var scriptSaveRun = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-for i = 5, #ARGV, 3 do
+for i = 6, #ARGV, 4 do
   if redis.call('HEXISTS', KEYS[3], ARGV[i]) == 1 then return {-1, ARGV[i]} end
 end
 if ARGV[2] == '1' then redis.call('SET', KEYS[2], ARGV[3], 'KEEPTTL') end
-for i = 5, #ARGV, 3 do
-  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
-  if #KEYS > 3 and ARGV[i + 2] ~= '' then
-    local m = ARGV[4] .. '/' .. ARGV[i]
-    redis.call('ZADD', KEYS[4], ARGV[i + 2], m)
-    redis.call('HSET', KEYS[5], m, ARGV[1])
+local out = {1}
+local most = tonumber(ARGV[5])
+for i = 6, #ARGV, 4 do
+  local keep = true
+  if ARGV[i + 3] ~= '' then
+    local f = '#fired:' .. ARGV[i + 3]
+    if (tonumber(redis.call('HGET', KEYS[3], f)) or 0) >= most then
+      keep = false
+      out[#out + 1] = ARGV[i]
+    else
+      redis.call('HINCRBY', KEYS[3], f, 1)
+    end
+  end
+  if keep then
+    redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+    if #KEYS > 3 and ARGV[i + 2] ~= '' then
+      local m = ARGV[4] .. '/' .. ARGV[i]
+      redis.call('ZADD', KEYS[4], ARGV[i + 2], m)
+      redis.call('HSET', KEYS[5], m, ARGV[1])
+    end
   end
 end
-return 1
+return out
 `)
 
 // scriptUpdateEntry records an attempt: ARGV[1] this node, ARGV[2] the

@@ -50,24 +50,38 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 	if err := s.createCall(ctx, c, sess, h); err != nil {
 		return err
 	}
-	s.fire(ctx, c.ID, f, sess, h)
-	return nil
+	return s.fire(ctx, c.ID, f, sess, h)
 }
 
 // fire queues the outbox entries of a committed change (see
 // session.Firing). Redis runs the write in a script that computes the
 // session after it, which the entries depend on, so they go in a second
-// round trip, before the write is acknowledged. When that fails the change
-// stays committed and its automations are left to the event subscriber
-// (the Firing is not Done).
-func (s *Store) fire(ctx context.Context, callID string, f *session.Firing, sess *session.Session, h *session.HistoryEntry) {
+// round trip, before the write is acknowledged. When that fails, the write
+// is committed but not acknowledged: its caller gets the error (an
+// acknowledged write never lacks its automations).
+func (s *Store) fire(ctx context.Context, callID string, f *session.Firing, sess *session.Session, h *session.HistoryEntry) error {
 	entries := f.Run(sess, h)
-	if len(entries) > 0 {
-		if err := s.queue(context.WithoutCancel(ctx), callID, nil, false, entries); err != nil {
-			return
+	if len(entries) == 0 {
+		return nil
+	}
+	queued, err := s.queue(context.WithoutCancel(ctx), callID, nil, false, entries)
+	if err != nil {
+		return err
+	}
+	var dropped []*session.OutboxEntry
+	if len(queued) < len(entries) {
+		in := make(map[*session.OutboxEntry]bool, len(queued))
+		for _, e := range queued {
+			in[e] = true
+		}
+		for _, e := range entries {
+			if !in[e] {
+				dropped = append(dropped, e)
+			}
 		}
 	}
-	f.Done(entries)
+	f.Done(queued, dropped)
+	return nil
 }
 
 func (s *Store) createCall(ctx context.Context, c *session.Call, sess *session.Session, h *session.HistoryEntry) error {
@@ -164,7 +178,9 @@ func errDisagree(op, id string, status int64, ruleErr error) error {
 func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*session.Session, *session.HistoryEntry, error) {
 	sess, h, err := s.apply(ctx, callID, p)
 	if err == nil && h != nil {
-		s.fire(ctx, callID, p.Firing, sess, h)
+		if err := s.fire(ctx, callID, p.Firing, sess, h); err != nil {
+			return nil, nil, err
+		}
 	}
 	return sess, h, err
 }
@@ -220,7 +236,9 @@ func (s *Store) apply(ctx context.Context, callID string, p *session.Patch) (*se
 func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason string, p *session.Patch) (*session.Call, *session.Session, *session.HistoryEntry, bool, error) {
 	c, sess, h, ended, err := s.endCall(ctx, callID, at, reason, p)
 	if err == nil && ended {
-		s.fire(ctx, callID, p.Firing, sess, h)
+		if err := s.fire(ctx, callID, p.Firing, sess, h); err != nil {
+			return nil, nil, nil, false, err
+		}
 	}
 	return c, sess, h, ended, err
 }
