@@ -239,6 +239,8 @@ func (b *Board) event(ev session.Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e := b.entry(ev.CallID)
+	// The counts are this node's; another node's call.ended (which the
+	// feed passes on) still ends the call on the list.
 	switch ev.Type {
 	case session.EventCallStarted:
 		if !ev.Remote {
@@ -246,7 +248,9 @@ func (b *Board) event(ev session.Event) {
 		}
 		e.fill(ev.Call)
 	case session.EventCallEnded:
-		b.win.at(now).callsEnded++
+		if !ev.Remote {
+			b.win.at(now).callsEnded++
+		}
 		e.fill(ev.Call)
 		e.Node = ""
 	}
