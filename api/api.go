@@ -53,6 +53,12 @@ type Config struct {
 	// /oauth/token; nil: a key generated at start, so that tokens are valid
 	// on this process only.
 	Keys *token.Keys
+	// Links mints context links (POST /v1/calls/{id}/context-link); nil: that route
+	// answers 503. Links of any Linker signed with Keys are served either way.
+	Links *token.Linker
+	// ContextGrace is how long a call's context links keep working after it ended;
+	// DefaultContextGrace when 0.
+	ContextGrace time.Duration
 	// SIPTargets, when set, returns the state of the SIP targets the bridge
 	// watches, which /readyz shows (the SIP bridge's keep-alive).
 	SIPTargets func() []SIPTarget
@@ -94,6 +100,9 @@ type Handler struct {
 	open                  bool                // no tokens: every request passes as anonymous
 	keys                  *token.Keys
 	sipTargets            func() []SIPTarget
+	links                 *token.Linker
+	contextGrace          time.Duration
+	usedLinks             usedLinks
 	accessTTL, refreshTTL time.Duration
 	log                   *slog.Logger
 	maxBody               int64
@@ -144,7 +153,8 @@ func NewHandler(cfg Config) (*Handler, error) {
 		open:       len(cfg.Tokens) == 0,
 		keys:       cfg.Keys,
 		sipTargets: cfg.SIPTargets,
-		accessTTL:  cmp.Or(cfg.AccessTokenTTL, DefaultAccessTokenTTL), refreshTTL: cmp.Or(cfg.RefreshTokenTTL, DefaultRefreshTokenTTL),
+		links:      cfg.Links, contextGrace: cmp.Or(cfg.ContextGrace, DefaultContextGrace),
+		accessTTL: cmp.Or(cfg.AccessTokenTTL, DefaultAccessTokenTTL), refreshTTL: cmp.Or(cfg.RefreshTokenTTL, DefaultRefreshTokenTTL),
 		log:       cfg.Logger,
 		maxBody:   cfg.MaxBodyBytes,
 		keepAlive: cfg.KeepAlive,
@@ -208,6 +218,9 @@ func NewHandler(cfg Config) (*Handler, error) {
 		if r.oauth {
 			chain = append(chain, func(c *gin.Context) { c.Set(ctxOAuth, true) })
 		}
+		if r.secretPath {
+			chain = append(chain, func(c *gin.Context) { c.Set(ctxSecretPath, true) })
+		}
 		if op.Scope != "" {
 			chain = append(chain, h.authenticate(op.Scope, r.queryToken))
 		}
@@ -237,6 +250,7 @@ type route struct {
 	handle       gin.HandlerFunc
 	babelforce   bool // answer errors in babelforce's envelope too; accept its X-Auth-Access-* headers
 	oauth        bool // answer errors with RFC 6749's error fields too
+	secretPath   bool // the path holds a secret: the access log shows the route instead
 	queryToken   bool // accept the token as ?access_token= (EventSource cannot set headers)
 }
 
@@ -268,6 +282,8 @@ func (h *Handler) routeTable() []route {
 		{method: "GET", path: "/v1/sessions/{callId}/variables/{name}", handle: h.getVariable},
 		{method: "GET", path: "/v1/sessions/{callId}/history", handle: h.getHistory},
 		{method: "GET", path: "/v1/sessions/{callId}/events", handle: h.streamEvents, queryToken: true},
+		{method: "GET", path: "/v1/context/{token}", handle: h.getContext, secretPath: true},
+		{method: "POST", path: "/v1/calls/{id}/context-link", handle: h.createContextLink},
 		{method: "GET", path: "/api/v2/sessions/{id}", handle: h.bfGetSession, babelforce: true},
 		{method: "PUT", path: "/api/v2/sessions/{id}", handle: h.bfPutSession, babelforce: true},
 		{method: "PUT", path: "/api/v2/calls/{id}/session/set", handle: h.bfSetCallSession, babelforce: true},

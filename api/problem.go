@@ -47,6 +47,7 @@ const (
 	typeMediaType      = "urn:callctx:problem:unsupported-media-type"
 	typeMethod         = "urn:callctx:problem:method-not-allowed"
 	typeUnavailable    = "urn:callctx:problem:unavailable"
+	typeGone           = "urn:callctx:problem:gone"
 	typeInternal       = "urn:callctx:problem:internal"
 	contentTypeProblem = "application/problem+json"
 	contentTypeJSON    = "application/json; charset=utf-8"
@@ -150,12 +151,23 @@ func (h *Handler) accessLog(c *gin.Context, route string, took time.Duration) {
 	h.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "http request",
 		slog.String("method", c.Request.Method),
 		slog.String("route", route), // as in openapi.yaml and the metrics
-		slog.String("path", c.Request.URL.Path),
+		slog.String("path", loggedPath(c)),
 		slog.Int("status", c.Writer.Status()),
 		slog.Duration("duration", took),
 		slog.String("call_id", callID(c)),
 		slog.String("actor", c.GetString(ctxActor)),
 	)
+}
+
+// ctxSecretPath marks a request whose path holds a secret (a context link's token).
+const ctxSecretPath = "callctx.secretPath"
+
+// loggedPath is the request's path for the log: its route when the path holds a secret.
+func loggedPath(c *gin.Context) string {
+	if c.GetBool(ctxSecretPath) {
+		return openapiPath(c.FullPath())
+	}
+	return c.Request.URL.Path
 }
 
 // ctxCallID holds the ID of a call a request created, for the access log.

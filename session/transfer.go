@@ -63,11 +63,17 @@ type TransferHeader struct {
 	Value string
 }
 
+// ContextLinkHeader is the SIP header that carries a context link: a signed URL that reads
+// the call's whole session (TransferContext.As "reference").
+const ContextLinkHeader = "X-Callctx-Context"
+
 // TransferContext says which session variables travel with a transfer and how.
 type TransferContext struct {
 	// Variables are names, or prefixes ending in "*" ("ivr.*"), of the variables to carry.
 	Variables []string
-	// As is "headers" (one X- header per variable), "uui" (one User-to-User header) or "both".
+	// As is "headers" (one X- header per variable), "uui" (one User-to-User header), "both",
+	// or "reference": one ContextLinkHeader whose link reads the whole session, instead of
+	// any variable (Variables is then not used).
 	As string
 	// UUIEncoding is "plain" or "hex" (the default) for the User-to-User header.
 	UUIEncoding string

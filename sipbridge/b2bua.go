@@ -287,7 +287,7 @@ func (b *Bridge) bridgeInbound(req *sip.Request, tx sip.ServerTransaction, call 
 		return
 	}
 	defer b.forget(c)
-	hs, errs := outgoing(call.ID, sess.Variables, b.cfg.Carry, nil)
+	hs, errs := b.outgoing(call.ID, sess.Variables, b.cfg.Carry, nil)
 	if len(errs) > 0 {
 		log.Warn("sip context not carried on bridged call", "error", errs)
 	}

@@ -97,6 +97,9 @@ type Config struct {
 	// default and Flow is empty) Mode instead of refusing it with 404 Not Found: for a
 	// deployment moving its numbers to the table one by one.
 	KeepUnrouted bool
+	// ContextLink mints the link of context by reference (Carry.As "reference"): a URL that
+	// reads the session of callID; nil: that carry is refused.
+	ContextLink func(callID string) (string, error)
 	// Refer says what the bridge does with a REFER on a call it holds.
 	Refer ReferConfig
 	// Keepalive says how the bridge checks its targets and SBC with OPTIONS.

@@ -18,6 +18,9 @@ const (
 	CarryHeaders = "headers" // one X- header per variable
 	CarryUUI     = "uui"     // one User-to-User header with k=v pairs
 	CarryBoth    = "both"
+	// CarryReference sends one X-Callctx-Context header whose link reads the whole session
+	// (see Config.ContextLink), however large it is.
+	CarryReference = "reference"
 )
 
 // CallIDHeader carries callctx's call ID on every request and redirect the bridge sends, so
@@ -27,9 +30,9 @@ const CallIDHeader = "X-Callctx-Call-Id"
 // checkContext checks a TransferContext's shape (not the variables it selects).
 func checkContext(c session.TransferContext) error {
 	switch c.As {
-	case "", CarryHeaders, CarryUUI, CarryBoth:
+	case "", CarryHeaders, CarryUUI, CarryBoth, CarryReference:
 	default:
-		return fmt.Errorf("as must be %s, %s or %s", CarryHeaders, CarryUUI, CarryBoth)
+		return fmt.Errorf("as must be %s, %s, %s or %s", CarryHeaders, CarryUUI, CarryBoth, CarryReference)
 	}
 	switch c.UUIEncoding {
 	case "", sipcodec.UUIPlain, sipcodec.UUIHex:
@@ -173,8 +176,14 @@ func checkExplicit(callID string, hs []sipcodec.Header) headerErrors {
 // call ID header and explicit alone, which checkExplicit made sure can, with every reason:
 // a redirect or a bridged call goes on with those (the next hop reads the session over
 // REST), a transfer refuses.
-func outgoing(callID string, vars map[string]json.RawMessage, spec session.TransferContext, explicit []sipcodec.Header) ([]sipcodec.Header, headerErrors) {
-	hs, errs := contextHeaders(vars, spec)
+func (b *Bridge) outgoing(callID string, vars map[string]json.RawMessage, spec session.TransferContext, explicit []sipcodec.Header) ([]sipcodec.Header, headerErrors) {
+	var hs []sipcodec.Header
+	var errs headerErrors
+	if spec.As == CarryReference {
+		hs, errs = b.linkHeader(callID)
+	} else {
+		hs, errs = contextHeaders(vars, spec)
+	}
 	if len(errs) == 0 {
 		all := mergeHeaders(append(idHeader(callID), hs...), explicit)
 		err := sipcodec.CheckHeaderLimits(all)
@@ -184,6 +193,22 @@ func outgoing(callID string, vars map[string]json.RawMessage, spec session.Trans
 		errs = limitErrors("context", err)
 	}
 	return mergeHeaders(idHeader(callID), explicit), errs
+}
+
+// linkHeader is the one header of context by reference: a fresh link to the call's session.
+func (b *Bridge) linkHeader(callID string) ([]sipcodec.Header, headerErrors) {
+	if b.cfg.ContextLink == nil {
+		return nil, headerErrors{{Name: "context", Message: "as: reference needs context links, which this bridge was given none of"}}
+	}
+	link, err := b.cfg.ContextLink(callID)
+	if err == nil {
+		err = sipcodec.CheckHeaderValue(link)
+	}
+	if err != nil {
+		b.log.Error("sip context link", "call_id", callID, "error", err)
+		return nil, headerErrors{{Name: "context", Message: "a context link could not be made"}}
+	}
+	return []sipcodec.Header{{Name: session.ContextLinkHeader, Value: link}}, nil
 }
 
 // contextHeaders builds the headers that carry the selected variables of a session, each

@@ -255,7 +255,7 @@ func (b *Bridge) flowTarget(c *inCall, a flow.Action, sess *session.Session) (ta
 	if errs := checkExplicit(c.id, explicit); len(errs) > 0 {
 		return target{}, nil, errs
 	}
-	hs, errs := outgoing(c.id, sess.Variables, b.cfg.Carry, explicit)
+	hs, errs := b.outgoing(c.id, sess.Variables, b.cfg.Carry, explicit)
 	if len(errs) > 0 {
 		b.log.Warn("sip context not carried", "call_id", c.id, "error", errs)
 	}

@@ -26,7 +26,7 @@ func withURIHeaders(u sip.Uri, hs []sipcodec.Header) sip.Uri {
 // signalling path and will never see its end. Its session stays readable for the retention
 // period; the next hop finds it by X-Callctx-Call-Id.
 func (b *Bridge) redirect(req *sip.Request, tx sip.ServerTransaction, call *session.Call, sess *session.Session, log logger) {
-	hs, errs := outgoing(call.ID, sess.Variables, b.cfg.Carry, nil)
+	hs, errs := b.outgoing(call.ID, sess.Variables, b.cfg.Carry, nil)
 	if len(errs) > 0 {
 		log.Warn("sip context not carried on redirect", "error", errs)
 	}

@@ -3,9 +3,11 @@ package sipbridge_test
 import (
 	"context"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/callctx/callctx/internal/sipptest"
@@ -210,4 +212,26 @@ flows:
 			t.Errorf("flow %q: %q, want %q", flowName, got, want)
 		}
 	}
+}
+
+// Context by reference on a REFER: one X-Callctx-Context header in the Refer-To URI, holding
+// the link the bridge was given for the call, instead of the variables.
+func TestBridge_TransferContextByReference(t *testing.T) {
+	e := startBridge(t, sipbridge.Config{TransferTarget: "sip:default-queue@192.0.2.30",
+		ContextLink: func(callID string) (string, error) { return "https://callctx.test/v1/context/tok-" + callID, nil }})
+	uac := sipptest.Start(t, "uac_refer_default.xml", e.bridge.Addr(), 0)
+	call := e.activeCall(t)
+	transferWhenAnswered(t, e, call.ID, session.TransferRequest{
+		Headers: []session.TransferHeader{{Name: "X-My-Header", Value: "my_value"}}, HangupAfter: ms(50),
+		Context: &session.TransferContext{As: sipbridge.CarryReference, Variables: []string{"sip.*"}},
+	})
+	uac.Wait(t)
+	referTo, err := url.PathUnescape(uac.Logged(t, "refer-to"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(referTo, "&X-Callctx-Context=https://callctx.test/v1/context/tok-"+call.ID+"&") || strings.Contains(referTo, "X-Customer-Id") {
+		t.Fatalf("Refer-To %s", referTo)
+	}
+	e.endedCall(t, call.ID)
 }

@@ -89,7 +89,7 @@ func (b *Bridge) transfer(ctx context.Context, callID string, req session.Transf
 	if req.Context != nil {
 		spec = *req.Context
 	}
-	hs, errs := outgoing(callID, sess.Variables, spec, p.headers)
+	hs, errs := b.outgoing(callID, sess.Variables, spec, p.headers)
 	if len(errs) > 0 {
 		return nil, &session.Error{Code: session.CodeInvalid, Message: "the session's context cannot travel in SIP with this transfer", Fields: errs}
 	}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -201,3 +202,54 @@ func (r *Keys) Verify(s string, kind Kind, now time.Time) (Claims, error) {
 // LooksSigned reports whether s has the shape of a signed token (three
 // dot-separated parts), so that a bearer secret need not be tried as one.
 func LooksSigned(s string) bool { return strings.Count(s, ".") == 2 }
+
+// ContextPath is where the API serves a context link: ContextPath + the token.
+const ContextPath = "/v1/context/"
+
+// Linker mints context links: URLs that read one call's session without a token of their
+// own, until they expire (and, the API checks, until a grace period after the call ended;
+// once, when single use). It is safe for concurrent use.
+type Linker struct {
+	keys *Keys
+	ttl  time.Duration
+	once bool
+	now  func() time.Time
+	base atomic.Pointer[string]
+}
+
+// NewLinker returns a Linker that signs with keys links valid for ttl, for single use when
+// once is set, under baseURL (the scheme, host and port receivers reach the API at; it may
+// be set later with SetBaseURL).
+func NewLinker(keys *Keys, baseURL string, ttl time.Duration, once bool) *Linker {
+	l := &Linker{keys: keys, ttl: ttl, once: once, now: time.Now}
+	l.SetBaseURL(baseURL)
+	return l
+}
+
+// SingleUse reports whether every link the Linker mints is for a single use.
+func (l *Linker) SingleUse() bool { return l.once }
+
+// SetBaseURL sets the scheme, host and port of the links (a trailing slash is dropped).
+func (l *Linker) SetBaseURL(u string) {
+	u = strings.TrimSuffix(u, "/")
+	l.base.Store(&u)
+}
+
+// Link mints a link to the session of callID, with the Linker's lifetime and use unless
+// ttl or once say otherwise (ttl 0: the Linker's).
+func (l *Linker) Link(callID string, ttl time.Duration, once bool) (string, time.Time, error) {
+	base := *l.base.Load()
+	if base == "" {
+		return "", time.Time{}, errors.New("context links have no base URL")
+	}
+	if ttl <= 0 {
+		ttl = l.ttl
+	}
+	now := l.now()
+	exp := now.Add(ttl)
+	s, err := l.keys.Sign(Claims{Kind: KindContext, Subject: callID, Once: once || l.once, Issued: now, Expires: exp})
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return base + ContextPath + s, exp, nil
+}

@@ -132,3 +132,27 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestLinker(t *testing.T) {
+	k := keys(t, token.Key{ID: "k", Secret: secret('k')})
+	l := token.NewLinker(k, "", time.Minute, false)
+	if _, _, err := l.Link("call-1", 0, false); err == nil {
+		t.Fatal("a link without a base URL")
+	}
+	l.SetBaseURL("https://callctx.example.com/")
+	link, exp, err := l.Link("call-1", 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, ok := strings.CutPrefix(link, "https://callctx.example.com"+token.ContextPath)
+	if !ok {
+		t.Fatalf("link %q", link)
+	}
+	c, err := k.Verify(tok, token.KindContext, time.Now())
+	if err != nil || c.Subject != "call-1" || !c.Once || !c.Expires.Equal(exp.Truncate(time.Second)) && c.Expires.Unix() != exp.Unix() {
+		t.Fatalf("%+v %v (exp %v)", c, err, exp)
+	}
+	if _, err := k.Verify(tok, token.KindAccess, time.Now()); err == nil {
+		t.Fatal("a context link passed as an access token")
+	}
+}

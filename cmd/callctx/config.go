@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -37,6 +38,9 @@ type Config struct {
 	Flows       FlowsConfig       `yaml:"flows"`
 	Automations AutomationsConfig `yaml:"automations"`
 	SIP         SIPConfig         `yaml:"sip"`
+	// ContextLinks configures context by reference (sip.carry.as: reference, and POST
+	// /v1/calls/{id}/context-link).
+	ContextLinks ContextLinksConfig `yaml:"context_links"`
 }
 
 // FlowsConfig says where the triggers, automations and flows are.
@@ -148,6 +152,21 @@ type TokenOAuthConfig struct {
 	ClientID     string `yaml:"client_id"`
 	ClientSecret string `yaml:"client_secret"`
 }
+
+// ContextLinksConfig configures the signed, call-scoped read links of context by reference.
+type ContextLinksConfig struct {
+	// BaseURL is where the receiving side reaches callctx's API, e.g.
+	// https://callctx.example.com; http://<http.listen> when empty.
+	BaseURL   string   `yaml:"base_url"`
+	TTL       Duration `yaml:"ttl"`        // how long a link works
+	Grace     Duration `yaml:"grace"`      // how long after its call ended
+	SingleUse bool     `yaml:"single_use"` // every link reads the session once
+}
+
+// Defaults of context links.
+const (
+	DefaultContextLinkTTL = 5 * time.Minute
+)
 
 // OAuthConfig sets the lifetimes of the tokens /oauth/token issues.
 type OAuthConfig struct {
@@ -335,6 +354,14 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.Keys(); err != nil {
 		errs = append(errs, err)
+	}
+	if u := c.ContextLinks.BaseURL; u != "" {
+		if p, err := url.Parse(u); err != nil || p.Scheme != "https" && p.Scheme != "http" || p.Host == "" || p.RawQuery != "" || p.Fragment != "" {
+			errs = append(errs, fmt.Errorf("context_links.base_url %q: want http(s)://host[:port][/path]", u))
+		}
+	}
+	if c.ContextLinks.TTL < 0 || c.ContextLinks.Grace < 0 {
+		errs = append(errs, errors.New("context_links durations must not be negative"))
 	}
 	if c.Auth.OAuth.AccessTokenTTL < 0 || c.Auth.OAuth.RefreshTokenTTL < 0 {
 		errs = append(errs, errors.New("auth.oauth token lifetimes must not be negative"))

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -265,6 +266,7 @@ type Main struct {
 
 	logger  *slog.Logger
 	keys    *token.Keys // sign access tokens and context links
+	links   *token.Linker
 	metrics *metrics.Metrics
 	store   session.Store
 	service *session.Service
@@ -336,6 +338,7 @@ func (m *Main) Open() (err error) {
 	if m.keys, err = cfg.Keys(); err != nil {
 		return err
 	}
+	m.links = token.NewLinker(m.keys, cfg.ContextLinks.BaseURL, cmp.Or(time.Duration(cfg.ContextLinks.TTL), DefaultContextLinkTTL), cfg.ContextLinks.SingleUse)
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -367,6 +370,9 @@ func (m *Main) Open() (err error) {
 		defer m.wg.Done()
 		m.sweep(sweepCtx, time.Duration(cfg.Retention.SweepInterval))
 	}()
+	if cfg.ContextLinks.BaseURL == "" && !isLoopback(cfg.HTTP.Listen) {
+		m.logger.Warn("context_links.base_url is empty: context links point at the listen address, which receivers elsewhere may not reach; set it to the HTTPS URL they use", "http", m.HTTPAddr())
+	}
 	if _, shared := m.store.(session.SharedStore); shared && len(cfg.Auth.SigningKeys) == 0 {
 		m.logger.Warn("auth.signing_keys is empty: access tokens and context links this node signs are not accepted by the other nodes sharing the store; configure the same signing keys on every node")
 	}
@@ -445,6 +451,10 @@ func (m *Main) openSIP() (session.Transferer, error) {
 			return nil, err
 		}
 		bcfg.Flows = m.flows
+		bcfg.ContextLink = func(callID string) (string, error) {
+			link, _, err := m.links.Link(callID, 0, false)
+			return link, err
+		}
 		bcfg.Observer = observers{m.metrics, m.board}
 		if bcfg.Flow != "" {
 			if _, ok := m.flows.Snapshot().Flow(bcfg.Flow); !ok {
@@ -500,6 +510,8 @@ func (m *Main) openHTTP(tokens []api.Token, transferer session.Transferer) error
 		AccessTokenTTL:  time.Duration(cfg.Auth.OAuth.AccessTokenTTL),
 		RefreshTokenTTL: time.Duration(cfg.Auth.OAuth.RefreshTokenTTL),
 		SIPTargets:      m.sipTargets(),
+		Links:           m.links,
+		ContextGrace:    time.Duration(cfg.ContextLinks.Grace),
 		Board:           m.board,
 	})
 	if err != nil {
@@ -508,6 +520,9 @@ func (m *Main) openHTTP(tokens []api.Token, transferer session.Transferer) error
 	m.ln, err = net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTP.Listen, err)
+	}
+	if cfg.ContextLinks.BaseURL == "" {
+		m.links.SetBaseURL("http://" + m.ln.Addr().String())
 	}
 	m.server = &http.Server{
 		Handler:           m.api,
