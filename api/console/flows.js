@@ -142,6 +142,13 @@ const minutes = (hhmm) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5
 function weekStrip(c) {
   const week = days(c);
   const bars = week.map(() => []);
+  // Yesterday's plan may run past midnight into today (exceptions are
+  // known from today on: yesterday is taken from the weekly hours).
+  const yesterday = DAYS[(week[0].weekday + 6) % 7];
+  for (const r of c.weekly[yesterday] || []) {
+    const [a, b] = r.split('-').map(minutes);
+    if (b <= a && b > 0) bars[0].push([0, b, r]);
+  }
   week.forEach((d, i) => {
     for (const r of d.ranges) {
       const [a, b] = r.split('-').map(minutes);
