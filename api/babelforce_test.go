@@ -4,8 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -262,24 +260,7 @@ func keyedServer(t *testing.T, store session.Store, keys *signed.Keys, ttl time.
 // form posts a form to the token endpoint.
 func (s *testServer) form(vals url.Values, headers ...string) *response {
 	s.t.Helper()
-	req, err := http.NewRequest("POST", s.URL+"/oauth/token", strings.NewReader(vals.Encode()))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return &response{Status: res.StatusCode, Header: res.Header, Body: b}
+	return s.do("POST", "/oauth/token", vals.Encode(), append([]string{"Content-Type", "application/x-www-form-urlencoded"}, headers...)...)
 }
 
 func TestOAuth_Token(t *testing.T) {

@@ -37,3 +37,13 @@ func ReusableForTest(req *sip.Request) bool { return reusable(req) }
 
 // FlowTransferTarget is where a transfer of a call of flowName goes that names no target.
 func (b *Bridge) FlowTransferTarget(flowName string) string { return b.flowTransferTarget(flowName) }
+
+// ParseReferToForTest is splitReferTo and referHeaders.
+func ParseReferToForTest(v string) (string, []sipcodec.Header, []string, error) {
+	uri, query, err := splitReferTo(v)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	hs, skipped := referHeaders(query)
+	return uri, hs, skipped, nil
+}

@@ -65,17 +65,15 @@ func (r *ReferConfig) prepare() error {
 // for the outcome of the next transfer of the call.
 type referral struct {
 	c     *inCall
-	leg   *outLeg // the leg whose far end sent it; nil when the caller's side did
-	event string  // the Event header of its NOTIFYs: refer;id=<the REFER's CSeq>
-	at    time.Time
+	leg   *outLeg     // the leg whose far end sent it; nil when the caller's side did
+	event string      // the Event header of its NOTIFYs: refer;id=<the REFER's CSeq>
 	frags chan string // status lines to send, the final one last
 	once  sync.Once   // the final is sent once
 }
 
 // refer is a parsed REFER.
 type refer struct {
-	target     target            // the Refer-To URI without its headers
-	targetText string            // as the session records it
+	targetText string            // the Refer-To URI without its headers, checked
 	uriHeaders []sipcodec.Header // the Refer-To URI's headers, decoded
 	skipped    []string          // URI header parts that could not be decoded
 	referredBy string            // the Referred-By URI, or ""
@@ -112,7 +110,7 @@ func (b *Bridge) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 		b.respond(req, tx, code, reason)
 		return
 	}
-	r := &referral{c: c, leg: leg, event: fmt.Sprintf("refer;id=%d", req.CSeq().SeqNo), at: time.Now(), frags: make(chan string, 2)}
+	r := &referral{c: c, leg: leg, event: fmt.Sprintf("refer;id=%d", req.CSeq().SeqNo), frags: make(chan string, 2)}
 	c.mu.Lock()
 	switch {
 	case c.hungUp:
@@ -191,28 +189,17 @@ func (b *Bridge) parseRefer(req *sip.Request) (refer, int, string) {
 	if err != nil {
 		return ref, 400, "Bad Request (Refer-To: " + err.Error() + ")"
 	}
-	if ref.target, err = parseTarget(addr, b.cfg.SBC, true); err != nil {
+	if _, err = parseTarget(addr, b.cfg.SBC, true); err != nil {
 		if strings.Contains(err.Error(), "scheme") {
 			return ref, 416, "Unsupported URI Scheme"
 		}
 		return ref, 400, "Bad Request (Refer-To: " + err.Error() + ")"
 	}
 	ref.targetText = addr
-	// The URI's headers are taken one by one: one that cannot be decoded, or that no request
-	// may carry (a Via, a control character), is left out (and logged when it would have
-	// travelled on), not a reason to refuse the handover.
-	for pair := range strings.SplitSeq(query, "&") {
-		rawName, rawValue, _ := strings.Cut(pair, "=")
-		name, err1 := sipcodec.UnescapeURIHeader(rawName)
-		value, err2 := sipcodec.UnescapeURIHeader(rawValue)
-		switch {
-		case pair == "":
-		case err1 != nil || err2 != nil || name == "":
-			ref.skipped = append(ref.skipped, pair)
-		case strings.EqualFold(name, "Replaces"):
+	ref.uriHeaders, ref.skipped = referHeaders(query)
+	for _, h := range ref.uriHeaders {
+		if strings.EqualFold(h.Name, "Replaces") {
 			return ref, 501, "Not Implemented (attended transfer with Replaces)"
-		default:
-			ref.uriHeaders = append(ref.uriHeaders, sipcodec.Header{Name: name, Value: value})
 		}
 	}
 	if h := req.GetHeader("Referred-By"); h != nil {
@@ -225,6 +212,26 @@ func (b *Bridge) parseRefer(req *sip.Request) (refer, int, string) {
 		}
 	}
 	return ref, 0, ""
+}
+
+// referHeaders decodes the header part of a Refer-To URI. The headers are taken one by one:
+// one that cannot be decoded is returned in skipped; one that no request may carry (a Via, a
+// control character) is for the caller to leave out. Neither is a reason to refuse the
+// handover.
+func referHeaders(query string) (hs []sipcodec.Header, skipped []string) {
+	for pair := range strings.SplitSeq(query, "&") {
+		rawName, rawValue, _ := strings.Cut(pair, "=")
+		name, err1 := sipcodec.UnescapeURIHeader(rawName)
+		value, err2 := sipcodec.UnescapeURIHeader(rawValue)
+		switch {
+		case pair == "":
+		case err1 != nil || err2 != nil || name == "":
+			skipped = append(skipped, pair)
+		default:
+			hs = append(hs, sipcodec.Header{Name: name, Value: value})
+		}
+	}
+	return hs, skipped
 }
 
 // splitReferTo splits a Refer-To or Referred-By value (name-addr or addr-spec, with

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -54,17 +53,6 @@ func secret(t *testing.T) string {
 	return hex.EncodeToString(b)
 }
 
-// deadUDPPort returns a UDP port on loopback where nothing listens (a moment ago).
-func deadUDPPort(t *testing.T) int {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	return pc.LocalAddr().(*net.UDPAddr).Port
-}
-
 func startKitServer(t *testing.T) *kitServer {
 	t.Helper()
 	return startKitServerWith(t, nil)
@@ -91,7 +79,7 @@ func startKitServerWith(t *testing.T, change func(*main.Config)) *kitServer {
 	// An SBC that does not answer OPTIONS, for the console's SIP targets.
 	cfg.SIP.Keepalive.Interval = main.Duration(500 * time.Millisecond)
 	cfg.SIP.Keepalive.Timeout = main.Duration(300 * time.Millisecond)
-	cfg.SIP.Keepalive.Targets = []string{"127.0.0.1:" + strconv.Itoa(deadUDPPort(t))}
+	cfg.SIP.Keepalive.Targets = []string{"127.0.0.1:" + strconv.Itoa(testenv.FreeUDPPort(t))}
 	cfg.SIP.Unrouted = "mode" // the Transfer folder's caller dials a number the table does not route
 	cfg.Auth.Tokens = []main.TokenConfig{
 		{Name: "postman", Token: s.Token, Scopes: []string{"admin"}, OAuth: &main.TokenOAuthConfig{Username: s.OAuthUser, Password: s.OAuthPassword}},

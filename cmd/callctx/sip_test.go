@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -145,6 +144,19 @@ func do(t *testing.T, method, url, body string) (int, map[string]any, http.Heade
 	return res.StatusCode, v, res.Header
 }
 
+// transferWhenAnswered posts a transfer, again while it is refused with 409: until the
+// caller has acknowledged callctx's 200, the call cannot be transferred.
+func transferWhenAnswered(t *testing.T, url, body string) (int, map[string]any, http.Header) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		status, tr, hdr := do(t, "POST", url, body)
+		if status != 409 || time.Now().After(deadline) {
+			return status, tr, hdr
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // pointers returns the JSON pointers of a problem's errors.
 func pointers(p map[string]any) []string {
 	var out []string
@@ -255,16 +267,7 @@ func TestMain_SIPTransferOverREST(t *testing.T) {
 		"transferSipHeaders":[{"name":"X-AI-Summary","value":"Customer confirmed identity; wants a refund & a callback"}],
 		"transferNotificationsHangupMS":50,"handoverReason":"billing",
 		"session":{"variables":["sip.x-customer-id","ivr.transfer_reason"],"as":"both","uuiEncoding":"hex"}}`
-	var status int
-	var tr map[string]any
-	var hdr http.Header
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		status, tr, hdr = do(t, "POST", url, body)
-		if status != 409 || time.Now().After(deadline) { // 409 until the caller has ACKed the 200
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	status, tr, hdr := transferWhenAnswered(t, url, body)
 	if status != 202 || tr["status"] != "pending" || tr["id"] == "" || hdr.Get("Location") != "/v1/calls/"+id {
 		t.Fatalf("transfer: %d %v %v", status, tr, hdr)
 	}
@@ -392,15 +395,7 @@ func TestMain_TransferLiveHubEvent(t *testing.T) {
 		})
 	}
 	body := `{"type":"event","name":"transfer","activityParams":{"transferSipHeaders":[{"name":"X-My-Header","value":"my_value"}],"transferNotifications":true,"transferNotificationsHangupMS":50}}`
-	var status int
-	var tr map[string]any
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		status, tr, _ = do(t, "POST", url, body)
-		if status != 409 || time.Now().After(deadline) { // 409 until the caller has ACKed the 200
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	status, tr, _ := transferWhenAnswered(t, url, body)
 	if status != 202 || tr["target"] != "sip:default-queue@192.0.2.30" {
 		t.Fatalf("transfer: %d %v", status, tr)
 	}
@@ -410,7 +405,7 @@ func TestMain_TransferLiveHubEvent(t *testing.T) {
 // TestMain_SIPKeepalive: with sip.keepalive on, /readyz lists the watched targets (one that
 // answers OPTIONS, one where nothing listens) and /metrics has their up gauge.
 func TestMain_SIPKeepalive(t *testing.T) {
-	upPort, downPort := freeUDPPort(t), freeUDPPort(t)
+	upPort, downPort := testenv.FreeUDPPort(t), testenv.FreeUDPPort(t)
 	sipptest.Start(t, "uas_options.xml", "", upPort, "-m", "1000")
 	cfg := testConfig(t.TempDir())
 	cfg.SIP.TransferTarget = fmt.Sprintf("sip:queue@127.0.0.1:%d", upPort)
@@ -450,15 +445,4 @@ func TestMain_SIPKeepalive(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-}
-
-// freeUDPPort returns a UDP port that was free a moment ago.
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	return pc.LocalAddr().(*net.UDPAddr).Port
 }
