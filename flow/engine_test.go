@@ -951,3 +951,29 @@ flows:
 		t.Fatalf("transfer.status fired %d times, want 2", got)
 	}
 }
+
+// TestEngine_callReferred: the SIP bridge's write that records an accepted REFER is published
+// as call.referred; the automations on call.referred fire with it, with the REFER's variables.
+func TestEngine_callReferred(t *testing.T) {
+	c := newCRM(t)
+	snap := mustCompile(t, `
+automations:
+  handback:
+    url: "${CRM_URL}/handback"
+    on: [call.referred]
+    body: {summary: "{sip.refer.x-ai-summary}"}
+flows:
+  f:
+    start: out
+    nodes:
+      out: {type: transfer, target: "sip:agent@pbx"}
+`, env(c.srv.URL))
+	w := newWorld(t, snap, nil)
+	a := w.call(t, "f", "+49301")
+	if _, err := w.svc.Merge(context.Background(), a, map[string]json.RawMessage{
+		session.VarReferTarget: json.RawMessage(`"sip:queue@pbx"`), "sip.refer.x-ai-summary": json.RawMessage(`"wants a refund"`),
+	}, session.WriteOptions{Actor: "sip", Origin: session.OriginSIP, Event: session.EventCallReferred}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, "the call.referred automation", func() bool { return c.count("/handback", a) >= 1 })
+}
