@@ -22,7 +22,7 @@ type eventData struct {
 	At        *time.Time                 `json:"at,omitempty"`
 	Actor     string                     `json:"actor,omitempty"`
 	Changes   map[string]session.Change  `json:"changes,omitempty"`
-	Variables map[string]json.RawMessage `json:"variables"`
+	Variables map[string]json.RawMessage `json:"variables,omitempty"` // left out of replayed events
 }
 
 // stream writes one client's event stream. Event IDs are session versions:
@@ -121,57 +121,41 @@ func (h *Handler) streamEvents(c *gin.Context) {
 				}
 				continue
 			}
-			d := eventData{CallID: e.CallID, Version: e.Version, State: session.StateActive, At: &e.At, Actor: e.Actor, Changes: e.Changes, Variables: e.Variables}
-			if e.Type == session.EventCallEnded {
-				d.State = session.StateEnded
-			}
-			if !st.send(string(e.Type), e.Version, d) {
+			if !st.sendEvent(&e) {
 				return
 			}
-			st.last = e.Version
 		}
 		c.Writer.Flush()
 	}
 }
 
-// catchUp sends every version after st.last from history, rebuilding the
-// variables at each version by replaying the changes from the first.
+// catchUp sends every version after st.last as the session replays it:
+// each version's changes, without the variables.
 func (st *stream) catchUp() bool {
-	entries, err := st.h.svc.History(st.c.Request.Context(), st.callID, 0)
+	events, err := st.h.svc.Replay(st.c.Request.Context(), st.callID, st.last, 0)
 	if err != nil {
-		st.h.log.Warn("event stream: read history", "call_id", st.callID, "error", err)
+		st.h.log.Warn("event stream: replay", "call_id", st.callID, "error", err)
 		return false
 	}
-	vars := make(map[string]json.RawMessage)
-	for _, e := range entries {
-		for name, ch := range e.Changes {
-			if ch.New == nil {
-				delete(vars, name)
-			} else {
-				vars[name] = ch.New
-			}
-		}
-		if e.Version <= st.last {
-			continue
-		}
-		typ, state := session.EventSessionUpdated, session.StateActive
-		switch {
-		case e.Version == 1:
-			typ = session.EventCallStarted
-		case bytes.Equal(e.Changes["call.state"].New, []byte(`"ended"`)):
-			typ, state = session.EventCallEnded, session.StateEnded
-		case isTransferOutcome(e.Changes[session.VarTransferStatus].New):
-			typ = session.EventTransferStatus
-		case e.Changes[session.VarReferTarget].New != nil:
-			typ = session.EventCallReferred
-		}
-		at := e.At
-		if !st.send(string(typ), e.Version, eventData{CallID: st.callID, Version: e.Version, State: state, At: &at, Actor: e.Actor, Changes: e.Changes, Variables: vars}) {
+	for i := range events {
+		if !st.sendEvent(&events[i]) {
 			return false
 		}
-		st.last = e.Version
 	}
 	st.c.Writer.Flush()
+	return true
+}
+
+// sendEvent sends a live or replayed event and moves st.last on.
+func (st *stream) sendEvent(e *session.Event) bool {
+	d := eventData{CallID: e.CallID, Version: e.Version, State: session.StateActive, At: &e.At, Actor: e.Actor, Changes: e.Changes, Variables: e.Variables}
+	if e.Type == session.EventCallEnded {
+		d.State = session.StateEnded
+	}
+	if !st.send(string(e.Type), e.Version, d) {
+		return false
+	}
+	st.last = e.Version
 	return true
 }
 
@@ -198,14 +182,4 @@ func (st *stream) send(event string, id uint64, data eventData) bool {
 		st.ended = true
 	}
 	return true
-}
-
-// isTransferOutcome reports whether a new sip.transfer.status is a final outcome, which was
-// published live as transfer.status, so that a replay names it the same way.
-func isTransferOutcome(v json.RawMessage) bool {
-	var s string
-	if json.Unmarshal(v, &s) != nil {
-		return false
-	}
-	return session.TransferStatus(s).Final()
 }

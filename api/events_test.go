@@ -131,13 +131,16 @@ func TestEvents(t *testing.T) {
 		t.Fatalf("event 3 %+v: the variables must be the whole session after the write", ev)
 	}
 
-	// Resume after version 1: versions 2 and 3 are replayed, exactly as
-	// they were sent live.
+	// Resume after version 1: versions 2 and 3 are replayed as they were
+	// sent live, with their changes but not the whole session.
 	resumed, _ := s.openStream(t, path, "Last-Event-ID", "1")
 	for _, want := range []string{"2", "3"} {
 		ev := resumed.next(t)
 		if ev.Event != "session.updated" || ev.ID != want {
 			t.Fatalf("replayed %+v, want id %s", ev, want)
+		}
+		if _, has := ev.Data["variables"]; has || ev.Data["changes"] == nil || ev.Data["actor"] != "anonymous" {
+			t.Fatalf("replayed event %s: %v; want the changes and no variables", want, ev.Data)
 		}
 	}
 

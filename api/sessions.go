@@ -121,7 +121,7 @@ func (h *Handler) getHistory(c *gin.Context) {
 		}
 		after = n
 	}
-	entries, err := h.svc.History(c.Request.Context(), c.Param("callId"), after)
+	entries, err := h.svc.History(c.Request.Context(), c.Param("callId"), after, 0)
 	if err != nil {
 		h.fail(c, err)
 		return

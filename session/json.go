@@ -107,8 +107,9 @@ func EncodeJSON(v any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// AppendJSON appends the JSON of h to b: {"version","at","actor","changes"}
-// with changes sorted by name and absent values as null.
+// AppendJSON appends the JSON of h to b: {"version","at","actor","event",
+// "changes"} with changes sorted by name and absent values as null; event
+// is left out when h has none (an entry stored before it was recorded).
 func (h *HistoryEntry) AppendJSON(b []byte) []byte {
 	b = append(b, `{"version":`...)
 	b = strconv.AppendUint(b, h.Version, 10)
@@ -116,6 +117,10 @@ func (h *HistoryEntry) AppendJSON(b []byte) []byte {
 	b = h.At.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","actor":`...)
 	b = AppendJSONString(b, h.Actor)
+	if h.Event != "" {
+		b = append(b, `,"event":`...)
+		b = AppendJSONString(b, string(h.Event))
+	}
 	b = append(b, `,"changes":{`...)
 	names := make([]string, 0, len(h.Changes))
 	for name := range h.Changes {

@@ -137,7 +137,7 @@ func (s *Service) CreateCall(ctx context.Context, nc NewCall, opts WriteOptions)
 		set[name] = v
 	}
 	sess := &Session{CallID: c.ID, State: StateActive, CreatedAt: now}
-	p := &Patch{Set: set, Actor: opts.Actor, At: now, Limits: s.limits}
+	p := &Patch{Set: set, Actor: opts.Actor, At: now, Limits: s.limits, Event: EventCallStarted}
 	h, err := p.Apply(sess)
 	if err != nil {
 		return nil, nil, err
@@ -235,7 +235,7 @@ func (s *Service) EndCall(ctx context.Context, id, reason, actor string) (*Call,
 		reason = "normal"
 	}
 	now := s.now().UTC()
-	p := &Patch{Set: endVariables(now, reason), Actor: actor, At: now, Limits: s.limits, AllowEnded: true}
+	p := &Patch{Set: endVariables(now, reason), Actor: actor, At: now, Limits: s.limits, AllowEnded: true, Event: EventCallEnded}
 	p.Firing = s.firing(id, now, actor, nil, EventCallEnded)
 	c, sess, h, ended, err := s.store.EndCall(ctx, id, now, reason, p)
 	if err != nil {
@@ -313,9 +313,9 @@ func (s *Service) Write(ctx context.Context, callID string, vars map[string]json
 }
 
 // History returns the history of a call's session after version after,
-// oldest first. CodeNotFound.
-func (s *Service) History(ctx context.Context, callID string, after uint64) ([]HistoryEntry, error) {
-	return s.store.History(ctx, callID, after)
+// oldest first, at most limit entries (limit ≤ 0: all). CodeNotFound.
+func (s *Service) History(ctx context.Context, callID string, after uint64, limit int) ([]HistoryEntry, error) {
+	return s.store.History(ctx, callID, after, limit)
 }
 
 // Subscribe returns a subscription to the events of one call, or of every

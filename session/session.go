@@ -62,9 +62,12 @@ func nullToNil(v json.RawMessage) json.RawMessage {
 
 // HistoryEntry records one accepted write that changed a session.
 type HistoryEntry struct {
-	Version uint64            `json:"version"`
-	At      time.Time         `json:"at"`
-	Actor   string            `json:"actor"`
+	Version uint64    `json:"version"`
+	At      time.Time `json:"at"`
+	Actor   string    `json:"actor"`
+	// Event is the type of the event the write published. Entries stored
+	// before it was recorded have none; Type infers it for them.
+	Event   EventType         `json:"event,omitempty"`
 	Changes map[string]Change `json:"changes"`
 }
 

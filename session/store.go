@@ -56,8 +56,9 @@ type Store interface {
 	EndCall(ctx context.Context, callID string, at time.Time, reason string, p *Patch) (c *Call, s *Session, h *HistoryEntry, ended bool, err error)
 
 	// History returns the history entries of a call with a version greater
-	// than after, oldest first. CodeNotFound when there is no such call.
-	History(ctx context.Context, callID string, after uint64) ([]HistoryEntry, error)
+	// than after, oldest first, at most limit of them (limit ≤ 0: all).
+	// CodeNotFound when there is no such call.
+	History(ctx context.Context, callID string, after uint64, limit int) ([]HistoryEntry, error)
 
 	// Purge deletes up to max calls that ended before before, with their
 	// sessions, history, flow state and outbox entries, and returns how many

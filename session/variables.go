@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -203,8 +204,8 @@ type Patch struct {
 	// bridge's record of a transfer's outcome (transferRecord).
 	AllowEnded bool
 	// Event is the type of the event the write publishes (the Service
-	// sets it; EventSessionUpdated when empty). A store that tells other
-	// nodes about writes passes it on.
+	// sets it; EventSessionUpdated when empty), which its history entry
+	// records. A store that tells other nodes about writes passes it on.
 	Event EventType
 	// Firing, when set, has the store queue the automations the write fires
 	// together with it (see Firing). Patch.Apply ignores it.
@@ -295,7 +296,7 @@ func (p *Patch) commit(s *Session, changes map[string]Change) *HistoryEntry {
 	}
 	s.Version++
 	s.UpdatedAt = p.At
-	return &HistoryEntry{Version: s.Version, At: p.At, Actor: p.Actor, Changes: changes}
+	return &HistoryEntry{Version: s.Version, At: p.At, Actor: p.Actor, Event: cmp.Or(p.Event, EventSessionUpdated), Changes: changes}
 }
 
 // limitError names the variables of a write that push a session over its

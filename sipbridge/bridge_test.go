@@ -266,7 +266,7 @@ func TestBridge_ReferTransferFailsBusyThenSucceeds(t *testing.T) {
 	if len(list) != 2 || list[0].(map[string]any)["reasonCode"] != "busy" || list[1].(map[string]any)["status"] != "answered" {
 		t.Errorf("sip.transfers=%v", vars["sip.transfers"])
 	}
-	h, err := e.svc.History(context.Background(), call.ID, 0)
+	h, err := e.svc.History(context.Background(), call.ID, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,7 @@ func TestBridge_FlowTransfersParkedCall(t *testing.T) {
 	if len(list) != 2 || list[0].(map[string]any)["reasonCode"] != "busy" {
 		t.Errorf("sip.transfers=%v", vars["sip.transfers"])
 	}
-	h, _ := e.svc.History(context.Background(), call.ID, 0)
+	h, _ := e.svc.History(context.Background(), call.ID, 0, 0)
 	flowActor := false
 	for _, entry := range h {
 		if entry.Actor == "flow:sip-refer" {

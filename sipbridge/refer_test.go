@@ -61,7 +61,7 @@ func TestBridge_ReferFromCaller(t *testing.T) {
 	}
 
 	// One write recorded the REFER, published as call.referred.
-	hist, err := e.svc.History(context.Background(), call.ID, 0)
+	hist, err := e.svc.History(context.Background(), call.ID, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

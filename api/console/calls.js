@@ -461,7 +461,7 @@ function openStream(id) {
       setStream('ended');
     }
   };
-  for (const t of ['session.snapshot', 'call.started', 'session.updated', 'transfer.status', 'call.ended']) {
+  for (const t of ['session.snapshot', 'call.started', 'session.updated', 'transfer.status', 'call.referred', 'call.ended']) {
     es.addEventListener(t, onEvent);
   }
 }
@@ -486,11 +486,18 @@ function apply(type, d) {
     renderHistory();
   }
   watched.version = d.version;
-  watched.variables = d.variables || {};
+  if (d.variables) {
+    watched.variables = d.variables;
+  } else {
+    // A replayed event (after a reconnection) carries its changes only.
+    for (const [name, c] of Object.entries(d.changes || {})) {
+      if (c.new === null) delete watched.variables[name]; else watched.variables[name] = c.new;
+    }
+  }
   if (type === 'call.ended' && watched.call) {
     watched.call.state = 'ended';
-    watched.call.endedAt = (d.variables && d.variables['call.endedAt']) || d.at;
-    watched.call.endReason = d.variables && d.variables['call.endReason'];
+    watched.call.endedAt = watched.variables['call.endedAt'] || d.at;
+    watched.call.endReason = watched.variables['call.endReason'];
     renderCall();
   }
   renderVariables(changed);

@@ -82,24 +82,32 @@ func putRecords(t *wtx, callID string, rec, logEntry []byte) {
 	t.put(bSessions, []byte(callID), rec)
 }
 
-// readHistory walks a call's chain back from head and returns the entries
-// with a version above after, oldest first.
-func readHistory(r *reader, head, after uint64) ([]session.HistoryEntry, error) {
+// readHistory walks a call's chain back from head, the entry of version
+// (one entry per version), and returns the entries with a version above
+// after, oldest first, at most limit of them (limit ≤ 0: all). Entries
+// newer than the page are passed over without being decoded.
+func readHistory(r *reader, head, version, after uint64, limit int) ([]session.HistoryEntry, error) {
+	last := version
+	if limit > 0 && after+uint64(limit) < version {
+		last = after + uint64(limit)
+	}
 	var entries []session.HistoryEntry
-	for seq := head; seq != 0; {
-		v := r.get(bLog, seqKey(seq))
-		if len(v) < logHeader {
+	for seq, v := head, version; seq != 0 && v > after; v-- {
+		e := r.get(bLog, seqKey(seq))
+		if len(e) < logHeader {
 			return nil, fmt.Errorf("history entry %d is missing", seq)
 		}
-		var h session.HistoryEntry
-		if err := json.Unmarshal(v[logHeader:], &h); err != nil {
-			return nil, fmt.Errorf("decode history entry %d: %w", seq, err)
+		if v <= last {
+			var h session.HistoryEntry
+			if err := json.Unmarshal(e[logHeader:], &h); err != nil {
+				return nil, fmt.Errorf("decode history entry %d: %w", seq, err)
+			}
+			if h.Version != v {
+				return nil, fmt.Errorf("history entry %d is version %d, not %d", seq, h.Version, v)
+			}
+			entries = append(entries, h)
 		}
-		if h.Version <= after {
-			break
-		}
-		entries = append(entries, h)
-		seq = binary.BigEndian.Uint64(v[:logHeader])
+		seq = binary.BigEndian.Uint64(e[:logHeader])
 	}
 	slices.Reverse(entries)
 	return entries, nil

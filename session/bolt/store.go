@@ -371,7 +371,7 @@ func (s *Store) ActiveCalls(ctx context.Context) (int, error) {
 }
 
 // History implements session.Store.
-func (s *Store) History(ctx context.Context, callID string, after uint64) ([]session.HistoryEntry, error) {
+func (s *Store) History(ctx context.Context, callID string, after uint64, limit int) ([]session.HistoryEntry, error) {
 	var entries []session.HistoryEntry
 	err := s.read(func(r *reader) error {
 		rec := r.get(bSessions, []byte(callID))
@@ -382,7 +382,7 @@ func (s *Store) History(ctx context.Context, callID string, after uint64) ([]ses
 			return fmt.Errorf("session %s: %w", callID, err)
 		}
 		var err error
-		entries, err = readHistory(r, recordHead(rec), after)
+		entries, err = readHistory(r, recordHead(rec), recordVersion(rec), after, limit)
 		if err != nil {
 			return fmt.Errorf("call %s: %w", callID, err)
 		}

@@ -103,7 +103,7 @@ func TestStore_PurgeRemovesHistory(t *testing.T) {
 		t.Fatalf("after the sweep the log holds %d entries, want %d", got, want)
 	}
 	for _, id := range []string{ids[0], ids[2]} {
-		h, err := svc.History(ctx, id, 0)
+		h, err := svc.History(ctx, id, 0, 0)
 		if err != nil || len(h) != 6 || h[0].Version != 1 || h[5].Version != 6 {
 			t.Fatalf("history of %s after the sweep: %d entries, %v", id, len(h), err)
 		}

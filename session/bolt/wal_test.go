@@ -93,7 +93,7 @@ func wantWritten(t *testing.T, dir string, ids []string, n int) {
 		if got, want := string(sess.Variables["app.n"]), fmt.Sprint(n); got != want {
 			t.Fatalf("call %s: app.n=%s, want %s", id, got, want)
 		}
-		h, err := st.History(ctx, id, 0)
+		h, err := st.History(ctx, id, 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

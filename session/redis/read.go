@@ -118,7 +118,7 @@ func (s *Store) ActiveCalls(ctx context.Context) (int, error) {
 }
 
 // History implements session.Store.
-func (s *Store) History(ctx context.Context, callID string, after uint64) ([]session.HistoryEntry, error) {
+func (s *Store) History(ctx context.Context, callID string, after uint64, limit int) ([]session.HistoryEntry, error) {
 	if err := s.begin(); err != nil {
 		return nil, err
 	}
@@ -126,9 +126,13 @@ func (s *Store) History(ctx context.Context, callID string, after uint64) ([]ses
 	if after > 1<<40 {
 		after = 1 << 40 // beyond any version; LRANGE wants an int64
 	}
+	stop := int64(-1)
+	if limit > 0 {
+		stop = int64(after) + int64(limit) - 1
+	}
 	pipe := s.rdb.Pipeline()
 	exists := pipe.Exists(ctx, s.sessKey(callID))
-	lr := pipe.LRange(ctx, s.histKey(callID), int64(after), -1)
+	lr := pipe.LRange(ctx, s.histKey(callID), int64(after), stop)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, storeErr("read history", err)
 	}

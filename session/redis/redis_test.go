@@ -114,7 +114,7 @@ func TestStore_Follow(t *testing.T) {
 	if _, err := svcA.Merge(ctx, c.ID, vars(`{"ivr.k1":null}`), client); err != nil {
 		t.Fatal(err)
 	}
-	history, _ := svcA.History(ctx, c.ID, 0)
+	history, _ := svcA.History(ctx, c.ID, 0, 0)
 	atVersion := func(v uint64) map[string]json.RawMessage {
 		m := map[string]json.RawMessage{}
 		for _, h := range history[:v] {
@@ -321,7 +321,7 @@ func TestStore_Unavailable(t *testing.T) {
 			return err
 		},
 		"EndCall":   func() error { _, err := svc.EndCall(ctx, "x", "", "crm"); return err },
-		"History":   func() error { _, err := svc.History(ctx, c.ID, 0); return err },
+		"History":   func() error { _, err := svc.History(ctx, c.ID, 0, 0); return err },
 		"ListCalls": func() error { _, err := svc.ListCalls(ctx, session.ListOptions{}); return err },
 		"Sweep":     func() error { _, err := svc.Sweep(ctx); return err },
 	}

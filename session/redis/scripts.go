@@ -94,10 +94,11 @@ local function merge(vars, n, b, first)
   return vars, ch, n, b
 end
 
--- commit stores the session at version v and appends its history entry.
-local function commit(h, vars, v, at, atJSON, actorJSON, ch, n, b)
+-- commit stores the session at version v and appends its history entry,
+-- which records the type of the event the write publishes.
+local function commit(h, vars, v, at, atJSON, actorJSON, event, ch, n, b)
   redis.call('SET', KEYS[1], table.concat({'1', v, h[3], h[4], at, n, b}, SEP) .. vars, 'KEEPTTL')
-  redis.call('RPUSH', KEYS[2], '{"version":' .. v .. ',"at":' .. atJSON .. ',"actor":' .. actorJSON .. ',"changes":{' .. table.concat(ch, ',') .. '}}')
+  redis.call('RPUSH', KEYS[2], '{"version":' .. v .. ',"at":' .. atJSON .. ',"actor":' .. actorJSON .. ',"event":"' .. event .. '","changes":{' .. table.concat(ch, ',') .. '}}')
 end
 
 local function notify(event, v)
@@ -162,7 +163,7 @@ vars, ch, n, b = merge(vars, tonumber(h[6]), tonumber(h[7]), 12)
 if #ch == 0 then return {2, v, blob} end
 if ARGV[5] ~= '1' and (n > tonumber(ARGV[6]) or b > tonumber(ARGV[7])) then return {1, v, blob} end
 v = v + 1
-commit(h, vars, v, ARGV[10], ARGV[8], ARGV[9], ch, n, b)
+commit(h, vars, v, ARGV[10], ARGV[8], ARGV[9], ARGV[11], ch, n, b)
 notify(ARGV[11], v)
 return {3, v, blob}
 `)
@@ -187,7 +188,7 @@ vars, ch, n, b = merge(vars, tonumber(h[6]), tonumber(h[7]), 11)
 h[3] = 'ended'
 if #ch > 0 then
   v = v + 1
-  commit(h, vars, v, ARGV[9], ARGV[7], ARGV[8], ch, n, b)
+  commit(h, vars, v, ARGV[9], ARGV[7], ARGV[8], 'call.ended', ch, n, b)
 else
   redis.call('SET', KEYS[1], table.concat(h, SEP) .. vars, 'KEEPTTL')
 end

@@ -201,6 +201,9 @@ func (s *Store) apply(ctx context.Context, callID string, p *session.Patch) (*se
 	if event == "" {
 		event = session.EventSessionUpdated
 	}
+	if !validEventType(string(event)) { // spliced into the history entry's JSON
+		return nil, nil, session.Internal(fmt.Errorf("event type %q cannot be stored", event))
+	}
 	args = append(args, s.channel, s.node, callID, p.IfMatch, allowEnded, lim.MaxVariables, lim.MaxSessionBytes, atJSON, actorJSON, at, string(event))
 	args, err := patchArgs(args, p.Set)
 	if err != nil {

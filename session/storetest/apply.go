@@ -45,7 +45,7 @@ func (ct *contract) testApply(t *testing.T) {
 		if want := stored.AppendJSON(nil); string(js) != string(want) || version != stored.Version {
 			t.Fatalf("SessionJSON = %s (v%d), want %s (v%d)", js, version, want, stored.Version)
 		}
-		h, err := svc.History(ctx, c.ID, 2)
+		h, err := svc.History(ctx, c.ID, 2, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,7 +159,7 @@ func (ct *contract) testApply(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, _ := svc.Session(ctx, c.ID)
-		h, _ := svc.History(ctx, c.ID, 1)
+		h, _ := svc.History(ctx, c.ID, 1, 0)
 		for name, v := range want {
 			if g := string(s.Variables[name]); g != v {
 				t.Errorf("returned %s=%s, want %s", name, g, v)
@@ -275,7 +275,7 @@ func (ct *contract) testApply(t *testing.T) {
 		if got, want := string(s.Variables["app.counter"]), strconv.Itoa(workers*each); got != want {
 			t.Fatalf("counter=%s, want %s (%d conflicts retried)", got, want, conflicts.Load())
 		}
-		h, _ := svc.History(ctx, c.ID, 0)
+		h, _ := svc.History(ctx, c.ID, 0, 0)
 		if got, want := len(h), workers*each+1; got != want {
 			t.Fatalf("history entries=%d, want %d", got, want)
 		}

@@ -145,7 +145,7 @@ func (ct *contract) testEndCall(t *testing.T) {
 		if ended.Load() != 1 {
 			t.Fatalf("ended %d times, want once", ended.Load())
 		}
-		h, _ := svc.History(ctx, c.ID, 0)
+		h, _ := svc.History(ctx, c.ID, 0, 0)
 		if len(h) != 2 {
 			t.Fatalf("history entries %d, want 2", len(h))
 		}

@@ -28,7 +28,7 @@ func (ct *contract) testPurge(t *testing.T) {
 		}
 		_, err = svc.Session(ctx, a.ID)
 		wantCode(t, err, session.CodeNotFound)
-		_, err = svc.History(ctx, a.ID, 0)
+		_, err = svc.History(ctx, a.ID, 0, 0)
 		wantCode(t, err, session.CodeNotFound)
 		if _, err := svc.Session(ctx, b.ID); err != nil {
 			t.Fatalf("b swept before its retention ran out: %v", err)

@@ -23,7 +23,7 @@ func (ct *contract) testReads(t *testing.T) {
 		wantCode(t, err, session.CodeNotFound)
 		_, err = svc.EndCall(ctx, "nope", "", "crm")
 		wantCode(t, err, session.CodeNotFound)
-		_, err = svc.History(ctx, "nope", 0)
+		_, err = svc.History(ctx, "nope", 0, 0)
 		wantCode(t, err, session.CodeNotFound)
 	})
 
@@ -34,7 +34,7 @@ func (ct *contract) testReads(t *testing.T) {
 		svc.Merge(ctx, c.ID, vars(`{"ivr.a":1}`), client)
 		clock.Advance(time.Second)
 		svc.EndCall(ctx, c.ID, "done", "agent")
-		h, err := svc.History(ctx, c.ID, 0)
+		h, err := svc.History(ctx, c.ID, 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +56,7 @@ func (ct *contract) testReads(t *testing.T) {
 			t.Fatalf("end entry %+v", h[2])
 		}
 		for _, after := range []uint64{3, 4, 1 << 62} {
-			if h, err := svc.History(ctx, c.ID, after); err != nil || len(h) != 0 {
+			if h, err := svc.History(ctx, c.ID, after, 0); err != nil || len(h) != 0 {
 				t.Fatalf("after %d: %d entries, %v", after, len(h), err)
 			}
 		}

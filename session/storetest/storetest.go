@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) session.Store) {
 	t.Run("Apply", ct.testApply)
 	t.Run("EndCall", ct.testEndCall)
 	t.Run("Reads", ct.testReads)
+	t.Run("History", ct.testHistory)
 	t.Run("Purge", ct.testPurge)
 	t.Run("Outbox", ct.testOutbox)
 	t.Run("Events", ct.testEvents)
