@@ -10,6 +10,7 @@ import (
 
 	"github.com/callctx/callctx"
 	"github.com/callctx/callctx/api"
+	"github.com/callctx/callctx/internal/jsontest"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/session/bolt"
 	"github.com/callctx/callctx/session/bolt/bolttest"
@@ -102,7 +103,7 @@ func FuzzOAuthToken(f *testing.F) {
 // FuzzBabelforceSessionPut: whatever the keys, the write stores only valid
 // variable names in writable namespaces, and reports the rest.
 func FuzzBabelforceSessionPut(f *testing.F) {
-	for _, b := range []string{`{"customerTier":"gold"}`, `{"call.from":"x","sip.a":1,"a b":1,"x":1,"ivr.x":2}`, `{"":1}`, `{".":1}`, `{"ivr":1}`, `{"app.":1}`} {
+	for _, b := range []string{"{\"name\":\"M\xfcller\"}", `{"ivr.s":"\ud800x"}`, `{"ivr.n":1e400}`, `{"customerTier":"gold"}`, `{"call.from":"x","sip.a":1,"a b":1,"x":1,"ivr.x":2}`, `{"":1}`, `{".":1}`, `{"ivr":1}`, `{"app.":1}`} {
 		f.Add([]byte(b))
 	}
 	h, svc, id := fuzzHandler(f)
@@ -123,9 +124,12 @@ func FuzzBabelforceSessionPut(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for name := range s.Variables {
+		for name, v := range s.Variables {
 			if err := session.CheckName(name, 128); err != nil {
 				t.Fatalf("stored %q: %v", name, err)
+			}
+			if err := jsontest.Strict(v); err != nil {
+				t.Fatalf("stored %s=%q, which a strict client cannot read: %v", name, v, err)
 			}
 		}
 		if s.Variables["call.from"] == nil || string(s.Variables["call.from"]) != `"+4930123456"` {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/callctx/callctx/flow"
+	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/triggers"
 	"github.com/gin-gonic/gin"
 )
@@ -149,9 +150,9 @@ func (h *Handler) getFlow(c *gin.Context) {
 
 // outcomeRequest is the body of POST /v1/calls/{id}/flow/next.
 type outcomeRequest struct {
-	Status string  `json:"status"`
-	Input  *string `json:"input"`
-	Step   int     `json:"step"`
+	Status string          `json:"status"`
+	Input  json.RawMessage `json:"input"` // a string, checked as a session value is (inputText)
+	Step   int             `json:"step"`
 }
 
 // nextJSON is the answer of flow/next: the next action, or null once the
@@ -178,7 +179,11 @@ func (h *Handler) flowNext(c *gin.Context) {
 	}
 	var o *flow.Outcome
 	if has {
-		o = &flow.Outcome{Status: req.Status, Input: req.Input, Step: req.Step}
+		in, ok := h.inputText(c, req.Input)
+		if !ok {
+			return
+		}
+		o = &flow.Outcome{Status: req.Status, Input: in, Step: req.Step}
 	}
 	run, err := h.flows.Next(c.Request.Context(), c.Param("id"), o)
 	if err != nil {
@@ -191,6 +196,32 @@ func (h *Handler) flowNext(c *gin.Context) {
 		out.Node = &node
 	}
 	c.JSON(http.StatusOK, out)
+}
+
+// inputText decodes the input of an outcome (validated as a string or null
+// by the schema). Text that clients could not read back from the session
+// (session.CheckJSON) is refused with 422 naming the variable the input
+// would have been written to.
+func (h *Handler) inputText(c *gin.Context, raw json.RawMessage) (*string, bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, true
+	}
+	if err := session.CheckJSON(raw); err != nil {
+		detail := "the input was not written: " + err.Error()
+		if run, rerr := h.flows.FlowRun(c.Request.Context(), c.Param("id")); rerr == nil {
+			if name, _ := run.Action["var"].(string); name != "" {
+				detail = "the input was not written to " + name + ": " + err.Error()
+			}
+		}
+		writeProblem(c, http.StatusUnprocessableEntity, typeValidation, detail, []problemError{{Pointer: "/input", Detail: err.Error()}})
+		return nil, false
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		writeProblem(c, http.StatusBadRequest, typeMalformed, "input must be a string", nil)
+		return nil, false
+	}
+	return &s, true
 }
 
 func (h *Handler) getCallFlow(c *gin.Context) {

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -132,11 +134,11 @@ func writable(origin Origin, ns string) bool {
 	return false
 }
 
-// CompactValue checks one value of a write (valid JSON, nested at most
-// MaxValueDepth levels, at most maxBytes as compact JSON) and returns it as
-// compact JSON, in a new slice. A nil result means the value is JSON null:
-// delete. The SIP bridge checks converted header values with it, so that a
-// value that would fail a write is known before the write.
+// CompactValue checks one value of a write (valid JSON that every client
+// can read back, see CheckJSON; at most maxBytes as compact JSON) and
+// returns it as compact JSON, in a new slice. A nil result means the value
+// is JSON null: delete. The SIP bridge checks converted header values with
+// it, so that a value that would fail a write is known before the write.
 func CompactValue(raw json.RawMessage, maxBytes int) (json.RawMessage, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
@@ -144,9 +146,6 @@ func CompactValue(raw json.RawMessage, maxBytes int) (json.RawMessage, error) {
 	}
 	if string(raw) == "null" {
 		return nil, nil
-	}
-	if d := jsonDepth(raw); d > MaxValueDepth {
-		return nil, fmt.Errorf("the value nests %d levels deep; the limit is %d", d, MaxValueDepth)
 	}
 	var buf bytes.Buffer
 	buf.Grow(len(raw))
@@ -156,37 +155,143 @@ func CompactValue(raw json.RawMessage, maxBytes int) (json.RawMessage, error) {
 	if buf.Len() > maxBytes {
 		return nil, fmt.Errorf("the value is %d bytes as JSON; the limit is %d", buf.Len(), maxBytes)
 	}
+	if err := CheckJSON(buf.Bytes()); err != nil {
+		return nil, err
+	}
 	return buf.Bytes(), nil
 }
 
-// jsonDepth returns how deeply the arrays and objects of a JSON text nest,
-// without decoding it.
-func jsonDepth(raw []byte) int {
-	depth, maxDepth, inString := 0, 0, false
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++
-			case '"':
-				inString = false
+// CheckJSON reports why a well-formed JSON text cannot be stored: what
+// every client must be able to read back. encoding/json accepts each of
+// these, and strict readers (Python's json with UTF-8, browsers' TextDecoder
+// in fatal mode, most JSON schema validators) do not: a string that is not
+// valid UTF-8 or holds a lone UTF-16 surrogate escape (\ud800 without its
+// pair), and a number beyond the range of a 64-bit float (1e400, which
+// would read back as infinity). Arrays and objects may nest at most
+// MaxValueDepth levels. It is the one check of text for every write path:
+// the HTTP API's, flows', and the SIP bridge's conversions.
+func CheckJSON(text []byte) error {
+	depth := 0
+	for i := 0; i < len(text); {
+		switch c := text[i]; {
+		case c == '"':
+			n, err := checkString(text[i:])
+			if err != nil {
+				return err
 			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '[', '{':
-			depth++
-			if depth > maxDepth {
-				maxDepth = depth
+			i += n
+		case c == '[' || c == '{':
+			if depth++; depth > MaxValueDepth {
+				return fmt.Errorf("the value nests more than %d levels deep", MaxValueDepth)
 			}
-		case ']', '}':
+			i++
+		case c == ']' || c == '}':
 			depth--
+			i++
+		case c == '-' || c >= '0' && c <= '9':
+			j := i + 1
+			for j < len(text) && isNumberByte(text[j]) {
+				j++
+			}
+			if err := checkNumber(text[i:j]); err != nil {
+				return err
+			}
+			i = j
+		default: // , : true false null and white space
+			i++
 		}
 	}
-	return maxDepth
+	return nil
+}
+
+func isNumberByte(c byte) bool {
+	return c >= '0' && c <= '9' || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-'
+}
+
+// checkNumber refuses a JSON number a 64-bit float cannot hold. Without an
+// exponent, a number of fewer than 309 digits always fits.
+func checkNumber(num []byte) error {
+	if len(num) < 309 && bytes.IndexAny(num, "eE") < 0 {
+		return nil
+	}
+	if f, err := strconv.ParseFloat(string(num), 64); err != nil && math.IsInf(f, 0) {
+		return fmt.Errorf("the value holds the number %s, beyond the range of a 64-bit float (about ±1.8e308)", clipText(num))
+	}
+	return nil
+}
+
+// checkString checks the JSON string that starts text and returns its
+// length with the quotes.
+func checkString(text []byte) (int, error) {
+	for i := 1; i < len(text); {
+		c := text[i]
+		switch {
+		case c == '"':
+			return i + 1, nil
+		case c == '\\':
+			if i+1 < len(text) && text[i+1] == 'u' {
+				n, err := checkEscape(text, i)
+				if err != nil {
+					return 0, err
+				}
+				i += n
+				continue
+			}
+			i += 2
+		case c < utf8.RuneSelf:
+			i++
+		default:
+			r, size := utf8.DecodeRune(text[i:])
+			if r == utf8.RuneError && size <= 1 {
+				return 0, fmt.Errorf("the value is not valid UTF-8: byte 0x%02X at position %d; send text as UTF-8", c, i)
+			}
+			i += size
+		}
+	}
+	return len(text), nil // unterminated: json.Compact refuses it first
+}
+
+// checkEscape checks the \uXXXX escape at text[i:] (its well-formedness is
+// known) and returns the length of it and, for a surrogate pair, of its
+// second half.
+func checkEscape(text []byte, i int) (int, error) {
+	r := hexRune(text[i+2 : i+6])
+	switch {
+	case r >= 0xDC00 && r <= 0xDFFF:
+		return 0, fmt.Errorf("the value holds a lone UTF-16 surrogate \\u%04x at position %d; escape a character outside the BMP as a pair (\\ud83d\\ude00)", r, i)
+	case r >= 0xD800 && r <= 0xDBFF:
+		if i+12 <= len(text) && text[i+6] == '\\' && text[i+7] == 'u' {
+			if low := hexRune(text[i+8 : i+12]); low >= 0xDC00 && low <= 0xDFFF {
+				return 12, nil
+			}
+		}
+		return 0, fmt.Errorf("the value holds a lone UTF-16 surrogate \\u%04x at position %d; escape a character outside the BMP as a pair (\\ud83d\\ude00)", r, i)
+	}
+	return 6, nil
+}
+
+func hexRune(h []byte) rune {
+	var r rune
+	for _, c := range h {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case c >= 'A' && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		}
+	}
+	return r
+}
+
+// clipText shortens a value quoted in an error message.
+func clipText(b []byte) string {
+	if len(b) > 40 {
+		return string(b[:40]) + "…"
+	}
+	return string(b)
 }
 
 // Patch is a checked write, ready for a Store to apply to a session inside

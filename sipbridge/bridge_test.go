@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/callctx/callctx/internal/jsontest"
 	"github.com/callctx/callctx/internal/sipptest"
 	"github.com/callctx/callctx/internal/testenv"
 	"net/netip"
@@ -405,4 +406,34 @@ func TestBridge_Allow(t *testing.T) {
 		uac.Wait(t)
 		e.endedCall(t, call.ID)
 	})
+}
+
+// TestBridge_ValuesNotUTF8: an IVR that sends Latin-1 in an X- header and in User-to-User,
+// and a number beyond a float in a header mapped as a number, gets its call answered all
+// the same; the values are kept in their documented escaped forms and the log says so.
+func TestBridge_ValuesNotUTF8(t *testing.T) {
+	e := startBridge(t, sipbridge.Config{Map: map[string]sipcodec.Rule{"X-Score": {Var: "ivr.score", Type: sipcodec.TypeNumber}}})
+	uac := sipptest.Start(t, "uac_not_utf8.xml", e.bridge.Addr(), 0)
+	call := e.activeCall(t)
+	uac.Wait(t)
+	e.endedCall(t, call.ID)
+	vars := e.vars(t, call.ID)
+	for name, want := range map[string]string{"sip.x-name": "M%FCller 100%25", "sip.uui.raw": "name=M%FCller;x=1", "sip.raw.ivr.score": "1e400"} {
+		if vars[name] != want {
+			t.Errorf("%s=%v, want %q", name, vars[name], want)
+		}
+	}
+	if _, ok := vars["ivr.score"]; ok {
+		t.Errorf("ivr.score=%v, want it unset", vars["ivr.score"])
+	}
+	js, _, _ := e.svc.SessionJSON(context.Background(), call.ID)
+	if err := jsontest.Strict(js); err != nil {
+		t.Errorf("the session is not readable by a strict client: %v", err)
+	}
+	logs := e.logs.String()
+	for _, want := range []string{"not UTF-8: kept percent-encoded", "X-Name", "User-to-User", "64-bit float"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the log lacks %q:\n%s", want, logs)
+		}
+	}
 }

@@ -194,9 +194,12 @@ func (b *Bridge) createCall(nc session.NewCall) (*session.Call, *session.Session
 
 // mappedVariables turns what the mapper made of a request's headers into session variables:
 // each value converted to its rule's type (one that does not convert is kept as text in
-// sip.raw.<variable> and logged), leaving out (and logging) what the session's limits and
+// sip.raw.<variable> and logged; one that was not UTF-8 was kept escaped, which is logged), leaving out (and logging) what the session's limits and
 // rules would refuse, so that neither bad nor oversized context ever fails a call.
 func (b *Bridge) mappedVariables(mapped sipcodec.Mapped, log logger) map[string]json.RawMessage {
+	for _, h := range mapped.Escaped {
+		log.Warn("sip header value is not UTF-8: kept percent-encoded", "header", h)
+	}
 	raw, unconverted := mapped.Values(b.svc.Limits().MaxValueBytes)
 	for _, u := range unconverted {
 		log.Warn("sip value kept as text: it does not convert to its type", "variable", u.Var, "type", string(u.Type), "kept_in", u.RawVar, "reason", u.Reason)

@@ -162,6 +162,32 @@ func CheckText(s string) error {
 	return nil
 }
 
+// EscapeText returns s with each byte that is not part of a valid UTF-8
+// sequence written as %XX (upper-case hex) and each '%' as %25, or s itself
+// when it is valid UTF-8. It is the form in which the bridge keeps a header
+// or User-to-User value that is not UTF-8 (Latin-1 from an older PBX, say):
+// the call goes on, the session stays readable by every client, and
+// url.PathUnescape gives back the bytes as they arrived.
+func EscapeText(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(s)+len(s)/2)
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1, s[i] == '%':
+			b = append(b, '%', hex[s[i]>>4], hex[s[i]&0xf])
+			i++
+		default:
+			b = append(b, s[i:i+size]...)
+			i += size
+		}
+	}
+	return string(b)
+}
+
 // HeaderError says why one custom header (or the list as a whole, Index -1) was refused.
 type HeaderError struct {
 	Index  int    // position in the list, -1 for a limit on the whole list

@@ -241,6 +241,7 @@ type Mapped struct {
 	Vars    map[string]string // variable name → value, as text
 	Types   map[string]Type   // the variables whose rule declares a type other than string
 	Skipped []Skip            // headers and keys that could not be names or values, for the log
+	Escaped []string          // headers (and User-to-User) whose value was not UTF-8, kept as EscapeText gives it, for the log
 	UUIErr  error             // non-nil when User-to-User was undecodable (it is in sip.uui.raw)
 }
 
@@ -252,7 +253,8 @@ type Mapped struct {
 //   - any header named in the renames → its target, and every default name with a rename
 //     goes to the target instead.
 //
-// Names that cannot be variable names (characters outside [A-Za-z0-9_-] in a segment, empty
+// A value that is not valid UTF-8 is kept escaped (EscapeText) and named in Escaped. Names
+// that cannot be variable names (characters outside [A-Za-z0-9_-] in a segment, empty
 // segments from "..", more than 128 characters) and values with control characters are
 // skipped, never repaired: repairing could merge two different headers into one variable.
 // A decoded UUI key "raw" is skipped too, since sip.uui.raw is reserved. When a renamed
@@ -319,6 +321,10 @@ func (m *Mapper) mapAs(headers []Header, prefix string) Mapped {
 	}
 	for _, name := range order {
 		value := strings.Join(values[strings.ToLower(name)], ", ")
+		if escaped := EscapeText(value); escaped != value {
+			value = escaped
+			out.Escaped = append(out.Escaped, name)
+		}
 		def := HeaderVar(name)
 		if err := CheckVarName(def); err != nil {
 			out.Skipped = append(out.Skipped, Skip{Source: name, Reason: err.Error()})
@@ -344,6 +350,10 @@ func (m *Mapper) mapAs(headers []Header, prefix string) Mapped {
 			pairs = append(pairs, u.Pairs...)
 		}
 		if out.UUIErr != nil {
+			if escaped := EscapeText(raw); escaped != raw {
+				raw = escaped
+				out.Escaped = append(out.Escaped, UUIHeader)
+			}
 			if err := CheckText(raw); err != nil {
 				out.Skipped = append(out.Skipped, Skip{Source: UUIHeader, Reason: err.Error()})
 			} else {
@@ -413,6 +423,9 @@ func convert(text string, t Type, maxValueBytes int) (json.RawMessage, error) {
 	case TypeNumber:
 		if s == "" || !(s[0] == '-' || s[0] >= '0' && s[0] <= '9') || !json.Valid([]byte(s)) {
 			return nil, fmt.Errorf("%q is not a number (a JSON number literal such as 42 or -1.5)", clip(text))
+		}
+		if err := session.CheckJSON([]byte(s)); err != nil { // 1e400: beyond a float
+			return nil, err
 		}
 		return json.RawMessage(s), nil
 	case TypeBoolean:

@@ -1,12 +1,14 @@
 package sipcodec_test
 
 import (
-	"encoding/json"
 	"errors"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
+	"github.com/callctx/callctx/internal/jsontest"
 	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
 
@@ -145,6 +147,7 @@ func FuzzMapper_Map(f *testing.F) {
 	f.Add("X-Customer-ID", "123", "sipkey1=a;sipkey2=b")
 	f.Add("X-a..b", "\x00", "7369706B6579313D73697076616C31;encoding=hex")
 	f.Add("x-", "", "raw=1")
+	f.Add("X-Name", "M\xfcller 100%", "name=M\xfcller")
 	m, err := sipcodec.NewMapper(sipcodec.Renames(map[string]string{"X-Customer-ID": "ivr.customer_id"}))
 	if err != nil {
 		f.Fatal(err)
@@ -157,6 +160,15 @@ func FuzzMapper_Map(f *testing.F) {
 			}
 			if strings.ContainsAny(v, "\r\n\x00") {
 				t.Fatalf("variable %q=%q holds CR, LF or NUL", k, v)
+			}
+			if !utf8.ValidString(v) {
+				t.Fatalf("variable %q=%q is not UTF-8", k, v)
+			}
+		}
+		// A value that was not UTF-8 is kept escaped, and the escape gives back its bytes.
+		if def := sipcodec.HeaderVar(name); got.Vars[def] != "" && !utf8.ValidString(value) {
+			if back, err := url.PathUnescape(got.Vars[def]); err != nil || back != value {
+				t.Fatalf("%q kept as %q, which unescapes to %q (%v)", value, got.Vars[def], back, err)
 			}
 		}
 	})
@@ -228,7 +240,7 @@ func TestNewMapper_Types(t *testing.T) {
 // FuzzMapped_Values: whatever the text and type, a value either converts to
 // JSON the session stores, or is kept as text; nothing is lost or panics.
 func FuzzMapped_Values(f *testing.F) {
-	for _, s := range []string{"42", "-1.5e3", "007", "true", "0", `{"a":[1]}`, "null", "", " ", "\x00", "1e999999", `"x"`} {
+	for _, s := range []string{"1e400", `"\ud800"`, "[-1e309]", "M\xfcller", "42", "-1.5e3", "007", "true", "0", `{"a":[1]}`, "null", "", " ", "\x00", "1e999999", `"x"`} {
 		f.Add(s)
 	}
 	m, err := sipcodec.NewMapper(map[string]sipcodec.Rule{
@@ -249,8 +261,8 @@ func FuzzMapped_Values(f *testing.F) {
 			if !ok {
 				t.Fatalf("%s=%q lost", name, v)
 			}
-			if !json.Valid(got) {
-				t.Fatalf("%s: invalid JSON %q", name, got)
+			if err := jsontest.Strict(got); err != nil {
+				t.Fatalf("%s: %q, which a strict client cannot read: %v", name, got, err)
 			}
 		}
 	})
@@ -283,5 +295,36 @@ func TestMapper_MapRefer(t *testing.T) {
 	}
 	if _, err := sipcodec.NewMapper(sipcodec.Renames(map[string]string{"X-A": "sip.refer.target"})); err == nil {
 		t.Fatal("a rule may target sip.refer.target")
+	}
+}
+
+// TestMapper_NotUTF8: a header or User-to-User value that is not UTF-8 (or
+// a number beyond a float) never fails the call: it is kept in the
+// documented escaped form, named for the log.
+func TestMapper_NotUTF8(t *testing.T) {
+	m, err := sipcodec.NewMapper(map[string]sipcodec.Rule{"X-Score": {Var: "ivr.score", Type: sipcodec.TypeNumber}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := m.Map([]sipcodec.Header{
+		{Name: "X-Name", Value: "M\xfcller 100%"}, {Name: "X-Plain", Value: "100%"},
+		{Name: "User-to-User", Value: "name=M\xfcller;x=1"}, {Name: "X-Score", Value: "1e400"},
+		{Name: "X-Cesu", Value: "\xed\xa0\x80"}, // a UTF-16 surrogate as bytes: not UTF-8
+	})
+	want := map[string]string{"sip.x-name": "M%FCller 100%25", "sip.x-plain": "100%", "sip.uui.raw": "name=M%FCller;x=1", "ivr.score": "1e400", "sip.x-cesu": "%ED%A0%80"}
+	if !reflect.DeepEqual(got.Vars, want) {
+		t.Fatalf("Vars=%q, want %q", got.Vars, want)
+	}
+	if strings.Join(got.Escaped, " ") != "X-Name X-Cesu User-to-User" {
+		t.Fatalf("Escaped=%q", got.Escaped)
+	}
+	vals, bad := got.Values(8192)
+	if _, ok := vals["ivr.score"]; ok || len(bad) != 1 || string(vals["sip.raw.ivr.score"]) != `"1e400"` || !strings.Contains(bad[0].Reason, "64-bit float") {
+		t.Fatalf("1e400 as a number: %q %+v", vals, bad)
+	}
+	for name, v := range vals {
+		if err := jsontest.Strict(v); err != nil {
+			t.Fatalf("%s=%q: %v", name, v, err)
+		}
 	}
 }
