@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/callctx/callctx/flow"
+	"github.com/callctx/callctx/internal/outage"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/stats"
 	"github.com/callctx/callctx/token"
@@ -113,6 +114,7 @@ type Handler struct {
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed by Close: event streams end
+	storeLog  *outage.Log   // failures of the store: a line per change of state, not per request
 
 	transferer session.Transferer // nil without the SIP bridge
 	draw       drawer             // flow diagrams
@@ -167,6 +169,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	h.storeLog = outage.New(h.log, "the session store", 0)
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
 	}
@@ -321,7 +324,12 @@ func (h *Handler) Routes() []Route {
 
 // Close ends the open event streams, so that a graceful shutdown does not
 // wait for clients that never hang up. It is safe to call more than once.
-func (h *Handler) Close() { h.closeOnce.Do(func() { close(h.closing) }) }
+func (h *Handler) Close() {
+	h.closeOnce.Do(func() {
+		close(h.closing)
+		h.storeLog.Close()
+	})
+}
 
 // ctxBody holds the raw, validated request body.
 const ctxBody = "callctx.body"

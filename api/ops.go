@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"net/http/pprof"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/callctx/callctx/session"
 	"github.com/gin-gonic/gin"
 )
 
@@ -18,9 +20,20 @@ func (h *Handler) healthz(c *gin.Context) {
 func (h *Handler) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
-	if err := h.svc.Ping(ctx); err != nil {
+	// Not ready when the store does not answer, or answers reads but fails
+	// writes (a full disk): a node that takes no writes should get no traffic.
+	detail := "the store does not answer"
+	err := h.svc.Ping(ctx)
+	if err == nil || session.ErrorCode(err) == session.CodeStorageFull {
+		if werr := h.svc.WriteFailure(); werr != nil || err != nil {
+			err = cmp.Or(werr, err)
+			detail = "the store is failing writes: " + session.ErrorMessage(err)
+		}
+	}
+	if err != nil {
 		h.log.Warn("not ready", "error", err)
-		writeProblem(c, http.StatusServiceUnavailable, typeUnavailable, "the store does not answer", nil)
+		c.Header("Retry-After", retryAfterStore)
+		writeProblem(c, http.StatusServiceUnavailable, typeUnavailable, detail, nil)
 		return
 	}
 	out := gin.H{"status": "ok"}

@@ -49,6 +49,7 @@ const (
 	typeUnavailable    = "urn:callctx:problem:unavailable"
 	typeGone           = "urn:callctx:problem:gone"
 	typeInternal       = "urn:callctx:problem:internal"
+	typeStorageFull    = "urn:callctx:problem:storage-full"
 	contentTypeProblem = "application/problem+json"
 	contentTypeJSON    = "application/json; charset=utf-8"
 )
@@ -66,6 +67,7 @@ var codeStatus = map[session.Code]struct {
 	session.CodeForbidden:          {http.StatusForbidden, typeForbidden},
 	session.CodeTooLarge:           {http.StatusRequestEntityTooLarge, typeTooLarge},
 	session.CodeUnavailable:        {http.StatusServiceUnavailable, typeUnavailable},
+	session.CodeStorageFull:        {http.StatusInsufficientStorage, typeStorageFull},
 	session.CodeInternal:           {http.StatusInternalServerError, typeInternal},
 }
 
@@ -119,8 +121,12 @@ func (h *Handler) failWith(c *gin.Context, err error, pointer func(session.Field
 	if !ok {
 		m = codeStatus[session.CodeInternal]
 	}
-	if code == session.CodeInternal || code == session.CodeUnavailable {
+	switch code {
+	case session.CodeInternal:
 		h.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "call_id", callID(c), "error", err)
+	case session.CodeUnavailable, session.CodeStorageFull:
+		h.storeLog.Failed(err, "method", c.Request.Method, "path", c.FullPath(), "call_id", callID(c))
+		c.Header("Retry-After", retryAfterStore)
 	}
 	var errs []problemError
 	for _, f := range session.ErrorFields(err) {
@@ -128,6 +134,11 @@ func (h *Handler) failWith(c *gin.Context, err error, pointer func(session.Field
 	}
 	writeProblem(c, m.status, m.typ, session.ErrorMessage(err), errs)
 }
+
+// retryAfterStore is the Retry-After (seconds) of an answer that the store
+// could not take a write or answer a read: short, since a load balancer or
+// an SBC with another node to try does better than the client waiting.
+const retryAfterStore = "5"
 
 // recovery turns a panic into a 500 problem and a log line, so a bug in one
 // request never takes the process down.

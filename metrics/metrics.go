@@ -47,6 +47,7 @@ type Metrics struct {
 	httpSeries   sync.Map                 // requestKey → *requestSeries
 
 	sessionWrites *prometheus.CounterVec // op, result
+	storeErrors   *prometheus.CounterVec // op, code
 	storeCommit   prometheus.Histogram
 	storeBatch    prometheus.Histogram
 
@@ -85,6 +86,10 @@ func New(opts Options) *Metrics {
 			Name: "callctx_session_writes_total",
 			Help: "Writes that reached the store, by operation (create, write, end) and result: ok, unchanged (a write that changed nothing), or the error code (not_found, conflict, precondition_failed, invalid, internal, ...).",
 		}, []string{"op", "result"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callctx_store_write_errors_total",
+			Help: "Session writes the store itself failed, by operation (create, write, end) and code: storage_full (no space: a full disk, Redis at maxmemory), unavailable (unreachable, or an I/O error), internal. Refusals by the session rules are not counted.",
+		}, []string{"op", "code"}),
 		storeCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "callctx_store_commit_duration_seconds",
 			Help:    "Time to commit a write transaction (write and fsync), from the end of its last write to durability.",
@@ -121,7 +126,7 @@ func New(opts Options) *Metrics {
 		}, []string{"target"}),
 	}
 	m.reg.MustRegister(
-		m.httpRequests, m.httpDuration, m.sessionWrites, m.storeCommit, m.storeBatch,
+		m.httpRequests, m.httpDuration, m.sessionWrites, m.storeErrors, m.storeCommit, m.storeBatch,
 		m.triggerEvals, m.automations, m.automationsPending, m.sipRequests, m.transfers, m.sipTargets,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -34,6 +34,15 @@ func (s *store) count(op string, err error, changed bool) {
 		result = "unchanged"
 	}
 	s.m.sessionWrites.WithLabelValues(op, result).Inc()
+	s.countError(op, err)
+}
+
+// countError counts a write the store itself failed.
+func (s *store) countError(op string, err error) {
+	switch code := session.ErrorCode(err); code {
+	case session.CodeStorageFull, session.CodeUnavailable, session.CodeInternal:
+		s.m.storeErrors.WithLabelValues(op, string(code)).Inc()
+	}
 }
 
 func (s *store) CreateCall(ctx context.Context, c *session.Call, sess *session.Session, h *session.HistoryEntry, f *session.Firing) error {

@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // Code classifies an Error. The edges (HTTP, SIP) map each code to a status
@@ -17,7 +18,8 @@ const (
 	CodePreconditionFailed Code = "precondition_failed" // If-Match no longer matches
 	CodeForbidden          Code = "forbidden"           // the actor may not do this
 	CodeTooLarge           Code = "too_large"           // a request too big to consider at all
-	CodeUnavailable        Code = "unavailable"         // the store cannot be reached right now
+	CodeUnavailable        Code = "unavailable"         // the store cannot be reached right now, or fails to read or write
+	CodeStorageFull        Code = "storage_full"        // the store has no room left (a full disk, Redis at maxmemory); nothing was written
 	CodeInternal           Code = "internal"            // a bug or an I/O failure; details are logged, not shown
 )
 
@@ -89,4 +91,20 @@ func ErrorFields(err error) []FieldError {
 		return e.Fields
 	}
 	return nil
+}
+
+// StorageError classifies a failure of a store's own storage for the edges:
+// no room left (ENOSPC, EDQUOT) is CodeStorageFull, an I/O error or a file
+// system gone read-only (EIO, EROFS) is CodeUnavailable, both worth a retry
+// later; anything else is CodeInternal. op names what failed; the cause
+// stays in Err, for the log.
+func StorageError(op string, err error) *Error {
+	err = fmt.Errorf("%s: %w", op, err)
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return &Error{Code: CodeStorageFull, Message: "the session store is out of space; nothing was written; try again later", Err: err}
+	case errors.Is(err, syscall.EIO), errors.Is(err, syscall.EROFS):
+		return &Error{Code: CodeUnavailable, Message: "the session store cannot write to its disk; nothing was written; try again later", Err: err}
+	}
+	return Internal(err)
 }

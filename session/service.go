@@ -36,6 +36,7 @@ type Service struct {
 	now       func() time.Time
 	newID     func() string
 	auto      atomic.Pointer[automations]
+	failure   atomic.Pointer[writeFailure] // see WriteFailure
 }
 
 // automations holds a Service's Automations.
@@ -148,7 +149,9 @@ func (s *Service) CreateCall(ctx context.Context, nc NewCall, opts WriteOptions)
 		types = append(types, EventCallEnded)
 	}
 	f := s.firing(c.ID, now, opts.Actor, c, types...)
-	if err := s.store.CreateCall(ctx, c, sess, h, f); err != nil {
+	err = s.store.CreateCall(ctx, c, sess, h, f)
+	s.noteWrite(err)
+	if err != nil {
 		return nil, nil, err
 	}
 	s.fired(f)
@@ -238,6 +241,7 @@ func (s *Service) EndCall(ctx context.Context, id, reason, actor string) (*Call,
 	p := &Patch{Set: endVariables(now, reason), Actor: actor, At: now, Limits: s.limits, AllowEnded: true, Event: EventCallEnded}
 	p.Firing = s.firing(id, now, actor, nil, EventCallEnded)
 	c, sess, h, ended, err := s.store.EndCall(ctx, id, now, reason, p)
+	s.noteWrite(err)
 	if err != nil {
 		return nil, err
 	}
@@ -300,6 +304,7 @@ func (s *Service) Write(ctx context.Context, callID string, vars map[string]json
 		AllowEnded: transferRecord(opts, set)}
 	p.Firing = s.firing(callID, now, opts.Actor, nil, append([]EventType{event}, opts.Fires...)...)
 	sess, h, err := s.store.Apply(ctx, callID, p)
+	s.noteWrite(err)
 	if err != nil {
 		return nil, Written{}, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callctx/callctx/flow"
+	"github.com/callctx/callctx/internal/outage"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/sipbridge/sipcodec"
 )
@@ -113,11 +114,14 @@ type Config struct {
 // Bridge is callctx's SIP endpoint. Create it with New, start it with Start, stop it with
 // Shutdown. It implements session.Transferer.
 type Bridge struct {
-	cfg    Config
-	svc    *session.Service
-	log    *slog.Logger
-	mapper *sipcodec.Mapper
-	target *target // the parsed Config.Target, nil when there is none
+	cfg Config
+	svc *session.Service
+	log *slog.Logger
+	// storeLog logs the store's failures to take a new call once per change of state, not
+	// once per INVITE, which an SBC retrying through an outage sends by the thousand.
+	storeLog *outage.Log
+	mapper   *sipcodec.Mapper
+	target   *target // the parsed Config.Target, nil when there is none
 
 	watch watcher // the states of the targets keepalive probes
 
@@ -158,7 +162,7 @@ func New(svc *session.Service, cfg Config, log *slog.Logger) (*Bridge, error) {
 	if cfg.TLSListen != "" && (cfg.TLSConfig == nil || len(cfg.TLSConfig.Certificates) == 0 && cfg.TLSConfig.GetCertificate == nil) {
 		return nil, fmt.Errorf("sip tls listen %s needs a certificate", cfg.TLSListen)
 	}
-	return &Bridge{cfg: p.cfg, svc: svc, log: log, mapper: p.mapper, target: p.target, host: p.host, stopping: make(chan struct{}),
+	return &Bridge{cfg: p.cfg, svc: svc, log: log, storeLog: outage.New(log, "the session store (new calls)", 0), mapper: p.mapper, target: p.target, host: p.host, stopping: make(chan struct{}),
 		watch: watcher{states: map[string]*TargetState{}},
 		calls: map[string]*inCall{}, expected: map[string]string{}, inbound: map[string]*inCall{}, outbound: map[string]*outLeg{}}, nil
 }
@@ -386,6 +390,7 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 	}
 	b.closing = true
 	close(b.stopping)
+	b.storeLog.Close()
 	calls := make([]*inCall, 0, len(b.calls))
 	for _, c := range b.calls {
 		calls = append(calls, c)

@@ -15,6 +15,7 @@ var sipStatuses = map[session.Code]struct {
 	session.CodeForbidden:          {403, "Forbidden"},
 	session.CodeTooLarge:           {413, "Request Entity Too Large"},
 	session.CodeUnavailable:        {503, "Service Unavailable"},
+	session.CodeStorageFull:        {503, "Service Unavailable (the session store is full)"},
 	session.CodeInternal:           {500, "Server Internal Error"},
 }
 
@@ -25,3 +26,7 @@ func sipStatus(err error) (int, string) {
 	}
 	return 500, "Server Internal Error"
 }
+
+// retryAfterStore is the Retry-After (seconds) of a 503 sent because the session store took
+// no write: an SBC with another node to try fails over rather than waiting.
+const retryAfterStore = "5"

@@ -152,6 +152,12 @@ func (b *Bridge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if err != nil {
 		code, reason := sipStatus(err)
+		if code == 503 {
+			// The store takes no writes (full, unreachable): an SBC fails over to another node.
+			b.storeLog.Failed(err, "sip_call_id", sipCallID)
+			b.respond(req, tx, code, reason, sip.NewHeader("Retry-After", retryAfterStore))
+			return
+		}
 		log.Error("sip create call failed", "error", err)
 		b.respond(req, tx, code, reason)
 		return

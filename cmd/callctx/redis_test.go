@@ -318,6 +318,17 @@ func testRestartRedis(t *testing.T, bin string) {
 		}
 		last = e.ID
 	}
+	// The outage is logged as a change of state (and summaries every 10 s),
+	// not as a line per refused request.
+	for _, n := range []*node{a, b} {
+		log := n.logText()
+		if got := strings.Count(log, "the session store is failing"); got != 1 {
+			t.Errorf("node %s logged the outage's start %d times, want once:\n%s", n.name, got, log)
+		}
+		if got := strings.Count(log, `"request failed"`); got > 0 {
+			t.Errorf("node %s logged %d refused requests one by one", n.name, got)
+		}
+	}
 	t.Logf("%d writes refused with 503 during the outage; the stream on B followed %d versions", refused, final-first.ID)
 }
 

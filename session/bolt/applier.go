@@ -134,7 +134,8 @@ func (a *applier) run() {
 				hurry, interval = false, applyRetry
 				if closed {
 					a.mu.Unlock()
-					return // what is pending stays in the log, for the next start
+					a.applyPending() // a last try: the cause (a full disk) may be gone by now
+					return           // what is still pending stays in the log, for the next start
 				}
 			}
 			a.mu.Unlock()

@@ -240,7 +240,7 @@ func storeErr(op string, err error) error {
 	if errors.As(err, &se) {
 		return err
 	}
-	return session.Internal(fmt.Errorf("%s: %w", op, err))
+	return session.StorageError(op, err)
 }
 
 func notFound(id string) error {

@@ -313,10 +313,20 @@ func storeErr(op string, err error) error {
 		return err
 	}
 	err = fmt.Errorf("%s: %w", op, err)
+	if full(err) {
+		return &session.Error{Code: session.CodeStorageFull, Message: "the session store is out of memory (Redis maxmemory); nothing was written; try again later", Err: err}
+	}
 	if unavailable(err) {
 		return &session.Error{Code: session.CodeUnavailable, Message: "the session store is unavailable; try again shortly", Err: err}
 	}
 	return session.Internal(err)
+}
+
+// full reports whether Redis refused a write for want of memory (maxmemory
+// reached under the noeviction policy callctx needs).
+func full(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "OOM ")
 }
 
 // unavailable reports whether err means Redis is unreachable, restarting,
@@ -334,7 +344,7 @@ func unavailable(err error) bool {
 	if errors.As(err, &rerr) {
 		code, _, _ := strings.Cut(rerr.Error(), " ")
 		switch code {
-		case "LOADING", "OOM", "MASTERDOWN", "CLUSTERDOWN", "READONLY", "TRYAGAIN", "BUSY", "NOREPLICAS", "MOVED", "ASK":
+		case "LOADING", "MASTERDOWN", "MISCONF", "CLUSTERDOWN", "READONLY", "TRYAGAIN", "BUSY", "NOREPLICAS", "MOVED", "ASK":
 			return true
 		}
 		return false
