@@ -211,7 +211,7 @@ func isNumberByte(c byte) bool {
 // checkNumber refuses a JSON number a 64-bit float cannot hold. Without an
 // exponent, a number of fewer than 309 digits always fits.
 func checkNumber(num []byte) error {
-	if len(num) < 309 && bytes.IndexAny(num, "eE") < 0 {
+	if len(num) < 309 && !bytes.ContainsAny(num, "eE") {
 		return nil
 	}
 	if f, err := strconv.ParseFloat(string(num), 64); err != nil && math.IsInf(f, 0) {
