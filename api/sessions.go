@@ -73,7 +73,7 @@ func (h *Handler) writeSession(c *gin.Context) {
 		return
 	}
 	c.Header("ETag", etag(s.Version))
-	c.Data(http.StatusOK, contentTypeJSON, s.AppendJSON(make([]byte, 0, 256+s.Size())))
+	c.Data(http.StatusOK, contentTypeJSON, s.JSON())
 }
 
 // merge decodes the validated body as a flat map of variables and writes it.

@@ -172,7 +172,7 @@ func (e *Engine) Open() error {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	e.stop = stop
-	sub := e.svc.SubscribeLocal("")
+	sub := e.svc.SubscribeCalls()
 	e.svc.SetAutomations(engineAutomations{e})
 	e.outbox.add(pending...)
 	if len(pending) > 0 {
@@ -603,7 +603,7 @@ func (e *Engine) events(ctx context.Context, sub *session.Subscription) {
 				}
 				// Fell behind: the runs of calls that ended meanwhile stay
 				// in memory until their next request finds them ended.
-				sub = e.svc.SubscribeLocal("")
+				sub = e.svc.SubscribeCalls()
 				continue
 			}
 			if ev.Type == session.EventCallEnded {

@@ -51,6 +51,7 @@ type Subscription struct {
 	feed   *feed
 	callID string
 	local  bool       // only this node's events, and call.ended from anywhere (SubscribeLocal)
+	calls  bool       // only call.started and call.ended (SubscribeCalls)
 	mu     sync.Mutex // guards closed, lagged
 	closed bool
 	lagged bool
@@ -82,12 +83,12 @@ func newFeed() *feed {
 	return &feed{subs: make(map[string]map[*Subscription]struct{})}
 }
 
-func (f *feed) subscribe(callID string, local bool) *Subscription {
+func (f *feed) subscribe(callID string, local, calls bool) *Subscription {
 	size := subscriptionBuffer
 	if local {
 		size = localSubscriptionBuffer
 	}
-	s := &Subscription{c: make(chan Event, size), feed: f, callID: callID, local: local}
+	s := &Subscription{c: make(chan Event, size), feed: f, callID: callID, local: local, calls: calls}
 	f.mu.Lock()
 	m := f.subs[callID]
 	if m == nil {
@@ -140,6 +141,9 @@ func (f *feed) publish(e Event) {
 
 // gets reports whether the subscription receives e.
 func (s *Subscription) gets(e Event) bool {
+	if s.calls && e.Type != EventCallStarted && e.Type != EventCallEnded {
+		return false
+	}
 	return !s.local || !e.Remote || e.Type == EventCallEnded
 }
 

@@ -326,7 +326,7 @@ func (s *Service) History(ctx context.Context, callID string, after uint64, limi
 // Subscribe returns a subscription to the events of one call, or of every
 // call when callID is "". The caller must Close it.
 func (s *Service) Subscribe(callID string) *Subscription {
-	return s.feed.subscribe(callID, false)
+	return s.feed.subscribe(callID, false, false)
 }
 
 // SubscribeLocal is Subscribe for a subscriber that acts on the changes
@@ -334,7 +334,15 @@ func (s *Service) Subscribe(callID string) *Subscription {
 // of other nodes' events it receives call.ended alone, so that the node
 // does not fetch every write made elsewhere for it.
 func (s *Service) SubscribeLocal(callID string) *Subscription {
-	return s.feed.subscribe(callID, true)
+	return s.feed.subscribe(callID, true, false)
+}
+
+// SubscribeCalls is SubscribeLocal("") for a subscriber that needs calls
+// starting and ending only (call.started, call.ended), such as the flow
+// engine and the wallboard: the writes to sessions, the bulk of the
+// events, do not wake it.
+func (s *Service) SubscribeCalls() *Subscription {
+	return s.feed.subscribe("", true, true)
 }
 
 // Ping reports whether the store answers.

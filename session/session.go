@@ -16,6 +16,24 @@ type Session struct {
 	Variables map[string]json.RawMessage `json:"variables"`
 	CreatedAt time.Time                  `json:"createdAt"`
 	UpdatedAt time.Time                  `json:"updatedAt"`
+
+	// encoded is the canonical JSON of this very version, when a store
+	// made it already (SetEncoded); JSON serves it.
+	encoded []byte
+}
+
+// SetEncoded records js as the canonical JSON of s (Session.AppendJSON), as
+// a store that encoded the session for storage has it, so that JSON need
+// not encode it again. s must not change afterwards.
+func (s *Session) SetEncoded(js []byte) { s.encoded = js }
+
+// JSON returns the canonical JSON of s: the store's encoding of this
+// version (SetEncoded) when there is one, else a new one.
+func (s *Session) JSON() []byte {
+	if s.encoded != nil {
+		return s.encoded
+	}
+	return s.AppendJSON(make([]byte, 0, 256+s.Size()))
 }
 
 // Clone returns a copy of s that shares the values (which are never
@@ -23,6 +41,7 @@ type Session struct {
 func (s *Session) Clone() *Session {
 	c := *s
 	c.Variables = maps.Clone(s.Variables)
+	c.encoded = nil
 	return &c
 }
 

@@ -343,6 +343,7 @@ func (p *Patch) Applied(base *Session) (*Session, *HistoryEntry, error) {
 		return base, nil, err
 	}
 	s := *base
+	s.encoded = nil
 	s.Variables = make(map[string]json.RawMessage, len(base.Variables)+len(changes))
 	maps.Copy(s.Variables, base.Variables)
 	return &s, p.commit(&s, changes), nil
@@ -401,6 +402,7 @@ func (p *Patch) commit(s *Session, changes map[string]Change) *HistoryEntry {
 	}
 	s.Version++
 	s.UpdatedAt = p.At
+	s.encoded = nil
 	return &HistoryEntry{Version: s.Version, At: p.At, Actor: p.Actor, Event: cmp.Or(p.Event, EventSessionUpdated), Changes: changes}
 }
 

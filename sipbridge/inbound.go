@@ -538,8 +538,8 @@ func (b *Bridge) unexpect(id string) {
 // again and checks the calls it holds.
 func (b *Bridge) followEnds() {
 	for first := true; ; first = false {
-		// Local: of other nodes' events it gets call.ended only, which is all this needs.
-		sub := b.svc.SubscribeLocal("")
+		// Calls starting and ending only; of other nodes' events, call.ended only.
+		sub := b.svc.SubscribeCalls()
 		if !first {
 			b.checkHeld()
 		}

@@ -105,7 +105,7 @@ func New(cfg Config) *Board {
 // nodes Report counts calls at.
 func (b *Board) Open(ctx context.Context, flows *flow.Engine) error {
 	b.flows = flows
-	sub := b.cfg.Service.SubscribeLocal("") // before reading: no call falls in between
+	sub := b.cfg.Service.SubscribeCalls() // before reading: no call falls in between
 	if _, err := b.load(ctx); err != nil {
 		sub.Close()
 		return err
@@ -219,7 +219,7 @@ func (b *Board) follow(ctx context.Context, sub *session.Subscription) {
 				// Dropped for lagging: the calls that started or ended
 				// meanwhile are read again from the store.
 				b.log.Warn("the call list fell behind the session feed; reading the active calls again")
-				sub = b.cfg.Service.SubscribeLocal("")
+				sub = b.cfg.Service.SubscribeCalls()
 				if err := b.reload(ctx); err != nil && !errors.Is(err, context.Canceled) {
 					b.log.Error("read the active calls", "err", err)
 				}

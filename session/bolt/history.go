@@ -33,12 +33,15 @@ const (
 const logHeader = 8
 
 // encodeSession makes a session record with a zero head, which putRecords
-// patches in with setRecordHead once the entry's sequence number is known.
+// patches in with setRecordHead once the entry's sequence number is known;
+// s keeps the record's JSON as its encoding (Session.SetEncoded).
 func encodeSession(s *session.Session) []byte {
 	b := make([]byte, sessionHeader, sessionHeader+256+s.Size())
 	b[0] = sessionFormat
 	binary.BigEndian.PutUint64(b[1:9], s.Version)
-	return s.AppendJSON(b)
+	b = s.AppendJSON(b)
+	s.SetEncoded(b[sessionHeader:len(b):len(b)])
+	return b
 }
 
 func checkRecord(v []byte) error {

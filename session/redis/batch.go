@@ -70,6 +70,9 @@ func newBatcher(rdb redis.UniversalClient, timeout time.Duration) *batcher {
 // returned nil or cmd's own error (such as redis.Nil), never after a
 // context error.
 func (b *batcher) do(ctx context.Context, cmd redis.Cmder) error {
+	if err := ctx.Err(); err != nil {
+		return err // ended already: a select below would pick at random
+	}
 	op := &batchOp{cmd: cmd, done: make(chan struct{})}
 	select {
 	case b.queue <- op:
