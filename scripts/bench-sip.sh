@@ -1,26 +1,33 @@
 #!/bin/sh
 # bench-sip.sh measures SIP calls per second with sipp as the UAC, on loopback, in one run:
-#   1. the baseline: a bare sipgo UAS (bench/sipuas) in answer and in redirect mode;
+#   1. the anchors: a bare sipgo UAS (bench/sipuas) in answer and in redirect mode, and
+#      Kamailio (Debian's package) answering INVITE with a stateless 302 whose Contact carries
+#      the context it keeps in an htable (a config generated below);
 #   2. callctx's SIP bridge in answer+BYE mode (the INVITE's context written as the call's
-#      session, the BYE ending it) and in redirect mode (one write: the call is recorded
-#      ended with the 302), with the default configuration.
-# Each server first gets short steps at rising rates; a step is clean when no call failed,
-# at least 95% of the offered calls per second completed and at most 1% of the calls needed
-# a retransmission. Then the highest clean rate (or SIP_BENCH_RATE) is sustained for
-# SIP_BENCH_SECONDS (default 60). The summary goes to stdout and to
-# bench-results/sip-<time>/summary.txt; sipp's raw files stay next to it.
+#      session, the BYE ending it: two group-committed writes) and in redirect mode (one
+#      write: the call is recorded ended with the 302), with the default configuration.
+# Every server listens on a free loopback port. Each first gets short steps at rising rates;
+# a step is clean when no call failed, at least 95% of the offered calls per second
+# completed and at most 1% of the calls needed a retransmission. Then the highest clean
+# rate (or SIP_BENCH_RATE) is sustained for SIP_BENCH_SECONDS (default 60). The summary
+# goes to stdout and to bench-results/sip-<time>/summary.txt, ending with the ratios to
+# the anchors; sipp's raw files stay next to it.
 #
 # Environment: SIP_BENCH_SECONDS (60), SIP_BENCH_RATE (force the sustained rate),
-# SIP_BENCH_STEPS ("500 1000 1500 2000 2500 3000 4000"), SIP_BENCH_STEP_SECONDS (10).
+# SIP_BENCH_STEPS_ANSWER ("1000 2000 3000 4000 5000 6000"),
+# SIP_BENCH_STEPS_REDIRECT ("2000 4000 6000 8000 12000 16000 20000"),
+# SIP_BENCH_STEP_SECONDS (10).
 set -eu
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 ./scripts/ensure-sipp.sh
+./scripts/ensure-apt.sh kamailio /usr/sbin/kamailio
 
 SECONDS_SUSTAINED=${SIP_BENCH_SECONDS:-60}
 RATE=${SIP_BENCH_RATE:-}
-STEPS=${SIP_BENCH_STEPS:-"500 1000 1500 2000 2500 3000 4000"}
+STEPS_ANSWER=${SIP_BENCH_STEPS_ANSWER:-"1000 2000 3000 4000 5000 6000"}
+STEPS_REDIRECT=${SIP_BENCH_STEPS_REDIRECT:-"2000 4000 6000 8000 12000 16000 20000"}
 STEP_SECONDS=${SIP_BENCH_STEP_SECONDS:-10}
 
 OUT="$ROOT/bench-results/sip-$(date +%Y%m%d-%H%M%S)"
@@ -88,9 +95,76 @@ YAML
 	ADDR=$(sed -n 's/.*"sip listening".*"udp":"\([^"]*\)".*/\1/p' "$dir/log" | head -n 1)
 }
 
-# server_cpu prints the server's CPU time so far, in clock ticks.
+# server_cpu prints the server's CPU time so far, in clock ticks: its own and its
+# children's (Kamailio's workers are processes).
 server_cpu() {
-	awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"
+	total=0
+	for p in $SERVER_PID $(pgrep -P "$SERVER_PID" || true); do
+		t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+		total=$((total + t))
+	done
+	echo "$total"
+}
+
+# free_udp_port prints a loopback UDP port nothing listens on (a server started on it
+# right after may still lose a race; start_kamailio then tries another).
+free_udp_port() {
+	while :; do
+		port=$(awk -v s="$(date +%N)" 'BEGIN { srand(s); print 20000 + int(rand() * 40000) }')
+		if ! ss -Hlun "sport = :$port" | grep -q .; then
+			echo "$port"
+			return
+		fi
+	done
+}
+
+# start_kamailio: start Kamailio with a generated config (stateless 302 carrying the
+# X-Customer-ID it stores in an htable, as callctx stores the session) and set ADDR and
+# SERVER_PID. Two worker processes: one per core, as callctx has GOMAXPROCS 2.
+start_kamailio() {
+	dir="$OUT/kamailio"
+	mkdir -p "$dir"
+	for try in 1 2 3 4 5; do
+		port=$(free_udp_port)
+		cat >"$dir/kamailio.cfg" <<CFG
+#!KAMAILIO
+debug=1
+log_stderror=yes
+fork=yes
+children=2
+auto_aliases=no
+listen=udp:127.0.0.1:$port
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "sl.so"
+loadmodule "textops.so"
+loadmodule "htable.so"
+loadmodule "pv.so"
+modparam("htable", "htable", "ctx=>size=14;autoexpire=300;")
+request_route {
+	if (is_method("INVITE")) {
+		\$sht(ctx=>\$ci) = \$hdr(X-Customer-ID);
+		append_to_reply("Contact: <sip:agent@192.0.2.10:5060?X-Customer-ID=\$sht(ctx=>\$ci)>\\r\\n");
+		sl_send_reply("302", "Moved Temporarily");
+		exit;
+	}
+	if (is_method("ACK")) {
+		exit;
+	}
+	sl_send_reply("405", "Method Not Allowed");
+}
+CFG
+		/usr/sbin/kamailio -DD -E -f "$dir/kamailio.cfg" -m 64 -M 8 -P "$dir/kamailio.pid" >"$dir/log" 2>&1 &
+		SERVER_PID=$!
+		sleep 1
+		if kill -0 "$SERVER_PID" 2>/dev/null; then
+			PIDS="$PIDS $SERVER_PID"
+			ADDR=127.0.0.1:$port
+			return
+		fi
+	done
+	echo "bench-sip: kamailio did not start:" >&2
+	cat "$dir/log" >&2
+	exit 1
 }
 
 stop_server() {
@@ -141,8 +215,8 @@ run_sipp() {
 	LAST_ACHIEVED=$achieved
 }
 
-# ramp LABEL SCENARIO: short steps at rising rates until one is not clean; sets BEST to the
-# highest clean rate (0 when none was).
+# ramp LABEL SCENARIO: short steps at rising rates (STEPS) until one is not clean; sets BEST
+# to the highest clean rate (0 when none was).
 ramp() {
 	BEST=0
 	for r in $STEPS; do
@@ -166,7 +240,7 @@ measure() {
 }
 
 {
-	echo "SIP benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*' | head -n 1), $(go version | cut -d' ' -f3)"
+	echo "SIP benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*' | head -n 1), $(/usr/sbin/kamailio -v 2>&1 | head -n 1 | cut -d' ' -f2,3), $(go version | cut -d' ' -f3)"
 	echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews every figure)"
 	echo "calls/s = successful calls / elapsed seconds; p99 = response time (ms, sipp's resolution) of INVITE->final / BYE->200"
 	echo "cpu = the server's CPU time (user+system) per successful call, in ms: less sensitive to other load than calls/s"
@@ -174,17 +248,41 @@ measure() {
 	echo "(rows named -step are the ramp; the row without -step is the sustained run)"
 } | tee "$SUMMARY"
 
-for mode in answer redirect; do
-	scenario=uac_answer_bye.xml
-	[ "$mode" = redirect ] && scenario=uac_redirect.xml
-	start_uas "$mode"
-	measure "sipuas-$mode" "$scenario"
+# sustained LABEL: the calls/s, failed calls and CPU ms per call of LABEL's sustained run.
+sustained() {
+	grep "^$1 " "$SUMMARY" | tail -n 1 | awk '{ print $8, $6, $10 }'
+}
+
+STEPS=$STEPS_ANSWER
+start_uas answer
+measure sipuas-answer uac_answer_bye.xml
+stop_server
+if [ "$HAVE_CALLCTX" = 1 ]; then
+	start_callctx answer
+	measure callctx-answer uac_answer_bye.xml
 	stop_server
+fi
+STEPS=$STEPS_REDIRECT
+start_uas redirect
+measure sipuas-redirect uac_redirect.xml
+stop_server
+start_kamailio
+measure kamailio-redirect uac_redirect.xml
+stop_server
+if [ "$HAVE_CALLCTX" = 1 ]; then
+	start_callctx redirect
+	measure callctx-redirect uac_redirect.xml
+	stop_server
+fi
+
+{
+	echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "raw results: $OUT"
 	if [ "$HAVE_CALLCTX" = 1 ]; then
-		start_callctx "$mode"
-		measure "callctx-$mode" "$scenario"
-		stop_server
+		set -- $(sustained kamailio-redirect) $(sustained callctx-redirect) $(sustained sipuas-answer) $(sustained callctx-answer) $(sustained sipuas-redirect)
+		kam=$1 ccr=$4 ccrcpu=$6 uas=$7 cca=${10} ccafail=${11} ccacpu=${12} uasr=${13}
+		awk -v a="$cca" -v f="$ccafail" -v c="$ccacpu" -v u="$uas" 'BEGIN { printf "callctx answer+BYE: %s calls/s sustained, %s failed, %s ms CPU per call (%.2f × the sipgo UAS; target ≥ 4000 calls/s, 0 failed)\n", a, f, c, a / u }'
+		awk -v r="$ccr" -v c="$ccrcpu" -v u="$uasr" -v k="$kam" 'BEGIN { printf "callctx redirect: %s calls/s sustained, %s ms CPU per call (%.2f × the sipgo UAS; target ≤ 0.15 ms per call)\n", r, c, r / u }'
+		awk -v r="$ccr" -v k="$kam" 'BEGIN { printf "ratio to anchor: callctx redirect %.2f × Kamailio (target ≥ 0.5)\n", r / k }'
 	fi
-done
-echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$SUMMARY"
-echo "raw results: $OUT" | tee -a "$SUMMARY"
+} | tee -a "$SUMMARY"

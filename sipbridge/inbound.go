@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"strings"
@@ -120,11 +121,13 @@ func (b *Bridge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		b.respond(req, tx, 416, "Unsupported URI Scheme")
 		return
 	}
-	// The session write may take longer than the 200 ms after which RFC 3261 (§17.2.1) wants
-	// a provisional response; 100 Trying also stops the caller's INVITE retransmissions.
-	b.respond(req, tx, 100, "Trying")
+	// RFC 3261 (§17.2.1) wants a provisional response when the final one may take more than
+	// 200 ms; 100 Trying also stops the caller's INVITE retransmissions. A redirect or an
+	// answer follows the session write at once, normally within milliseconds, so none is
+	// sent for them: sipgo's server transaction sends 100 Trying itself when no response
+	// went out within 200 ms. A flow or a bridged callee may take longer: they get it now.
 	sipCallID := callIDOf(req)
-	log := b.log.With("sip_call_id", sipCallID)
+	log := callLog{b.log, []any{"sip_call_id", sipCallID}}
 
 	mapped := b.mapper.Map(requestHeaders(req))
 	for _, s := range mapped.Skipped {
@@ -162,13 +165,15 @@ func (b *Bridge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		b.respond(req, tx, code, reason)
 		return
 	}
-	log = log.With("call_id", call.ID)
+	log = log.with("call_id", call.ID)
 	switch {
 	case call.Flow != "":
+		b.respond(req, tx, 100, "Trying")
 		b.flowInvite(req, tx, call, sess, log)
 	case b.cfg.Mode == ModeRedirect:
 		b.redirect(req, tx, call, sess, log)
 	case b.cfg.Mode == ModeBridge:
+		b.respond(req, tx, 100, "Trying")
 		b.bridgeInbound(req, tx, call, sess, log)
 	default:
 		b.answer(req, tx, call, log)
@@ -341,6 +346,27 @@ type logger interface {
 	Warn(string, ...any)
 	Error(string, ...any)
 	Info(string, ...any)
+}
+
+// callLog is a logger with a call's attributes, added when a line is
+// written: slog.Logger.With copies the handler, on every call whether it
+// logs or not.
+type callLog struct {
+	l     *slog.Logger
+	attrs []any
+}
+
+// with returns the logger with more attributes.
+func (c callLog) with(kv ...any) callLog {
+	return callLog{c.l, append(c.attrs[:len(c.attrs):len(c.attrs)], kv...)}
+}
+
+func (c callLog) Warn(msg string, args ...any)  { c.l.Warn(msg, c.args(args)...) }
+func (c callLog) Error(msg string, args ...any) { c.l.Error(msg, c.args(args)...) }
+func (c callLog) Info(msg string, args ...any)  { c.l.Info(msg, c.args(args)...) }
+
+func (c callLog) args(more []any) []any {
+	return append(c.attrs[:len(c.attrs):len(c.attrs)], more...)
 }
 
 func (b *Bridge) newInCall(req *sip.Request, tx sip.ServerTransaction, call *session.Call) (*inCall, error) {

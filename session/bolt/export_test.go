@@ -12,12 +12,22 @@ func (s *Store) LogLen() (n int) {
 }
 
 // CacheHolds reports whether the read cache holds a call's session record,
-// and whether it holds any entry (a record or a tombstone) for it.
-func (s *Store) CacheHolds(callID string) (record, entry bool) {
+// and whether it holds a tombstone for it.
+func (s *Store) CacheHolds(callID string) (record, tombstone bool) {
 	s.cache.mu.RLock()
 	defer s.cache.mu.RUnlock()
-	e, ok := s.cache.m[callID]
-	return ok && e.rec != nil, ok
+	_, record = s.cache.m[callID]
+	_, t1 := s.cache.ended[callID]
+	_, t2 := s.cache.endedBefore[callID]
+	return record, t1 || t2
+}
+
+// AgeTombstones has the read cache's tombstones age by two periods, as if
+// 2 × tombstoneLife had passed.
+func (s *Store) AgeTombstones() {
+	s.cache.mu.Lock()
+	s.cache.rotated = s.cache.rotated.Add(-2 * tombstoneLife)
+	s.cache.mu.Unlock()
 }
 
 // SetWALRewind has the write-ahead log start again once it is past n

@@ -181,7 +181,12 @@ func (s *Store) warmCache() error {
 			if err != nil {
 				return nil
 			}
-			s.cache.put(string(k[8:]), bytes.Clone(rec), sess)
+			callRec := bytes.Clone(tx.Bucket(bucketNames[bCalls]).Get(k[8:]))
+			call := new(session.Call)
+			if json.Unmarshal(callRec, call) != nil {
+				callRec, call = nil, nil // EndCall reads it from bbolt, and reports it
+			}
+			s.cache.put(string(k[8:]), bytes.Clone(rec), sess, callRec, call)
 			return nil
 		})
 	})

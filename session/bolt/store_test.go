@@ -123,7 +123,8 @@ func TestStore_PurgeRemovesHistory(t *testing.T) {
 }
 
 // The read cache holds active calls' sessions only: an ended call is read
-// from the file, correctly, and leaves a tombstone until it is purged.
+// from the file, correctly, and leaves a tombstone for a while (until it is
+// purged at the latest).
 func TestStore_CacheHoldsActiveSessions(t *testing.T) {
 	st := MustOpenStore(t)
 	clock := storetest.NewClock(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
@@ -164,6 +165,46 @@ func TestStore_CacheHoldsActiveSessions(t *testing.T) {
 	}
 }
 
+// A tombstone keeps out a write committed before the end whose session
+// reaches the cache after it, and is dropped after a while, so that the
+// cache does not grow with every call that ended.
+func TestStore_TombstonesExpire(t *testing.T) {
+	st := MustOpenStore(t)
+	svc := session.NewService(st, session.Options{})
+	ctx := context.Background()
+	var ids []string
+	for range 3 {
+		c, _, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, session.WriteOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.EndCall(ctx, c.ID, "", "t"); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.ID)
+	}
+	if _, tomb := st.CacheHolds(ids[0]); !tomb {
+		t.Fatal("no tombstone right after the end")
+	}
+	st.AgeTombstones()
+	c, _, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, session.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.EndCall(ctx, c.ID, "", "t") // an end rotates the tombstones
+	st.AgeTombstones()
+	c2, _, _ := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, session.WriteOptions{})
+	svc.EndCall(ctx, c2.ID, "", "t")
+	for _, id := range ids {
+		if record, tomb := st.CacheHolds(id); record || tomb {
+			t.Fatalf("call %s ended long ago: record %v, tombstone %v; want neither", id, record, tomb)
+		}
+		if s, err := svc.Session(ctx, id); err != nil || s.State != session.StateEnded {
+			t.Fatalf("the ended session reads %+v, %v", s, err)
+		}
+	}
+}
+
 // A call created ended (the SIP bridge's redirect) is not cached either.
 func TestStore_CacheSkipsCallsCreatedEnded(t *testing.T) {
 	st := MustOpenStore(t)
@@ -173,8 +214,8 @@ func TestStore_CacheSkipsCallsCreatedEnded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if record, entry := st.CacheHolds(c.ID); record || !entry {
-		t.Fatalf("record cached %v, tombstone %v; want a tombstone only", record, entry)
+	if record, entry := st.CacheHolds(c.ID); record || entry {
+		t.Fatalf("record cached %v, tombstone %v; want neither: nothing can write it before its end", record, entry)
 	}
 	if s, err := svc.Session(ctx, c.ID); err != nil || s.State != session.StateEnded {
 		t.Fatalf("the session reads %+v, %v", s, err)

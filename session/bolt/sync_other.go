@@ -6,3 +6,6 @@ import "os"
 
 // fdatasync makes f durable; outside Linux that is a full fsync.
 func fdatasync(f *os.File) error { return f.Sync() }
+
+// openDirect returns nil: the log is written buffered and synced.
+func openDirect(string) *os.File { return nil }

@@ -62,10 +62,8 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 		return result
 	}
 	f.Done(queued, dropped)
-	if c.State == session.StateEnded { // created ended (a redirected call): not cached, as EndCall
-		s.cache.end(c.ID, sess.Version)
-	} else {
-		s.cache.put(c.ID, rec, sess)
+	if c.State == session.StateActive { // one created ended (a redirect) is not cached, as EndCall
+		s.cache.put(c.ID, rec, sess, callJSON, c)
 	}
 	return nil
 }
@@ -113,7 +111,7 @@ func (s *Store) Apply(ctx context.Context, callID string, p *session.Patch) (*se
 			// with bbolt, as for every ended call.
 			s.cache.end(callID, prep.sess.Version)
 		} else {
-			s.cache.put(callID, prep.sessRec, prep.sess)
+			s.cache.put(callID, prep.sessRec, prep.sess, nil, nil)
 		}
 		p.Firing.Done(prep.queued, prep.dropped)
 		return prep.result()
@@ -203,17 +201,27 @@ func (p *prepared) result() (*session.Session, *session.HistoryEntry, error) {
 // the store's cache until the end commits: the caller must not change it.
 func (s *Store) EndCall(ctx context.Context, callID string, at time.Time, reason string, p *session.Patch) (*session.Call, *session.Session, *session.HistoryEntry, bool, error) {
 	id := []byte(callID)
-	for {
+	for fromCache := true; ; fromCache = false {
 		var (
 			prep    *ending
 			rawCall []byte
+			err     error
 		)
-		err := s.read(func(r *reader) error {
-			var err error
-			rawCall = bytes.Clone(r.get(bCalls, id))
-			prep, err = s.prepareEnd(callID, rawCall, r.get(bSessions, id), at, reason, p)
-			return err
-		})
+		if e, ok := s.cache.get(callID); ok && fromCache && e.call != nil {
+			// An active call: the call and its session as cached.
+			rawCall = e.callRec
+			prep, err = s.prepareEnd(callID, e.call, e.sess, recordHead(e.rec), at, reason, p)
+		} else {
+			err = s.read(func(r *reader) error {
+				rawCall = bytes.Clone(r.get(bCalls, id))
+				c, base, head, err := s.decodeForEnd(callID, rawCall, r.get(bSessions, id))
+				if err != nil {
+					return err
+				}
+				prep, err = s.prepareEnd(callID, c, base, head, at, reason, p)
+				return err
+			})
+		}
 		if err != nil {
 			return nil, nil, nil, false, storeErr("end call", err)
 		}
@@ -256,33 +264,37 @@ type ending struct {
 	ended    bool
 }
 
-// prepareEnd computes the end of the call whose stored call and session
-// records are rawCall and rawSess (the session from the cache when it holds
-// that version). CodeNotFound when either is missing.
-func (s *Store) prepareEnd(callID string, rawCall, rawSess []byte, at time.Time, reason string, p *session.Patch) (*ending, error) {
+// decodeForEnd decodes the stored call and session records of a call
+// (the session from the cache when it holds that version): what
+// prepareEnd works on. CodeNotFound when either is missing.
+func (s *Store) decodeForEnd(callID string, rawCall, rawSess []byte) (*session.Call, *session.Session, uint64, error) {
 	if rawCall == nil || rawSess == nil {
-		return nil, notFound(callID)
+		return nil, nil, 0, notFound(callID)
 	}
 	c := new(session.Call)
 	if err := json.Unmarshal(rawCall, c); err != nil {
-		return nil, fmt.Errorf("decode call %s: %w", callID, err)
+		return nil, nil, 0, fmt.Errorf("decode call %s: %w", callID, err)
 	}
 	if err := checkRecord(rawSess); err != nil {
-		return nil, fmt.Errorf("session %s: %w", callID, err)
+		return nil, nil, 0, fmt.Errorf("session %s: %w", callID, err)
 	}
-	var base *session.Session
 	if e, ok := s.cache.get(callID); ok && e.version == recordVersion(rawSess) {
-		base = e.sess
-	} else {
-		var err error
-		if base, err = decodeSession(rawSess); err != nil {
-			return nil, fmt.Errorf("session %s: %w", callID, err)
-		}
+		return c, e.sess, recordHead(rawSess), nil
 	}
+	base, err := decodeSession(rawSess)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("session %s: %w", callID, err)
+	}
+	return c, base, recordHead(rawSess), nil
+}
+
+// prepareEnd computes the end of call c, whose session is base with its
+// newest history entry head. c is not changed: the ended call is a copy.
+func (s *Store) prepareEnd(callID string, c *session.Call, base *session.Session, head uint64, at time.Time, reason string, p *session.Patch) (*ending, error) {
 	if c.State == session.StateEnded {
 		return &ending{prepared: prepared{base: base.Version, sess: base}, call: c}, nil
 	}
-	prep, err := prepare(base, recordHead(rawSess), p, true)
+	prep, err := prepare(base, head, p, true)
 	if err != nil {
 		return nil, err
 	}
@@ -291,6 +303,7 @@ func (s *Store) prepareEnd(callID string, rawCall, rawSess []byte, at time.Time,
 		// the end's time: refusing it, or finding nothing to change, is a bug.
 		return nil, fmt.Errorf("end call %s: the end-of-call patch did not apply: %v", callID, prep.err)
 	}
-	c.State, c.EndedAt, c.EndReason = session.StateEnded, at, reason
-	return &ending{prepared: *prep, call: c, callJSON: c.AppendJSON(make([]byte, 0, 256)), ended: true}, nil
+	ended := *c
+	ended.State, ended.EndedAt, ended.EndReason = session.StateEnded, at, reason
+	return &ending{prepared: *prep, call: &ended, callJSON: ended.AppendJSON(make([]byte, 0, 256)), ended: true}, nil
 }
