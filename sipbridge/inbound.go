@@ -254,7 +254,7 @@ func (b *Bridge) park(c *inCall, log logger, drive func()) {
 	res := sip.NewSDPResponseFromRequest(c.dlg.InviteRequest, sdp)
 	res.AppendHeader(sip.NewHeader("Allow", allowed))
 	res.AppendHeader(sip.NewHeader("Server", b.cfg.UserAgent))
-	if err := c.dlg.WriteResponse(res); err != nil {
+	if err := c.dlg.WriteResponse(res); err != nil && !hungUpAfterAck(c) {
 		// No ACK within 64*T1, a CANCEL that won the race, or a transport failure.
 		reason := EndNoAck
 		if errors.Is(err, sip.ErrTransactionCanceled) || c.dlg.Context().Err() != nil && c.reason() == "" {
@@ -278,6 +278,14 @@ func (b *Bridge) park(c *inCall, log logger, drive func()) {
 	c.wait()
 	c.awaitTransfer()
 	b.endCall(c.id, c.reason(), log)
+}
+
+// hungUpAfterAck reports whether the caller's BYE ended the dialog before WriteResponse saw
+// it confirmed: a caller that hangs up at once sends ACK and BYE back to back, and sipgo
+// then reports "No ACK received" for a call that was answered, acknowledged and hung up.
+// A BYE is taken (ReadBye) only in a dialog the ACK confirmed.
+func hungUpAfterAck(c *inCall) bool {
+	return c.reason() == EndHangup && c.dlg.LoadState() == sip.DialogStateEnded
 }
 
 // parkSDP returns the SDP of a parked call's 200 to req: the answer to req's offer (see
