@@ -22,11 +22,10 @@ func (s *Session) AppendJSON(b []byte) []byte {
 	b = append(b, `,"version":`...)
 	b = strconv.AppendUint(b, s.Version, 10)
 	b = append(b, `,"variables":{`...)
-	names := make([]string, 0, len(s.Variables))
-	for name := range s.Variables {
-		names = append(names, name)
+	names := s.names
+	if len(names) != len(s.Variables) {
+		names = sortedNames(s.Variables)
 	}
-	slices.Sort(names)
 	for i, name := range names {
 		if i > 0 {
 			b = append(b, ',')
@@ -40,6 +39,16 @@ func (s *Session) AppendJSON(b []byte) []byte {
 	b = append(b, `","updatedAt":"`...)
 	b = s.UpdatedAt.AppendFormat(b, time.RFC3339Nano)
 	return append(b, `"}`...)
+}
+
+// sortedNames returns the names of vars in order.
+func sortedNames(vars map[string]json.RawMessage) []string {
+	names := make([]string, 0, len(vars))
+	for name := range vars {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // MarshalJSON implements json.Marshaler with AppendJSON.

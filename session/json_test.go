@@ -104,3 +104,40 @@ func TestCall_AppendJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestSession_AppendJSONAfterWrites: the order of names a session keeps
+// from decoding and from each write stays the canonical one through writes
+// that change, add and delete variables.
+func TestSession_AppendJSONAfterWrites(t *testing.T) {
+	base := &session.Session{CallID: "c", State: session.StateActive, Version: 1,
+		Variables: map[string]json.RawMessage{"ivr.b": json.RawMessage(`1`), "ivr.d": json.RawMessage(`2`)}}
+	var s session.Session
+	if err := s.UnmarshalJSON(base.AppendJSON(nil)); err != nil {
+		t.Fatal(err)
+	}
+	cur := &s
+	for i, set := range []map[string]json.RawMessage{
+		{"ivr.b": json.RawMessage(`3`)},                                // changed
+		{"ivr.a": json.RawMessage(`4`), "ivr.e": json.RawMessage(`5`)}, // added before and after
+		{"ivr.d": nil},                                                 // deleted
+		{"ivr.c": json.RawMessage(`6`)},
+	} {
+		p := &session.Patch{Set: set, Actor: "t", At: time.Unix(int64(i), 0).UTC()}
+		next, h, err := p.Applied(cur)
+		if err != nil || h == nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		want, _ := json.Marshal(struct {
+			CallID    string                     `json:"callId"`
+			State     session.State              `json:"state"`
+			Version   uint64                     `json:"version"`
+			Variables map[string]json.RawMessage `json:"variables"`
+			CreatedAt time.Time                  `json:"createdAt"`
+			UpdatedAt time.Time                  `json:"updatedAt"`
+		}{next.CallID, next.State, next.Version, next.Variables, next.CreatedAt, next.UpdatedAt})
+		if got := next.AppendJSON(nil); string(got) != string(want) {
+			t.Fatalf("after write %d:\ngot  %s\nwant %s", i, got, want)
+		}
+		cur = next
+	}
+}

@@ -52,8 +52,14 @@ func (s *Session) UnmarshalJSON(b []byte) error {
 		case `"variables"`:
 			vs := scanner{data: value}
 			s.Variables = make(map[string]json.RawMessage, 16)
+			s.names = make([]string, 0, 16)
 			err = vs.object(1, func(name, v []byte) error {
 				n, err := names.string(name)
+				if _, dup := s.Variables[n]; dup || len(s.names) > 0 && s.names[len(s.names)-1] >= n {
+					s.names = nil // not the canonical order: sorted when encoded
+				} else if s.names != nil {
+					s.names = append(s.names, n)
+				}
 				s.Variables[n] = v
 				return err
 			})

@@ -20,6 +20,10 @@ type Session struct {
 	// encoded is the canonical JSON of this very version, when a store
 	// made it already (SetEncoded); JSON serves it.
 	encoded []byte
+	// names are the names of Variables in order, when known (decoded from
+	// the canonical JSON, or kept by Patch.Applied), so that encoding does
+	// not sort them again; nil when unknown.
+	names []string
 }
 
 // SetEncoded records js as the canonical JSON of s (Session.AppendJSON), as

@@ -346,7 +346,11 @@ func (p *Patch) Applied(base *Session) (*Session, *HistoryEntry, error) {
 	s.encoded = nil
 	s.Variables = make(map[string]json.RawMessage, len(base.Variables)+len(changes))
 	maps.Copy(s.Variables, base.Variables)
-	return &s, p.commit(&s, changes), nil
+	h := p.commit(&s, changes)
+	if s.names == nil {
+		s.names = sortedNames(s.Variables) // for this version's encoding and the next write's
+	}
+	return &s, h, nil
 }
 
 // changes returns what p changes in s: nil when nothing.
@@ -403,6 +407,12 @@ func (p *Patch) commit(s *Session, changes map[string]Change) *HistoryEntry {
 	s.Version++
 	s.UpdatedAt = p.At
 	s.encoded = nil
+	for _, c := range changes {
+		if c.Old == nil || c.New == nil { // a name added or deleted
+			s.names = nil
+			break
+		}
+	}
 	return &HistoryEntry{Version: s.Version, At: p.At, Actor: p.Actor, Event: cmp.Or(p.Event, EventSessionUpdated), Changes: changes}
 }
 

@@ -18,7 +18,7 @@ import (
 // it touches and syncs twice, and the fewer there are, the less each write
 // costs, however many sessions the writes are spread over.
 const (
-	applyInterval = 50 * time.Millisecond
+	applyInterval = 500 * time.Millisecond
 	applyMaxKeys  = 20000 // commit at once past this many changed keys
 	applyRetry    = 100 * time.Millisecond
 )
