@@ -119,7 +119,7 @@ func TestSession_AppendJSONAfterWrites(t *testing.T) {
 	for i, set := range []map[string]json.RawMessage{
 		{"ivr.b": json.RawMessage(`3`)},                                // changed
 		{"ivr.a": json.RawMessage(`4`), "ivr.e": json.RawMessage(`5`)}, // added before and after
-		{"ivr.d": nil},                                                 // deleted
+		{"ivr.d": nil}, // deleted
 		{"ivr.c": json.RawMessage(`6`)},
 	} {
 		p := &session.Patch{Set: set, Actor: "t", At: time.Unix(int64(i), 0).UTC()}
