@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
@@ -128,25 +129,34 @@ func BenchmarkFlowNext(b *testing.B) {
 
 // BenchmarkHTTPWrite measures the durable write of the HTTP benchmark
 // (POST /v1/sessions/{id}, three variables, one new each time) from 64
-// clients over loopback, in process, so that `go test -cpuprofile` shows
-// where a write's time goes. The clients run under the pprof label
+// clients over loopback, in process, so that a CPU profile shows where a
+// write's time goes: `go test -cpuprofile`, or CALLCTX_BENCH_CPUPROFILE=FILE
+// for the timed part alone. The clients run under the pprof label
 // side=client: `go tool pprof -tagignore side=client` leaves the server.
-func BenchmarkHTTPWrite(b *testing.B) {
-	benchHTTP(b, func(id string, n int) []byte {
-		body := `{"ivr.email":"jane@example.com","ivr.premium":true,"ivr.track_id":"TRK-` + strconv.Itoa(n) + `"}`
-		return []byte("POST /v1/sessions/" + id + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-			strconv.Itoa(len(body)) + "\r\n\r\n" + body)
-	})
+func BenchmarkHTTPWrite(b *testing.B) { benchHTTP(b, 64, writeRequest) }
+
+// BenchmarkHTTPWrite10000 is BenchmarkHTTPWrite over 10,000 active calls,
+// which the clients write in turn (client c the calls c, c+64, …): every
+// write touches another session.
+func BenchmarkHTTPWrite10000(b *testing.B) { benchHTTP(b, 10000, writeRequest) }
+
+func writeRequest(id string, n int) []byte {
+	body := `{"ivr.email":"jane@example.com","ivr.premium":true,"ivr.track_id":"TRK-` + strconv.Itoa(n) + `"}`
+	return []byte("POST /v1/sessions/" + id + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\n\r\n" + body)
 }
 
 // BenchmarkHTTPRead is BenchmarkHTTPWrite for GET /v1/sessions/{id}.
 func BenchmarkHTTPRead(b *testing.B) {
-	benchHTTP(b, func(id string, _ int) []byte {
+	benchHTTP(b, 64, func(id string, _ int) []byte {
 		return []byte("GET /v1/sessions/" + id + " HTTP/1.1\r\nHost: x\r\n\r\n")
 	})
 }
 
-func benchHTTP(b *testing.B, request func(id string, n int) []byte) {
+// benchHTTP has 64 clients send request(call, n) over keep-alive
+// connections, to calls calls created first, client c to the calls c,
+// c+64, … in turn.
+func benchHTTP(b *testing.B, calls int, request func(id string, n int) []byte) {
 	defer debug.SetGCPercent(debug.SetGCPercent(main.ServeGCPercent))
 	cfg := main.DefaultConfig()
 	cfg.HTTP.Listen = "127.0.0.1:0"
@@ -162,20 +172,11 @@ func benchHTTP(b *testing.B, request func(id string, n int) []byte) {
 	defer m.Close()
 	const clients = 64
 	conns := make([]*rawConn, clients)
-	ids := make([]string, clients)
+	ids := make([]string, calls)
+	for i := range ids {
+		ids[i] = createCall(b, m.HTTPAddr())
+	}
 	for i := range conns {
-		res, err := http.Post("http://"+m.HTTPAddr()+"/v1/calls", "application/json",
-			strings.NewReader(`{"from":"+4930123456","to":"+4940555000","variables":{"ivr.email":"jane@example.com","app.lang":"de"}}`))
-		if err != nil {
-			b.Fatal(err)
-		}
-		var c struct{ ID string }
-		err = json.NewDecoder(res.Body).Decode(&c)
-		res.Body.Close()
-		if err != nil || res.StatusCode != http.StatusCreated {
-			b.Fatalf("create call: %s %v", res.Status, err)
-		}
-		ids[i] = c.ID
 		conn, err := net.Dial("tcp", m.HTTPAddr())
 		if err != nil {
 			b.Fatal(err)
@@ -187,6 +188,18 @@ func benchHTTP(b *testing.B, request func(id string, n int) []byte) {
 	left.Store(int64(b.N))
 	var wg sync.WaitGroup
 	var failed atomic.Value
+	if path := os.Getenv("CALLCTX_BENCH_CPUPROFILE"); path != "" {
+		// The timed part only, without the calls created before it.
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	b.ResetTimer()
 	cpu0 := processCPU()
 	pprof.Do(context.Background(), pprof.Labels("side", "client"), func(context.Context) {
@@ -195,7 +208,7 @@ func benchHTTP(b *testing.B, request func(id string, n int) []byte) {
 			go func() {
 				defer wg.Done()
 				for n := 0; left.Add(-1) >= 0; n++ {
-					if err := conns[c].do(request(ids[c], n)); err != nil {
+					if err := conns[c].do(request(ids[(c+clients*n)%len(ids)], n)); err != nil {
 						failed.Store(err)
 						return
 					}
@@ -211,6 +224,22 @@ func benchHTTP(b *testing.B, request func(id string, n int) []byte) {
 	// CPU time is steadier than wall time on a shared machine; it counts
 	// the clients too, which cost the same whatever the server does.
 	b.ReportMetric(float64(processCPU()-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
+}
+
+// createCall creates a call through the API of the server at addr.
+func createCall(b *testing.B, addr string) string {
+	res, err := http.Post("http://"+addr+"/v1/calls", "application/json",
+		strings.NewReader(`{"from":"+4930123456","to":"+4940555000","variables":{"ivr.email":"jane@example.com","app.lang":"de"}}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var c struct{ ID string }
+	err = json.NewDecoder(res.Body).Decode(&c)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusCreated {
+		b.Fatalf("create call: %s %v", res.Status, err)
+	}
+	return c.ID
 }
 
 // processCPU is the user+system CPU time of this process so far.
