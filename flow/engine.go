@@ -564,7 +564,21 @@ func DecodeVars(raw map[string]json.RawMessage) triggers.Map {
 	return m
 }
 
+// decodeValue decodes a stored (compact, checked) value as triggers see
+// it: numbers as json.Number, objects and arrays as encoding/json makes
+// them. The values sessions hold most (true, false, a number, a string
+// without escapes) are decoded without a decoder.
 func decodeValue(raw json.RawMessage) (any, bool) {
+	switch s := string(raw); {
+	case s == "true":
+		return true, true
+	case s == "false":
+		return false, true
+	case len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' && plainString(s[1:len(s)-1]):
+		return s[1 : len(s)-1], true
+	case len(s) > 0 && (s[0] == '-' || s[0] >= '0' && s[0] <= '9') && json.Valid(raw):
+		return json.Number(s), true
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var v any
@@ -572,6 +586,17 @@ func decodeValue(raw json.RawMessage) (any, bool) {
 		return nil, false
 	}
 	return v, true
+}
+
+// plainString reports whether the inside of a JSON string token holds no
+// escape and no character that needs one: it decodes to itself.
+func plainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\\' || c == '"' || c < 0x20 || c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // applyChanges brings decoded variables up to date with a write.
