@@ -169,7 +169,7 @@ func (h *Handler) issueTokens(c *gin.Context, name string, scopes []string, clie
 			return
 		}
 	}
-	h.log.Error("oauth sign token", "err", err)
+	h.log.Error("oauth sign token", "error", err)
 	writeProblem(c, http.StatusInternalServerError, typeInternal, "internal error", nil)
 }
 

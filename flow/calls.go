@@ -46,7 +46,7 @@ func (e *Engine) CreateCall(ctx context.Context, nc session.NewCall, o CallOptio
 	}
 	if c.Flow != "" && c.State == session.StateActive {
 		if err := e.StartCall(ctx, c); err != nil {
-			e.log.Error("start flow", "call_id", c.ID, "flow", c.Flow, "err", err)
+			e.log.Error("start flow", "call_id", c.ID, "flow", c.Flow, "error", err)
 		}
 	}
 	return c, s, nil

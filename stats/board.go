@@ -221,7 +221,7 @@ func (b *Board) follow(ctx context.Context, sub *session.Subscription) {
 				b.log.Warn("the call list fell behind the session feed; reading the active calls again")
 				sub = b.cfg.Service.SubscribeCalls()
 				if err := b.reload(ctx); err != nil && !errors.Is(err, context.Canceled) {
-					b.log.Error("read the active calls", "err", err)
+					b.log.Error("read the active calls", "error", err)
 				}
 				continue
 			}

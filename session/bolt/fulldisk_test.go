@@ -80,11 +80,7 @@ func TestStore_FullDisk(t *testing.T) {
 		t.Fatalf("close: %v", err)
 	}
 
-	st2, err := bolt.Open(dir, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st2.Close()
+	st2 := bolttest.MustOpenDir(t, dir, bolt.Options{})
 	for key, n := range acked {
 		id, name, _ := strings.Cut(key, "/")
 		s, err := st2.Session(ctx, id)

@@ -40,10 +40,7 @@ func TestOpen_ErrInUse(t *testing.T) {
 
 func TestStore_Reopen(t *testing.T) {
 	dir := t.TempDir()
-	st, err := bolt.Open(dir, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := bolttest.MustOpenDir(t, dir, bolt.Options{})
 	svc := session.NewService(st, session.Options{})
 	ctx := context.Background()
 	c, _, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, session.WriteOptions{Actor: "t"})
@@ -54,11 +51,7 @@ func TestStore_Reopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	st, err = bolt.Open(dir, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st = bolttest.MustOpenDir(t, dir, bolt.Options{})
 	got, err := session.NewService(st, session.Options{}).Session(ctx, c.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -146,10 +146,7 @@ func TestStore_TornLogRecord(t *testing.T) {
 // last record that replay accepts, found by opening a copy.
 func lastRecordEnd(t *testing.T, dir string) int64 {
 	t.Helper()
-	st, err := bolt.Open(crashCopy(t, dir), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := bolttest.MustOpenDir(t, crashCopy(t, dir), bolt.Options{})
 	defer st.Close()
 	return st.ReplayedEnd()
 }
