@@ -455,11 +455,11 @@ func (e *Engine) sessionVars(ctx context.Context, callID string) (triggers.Map, 
 }
 
 func (h *engineHost) write(ctx context.Context, run *Run, vars map[string]json.RawMessage, fires ...session.EventType) error {
-	s, w, err := h.e.svc.Write(ctx, h.callID, vars, session.WriteOptions{Actor: "flow:" + run.Flow, Origin: session.OriginClient, Fires: fires})
+	s, changed, err := h.e.svc.Merge(ctx, h.callID, vars, session.WriteOptions{Actor: "flow:" + run.Flow, Origin: session.OriginClient, Fires: fires})
 	if err == nil {
 		h.written = s
 		if len(fires) > 0 {
-			h.fired = w.Changed
+			h.fired = changed
 		}
 	}
 	return err

@@ -94,7 +94,7 @@ func (w *world) write(t *testing.T, callID string, vars map[string]any) {
 	for k, v := range vars {
 		raw[k], _ = json.Marshal(v)
 	}
-	if _, err := w.svc.Merge(context.Background(), callID, raw, session.WriteOptions{Actor: "crm", Origin: session.OriginClient}); err != nil {
+	if _, _, err := w.svc.Merge(context.Background(), callID, raw, session.WriteOptions{Actor: "crm", Origin: session.OriginClient}); err != nil {
 		t.Error(err)
 	}
 }
@@ -779,7 +779,7 @@ flows:
 	a := w.call(t, "f", "+49301")
 	run := w.next(t, a, nil)
 	// What the bridge writes when the REFER's final NOTIFY arrives.
-	if _, err := w.svc.Merge(context.Background(), a, map[string]json.RawMessage{"sip.transfer.status": json.RawMessage(`"answered"`)},
+	if _, _, err := w.svc.Merge(context.Background(), a, map[string]json.RawMessage{"sip.transfer.status": json.RawMessage(`"answered"`)},
 		session.WriteOptions{Actor: "sip", Origin: session.OriginSIP, Event: session.EventTransferStatus}); err != nil {
 		t.Fatal(err)
 	}
@@ -970,7 +970,7 @@ flows:
 `, env(c.srv.URL))
 	w := newWorld(t, snap, nil)
 	a := w.call(t, "f", "+49301")
-	if _, err := w.svc.Merge(context.Background(), a, map[string]json.RawMessage{
+	if _, _, err := w.svc.Merge(context.Background(), a, map[string]json.RawMessage{
 		session.VarReferTarget: json.RawMessage(`"sip:queue@pbx"`), "sip.refer.x-ai-summary": json.RawMessage(`"wants a refund"`),
 	}, session.WriteOptions{Actor: "sip", Origin: session.OriginSIP, Event: session.EventCallReferred}); err != nil {
 		t.Fatal(err)

@@ -70,7 +70,7 @@ type Automations interface {
 }
 
 // Firing carries a change's automations through a store write (see
-// Patch.Firing and Store.CreateCall). The store calls Run with the session
+// Patch.Firing and Store.CreateCall). The store calls Fire with the session
 // after the change and the change's history entry, queues what it returns
 // together with the change, and records the outcome with Done.
 type Firing struct {
@@ -87,9 +87,9 @@ func (f *Firing) Done(queued, dropped []*OutboxEntry) {
 	}
 }
 
-// Run returns the entries of the change that leaves s with history entry
+// Fire returns the entries of the change that leaves s with history entry
 // h; none when f is nil.
-func (f *Firing) Run(s *Session, h *HistoryEntry) []*OutboxEntry {
+func (f *Firing) Fire(s *Session, h *HistoryEntry) []*OutboxEntry {
 	if f == nil || f.Entries == nil || h == nil {
 		return nil
 	}

@@ -282,21 +282,16 @@ func (s *Service) Variable(ctx context.Context, callID, name string) (json.RawMe
 }
 
 // Merge writes vars into the session of a call, JSON Merge Patch style, and
-// returns the session after it. A write that changes nothing returns the
-// session as it is, without a new version. CodeInvalid (each offending
-// variable named), CodeNotFound, CodeConflict for an ended call (except for
-// the SIP bridge's record of a transfer's outcome, see transferRecord),
+// returns the session after it and whether the write changed it: a write
+// that changes nothing returns the session as it is, without a new version
+// and without firing automations. CodeInvalid (each offending variable
+// named), CodeNotFound, CodeConflict for an ended call (except for the SIP
+// bridge's record of a transfer's outcome, see transferRecord),
 // CodePreconditionFailed when opts.IfMatch is stale.
-func (s *Service) Merge(ctx context.Context, callID string, vars map[string]json.RawMessage, opts WriteOptions) (*Session, error) {
-	sess, _, err := s.Write(ctx, callID, vars, opts)
-	return sess, err
-}
-
-// Write is Merge that also says what the write did.
-func (s *Service) Write(ctx context.Context, callID string, vars map[string]json.RawMessage, opts WriteOptions) (*Session, Written, error) {
+func (s *Service) Merge(ctx context.Context, callID string, vars map[string]json.RawMessage, opts WriteOptions) (sess *Session, changed bool, err error) {
 	set, err := checkWrite(vars, opts.Origin, s.limits)
 	if err != nil {
-		return nil, Written{}, err
+		return nil, false, err
 	}
 	now := s.now().UTC()
 	event := cmp.Or(opts.Event, EventSessionUpdated)
@@ -306,15 +301,14 @@ func (s *Service) Write(ctx context.Context, callID string, vars map[string]json
 	sess, h, err := s.store.Apply(ctx, callID, p)
 	s.noteWrite(err)
 	if err != nil {
-		return nil, Written{}, err
+		return nil, false, err
 	}
-	var w Written
-	if h != nil {
-		w = Written{Changed: true}
-		s.fired(p.Firing)
-		s.feed.publish(Event{Type: event, CallID: callID, Version: h.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables})
+	if h == nil {
+		return sess, false, nil
 	}
-	return sess, w, nil
+	s.fired(p.Firing)
+	s.feed.publish(Event{Type: event, CallID: callID, Version: h.Version, At: now, Actor: opts.Actor, Changes: h.Changes, Variables: sess.Variables})
+	return sess, true, nil
 }
 
 // History returns the history of a call's session after version after,

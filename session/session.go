@@ -108,11 +108,6 @@ type WriteOptions struct {
 	Fires []EventType
 }
 
-// Written says what a write did.
-type Written struct {
-	Changed bool // it made a new version, with the automations it fires (else it changed nothing)
-}
-
 // checkWrite validates the names and values of a write and returns them as
 // the Set of a Patch. Every offending variable is named in the error.
 func checkWrite(vars map[string]json.RawMessage, origin Origin, lim Limits) (map[string]json.RawMessage, error) {

@@ -40,7 +40,7 @@ type Store interface {
 	// history entry, nil when nothing changed. CodeNotFound, and the errors
 	// of Patch.Apply.
 	//
-	// When p.Firing is set and the write changes something, the store runs
+	// When p.Firing is set and the write changes something, the store fires
 	// it for the session after the write, before and outside the write
 	// itself (again for the newer version when the session moved on
 	// meanwhile), queues the entries it gives in the same atomic step as

@@ -272,7 +272,7 @@ func (c *inCall) addLeg(id string) {
 	v, _ := json.Marshal(legs)
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	if _, err := c.b.svc.Merge(ctx, c.id, map[string]json.RawMessage{session.VarLegs: v}, session.WriteOptions{Actor: Actor, Origin: session.OriginSIP}); err != nil {
+	if _, _, err := c.b.svc.Merge(ctx, c.id, map[string]json.RawMessage{session.VarLegs: v}, session.WriteOptions{Actor: Actor, Origin: session.OriginSIP}); err != nil {
 		c.b.log.Warn("sip record leg failed", "call_id", c.id, "leg", id, "error", err)
 	}
 }

@@ -89,7 +89,7 @@ func TestBridge_InboundContextAndReferTransfer(t *testing.T) {
 			many[i] = session.TransferHeader{Name: fmt.Sprintf("X-H%d", i), Value: "v"}
 		}
 		long := []session.TransferHeader{{Name: "X-Long", Value: strings.Repeat("a", 12000)}}
-		if _, err := e.svc.Merge(context.Background(), call.ID, map[string]json.RawMessage{"ivr.evil": json.RawMessage(`"a\r\nVia: SIP/2.0/UDP evil"`), "app.pct": json.RawMessage(`"a%0D%0AVia:%20SIP/2.0/UDP%20evil"`)}, session.WriteOptions{Actor: "crm", Origin: session.OriginClient}); err != nil {
+		if _, _, err := e.svc.Merge(context.Background(), call.ID, map[string]json.RawMessage{"ivr.evil": json.RawMessage(`"a\r\nVia: SIP/2.0/UDP evil"`), "app.pct": json.RawMessage(`"a%0D%0AVia:%20SIP/2.0/UDP%20evil"`)}, session.WriteOptions{Actor: "crm", Origin: session.OriginClient}); err != nil {
 			t.Fatal(err)
 		}
 		tests := []struct {
@@ -134,7 +134,7 @@ func TestBridge_InboundContextAndReferTransfer(t *testing.T) {
 				}
 			})
 		}
-		if _, err := e.svc.Merge(context.Background(), call.ID, map[string]json.RawMessage{"ivr.evil": json.RawMessage("null"), "app.pct": json.RawMessage("null")}, session.WriteOptions{Actor: "crm", Origin: session.OriginClient}); err != nil {
+		if _, _, err := e.svc.Merge(context.Background(), call.ID, map[string]json.RawMessage{"ivr.evil": json.RawMessage("null"), "app.pct": json.RawMessage("null")}, session.WriteOptions{Actor: "crm", Origin: session.OriginClient}); err != nil {
 			t.Fatal(err)
 		}
 	})

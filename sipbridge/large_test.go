@@ -19,7 +19,7 @@ var largeNotes = strings.Repeat("x", 1500)
 func writeNotes(t *testing.T, e *testEnv, id string) {
 	t.Helper()
 	v, _ := json.Marshal(largeNotes)
-	if _, err := e.svc.Merge(context.Background(), id, map[string]json.RawMessage{"ivr.notes": v}, session.WriteOptions{Actor: "crm", Origin: session.OriginClient}); err != nil {
+	if _, _, err := e.svc.Merge(context.Background(), id, map[string]json.RawMessage{"ivr.notes": v}, session.WriteOptions{Actor: "crm", Origin: session.OriginClient}); err != nil {
 		t.Fatal(err)
 	}
 }

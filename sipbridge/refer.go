@@ -289,7 +289,7 @@ func (b *Bridge) recordRefer(c *inCall, leg *outLeg, ref refer, req *sip.Request
 			}
 		}
 	}
-	_, err := b.svc.Merge(ctx, c.id, vars, session.WriteOptions{
+	_, _, err := b.svc.Merge(ctx, c.id, vars, session.WriteOptions{
 		Actor: Actor, Origin: session.OriginSIP, Event: session.EventCallReferred,
 		Fires: []session.EventType{session.EventSessionUpdated},
 	})

@@ -613,7 +613,7 @@ func (c *inCall) record(t session.Transfer) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	if _, err := c.b.svc.Merge(ctx, c.id, vars, opts); err != nil {
+	if _, _, err := c.b.svc.Merge(ctx, c.id, vars, opts); err != nil {
 		c.b.log.Error("sip record transfer failed", "call_id", c.id, "transfer", t.ID, "error", err)
 	}
 }

@@ -210,7 +210,7 @@ func benchStore(srv *redistest.Server, cfg config) ([]row, error) {
 	opts := cfg.opts()
 	opts.PIDs = []int{os.Getpid()}
 	write := load.Run("Redis store, no HTTP (Service.Merge)", opts, func(c, i int) error {
-		_, err := svc.Merge(ctx, ids[c], writeVars(i), session.WriteOptions{Actor: "bench"})
+		_, _, err := svc.Merge(ctx, ids[c], writeVars(i), session.WriteOptions{Actor: "bench"})
 		return err
 	})
 	read := load.Run("Redis store, no HTTP (Service.Session)", opts, func(c, i int) error {

@@ -28,7 +28,7 @@ func BenchmarkService_Merge(b *testing.B) {
 			"ivr.premium":  json.RawMessage(`true`),
 			"ivr.track_id": json.RawMessage(`"TRK-` + strconv.Itoa(i) + `"`),
 		}
-		if _, err := svc.Merge(ctx, c.ID, vars, opts); err != nil {
+		if _, _, err := svc.Merge(ctx, c.ID, vars, opts); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -61,7 +61,7 @@ func mergeParallel(b *testing.B, auto session.Automations) {
 		for pb.Next() {
 			i++
 			vars := map[string]json.RawMessage{"ivr.n": json.RawMessage(strconv.Itoa(i)), "ivr.premium": json.RawMessage(`true`), "ivr.x": json.RawMessage(`"y"`)}
-			if _, err := svc.Merge(ctx, c.ID, vars, session.WriteOptions{}); err != nil {
+			if _, _, err := svc.Merge(ctx, c.ID, vars, session.WriteOptions{}); err != nil {
 				b.Error(err)
 				return
 			}

@@ -36,7 +36,7 @@ func TestStore_FullDisk(t *testing.T) {
 			calls = append(calls, c.ID)
 		}
 		id, name := calls[len(calls)-1], fmt.Sprintf("ivr.v%d", i%10)
-		_, err := svc.Merge(ctx, id, vars(fmt.Sprintf(`{%q:[%d,%s]}`, name, i, value)), session.WriteOptions{Actor: "t"})
+		_, _, err := svc.Merge(ctx, id, vars(fmt.Sprintf(`{%q:[%d,%s]}`, name, i, value)), session.WriteOptions{Actor: "t"})
 		if err == nil {
 			acked[id+"/"+name] = i
 		}

@@ -47,7 +47,7 @@ func TestStore_Reopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Merge(ctx, c.ID, nil, session.WriteOptions{}); err != nil {
+	if _, _, err := svc.Merge(ctx, c.ID, nil, session.WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
@@ -79,7 +79,7 @@ func TestStore_PurgeRemovesHistory(t *testing.T) {
 	// Interleave the writes so that the calls' entries alternate in the log.
 	for i := 0; i < 5; i++ {
 		for _, id := range ids {
-			if _, err := svc.Merge(ctx, id, map[string]json.RawMessage{"ivr.n": json.RawMessage(strconv.Itoa(i))}, session.WriteOptions{}); err != nil {
+			if _, _, err := svc.Merge(ctx, id, map[string]json.RawMessage{"ivr.n": json.RawMessage(strconv.Itoa(i))}, session.WriteOptions{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -127,7 +127,7 @@ func TestStore_CacheHoldsActiveSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{"ivr.email": json.RawMessage(`"a@b.c"`)}, session.WriteOptions{}); err != nil {
+	if _, _, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{"ivr.email": json.RawMessage(`"a@b.c"`)}, session.WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if record, _ := st.CacheHolds(c.ID); !record {
@@ -146,7 +146,7 @@ func TestStore_CacheHoldsActiveSessions(t *testing.T) {
 	if s, err := svc.Session(ctx, c.ID); err != nil || s.State != session.StateEnded || s.Version != 3 {
 		t.Fatalf("the ended session decodes to %+v, %v", s, err)
 	}
-	if _, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{"ivr.email": json.RawMessage(`"x@y.z"`)}, session.WriteOptions{}); session.ErrorCode(err) != session.CodeConflict {
+	if _, _, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{"ivr.email": json.RawMessage(`"x@y.z"`)}, session.WriteOptions{}); session.ErrorCode(err) != session.CodeConflict {
 		t.Fatalf("a write to the ended call: %v", err)
 	}
 	clock.Advance(2 * time.Hour)
@@ -246,7 +246,7 @@ func TestStore_MaxEventFiringsSurvivesRestart(t *testing.T) {
 	}
 	write := func(svc *session.Service, from, to int) {
 		for i := from; i < to; i++ {
-			if _, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{"app.n": json.RawMessage(strconv.Itoa(i))}, client); err != nil {
+			if _, _, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{"app.n": json.RawMessage(strconv.Itoa(i))}, client); err != nil {
 				t.Fatal(err)
 			}
 		}

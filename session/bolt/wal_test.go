@@ -60,7 +60,7 @@ func writeMany(t *testing.T, svc *session.Service, n int) []string {
 			ids[w] = c.ID
 			for i := 1; i <= n; i++ {
 				v := json.RawMessage(fmt.Sprint(i))
-				if _, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{"app.n": v, fmt.Sprintf("app.v%d", i%7): v}, client); err != nil {
+				if _, _, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{"app.n": v, fmt.Sprintf("app.v%d", i%7): v}, client); err != nil {
 					errs <- err
 					return
 				}

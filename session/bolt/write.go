@@ -27,7 +27,7 @@ import (
 func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.Session, h *session.HistoryEntry, f *session.Firing) error {
 	callJSON := c.AppendJSON(make([]byte, 0, 256))
 	rec, logEntry := encodeSession(sess), encodeLogEntry(0, h)
-	queue := f.Run(sess, h)
+	queue := f.Fire(sess, h)
 	queueRecs, err := encodeEntries(queue)
 	if err != nil {
 		return err
@@ -159,7 +159,7 @@ type prepared struct {
 }
 
 // prepare applies p to base, the session of a record whose newest history
-// entry is head, leaving base as it is, runs p.Firing and encodes the
+// entry is head, leaving base as it is, fires p.Firing and encodes the
 // results; with end, the session is ended too. It returns an error only
 // for an outbox entry that cannot be encoded.
 func prepare(base *session.Session, head uint64, p *session.Patch, end bool) (*prepared, error) {
@@ -173,7 +173,7 @@ func prepare(base *session.Session, head uint64, p *session.Patch, end bool) (*p
 	}
 	prep.sessRec = encodeSession(prep.sess)
 	prep.logEntry = encodeLogEntry(head, prep.entry)
-	prep.queue = p.Firing.Run(prep.sess, prep.entry)
+	prep.queue = p.Firing.Fire(prep.sess, prep.entry)
 	var err error
 	if prep.queueRecs, err = encodeEntries(prep.queue); err != nil {
 		return nil, err

@@ -52,7 +52,7 @@ func TestStore_OnCommit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{"ivr.x": json.RawMessage(`1`)}, client); err != nil {
+		if _, _, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{"ivr.x": json.RawMessage(`1`)}, client); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := svc.EndCall(ctx, c.ID, "", "test"); err != nil {
@@ -139,7 +139,7 @@ func concurrently(t *testing.T, svc *session.Service, writers, each int, shared 
 			<-start
 			for i := range each {
 				v := json.RawMessage(fmt.Sprint(i))
-				if _, err := svc.Merge(ctx, ids[w], map[string]json.RawMessage{fmt.Sprintf("ivr.w%d", w): v}, client); err != nil {
+				if _, _, err := svc.Merge(ctx, ids[w], map[string]json.RawMessage{fmt.Sprintf("ivr.w%d", w): v}, client); err != nil {
 					errs <- err
 				}
 			}
@@ -182,7 +182,7 @@ func TestStore_GroupFailure(t *testing.T) {
 				errs[w] = st.CreateCall(ctx, huge, sess, &session.HistoryEntry{Version: 1}, nil)
 				return
 			}
-			_, errs[w] = svc.Merge(ctx, c.ID, map[string]json.RawMessage{fmt.Sprintf("ivr.w%d", w): json.RawMessage(`1`)}, client)
+			_, _, errs[w] = svc.Merge(ctx, c.ID, map[string]json.RawMessage{fmt.Sprintf("ivr.w%d", w): json.RawMessage(`1`)}, client)
 		}()
 	}
 	wg.Wait()

@@ -42,7 +42,7 @@ func BenchmarkService_Merge(b *testing.B) {
 				"ivr.premium":  json.RawMessage(strconv.FormatBool(i%2 == 0)),
 				"ivr.track_id": json.RawMessage(`"T-` + strconv.Itoa(i) + `"`),
 			}
-			if _, err := svc.Merge(ctx, id, vars, client); err != nil {
+			if _, _, err := svc.Merge(ctx, id, vars, client); err != nil {
 				b.Error(err)
 				return
 			}

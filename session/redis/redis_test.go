@@ -48,13 +48,13 @@ func TestStore_OneCommandPerWrite(t *testing.T) {
 		vars(`{"ivr.big":"` + strings.Repeat("x", 8000) + `"}`),
 	}
 	for _, w := range writes {
-		if _, err := svc.Merge(ctx, c.ID, w, client); err != nil {
+		if _, _, err := svc.Merge(ctx, c.ID, w, client); err != nil {
 			t.Fatal(err)
 		}
 	}
 	stale := client
 	stale.IfMatch = 1
-	if _, err := svc.Merge(ctx, c.ID, vars(`{"ivr.a":2}`), stale); session.ErrorCode(err) != session.CodePreconditionFailed {
+	if _, _, err := svc.Merge(ctx, c.ID, vars(`{"ivr.a":2}`), stale); session.ErrorCode(err) != session.CodePreconditionFailed {
 		t.Fatalf("stale write: %v", err)
 	}
 	if _, err := svc.EndCall(ctx, c.ID, "", "crm"); err != nil {
@@ -107,11 +107,11 @@ func TestStore_Follow(t *testing.T) {
 	// Three writes in a row: B may fold them into fewer events, but each
 	// event it gets must be exactly the session at its version.
 	for i := 1; i <= 3; i++ {
-		if _, err := svcA.Merge(ctx, c.ID, vars(fmt.Sprintf(`{"ivr.n":%d,"ivr.k%d":true}`, i, i)), client); err != nil {
+		if _, _, err := svcA.Merge(ctx, c.ID, vars(fmt.Sprintf(`{"ivr.n":%d,"ivr.k%d":true}`, i, i)), client); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := svcA.Merge(ctx, c.ID, vars(`{"ivr.k1":null}`), client); err != nil {
+	if _, _, err := svcA.Merge(ctx, c.ID, vars(`{"ivr.k1":null}`), client); err != nil {
 		t.Fatal(err)
 	}
 	history, _ := svcA.History(ctx, c.ID, 0, 0)
@@ -143,7 +143,7 @@ func TestStore_Follow(t *testing.T) {
 	}
 	// A write that publishes another event type reaches B as that type.
 	sip := session.WriteOptions{Actor: "sip", Origin: session.OriginSIP, Event: session.EventTransferStatus}
-	if _, err := svcA.Merge(ctx, c.ID, vars(`{"sip.transfer.status":"answered"}`), sip); err != nil {
+	if _, _, err := svcA.Merge(ctx, c.ID, vars(`{"sip.transfer.status":"answered"}`), sip); err != nil {
 		t.Fatal(err)
 	}
 	if e := next(t, subB, c.ID); e.Type != session.EventTransferStatus || e.Version != 6 {
@@ -277,7 +277,7 @@ func TestStore_FollowMissed(t *testing.T) {
 			t.Fatal("events do not flow again after the restart")
 		}
 		sub := svcB.Subscribe(c.ID)
-		_, err := svcA.Merge(ctx, c.ID, vars(`{"ivr.after":`+strconv.FormatUint(version, 10)+`}`), client)
+		_, _, err := svcA.Merge(ctx, c.ID, vars(`{"ivr.after":`+strconv.FormatUint(version, 10)+`}`), client)
 		if err != nil {
 			sub.Close()
 			time.Sleep(50 * time.Millisecond)
@@ -315,7 +315,7 @@ func TestStore_Unavailable(t *testing.T) {
 		"Ping":    func() error { return svc.Ping(ctx) },
 		"Session": func() error { _, err := svc.Session(ctx, c.ID); return err },
 		"Call":    func() error { _, err := svc.Call(ctx, c.ID); return err },
-		"Merge":   func() error { _, err := svc.Merge(ctx, c.ID, vars(`{"ivr.a":1}`), client); return err },
+		"Merge":   func() error { _, _, err := svc.Merge(ctx, c.ID, vars(`{"ivr.a":1}`), client); return err },
 		"CreateCall": func() error {
 			_, _, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
 			return err
@@ -370,7 +370,7 @@ func TestStore_Unavailable(t *testing.T) {
 		// one out with this test's short timeouts; the next one works).
 		var s *session.Session
 		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			if s, err = svc.Merge(ctx, c.ID, vars(`{"ivr.back":true}`), client); err == nil {
+			if s, _, err = svc.Merge(ctx, c.ID, vars(`{"ivr.back":true}`), client); err == nil {
 				break
 			}
 			if session.ErrorCode(err) != session.CodeUnavailable || time.Now().After(deadline) {
@@ -463,7 +463,7 @@ func TestStore_ConcurrentOwnReplies(t *testing.T) {
 				return
 			}
 			for r := 1; r <= rounds; r++ {
-				s, err := svc.Merge(ctx, id, vars(fmt.Sprintf(`{"ivr.owner":%q,"ivr.r":%d}`, id, r)), client)
+				s, _, err := svc.Merge(ctx, id, vars(fmt.Sprintf(`{"ivr.owner":%q,"ivr.r":%d}`, id, r)), client)
 				if err != nil {
 					errs <- err
 					return
@@ -505,7 +505,7 @@ func TestStore_CancelledReads(t *testing.T) {
 		"SessionJSON": func() error { _, _, err := st.SessionJSON(ctx, c.ID); return err },
 		"FlowRun":     func() error { _, err := st.FlowRun(ctx, c.ID); return err },
 		"Apply": func() error {
-			_, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{"ivr.a": json.RawMessage(`1`)}, client)
+			_, _, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{"ivr.a": json.RawMessage(`1`)}, client)
 			return err
 		},
 	} {

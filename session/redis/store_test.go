@@ -129,7 +129,7 @@ func TestStore_SentinelFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 10; i++ {
-		if _, err := svc.Merge(ctx, c.ID, vars(`{"ivr.n":`+strconv.Itoa(i)+`}`), client); err != nil {
+		if _, _, err := svc.Merge(ctx, c.ID, vars(`{"ivr.n":`+strconv.Itoa(i)+`}`), client); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -151,7 +151,7 @@ func TestStore_SentinelFailover(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	var s *session.Session
 	for {
-		s, err = svc.Merge(ctx, c.ID, vars(`{"ivr.after":true}`), client)
+		s, _, err = svc.Merge(ctx, c.ID, vars(`{"ivr.after":true}`), client)
 		if err == nil {
 			break
 		}

@@ -60,7 +60,7 @@ func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.S
 // is committed but not acknowledged: its caller gets the error (an
 // acknowledged write never lacks its automations).
 func (s *Store) fire(ctx context.Context, callID string, f *session.Firing, sess *session.Session, h *session.HistoryEntry) error {
-	entries := f.Run(sess, h)
+	entries := f.Fire(sess, h)
 	if len(entries) == 0 {
 		return nil
 	}

@@ -16,7 +16,7 @@ func (ct *contract) testApply(t *testing.T) {
 	t.Run("Merge", func(t *testing.T) {
 		svc, _ := ct.newService(t)
 		c, _, _ := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
-		s, err := svc.Merge(ctx, c.ID, vars(`{"ivr.email":"a@b.c","ivr.premium":true,"ivr.track_id":"T-1"}`), client)
+		s, _, err := svc.Merge(ctx, c.ID, vars(`{"ivr.email":"a@b.c","ivr.premium":true,"ivr.track_id":"T-1"}`), client)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -24,7 +24,7 @@ func (ct *contract) testApply(t *testing.T) {
 			t.Fatalf("Version=%d, want %d", got, want)
 		}
 		// null deletes, absent keys stay, an unchanged value is not a change.
-		s, err = svc.Merge(ctx, c.ID, vars(`{"ivr.premium":null,"ivr.email":"a@b.c","app.x":{"k": [1, 2]}}`), client)
+		s, _, err = svc.Merge(ctx, c.ID, vars(`{"ivr.premium":null,"ivr.email":"a@b.c","app.x":{"k": [1, 2]}}`), client)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +59,7 @@ func (ct *contract) testApply(t *testing.T) {
 			t.Fatalf("ivr.premium change = %s → %s", ch.Old, ch.New)
 		}
 		// A write that changes nothing makes no version.
-		s, err = svc.Merge(ctx, c.ID, vars(`{"ivr.email":"a@b.c","ivr.gone":null}`), client)
+		s, _, err = svc.Merge(ctx, c.ID, vars(`{"ivr.email":"a@b.c","ivr.gone":null}`), client)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,10 +73,10 @@ func (ct *contract) testApply(t *testing.T) {
 		c, _, _ := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
 		opts := client
 		opts.IfMatch = 1
-		if _, err := svc.Merge(ctx, c.ID, vars(`{"ivr.a":1}`), opts); err != nil {
+		if _, _, err := svc.Merge(ctx, c.ID, vars(`{"ivr.a":1}`), opts); err != nil {
 			t.Fatal(err)
 		}
-		_, err := svc.Merge(ctx, c.ID, vars(`{"ivr.a":2}`), opts)
+		_, _, err := svc.Merge(ctx, c.ID, vars(`{"ivr.a":2}`), opts)
 		wantCode(t, err, session.CodePreconditionFailed)
 		s, _ := svc.Session(ctx, c.ID)
 		if string(s.Variables["ivr.a"]) != "1" || s.Version != 2 {
@@ -87,7 +87,7 @@ func (ct *contract) testApply(t *testing.T) {
 	t.Run("ErrInvalid", func(t *testing.T) {
 		svc, _ := ct.newService(t)
 		c, _, _ := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
-		_, err := svc.Merge(ctx, c.ID, vars(`{"ivr.ok":1,"call.from":"x","sip.x-a":"y","crm.x":1,"ivr.a b":1,"ivr..a":1}`), client)
+		_, _, err := svc.Merge(ctx, c.ID, vars(`{"ivr.ok":1,"call.from":"x","sip.x-a":"y","crm.x":1,"ivr.a b":1,"ivr..a":1}`), client)
 		wantCode(t, err, session.CodeInvalid)
 		names := map[string]bool{}
 		for _, f := range session.ErrorFields(err) {
@@ -106,7 +106,7 @@ func (ct *contract) testApply(t *testing.T) {
 			t.Fatal("a refused write changed the session")
 		}
 		// The SIP bridge may write sip., a client may not.
-		if _, err := svc.Merge(ctx, c.ID, vars(`{"sip.x-a":"y"}`), session.WriteOptions{Actor: "sip", Origin: session.OriginSIP}); err != nil {
+		if _, _, err := svc.Merge(ctx, c.ID, vars(`{"sip.x-a":"y"}`), session.WriteOptions{Actor: "sip", Origin: session.OriginSIP}); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -123,14 +123,14 @@ func (ct *contract) testApply(t *testing.T) {
 		for i := 0; i <= free; i++ {
 			batch["ivr.v"+strconv.Itoa(i)] = json.RawMessage("1")
 		}
-		_, err = svc.Merge(ctx, c.ID, batch, client)
+		_, _, err = svc.Merge(ctx, c.ID, batch, client)
 		wantCode(t, err, session.CodeInvalid)
 		if got, want := len(session.ErrorFields(err)), free+1; got != want {
 			t.Fatalf("fields=%d, want %d", got, want)
 		}
-		_, err = svc.Merge(ctx, c.ID, vars(`{"ivr.big":"`+string(make100('x'))+`"}`), client)
+		_, _, err = svc.Merge(ctx, c.ID, vars(`{"ivr.big":"`+string(make100('x'))+`"}`), client)
 		wantCode(t, err, session.CodeInvalid)
-		_, err = svc.Merge(ctx, c.ID, vars(`{"ivr.a":"`+string(make100('x')[:90])+`","ivr.b":"`+string(make100('y')[:90])+`","ivr.c":"`+string(make100('z')[:90])+`"}`), client)
+		_, _, err = svc.Merge(ctx, c.ID, vars(`{"ivr.a":"`+string(make100('x')[:90])+`","ivr.b":"`+string(make100('y')[:90])+`","ivr.c":"`+string(make100('z')[:90])+`"}`), client)
 		wantCode(t, err, session.CodeInvalid)
 		s2, _ := svc.Session(ctx, c.ID)
 		if s2.Version != s.Version {
@@ -154,7 +154,7 @@ func (ct *contract) testApply(t *testing.T) {
 		for k, v := range want {
 			in[k] = json.RawMessage(" " + v + " ")
 		}
-		s, err := svc.Merge(ctx, c.ID, in, client)
+		s, _, err := svc.Merge(ctx, c.ID, in, client)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,7 +209,7 @@ func (ct *contract) testApply(t *testing.T) {
 		}
 		for _, step := range steps {
 			before, _ := svc.Session(ctx, c.ID)
-			_, err := svc.Merge(ctx, c.ID, step.set, client)
+			_, _, err := svc.Merge(ctx, c.ID, step.set, client)
 			if step.ok && err != nil {
 				t.Fatalf("%s: %v (session %d bytes, %d variables)", step.name, err, before.Size(), len(before.Variables))
 			}
@@ -256,7 +256,7 @@ func (ct *contract) testApply(t *testing.T) {
 						}
 						opts := client
 						opts.IfMatch = s.Version
-						_, err = svc.Merge(ctx, c.ID, map[string]json.RawMessage{"app.counter": json.RawMessage(strconv.Itoa(n + 1))}, opts)
+						_, _, err = svc.Merge(ctx, c.ID, map[string]json.RawMessage{"app.counter": json.RawMessage(strconv.Itoa(n + 1))}, opts)
 						if session.ErrorCode(err) == session.CodePreconditionFailed {
 							conflicts.Add(1)
 							continue

@@ -95,7 +95,7 @@ func (ct *contract) testCreateCall(t *testing.T) {
 		if page, _ := svc.ListCalls(ctx, session.ListOptions{State: session.FilterEnded}); len(page.Items) != 1 {
 			t.Fatalf("ended calls: %+v, want the one", page.Items)
 		}
-		_, err = svc.Merge(ctx, c.ID, vars(`{"ivr.a":1}`), client)
+		_, _, err = svc.Merge(ctx, c.ID, vars(`{"ivr.a":1}`), client)
 		wantCode(t, err, session.CodeConflict)
 		clock.Advance(61 * time.Minute)
 		if n, err := svc.Sweep(ctx); err != nil || n != 1 {

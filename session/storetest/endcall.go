@@ -34,7 +34,7 @@ func (ct *contract) testEndCall(t *testing.T) {
 		if s.State != session.StateEnded || string(s.Variables["call.state"]) != `"ended"` || string(s.Variables["call.endReason"]) != `"caller-hangup"` || s.Version != 2 {
 			t.Fatalf("session after end = %+v", s)
 		}
-		_, err = svc.Merge(ctx, c.ID, vars(`{"ivr.a":1}`), client)
+		_, _, err = svc.Merge(ctx, c.ID, vars(`{"ivr.a":1}`), client)
 		wantCode(t, err, session.CodeConflict)
 	})
 
@@ -48,7 +48,7 @@ func (ct *contract) testEndCall(t *testing.T) {
 		for i := len(s.Variables); i < 12; i++ {
 			fill["ivr.v"+strconv.Itoa(i)] = json.RawMessage("1")
 		}
-		if _, err := svc.Merge(ctx, c.ID, fill, client); err != nil {
+		if _, _, err := svc.Merge(ctx, c.ID, fill, client); err != nil {
 			t.Fatal(err)
 		}
 		ended, err := svc.EndCall(ctx, c.ID, "", "crm")
@@ -70,7 +70,7 @@ func (ct *contract) testEndCall(t *testing.T) {
 		final := sip
 		final.Event = session.EventTransferStatus
 		c, _, _ := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, sip)
-		if _, err := svc.Merge(ctx, c.ID, vars(`{"sip.transfer.id":"t1","sip.transfer.status":"pending"}`), sip); err != nil {
+		if _, _, err := svc.Merge(ctx, c.ID, vars(`{"sip.transfer.id":"t1","sip.transfer.status":"pending"}`), sip); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := svc.EndCall(ctx, c.ID, "caller-hangup", "crm"); err != nil {
@@ -90,12 +90,12 @@ func (ct *contract) testEndCall(t *testing.T) {
 			{"not final", `{"sip.transfer.status":"pending"}`, final},
 			{"firing other events", outcome, session.WriteOptions{Actor: "sip", Origin: session.OriginSIP, Event: session.EventTransferStatus, Fires: []session.EventType{session.EventSessionUpdated}}},
 		} {
-			_, err := svc.Merge(ctx, c.ID, vars(tc.body), tc.opts)
+			_, _, err := svc.Merge(ctx, c.ID, vars(tc.body), tc.opts)
 			if session.ErrorCode(err) != session.CodeConflict {
 				t.Errorf("%s: error %v, want a conflict (the call has ended)", tc.name, err)
 			}
 		}
-		s, err := svc.Merge(ctx, c.ID, vars(outcome), final)
+		s, _, err := svc.Merge(ctx, c.ID, vars(outcome), final)
 		if err != nil {
 			t.Fatalf("the outcome of a transfer after the end: %v", err)
 		}
@@ -117,7 +117,7 @@ func (ct *contract) testEndCall(t *testing.T) {
 		if call, err := svc.Call(ctx, c.ID); err != nil || call.State != session.StateEnded || call.EndReason != "caller-hangup" {
 			t.Fatalf("the call after the outcome: %+v, %v", call, err)
 		}
-		_, err = svc.Merge(ctx, c.ID, vars(`{"ivr.a":1}`), session.WriteOptions{Actor: "crm", Origin: session.OriginClient})
+		_, _, err = svc.Merge(ctx, c.ID, vars(`{"ivr.a":1}`), session.WriteOptions{Actor: "crm", Origin: session.OriginClient})
 		wantCode(t, err, session.CodeConflict)
 	})
 

@@ -30,7 +30,7 @@ func (ct *contract) testHistory(t *testing.T) {
 			{`{"sip.transfer.status":"answered"}`, withEvent(sip, session.EventTransferStatus)},
 		}
 		for _, w := range writes {
-			if _, err := svc.Merge(ctx, c.ID, vars(w.vars), w.opts); err != nil {
+			if _, _, err := svc.Merge(ctx, c.ID, vars(w.vars), w.opts); err != nil {
 				t.Fatalf("write %s: %v", w.vars, err)
 			}
 		}
@@ -69,7 +69,7 @@ func (ct *contract) testHistory(t *testing.T) {
 		svc, _ := ct.newService(t)
 		c, _, _ := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
 		for i := range 9 {
-			if _, err := svc.Merge(ctx, c.ID, vars(fmt.Sprintf(`{"ivr.n":%d}`, i)), client); err != nil {
+			if _, _, err := svc.Merge(ctx, c.ID, vars(fmt.Sprintf(`{"ivr.n":%d}`, i)), client); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -19,7 +19,7 @@ func (ct *contract) testReads(t *testing.T) {
 		wantCode(t, err, session.CodeNotFound)
 		_, _, err = svc.SessionJSON(ctx, "nope")
 		wantCode(t, err, session.CodeNotFound)
-		_, err = svc.Merge(ctx, "nope", vars(`{"ivr.a":1}`), client)
+		_, _, err = svc.Merge(ctx, "nope", vars(`{"ivr.a":1}`), client)
 		wantCode(t, err, session.CodeNotFound)
 		_, err = svc.EndCall(ctx, "nope", "", "crm")
 		wantCode(t, err, session.CodeNotFound)
