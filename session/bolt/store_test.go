@@ -22,7 +22,7 @@ import (
 func MustOpenStore(tb testing.TB) *bolt.Store { return bolttest.MustOpen(tb, bolt.Options{}) }
 
 func TestStore_Contract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) session.Store { return MustOpenStore(t) })
+	storetest.TestStore(t, func(t *testing.T) session.Store { return MustOpenStore(t) })
 }
 
 func TestOpen_ErrInUse(t *testing.T) {

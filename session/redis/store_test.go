@@ -84,20 +84,20 @@ func MustOpenStore(tb testing.TB, opts redis.Options) *redis.Store {
 }
 
 func TestStore_Contract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) session.Store { return MustOpenStore(t, redis.Options{}) })
+	storetest.TestStore(t, func(t *testing.T) session.Store { return MustOpenStore(t, redis.Options{}) })
 }
 
 // TestStore_ContractSplitIndexes runs the contract over the Cluster-mode
 // way of keeping the indexes, on a single server.
 func TestStore_ContractSplitIndexes(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) session.Store { return MustOpenStore(t, redis.Options{SplitIndexes: true}) })
+	storetest.TestStore(t, func(t *testing.T) session.Store { return MustOpenStore(t, redis.Options{SplitIndexes: true}) })
 }
 
 // TestStore_ContractCluster runs the contract on a real three-node Redis
 // Cluster: keys of one call share a slot, the indexes live in another.
 func TestStore_ContractCluster(t *testing.T) {
 	c := redistest.StartCluster(t, 3)
-	storetest.Run(t, func(t *testing.T) session.Store {
+	storetest.TestStore(t, func(t *testing.T) session.Store {
 		return MustOpenStore(t, redis.Options{ClusterAddrs: c.Addrs()})
 	})
 }
@@ -107,7 +107,7 @@ func TestStore_ContractCluster(t *testing.T) {
 func TestStore_ContractSentinel(t *testing.T) {
 	primary := redistest.MustStart(t, redistest.Options{})
 	sentinel := redistest.StartSentinel(t, "callctx", primary)
-	storetest.Run(t, func(t *testing.T) session.Store {
+	storetest.TestStore(t, func(t *testing.T) session.Store {
 		return MustOpenStore(t, redis.Options{SentinelMaster: "callctx", SentinelAddrs: []string{sentinel.Addr()}})
 	})
 }

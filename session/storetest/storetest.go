@@ -1,5 +1,8 @@
-// Package storetest is the contract every session.Store must meet. Each
-// store's tests call Run with a function that opens a fresh, empty store.
+// Package storetest is the contract every session.Store must meet, as
+// exported tests in the manner of testing/fstest.TestFS: one TestXxx per
+// part of the Store interface, each running one subtest per behaviour, and
+// TestStore running them all. A store's tests call them with an Open that
+// returns a fresh, empty store.
 package storetest
 
 import (
@@ -38,23 +41,33 @@ func (c *Clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// Run runs the contract suite, one function per part of the Store
-// interface. open returns a fresh, empty store; Run closes it.
-func Run(t *testing.T, open func(t *testing.T) session.Store) {
-	ct := &contract{openStore: open}
-	t.Run("CreateCall", ct.testCreateCall)
-	t.Run("Apply", ct.testApply)
-	t.Run("EndCall", ct.testEndCall)
-	t.Run("Reads", ct.testReads)
-	t.Run("History", ct.testHistory)
-	t.Run("Purge", ct.testPurge)
-	t.Run("Outbox", ct.testOutbox)
-	t.Run("Events", ct.testEvents)
+// Open returns a fresh, empty store; the suite closes it when the test ends.
+type Open func(t *testing.T) session.Store
+
+// TestStore runs the whole contract: the test of each part of the Store
+// interface as a subtest. A store's tests call it with their Open.
+func TestStore(t *testing.T, open Open) {
+	for _, part := range []struct {
+		name string
+		test func(*testing.T, Open)
+	}{
+		{"CreateCall", TestCreateCall},
+		{"Apply", TestApply},
+		{"EndCall", TestEndCall},
+		{"Reads", TestReads},
+		{"History", TestHistory},
+		{"Purge", TestPurge},
+		{"Outbox", TestOutbox},
+		{"Events", TestEvents},
+	} {
+		t.Run(part.name, func(t *testing.T) { part.test(t, open) })
+	}
 }
 
-// contract opens the stores of the suite's tests.
+// contract opens the stores of the suite's tests; its methods are the
+// behaviours the exported tests run as subtests.
 type contract struct {
-	openStore func(t *testing.T) session.Store
+	openStore Open
 }
 
 // The suite's context, writer and clock start.
@@ -65,7 +78,7 @@ var (
 )
 
 // open returns a fresh store, closed when the test ends.
-func (ct *contract) open(t *testing.T) session.Store {
+func (ct contract) open(t *testing.T) session.Store {
 	t.Helper()
 	st := ct.openStore(t)
 	t.Cleanup(func() { st.Close() })
@@ -74,7 +87,7 @@ func (ct *contract) open(t *testing.T) session.Store {
 
 // newService returns a Service over a fresh store, with a settable clock,
 // a retention of one hour and call IDs call-0001, call-0002, …
-func (ct *contract) newService(t *testing.T) (*session.Service, *Clock) {
+func (ct contract) newService(t *testing.T) (*session.Service, *Clock) {
 	t.Helper()
 	clock := NewClock(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
 	n := 0
@@ -93,7 +106,7 @@ func (ct *contract) newService(t *testing.T) (*session.Service, *Clock) {
 
 // fresh returns a fresh store, a Service over it with opts and a clock
 // at edgeStart (retention one hour unless opts say otherwise).
-func (ct *contract) fresh(t *testing.T, opts session.Options) (session.Store, *session.Service, *Clock) {
+func (ct contract) fresh(t *testing.T, opts session.Options) (session.Store, *session.Service, *Clock) {
 	t.Helper()
 	st := ct.open(t)
 	clock := NewClock(edgeStart)
