@@ -106,9 +106,14 @@ type Config struct {
 	// Keepalive says how the bridge checks its targets and SBC with OPTIONS.
 	Keepalive KeepaliveConfig
 	// Allow lists the networks that may start calls (an INVITE outside a dialog): the
-	// IVRs and SBCs in front of callctx. An INVITE from anywhere else gets 403 and creates
-	// nothing. Empty allows every source.
+	// IVRs and SBCs in front of callctx. An INVITE from anywhere else is challenged when
+	// Auth has users, else gets 403 and creates nothing. Empty allows every source (or,
+	// with Auth, every source that authenticates).
 	Allow []netip.Prefix
+	// Auth turns on digest authentication for sources Allow does not list (see admit).
+	Auth AuthConfig
+	// RateLimit bounds the calls one source address may start per second.
+	RateLimit RateLimit
 }
 
 // Bridge is callctx's SIP endpoint. Create it with New, start it with Start, stop it with
@@ -121,7 +126,9 @@ type Bridge struct {
 	// once per INVITE, which an SBC retrying through an outage sends by the thousand.
 	storeLog *outage.Log
 	mapper   *sipcodec.Mapper
-	target   *target // the parsed Config.Target, nil when there is none
+	target   *target        // the parsed Config.Target, nil when there is none
+	auth     *authenticator // nil without Config.Auth users
+	limit    *limiter       // nil without Config.RateLimit
 
 	watch watcher // the states of the targets keepalive probes
 
@@ -163,6 +170,7 @@ func New(svc *session.Service, cfg Config, log *slog.Logger) (*Bridge, error) {
 		return nil, fmt.Errorf("sip tls listen %s needs a certificate", cfg.TLSListen)
 	}
 	return &Bridge{cfg: p.cfg, svc: svc, log: log, storeLog: outage.New(log, "the session store (new calls)", 0), mapper: p.mapper, target: p.target, host: p.host, stopping: make(chan struct{}),
+		auth: p.auth, limit: newLimiter(p.cfg.RateLimit),
 		watch: watcher{states: map[string]*TargetState{}},
 		calls: map[string]*inCall{}, expected: map[string]string{}, inbound: map[string]*inCall{}, outbound: map[string]*outLeg{}}, nil
 }
@@ -180,6 +188,7 @@ type prepared struct {
 	cfg    Config
 	mapper *sipcodec.Mapper
 	target *target
+	auth   *authenticator
 	host   string
 }
 
@@ -251,6 +260,14 @@ func (cfg Config) prepare() (prepared, error) {
 	}
 	if err := checkContext(cfg.Carry); err != nil {
 		errs = append(errs, fmt.Errorf("sip carry: %w", err))
+	}
+	auth, err := newAuthenticator(cfg.Auth)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	p.auth = auth
+	if cfg.RateLimit.PerSecond < 0 || cfg.RateLimit.Burst < 0 {
+		errs = append(errs, errors.New("sip rate limit: per second and burst must not be negative"))
 	}
 	m, err := sipcodec.NewMapper(cfg.Map)
 	if err != nil {

@@ -2,6 +2,7 @@ package sipbridge
 
 import (
 	"encoding/json"
+	"net/netip"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -46,4 +47,22 @@ func ParseReferToForTest(v string) (string, []sipcodec.Header, []string, error) 
 	}
 	hs, skipped := referHeaders(query)
 	return uri, hs, skipped, nil
+}
+
+// AuthCheckForTest checks an INVITE to ruri from src carrying the Proxy-Authorization value
+// cred, against cfg; it reports whether the credentials were accepted.
+func AuthCheckForTest(cfg AuthConfig, ruri, src, cred string) (bool, error) {
+	a, err := newAuthenticator(cfg)
+	if err != nil {
+		return false, err
+	}
+	var u sip.Uri
+	if err := sip.ParseUri(ruri, &u); err != nil {
+		return false, err
+	}
+	req := sip.NewRequest(sip.INVITE, u)
+	req.AppendHeader(sip.NewHeader("Proxy-Authorization", cred))
+	req.SetSource(src)
+	_, res := a.check(req, netip.MustParseAddrPort(src).Addr())
+	return res == authOK, nil
 }

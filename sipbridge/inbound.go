@@ -98,9 +98,7 @@ func (b *Bridge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		b.onReinvite(req, tx)
 		return
 	}
-	if !b.allowed(req) {
-		b.log.Warn("sip INVITE from a source not in sip.allow refused", "source", req.Source(), "sip_call_id", callIDOf(req))
-		b.respond(req, tx, 403, "Forbidden")
+	if !b.admit(req, tx) {
 		return
 	}
 	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {

@@ -91,7 +91,7 @@ func (b *Bridge) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 		c = leg.parent
 	}
 	log := b.log.With("call_id", c.id, "sip_call_id", callIDOf(req))
-	if !b.allowed(req) {
+	if !b.allowed(req) && !sameSource(req, c.dlg.InviteRequest) {
 		log.Warn("sip REFER from a source not in sip.allow refused", "source", req.Source())
 		b.respond(req, tx, 403, "Forbidden")
 		return

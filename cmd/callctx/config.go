@@ -228,7 +228,14 @@ type SIPConfig struct {
 	TransferTimeout Duration            `yaml:"transfer_timeout"`
 	Flow            string              `yaml:"flow"`      // the flow of inbound calls; it decides instead of mode
 	MaxCalls        int                 `yaml:"max_calls"` // inbound calls at once; more get 503
-	Allow           []string            `yaml:"allow"`     // networks (CIDR) or addresses that may start calls; all when empty
+	// Allow lists the networks (CIDR) or addresses that may start calls without
+	// authenticating. Empty: every source (then serve refuses a listen address beyond
+	// loopback unless Auth has users); [0.0.0.0/0, ::/0] says "anyone" explicitly.
+	Allow []string `yaml:"allow"`
+	// Auth turns on digest authentication for the sources Allow does not list.
+	Auth SIPAuthConfig `yaml:"auth"`
+	// RateLimit bounds the calls one source address may start per second.
+	RateLimit SIPRateLimitConfig `yaml:"rate_limit"`
 	// Unrouted is what happens to a call to a number the routing table of the flows
 	// directory does not serve (and there is no default nor sip.flow): refuse (404, the
 	// default) or mode (it gets sip.mode, as without a table).
@@ -243,6 +250,41 @@ type SIPConfig struct {
 		Mode   string `yaml:"mode"`   // invite (default) or refer: how a REFER from the far end of a bridged call is carried out
 	} `yaml:"refer"`
 }
+
+// SIPAuthConfig configures SIP digest authentication (sipbridge.AuthConfig).
+type SIPAuthConfig struct {
+	Realm      string          `yaml:"realm"`      // sipbridge.DefaultRealm when empty
+	Algorithms []string        `yaml:"algorithms"` // offered in this order; SHA-256 and MD5 when empty
+	NonceTTL   Duration        `yaml:"nonce_ttl"`  // how long a challenge can be answered
+	Users      []SIPUserConfig `yaml:"users"`
+}
+
+// SIPUserConfig is a user that may start calls: its password, or the hex of
+// H(name:realm:password) for each algorithm it uses, so that the file need not hold
+// the password.
+type SIPUserConfig struct {
+	Name      string `yaml:"name"`
+	Password  string `yaml:"password"`
+	HA1MD5    string `yaml:"ha1_md5"`
+	HA1SHA256 string `yaml:"ha1_sha256"`
+}
+
+// SIPRateLimitConfig bounds the new calls (INVITEs outside a dialog) per source address.
+type SIPRateLimitConfig struct {
+	PerSource float64  `yaml:"per_source"` // calls per second; 0 turns the limit off
+	Burst     int      `yaml:"burst"`      // calls a source may save up
+	Exempt    []string `yaml:"exempt"`     // networks or addresses not limited
+}
+
+// Defaults of sip.rate_limit.
+const (
+	DefaultSIPRatePerSource = 100
+	DefaultSIPRateBurst     = 200
+)
+
+// DefaultSIPRateExempt are the sources sip.rate_limit leaves alone unless told otherwise:
+// this machine.
+var DefaultSIPRateExempt = []string{"127.0.0.0/8", "::1"}
 
 // MapEntry is one entry of sip.map: a variable name ("X-Customer-ID: ivr.customer_id"), or
 // {var, type} where type is string (the default), number, boolean or json and var may be
@@ -314,7 +356,9 @@ func DefaultConfig() Config {
 			Workers: flow.DefaultWorkers, Timeout: Duration(flow.DefaultTimeout), Attempts: flow.DefaultAttempts,
 			Backoff: Duration(flow.DefaultBackoff), MaxBackoff: Duration(flow.DefaultMaxBackoff),
 		},
-		SIP: SIPConfig{Listen: DefaultSIPListen, Mode: string(sipbridge.ModeAnswer)},
+		SIP: SIPConfig{Listen: DefaultSIPListen, Mode: string(sipbridge.ModeAnswer), RateLimit: SIPRateLimitConfig{
+			PerSource: DefaultSIPRatePerSource, Burst: DefaultSIPRateBurst, Exempt: DefaultSIPRateExempt,
+		}},
 	}
 }
 
@@ -402,6 +446,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SIP.Listen != "" {
 		if _, err := c.SIPBridgeConfig(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := c.SIP.checkOpen(); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -604,18 +651,74 @@ func (c *Config) SIPBridgeConfig() (sipbridge.Config, error) {
 	if s.MaxCalls < 0 {
 		return out, errors.New("sip.max_calls must not be negative")
 	}
-	for i, a := range s.Allow {
+	var err error
+	if out.Allow, err = prefixes("sip.allow", s.Allow); err != nil {
+		return out, err
+	}
+	if out.Auth, err = s.Auth.bridge(); err != nil {
+		return out, err
+	}
+	r := s.RateLimit
+	if r.PerSource < 0 || r.Burst < 0 {
+		return out, errors.New("sip.rate_limit.per_source and burst must not be negative")
+	}
+	out.RateLimit = sipbridge.RateLimit{PerSecond: r.PerSource, Burst: r.Burst}
+	if out.RateLimit.Exempt, err = prefixes("sip.rate_limit.exempt", r.Exempt); err != nil {
+		return out, err
+	}
+	return out, out.Validate()
+}
+
+// prefixes parses a list of networks (10.0.0.0/8) and addresses (192.0.2.7).
+func prefixes(field string, list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, a := range list {
 		p, err := netip.ParsePrefix(a)
 		if err != nil {
 			ip, ierr := netip.ParseAddr(a)
 			if ierr != nil {
-				return out, fmt.Errorf("sip.allow[%d]: %q is neither a network (10.0.0.0/8) nor an address (192.0.2.7)", i, a)
+				return nil, fmt.Errorf("%s[%d]: %q is neither a network (10.0.0.0/8) nor an address (192.0.2.7)", field, i, a)
 			}
 			p = netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen())
 		}
-		out.Allow = append(out.Allow, p.Masked())
+		out = append(out, p.Masked())
 	}
-	return out, out.Validate()
+	return out, nil
+}
+
+// bridge turns sip.auth into the bridge's configuration.
+func (a SIPAuthConfig) bridge() (sipbridge.AuthConfig, error) {
+	out := sipbridge.AuthConfig{Realm: a.Realm, Algorithms: a.Algorithms, NonceTTL: time.Duration(a.NonceTTL)}
+	if a.NonceTTL < 0 {
+		return out, errors.New("sip.auth.nonce_ttl must not be negative")
+	}
+	for _, u := range a.Users {
+		bu := sipbridge.AuthUser{Name: u.Name, Password: u.Password}
+		for alg, v := range map[string]string{sipbridge.AlgorithmMD5: u.HA1MD5, sipbridge.AlgorithmSHA256: u.HA1SHA256} {
+			if v != "" {
+				if bu.HA1 == nil {
+					bu.HA1 = map[string]string{}
+				}
+				bu.HA1[alg] = v
+			}
+		}
+		out.Users = append(out.Users, bu)
+	}
+	return out, nil
+}
+
+// checkOpen refuses a SIP listener beyond loopback that would take calls from anyone
+// without being told so: sip.allow empty and no sip.auth users.
+func (s SIPConfig) checkOpen() error {
+	if len(s.Allow) > 0 || len(s.Auth.Users) > 0 {
+		return nil
+	}
+	for _, addr := range []string{s.Listen, s.TLS.Listen} {
+		if addr != "" && !isLoopback(addr) {
+			return fmt.Errorf("refusing to take SIP calls on %s from anyone: any host that reaches it could start calls, fill sip.* variables and start flows; list your IVRs and SBCs in sip.allow, configure sip.auth.users, or write sip.allow: [0.0.0.0/0, \"::/0\"] to take calls from anyone", addr)
+		}
+	}
+	return nil
 }
 
 // mapRules turns sip.map into the bridge's rules.
@@ -641,4 +744,14 @@ func (c *Config) SIPTLSConfig() (*tls.Config, error) {
 		return nil, fmt.Errorf("sip.tls: %w", err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// anyone reports whether a list of networks holds every IPv4 or every IPv6 address.
+func anyone(ps []netip.Prefix) bool {
+	for _, p := range ps {
+		if p.Bits() == 0 {
+			return true
+		}
+	}
+	return false
 }

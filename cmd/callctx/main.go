@@ -461,8 +461,8 @@ func (m *Main) openSIP() (session.Transferer, error) {
 				return nil, fmt.Errorf("sip.flow %q is not a flow in %s", bcfg.Flow, cfg.Flows.Dir)
 			}
 		}
-		if len(bcfg.Allow) == 0 && !isLoopback(cfg.SIP.Listen) {
-			m.logger.Warn("sip.allow is empty: any host that reaches the SIP port can start calls; list your IVRs and SBCs in sip.allow", "sip", cfg.SIP.Listen)
+		if anyone(bcfg.Allow) && len(bcfg.Auth.Users) == 0 && !isLoopback(cfg.SIP.Listen) {
+			m.logger.Warn("sip.allow lets any host that reaches the SIP port start calls, as configured", "sip", cfg.SIP.Listen)
 		}
 		m.sip, err = sipbridge.New(m.service, bcfg, m.logger.With("component", "sip"))
 		if err != nil {

@@ -96,6 +96,13 @@ func TestLoadConfig_SIPErrors(t *testing.T) {
 		{"bad carry", "sip:\n  carry:\n    as: smoke-signals\n", "sip carry"},
 		{"wildcard without advertise", "sip:\n  listen: 0.0.0.0:5060\n", "sip.advertise"},
 		{"bad allow", "sip:\n  allow: [10.0.0.0/8, the-sbc]\n", "sip.allow[1]"},
+		{"open beyond loopback", "sip:\n  listen: 192.0.2.1:5060\n", "refusing to take SIP calls on 192.0.2.1:5060 from anyone"},
+		{"open TLS beyond loopback", "sip:\n  tls:\n    listen: 192.0.2.1:5061\n    cert_file: c.pem\n    key_file: k.pem\n", "refusing to take SIP calls on 192.0.2.1:5061"},
+		{"bad auth algorithm", "sip:\n  auth:\n    algorithms: [SHA-1]\n    users: [{name: a, password: b}]\n", `algorithm "SHA-1"`},
+		{"auth user without password", "sip:\n  auth:\n    users: [{name: a}]\n", `give a password or HA1`},
+		{"auth bad ha1", "sip:\n  auth:\n    users: [{name: a, ha1_md5: abc}]\n", `MD5 HA1 must be 32 hex digits`},
+		{"bad rate exempt", "sip:\n  rate_limit:\n    exempt: [the-sbc]\n", "sip.rate_limit.exempt[0]"},
+		{"negative rate", "sip:\n  rate_limit:\n    per_source: -1\n", "sip.rate_limit.per_source"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := LoadConfig([]string{"--config", writeFile(t, "c.yaml", tc.yaml)}, env())
@@ -104,6 +111,60 @@ func TestLoadConfig_SIPErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLoadConfig_SIPAccess: beyond loopback, the SIP bridge takes calls from anyone only
+// when told so; sip.allow or sip.auth.users are enough; the rate limit has its defaults.
+func TestLoadConfig_SIPAccess(t *testing.T) {
+	for _, tc := range []struct{ name, yaml string }{
+		{"anyone", "sip:\n  listen: 192.0.2.1:5060\n  allow: [0.0.0.0/0, \"::/0\"]\n"},
+		{"pinned", "sip:\n  listen: 192.0.2.1:5060\n  allow: [10.0.0.0/8]\n"},
+		{"authenticated", "sip:\n  listen: 192.0.2.1:5060\n  auth:\n    users: [{name: sbc, password: s3cret}]\n"},
+		{"loopback", "sip:\n  listen: 127.0.0.1:5060\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := LoadConfig([]string{"--config", writeFile(t, "c.yaml", tc.yaml)}, env()); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Run("Serve", func(t *testing.T) {
+		err := Run([]string{"serve", "--sip", "0.0.0.0:5060", "--data", t.TempDir()}, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "refusing to take SIP calls on 0.0.0.0:5060 from anyone") {
+			t.Fatalf("err = %v, want a refusal", err)
+		}
+	})
+	t.Run("Bridge", func(t *testing.T) {
+		cfg, err := LoadConfig([]string{"--config", writeFile(t, "c.yaml", `
+sip:
+  auth:
+    realm: calls.example
+    algorithms: [MD5]
+    nonce_ttl: 1m
+    users:
+      - {name: sbc, password: s3cret}
+      - {name: ivr, ha1_sha256: 7a8c1b9b0f1d2c3e4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f80912}
+  rate_limit: {per_source: 5, burst: 10, exempt: [10.0.0.0/8]}
+`)}, env())
+		if err != nil {
+			t.Fatal(err)
+		}
+		bc, err := cfg.SIPBridgeConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := bc.Auth; a.Realm != "calls.example" || len(a.Users) != 2 || a.Users[1].HA1["SHA-256"] == "" || a.NonceTTL != time.Minute {
+			t.Errorf("auth %+v", a)
+		}
+		if r := bc.RateLimit; r.PerSecond != 5 || r.Burst != 10 || fmt.Sprint(r.Exempt) != "[10.0.0.0/8]" {
+			t.Errorf("rate limit %+v", r)
+		}
+		def, _ := LoadConfig(nil, env())
+		bc, _ = def.SIPBridgeConfig()
+		if r := bc.RateLimit; r.PerSecond != DefaultSIPRatePerSource || r.Burst != DefaultSIPRateBurst || fmt.Sprint(r.Exempt) != "[127.0.0.0/8 ::1/128]" {
+			t.Errorf("default rate limit %+v", r)
+		}
+	})
 }
 
 // A certificate that cannot be loaded stops serve, naming sip.tls; the configuration itself
