@@ -2,13 +2,14 @@ package sipbridge_test
 
 import (
 	"context"
-	"github.com/callctx/callctx/internal/sipptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/callctx/callctx/internal/sipptest"
+	"github.com/callctx/callctx/internal/testenv"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/sipbridge"
 	"github.com/callctx/callctx/sipbridge/sipcodec"
@@ -101,7 +102,7 @@ func TestBridge_FlowTransfersParkedCall(t *testing.T) {
 // A flow whose first action is an invite-mode transfer bridges the caller to its target
 // before answering (the scenarios are those of bridge mode).
 func TestBridge_FlowBridgesInvite(t *testing.T) {
-	port := freePort(t)
+	port := testenv.FreeUDPPort(t)
 	uas := sipptest.Start(t, "uas_bridge_target.xml", "", port)
 	dir := t.TempDir()
 	yaml := "flows:\n  sip-bridge:\n    start: to-agent\n    nodes:\n      to-agent:\n        type: transfer\n" +

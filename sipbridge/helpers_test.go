@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
@@ -73,17 +72,6 @@ func startBridgeFlows(tb testing.TB, cfg sipbridge.Config, flowsDir string) *tes
 		}
 	})
 	return env
-}
-
-// freePort returns a UDP port that was free a moment ago, for a sipp UAS.
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer pc.Close()
-	return pc.LocalAddr().(*net.UDPAddr).Port
 }
 
 // activeCall waits for the one active call and returns it.

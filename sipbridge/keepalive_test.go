@@ -17,7 +17,7 @@ import (
 // up, one where nothing listens is down, the Observer hears both, and a transfer to the down
 // one fails at once with reason code target-down.
 func TestBridge_Keepalive(t *testing.T) {
-	upPort, downPort := freePort(t), freePort(t)
+	upPort, downPort := testenv.FreeUDPPort(t), testenv.FreeUDPPort(t)
 	up := "sip:queue@127.0.0.1:" + strconv.Itoa(upPort)
 	down := "sip:agent@127.0.0.1:" + strconv.Itoa(downPort)
 	obs := &wire{}

@@ -52,7 +52,7 @@ func TestBridge_RedirectMode(t *testing.T) {
 
 // bridgeEnv starts a sipp UAS as the target and a bridge in bridge mode pointing at it.
 func bridgeEnv(t *testing.T, uasScenario string) (*testEnv, *sipptest.Run) {
-	port := freePort(t)
+	port := testenv.FreeUDPPort(t)
 	uas := sipptest.Start(t, uasScenario, "", port)
 	e := startBridge(t, sipbridge.Config{Mode: sipbridge.ModeBridge, Target: fmt.Sprintf("sip:agent@127.0.0.1:%d", port), Carry: carryAll})
 	return e, uas
@@ -124,7 +124,7 @@ func TestBridge_BridgeMode(t *testing.T) {
 
 func TestBridge_InviteModeTransfer(t *testing.T) {
 	t.Run("Answered", func(t *testing.T) {
-		port := freePort(t)
+		port := testenv.FreeUDPPort(t)
 		uas := sipptest.Start(t, "uas_bridge_target.xml", "", port)
 		e := startBridge(t, sipbridge.Config{Carry: carryAll})
 		uac := sipptest.Start(t, "uac_park_reinvite_bye.xml", e.bridge.Addr(), 0)
@@ -152,7 +152,7 @@ func TestBridge_InviteModeTransfer(t *testing.T) {
 		}
 	})
 	t.Run("Busy", func(t *testing.T) {
-		port := freePort(t)
+		port := testenv.FreeUDPPort(t)
 		uas := sipptest.Start(t, "uas_bridge_target_busy.xml", "", port)
 		e := startBridge(t, sipbridge.Config{Carry: carryAll})
 		uac := sipptest.Start(t, "uac_park_wait_bye.xml", e.bridge.Addr(), 0)

@@ -27,7 +27,7 @@ func TestBridge_ReferFromCaller(t *testing.T) {
 	}})
 	sub := e.svc.Subscribe("")
 	defer sub.Close()
-	targetPort := freePort(t)
+	targetPort := testenv.FreeUDPPort(t)
 	target := sipptest.Start(t, "uas_refer_target.xml", "", targetPort)
 	ai := sipptest.Start(t, "uac_caller_refers.xml", e.bridge.Addr(), 0, "-key", "target_port", strconv.Itoa(targetPort))
 	call := e.activeCall(t)
@@ -96,7 +96,7 @@ func TestBridge_ReferFromCaller(t *testing.T) {
 // agent's summary, moves the caller to it, tells the agent 200 OK, and the call goes on with
 // the target after the agent hangs up.
 func TestBridge_ReferFromFarEnd(t *testing.T) {
-	aiPort, targetPort := freePort(t), freePort(t)
+	aiPort, targetPort := testenv.FreeUDPPort(t), testenv.FreeUDPPort(t)
 	e := startBridge(t, sipbridge.Config{Mode: sipbridge.ModeBridge, Target: "sip:ai@127.0.0.1:" + strconv.Itoa(aiPort)})
 	ai := sipptest.Start(t, "uas_ai_refers.xml", "", aiPort, "-key", "target_port", strconv.Itoa(targetPort))
 	target := sipptest.Start(t, "uas_refer_target.xml", "", targetPort)
@@ -126,7 +126,7 @@ func TestBridge_ReferFromFarEnd(t *testing.T) {
 
 // A REFER from an address outside sip.allow is refused with 403, and changes nothing.
 func TestBridge_ReferForbidden(t *testing.T) {
-	aiPort := freePort(t)
+	aiPort := testenv.FreeUDPPort(t)
 	e := startBridge(t, sipbridge.Config{Mode: sipbridge.ModeBridge, Target: "sip:ai@127.0.0.2:" + strconv.Itoa(aiPort),
 		Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 	ai := sipptest.Start(t, "uas_ai_refers_forbidden.xml", "", aiPort, "-i", "127.0.0.2")
@@ -145,7 +145,7 @@ func TestBridge_ReferForbidden(t *testing.T) {
 // the agent's summary, and transfers to the Refer-To target with a header of its own; the
 // agent hears the outcome of that transfer.
 func TestBridge_ReferFlowDecides(t *testing.T) {
-	aiPort, targetPort := freePort(t), freePort(t)
+	aiPort, targetPort := testenv.FreeUDPPort(t), testenv.FreeUDPPort(t)
 	dir := t.TempDir()
 	flows := `
 triggers:
