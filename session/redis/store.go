@@ -139,79 +139,13 @@ type Store struct {
 // Redis to answer: a node may start while Redis is away, and Ping (the
 // readiness check) says when it is back.
 func Open(opts Options) (*Store, error) {
-	if opts.Prefix == "" {
-		opts.Prefix = DefaultPrefix
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
 	}
-	if strings.ContainsAny(opts.Prefix, "{}") {
-		return nil, fmt.Errorf("redis prefix %q: braces are reserved for hash tags", opts.Prefix)
-	}
-	if opts.PoolSize <= 0 {
-		opts.PoolSize = DefaultPoolSize
-	}
-	if opts.DialTimeout <= 0 {
-		opts.DialTimeout = DefaultDialTimeout
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = DefaultTimeout
-	}
-	if opts.NodeID == "" {
-		b := make([]byte, 8)
-		rand.Read(b)
-		opts.NodeID = hex.EncodeToString(b)
-	}
-	if strings.ContainsAny(opts.NodeID, " \t\r\n") {
-		return nil, fmt.Errorf("redis node ID %q: no spaces", opts.NodeID)
-	}
-	u := &redis.UniversalOptions{
-		Username:              opts.Username,
-		Password:              opts.Password,
-		SentinelPassword:      opts.SentinelPassword,
-		MaxRetries:            -1, // a write is never sent twice: its first try may have committed
-		DialTimeout:           opts.DialTimeout,
-		DialerRetries:         1,
-		ReadTimeout:           opts.Timeout,
-		WriteTimeout:          opts.Timeout,
-		PoolTimeout:           opts.Timeout,
-		ContextTimeoutEnabled: true,
-		PoolSize:              opts.PoolSize,
-		DisableIdentity:       true,
-		MaintNotificationsConfig: &maintnotifications.Config{
-			Mode: maintnotifications.ModeDisabled,
-		},
-	}
-	var target string
-	n := 0
-	if opts.URL != "" {
-		n++
-		o, err := redis.ParseURL(opts.URL)
-		if err != nil {
-			return nil, fmt.Errorf("redis url: %w", err)
-		}
-		u.Addrs, u.DB, u.TLSConfig = []string{o.Addr}, o.DB, o.TLSConfig
-		if u.Username == "" {
-			u.Username = o.Username
-		}
-		if u.Password == "" {
-			u.Password = o.Password
-		}
-		target = o.Addr
-	}
-	if len(opts.SentinelAddrs) > 0 {
-		n++
-		if opts.SentinelMaster == "" {
-			return nil, errors.New("redis sentinel: the master name is missing")
-		}
-		u.Addrs, u.MasterName = opts.SentinelAddrs, opts.SentinelMaster
-		target = "sentinel " + opts.SentinelMaster + "@" + strings.Join(opts.SentinelAddrs, ",")
-	}
-	if len(opts.ClusterAddrs) > 0 {
-		n++
-		u.Addrs, u.IsClusterMode = opts.ClusterAddrs, true
-		opts.SplitIndexes = true
-		target = "cluster " + strings.Join(opts.ClusterAddrs, ",")
-	}
-	if n != 1 {
-		return nil, errors.New("redis: give exactly one of a URL, Sentinel addresses or Cluster addresses")
+	u, target, err := opts.client()
+	if err != nil {
+		return nil, err
 	}
 	p := opts.Prefix
 	s := &Store{
@@ -240,6 +174,94 @@ func Open(opts Options) (*Store, error) {
 	s.beat(false) // a node is alive once Open returns: other nodes may ask it at once
 	go s.heartbeat(s.stopBeat, s.beatDone)
 	return s, nil
+}
+
+// withDefaults fills the zero fields of opts and checks the prefix and the
+// node ID.
+func (opts Options) withDefaults() (Options, error) {
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(opts.Prefix, "{}") {
+		return opts, fmt.Errorf("redis prefix %q: braces are reserved for hash tags", opts.Prefix)
+	}
+	if opts.PoolSize <= 0 {
+		opts.PoolSize = DefaultPoolSize
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = DefaultDialTimeout
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.NodeID == "" {
+		b := make([]byte, 8)
+		rand.Read(b)
+		opts.NodeID = hex.EncodeToString(b)
+	}
+	if strings.ContainsAny(opts.NodeID, " \t\r\n") {
+		return opts, fmt.Errorf("redis node ID %q: no spaces", opts.NodeID)
+	}
+	if len(opts.ClusterAddrs) > 0 {
+		opts.SplitIndexes = true
+	}
+	return opts, nil
+}
+
+// client returns the client library's options for the one deployment opts
+// name (a URL, Sentinel or Cluster), and where it is, without credentials,
+// for logs.
+func (opts Options) client() (u *redis.UniversalOptions, target string, err error) {
+	u = &redis.UniversalOptions{
+		Username:              opts.Username,
+		Password:              opts.Password,
+		SentinelPassword:      opts.SentinelPassword,
+		MaxRetries:            -1, // a write is never sent twice: its first try may have committed
+		DialTimeout:           opts.DialTimeout,
+		DialerRetries:         1,
+		ReadTimeout:           opts.Timeout,
+		WriteTimeout:          opts.Timeout,
+		PoolTimeout:           opts.Timeout,
+		ContextTimeoutEnabled: true,
+		PoolSize:              opts.PoolSize,
+		DisableIdentity:       true,
+		MaintNotificationsConfig: &maintnotifications.Config{
+			Mode: maintnotifications.ModeDisabled,
+		},
+	}
+	n := 0
+	if opts.URL != "" {
+		n++
+		o, err := redis.ParseURL(opts.URL)
+		if err != nil {
+			return nil, "", fmt.Errorf("redis url: %w", err)
+		}
+		u.Addrs, u.DB, u.TLSConfig = []string{o.Addr}, o.DB, o.TLSConfig
+		if u.Username == "" {
+			u.Username = o.Username
+		}
+		if u.Password == "" {
+			u.Password = o.Password
+		}
+		target = o.Addr
+	}
+	if len(opts.SentinelAddrs) > 0 {
+		n++
+		if opts.SentinelMaster == "" {
+			return nil, "", errors.New("redis sentinel: the master name is missing")
+		}
+		u.Addrs, u.MasterName = opts.SentinelAddrs, opts.SentinelMaster
+		target = "sentinel " + opts.SentinelMaster + "@" + strings.Join(opts.SentinelAddrs, ",")
+	}
+	if len(opts.ClusterAddrs) > 0 {
+		n++
+		u.Addrs, u.IsClusterMode = opts.ClusterAddrs, true
+		target = "cluster " + strings.Join(opts.ClusterAddrs, ",")
+	}
+	if n != 1 {
+		return nil, "", errors.New("redis: give exactly one of a URL, Sentinel addresses or Cluster addresses")
+	}
+	return u, target, nil
 }
 
 // OutboxLease is how long this node's claim on its automations lasts
