@@ -237,31 +237,45 @@ func (n *node) test(v any, present bool, now time.Time) bool {
 			return n.textTest(v)
 		}
 	case opEq:
-		// The common literals have a short way that needs no view of v.
-		switch {
-		case n.lit.kind == vBool:
-			switch t := v.(type) {
-			case bool:
-				return t == n.lit.b
-			case string:
-				if n.o&optTrim != 0 {
-					t = strings.TrimSpace(t)
-				}
-				b, ok := boolText(t, n.o)
-				return ok && b == n.lit.b
-			}
-			return false
-		case isPlainString(n.lit):
-			t, ok := v.(string)
-			if !ok {
-				return false
-			}
+		if r, ok := n.eqLiteral(v); ok {
+			return r
+		}
+	}
+	return n.valueTest(v)
+}
+
+// eqLiteral is equals' short way for the common literals, a boolean or a
+// plain string, which needs no view of v; ok is false for other literals.
+func (n *node) eqLiteral(v any) (result, ok bool) {
+	switch {
+	case n.lit.kind == vBool:
+		switch t := v.(type) {
+		case bool:
+			return t == n.lit.b, true
+		case string:
 			if n.o&optTrim != 0 {
 				t = strings.TrimSpace(t)
 			}
-			return textEqual(t, n.lit.s, n.o)
+			b, ok := boolText(t, n.o)
+			return ok && b == n.lit.b, true
 		}
+		return false, true
+	case isPlainString(n.lit):
+		t, ok := v.(string)
+		if !ok {
+			return false, true
+		}
+		if n.o&optTrim != 0 {
+			t = strings.TrimSpace(t)
+		}
+		return textEqual(t, n.lit.s, n.o), true
 	}
+	return false, false
+}
+
+// valueTest runs the operators that compare a view of the value with the
+// literal or the list.
+func (n *node) valueTest(v any) bool {
 	x := viewOf(v, n.o)
 	switch n.op {
 	case opEq:
