@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -214,7 +215,8 @@ func NewHandler(cfg Config) (*Handler, error) {
 			return nil, fmt.Errorf("api: route %s is not in openapi.yaml", key)
 		}
 		seen[key] = true
-		chain := make([]gin.HandlerFunc, 0, 4)
+		chain := make([]gin.HandlerFunc, 0, 5)
+		chain = append(chain, uniqueQuery(r.repeatable))
 		if r.babelforce {
 			chain = append(chain, func(c *gin.Context) { c.Set(ctxBabelforce, true) })
 		}
@@ -255,6 +257,9 @@ type route struct {
 	oauth        bool // answer errors with RFC 6749's error fields too
 	secretPath   bool // the path holds a secret: the access log shows the route instead
 	queryToken   bool // accept the token as ?access_token= (EventSource cannot set headers)
+	// repeatable names the query parameters that may be given more than once (list
+	// filters); nil: none may.
+	repeatable func(name string) bool
 }
 
 // routeTable lists every route. Scopes and body schemas come from the spec.
@@ -290,7 +295,7 @@ func (h *Handler) routeTable() []route {
 		{method: "GET", path: "/api/v2/sessions/{id}", handle: h.bfGetSession, babelforce: true},
 		{method: "PUT", path: "/api/v2/sessions/{id}", handle: h.bfPutSession, babelforce: true},
 		{method: "PUT", path: "/api/v2/calls/{id}/session/set", handle: h.bfSetCallSession, babelforce: true},
-		{method: "GET", path: "/api/v2/calls/reporting", handle: h.bfListCalls, babelforce: true},
+		{method: "GET", path: "/api/v2/calls/reporting", handle: h.bfListCalls, babelforce: true, repeatable: bfListFilter},
 		{method: "GET", path: "/api/v2/calls/{id}", handle: h.bfGetCall, babelforce: true},
 		{method: "POST", path: "/api/v2/calls/{id}/hangup", handle: h.bfHangupCall, babelforce: true},
 		{method: "POST", path: "/oauth/token", handle: h.oauthToken, oauth: true},
@@ -329,6 +334,30 @@ func (h *Handler) Close() {
 		close(h.closing)
 		h.storeLog.Close()
 	})
+}
+
+// uniqueQuery refuses a query string that gives a parameter twice
+// (limit=10&limit=abc) or cannot be decoded: which value would win is an
+// accident of the parser, and a client that sends two has a bug it should
+// hear about. Only the parameters repeatable names may repeat.
+func uniqueQuery(repeatable func(string) bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		raw := c.Request.URL.RawQuery
+		if raw == "" {
+			return
+		}
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			writeProblem(c, http.StatusBadRequest, typeMalformed, "the query string cannot be decoded (percent-encode it)", nil)
+			return
+		}
+		for name, vs := range q {
+			if len(vs) > 1 && (repeatable == nil || !repeatable(name)) {
+				writeProblem(c, http.StatusBadRequest, typeMalformed, "the query parameter "+strconv.Quote(name)+" is given more than once; give it once", nil)
+				return
+			}
+		}
+	}
 }
 
 // ctxBody holds the raw, validated request body.

@@ -214,29 +214,102 @@ func TestSessions(t *testing.T) {
 
 	t.Run("History", func(t *testing.T) {
 		res := s.do("GET", "/v1/sessions/"+id+"/history", nil)
-		var h []struct {
-			Version uint64
-			Actor   string
-			Changes map[string]struct{ Old, New any }
+		var page struct {
+			Items []struct {
+				Version uint64
+				Actor   string
+				Event   string
+				Changes map[string]struct{ Old, New any }
+			}
+			Next *string
 		}
-		if err := json.Unmarshal(res.Body, &h); err != nil || res.Status != 200 {
+		if err := json.Unmarshal(res.Body, &page); err != nil || res.Status != 200 || page.Next != nil {
 			t.Fatalf("%d %s", res.Status, res.Body)
 		}
-		if len(h) < 3 || h[0].Version != 1 || h[1].Version != 2 || h[0].Actor != "anonymous" {
+		h := page.Items
+		if len(h) < 3 || h[0].Version != 1 || h[1].Version != 2 || h[0].Actor != "anonymous" || h[0].Event != "call.started" {
 			t.Fatalf("history %+v", h)
 		}
 		if ch := h[1].Changes["ivr.premium"]; ch.Old != nil || ch.New != true {
 			t.Fatalf("v2 ivr.premium change %+v", ch)
 		}
 		after := s.do("GET", "/v1/sessions/"+id+"/history?after=2", nil)
-		var rest []map[string]any
+		var rest struct{ Items []map[string]any }
 		json.Unmarshal(after.Body, &rest)
-		if len(rest) != len(h)-2 || rest[0]["version"] != float64(3) {
+		if len(rest.Items) != len(h)-2 || rest.Items[0]["version"] != float64(3) {
 			t.Fatalf("after=2: %s", after.Body)
 		}
 		wantProblem(t, s.do("GET", "/v1/sessions/"+id+"/history?after=-1", nil), 400, "after")
 		wantProblem(t, s.do("GET", "/v1/sessions/nope/history", nil), 404, "")
 	})
+}
+
+// TestHistory_Pages: the history pages like the call list, limit and next
+// cursor, every version exactly once.
+func TestHistory_Pages(t *testing.T) {
+	_, s := newTestServer(t, nil)
+	id := s.createCall(nil)
+	for i := 0; i < 24; i++ {
+		s.do("POST", "/v1/sessions/"+id, fmt.Sprintf(`{"ivr.n":%d}`, i))
+	}
+	type page struct {
+		Items []struct{ Version int }
+		Next  *string
+	}
+	get := func(query string) page {
+		t.Helper()
+		res := s.do("GET", "/v1/sessions/"+id+"/history"+query, nil)
+		var p page
+		if err := json.Unmarshal(res.Body, &p); err != nil || res.Status != 200 {
+			t.Fatalf("%s: %d %s", query, res.Status, res.Body)
+		}
+		return p
+	}
+	var got []int
+	pages := 0
+	for q := "?limit=10"; ; pages++ {
+		p := get(q)
+		for _, e := range p.Items {
+			got = append(got, e.Version)
+		}
+		if p.Next == nil {
+			break
+		}
+		q = "?limit=10&cursor=" + *p.Next
+	}
+	if len(got) != 25 || got[0] != 1 || got[24] != 25 || pages != 2 {
+		t.Fatalf("versions %v over %d pages", got, pages+1)
+	}
+	if p := get(""); len(p.Items) != 25 || p.Next != nil {
+		t.Fatalf("default page: %d items, next %v", len(p.Items), p.Next)
+	}
+	if p := get("?after=20&limit=2"); len(p.Items) != 2 || p.Items[0].Version != 21 || p.Next == nil || *p.Next != "22" {
+		t.Fatalf("after=20&limit=2: %+v", p)
+	}
+	for _, q := range []string{"?limit=0", "?limit=1001", "?limit=x", "?cursor=x", "?after=1&cursor=2"} {
+		wantProblem(t, s.do("GET", "/v1/sessions/"+id+"/history"+q, nil), 400, "")
+	}
+}
+
+// TestQuery_Duplicates: a query parameter given twice is refused with 400 on
+// every route, rather than one of the two winning silently.
+func TestQuery_Duplicates(t *testing.T) {
+	_, s := newTestServer(t, nil)
+	id := s.createCall(nil)
+	for _, path := range []string{
+		"/v1/calls?limit=10&limit=abc", "/v1/calls?state=active&state=ended",
+		"/v1/sessions/" + id + "/history?limit=1&limit=2", "/v1/sessions/" + id + "?x=1&x=1",
+		"/api/v2/calls/reporting?max=1&max=2", "/healthz?a=1&a=2",
+	} {
+		p := wantProblem(t, s.do("GET", path, nil), http.StatusBadRequest, "more than once")
+		if !strings.Contains(p["detail"].(string), "?") && !strings.Contains(path, p["detail"].(string)) {
+			t.Logf("%s: %s", path, p["detail"])
+		}
+	}
+	wantProblem(t, s.do("GET", "/v1/calls?limit=%zz", nil), http.StatusBadRequest, "query")
+	if res := s.do("GET", "/v1/calls?limit=10&state=all", nil); res.Status != http.StatusOK {
+		t.Fatalf("distinct parameters: %d %s", res.Status, res.Body)
+	}
 }
 
 func TestBabelforce(t *testing.T) {
@@ -352,10 +425,10 @@ func TestAuth(t *testing.T) {
 	// The token's name is the actor in history.
 	s.token = "secret-crm"
 	h := s.do("GET", "/v1/sessions/"+id+"/history", nil)
-	var entries []session.HistoryEntry
-	json.Unmarshal(h.Body, &entries)
+	var page struct{ Items []session.HistoryEntry }
+	json.Unmarshal(h.Body, &page)
 	actors := map[string]bool{}
-	for _, e := range entries {
+	for _, e := range page.Items {
 		actors[e.Actor] = true
 	}
 	for _, want := range []string{"pbx", "crm", "ops"} {

@@ -239,6 +239,18 @@ type bfFilter struct {
 	anonymous                                     *bool
 }
 
+// bfListFilters are the filters of the reporting list that take a list of
+// values, and so may be repeated (bare or under "filters.").
+var bfListFilters = map[string]bool{
+	"id": true, "parentId": true, "sessionId": true, "conversationId": true, "agentId": true,
+	"type": true, "state": true, "domain": true, "source": true, "finishReason": true,
+	"from": true, "fromNumber": true, "to": true, "toNumber": true,
+}
+
+// bfListFilter reports whether a query parameter of the reporting list may
+// be repeated.
+func bfListFilter(name string) bool { return bfListFilters[strings.TrimPrefix(name, "filters.")] }
+
 // parseBFFilter reads the filters of q; it returns a problem detail for a
 // value it cannot use.
 func parseBFFilter(q url.Values) (bfFilter, string) {

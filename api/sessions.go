@@ -111,27 +111,83 @@ func (h *Handler) getVariable(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"name": name, "value": v})
 }
 
+// History pages (GET /v1/sessions/{callId}/history).
+const (
+	DefaultHistoryLimit = 100
+	MaxHistoryLimit     = 1000
+	// maxHistoryPage bounds the bytes of one page: entries can be as large
+	// as a session (64 KiB), and a page ends early, with its next cursor,
+	// rather than grow past this.
+	maxHistoryPage = 4 << 20
+)
+
+// getHistory pages through a session's history, oldest first, as
+// GET /v1/calls pages through calls: {items, next}. The cursor is the
+// version of the page's last entry; after is the same as a cursor.
 func (h *Handler) getHistory(c *gin.Context) {
-	var after uint64
-	if s := c.Query("after"); s != "" {
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			writeProblem(c, http.StatusBadRequest, typeMalformed, "after must be a version number (0 or more)", nil)
-			return
-		}
-		after = n
+	after, limit, ok := historyPage(c)
+	if !ok {
+		return
 	}
-	entries, err := h.svc.History(c.Request.Context(), c.Param("callId"), after, 0)
+	entries, err := h.svc.History(c.Request.Context(), c.Param("callId"), after, limit+1)
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	b := append(make([]byte, 0, 64+256*len(entries)), '[')
+	more := len(entries) > limit
+	if more {
+		entries = entries[:limit]
+	}
+	b := append(make([]byte, 0, 64+256*len(entries)), `{"items":[`...)
 	for i := range entries {
 		if i > 0 {
+			if len(b) > maxHistoryPage {
+				entries, more = entries[:i], true
+				break
+			}
 			b = append(b, ',')
 		}
 		b = entries[i].AppendJSON(b)
 	}
-	c.Data(http.StatusOK, contentTypeJSON, append(b, ']'))
+	b = append(b, `],"next":`...)
+	if more {
+		b = append(b, '"')
+		b = strconv.AppendUint(b, entries[len(entries)-1].Version, 10)
+		b = append(b, '"')
+	} else {
+		b = append(b, "null"...)
+	}
+	c.Data(http.StatusOK, contentTypeJSON, append(b, '}'))
+}
+
+// historyPage reads the paging parameters of getHistory: where the page
+// starts (after, or the cursor of the previous page) and its size.
+func historyPage(c *gin.Context) (after uint64, limit int, ok bool) {
+	limit = DefaultHistoryLimit
+	if s := c.Query("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxHistoryLimit {
+			writeProblem(c, http.StatusBadRequest, typeMalformed, "limit must be an integer from 1 to "+strconv.Itoa(MaxHistoryLimit), nil)
+			return 0, 0, false
+		}
+		limit = n
+	}
+	a, cursor := c.Query("after"), c.Query("cursor")
+	if a != "" && cursor != "" {
+		writeProblem(c, http.StatusBadRequest, typeMalformed, "give after or cursor, not both", nil)
+		return 0, 0, false
+	}
+	if s := a + cursor; s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			msg := "after must be a version number (0 or more)"
+			if cursor != "" {
+				msg = "the cursor is not valid; pass the next value of a previous page unchanged"
+			}
+			writeProblem(c, http.StatusBadRequest, typeMalformed, msg, nil)
+			return 0, 0, false
+		}
+		after = n
+	}
+	return after, limit, true
 }

@@ -263,7 +263,7 @@ export async function watch(id) {
   try {
     const [call, hist] = await Promise.all([
       api('/v1/calls/' + enc(id)),
-      api('/v1/sessions/' + enc(id) + '/history'),
+      readHistory(id, 0),
     ]);
     if (watched.id !== id) return;
     watched.call = call;
@@ -540,9 +540,21 @@ function renderTransfers() {
   }
 }
 
+// readHistory reads a session's history after version after, every page of it.
+async function readHistory(id, after) {
+  const out = [];
+  let q = 'after=' + after;
+  for (;;) {
+    const page = await api('/v1/sessions/' + enc(id) + '/history?limit=1000&' + q);
+    out.push(...page.items);
+    if (!page.next) return out;
+    q = 'cursor=' + encodeURIComponent(page.next);
+  }
+}
+
 async function fillHistory(id, after) {
   try {
-    const hist = await api('/v1/sessions/' + enc(id) + '/history?after=' + after);
+    const hist = await readHistory(id, after);
     if (watched.id !== id) return;
     for (const h of hist) addHistory(h);
     renderHistory();

@@ -85,13 +85,10 @@ func TestCrash(t *testing.T) {
 			}
 			h, ok := histories[a.call]
 			if !ok {
-				var entries []struct {
+				entries := historyOf[struct {
 					Version float64
 					Actor   string
-				}
-				if status := fetchJSON(t, base+"/v1/sessions/"+a.call+"/history", &entries); status != 200 {
-					t.Fatalf("cycle %d: history of %s: %d", cycle, a.call, status)
-				}
+				}](t, base, a.call)
 				h = map[float64]string{}
 				for _, e := range entries {
 					h[e.Version] = e.Actor
@@ -122,6 +119,30 @@ func fetchJSON(t *testing.T, url string, v any) int {
 		}
 	}
 	return r.Status
+}
+
+// historyOf reads every page of the history of call id from base.
+func historyOf[T any](t *testing.T, base, id string) []T {
+	t.Helper()
+	var out []T
+	for cursor := ""; ; {
+		url := base + "/v1/sessions/" + id + "/history?limit=1000"
+		if cursor != "" {
+			url += "&cursor=" + cursor
+		}
+		var page struct {
+			Items []T
+			Next  *string
+		}
+		if status := fetchJSON(t, url, &page); status != http.StatusOK {
+			t.Fatalf("GET %s: %d", url, status)
+		}
+		out = append(out, page.Items...)
+		if page.Next == nil {
+			return out
+		}
+		cursor = *page.Next
+	}
 }
 
 // TestCrash_automations: an automation listens to every session write;

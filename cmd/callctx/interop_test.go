@@ -140,14 +140,17 @@ func (i *interop) ended(t *testing.T, id string) string {
 // final status (0 when none did).
 func (i *interop) versions(t *testing.T, id string) (end, outcome int) {
 	t.Helper()
-	var h []struct {
-		Version int
-		Actor   string
-		Changes map[string]struct{ New any }
+	var page struct {
+		Items []struct {
+			Version int
+			Actor   string
+			Changes map[string]struct{ New any }
+		}
 	}
-	if status := getJSON(t, i.base+"/v1/sessions/"+id+"/history", &h); status != http.StatusOK {
+	if status := getJSON(t, i.base+"/v1/sessions/"+id+"/history?limit=1000", &page); status != http.StatusOK {
 		t.Fatalf("GET history: %d", status)
 	}
+	h := page.Items
 	for _, e := range h {
 		if c, ok := e.Changes["call.state"]; ok && c.New == "ended" {
 			end = e.Version

@@ -164,16 +164,9 @@ func (w *writer) ackCount() int {
 // session's history.
 func (w *writer) verify(t *testing.T, n *node) {
 	t.Helper()
-	r, err := n.do("GET", "/v1/sessions/"+w.callID+"/history", nil)
-	if err != nil || r.Status != http.StatusOK {
-		t.Fatalf("history of %s: %v %v", w.callID, err, r)
-	}
-	var entries []struct {
+	entries := historyOf[struct {
 		Changes map[string]struct{ New any }
-	}
-	if err := json.Unmarshal(r.Body, &entries); err != nil {
-		t.Fatal(err)
-	}
+	}](t, n.URL, w.callID)
 	stored := map[int]bool{}
 	for _, e := range entries {
 		if v, ok := e.Changes["ivr.seq"].New.(float64); ok {

@@ -375,11 +375,14 @@ func TestMain_SIPTransferOverREST(t *testing.T) {
 	if !sawStatus {
 		t.Error("no transfer.status event on the stream")
 	}
-	var history []struct {
-		Actor   string
-		Changes map[string]struct{ New any }
+	var page struct {
+		Items []struct {
+			Actor   string
+			Changes map[string]struct{ New any }
+		}
 	}
-	getJSON(t, base+"/v1/sessions/"+id+"/history", &history)
+	getJSON(t, base+"/v1/sessions/"+id+"/history?limit=1000", &page)
+	history := page.Items
 	var statuses []any
 	for _, h := range history {
 		if c, ok := h.Changes["sip.transfer.status"]; ok {
