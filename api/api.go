@@ -68,6 +68,9 @@ type Config struct {
 	// POST /oauth/token issues; DefaultAccessTokenTTL and
 	// DefaultRefreshTokenTTL when 0.
 	AccessTokenTTL, RefreshTokenTTL time.Duration
+	// Streams bounds the event streams: how many, how slow a reader may
+	// be, how much a resume replays. Zero fields take the defaults.
+	Streams StreamLimits
 	// Board keeps the live call list and the wallboard's counts
 	// (GET /v1/stats, the calls and stats event streams); without it those
 	// routes answer 404.
@@ -116,6 +119,9 @@ type Handler struct {
 	closeOnce sync.Once
 	closing   chan struct{} // closed by Close: event streams end
 	storeLog  *outage.Log   // failures of the store: a line per change of state, not per request
+
+	streamLimits StreamLimits
+	streams      *streamSlots // the open event streams, against streamLimits
 
 	transferer session.Transferer // nil without the SIP bridge
 	draw       drawer             // flow diagrams
@@ -171,6 +177,8 @@ func NewHandler(cfg Config) (*Handler, error) {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	h.storeLog = outage.New(h.log, "the session store", 0)
+	h.streamLimits = cfg.Streams.WithDefaults()
+	h.streams = newStreamSlots(h.streamLimits)
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
 	}
@@ -232,6 +240,9 @@ func NewHandler(cfg Config) (*Handler, error) {
 		if op.Body != nil {
 			chain = append(chain, h.validateBody(op))
 		}
+		if r.stream {
+			chain = append(chain, h.streamSlot)
+		}
 		chain = append(chain, r.handle)
 		e.Handle(r.method, ginPath(r.path), chain...)
 		h.routes[ginPath(r.path)] = r.path
@@ -257,6 +268,7 @@ type route struct {
 	oauth        bool // answer errors with RFC 6749's error fields too
 	secretPath   bool // the path holds a secret: the access log shows the route instead
 	queryToken   bool // accept the token as ?access_token= (EventSource cannot set headers)
+	stream       bool // an event stream: it holds a slot of StreamLimits while open
 	// repeatable names the query parameters that may be given more than once (list
 	// filters); nil: none may.
 	repeatable func(name string) bool
@@ -289,7 +301,7 @@ func (h *Handler) routeTable() []route {
 		{method: "PATCH", path: "/v1/sessions/{callId}", handle: h.writeSession},
 		{method: "GET", path: "/v1/sessions/{callId}/variables/{name}", handle: h.getVariable},
 		{method: "GET", path: "/v1/sessions/{callId}/history", handle: h.getHistory},
-		{method: "GET", path: "/v1/sessions/{callId}/events", handle: h.streamEvents, queryToken: true},
+		{method: "GET", path: "/v1/sessions/{callId}/events", handle: h.streamEvents, queryToken: true, stream: true},
 		{method: "GET", path: "/v1/context/{token}", handle: h.getContext, secretPath: true},
 		{method: "POST", path: "/v1/calls/{id}/context-link", handle: h.createContextLink},
 		{method: "GET", path: "/api/v2/sessions/{id}", handle: h.bfGetSession, babelforce: true},
@@ -300,9 +312,9 @@ func (h *Handler) routeTable() []route {
 		{method: "POST", path: "/api/v2/calls/{id}/hangup", handle: h.bfHangupCall, babelforce: true},
 		{method: "POST", path: "/oauth/token", handle: h.oauthToken, oauth: true},
 		{method: "GET", path: "/v1/stats", handle: h.getStats},
-		{method: "GET", path: "/v1/stats/events", handle: h.streamStats, queryToken: true},
+		{method: "GET", path: "/v1/stats/events", handle: h.streamStats, queryToken: true, stream: true},
 		// Not /v1/calls/events: "events" is a valid call ID.
-		{method: "GET", path: "/v1/events/calls", handle: h.streamCalls, queryToken: true},
+		{method: "GET", path: "/v1/events/calls", handle: h.streamCalls, queryToken: true, stream: true},
 		{method: "GET", path: "/healthz", handle: h.healthz},
 		{method: "GET", path: "/readyz", handle: h.readyz},
 		{method: "GET", path: "/openapi.yaml", handle: h.openAPI},

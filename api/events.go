@@ -1,9 +1,10 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -25,12 +26,14 @@ type eventData struct {
 	Variables map[string]json.RawMessage `json:"variables,omitempty"` // left out of replayed events
 }
 
-// stream writes one client's event stream. Event IDs are session versions:
-// every version is sent exactly once and in order, whether it comes live
-// from the feed or is replayed from history after a gap or a resume.
+// stream writes one client's session event stream. Event IDs are session
+// versions: every version is sent at most once and in order, live from the
+// feed or replayed from history after a gap or a resume; a client too far
+// behind gets a fresh snapshot instead of a long replay.
 type stream struct {
 	h      *Handler
 	c      *gin.Context
+	out    *sse
 	callID string
 	last   uint64 // the last version sent
 	ended  bool   // call.ended has been sent
@@ -39,52 +42,41 @@ type stream struct {
 func (h *Handler) streamEvents(c *gin.Context) {
 	ctx := c.Request.Context()
 	st := &stream{h: h, c: c, callID: c.Param("callId")}
-	resume := false
-	s := c.GetHeader("Last-Event-ID")
-	if s == "" {
-		s = c.Query("lastEventId")
-	}
-	if s != "" {
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			writeProblem(c, http.StatusBadRequest, typeMalformed, "Last-Event-ID must be a session version from this stream", nil)
-			return
-		}
-		st.last, resume = n, true
+	last, resume, ok := lastEventID(c)
+	if !ok {
+		return
 	}
 	// Subscribe before reading the session, so no write falls in between.
 	sub := h.svc.Subscribe(st.callID)
-	defer func() { sub.Close() }()
+	defer sub.Close()
 	sess, err := h.svc.Session(ctx, st.callID)
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	if resume && sess.State == session.StateEnded && st.last >= sess.Version {
+	if resume && sess.State == session.StateEnded && last >= sess.Version {
 		c.Status(http.StatusNoContent) // EventSource stops reconnecting on 204
 		return
 	}
-	// The server's write timeout must not cut a long-lived stream.
-	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
-	c.Header("Content-Type", "text/event-stream")
-	c.Header("Cache-Control", "no-cache")
-	c.Header("X-Accel-Buffering", "no")
-	c.Status(http.StatusOK)
-	if resume {
+	st.out = h.startSSE(c)
+	switch {
+	case resume && last <= sess.Version && sess.Version-last <= uint64(h.streamLimits.MaxReplay):
+		st.last = last
 		if !st.catchUp() {
 			return
 		}
-	} else {
-		if !st.send(eventSnapshot, sess.Version, eventData{CallID: sess.CallID, Version: sess.Version, State: sess.State, Variables: sess.Variables}) {
-			return
+		if sess.State == session.StateEnded && !st.ended && st.last == sess.Version {
+			// A call created ended (a redirected INVITE) has one version, call.started.
+			st.sendSnapshotEnd(sess)
 		}
-		st.last = sess.Version
-		if sess.State == session.StateEnded {
-			st.send(string(session.EventCallEnded), sess.Version, eventData{CallID: sess.CallID, Version: sess.Version, State: sess.State, Variables: sess.Variables})
+	default: // a new stream, or a client too far behind (or ahead) to replay to
+		if !st.snapshot(sess) {
 			return
 		}
 	}
-	c.Writer.Flush()
+	if st.ended || !st.out.flush() {
+		return
+	}
 
 	keepAlive := time.NewTicker(h.keepAlive)
 	defer keepAlive.Stop()
@@ -95,22 +87,18 @@ func (h *Handler) streamEvents(c *gin.Context) {
 		case <-h.closing:
 			return
 		case <-keepAlive.C:
-			if _, err := c.Writer.WriteString(": keep-alive\n\n"); err != nil {
+			if !st.out.comment("keep-alive") {
 				return
 			}
-			c.Writer.Flush()
+			continue
 		case e, ok := <-sub.Events():
 			if !ok {
-				if !sub.Lagged() {
-					return
+				if sub.Lagged() {
+					// The client read too slowly for the writes: it is dropped,
+					// and resumes after the last id it got when it reconnects.
+					st.out.comment("dropped: the client fell behind; reconnect with Last-Event-ID " + strconv.FormatUint(st.last, 10) + " to resume")
 				}
-				// The reader fell behind and was dropped: subscribe again and
-				// fill what was missed from history.
-				sub = h.svc.Subscribe(st.callID)
-				if !st.catchUp() {
-					return
-				}
-				continue
+				return
 			}
 			switch {
 			case e.Version <= st.last:
@@ -119,67 +107,176 @@ func (h *Handler) streamEvents(c *gin.Context) {
 				if !st.catchUp() { // an earlier version's event is still on its way
 					return
 				}
-				continue
-			}
-			if !st.sendEvent(&e) {
-				return
+			default:
+				if !st.out.write(e.Encoded(eventFrame)) {
+					return
+				}
+				st.last = e.Version
+				st.ended = e.Type == session.EventCallEnded
 			}
 		}
-		c.Writer.Flush()
+		if !st.out.flush() {
+			return
+		}
 	}
 }
 
-// catchUp sends every version after st.last as the session replays it:
-// each version's changes, without the variables.
+// lastEventID reads where a client resumes: the Last-Event-ID header, or
+// the lastEventId query parameter for clients that cannot set headers.
+func lastEventID(c *gin.Context) (last uint64, resume, ok bool) {
+	s := c.GetHeader("Last-Event-ID")
+	if s == "" {
+		s = c.Query("lastEventId")
+	}
+	if s == "" {
+		return 0, false, true
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		writeProblem(c, http.StatusBadRequest, typeMalformed, "Last-Event-ID must be a session version from this stream", nil)
+		return 0, false, false
+	}
+	return n, true, true
+}
+
+// eventFrame is the stream event of e: a live one with the session's
+// variables after it, encoded once for every stream that sends it
+// (session.Event.Encoded); a replayed one with its changes only. Its data
+// is written by hand, as the stores write sessions: the values are compact
+// JSON checked when written, and encoding/json would check them again.
+func eventFrame(e *session.Event) []byte {
+	b := make([]byte, 0, 256+eventSize(e))
+	b = append(b, "event: "...)
+	b = append(b, e.Type...)
+	b = append(b, "\nid: "...)
+	b = strconv.AppendUint(b, e.Version, 10)
+	b = append(b, "\ndata: "...)
+	b = append(b, `{"callId":`...)
+	b = session.AppendJSONString(b, e.CallID)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendUint(b, e.Version, 10)
+	state := session.StateActive
+	if e.Type == session.EventCallEnded {
+		state = session.StateEnded
+	}
+	b = append(b, `,"state":"`...)
+	b = append(b, state...)
+	b = append(b, `","at":"`...)
+	b = e.At.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	if e.Actor != "" {
+		b = append(b, `,"actor":`...)
+		b = session.AppendJSONString(b, e.Actor)
+	}
+	if len(e.Changes) > 0 {
+		b = append(b, `,"changes":{`...)
+		for i, name := range slices.Sorted(maps.Keys(e.Changes)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			c := e.Changes[name]
+			b = session.AppendJSONString(b, name)
+			b = append(b, `:{"old":`...)
+			b = appendRaw(b, c.Old)
+			b = append(b, `,"new":`...)
+			b = appendRaw(b, c.New)
+			b = append(b, '}')
+		}
+		b = append(b, '}')
+	}
+	if e.Variables != nil {
+		b = append(b, `,"variables":{`...)
+		for i, name := range slices.Sorted(maps.Keys(e.Variables)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = session.AppendJSONString(b, name)
+			b = append(b, ':')
+			b = append(b, e.Variables[name]...)
+		}
+		b = append(b, '}')
+	}
+	return append(b, "}\n\n"...)
+}
+
+// eventSize estimates the bytes of e's values, to size its frame.
+func eventSize(e *session.Event) int {
+	n := 0
+	for name, c := range e.Changes {
+		n += len(name) + len(c.Old) + len(c.New) + 24
+	}
+	for name, v := range e.Variables {
+		n += len(name) + len(v) + 4
+	}
+	return n
+}
+
+func appendRaw(b []byte, v []byte) []byte {
+	if v == nil {
+		return append(b, "null"...)
+	}
+	return append(b, v...)
+}
+
+// catchUp sends the versions after st.last as the session replays them,
+// each with its changes: at most MaxReplay versions and MaxReplayBytes;
+// when the client is further behind, a fresh snapshot instead.
 func (st *stream) catchUp() bool {
-	events, err := st.h.svc.Replay(st.c.Request.Context(), st.callID, st.last, 0)
+	lim := st.h.streamLimits
+	events, err := st.h.svc.Replay(st.c.Request.Context(), st.callID, st.last, lim.MaxReplay+1)
 	if err != nil {
 		st.h.log.Warn("event stream: replay", "call_id", st.callID, "error", err)
 		return false
 	}
+	if len(events) > lim.MaxReplay {
+		return st.freshSnapshot()
+	}
+	sent := 0
 	for i := range events {
-		if !st.sendEvent(&events[i]) {
+		frame := eventFrame(&events[i])
+		if sent += len(frame); sent > lim.MaxReplayBytes {
+			return st.freshSnapshot()
+		}
+		if !st.out.write(frame) {
 			return false
 		}
+		st.last = events[i].Version
+		if events[i].Type == session.EventCallEnded {
+			st.ended = true
+			break
+		}
 	}
-	st.c.Writer.Flush()
 	return true
 }
 
-// sendEvent sends a live or replayed event and moves st.last on.
-func (st *stream) sendEvent(e *session.Event) bool {
-	d := eventData{CallID: e.CallID, Version: e.Version, State: session.StateActive, At: &e.At, Actor: e.Actor, Changes: e.Changes, Variables: e.Variables}
-	if e.Type == session.EventCallEnded {
-		d.State = session.StateEnded
-	}
-	if !st.send(string(e.Type), e.Version, d) {
-		return false
-	}
-	st.last = e.Version
-	return true
-}
-
-// send writes one event; it reports false when the client is gone.
-func (st *stream) send(event string, id uint64, data eventData) bool {
-	b, err := json.Marshal(data)
+// freshSnapshot reads the session and sends it as a snapshot.
+func (st *stream) freshSnapshot() bool {
+	sess, err := st.h.svc.Session(st.c.Request.Context(), st.callID)
 	if err != nil {
-		st.h.log.Error("event stream: encode event", "call_id", st.callID, "error", err)
+		st.h.log.Warn("event stream: read session", "call_id", st.callID, "error", err)
 		return false
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(b) + len(event) + 32)
-	buf.WriteString("event: ")
-	buf.WriteString(event)
-	buf.WriteString("\nid: ")
-	buf.WriteString(strconv.FormatUint(id, 10))
-	buf.WriteString("\ndata: ")
-	buf.Write(b) // compact JSON holds no newline
-	buf.WriteString("\n\n")
-	if _, err := st.c.Writer.Write(buf.Bytes()); err != nil {
+	return st.snapshot(sess)
+}
+
+// snapshot sends the whole session as session.snapshot (the session as
+// GET /v1/sessions/{callId} answers it), and call.ended after it when the
+// call has ended.
+func (st *stream) snapshot(sess *session.Session) bool {
+	frame := appendFrame(make([]byte, 0, 320+sess.Size()), eventSnapshot, sess.Version, sess.AppendJSON(make([]byte, 0, 256+sess.Size())))
+	if !st.out.write(frame) {
 		return false
 	}
-	if event == string(session.EventCallEnded) {
-		st.ended = true
+	st.last = sess.Version
+	if sess.State == session.StateEnded {
+		return st.sendSnapshotEnd(sess)
 	}
 	return true
+}
+
+// sendSnapshotEnd sends call.ended for an ended session read whole, which
+// ends the stream.
+func (st *stream) sendSnapshotEnd(sess *session.Session) bool {
+	st.ended = true
+	return st.out.send(string(session.EventCallEnded), sess.Version, eventData{CallID: sess.CallID, Version: sess.Version, State: sess.State, Variables: sess.Variables})
 }

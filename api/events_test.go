@@ -204,3 +204,23 @@ func TestEvents_EveryVersionOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestEvents_ResumeUpToDate: a client that resumes from the version it
+// already has (the console, after reading the session) gets the stream's
+// 200 and headers at once, not only with the next write: EventSource
+// reports it open then.
+func TestEvents_ResumeUpToDate(t *testing.T) {
+	_, s := newTestServer(t, nil)
+	id := s.createCall(nil)
+	version := fmt.Sprint(s.do("GET", "/v1/sessions/"+id, nil).JSON(t)["version"])
+	client := &http.Client{Timeout: 5 * time.Second}
+	req, _ := http.NewRequest("GET", s.URL+"/v1/sessions/"+id+"/events?lastEventId="+version, nil)
+	res, err := client.Do(req) // returns once the headers are in, or times out
+	if err != nil {
+		t.Fatalf("resume at version %s: no answer: %v", version, err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("resume at version %s: %d %q", version, res.StatusCode, res.Header.Get("Content-Type"))
+	}
+}

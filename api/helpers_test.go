@@ -50,7 +50,9 @@ func serve(t *testing.T, cfg api.Config) (*api.Handler, *testServer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnContext = h.ConnContext
+	srv.Start()
 	t.Cleanup(func() {
 		h.Close()
 		srv.Close()

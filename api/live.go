@@ -1,10 +1,8 @@
 package api
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strconv"
@@ -75,12 +73,6 @@ func (h *Handler) getStats(c *gin.Context) {
 	c.JSON(http.StatusOK, h.report(w))
 }
 
-// sse writes one client's live stream.
-type sse struct {
-	c   *gin.Context
-	buf bytes.Buffer
-}
-
 // maxStreamTimeout bounds timeoutSeconds.
 const maxStreamTimeout = 24 * time.Hour
 
@@ -104,38 +96,6 @@ func streamTimeout(c *gin.Context) (context.CancelFunc, bool) {
 	return cancel, true
 }
 
-// startSSE answers 200 with the event stream's headers.
-func startSSE(c *gin.Context) *sse {
-	// The server's write timeout must not cut a long-lived stream.
-	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
-	c.Header("Content-Type", "text/event-stream")
-	c.Header("Cache-Control", "no-cache")
-	c.Header("X-Accel-Buffering", "no")
-	c.Status(http.StatusOK)
-	return &sse{c: c}
-}
-
-// send writes one event (id 0: none); it reports false when the client is
-// gone.
-func (s *sse) send(event string, id uint64, data any) bool {
-	b, err := json.Marshal(data)
-	if err != nil {
-		return false
-	}
-	s.buf.Reset()
-	s.buf.WriteString("event: " + event + "\n")
-	if id > 0 {
-		s.buf.WriteString("id: " + strconv.FormatUint(id, 10) + "\n")
-	}
-	s.buf.WriteString("data: ")
-	s.buf.Write(b) // compact JSON holds no newline
-	s.buf.WriteString("\n\n")
-	_, err = s.c.Writer.Write(s.buf.Bytes())
-	return err == nil
-}
-
-func (s *sse) flush() { s.c.Writer.Flush() }
-
 // wait holds until the board changes, the keep-alive is due (a comment
 // line is written) or the stream must end (false). It then waits out the
 // rest of pace since last, so that changes gather.
@@ -150,10 +110,9 @@ func (h *Handler) wait(s *sse, changed <-chan struct{}, tick <-chan time.Time, l
 		case <-h.closing:
 			return false
 		case <-keepAlive.C:
-			if _, err := s.c.Writer.WriteString(": keep-alive\n\n"); err != nil {
+			if !s.comment("keep-alive") {
 				return false
 			}
-			s.flush()
 			keepAlive.Reset(h.keepAlive)
 			continue
 		case <-changed:
@@ -216,7 +175,7 @@ func (h *Handler) streamCalls(c *gin.Context) {
 		return
 	}
 	defer cancel()
-	s := startSSE(c)
+	s := h.startSSE(c)
 	var last time.Time
 	for {
 		changed := h.board.Changed() // before reading: no change falls in between
@@ -238,7 +197,9 @@ func (h *Handler) streamCalls(c *gin.Context) {
 		if len(removed) > 0 && !s.send("calls.remove", seq, callsRemove{Seq: seq, IDs: removed}) {
 			return
 		}
-		s.flush()
+		if !s.flush() {
+			return
+		}
 		since, last = seq, time.Now()
 		if !h.wait(s, changed, nil, last, callsEvery) {
 			return
@@ -262,7 +223,7 @@ func (h *Handler) streamStats(c *gin.Context) {
 		return
 	}
 	defer cancel()
-	s := startSSE(c)
+	s := h.startSSE(c)
 	minute := time.NewTimer(0)
 	defer minute.Stop()
 	var last time.Time
@@ -272,7 +233,9 @@ func (h *Handler) streamStats(c *gin.Context) {
 		if !s.send("stats", 0, r) {
 			return
 		}
-		s.flush()
+		if !s.flush() {
+			return
+		}
 		last = time.Now()
 		minute.Reset(time.Until(r.At.Truncate(time.Minute).Add(time.Minute)))
 		if !h.wait(s, changed, minute.C, last, statsEvery) {

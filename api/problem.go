@@ -50,6 +50,7 @@ const (
 	typeGone           = "urn:callctx:problem:gone"
 	typeInternal       = "urn:callctx:problem:internal"
 	typeStorageFull    = "urn:callctx:problem:storage-full"
+	typeTooMany        = "urn:callctx:problem:too-many-requests"
 	contentTypeProblem = "application/problem+json"
 	contentTypeJSON    = "application/json; charset=utf-8"
 )

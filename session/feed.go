@@ -34,14 +34,38 @@ type Event struct {
 	// (see Service.Follow). Side effects of a change, such as the
 	// automations it fires, belong to the node that made it.
 	Remote bool
+
+	encoded *encoding // shared by every subscriber's copy of a published event
+}
+
+// encoding is the memo of Event.Encoded.
+type encoding struct {
+	once sync.Once
+	b    []byte
+}
+
+// Encoded returns what encode makes of e, computed once per published
+// event and shared by every subscriber that asks: an edge that writes
+// events to many clients (the event stream) encodes each once, not once per
+// client, so that fan-out costs the same whatever the session's size. An
+// event not published by the feed (a replayed one) is encoded each time.
+// encode must depend on the event alone; the result must not be modified.
+func (e *Event) Encoded(encode func(*Event) []byte) []byte {
+	if e.encoded == nil {
+		return encode(e)
+	}
+	e.encoded.once.Do(func() { e.encoded.b = encode(e) })
+	return e.encoded.b
 }
 
 // subscriptionBuffer is how many events a subscriber may fall behind before
-// it is dropped as lagging. A local subscriber (SubscribeLocal: the
+// it is dropped as lagging: the bound of its queue, and so of the memory a
+// slow subscriber holds (the events share the session's values; about 150
+// bytes each of their own). A local subscriber (SubscribeLocal: the
 // automations, which must not miss an event) gets a deeper buffer, to ride
 // out a burst of writes while it queues the previous events' automations.
 const (
-	subscriptionBuffer      = 256
+	subscriptionBuffer      = 64
 	localSubscriptionBuffer = 8192
 )
 
@@ -118,7 +142,10 @@ func (f *feed) remove(s *Subscription, lagged bool) {
 	close(s.c)
 }
 
+// publish hands e to every subscriber without waiting for any: one whose
+// queue is full is dropped as lagging.
 func (f *feed) publish(e Event) {
+	e.encoded = new(encoding)
 	var laggards []*Subscription
 	f.mu.RLock()
 	for _, key := range [2]string{e.CallID, ""} {

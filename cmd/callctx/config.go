@@ -64,6 +64,25 @@ type HTTPConfig struct {
 	MaxBodyBytes int64    `yaml:"max_body_bytes"` // largest request body
 	AccessLog    *bool    `yaml:"access_log"`     // one log line per request
 	KeepAlive    Duration `yaml:"sse_keepalive"`  // comment interval on idle event streams
+	// Streams bounds the event streams (docs/limits.md).
+	Streams StreamsConfig `yaml:"streams"`
+}
+
+// StreamsConfig bounds the event streams: how many may be open, how slowly
+// a client may read, how much a resume replays. Zero: the default.
+type StreamsConfig struct {
+	Max            int      `yaml:"max"`              // open at once, in all
+	MaxPerToken    int      `yaml:"max_per_token"`    // open at once per token
+	MaxPerCall     int      `yaml:"max_per_call"`     // open at once on one call's session
+	WriteTimeout   Duration `yaml:"write_timeout"`    // one write to a client; a slower one is dropped
+	MaxReplay      int      `yaml:"max_replay"`       // versions one resume replays; beyond, a fresh snapshot
+	MaxReplayBytes int      `yaml:"max_replay_bytes"` // bytes one resume replays; beyond, a fresh snapshot
+}
+
+// limits turns the configuration into the API's.
+func (c StreamsConfig) limits() api.StreamLimits {
+	return api.StreamLimits{Max: c.Max, MaxPerToken: c.MaxPerToken, MaxPerCall: c.MaxPerCall,
+		WriteTimeout: time.Duration(c.WriteTimeout), MaxReplay: c.MaxReplay, MaxReplayBytes: c.MaxReplayBytes}.WithDefaults()
 }
 
 // DataConfig configures the embedded store.
@@ -346,7 +365,9 @@ const (
 func DefaultConfig() Config {
 	on := true
 	return Config{
-		HTTP:      HTTPConfig{Listen: DefaultHTTPListen, MaxBodyBytes: api.DefaultMaxBodyBytes, AccessLog: &on, KeepAlive: Duration(api.DefaultKeepAlive)},
+		HTTP: HTTPConfig{Listen: DefaultHTTPListen, MaxBodyBytes: api.DefaultMaxBodyBytes, AccessLog: &on, KeepAlive: Duration(api.DefaultKeepAlive),
+			Streams: StreamsConfig{Max: api.DefaultMaxStreams, MaxPerToken: api.DefaultMaxStreamsPerToken, MaxPerCall: api.DefaultMaxStreamsPerCall,
+				WriteTimeout: Duration(api.DefaultStreamWriteTimeout), MaxReplay: api.DefaultMaxReplay, MaxReplayBytes: api.DefaultMaxReplayBytes}},
 		Store:     StoreBolt,
 		Data:      DataConfig{Dir: DefaultDataDir},
 		Retention: RetentionConfig{Period: Duration(session.DefaultRetention), SweepInterval: Duration(DefaultSweepInterval)},
@@ -424,6 +445,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.MaxBodyBytes < 0 {
 		errs = append(errs, errors.New("http.max_body_bytes is negative"))
+	}
+	if st := c.HTTP.Streams; st.Max < 0 || st.MaxPerToken < 0 || st.MaxPerCall < 0 || st.WriteTimeout < 0 || st.MaxReplay < 0 || st.MaxReplayBytes < 0 {
+		errs = append(errs, errors.New("http.streams settings must not be negative"))
 	}
 	if c.Retention.Period < 0 || c.Retention.SweepInterval < 0 {
 		errs = append(errs, errors.New("retention durations must not be negative"))

@@ -513,6 +513,7 @@ func (m *Main) openHTTP(tokens []api.Token, transferer session.Transferer) error
 		Links:           m.links,
 		ContextGrace:    time.Duration(cfg.ContextLinks.Grace),
 		Board:           m.board,
+		Streams:         cfg.HTTP.Streams.limits(),
 	})
 	if err != nil {
 		return err
@@ -533,6 +534,7 @@ func (m *Main) openHTTP(tokens []api.Token, transferer session.Transferer) error
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
 	}
+	m.server.ConnContext = m.api.ConnContext // event streams bound their connection's send buffer
 	m.server.RegisterOnShutdown(m.api.Close)
 	m.wg.Add(1)
 	go func() {
