@@ -71,6 +71,10 @@ type Config struct {
 	// Streams bounds the event streams: how many, how slow a reader may
 	// be, how much a resume replays. Zero fields take the defaults.
 	Streams StreamLimits
+	// Clients bounds what one client (a source address) may ask: requests
+	// per second, connections, failed authentications. Zero fields are no
+	// limit.
+	Clients ClientLimits
 	// Board keeps the live call list and the wallboard's counts
 	// (GET /v1/stats, the calls and stats event streams); without it those
 	// routes answer 404.
@@ -122,6 +126,7 @@ type Handler struct {
 
 	streamLimits StreamLimits
 	streams      *streamSlots // the open event streams, against streamLimits
+	clients      *clients     // the clients, against Config.Clients
 
 	transferer session.Transferer // nil without the SIP bridge
 	draw       drawer             // flow diagrams
@@ -179,6 +184,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	h.storeLog = outage.New(h.log, "the session store", 0)
 	h.streamLimits = cfg.Streams.WithDefaults()
 	h.streams = newStreamSlots(h.streamLimits)
+	h.clients = newClients(cfg.Clients)
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
 	}
@@ -208,10 +214,10 @@ func NewHandler(cfg Config) (*Handler, error) {
 		e.Use(h.observe(cfg.AccessLog))
 	}
 	e.Use(h.recovery)
-	e.NoRoute(func(c *gin.Context) {
+	e.NoRoute(h.limitRequests, func(c *gin.Context) {
 		writeProblem(c, http.StatusNotFound, typeNotFound, "there is no route "+c.Request.Method+" "+c.Request.URL.Path, nil)
 	})
-	e.NoMethod(func(c *gin.Context) {
+	e.NoMethod(h.limitRequests, func(c *gin.Context) {
 		writeProblem(c, http.StatusMethodNotAllowed, typeMethod, "the route "+c.Request.URL.Path+" does not accept "+c.Request.Method, nil)
 	})
 
@@ -223,14 +229,14 @@ func NewHandler(cfg Config) (*Handler, error) {
 			return nil, fmt.Errorf("api: route %s is not in openapi.yaml", key)
 		}
 		seen[key] = true
-		chain := make([]gin.HandlerFunc, 0, 5)
-		chain = append(chain, uniqueQuery(r.repeatable))
+		chain := make([]gin.HandlerFunc, 0, 8)
 		if r.babelforce {
 			chain = append(chain, func(c *gin.Context) { c.Set(ctxBabelforce, true) })
 		}
 		if r.oauth {
 			chain = append(chain, func(c *gin.Context) { c.Set(ctxOAuth, true) })
 		}
+		chain = append(chain, h.limitRequests, uniqueQuery(r.repeatable))
 		if r.secretPath {
 			chain = append(chain, func(c *gin.Context) { c.Set(ctxSecretPath, true) })
 		}

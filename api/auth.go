@@ -75,6 +75,9 @@ func (h *Handler) authenticate(scope Scope, allowQueryToken bool) gin.HandlerFun
 			c.Set(ctxActor, anonymous)
 			return
 		}
+		if h.authLocked(c) {
+			return
+		}
 		secret, ok := bearer(c.GetHeader("Authorization"))
 		if !ok && allowQueryToken {
 			secret = c.Query("access_token")
@@ -85,18 +88,19 @@ func (h *Handler) authenticate(scope Scope, allowQueryToken bool) gin.HandlerFun
 			tok, ok = h.bfAccessToken(c.GetHeader(bfAccessIDHeader), c.GetHeader(bfAccessTokenHeader)), true
 		} else if ok {
 			var expired bool
-			if tok, expired = h.tokenOf(secret); expired {
+			if tok, expired = h.tokenOf(secret); expired { // a genuine token: not a guess
 				c.Header("WWW-Authenticate", `Bearer realm="callctx", error="invalid_token", error_description="the access token has expired"`)
 				writeProblem(c, http.StatusUnauthorized, typeUnauthorized, "the access token has expired; get a new one from /oauth/token", nil)
 				return
 			}
 		}
-		if !ok {
+		if !ok { // no credentials: not a guess
 			c.Header("WWW-Authenticate", `Bearer realm="callctx"`)
 			writeProblem(c, http.StatusUnauthorized, typeUnauthorized, "send Authorization: Bearer <token>", nil)
 			return
 		}
-		if tok == nil {
+		if tok == nil { // a wrong token: counted against the client (ClientLimits)
+			h.authFailed(c)
 			c.Header("WWW-Authenticate", `Bearer realm="callctx", error="invalid_token"`)
 			writeProblem(c, http.StatusUnauthorized, typeUnauthorized, "the bearer token is not valid", nil)
 			return

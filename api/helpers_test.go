@@ -51,6 +51,7 @@ func serve(t *testing.T, cfg api.Config) (*api.Handler, *testServer) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewUnstartedServer(h)
+	srv.Listener = h.Listener(srv.Listener)
 	srv.Config.ConnContext = h.ConnContext
 	srv.Start()
 	t.Cleanup(func() {

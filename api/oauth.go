@@ -88,6 +88,9 @@ const ctxOAuthError = "callctx.oauthError"
 func (h *Handler) oauthToken(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
 	c.Header("Pragma", "no-cache")
+	if !h.open && h.authLocked(c) {
+		return
+	}
 	var req tokenRequest
 	if _, err := decodeBody(c, &req); err != nil {
 		oauthFail(c, oauthInvalidRequest, "the body could not be decoded")
@@ -111,6 +114,7 @@ func (h *Handler) oauthToken(c *gin.Context) {
 			return
 		}
 		if tok = h.byPassword(req.Username, req.Password); tok == nil && !h.open {
+			h.authFailed(c)
 			oauthFail(c, oauthInvalidGrant, "the username or password is not valid")
 			return
 		}
@@ -120,12 +124,14 @@ func (h *Handler) oauthToken(c *gin.Context) {
 			return
 		}
 		if tok = h.byClient(req.ClientID, req.ClientSecret); tok == nil && !h.open {
+			h.authFailed(c)
 			oauthFail(c, oauthInvalidClient, "the client_id or client_secret is not valid")
 			return
 		}
 	case "refresh_token":
 		claims, err := h.keys.Verify(req.RefreshToken, token.KindRefresh, nowFunc())
 		if err != nil {
+			h.authFailed(c)
 			oauthFail(c, oauthInvalidGrant, "the refresh token is not valid or has expired")
 			return
 		}

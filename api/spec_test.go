@@ -74,3 +74,30 @@ paths:
 		t.Fatalf("an operation without a scope: err = %v", err)
 	}
 }
+
+// TestSpec_EveryRouteMay429: every route answers 429 to a client over its
+// limits (ClientLimits), so every operation declares it.
+func TestSpec_EveryRouteMay429(t *testing.T) {
+	var doc struct {
+		Paths map[string]map[string]any `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(callctx.OpenAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for path, item := range doc.Paths {
+		for method, op := range item {
+			switch method {
+			case "get", "put", "post", "delete", "patch":
+				n++
+				responses, _ := op.(map[string]any)["responses"].(map[string]any)
+				if _, ok := responses["429"]; !ok {
+					t.Errorf("%s %s does not declare 429", strings.ToUpper(method), path)
+				}
+			}
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d operations", n)
+	}
+}

@@ -147,15 +147,16 @@ const streamSendBuffer = 128 << 10
 // connKey is the context key of a request's connection (ConnContext).
 type connKey struct{}
 
-// ConnContext is for http.Server.ConnContext: it gives the event streams
-// their connection, whose send buffer they bound (streamSendBuffer).
+// ConnContext is for http.Server.ConnContext: it gives the requests their
+// connection, for the event streams to bound its send buffer
+// (streamSendBuffer) and the client limits to count it (Listener).
 func (h *Handler) ConnContext(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, connKey{}, c)
 }
 
 // startSSE answers 200 with the event stream's headers.
 func (h *Handler) startSSE(c *gin.Context) *sse {
-	if tc, ok := c.Request.Context().Value(connKey{}).(*net.TCPConn); ok {
+	if tc, ok := netConn(c).(*net.TCPConn); ok {
 		_ = tc.SetWriteBuffer(streamSendBuffer)
 	}
 	s := &sse{c: c, rc: http.NewResponseController(c.Writer), timeout: h.streamLimits.WriteTimeout}

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,6 +67,50 @@ type HTTPConfig struct {
 	KeepAlive    Duration `yaml:"sse_keepalive"`  // comment interval on idle event streams
 	// Streams bounds the event streams (docs/limits.md).
 	Streams StreamsConfig `yaml:"streams"`
+	// Clients bounds what one client address may ask (docs/limits.md).
+	Clients ClientsConfig `yaml:"clients"`
+}
+
+// ClientsConfig bounds what one client (a source address; for IPv6 its /64)
+// may ask of the HTTP API. 0 turns a limit off.
+type ClientsConfig struct {
+	RequestsPerSecond     float64  `yaml:"requests_per_second"`      // faster requests get 429
+	Burst                 int      `yaml:"burst"`                    // requests a client may save up
+	MaxConns              int      `yaml:"max_conns"`                // connections open at once; a request on one more gets 429
+	AuthFailuresPerMinute float64  `yaml:"auth_failures_per_minute"` // wrong credentials; past them, 429 until the bucket refills
+	AuthFailureBurst      int      `yaml:"auth_failure_burst"`       // wrong credentials a client may save up
+	TrustedProxies        []string `yaml:"trusted_proxies"`          // proxies whose X-Forwarded-For names the client
+	Exempt                []string `yaml:"exempt"`                   // not held to requests_per_second and max_conns
+}
+
+// Defaults of http.clients.
+const (
+	DefaultHTTPRequestsPerSecond     = 200
+	DefaultHTTPRequestBurst          = 400
+	DefaultHTTPMaxConns              = 256
+	DefaultHTTPAuthFailuresPerMinute = 10
+	DefaultHTTPAuthFailureBurst      = 20
+)
+
+// DefaultHTTPClientsExempt are the clients http.clients holds only to the
+// failed-authentication limit unless told otherwise: this machine.
+var DefaultHTTPClientsExempt = []string{"127.0.0.0/8", "::1"}
+
+// limits turns the configuration into the API's, checking it.
+func (c ClientsConfig) limits() (api.ClientLimits, error) {
+	out := api.ClientLimits{RequestsPerSecond: c.RequestsPerSecond, Burst: c.Burst, MaxConns: c.MaxConns,
+		AuthFailuresPerMinute: c.AuthFailuresPerMinute, AuthFailureBurst: c.AuthFailureBurst}
+	if c.RequestsPerSecond < 0 || c.Burst < 0 || c.MaxConns < 0 || c.AuthFailuresPerMinute < 0 || c.AuthFailureBurst < 0 {
+		return out, errors.New("http.clients settings must not be negative")
+	}
+	var err error
+	if out.TrustedProxies, err = prefixes("http.clients.trusted_proxies", c.TrustedProxies); err != nil {
+		return out, err
+	}
+	if out.Exempt, err = prefixes("http.clients.exempt", c.Exempt); err != nil {
+		return out, err
+	}
+	return out, nil
 }
 
 // StreamsConfig bounds the event streams: how many may be open, how slowly
@@ -367,7 +412,10 @@ func DefaultConfig() Config {
 	return Config{
 		HTTP: HTTPConfig{Listen: DefaultHTTPListen, MaxBodyBytes: api.DefaultMaxBodyBytes, AccessLog: &on, KeepAlive: Duration(api.DefaultKeepAlive),
 			Streams: StreamsConfig{Max: api.DefaultMaxStreams, MaxPerToken: api.DefaultMaxStreamsPerToken, MaxPerCall: api.DefaultMaxStreamsPerCall,
-				WriteTimeout: Duration(api.DefaultStreamWriteTimeout), MaxReplay: api.DefaultMaxReplay, MaxReplayBytes: api.DefaultMaxReplayBytes}},
+				WriteTimeout: Duration(api.DefaultStreamWriteTimeout), MaxReplay: api.DefaultMaxReplay, MaxReplayBytes: api.DefaultMaxReplayBytes},
+			Clients: ClientsConfig{RequestsPerSecond: DefaultHTTPRequestsPerSecond, Burst: DefaultHTTPRequestBurst, MaxConns: DefaultHTTPMaxConns,
+				AuthFailuresPerMinute: DefaultHTTPAuthFailuresPerMinute, AuthFailureBurst: DefaultHTTPAuthFailureBurst,
+				Exempt: slices.Clone(DefaultHTTPClientsExempt)}},
 		Store:     StoreBolt,
 		Data:      DataConfig{Dir: DefaultDataDir},
 		Retention: RetentionConfig{Period: Duration(session.DefaultRetention), SweepInterval: Duration(DefaultSweepInterval)},
@@ -448,6 +496,9 @@ func (c *Config) Validate() error {
 	}
 	if st := c.HTTP.Streams; st.Max < 0 || st.MaxPerToken < 0 || st.MaxPerCall < 0 || st.WriteTimeout < 0 || st.MaxReplay < 0 || st.MaxReplayBytes < 0 {
 		errs = append(errs, errors.New("http.streams settings must not be negative"))
+	}
+	if _, err := c.HTTP.Clients.limits(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Retention.Period < 0 || c.Retention.SweepInterval < 0 {
 		errs = append(errs, errors.New("retention durations must not be negative"))

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +84,8 @@ func TestLoadConfig_Errors(t *testing.T) {
 		{"bad log level", "log:\n  level: loud\n", nil, "log.level"},
 		{"bad listen", "http:\n  listen: nowhere\n", nil, "not host:port"},
 		{"bad sip.unrouted", "sip:\n  unrouted: drop\n", nil, `sip.unrouted "drop": use refuse`},
+		{"negative client limit", "http:\n  clients:\n    max_conns: -1\n", nil, "http.clients settings must not be negative"},
+		{"bad trusted proxy", "http:\n  clients:\n    trusted_proxies: [lb.example]\n", nil, `http.clients.trusted_proxies[0]: "lb.example"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args
@@ -105,4 +108,41 @@ func TestLoadConfig_Errors(t *testing.T) {
 	if len(toks) != 1 || toks[0].SHA256 != sum {
 		t.Fatalf("tokens %+v", toks)
 	}
+}
+
+// TestConfig_DocumentedHTTPDefaults: the http section of the file in
+// docs/configuration.md that sets every key to its default is the default.
+func TestConfig_DocumentedHTTPDefaults(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, _ := strings.Cut(string(doc), "```yaml\n")
+	block, _, _ = strings.Cut(block, "```")
+	http, _, _ := strings.Cut(block, "\nstore:")
+	cfg := DefaultConfig()
+	cfg.HTTP = HTTPConfig{}
+	if err := ReadConfigFile(writeFile(t, "http.yaml", http), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !sameHTTP(cfg.HTTP, DefaultConfig().HTTP) {
+		t.Fatalf("documented http section:\n%+v\nthe defaults:\n%+v", cfg.HTTP, DefaultConfig().HTTP)
+	}
+}
+
+// sameHTTP compares two HTTP sections, AccessLog by value.
+func sameHTTP(a, b HTTPConfig) bool {
+	if (a.AccessLog == nil) != (b.AccessLog == nil) || a.AccessLog != nil && *a.AccessLog != *b.AccessLog {
+		return false
+	}
+	a.AccessLog, b.AccessLog = nil, nil
+	for _, c := range []*HTTPConfig{&a, &b} { // [] and nothing say the same
+		if len(c.Clients.TrustedProxies) == 0 {
+			c.Clients.TrustedProxies = nil
+		}
+		if len(c.Clients.Exempt) == 0 {
+			c.Clients.Exempt = nil
+		}
+	}
+	return reflect.DeepEqual(a, b)
 }

@@ -494,7 +494,10 @@ func (m *Main) openSIP() (session.Transferer, error) {
 // openHTTP builds the API and starts serving it.
 func (m *Main) openHTTP(tokens []api.Token, transferer session.Transferer) error {
 	cfg := m.Config
-	var err error
+	clients, err := cfg.HTTP.Clients.limits()
+	if err != nil {
+		return err
+	}
 	m.api, err = api.NewHandler(api.Config{
 		Service:         m.service,
 		Flows:           m.flows,
@@ -514,14 +517,16 @@ func (m *Main) openHTTP(tokens []api.Token, transferer session.Transferer) error
 		ContextGrace:    time.Duration(cfg.ContextLinks.Grace),
 		Board:           m.board,
 		Streams:         cfg.HTTP.Streams.limits(),
+		Clients:         clients,
 	})
 	if err != nil {
 		return err
 	}
-	m.ln, err = net.Listen("tcp", cfg.HTTP.Listen)
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTP.Listen, err)
 	}
+	m.ln = m.api.Listener(ln) // counts each client's connections (http.clients.max_conns)
 	if cfg.ContextLinks.BaseURL == "" {
 		m.links.SetBaseURL("http://" + m.ln.Addr().String())
 	}
@@ -534,7 +539,7 @@ func (m *Main) openHTTP(tokens []api.Token, transferer session.Transferer) error
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
 	}
-	m.server.ConnContext = m.api.ConnContext // event streams bound their connection's send buffer
+	m.server.ConnContext = m.api.ConnContext // event streams bound their connection's send buffer; the client limits count it
 	m.server.RegisterOnShutdown(m.api.Close)
 	m.wg.Add(1)
 	go func() {
