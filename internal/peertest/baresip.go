@@ -77,8 +77,30 @@ func StartBaresip(tb testing.TB, o BaresipOptions) *Baresip {
 	if o.User == "" {
 		o.User = "caller"
 	}
-	b := &Baresip{User: o.User, Port: freePorts(tb, 2), resp: map[string]chan ctrlResponse{}} // SIP, and TLS on the next
-	ctrlPort := FreePort(tb)
+	var b *Baresip
+	var ctrlPort int
+	for try := 1; ; try++ {
+		b = &Baresip{User: o.User, Port: freePorts(tb, 2), resp: map[string]chan ctrlResponse{}} // SIP, and TLS on the next
+		ctrlPort = FreePort(tb)
+		b.process = startBaresip(tb, path, o, b.Port, ctrlPort)
+		if b.started(tb, "baresip is ready.", try) {
+			break
+		}
+	}
+	var err error
+	testenv.WaitFor(tb, "baresip's control port", func() bool {
+		b.ctrl, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ctrlPort))
+		return err == nil
+	})
+	tb.Cleanup(func() { b.ctrl.Close() })
+	go b.read()
+	return b
+}
+
+// startBaresip writes baresip's configuration for o, SIP on port (TLS on port+1) and its
+// control connection on ctrlPort, into a new directory and starts it there.
+func startBaresip(tb testing.TB, path string, o BaresipOptions, port, ctrlPort int) *process {
+	tb.Helper()
 	conf := tb.TempDir()
 	config := fmt.Sprintf(`poll_method epoll
 sip_listen 127.0.0.1:%d
@@ -93,7 +115,7 @@ module_tmp account.so
 module_app menu.so
 module_app ctrl_tcp.so
 ctrl_tcp_listen 127.0.0.1:%d
-`, b.Port, ctrlPort)
+`, port, ctrlPort)
 	account := "<sip:" + o.User + "@127.0.0.1>;regint=0"
 	if o.AutoAnswer {
 		account += ";answermode=auto"
@@ -109,17 +131,9 @@ ctrl_tcp_listen 127.0.0.1:%d
 			tb.Fatal(err)
 		}
 	}
-	b.process = start(tb, "baresip "+o.User, path, conf, nil, "-f", conf, "-s")
-	b.run(tb)
-	b.waitOutput(tb, "to start", "baresip is ready.")
-	var err error
-	testenv.WaitFor(tb, "baresip's control port", func() bool {
-		b.ctrl, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ctrlPort))
-		return err == nil
-	})
-	tb.Cleanup(func() { b.ctrl.Close() })
-	go b.read()
-	return b
+	p := start(tb, "baresip "+o.User, path, conf, nil, "-f", conf, "-s")
+	p.run(tb)
+	return p
 }
 
 // URI returns the address that reaches this user agent.

@@ -133,6 +133,39 @@ func tail(s string, n int) string {
 	return "…" + s[len(s)-n:]
 }
 
+// startTries is how many times a peer is started, each time on fresh ports, when the ports
+// it was given were taken between the check and its bind: other tests' sockets come and go
+// meanwhile (sipgo's client sockets among them).
+const startTries = 3
+
+// started waits until the process wrote ready and reports true. If it failed to bind its
+// ports instead (it said "Address already in use", or exited), it stops the process and
+// reports false for the caller to try again on other ports, unless this was try startTries;
+// then, or when neither happens in time, it fails the test.
+func (p *process) started(tb testing.TB, ready string, try int) bool {
+	tb.Helper()
+	bindFailed := func() bool {
+		select {
+		case <-p.done:
+			return true
+		default:
+			return strings.Contains(p.out.String(), "Address already in use")
+		}
+	}
+	if !testenv.Poll(testenv.WaitTimeout, func() bool { return strings.Contains(p.out.String(), ready) || bindFailed() }) {
+		tb.Fatalf("timed out after %s waiting for %s to start", testenv.WaitTimeout, p.name)
+	}
+	if strings.Contains(p.out.String(), ready) && !bindFailed() {
+		return true
+	}
+	p.stop()
+	if try >= startTries {
+		tb.Fatalf("%s did not start in %d tries (its ports were taken, or it exited)", p.name, try)
+	}
+	tb.Logf("%s could not bind its ports (try %d of %d); starting it on others", p.name, try, startTries)
+	return false
+}
+
 // waitOutput waits until the process wrote want, or fails the test.
 func (p *process) waitOutput(tb testing.TB, what, want string) {
 	tb.Helper()
