@@ -122,6 +122,7 @@ func run(cfg config) error {
 
 	var results []*load.Result
 	var getRatios, writeRatios []float64
+	var commitStats []string
 	for i := 1; i <= max(1, cfg.rounds); i++ {
 		ag := measureGets(cfg, anchor, fmt.Sprintf("anchor GET, round %d", i))
 		cg := measureGets(cfg, cc, fmt.Sprintf("callctx GET, round %d", i))
@@ -130,7 +131,16 @@ func run(cfg config) error {
 		if i == 1 && cfg.profile != "" {
 			profiled = profile(cc.addr, cfg.profile, cfg.warmup, cfg.duration)
 		}
+		before, err := readCommits(cc.addr)
+		if err != nil {
+			return err
+		}
 		cw := measureWrites(cfg, cc, cfg.clients, fmt.Sprintf("callctx POST, round %d", i))
+		after, err := readCommits(cc.addr)
+		if err != nil {
+			return err
+		}
+		commitStats = append(commitStats, fmt.Sprintf("round %d: %s", i, before.until(after)))
 		if profiled != nil {
 			if err := <-profiled; err != nil {
 				return err
@@ -141,10 +151,23 @@ func run(cfg config) error {
 		writeRatios = append(writeRatios, cw.Rate()/aw.Rate())
 	}
 	aOne := measureWrites(cfg, anchor, 1, "anchor POST, one client alone")
+	before, err := readCommits(cc.addr)
+	if err != nil {
+		return err
+	}
 	cOne := measureWrites(cfg, cc, 1, "callctx POST, one client alone")
+	after, err := readCommits(cc.addr)
+	if err != nil {
+		return err
+	}
+	commitStats = append(commitStats, "one client alone: "+before.until(after))
 	results = append(results, aOne, cOne)
 
 	printResults(results)
+	fmt.Printf("\ncallctx's group commits (its /metrics, warm-up included; the anchor commits at most %d writes per DB.Batch):\n", cfg.batchSize)
+	for _, s := range commitStats {
+		fmt.Println("  " + s)
+	}
 	var cpu []float64
 	var p99 []time.Duration
 	for _, r := range results {
