@@ -6,11 +6,13 @@
 # make bench-sip — the SIP bridge benchmark: sipp against callctx and a bare sipgo UAS.
 # make bench-redis — callctx on Redis beside redis-benchmark and bbolt.
 # make bench-diagram — laying out a 200-node flow diagram, beside native dot.
+# make soak  — the SIGKILL soak of make test (100 cycles) run for 1000 cycles
+#               (SOAK_CYCLES=N for another count).
 # Figures and what each benchmark measures: docs/performance.md.
 
 GO ?= go
 
-.PHONY: console-assets test deps fmt-check vet lint unit bench bench-http bench-go bench-flows bench-sip bench-redis bench-diagram
+.PHONY: console-assets test deps fmt-check vet lint unit bench bench-http bench-go bench-flows bench-sip bench-redis bench-diagram soak
 
 test: deps fmt-check vet lint unit
 
@@ -37,6 +39,12 @@ lint: $(STATICCHECK)
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# The crash test of make test, longer: SIGKILL under 8 writers, restart, every
+# acknowledged write checked, bbolt's check every tenth cycle.
+SOAK_CYCLES ?= 1000
+soak:
+	CALLCTX_SOAK_CYCLES=$(SOAK_CYCLES) $(GO) test -count=1 -timeout 120m -run '^TestCrash$$' -v ./cmd/callctx/
 
 bench: bench-go bench-flows bench-http
 

@@ -7,7 +7,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,92 +19,123 @@ import (
 	"github.com/callctx/callctx/session/bolt/bolttest"
 )
 
-// TestCrash: clients write unique values as fast as they can and end their
-// calls; the server is killed with SIGKILL at a random moment and
-// restarted; every write that had been acknowledged is there with its
-// history entry, every acknowledged end too, and the file passes bbolt's
-// check.
+// soakCycles is how many SIGKILL cycles TestCrash runs: CALLCTX_SOAK_CYCLES, or 100
+// (about half a minute here; make soak runs 1000).
+func soakCycles(t *testing.T) int {
+	v := os.Getenv("CALLCTX_SOAK_CYCLES")
+	if v == "" {
+		return 100
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("CALLCTX_SOAK_CYCLES=%q: want a positive number", v)
+	}
+	return n
+}
+
+// crashAck is a write a client had acknowledged: a create (seq 0), the write of app.s<seq>
+// (version seq+1), or the end (seq -1) of call.
+type crashAck struct {
+	call string
+	seq  int
+}
+
+// TestCrash is a soak of SIGKILLs: in each cycle 8 clients create calls, write unique
+// values and end them as fast as they can; the server is killed with SIGKILL at a random
+// moment 50–300 ms in and restarted. Every write acknowledged in the cycle must then be
+// there with its history entry, every acknowledged end too; every tenth cycle, and at the
+// end, the server is stopped and the bbolt file passes bbolt's check; after the last cycle
+// every write acknowledged in the whole run is checked once more.
 func TestCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the crash test runs the real binary")
 	}
 	dir := t.TempDir()
 	noFlows := filepath.Join(dir, "no-flows") // serve without a flows directory
-	const cycles = 3
-	type ack struct {
-		call string
-		seq  int
-	}
+	cycles := soakCycles(t)
 	var (
-		mu    sync.Mutex
-		acked []ack
+		all        []crashAck
+		maxRestart time.Duration
 	)
+	began := time.Now()
+	p := startBinary(t, dir, noFlows)
 	for cycle := 0; cycle < cycles; cycle++ {
-		// Each call gets up to 40 writes of a rising sequence number under a
-		// new name each time, then is ended (seq -1): every acknowledged one
-		// must survive.
-		loadUntilKilled(t, startBinary(t, dir, noFlows), fmt.Sprintf("crash-%d", cycle), 40, true,
+		var mu sync.Mutex
+		var acked []crashAck
+		// Each call gets up to 40 writes of a rising sequence number under a new name each
+		// time, then is ended (seq -1).
+		loadUntilKilledAfter(t, p, fmt.Sprintf("crash-%d", cycle), 40, true, 50, 300,
 			func(seq int) string { return fmt.Sprintf(`{"app.s%d":%d}`, seq, seq) },
 			func(call string, seq int) {
 				mu.Lock()
-				acked = append(acked, ack{call, seq})
+				acked = append(acked, crashAck{call, seq})
 				mu.Unlock()
 			})
 		if t.Failed() {
 			return
 		}
-
-		// Restart and check every acknowledged write.
-		p := startBinary(t, dir, noFlows)
-		base := p.URL
-		sessions := map[string]map[string]any{}
-		histories := map[string]map[float64]string{} // version → actor
-		for _, a := range acked {
-			if a.seq < 0 {
-				var c struct{ State string }
-				if status := fetchJSON(t, base+"/v1/calls/"+a.call, &c); status != 200 || c.State != "ended" {
-					t.Fatalf("cycle %d: acknowledged end of call %s is lost (%d, state %q)", cycle, a.call, status, c.State)
-				}
-				continue
-			}
-			vars, ok := sessions[a.call]
-			if !ok {
-				var sess struct{ Variables map[string]any }
-				res, err := http.Get(base + "/v1/sessions/" + a.call)
-				if err != nil {
-					t.Fatal(err)
-				}
-				json.NewDecoder(res.Body).Decode(&sess)
-				res.Body.Close()
-				if res.StatusCode != 200 {
-					t.Fatalf("cycle %d: acknowledged call %s is gone (%d)", cycle, a.call, res.StatusCode)
-				}
-				vars = sess.Variables
-				sessions[a.call] = vars
-			}
-			if a.seq > 0 && vars[fmt.Sprintf("app.s%d", a.seq)] != float64(a.seq) {
-				t.Fatalf("cycle %d: acknowledged write %s app.s%d is lost", cycle, a.call, a.seq)
-			}
-			h, ok := histories[a.call]
-			if !ok {
-				entries := historyOf[struct {
-					Version float64
-					Actor   string
-				}](t, base, a.call)
-				h = map[float64]string{}
-				for _, e := range entries {
-					h[e.Version] = e.Actor
-				}
-				histories[a.call] = h
-			}
-			if actor, ok := h[float64(a.seq+1)]; !ok || actor != "anonymous" {
-				t.Fatalf("cycle %d: the history entry of acknowledged write %s version %d is lost (actor %q)", cycle, a.call, a.seq+1, actor)
+		restart := time.Now()
+		p = startBinary(t, dir, noFlows)
+		maxRestart = max(maxRestart, time.Since(restart))
+		checkAcked(t, p.URL, fmt.Sprintf("cycle %d", cycle), acked)
+		all = append(all, acked...)
+		if cycle%10 == 9 || cycle == cycles-1 {
+			p.stop()
+			bolttest.MustCheck(t, dir)
+			if cycle < cycles-1 {
+				p = startBinary(t, dir, noFlows)
 			}
 		}
-		t.Logf("cycle %d: %d acknowledged writes survived SIGKILL", cycle, len(acked))
-		p.stop()
+	}
+	p = startBinary(t, dir, noFlows)
+	checkAcked(t, p.URL, "after the last cycle", all)
+	p.stop()
+	t.Logf("soak: %d SIGKILL cycles in %s, %d acknowledged writes, 0 lost, restart to ready at most %s",
+		cycles, time.Since(began).Round(time.Millisecond), len(all), maxRestart.Round(time.Millisecond))
+}
 
-		bolttest.MustCheck(t, dir)
+// checkAcked fails the test unless every write in acked is in the server at base: each
+// call's session holds its acknowledged values, its history the entries of those writes,
+// and an acknowledged end left the call ended.
+func checkAcked(t *testing.T, base, when string, acked []crashAck) {
+	t.Helper()
+	sessions := map[string]map[string]any{}
+	histories := map[string]map[float64]string{} // version → actor
+	for _, a := range acked {
+		if a.seq < 0 {
+			var c struct{ State string }
+			if status := fetchJSON(t, base+"/v1/calls/"+a.call, &c); status != 200 || c.State != "ended" {
+				t.Fatalf("%s: acknowledged end of call %s is lost (%d, state %q)", when, a.call, status, c.State)
+			}
+			continue
+		}
+		vars, ok := sessions[a.call]
+		if !ok {
+			var sess struct{ Variables map[string]any }
+			if status := fetchJSON(t, base+"/v1/sessions/"+a.call, &sess); status != 200 {
+				t.Fatalf("%s: acknowledged call %s is gone (%d)", when, a.call, status)
+			}
+			vars = sess.Variables
+			sessions[a.call] = vars
+		}
+		if a.seq > 0 && vars[fmt.Sprintf("app.s%d", a.seq)] != float64(a.seq) {
+			t.Fatalf("%s: acknowledged write %s app.s%d is lost", when, a.call, a.seq)
+		}
+		h, ok := histories[a.call]
+		if !ok {
+			entries := historyOf[struct {
+				Version float64
+				Actor   string
+			}](t, base, a.call)
+			h = map[float64]string{}
+			for _, e := range entries {
+				h[e.Version] = e.Actor
+			}
+			histories[a.call] = h
+		}
+		if actor, ok := h[float64(a.seq+1)]; !ok || actor != "anonymous" {
+			t.Fatalf("%s: the history entry of acknowledged write %s version %d is lost (actor %q)", when, a.call, a.seq+1, actor)
+		}
 	}
 }
 
@@ -226,6 +259,13 @@ automations:
 // other answer fails the test.
 func loadUntilKilled(t *testing.T, n *node, prefix string, writes int, end bool, body func(seq int) string, ack func(call string, seq int)) {
 	t.Helper()
+	loadUntilKilledAfter(t, n, prefix, writes, end, 300, 1000, body, ack)
+}
+
+// loadUntilKilledAfter is loadUntilKilled with the kill at a random moment from minMS to
+// maxMS milliseconds in.
+func loadUntilKilledAfter(t *testing.T, n *node, prefix string, writes int, end bool, minMS, maxMS int, body func(seq int) string, ack func(call string, seq int)) {
+	t.Helper()
 	const writers = 8
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: writers}, Timeout: 10 * time.Second}
 	post := func(path, body string, want int) bool {
@@ -267,7 +307,7 @@ func loadUntilKilled(t *testing.T, n *node, prefix string, writes int, end bool,
 			}
 		}(w)
 	}
-	time.Sleep(time.Duration(300+rand.IntN(700)) * time.Millisecond)
+	time.Sleep(time.Duration(minMS+rand.IntN(maxMS-minMS)) * time.Millisecond)
 	n.kill()
 	wg.Wait()
 }
