@@ -42,6 +42,15 @@ type Config struct {
 	// ContextLinks configures context by reference (sip.carry.as: reference, and POST
 	// /v1/calls/{id}/context-link).
 	ContextLinks ContextLinksConfig `yaml:"context_links"`
+	Memory       MemoryConfig       `yaml:"memory"`
+}
+
+// MemoryConfig bounds the memory of callctx serve.
+type MemoryConfig struct {
+	// Limit is the Go runtime's soft memory limit in bytes (runtime/debug.SetMemoryLimit).
+	// 0: MemoryLimitRatio of the container's memory limit (cgroup) if it has one, else none.
+	// GOMEMLIMIT in the environment overrides it.
+	Limit int64 `yaml:"limit"`
 }
 
 // FlowsConfig says where the triggers, automations and flows are.
@@ -451,6 +460,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("http.listen %q is not host:port", c.HTTP.Listen))
+	}
+	if c.Memory.Limit < 0 {
+		errs = append(errs, fmt.Errorf("memory.limit %d: bytes, or 0 for the container's limit", c.Memory.Limit))
 	}
 	switch c.Store {
 	case StoreBolt:

@@ -15,6 +15,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +27,7 @@ import (
 	"time"
 	_ "time/tzdata" // triggers name IANA zones; the binary must not depend on the host's zoneinfo
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/callctx/callctx"
 	"github.com/callctx/callctx/api"
 	"github.com/callctx/callctx/flow"
@@ -198,6 +200,30 @@ func firstOf(vals ...string) string {
 // five times the live data; GOMEMLIMIT caps it where memory is tight.
 const ServeGCPercent = 400
 
+// MemoryLimitRatio is the share of the container's memory limit (cgroup) that callctx serve
+// takes as the Go runtime's soft memory limit when memory.limit is 0: the rest is for what
+// the runtime does not count (the bbolt file's pages mapped in, the executable).
+const MemoryLimitRatio = 0.9
+
+// setMemoryLimit sets the Go runtime's soft memory limit from cfg (docs/configuration.md,
+// memory.limit), unless GOMEMLIMIT is set in the environment: then that is the limit. With
+// a limit, the collector stays lazy (ServeGCPercent) while memory is plentiful and works
+// harder as the limit nears.
+func setMemoryLimit(cfg MemoryConfig, logger *slog.Logger) {
+	provider, ratio := memlimit.FromCgroup, MemoryLimitRatio
+	if cfg.Limit > 0 {
+		provider, ratio = memlimit.Limit(uint64(cfg.Limit)), 1
+	}
+	limit, err := memlimit.Set(memlimit.WithProvider(provider), memlimit.WithRatio(ratio))
+	if err != nil {
+		logger.Warn("memory limit not set", "error", err)
+		return
+	}
+	if limit < math.MaxInt64 {
+		logger.Info("memory limit", "bytes", limit)
+	}
+}
+
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := LoadConfig(args, os.Getenv)
 	var help helpText
@@ -214,6 +240,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		debug.SetGCPercent(ServeGCPercent)
 	}
 	logger := NewLogger(cfg.Log, stderr)
+	setMemoryLimit(cfg.Memory, logger)
 	// The Redis client library logs through one logger for the whole process:
 	// it is set here, once per process, not by each Main (tests open many).
 	redis.LogTo(logger)
