@@ -146,11 +146,7 @@ func lastEventID(c *gin.Context) (last uint64, resume, ok bool) {
 // JSON checked when written, and encoding/json would check them again.
 func eventFrame(e *session.Event) []byte {
 	b := make([]byte, 0, 256+eventSize(e))
-	b = append(b, "event: "...)
-	b = append(b, e.Type...)
-	b = append(b, "\nid: "...)
-	b = strconv.AppendUint(b, e.Version, 10)
-	b = append(b, "\ndata: "...)
+	b = appendFrameHead(b, string(e.Type), e.Version)
 	b = append(b, `{"callId":`...)
 	b = session.AppendJSONString(b, e.CallID)
 	b = append(b, `,"version":`...)

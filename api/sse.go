@@ -201,13 +201,20 @@ func (s *sse) send(event string, id uint64, data any) bool {
 // appendFrame appends one event to b: its name, its ID (none when 0) and
 // data, a compact JSON text, which holds no newline.
 func appendFrame(b []byte, event string, id uint64, data []byte) []byte {
+	b = appendFrameHead(b, event, id)
+	b = append(b, data...)
+	return append(b, "\n\n"...)
+}
+
+// appendFrameHead appends an event's lines up to its data: its name, its
+// ID (none when 0) and "data: ". The caller appends the data, a compact
+// JSON text, and the blank line that ends the event.
+func appendFrameHead(b []byte, event string, id uint64) []byte {
 	b = append(b, "event: "...)
 	b = append(b, event...)
 	if id > 0 {
 		b = append(b, "\nid: "...)
 		b = strconv.AppendUint(b, id, 10)
 	}
-	b = append(b, "\ndata: "...)
-	b = append(b, data...)
-	return append(b, "\n\n"...)
+	return append(b, "\ndata: "...)
 }
