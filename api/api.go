@@ -205,13 +205,23 @@ func NewHandler(cfg Config) (*Handler, error) {
 		h.named[t.Name] = &t
 	}
 
+	h.setUpEngine(cfg.AccessLog)
+	if err := h.handleRoutes(sp); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// setUpEngine sets gin's engine up: its options, the middleware every
+// request passes, and the answers for no route and no method.
+func (h *Handler) setUpEngine(accessLog bool) {
 	e := h.engine
 	e.HandleMethodNotAllowed = true
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false
 	e.ContextWithFallback = true
-	if cfg.AccessLog || h.metrics != nil {
-		e.Use(h.observe(cfg.AccessLog))
+	if accessLog || h.metrics != nil {
+		e.Use(h.observe(accessLog))
 	}
 	e.Use(h.recovery)
 	e.NoRoute(h.limitRequests, func(c *gin.Context) {
@@ -220,37 +230,21 @@ func NewHandler(cfg Config) (*Handler, error) {
 	e.NoMethod(h.limitRequests, func(c *gin.Context) {
 		writeProblem(c, http.StatusMethodNotAllowed, typeMethod, "the route "+c.Request.URL.Path+" does not accept "+c.Request.Method, nil)
 	})
+}
 
+// handleRoutes registers every route of routeTable with its chain, and
+// fails when a route is not in the spec or the spec has one the table
+// lacks.
+func (h *Handler) handleRoutes(sp *spec) error {
 	seen := make(map[string]bool)
 	for _, r := range h.routeTable() {
 		key := r.method + " " + r.path
 		op := sp.ops[key]
 		if op == nil {
-			return nil, fmt.Errorf("api: route %s is not in openapi.yaml", key)
+			return fmt.Errorf("api: route %s is not in openapi.yaml", key)
 		}
 		seen[key] = true
-		chain := make([]gin.HandlerFunc, 0, 8)
-		if r.babelforce {
-			chain = append(chain, func(c *gin.Context) { c.Set(ctxBabelforce, true) })
-		}
-		if r.oauth {
-			chain = append(chain, func(c *gin.Context) { c.Set(ctxOAuth, true) })
-		}
-		chain = append(chain, h.limitRequests, uniqueQuery(r.repeatable))
-		if r.secretPath {
-			chain = append(chain, func(c *gin.Context) { c.Set(ctxSecretPath, true) })
-		}
-		if op.Scope != "" {
-			chain = append(chain, h.authenticate(op.Scope, r.queryToken))
-		}
-		if op.Body != nil {
-			chain = append(chain, h.validateBody(op))
-		}
-		if r.stream {
-			chain = append(chain, h.streamSlot)
-		}
-		chain = append(chain, r.handle)
-		e.Handle(r.method, ginPath(r.path), chain...)
+		h.engine.Handle(r.method, ginPath(r.path), h.chain(r, op)...)
 		h.routes[ginPath(r.path)] = r.path
 	}
 	var missing []string
@@ -261,9 +255,36 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
-		return nil, fmt.Errorf("api: openapi.yaml describes routes the server lacks: %s", strings.Join(missing, ", "))
+		return fmt.Errorf("api: openapi.yaml describes routes the server lacks: %s", strings.Join(missing, ", "))
 	}
-	return h, nil
+	return nil
+}
+
+// chain is the handlers of route r, operation op of the spec: marks,
+// request limits, authentication, body validation and stream slots as the
+// route needs them, then its handler.
+func (h *Handler) chain(r route, op *operation) []gin.HandlerFunc {
+	chain := make([]gin.HandlerFunc, 0, 8)
+	if r.babelforce {
+		chain = append(chain, func(c *gin.Context) { c.Set(ctxBabelforce, true) })
+	}
+	if r.oauth {
+		chain = append(chain, func(c *gin.Context) { c.Set(ctxOAuth, true) })
+	}
+	chain = append(chain, h.limitRequests, uniqueQuery(r.repeatable))
+	if r.secretPath {
+		chain = append(chain, func(c *gin.Context) { c.Set(ctxSecretPath, true) })
+	}
+	if op.Scope != "" {
+		chain = append(chain, h.authenticate(op.Scope, r.queryToken))
+	}
+	if op.Body != nil {
+		chain = append(chain, h.validateBody(op))
+	}
+	if r.stream {
+		chain = append(chain, h.streamSlot)
+	}
+	return append(chain, r.handle)
 }
 
 // route is one entry of the route table.
