@@ -260,6 +260,19 @@ func (c *compiler) exception(def yamldoc.Def, ptr string, cal *Calendar, m map[s
 		e.Hours = c.ranges(def, ptr+"/hours", h, true)
 		slices.SortFunc(e.Hours, func(a, b Range) int { return a.Start - b.Start })
 	}
+	kind, ok := c.exceptionKind(def, ptr, m)
+	if !ok || !c.exceptionDays(def, ptr, cal, m, kind, e) {
+		return nil
+	}
+	if _, ok := m["start"]; ok && kind != "rrule" {
+		c.fail(def, ptr+"/start", "start is the first date of an rrule")
+	}
+	return e
+}
+
+// exceptionKind is how exception m covers its days: date, dates, from (with
+// to), rrule or ics; exactly one of them.
+func (c *compiler) exceptionKind(def yamldoc.Def, ptr string, m map[string]any) (string, bool) {
 	var kinds []string
 	for _, k := range []string{"date", "dates", "from", "rrule", "ics"} {
 		if _, ok := m[k]; ok {
@@ -272,20 +285,26 @@ func (c *compiler) exception(def yamldoc.Def, ptr string, cal *Calendar, m map[s
 	if len(kinds) != 1 {
 		c.fail(def, ptr, "an exception covers days by one of date, dates, from and to, rrule or ics; found %s",
 			orNone(kinds))
-		return nil
+		return "", false
 	}
-	switch kinds[0] {
+	return kinds[0], true
+}
+
+// exceptionDays fills in the days exception e covers, by kind; false when
+// they are wrong (the compiler has the reasons).
+func (c *compiler) exceptionDays(def yamldoc.Def, ptr string, cal *Calendar, m map[string]any, kind string, e *Exception) bool {
+	switch kind {
 	case "date":
 		d, ok := c.date(def, ptr+"/date", m["date"])
 		if !ok {
-			return nil
+			return false
 		}
 		e.What, e.spans = d.String(), []span{{d, d}}
 	case "dates":
 		list, _ := m["dates"].([]any)
 		if len(list) == 0 {
 			c.fail(def, ptr+"/dates", "dates is a list of dates \"YYYY-MM-DD\"")
-			return nil
+			return false
 		}
 		var texts []string
 		for i, v := range list {
@@ -299,11 +318,11 @@ func (c *compiler) exception(def yamldoc.Def, ptr string, cal *Calendar, m map[s
 		from, ok1 := c.date(def, ptr+"/from", m["from"])
 		to, ok2 := c.date(def, ptr+"/to", m["to"])
 		if !ok1 || !ok2 {
-			return nil
+			return false
 		}
 		if to < from {
 			c.fail(def, ptr+"/to", "to (%s) is before from (%s)", to, from)
-			return nil
+			return false
 		}
 		e.What, e.spans = from.String()+" to "+to.String(), []span{{from, to}}
 	case "rrule":
@@ -311,7 +330,7 @@ func (c *compiler) exception(def yamldoc.Def, ptr string, cal *Calendar, m map[s
 		if _, ok := m["start"]; ok {
 			d, ok := c.date(def, ptr+"/start", m["start"])
 			if !ok {
-				return nil
+				return false
 			}
 			start = d.midnightUTC()
 		}
@@ -319,7 +338,7 @@ func (c *compiler) exception(def yamldoc.Def, ptr string, cal *Calendar, m map[s
 		r, err := parseRule(text, start)
 		if err != nil {
 			c.fail(def, ptr+"/rrule", "invalid RRULE: %v", err)
-			return nil
+			return false
 		}
 		e.What, e.rule = text, r
 	case "ics":
@@ -327,24 +346,21 @@ func (c *compiler) exception(def yamldoc.Def, ptr string, cal *Calendar, m map[s
 		e.What = path
 		if c.readFile == nil {
 			c.fail(def, ptr+"/ics", "cannot read %s: no files to import from here", path)
-			return nil
+			return false
 		}
 		data, err := c.readFile(path)
 		if err != nil {
 			c.fail(def, ptr+"/ics", "cannot read %s: %v", path, err)
-			return nil
+			return false
 		}
 		items, err := parseICS(data, cal.loc)
 		if err != nil {
 			c.fail(def, ptr+"/ics", "%s: %v", path, err)
-			return nil
+			return false
 		}
 		e.ics = items
 	}
-	if _, ok := m["start"]; ok && kinds[0] != "rrule" {
-		c.fail(def, ptr+"/start", "start is the first date of an rrule")
-	}
-	return e
+	return true
 }
 
 func orNone(kinds []string) string {
