@@ -75,8 +75,15 @@ func parseDecimal(s string) (decimal, bool) {
 	if i != len(s) {
 		return d, false
 	}
-	// Normalise: strip leading zeros of the integer part, trailing zeros of
-	// the fraction (and of the integer part when there is no fraction).
+	d.normalise(intPart, fracPart, exp)
+	return d, true
+}
+
+// normalise sets d from the digits of a number's integer and fraction parts
+// and its exponent: it strips leading zeros of the integer part, trailing
+// zeros of the fraction (and of the integer part when there is no
+// fraction).
+func (d *decimal) normalise(intPart, fracPart string, exp int) {
 	for len(intPart) > 0 && intPart[0] == '0' {
 		intPart = intPart[1:]
 	}
@@ -99,7 +106,6 @@ func parseDecimal(s string) (decimal, bool) {
 	if d.digits() == 0 {
 		d.neg = false // -0 is 0
 	}
-	return d, true
 }
 
 func (d decimal) digits() int { return len(d.intPart) + len(d.fracPart) - d.lead }
