@@ -193,27 +193,7 @@ type prepared struct {
 }
 
 func (cfg Config) prepare() (prepared, error) {
-	if cfg.Listen == "" {
-		cfg.Listen = DefaultListen
-	}
-	if cfg.Mode == "" {
-		cfg.Mode = ModeAnswer
-	}
-	if cfg.TransferTimeout <= 0 {
-		cfg.TransferTimeout = DefaultTransferTimeout
-	}
-	if cfg.UserAgent == "" {
-		cfg.UserAgent = DefaultUserAgent
-	}
-	if cfg.Observer == nil {
-		cfg.Observer = nopObserver{}
-	}
-	if cfg.MaxCalls <= 0 {
-		cfg.MaxCalls = DefaultMaxCalls
-	}
-	if cfg.Keepalive.Timeout <= 0 {
-		cfg.Keepalive.Timeout = DefaultKeepaliveTimeout
-	}
+	cfg = cfg.withDefaults()
 	p := prepared{cfg: cfg}
 	var errs []error
 	switch cfg.Mode {
@@ -233,28 +213,7 @@ func (cfg Config) prepare() (prepared, error) {
 			p.target = &t
 		}
 	}
-	if cfg.Keepalive.Interval < 0 {
-		errs = append(errs, errors.New("sip keepalive interval must not be negative"))
-	}
-	for _, t := range cfg.Keepalive.Targets {
-		s := t
-		if !strings.Contains(s, ":") || !strings.HasPrefix(strings.ToLower(s), "sip") {
-			s = "sip:" + s
-		}
-		if _, err := parseTarget(s, cfg.SBC, false); err != nil {
-			errs = append(errs, fmt.Errorf("sip keepalive target %q: %w", t, err))
-		}
-	}
-	if cfg.TransferTarget != "" {
-		if _, err := parseTarget(cfg.TransferTarget, cfg.SBC, true); err != nil {
-			errs = append(errs, fmt.Errorf("sip transfer_target: %w", err))
-		}
-	}
-	if cfg.SBC != "" {
-		if _, _, err := splitHostPort(cfg.SBC); err != nil {
-			errs = append(errs, fmt.Errorf("sip sbc %q: %w", cfg.SBC, err))
-		}
-	}
+	errs = append(errs, cfg.checkPeers()...)
 	if err := p.cfg.Refer.prepare(); err != nil {
 		errs = append(errs, err)
 	}
@@ -286,6 +245,60 @@ func (cfg Config) prepare() (prepared, error) {
 		}
 	}
 	return p, errors.Join(errs...)
+}
+
+// withDefaults fills the zero fields that have a default.
+func (cfg Config) withDefaults() Config {
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	if cfg.Mode == "" {
+		cfg.Mode = ModeAnswer
+	}
+	if cfg.TransferTimeout <= 0 {
+		cfg.TransferTimeout = DefaultTransferTimeout
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = DefaultUserAgent
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
+	if cfg.MaxCalls <= 0 {
+		cfg.MaxCalls = DefaultMaxCalls
+	}
+	if cfg.Keepalive.Timeout <= 0 {
+		cfg.Keepalive.Timeout = DefaultKeepaliveTimeout
+	}
+	return cfg
+}
+
+// checkPeers checks the keep-alive, transfer and SBC addresses.
+func (cfg Config) checkPeers() []error {
+	var errs []error
+	if cfg.Keepalive.Interval < 0 {
+		errs = append(errs, errors.New("sip keepalive interval must not be negative"))
+	}
+	for _, t := range cfg.Keepalive.Targets {
+		s := t
+		if !strings.Contains(s, ":") || !strings.HasPrefix(strings.ToLower(s), "sip") {
+			s = "sip:" + s
+		}
+		if _, err := parseTarget(s, cfg.SBC, false); err != nil {
+			errs = append(errs, fmt.Errorf("sip keepalive target %q: %w", t, err))
+		}
+	}
+	if cfg.TransferTarget != "" {
+		if _, err := parseTarget(cfg.TransferTarget, cfg.SBC, true); err != nil {
+			errs = append(errs, fmt.Errorf("sip transfer_target: %w", err))
+		}
+	}
+	if cfg.SBC != "" {
+		if _, _, err := splitHostPort(cfg.SBC); err != nil {
+			errs = append(errs, fmt.Errorf("sip sbc %q: %w", cfg.SBC, err))
+		}
+	}
+	return errs
 }
 
 // Start binds the listeners and serves in the background until Shutdown. It returns once
