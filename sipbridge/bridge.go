@@ -320,21 +320,7 @@ func (b *Bridge) Start(ctx context.Context) error {
 		b.tlsAddr = tln.Addr().String()
 	}
 
-	sipLog := slog.New(minLevel{h: b.log.With("component", "sipgo").Handler(), min: slog.LevelWarn})
-	b.ua, err = sipgo.NewUA(
-		sipgo.WithUserAgent(b.cfg.UserAgent),
-		sipgo.WithUserAgentHostname(b.host),
-		sipgo.WithUserAgenTLSConfig(b.cfg.TLSConfig),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
-	)
-	if err == nil {
-		b.srv, err = sipgo.NewServer(b.ua, sipgo.WithServerLogger(sipLog))
-	}
-	if err == nil {
-		b.client, err = sipgo.NewClient(b.ua, sipgo.WithClientLogger(sipLog), sipgo.WithClientHostname(b.host))
-	}
-	if err != nil {
+	if err := b.newUA(); err != nil {
 		pc.Close()
 		ln.Close()
 		if tln != nil {
@@ -342,17 +328,7 @@ func (b *Bridge) Start(ctx context.Context) error {
 		}
 		return fmt.Errorf("sip user agent: %w", err)
 	}
-	_, portText, _ := net.SplitHostPort(b.addr)
-	port, _ := strconv.Atoi(portText)
-	b.dua = map[string]*sipgo.DialogUA{
-		"udp": {Client: b.client, ContactHDR: b.contact(port, "")},
-		"tcp": {Client: b.client, ContactHDR: b.contact(port, "tcp")},
-	}
-	if tln != nil {
-		_, tp, _ := net.SplitHostPort(b.tlsAddr)
-		tport, _ := strconv.Atoi(tp)
-		b.dua["tls"] = &sipgo.DialogUA{Client: b.client, ContactHDR: b.contact(tport, "tls")}
-	}
+	b.dialogUAs(tln != nil)
 
 	b.srv.OnInvite(b.observed(b.guard(b.onInvite)))
 	b.srv.OnAck(b.observed(b.onAck))
@@ -394,6 +370,43 @@ func (b *Bridge) Start(ctx context.Context) error {
 	}
 	b.log.Info("sip listening", attrs...)
 	return nil
+}
+
+// newUA makes sipgo's user agent, server and client, logging at warning
+// level and above through the bridge's logger.
+func (b *Bridge) newUA() error {
+	sipLog := slog.New(minLevel{h: b.log.With("component", "sipgo").Handler(), min: slog.LevelWarn})
+	var err error
+	b.ua, err = sipgo.NewUA(
+		sipgo.WithUserAgent(b.cfg.UserAgent),
+		sipgo.WithUserAgentHostname(b.host),
+		sipgo.WithUserAgenTLSConfig(b.cfg.TLSConfig),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
+	)
+	if err == nil {
+		b.srv, err = sipgo.NewServer(b.ua, sipgo.WithServerLogger(sipLog))
+	}
+	if err == nil {
+		b.client, err = sipgo.NewClient(b.ua, sipgo.WithClientLogger(sipLog), sipgo.WithClientHostname(b.host))
+	}
+	return err
+}
+
+// dialogUAs sets the dialog user agents, one per transport the bridge
+// listens on, each with its Contact.
+func (b *Bridge) dialogUAs(withTLS bool) {
+	_, portText, _ := net.SplitHostPort(b.addr)
+	port, _ := strconv.Atoi(portText)
+	b.dua = map[string]*sipgo.DialogUA{
+		"udp": {Client: b.client, ContactHDR: b.contact(port, "")},
+		"tcp": {Client: b.client, ContactHDR: b.contact(port, "tcp")},
+	}
+	if withTLS {
+		_, tp, _ := net.SplitHostPort(b.tlsAddr)
+		tport, _ := strconv.Atoi(tp)
+		b.dua["tls"] = &sipgo.DialogUA{Client: b.client, ContactHDR: b.contact(tport, "tls")}
+	}
 }
 
 func (b *Bridge) contact(port int, transport string) sip.ContactHeader {
