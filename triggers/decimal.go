@@ -1,5 +1,7 @@
 package triggers
 
+import "github.com/callctx/callctx/internal/yamldoc"
+
 // decimal is an exact view of a JSON number literal, so that "12345678901234567891"
 // and "12345678901234567890" compare as different numbers although they are the
 // same float64. It points into the literal; parsing and comparing never allocate.
@@ -16,66 +18,16 @@ type decimal struct {
 
 // maxExp bounds exponents so that arithmetic on them cannot overflow; a number
 // beyond it is effectively infinite for comparison.
-const maxExp = 1 << 30
+const maxExp = yamldoc.MaxJSONExponent
 
 // parseDecimal parses s if it is a JSON number literal (RFC 8259 §6).
 func parseDecimal(s string) (decimal, bool) {
-	var d decimal
-	i := 0
-	if i < len(s) && s[i] == '-' {
-		d.neg = true
-		i++
+	n, ok := yamldoc.ScanJSONNumber(s)
+	if !ok {
+		return decimal{}, false
 	}
-	start := i
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case i < len(s) && s[i] >= '1' && s[i] <= '9':
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-	default:
-		return d, false
-	}
-	intPart := s[start:i]
-	fracPart := ""
-	if i < len(s) && s[i] == '.' {
-		i++
-		fs := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == fs {
-			return d, false
-		}
-		fracPart = s[fs:i]
-	}
-	exp := 0
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		eneg := false
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			eneg = s[i] == '-'
-			i++
-		}
-		es := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			if exp < maxExp {
-				exp = exp*10 + int(s[i]-'0')
-			}
-			i++
-		}
-		if i == es {
-			return d, false
-		}
-		if eneg {
-			exp = -exp
-		}
-	}
-	if i != len(s) {
-		return d, false
-	}
-	d.normalise(intPart, fracPart, exp)
+	d := decimal{neg: n.Neg}
+	d.normalise(n.IntPart, n.FracPart, n.Exp)
 	return d, true
 }
 

@@ -321,10 +321,33 @@ func (c *converter) scalar(n *yaml.Node, ptr string) any {
 // IsJSONNumber reports whether s is a number literal in JSON's grammar
 // (RFC 8259 §6): an optional minus, no leading zeros, no plus sign, no hex.
 func IsJSONNumber(s string) bool {
+	_, ok := ScanJSONNumber(s)
+	return ok
+}
+
+// MaxJSONExponent bounds the exponent ScanJSONNumber reports, so that
+// arithmetic on it cannot overflow; a number beyond it is effectively
+// infinite.
+const MaxJSONExponent = 1 << 30
+
+// JSONNumber is a JSON number literal taken apart: its sign, the digits
+// before and after the point (slices of the literal), and its exponent
+// (its magnitude capped at MaxJSONExponent).
+type JSONNumber struct {
+	Neg               bool
+	IntPart, FracPart string
+	Exp               int
+}
+
+// ScanJSONNumber takes number literal s apart; ok is false when s is not a
+// number in JSON's grammar (see IsJSONNumber). It does not allocate.
+func ScanJSONNumber(s string) (n JSONNumber, ok bool) {
 	i := 0
 	if i < len(s) && s[i] == '-' {
+		n.Neg = true
 		i++
 	}
+	start := i
 	switch {
 	case i < len(s) && s[i] == '0':
 		i++
@@ -333,32 +356,42 @@ func IsJSONNumber(s string) bool {
 			i++
 		}
 	default:
-		return false
+		return n, false
 	}
+	n.IntPart = s[start:i]
 	if i < len(s) && s[i] == '.' {
 		i++
-		start := i
+		fs := i
 		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 			i++
 		}
-		if i == start {
-			return false
+		if i == fs {
+			return n, false
 		}
+		n.FracPart = s[fs:i]
 	}
 	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
 		i++
+		neg := false
 		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			neg = s[i] == '-'
 			i++
 		}
-		start := i
+		es := i
 		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			if n.Exp < MaxJSONExponent {
+				n.Exp = n.Exp*10 + int(s[i]-'0')
+			}
 			i++
 		}
-		if i == start {
-			return false
+		if i == es {
+			return n, false
+		}
+		if neg {
+			n.Exp = -n.Exp
 		}
 	}
-	return i == len(s)
+	return n, i == len(s)
 }
 
 // EscapePointer escapes one JSON pointer reference token (RFC 6901).
