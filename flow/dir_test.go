@@ -8,7 +8,7 @@ import (
 	"testing/fstest"
 
 	"github.com/callctx/callctx/flow"
-	"github.com/callctx/callctx/internal/yamldoc"
+	"github.com/callctx/callctx/internal/yamldoc/yamldoctest"
 )
 
 // TestLoad_errors loads the broken directories in testdata/errors and checks
@@ -60,17 +60,7 @@ func TestLoad_errors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Load(%s) succeeded, want errors", dir)
 			}
-			list := yamldoc.AsErrors(err)
-			if list == nil {
-				t.Fatalf("Load(%s) error %T %v, want yamldoc.Errors", dir, err, err)
-			}
-			got := make([]string, len(list))
-			for i, e := range list {
-				got[i] = strings.TrimPrefix(e.Error(), dir+"/")
-				if e.Line < 1 || !strings.HasPrefix(e.File, dir+"/") {
-					t.Errorf("error without file and line: %#v", e)
-				}
-			}
+			got := yamldoctest.MustErrors(t, err, dir)
 			if g, w := strings.Join(got, "\n"), strings.Join(want, "\n"); g != w {
 				t.Fatalf("errors:\n%s\nwant:\n%s", g, w)
 			}

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/callctx/callctx/internal/yamldoc"
+	"github.com/callctx/callctx/internal/yamldoc/yamldoctest"
 	"github.com/callctx/callctx/triggers"
 )
 
@@ -38,17 +38,7 @@ func TestCompile_errors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Compile(%s) = %d triggers, want errors", dir, set.Len())
 			}
-			list := yamldoc.AsErrors(err)
-			if list == nil {
-				t.Fatalf("Compile(%s) error %T %v, want yamldoc.Errors", dir, err, err)
-			}
-			got := make([]string, len(list))
-			for i, e := range list {
-				got[i] = strings.TrimPrefix(e.Error(), dir+"/")
-				if e.Line < 1 || !strings.HasPrefix(e.File, dir+"/") {
-					t.Errorf("error without file and line: %#v", e)
-				}
-			}
+			got := yamldoctest.MustErrors(t, err, dir)
 			if g, w := strings.Join(got, "\n"), strings.Join(want, "\n"); g != w {
 				t.Fatalf("errors:\n%s\nwant:\n%s", g, w)
 			}
