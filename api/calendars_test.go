@@ -9,7 +9,7 @@ import (
 
 // calendarsYAML adds support hours, a trigger on them and a routing table to
 // the hotline of flowsYAML.
-var calendarsYAML = flowsYAML + `
+var calendarsYAML = strings.Replace(flowsYAML, "triggers:\n", "triggers:\n  support-open: {when: {calendar: support, is: open}}\n", 1) + `
 calendars:
   support:
     description: Support hours.
@@ -23,10 +23,6 @@ routing:
   routes:
     - {number: "+49 30 111", flow: hotline, name: hotline-line, when: premium}
 `
-
-func init() {
-	calendarsYAML = strings.Replace(calendarsYAML, "triggers:\n", "triggers:\n  support-open: {when: {calendar: support, is: open}}\n", 1)
-}
 
 func TestCalendars(t *testing.T) {
 	s := newFlowServerWith(t, calendarsYAML)
