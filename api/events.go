@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -78,13 +79,19 @@ func (h *Handler) streamEvents(c *gin.Context) {
 		return
 	}
 
-	keepAlive := time.NewTicker(h.keepAlive)
+	st.follow(ctx, sub)
+}
+
+// follow sends the call's events as sub delivers them, with keep-alives in
+// between, until the call ends, the client goes or the server closes.
+func (st *stream) follow(ctx context.Context, sub *session.Subscription) {
+	keepAlive := time.NewTicker(st.h.keepAlive)
 	defer keepAlive.Stop()
 	for !st.ended {
 		select {
 		case <-ctx.Done():
 			return
-		case <-h.closing:
+		case <-st.h.closing:
 			return
 		case <-keepAlive.C:
 			if !st.out.comment("keep-alive") {
