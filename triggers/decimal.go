@@ -16,10 +16,6 @@ type decimal struct {
 	exp      int
 }
 
-// maxExp bounds exponents so that arithmetic on them cannot overflow; a number
-// beyond it is effectively infinite for comparison.
-const maxExp = yamldoc.MaxJSONExponent
-
 // parseDecimal parses s if it is a JSON number literal (RFC 8259 §6).
 func parseDecimal(s string) (decimal, bool) {
 	n, ok := yamldoc.ScanJSONNumber(s)
