@@ -44,17 +44,44 @@ func StartKamailio(tb testing.TB, o KamailioOptions) *Kamailio {
 	if o.Transport == "" {
 		o.Transport = "tcp"
 	}
-	k := &Kamailio{Port: freePorts(tb, 2)}
-	dir := tb.TempDir()
-	tls := ""
-	if o.Transport == "tls" {
-		tls = kamailioTLS(tb, dir, k.Port+1, o.CertFile, o.KeyFile)
-	}
-	var add strings.Builder
 	for _, h := range o.Headers {
 		if strings.ContainsAny(h, "\r\n\"") {
 			tb.Fatalf("kamailio header %q: one line, no quotes", h)
 		}
+	}
+	k := &Kamailio{}
+	dir := tb.TempDir()
+	for try := 1; ; try++ {
+		k.Port = freePorts(tb, 2) // SIP, and TLS on the next
+		cfgPath := writeKamailioConfig(tb, dir, k.Port, o)
+		// -DD: stay in the foreground; -E: log to stderr; -Y, -P: run-time files here, not in
+		// /run; small shared and private memory.
+		k.process = start(tb, "kamailio", path, dir, nil, "-f", cfgPath, "-DD", "-E", "-m", "32", "-M", "4",
+			"-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"), "-w", dir)
+		k.run(tb)
+		listening := func() bool {
+			c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", k.Port))
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		}
+		if k.startedWhen(tb, listening, try) {
+			return k
+		}
+	}
+}
+
+// writeKamailioConfig writes kamailio.cfg for o, listening on port (and TLS on port+1),
+// into dir and returns its path.
+func writeKamailioConfig(tb testing.TB, dir string, port int, o KamailioOptions) string {
+	tb.Helper()
+	tls := ""
+	if o.Transport == "tls" {
+		tls = kamailioTLS(tb, dir, port+1, o.CertFile, o.KeyFile)
+	}
+	var add strings.Builder
+	for _, h := range o.Headers {
 		fmt.Fprintf(&add, "\t\tappend_hf(\"%s\\r\\n\");\n", h)
 	}
 	cfg := fmt.Sprintf(`#!KAMAILIO
@@ -110,29 +137,12 @@ request_route {
 	xlog("L_INFO", "new $rm to $ru via $du from $si:$sp/$pr\n");
 	t_relay();
 }
-`, k.Port, add.String(), o.Callctx, o.Transport, tls)
+`, port, add.String(), o.Callctx, o.Transport, tls)
 	cfgPath := filepath.Join(dir, "kamailio.cfg")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	// -DD: stay in the foreground; -E: log to stderr; -Y, -P: run-time files here, not in
-	// /run; small shared and private memory.
-	k.process = start(tb, "kamailio", path, dir, nil, "-f", cfgPath, "-DD", "-E", "-m", "32", "-M", "4",
-		"-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"), "-w", dir)
-	k.run(tb)
-	testenv.WaitFor(tb, "kamailio to listen", func() bool {
-		select {
-		case <-k.done:
-			tb.Fatalf("kamailio exited:\n%s", k.Output())
-		default:
-		}
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", k.Port))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return k
+	return cfgPath
 }
 
 // kamailioTLS writes the TLS module's configuration into dir and returns the lines of

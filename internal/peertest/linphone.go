@@ -31,7 +31,6 @@ type Linphone struct {
 	User  string
 	Port  int // SIP, UDP and TCP
 	stdin io.WriteCloser
-	log   string // the debug log file
 }
 
 // StartLinphone starts linphonec with o on free loopback ports and waits until it takes
@@ -48,7 +47,41 @@ func StartLinphone(tb testing.TB, o LinphoneOptions) *Linphone {
 	if err := os.MkdirAll(filepath.Join(home, ".local", "share", "linphone"), 0o755); err != nil {
 		tb.Fatal(err)
 	}
-	l := &Linphone{User: o.User, Port: FreePort(tb), log: filepath.Join(home, "linphone.log")}
+	l := &Linphone{User: o.User}
+	for try := 1; ; try++ {
+		l.Port = FreePort(tb)
+		l.process, l.stdin = startLinphone(tb, path, home, o, l.Port, filepath.Join(home, fmt.Sprintf("linphone-%d.log", try)))
+		if l.started(tb, "linphonec> ", try) {
+			break
+		}
+	}
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("linphonec %s debug log, its errors and warnings, then its end:\n%s", o.User, linphoneDiagnostics(l.Log(tb)))
+		}
+	})
+	l.Send(tb, "soundcard use files")
+	l.waitOutput(tb, "to give up the sound card", "Using wav files instead of soundcard.")
+	return l
+}
+
+// linphoneDiagnostics returns what of a linphonec debug log tells why a test failed: its
+// errors and warnings (a port it could not bind, a call it could not place), then its last
+// lines, where the SIP messages are; its start is mostly codecs and plugins loaded.
+func linphoneDiagnostics(log string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "-error-") || strings.Contains(line, "-warning-") {
+			b.WriteString(tail(line, 500) + "\n")
+		}
+	}
+	return tail(b.String(), 10000) + "…\n" + tail(log, 20000)
+}
+
+// startLinphone runs linphonec as o's user, on SIP port port (UDP and TCP), its debug log in
+// logPath, and returns it with its standard input.
+func startLinphone(tb testing.TB, path, home string, o LinphoneOptions, port int, logPath string) (*process, io.WriteCloser) {
+	tb.Helper()
 	// auto_net_state_mon=0: without it liblinphone waits for a network it deems up (a
 	// default route) before it listens. [rtp] bind_address puts media, and the SDP, on
 	// loopback; by default it takes the address of the default route.
@@ -69,7 +102,7 @@ echocancellation=0
 [video]
 capture=0
 display=0
-`, l.Port, l.Port, o.User, FreePort(tb))
+`, port, port, o.User, FreePort(tb))
 	if o.PCMUOnly {
 		for i, c := range []string{"PCMU/8000/1/1", "opus/48000/2/0", "speex/16000/1/0", "speex/8000/1/0", "PCMA/8000/1/0", "G729/8000/1/0", "GSM/8000/1/0", "G722/8000/1/0"} {
 			f := strings.Split(c, "/")
@@ -80,28 +113,18 @@ display=0
 	if err := os.WriteFile(rcPath, []byte(rc), 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	args := []string{"-c", rcPath, "-d", "6", "-l", l.log}
+	args := []string{"-c", rcPath, "-d", "6", "-l", logPath}
 	if o.AutoAnswer {
 		args = append(args, "-a")
 	}
-	l.process = start(tb, "linphonec "+o.User, path, home, []string{"HOME=" + home}, args...)
-	stdin, err := l.cmd.StdinPipe()
+	p := start(tb, "linphonec "+o.User, path, home, []string{"HOME=" + home}, args...)
+	p.log = logPath // belle-sip reports a port it could not bind only there
+	stdin, err := p.cmd.StdinPipe()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	l.stdin = stdin
-	l.run(tb)
-	tb.Cleanup(func() {
-		if tb.Failed() {
-			if b, err := os.ReadFile(l.log); err == nil {
-				tb.Logf("linphonec %s debug log:\n%s", o.User, tail(string(b), 30000))
-			}
-		}
-	})
-	l.waitOutput(tb, "to start", "linphonec> ")
-	l.Send(tb, "soundcard use files")
-	l.waitOutput(tb, "to give up the sound card", "Using wav files instead of soundcard.")
-	return l
+	p.run(tb)
+	return p, stdin
 }
 
 // URI returns the address that reaches this user agent.

@@ -10,6 +10,7 @@ package peertest
 import (
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -75,6 +76,9 @@ type process struct {
 	cmd  *exec.Cmd
 	out  *testenv.Buffer
 	done chan struct{}
+	// log is a file the peer writes its diagnostics to instead of its output ("" if
+	// none): linphonec reports ports it could not bind only there, and goes on.
+	log string
 }
 
 // start runs path with args in dir (and env added), named name in messages.
@@ -139,31 +143,47 @@ func tail(s string, n int) string {
 const startTries = 3
 
 // started waits until the process wrote ready and reports true. If it failed to bind its
-// ports instead (it said "Address already in use", or exited), it stops the process and
-// reports false for the caller to try again on other ports, unless this was try startTries;
-// then, or when neither happens in time, it fails the test.
+// ports instead (it said "Address already in use" in its output or its log, or exited), it
+// stops the process and reports false for the caller to try again on other ports, unless
+// this was try startTries; then, or when neither happens in time, it fails the test.
 func (p *process) started(tb testing.TB, ready string, try int) bool {
+	tb.Helper()
+	return p.startedWhen(tb, func() bool { return strings.Contains(p.out.String(), ready) }, try)
+}
+
+// startedWhen is started for a peer whose readiness ready tells (Kamailio's: it accepts a
+// connection).
+func (p *process) startedWhen(tb testing.TB, ready func() bool, try int) bool {
 	tb.Helper()
 	bindFailed := func() bool {
 		select {
 		case <-p.done:
 			return true
 		default:
-			return strings.Contains(p.out.String(), "Address already in use")
+			return strings.Contains(p.out.String()+p.readLog(), "Address already in use")
 		}
 	}
-	if !testenv.Poll(testenv.WaitTimeout, func() bool { return strings.Contains(p.out.String(), ready) || bindFailed() }) {
+	if !testenv.Poll(testenv.WaitTimeout, func() bool { return bindFailed() || ready() }) {
 		tb.Fatalf("timed out after %s waiting for %s to start", testenv.WaitTimeout, p.name)
 	}
-	if strings.Contains(p.out.String(), ready) && !bindFailed() {
+	if !bindFailed() {
 		return true
 	}
 	p.stop()
 	if try >= startTries {
-		tb.Fatalf("%s did not start in %d tries (its ports were taken, or it exited)", p.name, try)
+		tb.Fatalf("%s did not start in %d tries (its ports were taken, or it exited):\n%s", p.name, try, tail(p.out.String(), 3000))
 	}
 	tb.Logf("%s could not bind its ports (try %d of %d); starting it on others", p.name, try, startTries)
 	return false
+}
+
+// readLog returns what the peer wrote to its log file so far ("" without one).
+func (p *process) readLog() string {
+	if p.log == "" {
+		return ""
+	}
+	b, _ := os.ReadFile(p.log) // not there yet: nothing written
+	return string(b)
 }
 
 // waitOutput waits until the process wrote want, or fails the test.

@@ -1,6 +1,7 @@
 package peertest
 
 import (
+	"path/filepath"
 	"testing"
 )
 
@@ -14,9 +15,14 @@ func TestStarted(t *testing.T) {
 		{"ready", "echo 'baresip is ready.'; sleep 30", true},
 		{"ports taken", "echo 'ua: SIP Transport failed: Address already in use'; sleep 30", false},
 		{"exited", "echo 'something else'; exit 1", false},
+		// linphonec: the prompt, with the failed bind only in its debug log.
+		{"ports taken, said in the log", "echo 'belle-sip-error-udp bind() failed for 127.0.0.1 port 5060: Address already in use' >peer.log; echo 'baresip is ready.'; sleep 30", false},
+		{"ready, a log without errors", "echo 'belle-sip-message-Creating listening point' >peer.log; echo 'baresip is ready.'; sleep 30", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := start(t, "peer", "/bin/sh", t.TempDir(), nil, "-c", tc.script)
+			dir := t.TempDir()
+			p := start(t, "peer", "/bin/sh", dir, nil, "-c", tc.script)
+			p.log = filepath.Join(dir, "peer.log")
 			p.run(t)
 			if got := p.started(t, "baresip is ready.", 1); got != tc.want {
 				t.Fatalf("started = %v, want %v; output %q", got, tc.want, p.Output())
