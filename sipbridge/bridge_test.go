@@ -301,7 +301,7 @@ func TestBridge_MalformedAndStrayRequests(t *testing.T) {
 func TestBridge_ParkedCallerHangsUp(t *testing.T) {
 	e := startBridge(t, sipbridge.Config{})
 	uac := sipptest.Start(t, "uac_park_hangup.xml", e.bridge.Addr(), 0)
-	call := e.activeCall(t)
+	call := e.call(t)
 	uac.Wait(t)
 	if got, want := e.endedCall(t, call.ID).EndReason, sipbridge.EndHangup; got != want {
 		t.Errorf("EndReason=%q, want %q", got, want)
@@ -402,7 +402,7 @@ func TestBridge_Allow(t *testing.T) {
 	t.Run("Allowed", func(t *testing.T) {
 		e := startBridge(t, sipbridge.Config{Allow: prefixes("10.0.0.0/8", "127.0.0.1/32")})
 		uac := sipptest.Start(t, "uac_park_hangup.xml", e.bridge.Addr(), 0)
-		call := e.activeCall(t)
+		call := e.call(t)
 		uac.Wait(t)
 		e.endedCall(t, call.ID)
 	})
@@ -414,7 +414,7 @@ func TestBridge_Allow(t *testing.T) {
 func TestBridge_ValuesNotUTF8(t *testing.T) {
 	e := startBridge(t, sipbridge.Config{Map: map[string]sipcodec.Rule{"X-Score": {Var: "ivr.score", Type: sipcodec.TypeNumber}}})
 	uac := sipptest.Start(t, "uac_not_utf8.xml", e.bridge.Addr(), 0)
-	call := e.activeCall(t)
+	call := e.call(t)
 	uac.Wait(t)
 	e.endedCall(t, call.ID)
 	vars := e.vars(t, call.ID)

@@ -74,12 +74,26 @@ func startBridgeFlows(tb testing.TB, cfg sipbridge.Config, flowsDir string) *tes
 	return env
 }
 
-// activeCall waits for the one active call and returns it.
+// activeCall waits for the one active call and returns it: for a test that acts on the
+// call while it lasts.
 func (e *testEnv) activeCall(tb testing.TB) *session.Call {
 	tb.Helper()
+	return e.topCall(tb, session.FilterActive, "an active call")
+}
+
+// call waits for the one call, active or ended, and returns it: a scenario that hangs up by
+// itself (a pause of 100 ms, or none) can end its call before a poll for an active one runs.
+func (e *testEnv) call(tb testing.TB) *session.Call {
+	tb.Helper()
+	return e.topCall(tb, session.FilterAll, "a call")
+}
+
+// topCall waits for a call that is not a transfer's leg, in state, and returns it.
+func (e *testEnv) topCall(tb testing.TB, state session.StateFilter, what string) *session.Call {
+	tb.Helper()
 	var call *session.Call
-	testenv.WaitFor(tb, "an active call", func() bool {
-		page, err := e.svc.ListCalls(context.Background(), session.ListOptions{State: session.FilterActive})
+	testenv.WaitFor(tb, what, func() bool {
+		page, err := e.svc.ListCalls(context.Background(), session.ListOptions{State: state})
 		if err != nil {
 			tb.Fatal(err)
 		}

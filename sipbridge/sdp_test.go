@@ -16,7 +16,7 @@ import (
 func TestBridge_ParkedSDP(t *testing.T) {
 	e := startBridge(t, sipbridge.Config{})
 	uac := sipptest.Start(t, "uac_park_opus_hold.xml", e.bridge.Addr(), 0)
-	call := e.activeCall(t)
+	call := e.call(t)
 	uac.Wait(t)
 	if got, want := e.endedCall(t, call.ID).EndReason, sipbridge.EndHangup; got != want {
 		t.Errorf("EndReason=%q, want %q", got, want)

@@ -18,7 +18,7 @@ func TestBridge_TypedMapping(t *testing.T) {
 		"sip.uui.sipkey1":   {Var: "ivr.key1", Type: sipcodec.TypeJSON},
 	}})
 	uac := sipptest.Start(t, "uac_park_hangup.xml", e.bridge.Addr(), 0)
-	call := e.activeCall(t)
+	call := e.call(t)
 	got := e.vars(t, call.ID)
 	uac.Wait(t)
 	if v, ok := got["ivr.customer_id"].(float64); !ok || v != 12345 {
