@@ -513,7 +513,9 @@ func (b *Bridge) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (b *Bridge) onAck(req *sip.Request, tx sip.ServerTransaction) {
-	if c := b.inboundOf(req); c != nil {
+	// An ACK that the caller's BYE overtook is too late: sipgo would make the ended dialog
+	// confirmed again (see ended).
+	if c := b.inboundOf(req); c != nil && !ended(c.dlg) {
 		_ = c.dlg.ReadAck(req, tx) // an ACK of a re-INVITE has a later CSeq: nothing to do
 	}
 }

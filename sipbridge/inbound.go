@@ -279,11 +279,11 @@ func (b *Bridge) park(c *inCall, log logger, drive func()) {
 }
 
 // hungUpAfterAck reports whether the caller's BYE ended the dialog before WriteResponse saw
-// it confirmed: a caller that hangs up at once sends ACK and BYE back to back, and sipgo
-// then reports "No ACK received" for a call that was answered, acknowledged and hung up.
-// A BYE is taken (ReadBye) only in a dialog the ACK confirmed.
+// it confirmed: a caller that hangs up at once sends ACK and BYE back to back, callctx takes
+// them on two goroutines, and sipgo then reports "No ACK received" for a call that was
+// answered and hung up, whichever of the two it took first.
 func hungUpAfterAck(c *inCall) bool {
-	return c.reason() == EndHangup && c.dlg.LoadState() == sip.DialogStateEnded
+	return c.reason() == EndHangup && ended(c.dlg)
 }
 
 // parkSDP returns the SDP of a parked call's 200 to req: the answer to req's offer (see

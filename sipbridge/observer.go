@@ -69,14 +69,20 @@ func (t *observedTx) finish() { t.once.Do(func() { t.report(0) }) }
 type byeSender interface {
 	Bye(ctx context.Context) error
 	LoadState() sip.DialogState
+	Context() context.Context
 }
+
+// ended reports whether a dialog has ended. Not its state: sipgo's ReadAck makes a dialog
+// confirmed whatever state it is in, so an ACK that the caller's BYE overtook turns an ended
+// dialog back into a confirmed one; its context, cancelled when it ended, stays cancelled.
+func ended(dlg interface{ Context() context.Context }) bool { return dlg.Context().Err() != nil }
 
 // bye sends BYE on a dialog and reports it with its final response: sipgo
 // returns nil for a 200 and ErrDialogResponse for any other final
 // response; a timeout or transport error has none (0). A dialog that has
 // ended already sends nothing, and nothing is reported.
 func (b *Bridge) bye(ctx context.Context, dlg byeSender) error {
-	if dlg.LoadState() == sip.DialogStateEnded {
+	if ended(dlg) {
 		return nil
 	}
 	err := dlg.Bye(ctx)
