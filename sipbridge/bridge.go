@@ -44,6 +44,10 @@ const (
 	DefaultTransferTimeout = 60 * time.Second
 	DefaultUserAgent       = "callctx"
 	DefaultMaxCalls        = 10000
+	// DefaultUDPReceiveBuffer is the receive buffer asked for the UDP socket: at thousands of
+	// calls a second a burst of requests outgrows the system's default (208 KiB on Linux)
+	// while the process is busy, and what overflows it is lost.
+	DefaultUDPReceiveBuffer = 4 << 20
 )
 
 // Actor is the actor the bridge writes sessions as.
@@ -89,6 +93,10 @@ type Config struct {
 	// MaxCalls bounds the inbound calls the bridge handles at once (being set up, parked or
 	// bridged); more are refused with 503 and Retry-After. DefaultMaxCalls when 0.
 	MaxCalls int
+	// UDPReceiveBuffer is the size in bytes asked for the UDP socket's receive buffer; the
+	// system grants at most its limit (net.core.rmem_max on Linux). DefaultUDPReceiveBuffer
+	// when 0.
+	UDPReceiveBuffer int
 	// Flow names the flow every inbound call gets; the bridge then drives it (see flows.go)
 	// and the flow's first actions decide what happens to the INVITE, instead of Mode. It
 	// takes effect with Flows, the engine that runs flows, and while that flow is loaded.
@@ -138,6 +146,7 @@ type Bridge struct {
 	dua    map[string]*sipgo.DialogUA // by lower-case transport
 
 	addr, tlsAddr, host string
+	udpBuffer           int // the UDP socket's receive buffer, as granted
 
 	ctx     context.Context // lives until Shutdown
 	cancel  context.CancelFunc
@@ -267,6 +276,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.MaxCalls <= 0 {
 		cfg.MaxCalls = DefaultMaxCalls
 	}
+	if cfg.UDPReceiveBuffer <= 0 {
+		cfg.UDPReceiveBuffer = DefaultUDPReceiveBuffer
+	}
 	if cfg.Keepalive.Timeout <= 0 {
 		cfg.Keepalive.Timeout = DefaultKeepaliveTimeout
 	}
@@ -309,6 +321,7 @@ func (b *Bridge) Start(ctx context.Context) error {
 		return fmt.Errorf("sip listen %s: %w", b.cfg.Listen, err)
 	}
 	b.addr = ln.Addr().String()
+	b.udpBuffer = setReceiveBuffer(pc, b.cfg.UDPReceiveBuffer)
 	var tln net.Listener
 	if b.cfg.TLSListen != "" {
 		tln, err = tls.Listen("tcp", b.cfg.TLSListen, b.cfg.TLSConfig)
@@ -368,7 +381,14 @@ func (b *Bridge) Start(ctx context.Context) error {
 	if b.tlsAddr != "" {
 		attrs = append(attrs, "tls", b.tlsAddr)
 	}
+	if b.udpBuffer > 0 {
+		attrs = append(attrs, "udp_receive_buffer", b.udpBuffer)
+	}
 	b.log.Info("sip listening", attrs...)
+	if b.udpBuffer > 0 && b.udpBuffer < b.cfg.UDPReceiveBuffer {
+		b.log.Warn("sip udp receive buffer is smaller than asked: the system's limit caps it; raise net.core.rmem_max to take bursts of requests without loss",
+			"asked", b.cfg.UDPReceiveBuffer, "got", b.udpBuffer)
+	}
 	return nil
 }
 
@@ -419,6 +439,10 @@ func (b *Bridge) contact(port int, transport string) sip.ContactHeader {
 
 // Addr returns the host:port the bridge listens on for UDP and TCP, once started.
 func (b *Bridge) Addr() string { return b.addr }
+
+// UDPReceiveBuffer returns the receive buffer the system granted the UDP socket, in bytes
+// (0 when it does not say).
+func (b *Bridge) UDPReceiveBuffer() int { return b.udpBuffer }
 
 // TLSAddr returns the host:port of the TLS listener, "" without TLS.
 func (b *Bridge) TLSAddr() string { return b.tlsAddr }
@@ -564,6 +588,17 @@ func (b *Bridge) outboundOf(req *sip.Request) *outLeg {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.outbound[id]
+}
+
+// setReceiveBuffer asks for a receive buffer of n bytes on pc, a UDP socket, and returns
+// what the system granted (0 when it does not say).
+func setReceiveBuffer(pc net.PacketConn, n int) int {
+	uc, ok := pc.(*net.UDPConn)
+	if !ok {
+		return 0
+	}
+	_ = uc.SetReadBuffer(n) // refused: the system's default stays, and is what is reported
+	return receiveBuffer(uc)
 }
 
 // listenPair binds UDP and TCP on the same port. With port 0 it retries until the port the

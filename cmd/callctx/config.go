@@ -301,6 +301,9 @@ type SIPConfig struct {
 	TransferTimeout Duration            `yaml:"transfer_timeout"`
 	Flow            string              `yaml:"flow"`      // the flow of inbound calls; it decides instead of mode
 	MaxCalls        int                 `yaml:"max_calls"` // inbound calls at once; more get 503
+	// UDPReceiveBuffer is the UDP socket's receive buffer asked for, in bytes (0: the bridge's
+	// default, 4 MiB); the system caps it (net.core.rmem_max).
+	UDPReceiveBuffer int `yaml:"udp_receive_buffer"`
 	// Allow lists the networks (CIDR) or addresses that may start calls without
 	// authenticating. Empty: every source (then serve refuses a listen address beyond
 	// loopback unless Auth has users); [0.0.0.0/0, ::/0] says "anyone" explicitly.
@@ -712,7 +715,7 @@ func (c *Config) SIPBridgeConfig() (sipbridge.Config, error) {
 		Listen: s.Listen, Advertise: s.Advertise, TLSListen: s.TLS.Listen, Mode: sipbridge.Mode(s.Mode),
 		Target: s.Target, SBC: s.SBC, TransferTarget: s.TransferTarget, Map: mapRules(s.Map), TransferTimeout: time.Duration(s.TransferTimeout),
 		Carry: session.TransferContext{Variables: s.Carry.Variables, As: s.Carry.As, UUIEncoding: s.Carry.UUIEncoding, Names: s.Carry.Names},
-		Flow:  s.Flow, MaxCalls: s.MaxCalls,
+		Flow:  s.Flow, MaxCalls: s.MaxCalls, UDPReceiveBuffer: s.UDPReceiveBuffer,
 		Refer:     sipbridge.ReferConfig{Action: s.Refer.Action, Mode: session.TransferMode(s.Refer.Mode)},
 		Keepalive: sipbridge.KeepaliveConfig{Interval: time.Duration(s.Keepalive.Interval), Timeout: time.Duration(s.Keepalive.Timeout), Targets: s.Keepalive.Targets},
 	}
@@ -737,6 +740,9 @@ func (c *Config) SIPBridgeConfig() (sipbridge.Config, error) {
 	}
 	if s.MaxCalls < 0 {
 		return out, errors.New("sip.max_calls must not be negative")
+	}
+	if s.UDPReceiveBuffer < 0 {
+		return out, errors.New("sip.udp_receive_buffer must not be negative (0 takes the default, 4 MiB)")
 	}
 	var err error
 	if out.Allow, err = prefixes("sip.allow", s.Allow); err != nil {

@@ -85,6 +85,7 @@ func TestLoadConfig_Errors(t *testing.T) {
 		{"bad listen", "http:\n  listen: nowhere\n", nil, "not host:port"},
 		{"bad sip.unrouted", "sip:\n  unrouted: drop\n", nil, `sip.unrouted "drop": use refuse`},
 		{"negative client limit", "http:\n  clients:\n    max_conns: -1\n", nil, "http.clients settings must not be negative"},
+		{"negative sip buffer", "sip:\n  udp_receive_buffer: -1\n", nil, "sip.udp_receive_buffer must not be negative"},
 		{"bad trusted proxy", "http:\n  clients:\n    trusted_proxies: [lb.example]\n", nil, `http.clients.trusted_proxies[0]: "lb.example"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
