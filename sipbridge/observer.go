@@ -68,7 +68,6 @@ func (t *observedTx) finish() { t.once.Do(func() { t.report(0) }) }
 // dialog sessions.
 type byeSender interface {
 	Bye(ctx context.Context) error
-	LoadState() sip.DialogState
 	Context() context.Context
 }
 
