@@ -57,7 +57,7 @@ func StartLinphone(tb testing.TB, o LinphoneOptions) *Linphone {
 	}
 	tb.Cleanup(func() {
 		if tb.Failed() {
-			tb.Logf("linphonec %s debug log, its errors and warnings, then its end:\n%s", o.User, linphoneDiagnostics(l.Log(tb)))
+			tb.Logf("linphonec %s debug log, its errors and warnings, then its end:\n%s", o.User, linphoneDiagnostics(l.Log()))
 		}
 	})
 	l.Send(tb, "soundcard use files")
@@ -150,11 +150,4 @@ func (l *Linphone) WaitOutput(tb testing.TB, want string, n int) {
 }
 
 // Log returns liblinphone's debug log so far: every SIP message it sent and received.
-func (l *Linphone) Log(tb testing.TB) string {
-	tb.Helper()
-	b, err := os.ReadFile(l.log)
-	if err != nil && !os.IsNotExist(err) {
-		tb.Fatal(err)
-	}
-	return string(b)
-}
+func (l *Linphone) Log() string { return l.readLog() }

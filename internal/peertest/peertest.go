@@ -160,7 +160,8 @@ func (p *process) startedWhen(tb testing.TB, ready func() bool, try int) bool {
 		case <-p.done:
 			return true
 		default:
-			return strings.Contains(p.out.String()+p.readLog(), "Address already in use")
+			const taken = "Address already in use"
+			return strings.Contains(p.out.String(), taken) || strings.Contains(p.readLog(), taken)
 		}
 	}
 	if !testenv.Poll(testenv.WaitTimeout, func() bool { return bindFailed() || ready() }) {
