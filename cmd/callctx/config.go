@@ -301,8 +301,8 @@ type SIPConfig struct {
 	TransferTimeout Duration            `yaml:"transfer_timeout"`
 	Flow            string              `yaml:"flow"`      // the flow of inbound calls; it decides instead of mode
 	MaxCalls        int                 `yaml:"max_calls"` // inbound calls at once; more get 503
-	// UDPReceiveBuffer is the UDP socket's receive buffer asked for, in bytes (0: the bridge's
-	// default, 4 MiB); the system caps it (net.core.rmem_max).
+	// UDPReceiveBuffer is the UDP socket's receive buffer asked for, in bytes (0:
+	// sipbridge.DefaultUDPReceiveBuffer); the system caps it (net.core.rmem_max).
 	UDPReceiveBuffer int `yaml:"udp_receive_buffer"`
 	// Allow lists the networks (CIDR) or addresses that may start calls without
 	// authenticating. Empty: every source (then serve refuses a listen address beyond
@@ -742,7 +742,7 @@ func (c *Config) SIPBridgeConfig() (sipbridge.Config, error) {
 		return out, errors.New("sip.max_calls must not be negative")
 	}
 	if s.UDPReceiveBuffer < 0 {
-		return out, errors.New("sip.udp_receive_buffer must not be negative (0 takes the default, 4 MiB)")
+		return out, fmt.Errorf("sip.udp_receive_buffer must not be negative (0 takes the default, %d bytes)", sipbridge.DefaultUDPReceiveBuffer)
 	}
 	var err error
 	if out.Allow, err = prefixes("sip.allow", s.Allow); err != nil {
