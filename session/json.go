@@ -41,6 +41,38 @@ func (s *Session) AppendJSON(b []byte) []byte {
 	return append(b, `"}`...)
 }
 
+// EncodedSize is the length of AppendJSON's encoding of s, exact unless a
+// name or the call ID needs escaping. A store keeps the encoding of every
+// active call's session for the call's life, so a buffer of this size
+// holds no slack.
+func (s *Session) EncodedSize() int {
+	const fixed = len(`{"callId":"","state":"","version":,"variables":{},"createdAt":"","updatedAt":""}`)
+	n := fixed + len(s.CallID) + len(s.State) + decimalLen(s.Version) +
+		timeLen(s.CreatedAt) + timeLen(s.UpdatedAt)
+	for name, v := range s.Variables {
+		n += len(name) + len(v) + len(`"":,`)
+	}
+	if len(s.Variables) > 0 {
+		n-- // no comma after the last
+	}
+	return n
+}
+
+func decimalLen(v uint64) int {
+	n := 1
+	for ; v >= 10; v /= 10 {
+		n++
+	}
+	return n
+}
+
+// timeLen is the length of t in RFC 3339 with nanoseconds, as AppendJSON
+// writes it.
+func timeLen(t time.Time) int {
+	var b [64]byte
+	return len(t.AppendFormat(b[:0], time.RFC3339Nano))
+}
+
 // sortedNames returns the names of vars in order.
 func sortedNames(vars map[string]json.RawMessage) []string {
 	names := make([]string, 0, len(vars))
@@ -53,7 +85,7 @@ func sortedNames(vars map[string]json.RawMessage) []string {
 
 // MarshalJSON implements json.Marshaler with AppendJSON.
 func (s *Session) MarshalJSON() ([]byte, error) {
-	return s.AppendJSON(make([]byte, 0, 256+s.Size())), nil
+	return s.AppendJSON(make([]byte, 0, s.EncodedSize())), nil
 }
 
 // AppendJSON appends the JSON of c to b: what encoding/json writes for a

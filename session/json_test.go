@@ -141,3 +141,20 @@ func TestSession_AppendJSONAfterWrites(t *testing.T) {
 		cur = next
 	}
 }
+
+// TestSession_EncodedSize: the size a store allocates for a session's
+// encoding is the encoding's length, for sessions of every shape.
+func TestSession_EncodedSize(t *testing.T) {
+	at := time.Date(2026, 12, 4, 7, 0, 0, 123456789, time.UTC)
+	for _, s := range []*session.Session{
+		{CallID: "c", State: session.StateActive, CreatedAt: at.Truncate(time.Second), UpdatedAt: at.Truncate(time.Second)},
+		{CallID: "call-1", State: session.StateEnded, Version: 12345, CreatedAt: at, UpdatedAt: at.Add(time.Minute),
+			Variables: map[string]json.RawMessage{"ivr.email": []byte(`"a@example.com"`), "ivr.premium": []byte(`true`)}},
+		{CallID: "call-2", State: session.StateActive, Version: 1, CreatedAt: at.In(time.FixedZone("x", 3600)), UpdatedAt: at,
+			Variables: map[string]json.RawMessage{"n": []byte(`{"a":[1,2,3]}`)}},
+	} {
+		if got, want := s.EncodedSize(), len(s.AppendJSON(nil)); got != want {
+			t.Errorf("EncodedSize() = %d, the encoding is %d bytes: %s", got, want, s.AppendJSON(nil))
+		}
+	}
+}

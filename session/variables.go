@@ -147,9 +147,11 @@ func CompactValue(raw json.RawMessage, maxBytes int) (json.RawMessage, error) {
 	if string(raw) == "null" {
 		return nil, nil
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(raw))
-	if err := json.Compact(&buf, raw); err != nil {
+	// Compact JSON is never longer than its source: a buffer of exactly
+	// that size never grows, and an active call holds each of its values
+	// for its whole life (bytes.Buffer's Grow rounds up to 64 bytes).
+	buf := bytes.NewBuffer(make([]byte, 0, len(raw)))
+	if err := json.Compact(buf, raw); err != nil {
 		return nil, fmt.Errorf("the value is not valid JSON")
 	}
 	if buf.Len() > maxBytes {

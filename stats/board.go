@@ -76,7 +76,11 @@ type removal struct {
 
 // Call is a call as the list shows it: the call, and where its flow stands.
 type Call struct {
-	session.Call
+	// *session.Call is shared with the store and the feed, which never
+	// change a call they handed out: the board holds no copy of its own
+	// (about 200 bytes per active call) and changes one only by
+	// replacing it.
+	*session.Call
 	// Node is the node its flow stands at; "" before the flow started and
 	// once it ended (FlowDone).
 	Node     string `json:"node,omitempty"`
@@ -261,7 +265,7 @@ func (b *Board) event(ev session.Event) {
 func (b *Board) entry(id string) *entry {
 	e := b.calls[id]
 	if e == nil {
-		e = &entry{Call: Call{Call: session.Call{ID: id}}, made: b.cfg.Now()}
+		e = &entry{Call: Call{Call: &session.Call{ID: id}}, made: b.cfg.Now()}
 		b.calls[id] = e
 	}
 	return e
@@ -270,7 +274,7 @@ func (b *Board) entry(id string) *entry {
 // fill sets what the list shows of the call itself.
 func (e *entry) fill(c *session.Call) {
 	e.known = true
-	e.Call.Call = *c
+	e.Call.Call = c
 }
 
 // touch marks a change of e; the caller holds b.mu.
@@ -333,7 +337,12 @@ func (b *Board) CallMoved(callID, flowName, node string) {
 	if e.State == session.StateEnded {
 		return
 	}
-	e.Flow, e.Node, e.FlowDone = flowName, node, node == ""
+	if e.Flow != flowName {
+		c := *e.Call.Call
+		c.Flow = flowName
+		e.Call.Call = &c
+	}
+	e.Node, e.FlowDone = node, node == ""
 	b.touch(e)
 }
 

@@ -36,7 +36,7 @@ const logHeader = 8
 // patches in with setRecordHead once the entry's sequence number is known;
 // s keeps the record's JSON as its encoding (Session.SetEncoded).
 func encodeSession(s *session.Session) []byte {
-	b := make([]byte, sessionHeader, sessionHeader+256+s.Size())
+	b := make([]byte, sessionHeader, sessionHeader+s.EncodedSize())
 	b[0] = sessionFormat
 	binary.BigEndian.PutUint64(b[1:9], s.Version)
 	b = s.AppendJSON(b)
