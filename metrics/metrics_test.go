@@ -93,7 +93,7 @@ func TestMetrics_ObserveRequest(t *testing.T) {
 func TestMetrics_Store(t *testing.T) {
 	ctx := context.Background()
 	m := metrics.New(metrics.Options{})
-	st := bolttest.MustOpen(t, bolt.Options{OnCommit: m.StoreCommitted})
+	st := bolttest.MustOpen(t, bolt.Options{OnCommit: m.StoreCommitted, OnWrite: m.StoreWrote})
 	svc := session.NewService(m.Store(st), session.Options{})
 	client := session.WriteOptions{Actor: "test", Origin: session.OriginClient}
 	write := func(id string, vars string, ifMatch uint64) {
@@ -141,6 +141,11 @@ func TestMetrics_Store(t *testing.T) {
 	}
 	if got := samples(t, m, "callctx_store_commit_duration_seconds")[""]; got != commits {
 		t.Errorf("commit latencies=%v, want one per commit (%v)", got, commits)
+	}
+	// Every write that reached the writer has its time in the store; each
+	// commit held at least one of them.
+	if got := samples(t, m, "callctx_store_write_duration_seconds")[""]; got < commits {
+		t.Errorf("store write latencies=%v, want at least one per commit (%v)", got, commits)
 	}
 }
 

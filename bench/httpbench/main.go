@@ -52,6 +52,8 @@ func main() {
 	tune := flag.Bool("tune", false, "measure the anchor's writes under several DB.Batch settings instead")
 	aging := flag.Bool("aging", false, "measure writes against long histories and many sessions instead")
 	flag.StringVar(&cfg.profile, "cpuprofile", "", "write a CPU profile of callctx during its first POST round to this file")
+	flag.StringVar(&cfg.getProfile, "cpuprofile-get", "", "write a CPU profile of callctx during its first GET round to this file")
+	flag.StringVar(&cfg.trace, "trace", "", "write an execution trace of callctx during its first POST round to this file (go tool trace)")
 	flag.Parse()
 	if *serveAnchor != "" {
 		if err := runAnchor(*serveAnchor, *batchSize, *batchDelay); err != nil {
@@ -82,6 +84,8 @@ type config struct {
 	batchSize        int
 	batchDelay       time.Duration
 	profile          string
+	getProfile       string
+	trace            string
 }
 
 func (c config) opts(clients int, pid int) load.Options {
@@ -125,11 +129,24 @@ func run(cfg config) error {
 	var commitStats []string
 	for i := 1; i <= max(1, cfg.rounds); i++ {
 		ag := measureGets(cfg, anchor, fmt.Sprintf("anchor GET, round %d", i))
+		var getProfiled chan error
+		if i == 1 && cfg.getProfile != "" {
+			getProfiled = profile(cc.addr, "profile", cfg.getProfile, cfg.warmup, cfg.duration)
+		}
 		cg := measureGets(cfg, cc, fmt.Sprintf("callctx GET, round %d", i))
+		if getProfiled != nil {
+			if err := <-getProfiled; err != nil {
+				return err
+			}
+		}
 		aw := measureWrites(cfg, anchor, cfg.clients, fmt.Sprintf("anchor POST, round %d", i))
 		var profiled chan error
 		if i == 1 && cfg.profile != "" {
-			profiled = profile(cc.addr, cfg.profile, cfg.warmup, cfg.duration)
+			profiled = profile(cc.addr, "profile", cfg.profile, cfg.warmup, cfg.duration)
+		}
+		var traced chan error
+		if i == 1 && cfg.trace != "" {
+			traced = profile(cc.addr, "trace", cfg.trace, cfg.warmup, min(cfg.duration, 4*time.Second))
 		}
 		before, err := readCommits(cc.addr)
 		if err != nil {
@@ -141,8 +158,11 @@ func run(cfg config) error {
 			return err
 		}
 		commitStats = append(commitStats, fmt.Sprintf("round %d: %s", i, before.until(after)))
-		if profiled != nil {
-			if err := <-profiled; err != nil {
+		for _, ch := range []chan error{profiled, traced} {
+			if ch == nil {
+				continue
+			}
+			if err := <-ch; err != nil {
 				return err
 			}
 		}
@@ -334,19 +354,19 @@ func runTune(cfg config) error {
 
 // profile fetches a CPU profile of the server at addr over the measured
 // part of a measurement starting now, into path.
-func profile(addr, path string, warmup, duration time.Duration) chan error {
+func profile(addr, kind, path string, warmup, duration time.Duration) chan error {
 	done := make(chan error, 1)
 	go func() {
 		time.Sleep(warmup)
 		secs := max(1, int(duration/time.Second)-1)
-		res, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+		res, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", addr, kind, secs))
 		if err != nil {
 			done <- err
 			return
 		}
 		defer res.Body.Close()
 		if res.StatusCode != http.StatusOK {
-			done <- fmt.Errorf("cpu profile: %s", res.Status)
+			done <- fmt.Errorf("%s: %s", kind, res.Status)
 			return
 		}
 		f, err := os.Create(path)

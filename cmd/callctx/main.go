@@ -608,7 +608,7 @@ func (m *Main) openStore() (session.Store, slog.Attr, error) {
 		if cfg.Data.Batch != nil {
 			m.logger.Warn("data.batch is no longer used and is ignored: writes that arrive during a commit share the next one, without a delay to tune")
 		}
-		st, err := bolt.Open(cfg.Data.Dir, bolt.Options{OnCommit: m.metrics.StoreCommitted})
+		st, err := bolt.Open(cfg.Data.Dir, bolt.Options{OnCommit: m.metrics.StoreCommitted, OnWrite: m.metrics.StoreWrote})
 		if err != nil {
 			return nil, slog.Attr{}, err
 		}

@@ -54,6 +54,11 @@ type Options struct {
 	// append and fdatasync). It is called by the writing goroutine before
 	// the writers are told: keep it fast.
 	OnCommit func(writes int, commit time.Duration)
+	// OnWrite, when set, hears how long each write took in the store, from
+	// joining the writer's queue to being durable (or failing): the wait
+	// for the commit in progress, its own group's commit, and its turn to
+	// be told. Called by the writing client's goroutine.
+	OnWrite func(took time.Duration)
 }
 
 // DefaultLockTimeout is Options.LockTimeout's default.
@@ -121,7 +126,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	st.applier = newApplier(db, st.ov, log.epoch, log.gen)
-	st.writer = newWriter(st, log, seq, opts.OnCommit)
+	st.writer = newWriter(st, log, seq, opts.OnCommit, opts.OnWrite)
 	return st, nil
 }
 

@@ -31,6 +31,7 @@ type writer struct {
 	wal     *wal
 	seq     uint64                                 // the history log's last sequence number
 	observe func(writes int, commit time.Duration) // Options.OnCommit; may be nil
+	onWrite func(took time.Duration)               // Options.OnWrite; may be nil
 	payload []byte
 
 	mu     sync.Mutex
@@ -54,8 +55,8 @@ type writeOp struct {
 
 var opPool = sync.Pool{New: func() any { return &writeOp{done: make(chan struct{}, 1)} }}
 
-func newWriter(s *Store, log *wal, seq uint64, observe func(int, time.Duration)) *writer {
-	w := &writer{s: s, wal: log, seq: seq, observe: observe, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func newWriter(s *Store, log *wal, seq uint64, observe func(int, time.Duration), onWrite func(time.Duration)) *writer {
+	w := &writer{s: s, wal: log, seq: seq, observe: observe, onWrite: onWrite, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -77,6 +78,10 @@ func (w *writer) direct(fn func(*bolt.Tx) error) error { return w.enqueue(nil, f
 func (w *writer) enqueue(fn func(*wtx) error, direct func(*bolt.Tx) error) error {
 	op := opPool.Get().(*writeOp)
 	op.fn, op.direct, op.err = fn, direct, nil
+	var start time.Time
+	if w.onWrite != nil {
+		start = time.Now()
+	}
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -90,6 +95,9 @@ func (w *writer) enqueue(fn func(*wtx) error, direct func(*bolt.Tx) error) error
 	default: // already woken
 	}
 	<-op.done
+	if w.onWrite != nil {
+		w.onWrite(time.Since(start))
+	}
 	err := op.err
 	op.fn, op.direct, op.err = nil, nil, nil
 	opPool.Put(op)

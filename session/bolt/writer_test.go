@@ -42,6 +42,42 @@ func openObserved(t *testing.T, opts bolt.Options) (*session.Service, *bolt.Stor
 	return session.NewService(st, session.Options{}), st, log
 }
 
+// TestStore_OnWrite: each write reports its time in the store once, and
+// that time holds its commit: a lone write waits for nothing else, so it
+// took at least as long as the commit that made it durable.
+func TestStore_OnWrite(t *testing.T) {
+	ctx := context.Background()
+	client := session.WriteOptions{Actor: "test", Origin: session.OriginClient}
+	var mu sync.Mutex
+	var writes []time.Duration
+	svc, _, log := openObserved(t, bolt.Options{OnWrite: func(took time.Duration) {
+		mu.Lock()
+		writes = append(writes, took)
+		mu.Unlock()
+	}})
+	c, _, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{"ivr.x": json.RawMessage(`1`)}, client); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.EndCall(ctx, c.ID, "", "test"); err != nil {
+		t.Fatal(err)
+	}
+	_, commits := log.snapshot()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(writes) != len(commits) || len(writes) != 3 {
+		t.Fatalf("%d writes reported, %d commits, want 3 of each", len(writes), len(commits))
+	}
+	for i := range writes {
+		if writes[i] < commits[i] {
+			t.Errorf("write %d: %v in the store, less than its commit's %v", i, writes[i], commits[i])
+		}
+	}
+}
+
 func TestStore_OnCommit(t *testing.T) {
 	ctx := context.Background()
 	client := session.WriteOptions{Actor: "test", Origin: session.OriginClient}
