@@ -158,3 +158,28 @@ func TestSession_EncodedSize(t *testing.T) {
 		}
 	}
 }
+
+// TestCall_EncodedSize: likewise for a call's record: one with every field
+// set (a field added to Call is set here by itself) and one with only those
+// always written.
+func TestCall_EncodedSize(t *testing.T) {
+	at := time.Date(2026, 12, 4, 7, 0, 0, 123456789, time.UTC)
+	full := &session.Call{}
+	v := reflect.ValueOf(full).Elem()
+	for i := range v.NumField() {
+		switch f := v.Field(i); f.Kind() {
+		case reflect.String:
+			f.SetString(v.Type().Field(i).Name + "-value")
+		case reflect.Struct: // time.Time
+			f.Set(reflect.ValueOf(at.Add(time.Duration(i) * time.Second)))
+		}
+	}
+	for _, c := range []*session.Call{
+		full,
+		{ID: "c", State: session.StateActive, From: "+4930", To: "+4940", Direction: session.DirectionInbound, StartedAt: at.Truncate(time.Second)},
+	} {
+		if got, want := c.EncodedSize(), len(c.AppendJSON(nil)); got != want {
+			t.Errorf("EncodedSize() = %d, the encoding is %d bytes: %s", got, want, c.AppendJSON(nil))
+		}
+	}
+}
