@@ -41,38 +41,6 @@ func (s *Session) AppendJSON(b []byte) []byte {
 	return append(b, `"}`...)
 }
 
-// EncodedSize is the length of AppendJSON's encoding of s, exact unless a
-// name or the call ID needs escaping. A store keeps the encoding of every
-// active call's session for the call's life, so a buffer of this size
-// holds no slack.
-func (s *Session) EncodedSize() int {
-	const fixed = len(`{"callId":"","state":"","version":,"variables":{},"createdAt":"","updatedAt":""}`)
-	n := fixed + len(s.CallID) + len(s.State) + decimalLen(s.Version) +
-		timeLen(s.CreatedAt) + timeLen(s.UpdatedAt)
-	for name, v := range s.Variables {
-		n += len(name) + len(v) + len(`"":,`)
-	}
-	if len(s.Variables) > 0 {
-		n-- // no comma after the last
-	}
-	return n
-}
-
-func decimalLen(v uint64) int {
-	n := 1
-	for ; v >= 10; v /= 10 {
-		n++
-	}
-	return n
-}
-
-// timeLen is the length of t in RFC 3339 with nanoseconds, as AppendJSON
-// writes it.
-func timeLen(t time.Time) int {
-	var b [64]byte
-	return len(t.AppendFormat(b[:0], time.RFC3339Nano))
-}
-
 // sortedNames returns the names of vars in order.
 func sortedNames(vars map[string]json.RawMessage) []string {
 	names := make([]string, 0, len(vars))
@@ -85,33 +53,13 @@ func sortedNames(vars map[string]json.RawMessage) []string {
 
 // MarshalJSON implements json.Marshaler with AppendJSON.
 func (s *Session) MarshalJSON() ([]byte, error) {
-	return s.AppendJSON(make([]byte, 0, s.EncodedSize())), nil
-}
-
-// EncodedSize is the length of AppendJSON's encoding of c, exact unless a
-// field needs escaping: a store keeps an active call's record for the
-// call's life (see Session.EncodedSize).
-func (c *Call) EncodedSize() int {
-	const fixed = len(`{"id":"","state":"","from":"","to":"","direction":"","startedAt":""}`)
-	n := fixed + len(c.ID) + len(c.State) + len(c.From) + len(c.To) + len(c.Direction) + timeLen(c.StartedAt)
-	for _, f := range [...]struct{ name, value string }{
-		{`,"flow":""`, c.Flow}, {`,"route":""`, c.Route}, {`,"endReason":""`, c.EndReason},
-		{`,"sipCallId":""`, c.SIPCallID}, {`,"parentId":""`, c.ParentID},
-	} {
-		if f.value != "" {
-			n += len(f.name) + len(f.value)
-		}
-	}
-	if !c.EndedAt.IsZero() {
-		n += len(`,"endedAt":""`) + timeLen(c.EndedAt)
-	}
-	return n
+	return s.AppendJSON(make([]byte, 0, 256+s.Size())), nil
 }
 
 // AppendJSON appends the JSON of c to b: what encoding/json writes for a
 // Call, written by hand because every call is encoded when it starts and
-// when it ends. A field added to Call must be added here and to
-// EncodedSize: TestCall_AppendJSON and TestCall_EncodedSize fail until it is.
+// when it ends. A field added to Call must be added here:
+// TestCall_AppendJSON fails until it is.
 func (c *Call) AppendJSON(b []byte) []byte {
 	b = append(b, `{"id":`...)
 	b = AppendJSONString(b, c.ID)

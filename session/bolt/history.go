@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/callctx/callctx/session"
 	bolt "go.etcd.io/bbolt"
@@ -36,12 +37,36 @@ const logHeader = 8
 // patches in with setRecordHead once the entry's sequence number is known;
 // s keeps the record's JSON as its encoding (Session.SetEncoded).
 func encodeSession(s *session.Session) []byte {
-	b := make([]byte, sessionHeader, sessionHeader+s.EncodedSize())
-	b[0] = sessionFormat
-	binary.BigEndian.PutUint64(b[1:9], s.Version)
-	b = s.AppendJSON(b)
-	s.SetEncoded(b[sessionHeader:len(b):len(b)])
+	var head [sessionHeader]byte
+	head[0] = sessionFormat
+	binary.BigEndian.PutUint64(head[1:9], s.Version)
+	b := exactly(head[:], s.AppendJSON)
+	s.SetEncoded(b[sessionHeader:])
 	return b
+}
+
+// scratch holds the buffers records are encoded into before exactly copies
+// them out.
+var scratch = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxScratch bounds the buffers scratch keeps: a rare large session does not
+// pin its buffer.
+const maxScratch = 64 << 10
+
+// exactly returns prefix with what appendTo appends to it, in a slice of
+// exactly that length. The store keeps an active call's records, session and
+// call, for the call's whole life: encoded into a buffer that grows as it
+// goes, each would hold up to its size again in spare capacity.
+func exactly(prefix []byte, appendTo func([]byte) []byte) []byte {
+	buf := scratch.Get().(*[]byte)
+	b := appendTo(append((*buf)[:0], prefix...))
+	out := make([]byte, len(b))
+	copy(out, b)
+	if cap(b) <= maxScratch {
+		*buf = b[:0]
+		scratch.Put(buf)
+	}
+	return out
 }
 
 func checkRecord(v []byte) error {

@@ -25,7 +25,7 @@ import (
 // CreateCall implements session.Store. The store keeps sess (for reads):
 // the caller must not change it afterwards.
 func (s *Store) CreateCall(ctx context.Context, c *session.Call, sess *session.Session, h *session.HistoryEntry, f *session.Firing) error {
-	callJSON := c.AppendJSON(make([]byte, 0, c.EncodedSize()))
+	callJSON := exactly(nil, c.AppendJSON)
 	rec, logEntry := encodeSession(sess), encodeLogEntry(0, h)
 	queue := f.Fire(sess, h)
 	queueRecs, err := encodeEntries(queue)
@@ -305,5 +305,5 @@ func (s *Store) prepareEnd(callID string, c *session.Call, base *session.Session
 	}
 	ended := *c
 	ended.State, ended.EndedAt, ended.EndReason = session.StateEnded, at, reason
-	return &ending{prepared: *prep, call: &ended, callJSON: ended.AppendJSON(make([]byte, 0, ended.EncodedSize())), ended: true}, nil
+	return &ending{prepared: *prep, call: &ended, callJSON: exactly(nil, ended.AppendJSON), ended: true}, nil
 }

@@ -94,7 +94,7 @@ func (s *Store) createCall(ctx context.Context, c *session.Call, sess *session.S
 			return session.Internal(fmt.Errorf("variable name %q cannot be stored", name))
 		}
 	}
-	callJSON := string(c.AppendJSON(make([]byte, 0, c.EncodedSize())))
+	callJSON := string(c.AppendJSON(make([]byte, 0, 256)))
 	histJSON := string(h.AppendJSON(nil))
 	start := hexTime(c.StartedAt)
 	args := []any{s.channel, s.node, c.ID, encodeBlob(sess), sess.Version, histJSON, callJSON, start, string(c.State)}
