@@ -42,19 +42,12 @@ func openObserved(t *testing.T, opts bolt.Options) (*session.Service, *bolt.Stor
 	return session.NewService(st, session.Options{}), st, log
 }
 
-// TestStore_OnWrite: each write reports its time in the store once, and
-// that time holds its commit: a lone write waits for nothing else, so it
-// took at least as long as the commit that made it durable.
-func TestStore_OnWrite(t *testing.T) {
+// createWriteEnd runs a call's three store writes one after the other:
+// its creation, one variable, its end.
+func createWriteEnd(t *testing.T, svc *session.Service) {
+	t.Helper()
 	ctx := context.Background()
 	client := session.WriteOptions{Actor: "test", Origin: session.OriginClient}
-	var mu sync.Mutex
-	var writes []time.Duration
-	svc, _, log := openObserved(t, bolt.Options{OnWrite: func(took time.Duration) {
-		mu.Lock()
-		writes = append(writes, took)
-		mu.Unlock()
-	}})
 	c, _, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +58,20 @@ func TestStore_OnWrite(t *testing.T) {
 	if _, err := svc.EndCall(ctx, c.ID, "", "test"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestStore_OnWrite: each write reports its time in the store once, and
+// that time holds its commit: a lone write waits for nothing else, so it
+// took at least as long as the commit that made it durable.
+func TestStore_OnWrite(t *testing.T) {
+	var mu sync.Mutex
+	var writes []time.Duration
+	svc, _, log := openObserved(t, bolt.Options{OnWrite: func(took time.Duration) {
+		mu.Lock()
+		writes = append(writes, took)
+		mu.Unlock()
+	}})
+	createWriteEnd(t, svc)
 	_, commits := log.snapshot()
 	mu.Lock()
 	defer mu.Unlock()
@@ -80,20 +87,10 @@ func TestStore_OnWrite(t *testing.T) {
 
 func TestStore_OnCommit(t *testing.T) {
 	ctx := context.Background()
-	client := session.WriteOptions{Actor: "test", Origin: session.OriginClient}
 
 	t.Run("OneWriteOneCommit", func(t *testing.T) {
 		svc, _, log := openObserved(t, bolt.Options{})
-		c, _, err := svc.CreateCall(ctx, session.NewCall{From: "a", To: "b"}, client)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := svc.Merge(ctx, c.ID, map[string]json.RawMessage{"ivr.x": json.RawMessage(`1`)}, client); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := svc.EndCall(ctx, c.ID, "", "test"); err != nil {
-			t.Fatal(err)
-		}
+		createWriteEnd(t, svc)
 		batches, took := log.snapshot()
 		if got, want := fmt.Sprint(batches), "[1 1 1]"; got != want {
 			t.Fatalf("batches=%s, want %s", got, want)
