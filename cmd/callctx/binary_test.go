@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"bufio"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -164,6 +165,50 @@ flows:
 		t.Errorf("the refused reload does not name the file and line:\n%s", p.logText())
 	}
 	p.stop()
+}
+
+// TestReload_SIGHUPWhileStarting: a SIGHUP sent as soon as the server has
+// said anything (here its first log line, before it listens) is not lost and
+// does not end it: the reload runs once the server is up.
+func TestReload_SIGHUPWhileStarting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	flows := t.TempDir()
+	writeFile(t, filepath.Join(flows, "f.yaml"), "flows:\n  f:\n    start: a\n    nodes:\n      a: {type: hangup}\n")
+	cmd := exec.Command(buildCallctx(t), "serve", "--http", "127.0.0.1:0", "--sip", "127.0.0.1:0", "--data", t.TempDir(), "--flows", flows)
+	cmd.Env = append(os.Environ(), "LOG_LEVEL=info")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	stuck := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
+	defer stuck.Stop()
+	var log strings.Builder
+	loaded, listening := 0, false
+	sc := bufio.NewScanner(stderr)
+	for (loaded < 2 || !listening) && sc.Scan() {
+		line := sc.Text()
+		log.WriteString(line + "\n")
+		if log.Len() == len(line)+1 {
+			cmd.Process.Signal(syscall.SIGHUP) // at the first line
+		}
+		loaded += strings.Count(line, `"msg":"flows loaded"`)
+		listening = listening || strings.Contains(line, `"msg":"callctx listening"`)
+	}
+	if loaded < 2 || !listening {
+		cmd.Wait()
+		t.Fatalf("a SIGHUP while starting: listening %v, flows loaded %d times (want 2), %v:\n%s", listening, loaded, cmd.ProcessState, log.String())
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	go io.Copy(io.Discard, stderr)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after the reload: %v\n%s", err, log.String())
+	}
 }
 
 // TestReload_holidays: a calendar's .ics file is read again on SIGHUP, as the

@@ -236,6 +236,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP is caught from here on, before the server says it listens: a
+	// reload asked for while it starts waits for it (by default SIGHUP would
+	// end the process, and a process started with it ignored would drop it).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(ServeGCPercent)
 	}
@@ -248,9 +254,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := m.Open(); err != nil {
 		return err
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-hup:
