@@ -193,10 +193,10 @@ func TestReload_SIGHUPWhileStarting(t *testing.T) {
 	sc := bufio.NewScanner(stderr)
 	for (loaded < 2 || !listening) && sc.Scan() {
 		line := sc.Text()
-		log.WriteString(line + "\n")
-		if log.Len() == len(line)+1 {
+		if log.Len() == 0 {
 			cmd.Process.Signal(syscall.SIGHUP) // at the first line
 		}
+		log.WriteString(line + "\n")
 		loaded += strings.Count(line, `"msg":"flows loaded"`)
 		listening = listening || strings.Contains(line, `"msg":"callctx listening"`)
 	}
