@@ -28,11 +28,22 @@ type Config struct {
 	// KeepEnded is how long an ended call stays on the list;
 	// DefaultKeepEnded when 0.
 	KeepEnded time.Duration
-	Now       func() time.Time
+	// MaxEnded is how many ended calls the list holds at most: past it,
+	// the call that ended first leaves before its KeepEnded is up.
+	// DefaultMaxEnded when 0.
+	MaxEnded int
+	Now      func() time.Time
 }
 
 // DefaultKeepEnded is how long an ended call stays on the list by default.
 const DefaultKeepEnded = 10 * time.Minute
+
+// DefaultMaxEnded is how many ended calls the list holds at most by
+// default: the whole of DefaultKeepEnded up to 1,000 calls a minute. A
+// server taking more calls than that would otherwise hold every call of
+// the last ten minutes in memory (about 500 bytes each: 2.4 GB at 8,000
+// calls a second) and walk all of them for every change it streams.
+const DefaultMaxEnded = 10000
 
 // Board is the live state of this node's calls and the counts of the last
 // day. Its methods are safe for concurrent use and quick: the flow engine
@@ -44,6 +55,8 @@ type Board struct {
 
 	mu      sync.Mutex
 	calls   map[string]*entry
+	ended   []*entry      // the list's ended calls in the order they ended, and some since dropped
+	nEnded  int           // ended calls on the list
 	seq     uint64        // bumped by every change of the list
 	removed []removal     // calls dropped from the list, in seq order
 	floor   uint64        // changes at or before it may be lost: a reader behind it starts over
@@ -99,6 +112,9 @@ func New(cfg Config) *Board {
 	}
 	if cfg.KeepEnded <= 0 {
 		cfg.KeepEnded = DefaultKeepEnded
+	}
+	if cfg.MaxEnded <= 0 {
+		cfg.MaxEnded = DefaultMaxEnded
 	}
 	return &Board{cfg: cfg, log: cfg.Logger, calls: map[string]*entry{}, changed: make(chan struct{})}
 }
@@ -156,7 +172,7 @@ func (b *Board) load(ctx context.Context) (map[string]bool, error) {
 			b.mu.Lock()
 			e := b.entry(c.ID)
 			if !e.known {
-				e.fill(c)
+				b.setCall(e, c)
 				if e.Node == "" && !e.FlowDone {
 					e.Node, e.FlowDone = node, done
 				}
@@ -195,7 +211,7 @@ func (b *Board) reload(ctx context.Context) error {
 		b.mu.Lock()
 		if e := b.calls[id]; e != nil {
 			if c != nil {
-				e.fill(c)
+				b.setCall(e, c)
 				e.Node = ""
 				b.touch(e)
 			} else {
@@ -250,12 +266,12 @@ func (b *Board) event(ev session.Event) {
 		if !ev.Remote {
 			b.win.at(now).callsStarted++
 		}
-		e.fill(ev.Call)
+		b.setCall(e, ev.Call)
 	case session.EventCallEnded:
 		if !ev.Remote {
 			b.win.at(now).callsEnded++
 		}
-		e.fill(ev.Call)
+		b.setCall(e, ev.Call)
 		e.Node = ""
 	}
 	b.touch(e)
@@ -271,10 +287,41 @@ func (b *Board) entry(id string) *entry {
 	return e
 }
 
-// fill sets what the list shows of the call itself.
-func (e *entry) fill(c *session.Call) {
+// setCall sets what the list shows of the call itself, and keeps count of
+// the ended calls; the caller holds b.mu.
+func (b *Board) setCall(e *entry, c *session.Call) {
+	was := e.isEnded()
 	e.known = true
 	e.Call.Call = c
+	switch now := e.isEnded(); {
+	case now && !was:
+		b.nEnded++
+		b.ended = append(b.ended, e)
+		b.trimEnded()
+	case was && !now: // its entry in ended stays, and is skipped
+		b.nEnded--
+	}
+}
+
+func (e *entry) isEnded() bool { return e.known && e.State == session.StateEnded }
+
+// trimEnded drops the calls that ended first while there are more than
+// MaxEnded; the caller holds b.mu.
+func (b *Board) trimEnded() {
+	for b.nEnded > b.cfg.MaxEnded && len(b.ended) > 0 {
+		e := b.popEnded()
+		if b.calls[e.ID] == e && e.isEnded() {
+			b.drop(e.ID)
+		}
+	}
+}
+
+// popEnded takes the first of ended.
+func (b *Board) popEnded() *entry {
+	e := b.ended[0]
+	b.ended[0] = nil
+	b.ended = b.ended[1:]
+	return e
 }
 
 // touch marks a change of e; the caller holds b.mu.
@@ -303,12 +350,10 @@ func (b *Board) sweep() {
 			b.drop(id)
 		}
 	}
-	// Removals are kept for a while, for readers a little behind; one
-	// further behind starts over.
-	const keepRemovals = 10000
-	if over := len(b.removed) - keepRemovals; over > 0 {
-		b.floor = b.removed[over-1].seq
-		b.removed = append(b.removed[:0], b.removed[over:]...)
+	// What ended first was dropped first: ended holds no more than the
+	// calls still listed, and those that ended since they were.
+	for len(b.ended) > 0 && (b.calls[b.ended[0].ID] != b.ended[0] || !b.ended[0].isEnded()) {
+		b.popEnded()
 	}
 	b.notify()
 }
@@ -320,11 +365,22 @@ var _ flow.Observer = (*Board)(nil)
 // evaluations.
 func (b *Board) TriggerEvaluated(string, bool) {}
 
+// keepRemovals is how many removals from the list are kept at least, for
+// readers a little behind; one further behind starts over.
+const keepRemovals = 10000
+
 // drop removes a call from the list; the caller holds b.mu.
 func (b *Board) drop(id string) {
+	if e := b.calls[id]; e != nil && e.isEnded() {
+		b.nEnded--
+	}
 	delete(b.calls, id)
 	b.seq++
 	b.removed = append(b.removed, removal{id: id, seq: b.seq})
+	if over := len(b.removed) - keepRemovals; over >= keepRemovals {
+		b.floor = b.removed[over-1].seq
+		b.removed = append(b.removed[:0], b.removed[over:]...)
+	}
 	b.notify()
 }
 

@@ -2,6 +2,7 @@ package stats_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -297,5 +298,61 @@ func TestBoard_TargetStateWakesOnChange(t *testing.T) {
 	case <-ch:
 	default:
 		t.Fatal("the target going down did not wake the board")
+	}
+}
+
+// TestBoard_EndedCallsBounded: the list holds at most MaxEnded ended
+// calls, the ones that ended last; those that ended first leave it (and
+// readers hear so), and active calls stay whatever their number. The sweep
+// still drops ended calls once KeepEnded is up.
+func TestBoard_EndedCallsBounded(t *testing.T) {
+	w := newWorld(t)
+	b := stats.New(stats.Config{Service: w.svc, Now: w.clock.now, MaxEnded: 3})
+	if err := b.Open(context.Background(), w.engine); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	active := w.call(t, "+4930000000", "")
+	var ended []string
+	for i := range 5 {
+		c := w.call(t, fmt.Sprintf("+49301111%02d", i), "")
+		if _, err := w.svc.EndCall(context.Background(), c.ID, "caller-hangup", "test"); err != nil {
+			t.Fatal(err)
+		}
+		ended = append(ended, c.ID)
+	}
+	last := ended[len(ended)-1]
+	testenv.WaitFor(t, "the last call listed as ended", func() bool { return listed(b)[last].State == session.StateEnded })
+
+	got := listed(b)
+	if got[active.ID].State != session.StateActive {
+		t.Errorf("the active call is listed as %+v", got[active.ID])
+	}
+	for i, id := range ended {
+		_, on := got[id]
+		if want := i >= 2; on != want {
+			t.Errorf("ended call %d (of 5) listed: %v, want %v", i+1, on, want)
+		}
+	}
+	if len(got) != 4 {
+		t.Errorf("%d calls listed, want 4 (1 active, 3 ended)", len(got))
+	}
+	_, removed, _, reset := b.Changes(1)
+	if reset || !slices.Contains(removed, ended[0]) || !slices.Contains(removed, ended[1]) {
+		t.Errorf("removed since 1: %v (reset %v), want the first two ended calls", removed, reset)
+	}
+
+	// Ten minutes after they ended (the store stamps ends with the real
+	// time), the sweep drops the three; a call ending after it is listed
+	// beside the active one.
+	w.clock.add(time.Since(w.clock.now()) + stats.DefaultKeepEnded + time.Minute)
+	b.Sweep()
+	c := w.call(t, "+4930222222", "")
+	if _, err := w.svc.EndCall(context.Background(), c.ID, "caller-hangup", "test"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, "the new call listed as ended", func() bool { return listed(b)[c.ID].State == session.StateEnded })
+	if got := listed(b); len(got) != 2 || got[active.ID].State != session.StateActive {
+		t.Errorf("after the sweep and one more call: %d listed (%v), want the active call and the new one", len(got), got)
 	}
 }
