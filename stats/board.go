@@ -350,8 +350,8 @@ func (b *Board) sweep() {
 			b.drop(id)
 		}
 	}
-	// What ended first was dropped first: ended holds no more than the
-	// calls still listed, and those that ended since they were.
+	// The calls it dropped ended first, so their places lead ended: take
+	// them out, or ended would keep every call of the day at a low rate.
 	for len(b.ended) > 0 && (b.calls[b.ended[0].ID] != b.ended[0] || !b.ended[0].isEnded()) {
 		b.popEnded()
 	}
