@@ -22,7 +22,8 @@ const (
 // 5,000 versions each, and against one holding 10,000 active sessions of
 // 20 versions each, which the clients write in turn (client c the
 // sessions c, c+64, …). The servers run side by side and are measured in
-// alternation.
+// alternation. With -cpuprofile FILE, the first round's profile of the
+// 10,000-session server goes to FILE and the fresh one's to FILE.fresh.
 func runAging(cfg config) error {
 	tmp, err := os.MkdirTemp("", "httpbench-aging-")
 	if err != nil {
@@ -59,9 +60,21 @@ func runAging(cfg config) error {
 	var results []*load.Result
 	var histRatios, manyRatios []float64
 	for i := 1; i <= max(1, cfg.rounds); i++ {
+		var profiled []chan error
+		if i == 1 && cfg.profile != "" {
+			profiled = append(profiled, profile(fresh.addr, "profile", cfg.profile+".fresh", cfg.warmup, cfg.duration))
+		}
 		f := measureWrites(cfg, fresh, cfg.clients, fmt.Sprintf("fresh, 64 sessions, round %d", i))
 		h := measureWrites(cfg, history, cfg.clients, fmt.Sprintf("64 × %d versions, round %d", longHistoryLen, i))
+		if i == 1 && cfg.profile != "" {
+			profiled = append(profiled, profile(many.addr, "profile", cfg.profile, cfg.warmup, cfg.duration))
+		}
 		m := measureWrites(cfg, many, cfg.clients, fmt.Sprintf("%d × %d versions, round %d", manySessions, manySessionsLen, i))
+		for _, ch := range profiled {
+			if err := <-ch; err != nil {
+				return err
+			}
+		}
 		results = append(results, f, h, m)
 		histRatios = append(histRatios, h.Rate()/f.Rate())
 		manyRatios = append(manyRatios, m.Rate()/f.Rate())
