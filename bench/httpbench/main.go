@@ -51,7 +51,7 @@ func main() {
 	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds of anchor and callctx in alternation; ratios are the rounds' median")
 	tune := flag.Bool("tune", false, "measure the anchor's writes under several DB.Batch settings instead")
 	aging := flag.Bool("aging", false, "measure writes against long histories and many sessions instead")
-	flag.StringVar(&cfg.profile, "cpuprofile", "", "write a CPU profile of callctx during its first POST round to this file")
+	flag.StringVar(&cfg.profile, "cpuprofile", "", "write a CPU profile of callctx during its first POST round to this file (with -aging: the 10,000-session server's, and the fresh one's to this file + .fresh)")
 	flag.StringVar(&cfg.getProfile, "cpuprofile-get", "", "write a CPU profile of callctx during its first GET round to this file")
 	flag.StringVar(&cfg.trace, "trace", "", "write an execution trace of callctx during its first POST round to this file (go tool trace)")
 	flag.Parse()
