@@ -112,6 +112,16 @@ func listed(b *stats.Board) map[string]stats.Call {
 	return out
 }
 
+// stateOf returns the state a call is listed in, "" when it is not listed
+// (or not yet known).
+func stateOf(b *stats.Board, id string) session.State {
+	c, ok := listed(b)[id]
+	if !ok || c.Call == nil {
+		return ""
+	}
+	return c.State
+}
+
 func TestBoard_CallsAndFunnel(t *testing.T) {
 	w := newWorld(t)
 	a := w.call(t, "+4930111111", "line")
@@ -322,10 +332,10 @@ func TestBoard_EndedCallsBounded(t *testing.T) {
 		ended = append(ended, c.ID)
 	}
 	last := ended[len(ended)-1]
-	testenv.WaitFor(t, "the last call listed as ended", func() bool { return listed(b)[last].State == session.StateEnded })
+	testenv.WaitFor(t, "the last call listed as ended", func() bool { return stateOf(b, last) == session.StateEnded })
 
 	got := listed(b)
-	if got[active.ID].State != session.StateActive {
+	if stateOf(b, active.ID) != session.StateActive {
 		t.Errorf("the active call is listed as %+v", got[active.ID])
 	}
 	for i, id := range ended {
@@ -351,8 +361,8 @@ func TestBoard_EndedCallsBounded(t *testing.T) {
 	if _, err := w.svc.EndCall(context.Background(), c.ID, "caller-hangup", "test"); err != nil {
 		t.Fatal(err)
 	}
-	testenv.WaitFor(t, "the new call listed as ended", func() bool { return listed(b)[c.ID].State == session.StateEnded })
-	if got := listed(b); len(got) != 2 || got[active.ID].State != session.StateActive {
+	testenv.WaitFor(t, "the new call listed as ended", func() bool { return stateOf(b, c.ID) == session.StateEnded })
+	if got := listed(b); len(got) != 2 || stateOf(b, active.ID) != session.StateActive {
 		t.Errorf("after the sweep and one more call: %d listed (%v), want the active call and the new one", len(got), got)
 	}
 }
