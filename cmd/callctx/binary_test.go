@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bufio"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -176,39 +175,14 @@ func TestReload_SIGHUPWhileStarting(t *testing.T) {
 	}
 	flows := t.TempDir()
 	writeFile(t, filepath.Join(flows, "f.yaml"), "flows:\n  f:\n    start: a\n    nodes:\n      a: {type: hangup}\n")
-	cmd := exec.Command(buildCallctx(t), "serve", "--http", "127.0.0.1:0", "--sip", "127.0.0.1:0", "--data", t.TempDir(), "--flows", flows)
-	cmd.Env = append(os.Environ(), "LOG_LEVEL=info")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	stuck := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
-	defer stuck.Stop()
-	var log strings.Builder
-	loaded, listening := 0, false
-	sc := bufio.NewScanner(stderr)
-	for (loaded < 2 || !listening) && sc.Scan() {
-		line := sc.Text()
-		if log.Len() == 0 {
-			cmd.Process.Signal(syscall.SIGHUP) // at the first line
-		}
-		log.WriteString(line + "\n")
-		loaded += strings.Count(line, `"msg":"flows loaded"`)
-		listening = listening || strings.Contains(line, `"msg":"callctx listening"`)
-	}
-	if loaded < 2 || !listening {
-		cmd.Wait()
-		t.Fatalf("a SIGHUP while starting: listening %v, flows loaded %d times (want 2), %v:\n%s", listening, loaded, cmd.ProcessState, log.String())
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	go io.Copy(io.Discard, stderr)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("exit after the reload: %v\n%s", err, log.String())
-	}
+	p := &node{t: t, name: "callctx", bin: buildCallctx(t),
+		args:        []string{"--sip", "127.0.0.1:0", "--data", t.TempDir(), "--flows", flows},
+		atFirstLine: func(p *os.Process) { p.Signal(syscall.SIGHUP) }}
+	p.start() // fails if the SIGHUP ended the process
+	testenv.WaitFor(t, "the flows loaded a second time", func() bool {
+		return strings.Count(p.logText(), `"msg":"flows loaded"`) >= 2
+	})
+	p.stop() // fails unless the exit after the reload is clean
 }
 
 // TestReload_holidays: a calendar's .ics file is read again on SIGHUP, as the

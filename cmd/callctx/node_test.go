@@ -32,6 +32,9 @@ type node struct {
 	exited chan struct{}
 	mu     sync.Mutex
 	log    bytes.Buffer
+	// atFirstLine, when set, runs once the process has logged its first
+	// line, before start waits for it to listen.
+	atFirstLine func(*os.Process)
 }
 
 // startNode writes config (YAML) to a file and starts callctx serve on a
@@ -71,8 +74,11 @@ func (n *node) start() {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
+		for first := true; sc.Scan(); first = false {
 			line := sc.Text()
+			if first && n.atFirstLine != nil {
+				n.atFirstLine(cmd.Process)
+			}
 			n.mu.Lock()
 			n.log.WriteString(line + "\n")
 			n.mu.Unlock()
