@@ -60,20 +60,19 @@ func runAging(cfg config) error {
 	var results []*load.Result
 	var histRatios, manyRatios []float64
 	for i := 1; i <= max(1, cfg.rounds); i++ {
-		var profiled []chan error
-		if i == 1 && cfg.profile != "" {
-			profiled = append(profiled, profile(fresh.addr, "profile", cfg.profile+".fresh", cfg.warmup, cfg.duration))
+		profiling := i == 1 && cfg.profile != ""
+		var freshProfiled, manyProfiled chan error
+		if profiling {
+			freshProfiled = profile(fresh.addr, "profile", cfg.profile+".fresh", cfg.warmup, cfg.duration)
 		}
 		f := measureWrites(cfg, fresh, cfg.clients, fmt.Sprintf("fresh, 64 sessions, round %d", i))
 		h := measureWrites(cfg, history, cfg.clients, fmt.Sprintf("64 × %d versions, round %d", longHistoryLen, i))
-		if i == 1 && cfg.profile != "" {
-			profiled = append(profiled, profile(many.addr, "profile", cfg.profile, cfg.warmup, cfg.duration))
+		if profiling {
+			manyProfiled = profile(many.addr, "profile", cfg.profile, cfg.warmup, cfg.duration)
 		}
 		m := measureWrites(cfg, many, cfg.clients, fmt.Sprintf("%d × %d versions, round %d", manySessions, manySessionsLen, i))
-		for _, ch := range profiled {
-			if err := <-ch; err != nil {
-				return err
-			}
+		if err := fetched(freshProfiled, manyProfiled); err != nil {
+			return err
 		}
 		results = append(results, f, h, m)
 		histRatios = append(histRatios, h.Rate()/f.Rate())

@@ -134,10 +134,8 @@ func run(cfg config) error {
 			getProfiled = profile(cc.addr, "profile", cfg.getProfile, cfg.warmup, cfg.duration)
 		}
 		cg := measureGets(cfg, cc, fmt.Sprintf("callctx GET, round %d", i))
-		if getProfiled != nil {
-			if err := <-getProfiled; err != nil {
-				return err
-			}
+		if err := fetched(getProfiled); err != nil {
+			return err
 		}
 		aw := measureWrites(cfg, anchor, cfg.clients, fmt.Sprintf("anchor POST, round %d", i))
 		var profiled chan error
@@ -158,13 +156,8 @@ func run(cfg config) error {
 			return err
 		}
 		commitStats = append(commitStats, fmt.Sprintf("round %d: %s", i, before.until(after)))
-		for _, ch := range []chan error{profiled, traced} {
-			if ch == nil {
-				continue
-			}
-			if err := <-ch; err != nil {
-				return err
-			}
+		if err := fetched(profiled, traced); err != nil {
+			return err
 		}
 		results = append(results, ag, cg, aw, cw)
 		getRatios = append(getRatios, cg.Rate()/ag.Rate())
@@ -350,6 +343,21 @@ func runTune(cfg config) error {
 	}
 	fmt.Printf("best: %s (%.0f writes/s)\n", best, bestRate)
 	return nil
+}
+
+// fetched waits for the fetches profile started (nil ones were not) and
+// returns the first error.
+func fetched(fetches ...chan error) error {
+	var first error
+	for _, ch := range fetches {
+		if ch == nil {
+			continue
+		}
+		if err := <-ch; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // profile fetches a CPU profile of the server at addr over the measured
