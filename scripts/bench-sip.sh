@@ -6,8 +6,8 @@
 #   2. callctx's SIP bridge in answer+BYE mode (the INVITE's context written as the call's
 #      session, the BYE ending it: two group-committed writes) and in redirect mode (one
 #      write: the call is recorded ended with the 302), with the default configuration.
-#   3. callctx's answer + BYE once more, on a fresh server, offered the rate it is meant to
-#      sustain (4,000 calls/s) for SIP_BENCH_SECONDS.
+#   3. callctx's answer + BYE once more, on a new server with a new database, offered the
+#      rate it is meant to sustain (4,000 calls/s) for SIP_BENCH_SECONDS.
 # Every server listens on a free loopback port. Each first gets short steps at rising rates;
 # a step is clean when no call failed, at least 95% of the offered calls per second
 # completed and at most 1% of the calls needed a retransmission (a step that is not is
@@ -78,9 +78,10 @@ start_uas() {
 	ADDR=$(sed -n 's/^listening udp //p' "$OUT/sipuas-$1.log")
 }
 
-# start_callctx MODE: start callctx with its SIP bridge in MODE and set ADDR and SERVER_PID.
+# start_callctx MODE [NAME]: start callctx with its SIP bridge in MODE, in a directory of its
+# own (callctx-NAME, NAME defaulting to MODE) with a new database, and set ADDR and SERVER_PID.
 start_callctx() {
-	dir="$OUT/callctx-$1"
+	dir="$OUT/callctx-${2:-$1}"
 	mkdir -p "$dir/data"
 	cat >"$dir/config.yaml" <<YAML
 http:
@@ -276,8 +277,9 @@ if [ "$HAVE_CALLCTX" = 1 ]; then
 	start_callctx answer
 	measure callctx-answer uac_answer_bye.xml
 	stop_server
-	# The target itself: answer + BYE at ANSWER_TARGET calls/s, sustained, on a fresh server.
-	start_callctx answer
+	# The target itself: answer + BYE at ANSWER_TARGET calls/s, sustained, on a new server and
+	# database.
+	start_callctx answer answer-target
 	run_sipp callctx-answer-target uac_answer_bye.xml "$ANSWER_TARGET" "$SECONDS_SUSTAINED"
 	stop_server
 fi
