@@ -3,11 +3,15 @@ package sipbridge_test
 import (
 	"context"
 	"fmt"
-	"github.com/callctx/callctx/internal/sipptest"
-	"github.com/callctx/callctx/internal/testenv"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callctx/callctx/internal/sipptest"
+	"github.com/callctx/callctx/internal/testenv"
 	"github.com/callctx/callctx/session"
 	"github.com/callctx/callctx/sipbridge"
 	"github.com/callctx/callctx/sipbridge/sipcodec"
@@ -185,5 +189,67 @@ func TestBridge_RedirectModeLargeContextOverUDP(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), "sent the call ID only") {
 		t.Errorf("the fallback was not logged")
+	}
+}
+
+// TestBridge_RedirectACKRetransmitted: the redirect's transaction ends at the caller's ACK,
+// and an ACK the caller sends again after that is dropped: no answer, no error logged, and
+// the INVITE made one call. (A caller retransmits its ACK only if it gets the 302 again.)
+func TestBridge_RedirectACKRetransmitted(t *testing.T) {
+	e := startBridge(t, sipbridge.Config{Mode: sipbridge.ModeRedirect, Target: "sip:queue@192.0.2.30:5060"})
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	to, err := net.ResolveUDPAddr("udp", e.bridge.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(msg string) {
+		t.Helper()
+		if _, err := pc.WriteTo([]byte(msg), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	me := pc.LocalAddr().String()
+	head := func(method, toTag string) string {
+		return method + " sip:1000@" + e.bridge.Addr() + " SIP/2.0\r\n" +
+			"Via: SIP/2.0/UDP " + me + ";branch=z9hG4bK-ack-retransmitted\r\n" +
+			"Max-Forwards: 70\r\nFrom: <sip:caller@" + me + ">;tag=caller\r\n" +
+			"To: <sip:1000@" + e.bridge.Addr() + ">" + toTag + "\r\n" +
+			"Call-ID: ack-retransmitted@test\r\nCSeq: 1 " + method + "\r\n"
+	}
+	send(head("INVITE", "") + "Contact: <sip:caller@" + me + ">\r\nContent-Length: 0\r\n\r\n")
+
+	buf := make([]byte, 4096)
+	_ = pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, _, err := pc.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("no answer to the INVITE: %v", err)
+	}
+	msg, err := sip.ParseMessage(buf[:n])
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, ok := msg.(*sip.Response)
+	if !ok || res.StatusCode != 302 {
+		t.Fatalf("answer to the INVITE:\n%s", buf[:n])
+	}
+	tag, _ := res.To().Params.Get("tag")
+	ack := head("ACK", ";tag="+tag) + "Content-Length: 0\r\n\r\n"
+	for range 3 {
+		send(ack)
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = pc.SetReadDeadline(time.Now().Add(time.Second))
+	if n, _, err := pc.ReadFrom(buf); err == nil {
+		t.Errorf("callctx answered an ACK:\n%s", buf[:n])
+	}
+	if got := e.callCount(t); got != 1 {
+		t.Errorf("%d calls, want 1", got)
+	}
+	if logs := e.logs.String(); strings.Contains(logs, `"level":"ERROR"`) || strings.Contains(logs, `"level":"WARN"`) {
+		t.Errorf("the ACKs were logged as a problem:\n%s", logs)
 	}
 }

@@ -41,6 +41,10 @@ func (b *Bridge) redirect(req *sip.Request, tx sip.ServerTransaction, call *sess
 	defer t.Stop()
 	select {
 	case <-tx.Acks():
+		// The caller has the 302. Over UDP sipgo would keep the transaction five seconds
+		// more (Timer I) only to absorb retransmitted ACKs, which reach onAck without it and
+		// are dropped there; thousands of those a second are heap the collector marks.
+		tx.Terminate()
 	case <-tx.Done():
 	case <-t.C:
 	case <-b.stopping:
