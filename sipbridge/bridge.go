@@ -153,6 +153,7 @@ type Bridge struct {
 	wg      sync.WaitGroup // calls and transfers in progress
 	serves  sync.WaitGroup // listeners
 	invites atomic.Int64   // new INVITEs being handled: calls set up, parked or bridged
+	settled *settled       // INVITEs whose transaction ended at the caller's ACK, for T4
 
 	stopping chan struct{} // closed when Shutdown starts
 
@@ -178,7 +179,7 @@ func New(svc *session.Service, cfg Config, log *slog.Logger) (*Bridge, error) {
 	if cfg.TLSListen != "" && (cfg.TLSConfig == nil || len(cfg.TLSConfig.Certificates) == 0 && cfg.TLSConfig.GetCertificate == nil) {
 		return nil, fmt.Errorf("sip tls listen %s needs a certificate", cfg.TLSListen)
 	}
-	return &Bridge{cfg: p.cfg, svc: svc, log: log, storeLog: outage.New(log, "the session store (new calls)", 0), mapper: p.mapper, target: p.target, host: p.host, stopping: make(chan struct{}),
+	return &Bridge{cfg: p.cfg, svc: svc, log: log, storeLog: outage.New(log, "the session store (new calls)", 0), settled: newSettled(), mapper: p.mapper, target: p.target, host: p.host, stopping: make(chan struct{}),
 		auth: p.auth, limit: newLimiter(p.cfg.RateLimit),
 		watch: watcher{states: map[string]*TargetState{}},
 		calls: map[string]*inCall{}, expected: map[string]string{}, inbound: map[string]*inCall{}, outbound: map[string]*outLeg{}}, nil
@@ -488,6 +489,9 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 func (b *Bridge) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		newCall := req.IsInvite() && !hasToTag(req)
+		if newCall && b.settled.has(req) {
+			return // a late copy of an INVITE already answered and acknowledged
+		}
 		b.mu.Lock()
 		closing := b.closing
 		if !closing {
