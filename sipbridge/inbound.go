@@ -47,6 +47,7 @@ type inCall struct {
 	from string                     // the caller, as call.from
 	flow string                     // the call's flow, "" when it has none
 	dlg  *sipgo.DialogServerSession // its InviteRequest is the caller's INVITE
+	tx   sip.ServerTransaction      // the caller's INVITE's
 	sdp  []byte                     // what callctx answered (parked calls)
 
 	mu        sync.Mutex
@@ -270,6 +271,11 @@ func (b *Bridge) park(c *inCall, log logger, drive func()) {
 	c.mu.Lock()
 	c.confirmed = true
 	c.mu.Unlock()
+	// The caller has the 200. sipgo would keep the INVITE's transaction 32 s more (Timer L,
+	// RFC 6026) to absorb late copies of the INVITE, which settled drops instead; a call
+	// answered is then no heavier than one that has lasted half a minute.
+	b.settled.add(c.dlg.InviteRequest)
+	c.tx.Terminate()
 	if drive != nil {
 		b.track(drive)
 	}
@@ -380,7 +386,7 @@ func (b *Bridge) newInCall(req *sip.Request, tx sip.ServerTransaction, call *ses
 	if err != nil {
 		return nil, err
 	}
-	c := &inCall{b: b, id: call.ID, from: call.From, flow: call.Flow, dlg: dlg, done: make(chan struct{})}
+	c := &inCall{b: b, id: call.ID, from: call.From, flow: call.Flow, dlg: dlg, tx: tx, done: make(chan struct{})}
 	b.mu.Lock()
 	b.calls[c.id] = c
 	b.inbound[dlg.ID] = c

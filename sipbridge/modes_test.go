@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -192,64 +193,142 @@ func TestBridge_RedirectModeLargeContextOverUDP(t *testing.T) {
 	}
 }
 
-// TestBridge_RedirectACKRetransmitted: the redirect's transaction ends at the caller's ACK,
-// and an ACK the caller sends again after that is dropped: no answer, no error logged, and
-// the INVITE made one call. (A caller retransmits its ACK only if it gets the 302 again.)
-func TestBridge_RedirectACKRetransmitted(t *testing.T) {
+// TestBridge_RedirectAcknowledged: the redirect's transaction ends at the caller's ACK.
+// What arrives after that is dropped without an answer or a logged error: the ACK again (a
+// caller retransmits it only when it gets the 302 again) and a late copy of the INVITE (one
+// the network delayed or duplicated), which must not make a second call.
+func TestBridge_RedirectAcknowledged(t *testing.T) {
 	e := startBridge(t, sipbridge.Config{Mode: sipbridge.ModeRedirect, Target: "sip:queue@192.0.2.30:5060"})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	to, err := net.ResolveUDPAddr("udp", e.bridge.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	send := func(msg string) {
-		t.Helper()
-		if _, err := pc.WriteTo([]byte(msg), to); err != nil {
-			t.Fatal(err)
-		}
-	}
-	me := pc.LocalAddr().String()
-	head := func(method, toTag string) string {
-		return method + " sip:1000@" + e.bridge.Addr() + " SIP/2.0\r\n" +
-			"Via: SIP/2.0/UDP " + me + ";branch=z9hG4bK-ack-retransmitted\r\n" +
-			"Max-Forwards: 70\r\nFrom: <sip:caller@" + me + ">;tag=caller\r\n" +
-			"To: <sip:1000@" + e.bridge.Addr() + ">" + toTag + "\r\n" +
-			"Call-ID: ack-retransmitted@test\r\nCSeq: 1 " + method + "\r\n"
-	}
-	send(head("INVITE", "") + "Contact: <sip:caller@" + me + ">\r\nContent-Length: 0\r\n\r\n")
-
-	buf := make([]byte, 4096)
-	_ = pc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	n, _, err := pc.ReadFrom(buf)
-	if err != nil {
-		t.Fatalf("no answer to the INVITE: %v", err)
-	}
-	msg, err := sip.ParseMessage(buf[:n])
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, ok := msg.(*sip.Response)
-	if !ok || res.StatusCode != 302 {
-		t.Fatalf("answer to the INVITE:\n%s", buf[:n])
+	u := newUDPCaller(t, e.bridge.Addr())
+	invite := u.request("INVITE", "z9hG4bK-invite", 1, "", "")
+	u.send(invite)
+	res := u.response(10 * time.Second)
+	if res == nil || res.StatusCode != 302 {
+		t.Fatalf("answer to the INVITE: %v", res)
 	}
 	tag, _ := res.To().Params.Get("tag")
-	ack := head("ACK", ";tag="+tag) + "Content-Length: 0\r\n\r\n"
 	for range 3 {
-		send(ack)
+		u.send(u.request("ACK", "z9hG4bK-invite", 1, tag, ""))
 		time.Sleep(50 * time.Millisecond)
 	}
-	_ = pc.SetReadDeadline(time.Now().Add(time.Second))
-	if n, _, err := pc.ReadFrom(buf); err == nil {
-		t.Errorf("callctx answered an ACK:\n%s", buf[:n])
+	u.send(invite)
+	if res := u.response(time.Second); res != nil {
+		t.Errorf("callctx answered after the ACK:\n%v", res)
 	}
 	if got := e.callCount(t); got != 1 {
 		t.Errorf("%d calls, want 1", got)
 	}
+	e.noProblemLogged(t)
+}
+
+// TestBridge_AnswerAcknowledged: an answered call's INVITE transaction ends at the caller's
+// ACK; a late copy of the INVITE is dropped, without an answer or a second call, and the
+// call goes on until the caller's BYE.
+func TestBridge_AnswerAcknowledged(t *testing.T) {
+	e := startBridge(t, sipbridge.Config{})
+	u := newUDPCaller(t, e.bridge.Addr())
+	sdp := "v=0\r\no=caller 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+	invite := u.request("INVITE", "z9hG4bK-invite", 1, "", sdp)
+	u.send(invite)
+	var res *sip.Response
+	for res = u.response(10 * time.Second); res != nil && res.IsProvisional(); res = u.response(10 * time.Second) {
+	}
+	if res == nil || res.StatusCode != 200 {
+		t.Fatalf("answer to the INVITE: %v", res)
+	}
+	tag, _ := res.To().Params.Get("tag")
+	u.send(u.request("ACK", "z9hG4bK-ack", 1, tag, ""))
+	time.Sleep(100 * time.Millisecond)
+	u.send(invite)
+	if res := u.response(time.Second); res != nil {
+		t.Errorf("callctx answered the INVITE's copy:\n%v", res)
+	}
+	if got := e.callCount(t); got != 1 {
+		t.Errorf("%d calls, want 1", got)
+	}
+	call := e.activeCall(t)
+	u.send(u.request("BYE", "z9hG4bK-bye", 2, tag, ""))
+	if res := u.response(10 * time.Second); res == nil || res.StatusCode != 200 {
+		t.Fatalf("answer to the BYE: %v", res)
+	}
+	if got, want := e.endedCall(t, call.ID).EndReason, sipbridge.EndHangup; got != want {
+		t.Errorf("EndReason=%q, want %q", got, want)
+	}
+	e.noProblemLogged(t)
+}
+
+// udpCaller speaks SIP by hand over UDP, one call, for what sipp cannot send: copies of a
+// request after its transaction has ended.
+type udpCaller struct {
+	t        *testing.T
+	pc       net.PacketConn
+	to       net.Addr
+	me, them string
+}
+
+func newUDPCaller(t *testing.T, addr string) *udpCaller {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	to, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &udpCaller{t: t, pc: pc, to: to, me: pc.LocalAddr().String(), them: addr}
+}
+
+// request is a request of the call: toTag "" outside the dialog, sdp "" for no body.
+func (u *udpCaller) request(method, branch string, cseq int, toTag, sdp string) string {
+	to := "<sip:1000@" + u.them + ">"
+	if toTag != "" {
+		to += ";tag=" + toTag
+	}
+	ct := ""
+	if sdp != "" {
+		ct = "Content-Type: application/sdp\r\n"
+	}
+	return method + " sip:1000@" + u.them + " SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP " + u.me + ";branch=" + branch + "\r\n" +
+		"Max-Forwards: 70\r\nFrom: <sip:caller@" + u.me + ">;tag=caller\r\nTo: " + to + "\r\n" +
+		"Call-ID: udp-caller@test\r\nCSeq: " + strconv.Itoa(cseq) + " " + method + "\r\n" +
+		"Contact: <sip:caller@" + u.me + ">\r\n" + ct +
+		"Content-Length: " + strconv.Itoa(len(sdp)) + "\r\n\r\n" + sdp
+}
+
+func (u *udpCaller) send(msg string) {
+	u.t.Helper()
+	if _, err := u.pc.WriteTo([]byte(msg), u.to); err != nil {
+		u.t.Fatal(err)
+	}
+}
+
+// response returns the next response callctx sends within wait, nil when none comes.
+// A request from callctx fails the test.
+func (u *udpCaller) response(wait time.Duration) *sip.Response {
+	u.t.Helper()
+	buf := make([]byte, 65536)
+	_ = u.pc.SetReadDeadline(time.Now().Add(wait))
+	n, _, err := u.pc.ReadFrom(buf)
+	if err != nil {
+		return nil
+	}
+	msg, err := sip.ParseMessage(buf[:n])
+	if err != nil {
+		u.t.Fatalf("%v:\n%s", err, buf[:n])
+	}
+	res, ok := msg.(*sip.Response)
+	if !ok {
+		u.t.Fatalf("callctx sent a request:\n%s", buf[:n])
+	}
+	return res
+}
+
+// noProblemLogged fails the test when the bridge logged a warning or an error.
+func (e *testEnv) noProblemLogged(t *testing.T) {
+	t.Helper()
 	if logs := e.logs.String(); strings.Contains(logs, `"level":"ERROR"`) || strings.Contains(logs, `"level":"WARN"`) {
-		t.Errorf("the ACKs were logged as a problem:\n%s", logs)
+		t.Errorf("a problem was logged:\n%s", logs)
 	}
 }
