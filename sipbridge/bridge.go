@@ -153,7 +153,7 @@ type Bridge struct {
 	wg      sync.WaitGroup // calls and transfers in progress
 	serves  sync.WaitGroup // listeners
 	invites atomic.Int64   // new INVITEs being handled: calls set up, parked or bridged
-	settled *settled       // INVITEs whose transaction ended at the caller's ACK, for T4
+	settled *settled       // requests whose transaction settle ended early
 
 	stopping chan struct{} // closed when Shutdown starts
 
@@ -344,7 +344,7 @@ func (b *Bridge) Start(ctx context.Context) error {
 	}
 	b.dialogUAs(tln != nil)
 
-	b.srv.OnInvite(b.observed(b.guard(b.onInvite)))
+	b.srv.OnInvite(b.accepting(b.observed(b.guard(b.onInvite))))
 	b.srv.OnAck(b.observed(b.onAck))
 	b.srv.OnBye(b.observed(b.guard(b.onBye)))
 	b.srv.OnCancel(b.observed(b.onCancel))
@@ -555,6 +555,12 @@ func (b *Bridge) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (b *Bridge) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	if b.settled.has(req) {
+		// A retransmission of a BYE answered already: the caller missed the 200.
+		b.settled.add(req)
+		b.respond(req, tx, 200, "OK")
+		return
+	}
 	if c := b.inboundOf(req); c != nil {
 		c.onBye(req, tx)
 		return

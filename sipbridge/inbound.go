@@ -271,11 +271,9 @@ func (b *Bridge) park(c *inCall, log logger, drive func()) {
 	c.mu.Lock()
 	c.confirmed = true
 	c.mu.Unlock()
-	// The caller has the 200. sipgo would keep the INVITE's transaction 32 s more (Timer L,
-	// RFC 6026) to absorb late copies of the INVITE, which settled drops instead; a call
-	// answered is then no heavier than one that has lasted half a minute.
-	b.settled.add(c.dlg.InviteRequest)
-	c.tx.Terminate()
+	// The caller has the 200 (acceptedTx ended the INVITE's transaction when it went out):
+	// copies of the INVITE are dropped for T4 more from now.
+	b.settle(c.dlg.InviteRequest, c.tx)
 	if drive != nil {
 		b.track(drive)
 	}
@@ -464,6 +462,7 @@ func (c *inCall) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		c.b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
+	c.b.settle(req, tx) // a retransmission of the BYE is answered by onBye
 	c.mu.Lock()
 	peer := c.peer
 	c.mu.Unlock()

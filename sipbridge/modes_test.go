@@ -221,9 +221,10 @@ func TestBridge_RedirectAcknowledged(t *testing.T) {
 	e.noProblemLogged(t)
 }
 
-// TestBridge_AnswerAcknowledged: an answered call's INVITE transaction ends at the caller's
-// ACK; a late copy of the INVITE is dropped, without an answer or a second call, and the
-// call goes on until the caller's BYE.
+// TestBridge_AnswerAcknowledged: an answered call's INVITE transaction ends with its 200; a
+// copy of the INVITE makes no second call: before the ACK the caller gets the 200 again,
+// after it nothing. The call goes on until the caller's BYE. The BYE's transaction ends with its 200, and the
+// same BYE sent again gets 200 again.
 func TestBridge_AnswerAcknowledged(t *testing.T) {
 	e := startBridge(t, sipbridge.Config{})
 	u := newUDPCaller(t, e.bridge.Addr())
@@ -237,6 +238,10 @@ func TestBridge_AnswerAcknowledged(t *testing.T) {
 		t.Fatalf("answer to the INVITE: %v", res)
 	}
 	tag, _ := res.To().Params.Get("tag")
+	u.send(invite) // as a caller does that has not had the 200 yet
+	if res := u.response(5 * time.Second); res == nil || res.StatusCode != 200 {
+		t.Fatalf("the 200 is not sent again before the ACK: %v", res)
+	}
 	u.send(u.request("ACK", "z9hG4bK-ack", 1, tag, ""))
 	time.Sleep(100 * time.Millisecond)
 	u.send(invite)
@@ -247,9 +252,15 @@ func TestBridge_AnswerAcknowledged(t *testing.T) {
 		t.Errorf("%d calls, want 1", got)
 	}
 	call := e.activeCall(t)
-	u.send(u.request("BYE", "z9hG4bK-bye", 2, tag, ""))
+	bye := u.request("BYE", "z9hG4bK-bye", 2, tag, "")
+	u.send(bye)
 	if res := u.response(10 * time.Second); res == nil || res.StatusCode != 200 {
 		t.Fatalf("answer to the BYE: %v", res)
+	}
+	time.Sleep(100 * time.Millisecond)
+	u.send(bye) // as a caller does that missed the 200
+	if res := u.response(10 * time.Second); res == nil || res.StatusCode != 200 {
+		t.Fatalf("answer to the BYE sent again: %v", res)
 	}
 	if got, want := e.endedCall(t, call.ID).EndReason, sipbridge.EndHangup; got != want {
 		t.Errorf("EndReason=%q, want %q", got, want)

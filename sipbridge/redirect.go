@@ -43,10 +43,8 @@ func (b *Bridge) redirect(req *sip.Request, tx sip.ServerTransaction, call *sess
 	case <-tx.Acks():
 		// The caller has the 302. Over UDP sipgo would keep the transaction five seconds
 		// more (Timer I) to absorb retransmitted ACKs, which reach onAck without it and are
-		// dropped there, and late copies of the INVITE, which settled drops; thousands of
-		// transactions a second are heap the collector marks.
-		b.settled.add(req)
-		tx.Terminate()
+		// dropped there, and late copies of the INVITE, which guard drops.
+		b.settle(req, tx)
 	case <-tx.Done():
 	case <-t.C:
 	case <-b.stopping:

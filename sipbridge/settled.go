@@ -5,18 +5,23 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
 
-// settled remembers for a while the INVITEs whose server transaction callctx ended at the
-// caller's ACK, so that a copy of one that the network delivers after the ACK is dropped,
-// as the transaction would have dropped it, instead of being taken for a new call.
+// settled remembers for a while the requests whose server transaction callctx ended early
+// (see Bridge.settle): an INVITE whose final response the caller acknowledged, so that a
+// copy of it that the network delivers after the ACK is dropped instead of being taken for
+// a new call; a BYE answered, so that a retransmission of it (its 200 was lost) gets 200
+// again, not 481.
 //
-// sipgo keeps such a transaction for T4 (5 s, Timer I) after a 3xx–6xx is acknowledged,
-// about 5.5 KB each with the parsed INVITE and the response; at carrier rates that is
-// hundreds of megabytes for the collector to mark. settled keeps one 64-bit hash of the
-// INVITE's Call-ID and branch for as long, in maps without pointers that the collector does
-// not scan.
+// sipgo keeps such a transaction 5 s after a 3xx–6xx is acknowledged (Timer I), 32 s after
+// a 2xx (Timer L, RFC 6026) and 32 s after answering a BYE over UDP (Timer J), each a few
+// KB with the parsed request and the response; at carrier rates that is hundreds of
+// megabytes for the collector to mark. settled keeps one 64-bit hash of the request's
+// Call-ID and branch for T4 to 2×T4 (5–10 s), in maps without pointers that the collector
+// does not scan: a delayed copy of an INVITE arrives close to its ACK, and a caller
+// retransmits a BYE at most T2 (4 s) apart, each copy renewing the entry.
 type settled struct {
 	seed maphash.Seed
 
@@ -43,7 +48,7 @@ func (s *settled) key(req *sip.Request) uint64 {
 	return h.Sum64()
 }
 
-// add records that req's transaction was ended at its ACK.
+// add records that req's transaction was ended early.
 func (s *settled) add(req *sip.Request) {
 	k := s.key(req)
 	s.mu.Lock()
@@ -52,8 +57,7 @@ func (s *settled) add(req *sip.Request) {
 	s.mu.Unlock()
 }
 
-// has reports whether req is a copy of an INVITE whose transaction ended at its ACK less
-// than T4 ago (at most 2×T4).
+// has reports whether req is a copy of a request added less than T4 ago (at most 2×T4).
 func (s *settled) has(req *sip.Request) bool {
 	k := s.key(req)
 	s.mu.Lock()
@@ -73,4 +77,50 @@ func (s *settled) turn(now time.Time) {
 	}
 	s.old, s.cur = s.cur, make(map[uint64]struct{}, len(s.cur))
 	s.turned = now
+}
+
+// settle ends req's server transaction now that the caller has what it asked for, and
+// remembers req in settled for what the transaction was still kept for.
+func (b *Bridge) settle(req *sip.Request, tx sip.ServerTransaction) {
+	b.settled.add(req)
+	tx.Terminate()
+}
+
+// acceptedTx is an initial INVITE's server transaction that sends a 2xx around sipgo's
+// transaction state machine and ends with it.
+//
+// sipgo v1.7.2 keeps a transaction that sent a 2xx in its Accepted state under Timer L (32 s,
+// RFC 6026), and Terminate does not stop that timer: the transaction, with the INVITE, the
+// response and the dialog, stays on the heap for 32 s whatever callctx does (at 4,000 calls
+// a second, half a gigabyte). RFC 6026 leaves the 2xx's retransmissions to the transaction
+// user, and sipgo's dialog (DialogServerSession.WriteResponse) makes them until the ACK, so
+// the transaction has nothing left to do once the 2xx is out: acceptedTx writes it to the
+// transport, settles the INVITE (its retransmissions are dropped while the dialog resends
+// the 2xx) and so ends the transaction, which also stops its 100 Trying timer. Every 2xx
+// callctx sends to an initial INVITE goes through the dialog.
+type acceptedTx struct {
+	sip.ServerTransaction
+	b   *Bridge
+	req *sip.Request
+}
+
+func (t acceptedTx) Respond(res *sip.Response) error {
+	if !res.IsSuccess() {
+		return t.ServerTransaction.Respond(res)
+	}
+	if err := t.b.srv.WriteResponse(res); err != nil {
+		return err
+	}
+	t.b.settle(t.req, t.ServerTransaction)
+	return nil
+}
+
+// accepting hands h an initial INVITE's transaction as an acceptedTx.
+func (b *Bridge) accepting(h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if !hasToTag(req) {
+			tx = acceptedTx{ServerTransaction: tx, b: b, req: req}
+		}
+		h(req, tx)
+	}
 }
