@@ -490,7 +490,7 @@ func (b *Bridge) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		newCall := req.IsInvite() && !hasToTag(req)
 		if newCall && b.settled.has(req) {
-			return // a late copy of an INVITE already answered and acknowledged
+			return // a copy of an INVITE answered already (see settled)
 		}
 		b.mu.Lock()
 		closing := b.closing
@@ -557,7 +557,6 @@ func (b *Bridge) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 func (b *Bridge) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	if b.settled.has(req) {
 		// A retransmission of a BYE answered already: the caller missed the 200.
-		b.settled.add(req)
 		b.respond(req, tx, 200, "OK")
 		return
 	}

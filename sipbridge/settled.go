@@ -10,18 +10,18 @@ import (
 )
 
 // settled remembers for a while the requests whose server transaction callctx ended early
-// (see Bridge.settle): an INVITE whose final response the caller acknowledged, so that a
-// copy of it that the network delivers after the ACK is dropped instead of being taken for
-// a new call; a BYE answered, so that a retransmission of it (its 200 was lost) gets 200
-// again, not 481.
+// (see Bridge.settle): an INVITE answered (a 302 the caller acknowledged, or a 200), so that
+// a copy of it (a retransmission, or a packet the network delayed or duplicated) is dropped
+// instead of being taken for a new call; a BYE answered, so that a retransmission of it
+// (its 200 was lost) gets 200 again, not 481.
 //
 // sipgo keeps such a transaction 5 s after a 3xx–6xx is acknowledged (Timer I), 32 s after
 // a 2xx (Timer L, RFC 6026) and 32 s after answering a BYE over UDP (Timer J), each a few
 // KB with the parsed request and the response; at carrier rates that is hundreds of
 // megabytes for the collector to mark. settled keeps one 64-bit hash of the request's
 // Call-ID and branch for T4 to 2×T4 (5–10 s), in maps without pointers that the collector
-// does not scan: a delayed copy of an INVITE arrives close to its ACK, and a caller
-// retransmits a BYE at most T2 (4 s) apart, each copy renewing the entry.
+// does not scan: a copy of an INVITE arrives close to its answer, and a caller retransmits a
+// BYE at most T2 (4 s) apart, each copy renewing the entry.
 type settled struct {
 	seed maphash.Seed
 
@@ -57,17 +57,22 @@ func (s *settled) add(req *sip.Request) {
 	s.mu.Unlock()
 }
 
-// has reports whether req is a copy of a request added less than T4 ago (at most 2×T4).
+// has reports whether req is a copy of a request added, or seen by has, less than T4 ago
+// (at most 2×T4). A copy renews the entry: a caller that keeps sending one is answered, or
+// ignored, for as long as it does.
 func (s *settled) has(req *sip.Request) bool {
 	k := s.key(req)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.turn(time.Now())
-	_, ok := s.cur[k]
-	if !ok {
-		_, ok = s.old[k]
+	if _, ok := s.cur[k]; ok {
+		return true
 	}
-	return ok
+	if _, ok := s.old[k]; ok {
+		s.cur[k] = struct{}{}
+		return true
+	}
+	return false
 }
 
 // turn drops the older generation once the current one is T4 old.
