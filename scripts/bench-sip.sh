@@ -306,6 +306,10 @@ fi
 		set -- $(sustained callctx-answer-target)
 		echo "callctx answer+BYE offered $ANSWER_TARGET calls/s for $SECONDS_SUSTAINED s: $1 calls/s, $2 failed, $3 ms CPU per call (target: $ANSWER_TARGET calls/s for 60 s, 0 failed)"
 		awk -v r="$ccr" -v c="$ccrcpu" -v u="$uasr" -v k="$kam" 'BEGIN { printf "callctx redirect: %s calls/s sustained, %s ms CPU per call (%.2f × the sipgo UAS; target ≤ 0.15 ms per call)\n", r, c, r / u }'
-		awk -v r="$ccr" -v k="$kam" 'BEGIN { printf "ratio to anchor: callctx redirect %.2f × Kamailio (target ≥ 0.5)\n", r / k }'
+		# Whether the sustained redirect was clean by the ramp's rule (no failed call, ≤ 1% of the
+		# calls retransmitted, ≥ 95% of the offered rate done): its rate is the ratio's numerator.
+		row=$(grep "^callctx-redirect " "$SUMMARY" | tail -n 1)
+		clean=$(echo "$row" | awk '{ if ($6 == 0 && $7 * 100 <= $5 && $8 * 100 >= $2 * 95) print "clean"; else printf "not clean: %d failed, %.1f%% retransmitted", $6, $7 * 100 / $5 }')
+		awk -v r="$ccr" -v k="$kam" -v c="$clean" 'BEGIN { printf "ratio to anchor: callctx redirect %.2f × Kamailio (target ≥ 0.5; the sustained run %s)\n", r / k, c }'
 	fi
 } | tee -a "$SUMMARY"
