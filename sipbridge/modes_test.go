@@ -223,8 +223,8 @@ func TestBridge_RedirectAcknowledged(t *testing.T) {
 
 // TestBridge_AnswerAcknowledged: an answered call's INVITE transaction ends with its 200; a
 // copy of the INVITE makes no second call: before the ACK the caller gets the 200 again,
-// after it nothing. The call goes on until the caller's BYE. The BYE's transaction ends with its 200, and the
-// same BYE sent again gets 200 again.
+// after it nothing. The call goes on until the caller's BYE. The BYE's transaction ends with
+// its 200, and the same BYE sent again gets 200 again.
 func TestBridge_AnswerAcknowledged(t *testing.T) {
 	e := startBridge(t, sipbridge.Config{})
 	u := newUDPCaller(t, e.bridge.Addr())
