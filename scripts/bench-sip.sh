@@ -95,6 +95,7 @@ sip:
 YAML
 	LOG_LEVEL=info "$OUT/bin/callctx" serve --config "$dir/config.yaml" >"$dir/log" 2>&1 &
 	SERVER_PID=$!
+	SERVER_DATA=$dir/data
 	PIDS="$PIDS $SERVER_PID"
 	wait_for_line "$dir/log" '"sip listening"'
 	ADDR=$(sed -n 's/.*"sip listening".*"udp":"\([^"]*\)".*/\1/p' "$dir/log" | head -n 1)
@@ -172,9 +173,15 @@ CFG
 	exit 1
 }
 
+# stop_server stops the server and removes callctx's database: an answer ramp's grows to
+# gigabytes, and a few runs would fill the disk.
 stop_server() {
 	kill "$SERVER_PID" 2>/dev/null || true
 	wait "$SERVER_PID" 2>/dev/null || true
+	if [ -n "${SERVER_DATA:-}" ]; then
+		rm -rf "$SERVER_DATA"
+		SERVER_DATA=
+	fi
 }
 
 # p99 FILE RTD: the 99th percentile (ms) of response-time RTD in a sipp rtt file.
