@@ -73,7 +73,6 @@ func (o *outLeg) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		o.b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	o.b.settle(req, tx) // a retransmission of the BYE is answered by onBye
 	o.finish()
 	if p := o.parent; p != nil {
 		// The caller goes too, unless this leg is no longer the one bridged, or its far end

@@ -344,9 +344,9 @@ func (b *Bridge) Start(ctx context.Context) error {
 	}
 	b.dialogUAs(tln != nil)
 
-	b.srv.OnInvite(b.accepting(b.observed(b.guard(b.onInvite))))
+	b.srv.OnInvite(b.settling(b.observed(b.guard(b.onInvite))))
 	b.srv.OnAck(b.observed(b.onAck))
-	b.srv.OnBye(b.observed(b.guard(b.onBye)))
+	b.srv.OnBye(b.settling(b.observed(b.guard(b.onBye))))
 	b.srv.OnCancel(b.observed(b.onCancel))
 	b.srv.OnOptions(b.observed(b.onOptions))
 	b.srv.OnNotify(b.observed(b.guard(b.onNotify)))

@@ -47,7 +47,6 @@ type inCall struct {
 	from string                     // the caller, as call.from
 	flow string                     // the call's flow, "" when it has none
 	dlg  *sipgo.DialogServerSession // its InviteRequest is the caller's INVITE
-	tx   sip.ServerTransaction      // the caller's INVITE's
 	sdp  []byte                     // what callctx answered (parked calls)
 
 	mu        sync.Mutex
@@ -271,9 +270,6 @@ func (b *Bridge) park(c *inCall, log logger, drive func()) {
 	c.mu.Lock()
 	c.confirmed = true
 	c.mu.Unlock()
-	// The caller has the 200 (acceptedTx ended the INVITE's transaction when it went out):
-	// copies of the INVITE are dropped for T4 more from now.
-	b.settle(c.dlg.InviteRequest, c.tx)
 	if drive != nil {
 		b.track(drive)
 	}
@@ -384,7 +380,7 @@ func (b *Bridge) newInCall(req *sip.Request, tx sip.ServerTransaction, call *ses
 	if err != nil {
 		return nil, err
 	}
-	c := &inCall{b: b, id: call.ID, from: call.From, flow: call.Flow, dlg: dlg, tx: tx, done: make(chan struct{})}
+	c := &inCall{b: b, id: call.ID, from: call.From, flow: call.Flow, dlg: dlg, done: make(chan struct{})}
 	b.mu.Lock()
 	b.calls[c.id] = c
 	b.inbound[dlg.ID] = c
@@ -462,7 +458,6 @@ func (c *inCall) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		c.b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	c.b.settle(req, tx) // a retransmission of the BYE is answered by onBye
 	c.mu.Lock()
 	peer := c.peer
 	c.mu.Unlock()

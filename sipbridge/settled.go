@@ -91,40 +91,50 @@ func (b *Bridge) settle(req *sip.Request, tx sip.ServerTransaction) {
 	tx.Terminate()
 }
 
-// acceptedTx is an initial INVITE's server transaction that sends a 2xx around sipgo's
-// transaction state machine and ends with it.
+// settlingTx is the server transaction of an initial INVITE or of a BYE, which settles
+// itself once callctx answers it with a 2xx.
 //
-// sipgo v1.7.2 keeps a transaction that sent a 2xx in its Accepted state under Timer L (32 s,
-// RFC 6026), and Terminate does not stop that timer: the transaction, with the INVITE, the
-// response and the dialog, stays on the heap for 32 s whatever callctx does (at 4,000 calls
-// a second, half a gigabyte). RFC 6026 leaves the 2xx's retransmissions to the transaction
-// user, and sipgo's dialog (DialogServerSession.WriteResponse) makes them until the ACK, so
-// the transaction has nothing left to do once the 2xx is out: acceptedTx writes it to the
-// transport, settles the INVITE (its retransmissions are dropped while the dialog resends
-// the 2xx) and so ends the transaction, which also stops its 100 Trying timer. Every 2xx
-// callctx sends to an initial INVITE goes through the dialog.
-type acceptedTx struct {
+// A BYE's 200 goes through sipgo's state machine, and the transaction ends after it instead
+// of 32 s later (Timer J); a retransmitted BYE then reaches onBye, which answers 200 again.
+//
+// An INVITE's 2xx goes around the state machine. sipgo v1.7.2 keeps a transaction that sent
+// a 2xx in its Accepted state under Timer L (32 s, RFC 6026), and Terminate does not stop
+// that timer: the transaction, with the INVITE, the response and the dialog, stays on the
+// heap for 32 s whatever callctx does (at 4,000 calls a second, half a gigabyte). RFC 6026
+// leaves the 2xx's retransmissions to the transaction user, and sipgo's dialog
+// (DialogServerSession.WriteResponse) makes them until the ACK, so the transaction has
+// nothing left to do once the 2xx is out: it is written to the transport, and settling ends
+// the transaction (stopping its 100 Trying timer too) while guard drops the INVITE's copies;
+// each retransmission of the 2xx renews the entry until the ACK. Every 2xx callctx sends to
+// an initial INVITE goes through the dialog.
+type settlingTx struct {
 	sip.ServerTransaction
 	b   *Bridge
 	req *sip.Request
 }
 
-func (t acceptedTx) Respond(res *sip.Response) error {
+func (t settlingTx) Respond(res *sip.Response) error {
 	if !res.IsSuccess() {
 		return t.ServerTransaction.Respond(res)
 	}
-	if err := t.b.srv.WriteResponse(res); err != nil {
+	var err error
+	if t.req.IsInvite() {
+		err = t.b.srv.WriteResponse(res)
+	} else {
+		err = t.ServerTransaction.Respond(res)
+	}
+	if err != nil {
 		return err
 	}
 	t.b.settle(t.req, t.ServerTransaction)
 	return nil
 }
 
-// accepting hands h an initial INVITE's transaction as an acceptedTx.
-func (b *Bridge) accepting(h sipgo.RequestHandler) sipgo.RequestHandler {
+// settling hands h the transaction of an initial INVITE or a BYE as a settlingTx.
+func (b *Bridge) settling(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
-		if !hasToTag(req) {
-			tx = acceptedTx{ServerTransaction: tx, b: b, req: req}
+		if req.IsInvite() && !hasToTag(req) || req.Method == sip.BYE {
+			tx = settlingTx{ServerTransaction: tx, b: b, req: req}
 		}
 		h(req, tx)
 	}
