@@ -202,22 +202,14 @@ func TestBridge_RedirectAcknowledged(t *testing.T) {
 	u := newUDPCaller(t, e.bridge.Addr())
 	invite := u.request("INVITE", "z9hG4bK-invite", 1, "", "")
 	u.send(invite)
-	res := u.response(10 * time.Second)
-	if res == nil || res.StatusCode != 302 {
-		t.Fatalf("answer to the INVITE: %v", res)
-	}
-	tag, _ := res.To().Params.Get("tag")
+	tag := u.answered(302, "the INVITE")
 	for range 3 {
 		u.send(u.request("ACK", "z9hG4bK-invite", 1, tag, ""))
 		time.Sleep(50 * time.Millisecond)
 	}
 	u.send(invite)
-	if res := u.response(time.Second); res != nil {
-		t.Errorf("callctx answered after the ACK:\n%v", res)
-	}
-	if got := e.callCount(t); got != 1 {
-		t.Errorf("%d calls, want 1", got)
-	}
+	u.unanswered("the ACKs and the INVITE's copy")
+	e.oneCall(t)
 	e.noProblemLogged(t)
 }
 
@@ -231,37 +223,21 @@ func TestBridge_AnswerAcknowledged(t *testing.T) {
 	sdp := "v=0\r\no=caller 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
 	invite := u.request("INVITE", "z9hG4bK-invite", 1, "", sdp)
 	u.send(invite)
-	var res *sip.Response
-	for res = u.response(10 * time.Second); res != nil && res.IsProvisional(); res = u.response(10 * time.Second) {
-	}
-	if res == nil || res.StatusCode != 200 {
-		t.Fatalf("answer to the INVITE: %v", res)
-	}
-	tag, _ := res.To().Params.Get("tag")
+	tag := u.answered(200, "the INVITE")
 	u.send(invite) // as a caller does that has not had the 200 yet
-	if res := u.response(5 * time.Second); res == nil || res.StatusCode != 200 {
-		t.Fatalf("the 200 is not sent again before the ACK: %v", res)
-	}
+	u.answered(200, "the INVITE's copy before the ACK")
 	u.send(u.request("ACK", "z9hG4bK-ack", 1, tag, ""))
 	time.Sleep(100 * time.Millisecond)
 	u.send(invite)
-	if res := u.response(time.Second); res != nil {
-		t.Errorf("callctx answered the INVITE's copy:\n%v", res)
-	}
-	if got := e.callCount(t); got != 1 {
-		t.Errorf("%d calls, want 1", got)
-	}
+	u.unanswered("the INVITE's copy after the ACK")
+	e.oneCall(t)
 	call := e.activeCall(t)
 	bye := u.request("BYE", "z9hG4bK-bye", 2, tag, "")
 	u.send(bye)
-	if res := u.response(10 * time.Second); res == nil || res.StatusCode != 200 {
-		t.Fatalf("answer to the BYE: %v", res)
-	}
+	u.answered(200, "the BYE")
 	time.Sleep(100 * time.Millisecond)
 	u.send(bye) // as a caller does that missed the 200
-	if res := u.response(10 * time.Second); res == nil || res.StatusCode != 200 {
-		t.Fatalf("answer to the BYE sent again: %v", res)
-	}
+	u.answered(200, "the BYE sent again")
 	if got, want := e.endedCall(t, call.ID).EndReason, sipbridge.EndHangup; got != want {
 		t.Errorf("EndReason=%q, want %q", got, want)
 	}
@@ -334,6 +310,37 @@ func (u *udpCaller) response(wait time.Duration) *sip.Response {
 		u.t.Fatalf("callctx sent a request:\n%s", buf[:n])
 	}
 	return res
+}
+
+// answered returns the To tag of callctx's final answer to what (passing over provisional
+// ones), which must come within 10 s with status code want.
+func (u *udpCaller) answered(want int, what string) string {
+	u.t.Helper()
+	res := u.response(10 * time.Second)
+	for res != nil && res.IsProvisional() {
+		res = u.response(10 * time.Second)
+	}
+	if res == nil || res.StatusCode != want {
+		u.t.Fatalf("answer to %s: %v, want %d", what, res, want)
+	}
+	tag, _ := res.To().Params.Get("tag")
+	return tag
+}
+
+// unanswered fails the test when callctx answers what within a second.
+func (u *udpCaller) unanswered(what string) {
+	u.t.Helper()
+	if res := u.response(time.Second); res != nil {
+		u.t.Errorf("callctx answered %s:\n%v", what, res)
+	}
+}
+
+// oneCall fails the test unless the store holds exactly one call.
+func (e *testEnv) oneCall(t *testing.T) {
+	t.Helper()
+	if got := e.callCount(t); got != 1 {
+		t.Errorf("%d calls, want 1", got)
+	}
 }
 
 // noProblemLogged fails the test when the bridge logged a warning or an error.
