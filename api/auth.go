@@ -71,8 +71,7 @@ const (
 // (the command refuses to listen beyond loopback in that case).
 func (h *Handler) authenticate(scope Scope, allowQueryToken bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if h.open {
-			c.Set(ctxActor, anonymous)
+		if h.open { // the actor is anonymous (actor)
 			return
 		}
 		if h.authLocked(c) {
@@ -112,6 +111,16 @@ func (h *Handler) authenticate(scope Scope, allowQueryToken bool) gin.HandlerFun
 		}
 		c.Set(ctxActor, tok.Name)
 	}
+}
+
+// actor is who sent the request: the name of its token (authenticate), or
+// what a route that takes no token names it ("context-link"); on a server
+// without tokens, anonymous.
+func (h *Handler) actor(c *gin.Context) string {
+	if a := c.GetString(ctxActor); a != "" || !h.open {
+		return a
+	}
+	return anonymous
 }
 
 // tokenOf returns the token a bearer secret stands for: a static token's

@@ -108,7 +108,7 @@ func (h *Handler) bfGetCall(c *gin.Context) {
 // bfHangupCall is babelforce's hangup: the call ends with reason
 // system-hangup, and the SIP bridge hangs up a call it holds.
 func (h *Handler) bfHangupCall(c *gin.Context) {
-	call, err := h.svc.EndCall(c.Request.Context(), c.Param("id"), "system-hangup", c.GetString(ctxActor))
+	call, err := h.svc.EndCall(c.Request.Context(), c.Param("id"), "system-hangup", h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return

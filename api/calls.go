@@ -67,7 +67,7 @@ func (h *Handler) createCall(c *gin.Context) {
 		ID: req.ID, From: req.From, To: req.To, Direction: session.Direction(req.Direction),
 		Flow: req.Flow, Variables: req.Variables,
 	}
-	wo := session.WriteOptions{Actor: c.GetString(ctxActor), Origin: session.OriginClient}
+	wo := session.WriteOptions{Actor: h.actor(c), Origin: session.OriginClient}
 	var call *session.Call
 	var err error
 	if h.flows != nil {
@@ -148,7 +148,7 @@ func (h *Handler) endCall(c *gin.Context) {
 		writeProblem(c, http.StatusBadRequest, typeMalformed, "the body could not be decoded: "+jsonErrorText(err), nil)
 		return
 	}
-	call, err := h.svc.EndCall(c.Request.Context(), c.Param("id"), req.Reason, c.GetString(ctxActor))
+	call, err := h.svc.EndCall(c.Request.Context(), c.Param("id"), req.Reason, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return

@@ -173,11 +173,38 @@ func in(prefixes []netip.Prefix, addr netip.Addr) bool {
 	return false
 }
 
-// ctxClientAddr holds the address of the client a request came from.
+// conn is what the requests of one connection share (ConnContext): the
+// connection and its peer, so that a request that did not come through a
+// trusted proxy finds its client without parsing an address.
+type conn struct {
+	net.Conn
+	peer    netip.Addr
+	proxied bool // the peer is a trusted proxy: each request names its client
+}
+
+// connOf describes c, the connection as Listener accepted it.
+func (cs *clients) connOf(c net.Conn) *conn {
+	addr := peer(c.RemoteAddr().String())
+	return &conn{Conn: c, peer: addr, proxied: in(cs.lim.TrustedProxies, addr)}
+}
+
+// connOf returns the connection a request arrived on, nil when the server
+// was not given ConnContext.
+func connOf(c *gin.Context) *conn {
+	cn, _ := c.Request.Context().Value(connKey{}).(*conn)
+	return cn
+}
+
+// ctxClientAddr holds the address of the client of a request that came
+// through a trusted proxy.
 const ctxClientAddr = "callctx.clientAddr"
 
-// clientOf returns the address of the request's client, found once.
+// clientOf returns the address of the request's client: its connection's
+// peer, or for a trusted proxy's request the address it names, found once.
 func (h *Handler) clientOf(c *gin.Context) netip.Addr {
+	if cn := connOf(c); cn != nil && !cn.proxied {
+		return cn.peer
+	}
 	if v, ok := c.Get(ctxClientAddr); ok {
 		return v.(netip.Addr)
 	}
@@ -198,7 +225,7 @@ func (h *Handler) limitRequests(c *gin.Context) {
 	if in(lim.Exempt, addr) {
 		return
 	}
-	if lc, ok := c.Request.Context().Value(connKey{}).(*limitedConn); ok && lc.over {
+	if lc, ok := connOf(c).unwrap().(*limitedConn); ok && lc.over {
 		c.Header("Connection", "close")
 		c.Header("Retry-After", "1")
 		writeProblem(c, http.StatusTooManyRequests, typeTooMany, "this client has "+strconv.Itoa(lim.MaxConns)+" connections open, its limit; reuse them", nil)
@@ -298,11 +325,19 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 	return lc, nil
 }
 
+// unwrap is the connection as Listener accepted it, nil for none.
+func (cn *conn) unwrap() net.Conn {
+	if cn == nil {
+		return nil
+	}
+	return cn.Conn
+}
+
 // netConn is the connection a request arrived on, unwrapped.
 func netConn(c *gin.Context) net.Conn {
-	conn, _ := c.Request.Context().Value(connKey{}).(net.Conn)
-	if lc, ok := conn.(*limitedConn); ok {
+	nc := connOf(c).unwrap()
+	if lc, ok := nc.(*limitedConn); ok {
 		return lc.Conn
 	}
-	return conn
+	return nc
 }

@@ -167,7 +167,7 @@ func (h *Handler) accessLog(c *gin.Context, route string, took time.Duration) {
 		slog.Int("status", c.Writer.Status()),
 		slog.Duration("duration", took),
 		slog.String("call_id", callID(c)),
-		slog.String("actor", c.GetString(ctxActor)),
+		slog.String("actor", h.actor(c)),
 	)
 }
 

@@ -92,7 +92,7 @@ func (h *Handler) merge(c *gin.Context, callID string, ifMatch uint64) (*session
 // write merges vars, whose problem pointers sit under varsPointer.
 func (h *Handler) write(c *gin.Context, callID string, vars map[string]json.RawMessage, ifMatch uint64, varsPointer string) (*session.Session, bool) {
 	s, _, err := h.svc.Merge(c.Request.Context(), callID, vars, session.WriteOptions{
-		IfMatch: ifMatch, Actor: c.GetString(ctxActor), Origin: session.OriginClient,
+		IfMatch: ifMatch, Actor: h.actor(c), Origin: session.OriginClient,
 	})
 	if err != nil {
 		h.failAt(c, err, varsPointer)

@@ -118,7 +118,7 @@ func (s *streamSlots) take(token, callID string) (release func(), refused string
 // streamSlot is the route middleware of the event streams: it holds one
 // slot while the stream is open, or answers 429.
 func (h *Handler) streamSlot(c *gin.Context) {
-	release, refused := h.streams.take(c.GetString(ctxActor), c.Param("callId"))
+	release, refused := h.streams.take(h.actor(c), c.Param("callId"))
 	if release == nil {
 		c.Header("Retry-After", retryAfterStream)
 		writeProblem(c, http.StatusTooManyRequests, typeTooMany, refused+"; close a stream or try again later", nil)
@@ -149,9 +149,10 @@ type connKey struct{}
 
 // ConnContext is for http.Server.ConnContext: it gives the requests their
 // connection, for the event streams to bound its send buffer
-// (streamSendBuffer) and the client limits to count it (Listener).
+// (streamSendBuffer), and the client limits its peer, found once per
+// connection instead of once per request (Listener, clientOf).
 func (h *Handler) ConnContext(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, c)
+	return context.WithValue(ctx, connKey{}, h.clients.connOf(c))
 }
 
 // startSSE answers 200 with the event stream's headers.

@@ -140,7 +140,7 @@ func (h *Handler) transferCall(c *gin.Context) {
 	tr := session.TransferRequest{
 		Target: req.TransferTarget, Mode: session.TransferMode(req.Mode), HandoverReason: req.HandoverReason,
 		ReferredBy: req.TransferReferredByURL, PreserveTelURI: req.PreserveTelURI,
-		Blind: req.TransferNotifications != nil && !*req.TransferNotifications, Actor: c.GetString(ctxActor),
+		Blind: req.TransferNotifications != nil && !*req.TransferNotifications, Actor: h.actor(c),
 	}
 	for _, hd := range req.TransferSIPHeaders {
 		tr.Headers = append(tr.Headers, session.TransferHeader{Name: hd.Name, Value: hd.Value})
