@@ -173,19 +173,25 @@ func in(prefixes []netip.Prefix, addr netip.Addr) bool {
 	return false
 }
 
-// conn is what the requests of one connection share (ConnContext): the
-// connection and its peer, so that a request that did not come through a
+// conn is what the requests of one connection share (ConnContext), found
+// once when it is accepted: the connection itself, its count against
+// MaxConns, and its peer, so that a request that did not come through a
 // trusted proxy finds its client without parsing an address.
 type conn struct {
-	net.Conn
+	nc      net.Conn     // as the kernel gave it
+	limited *limitedConn // nil: Listener did not count it
 	peer    netip.Addr
 	proxied bool // the peer is a trusted proxy: each request names its client
 }
 
-// connOf describes c, the connection as Listener accepted it.
+// connOf describes c, the connection as Listener returned it.
 func (cs *clients) connOf(c net.Conn) *conn {
-	addr := peer(c.RemoteAddr().String())
-	return &conn{Conn: c, peer: addr, proxied: in(cs.lim.TrustedProxies, addr)}
+	cn := &conn{nc: c, peer: peer(c.RemoteAddr().String())}
+	if lc, ok := c.(*limitedConn); ok {
+		cn.nc, cn.limited = lc.Conn, lc
+	}
+	cn.proxied = in(cs.lim.TrustedProxies, cn.peer)
+	return cn
 }
 
 // connOf returns the connection a request arrived on, nil when the server
@@ -225,7 +231,7 @@ func (h *Handler) limitRequests(c *gin.Context) {
 	if in(lim.Exempt, addr) {
 		return
 	}
-	if lc, ok := connOf(c).unwrap().(*limitedConn); ok && lc.over {
+	if cn := connOf(c); cn != nil && cn.limited != nil && cn.limited.over {
 		c.Header("Connection", "close")
 		c.Header("Retry-After", "1")
 		writeProblem(c, http.StatusTooManyRequests, typeTooMany, "this client has "+strconv.Itoa(lim.MaxConns)+" connections open, its limit; reuse them", nil)
@@ -325,19 +331,11 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 	return lc, nil
 }
 
-// unwrap is the connection as Listener accepted it, nil for none.
-func (cn *conn) unwrap() net.Conn {
-	if cn == nil {
-		return nil
-	}
-	return cn.Conn
-}
-
-// netConn is the connection a request arrived on, unwrapped.
+// netConn is the connection a request arrived on, unwrapped; nil when the
+// server was not given ConnContext.
 func netConn(c *gin.Context) net.Conn {
-	nc := connOf(c).unwrap()
-	if lc, ok := nc.(*limitedConn); ok {
-		return lc.Conn
+	if cn := connOf(c); cn != nil {
+		return cn.nc
 	}
-	return nc
+	return nil
 }
