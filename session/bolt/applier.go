@@ -1,9 +1,12 @@
 package bolt
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,12 +17,17 @@ import (
 // writes, in commits that each take every group logged since the last one,
 // and drops from the overlay what bbolt then holds. Nothing waits for it
 // but reads that walk an index (readApplied), so it commits at most every
-// applyInterval unless such a read asks: a bbolt commit rewrites every page
-// it touches and syncs twice, and the fewer there are, the less each write
-// costs, however many sessions the writes are spread over.
+// applyInterval unless such a read asks or applyMaxBytes of log are
+// pending: a bbolt commit rewrites every page it touches and syncs twice,
+// and the more writes share it, the less each one costs. Over many
+// sessions that matters most: every write then dirties a page of the
+// sessions bucket that no other write of the commit shares, and a commit
+// that takes each session several times rewrites each page once for all of
+// them. What is pending is held in memory (the overlay, the groups), and
+// is what a restart replays: applyMaxBytes bounds both.
 const (
-	applyInterval = 500 * time.Millisecond
-	applyMaxKeys  = 20000 // commit at once past this many changed keys
+	applyInterval = time.Second
+	applyMaxBytes = 16 << 20 // commit at once past this much log not in bbolt
 	applyRetry    = 100 * time.Millisecond
 )
 
@@ -30,6 +38,7 @@ var metaKey = []byte("wal")
 type pendingGroup struct {
 	gen     uint64
 	end     int64 // the log offset after the group's record
+	size    int   // the record's payload, in bytes
 	changes []change
 }
 
@@ -40,7 +49,7 @@ type applier struct {
 	mu       sync.Mutex
 	epoch    uint64 // of the log records pending
 	pending  []pendingGroup
-	keys     int    // changes pending
+	bytes    int    // the pending groups' payloads, in bytes
 	queued   uint64 // the generation of the last group handed over
 	applied  uint64 // the generation bbolt holds
 	err      error  // the last commit's failure, until one succeeds
@@ -62,9 +71,9 @@ func newApplier(db *bolt.DB, ov *overlay, epoch, gen uint64) *applier {
 func (a *applier) add(g pendingGroup) {
 	a.mu.Lock()
 	a.pending = append(a.pending, g)
-	a.keys += len(g.changes)
+	a.bytes += g.size
 	a.queued = g.gen
-	now := a.keys >= applyMaxKeys || len(a.pending) == 1
+	now := a.bytes >= applyMaxBytes || len(a.pending) == 1
 	a.mu.Unlock()
 	if now {
 		a.signal()
@@ -123,10 +132,10 @@ func (a *applier) run() {
 	for {
 		<-a.wake
 		// Let groups gather for a while, unless a read waits or the store
-		// closes; a burst past applyMaxKeys commits at once.
+		// closes; a burst past applyMaxBytes commits at once.
 		for {
 			a.mu.Lock()
-			hurry := a.flushing || a.closed || a.keys >= applyMaxKeys
+			hurry := a.flushing || a.closed || a.bytes >= applyMaxBytes
 			empty := len(a.pending) == 0
 			closed := a.closed
 			interval := applyInterval
@@ -168,10 +177,8 @@ func (a *applier) applyPending() {
 	}
 	lastG := groups[len(groups)-1]
 	err := a.db.Update(func(tx *bolt.Tx) error {
-		for _, g := range groups {
-			if err := applyChanges(tx, g.changes); err != nil {
-				return err
-			}
+		if err := applyGroups(tx, groups); err != nil {
+			return err
 		}
 		return putMeta(tx, epoch, lastG.end, lastG.gen)
 	})
@@ -188,7 +195,7 @@ func (a *applier) applyPending() {
 	a.ov.drop(lastG.gen, groups)
 	a.pending = append(a.pending[:0:0], a.pending[len(groups):]...)
 	for _, g := range groups {
-		a.keys -= len(g.changes)
+		a.bytes -= g.size
 	}
 	a.applied = lastG.gen
 	if len(a.pending) == 0 {
@@ -204,28 +211,76 @@ func (a *applier) Err() error {
 	return a.err
 }
 
-// applyChanges puts a group's changes into bbolt.
-func applyChanges(tx *bolt.Tx, changes []change) error {
-	for _, c := range changes {
-		b := tx.Bucket(bucketNames[c.bucket()])
-		key := []byte(c.key[1:])
-		var err error
-		if c.val == nil {
-			err = b.Delete(key)
-		} else {
-			if c.bucket() == bLog {
-				b.FillPercent = 1 // appends only: fill pages instead of splitting them in half
-				if seq := binary.BigEndian.Uint64(key); seq > b.Sequence() {
-					err = b.SetSequence(seq)
-				}
+// applyGroups puts the groups' changes into bbolt. The history log's are
+// appends in sequence order, put as they come. Every other key is put once,
+// with the last group's value, and in key order: a commit over many
+// sessions then visits each page of a bucket once and in turn, instead of
+// seeking from the root to another page for every write, and one over a
+// few busy sessions puts each of them once.
+func applyGroups(tx *bolt.Tx, groups []pendingGroup) error {
+	var buckets [numBuckets]*bolt.Bucket
+	bucket := func(id bucketID) *bolt.Bucket {
+		if buckets[id] == nil {
+			buckets[id] = tx.Bucket(bucketNames[id])
+		}
+		return buckets[id]
+	}
+	log := bucket(bLog)
+	log.FillPercent = 1 // appends only: fill pages instead of splitting them in half
+	var rest []orderedChange
+	var seq uint64
+	for _, g := range groups {
+		for _, c := range g.changes {
+			if c.bucket() != bLog {
+				rest = append(rest, orderedChange{c, len(rest)})
+				continue
 			}
-			if err == nil {
-				err = b.Put(key, c.val)
+			if n, ok := c.logSeq(); ok && c.val != nil {
+				seq = max(seq, n)
+			}
+			if err := applyChange(log, c); err != nil {
+				return err
 			}
 		}
-		if err != nil {
-			return fmt.Errorf("%s %x: %w", bucketNames[c.bucket()], key, err)
+	}
+	if seq > log.Sequence() {
+		if err := log.SetSequence(seq); err != nil {
+			return err
 		}
+	}
+	slices.SortFunc(rest, func(a, b orderedChange) int {
+		if c := strings.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.pos, b.pos)
+	})
+	for i, c := range rest {
+		if i+1 < len(rest) && rest[i+1].key == c.key {
+			continue // a later group wrote it again
+		}
+		if err := applyChange(bucket(c.bucket()), c.change); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// orderedChange is a change and its place among the changes of a commit.
+type orderedChange struct {
+	change
+	pos int
+}
+
+func applyChange(b *bolt.Bucket, c change) error {
+	key := []byte(c.key[1:])
+	var err error
+	if c.val == nil {
+		err = b.Delete(key)
+	} else {
+		err = b.Put(key, c.val)
+	}
+	if err != nil {
+		return fmt.Errorf("%s %x: %w", bucketNames[c.bucket()], key, err)
 	}
 	return nil
 }

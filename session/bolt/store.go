@@ -149,15 +149,17 @@ func (s *Store) recover() (seq uint64, err error) {
 			return err
 		}
 		s.replayedEnd = off
+		groups := make([]pendingGroup, 0, len(records))
 		for _, r := range records {
 			changes, err := decodeChanges(r.payload)
 			if err != nil {
 				return fmt.Errorf("write-ahead log record %d: %w", r.gen, err)
 			}
-			if err := applyChanges(tx, changes); err != nil {
-				return err
-			}
+			groups = append(groups, pendingGroup{changes: changes})
 			gen, s.replayedEnd = r.gen, r.end
+		}
+		if err := applyGroups(tx, groups); err != nil {
+			return err
 		}
 		log := tx.Bucket(bucketNames[bLog])
 		seq = log.Sequence()

@@ -231,7 +231,7 @@ func (w *writer) log(t *wtx) error {
 	w.lastSync = time.Since(start)
 	w.seq = t.seq
 	w.s.ov.publish(w.wal.gen, t.changes)
-	w.s.applier.add(pendingGroup{gen: w.wal.gen, end: end, changes: t.changes})
+	w.s.applier.add(pendingGroup{gen: w.wal.gen, end: end, size: len(w.payload), changes: t.changes})
 	if end >= walRewindAt {
 		return w.rewind()
 	}
