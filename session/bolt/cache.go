@@ -28,7 +28,7 @@ import (
 // seconds, however many calls a day brings.
 type readCache struct {
 	mu sync.RWMutex
-	m  map[string]cachedSession
+	m  map[string]*cachedSession // pointers: a write changes its entry in place, with one lookup
 	// ended and endedBefore are the tombstones of the current and the
 	// previous period; rotated when the current one is tombstoneLife old.
 	ended, endedBefore map[string]uint64
@@ -52,14 +52,16 @@ type cachedSession struct {
 func (e cachedSession) json() []byte { return e.rec[sessionHeader:] }
 
 func newReadCache() *readCache {
-	return &readCache{m: make(map[string]cachedSession), ended: map[string]uint64{}, endedBefore: map[string]uint64{}, rotated: time.Now()}
+	return &readCache{m: make(map[string]*cachedSession), ended: map[string]uint64{}, endedBefore: map[string]uint64{}, rotated: time.Now()}
 }
 
 func (c *readCache) get(callID string) (cachedSession, bool) {
 	c.mu.RLock()
-	e, ok := c.m[callID]
-	c.mu.RUnlock()
-	return e, ok
+	defer c.mu.RUnlock()
+	if e := c.m[callID]; e != nil {
+		return *e, true
+	}
+	return cachedSession{}, false
 }
 
 // put records a committed session record (header and JSON) and the
@@ -72,14 +74,16 @@ func (c *readCache) put(callID string, rec []byte, sess *session.Session, callRe
 	if c.ended[callID] >= v && c.ended[callID] != 0 || c.endedBefore[callID] >= v && c.endedBefore[callID] != 0 {
 		return // ended meanwhile
 	}
-	e, ok := c.m[callID]
-	if ok && e.version >= v {
-		return
+	e := c.m[callID]
+	switch {
+	case e == nil:
+		c.m[callID] = &cachedSession{version: v, rec: rec, sess: sess, callRec: callRec, call: call}
+	case e.version < v:
+		e.version, e.rec, e.sess = v, rec, sess
+		if callRec != nil { // else the active call's record, which does not change
+			e.callRec, e.call = callRec, call
+		}
 	}
-	if callRec == nil {
-		callRec, call = e.callRec, e.call // an active call's record does not change
-	}
-	c.m[callID] = cachedSession{version: v, rec: rec, sess: sess, callRec: callRec, call: call}
 }
 
 // end records that a call ended with its session at version v: reads of it

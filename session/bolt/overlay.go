@@ -40,8 +40,9 @@ const (
 
 // overlay holds the changes of the groups the applier has not committed.
 type overlay struct {
-	mu sync.RWMutex
-	m  map[string]ovEntry // bucket byte + key
+	mu  sync.RWMutex
+	m   map[string]ovEntry // bucket byte + key, but for the history log's
+	log map[uint64]ovEntry // the history log's entries, by sequence number: a map of its own, with cheaper keys
 }
 
 type ovEntry struct {
@@ -49,11 +50,17 @@ type ovEntry struct {
 	gen uint64 // the group that wrote it
 }
 
-func newOverlay() *overlay { return &overlay{m: make(map[string]ovEntry)} }
+func newOverlay() *overlay {
+	return &overlay{m: make(map[string]ovEntry), log: make(map[uint64]ovEntry)}
+}
 
 // get returns the overlay's value of a key, and whether it has one (a nil
 // value then means deleted). The caller holds mu.
 func (o *overlay) get(b bucketID, key []byte, kb *[]byte) ([]byte, bool) {
+	if b == bLog && len(key) == 8 {
+		e, ok := o.log[binary.BigEndian.Uint64(key)]
+		return e.val, ok
+	}
 	if len(o.m) == 0 {
 		return nil, false
 	}
@@ -66,7 +73,11 @@ func (o *overlay) get(b bucketID, key []byte, kb *[]byte) ([]byte, bool) {
 func (o *overlay) publish(gen uint64, changes []change) {
 	o.mu.Lock()
 	for _, c := range changes {
-		o.m[c.key] = ovEntry{val: c.val, gen: gen}
+		if seq, ok := c.logSeq(); ok {
+			o.log[seq] = ovEntry{val: c.val, gen: gen}
+		} else {
+			o.m[c.key] = ovEntry{val: c.val, gen: gen}
+		}
 	}
 	o.mu.Unlock()
 }
@@ -77,7 +88,11 @@ func (o *overlay) drop(gen uint64, groups []pendingGroup) {
 	o.mu.Lock()
 	for _, g := range groups {
 		for _, c := range g.changes {
-			if e, ok := o.m[c.key]; ok && e.gen <= gen {
+			if seq, ok := c.logSeq(); ok {
+				if e, ok := o.log[seq]; ok && e.gen <= gen {
+					delete(o.log, seq)
+				}
+			} else if e, ok := o.m[c.key]; ok && e.gen <= gen {
 				delete(o.m, c.key)
 			}
 		}
@@ -124,6 +139,14 @@ type change struct {
 }
 
 func (c change) bucket() bucketID { return bucketID(c.key[0]) }
+
+// logSeq returns the sequence number of a history log entry's change.
+func (c change) logSeq() (uint64, bool) {
+	if c.bucket() != bLog || len(c.key) != 9 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64([]byte(c.key[1:])), true
+}
 
 // wtx is what a write sees and changes inside its group: the group's own
 // changes over the overlay over bbolt.
