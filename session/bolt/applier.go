@@ -16,18 +16,26 @@ import (
 // The applier brings bbolt up to date with the write-ahead log behind the
 // writes, in commits that each take every group logged since the last one,
 // and drops from the overlay what bbolt then holds. Nothing waits for it
-// but reads that walk an index (readApplied), so it commits at most every
-// applyInterval unless such a read asks or applyMaxBytes of log are
-// pending: a bbolt commit rewrites every page it touches and syncs twice,
-// and the more writes share it, the less each one costs. Over many
-// sessions that matters most: every write then dirties a page of the
-// sessions bucket that no other write of the commit shares, and a commit
-// that takes each session several times rewrites each page once for all of
-// them. What is pending is held in memory (the overlay, the groups), and
-// is what a restart replays: applyMaxBytes bounds both.
+// but reads that walk an index (readApplied) and the log's restart, so it
+// commits every applyInterval unless one of them asks, or sooner once
+// what is pending reaches a bound:
+//
+//   - applyMaxKeys keys other than the history log's (which only appends).
+//     A commit's work grows with the keys it writes: bbolt rewrites every
+//     page it touches and syncs twice, and the commit is a burst of CPU
+//     that the rest of the process and its neighbours wait behind. Writes
+//     that add keys (calls, as a SIP bridge creates them) gain nothing from
+//     waiting longer, and commit once they have written this many.
+//     Writes that update the same keys again (sessions, as clients write
+//     them) cost less the longer they wait: over 10,000 sessions each
+//     dirties a page of its own, and a commit that takes each session
+//     several times rewrites each page once for all of them.
+//   - applyMaxBytes of log: what is pending is held in memory (the
+//     overlay, the groups) and is what a restart replays.
 const (
 	applyInterval = time.Second
-	applyMaxBytes = 16 << 20 // commit at once past this much log not in bbolt
+	applyMaxKeys  = 12000    // keys other than the history log's
+	applyMaxBytes = 16 << 20 // of log not in bbolt
 	applyRetry    = 100 * time.Millisecond
 )
 
@@ -50,10 +58,11 @@ type applier struct {
 	epoch    uint64 // of the log records pending
 	pending  []pendingGroup
 	bytes    int    // the pending groups' payloads, in bytes
+	keys     int    // the overlay's keys but the history log's, as of the last group handed over
 	queued   uint64 // the generation of the last group handed over
 	applied  uint64 // the generation bbolt holds
 	err      error  // the last commit's failure, until one succeeds
-	flushing bool   // a read waits: commit now
+	flushTo  uint64 // commit now, until bbolt holds this generation: a read waits, or the log is to start again
 	closed   bool
 	wake     chan struct{} // buffered (1)
 	done     chan struct{} // closed when the goroutine has stopped
@@ -72,13 +81,18 @@ func (a *applier) add(g pendingGroup) {
 	a.mu.Lock()
 	a.pending = append(a.pending, g)
 	a.bytes += g.size
+	a.keys = a.ov.keys()
 	a.queued = g.gen
-	now := a.bytes >= applyMaxBytes || len(a.pending) == 1
+	now := a.full() || len(a.pending) == 1
 	a.mu.Unlock()
 	if now {
 		a.signal()
 	}
 }
+
+// full reports whether what is pending is to be committed now. Called with
+// mu held.
+func (a *applier) full() bool { return a.bytes >= applyMaxBytes || a.keys >= applyMaxKeys }
 
 func (a *applier) signal() {
 	select {
@@ -100,13 +114,35 @@ func (a *applier) flush() error {
 		if a.closed {
 			return errClosed
 		}
-		if !a.flushing {
-			a.flushing = true
-			a.signal()
-		}
+		a.hurry(target)
 		a.progress.Wait()
 	}
 	return nil
+}
+
+// soon has bbolt catch up with every group handed over so far, without
+// waiting for it, and returns the last one's generation (see holds).
+func (a *applier) soon() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.hurry(a.queued)
+	return a.queued
+}
+
+// holds reports whether bbolt holds generation gen.
+func (a *applier) holds(gen uint64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.applied >= gen
+}
+
+// hurry has the applier commit now, until bbolt holds gen. Called with mu
+// held.
+func (a *applier) hurry(gen uint64) {
+	if a.flushTo < gen {
+		a.flushTo = gen
+		a.signal()
+	}
 }
 
 // setEpoch says that the groups handed over from now on belong to a new
@@ -131,11 +167,11 @@ func (a *applier) run() {
 	last := time.Now()
 	for {
 		<-a.wake
-		// Let groups gather for a while, unless a read waits or the store
-		// closes; a burst past applyMaxBytes commits at once.
+		// Let groups gather for a while, unless a read waits, the log is
+		// to start again, the store closes, or what is pending is full.
 		for {
 			a.mu.Lock()
-			hurry := a.flushing || a.closed || a.bytes >= applyMaxBytes
+			hurry := a.flushTo > a.applied || a.closed || a.full()
 			empty := len(a.pending) == 0
 			closed := a.closed
 			interval := applyInterval
@@ -183,25 +219,27 @@ func (a *applier) applyPending() {
 		return putMeta(tx, epoch, lastG.end, lastG.gen)
 	})
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if err != nil {
 		a.err = fmt.Errorf("apply the write-ahead log to bbolt: %w", err)
-		a.flushing = false
 		a.progress.Broadcast()
+		a.mu.Unlock()
 		return // the groups stay pending and in the overlay; run retries
-
 	}
 	a.err = nil
-	a.ov.drop(lastG.gen, groups)
 	a.pending = append(a.pending[:0:0], a.pending[len(groups):]...)
 	for _, g := range groups {
 		a.bytes -= g.size
 	}
 	a.applied = lastG.gen
-	if len(a.pending) == 0 {
-		a.flushing = false
-	}
 	a.progress.Broadcast()
+	a.mu.Unlock()
+	// Outside mu, which the writer takes to hand over each group: dropping
+	// a large commit's keys takes milliseconds. What a later group wrote
+	// again stays.
+	a.ov.drop(lastG.gen, groups)
+	a.mu.Lock()
+	a.keys = a.ov.keys()
+	a.mu.Unlock()
 }
 
 // Err returns why bbolt could not take the last commit, if it could not.

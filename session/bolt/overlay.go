@@ -72,6 +72,7 @@ func (o *overlay) get(b bucketID, key []byte, kb *[]byte) ([]byte, bool) {
 // publish adds a group's changes.
 func (o *overlay) publish(gen uint64, changes []change) {
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	for _, c := range changes {
 		if seq, ok := c.logSeq(); ok {
 			o.log[seq] = ovEntry{val: c.val, gen: gen}
@@ -79,15 +80,28 @@ func (o *overlay) publish(gen uint64, changes []change) {
 			o.m[c.key] = ovEntry{val: c.val, gen: gen}
 		}
 	}
-	o.mu.Unlock()
+}
+
+// keys returns how many keys the overlay holds besides the history log's.
+func (o *overlay) keys() int {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return len(o.m)
 }
 
 // drop removes what groups up to gen wrote, now that bbolt has it, unless
-// a later group wrote the key again.
+// a later group wrote the key again. It takes the lock for dropChunk
+// changes at a time: a catch-up commit can hold a hundred thousand, and
+// reads and the writer wait while it is held.
 func (o *overlay) drop(gen uint64, groups []pendingGroup) {
+	n := 0
 	o.mu.Lock()
 	for _, g := range groups {
 		for _, c := range g.changes {
+			if n++; n%dropChunk == 0 {
+				o.mu.Unlock()
+				o.mu.Lock()
+			}
 			if seq, ok := c.logSeq(); ok {
 				if e, ok := o.log[seq]; ok && e.gen <= gen {
 					delete(o.log, seq)
@@ -99,6 +113,9 @@ func (o *overlay) drop(gen uint64, groups []pendingGroup) {
 	}
 	o.mu.Unlock()
 }
+
+// dropChunk is how many changes drop removes per hold of the lock.
+const dropChunk = 4096
 
 // reader reads the overlay over a bbolt snapshot.
 type reader struct {

@@ -33,6 +33,9 @@ type writer struct {
 	observe func(writes int, commit time.Duration) // Options.OnCommit; may be nil
 	onWrite func(took time.Duration)               // Options.OnWrite; may be nil
 	payload []byte
+	// rewindGen is the group bbolt is to hold before the log starts again
+	// at 0; 0 while the log is short.
+	rewindGen uint64
 
 	mu     sync.Mutex
 	queue  []*writeOp
@@ -233,7 +236,14 @@ func (w *writer) log(t *wtx) error {
 	w.s.ov.publish(w.wal.gen, t.changes)
 	w.s.applier.add(pendingGroup{gen: w.wal.gen, end: end, size: len(w.payload), changes: t.changes})
 	if end >= walRewindAt {
-		return w.rewind()
+		// bbolt first catches up with the log so far while writes go on;
+		// then the log starts again once bbolt has what came since, a
+		// commit's worth at most, which is all the writer waits for.
+		if w.rewindGen == 0 {
+			w.rewindGen = w.s.applier.soon()
+		} else if w.s.applier.holds(w.rewindGen) {
+			return w.rewind()
+		}
 	}
 	return nil
 }
@@ -250,6 +260,7 @@ func (w *writer) rewind() error {
 	}
 	w.wal.restart(epoch, w.wal.gen)
 	w.s.applier.setEpoch(epoch)
+	w.rewindGen = 0
 	return nil
 }
 
