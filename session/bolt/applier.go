@@ -20,21 +20,21 @@ import (
 // commits every applyInterval unless one of them asks, or sooner once
 // what is pending reaches a bound:
 //
-//   - applyMaxKeys keys other than the history log's (which only appends).
-//     A commit's work grows with the keys it writes: bbolt rewrites every
-//     page it touches and syncs twice, and the commit is a burst of CPU
+//   - applyMaxKeys keys outside the sessions bucket and the history log:
+//     calls and their indexes, which writes add as calls start and end. A
+//     commit's work grows with the keys it writes (bbolt rewrites every
+//     page it touches and syncs twice), and each commit is a burst of CPU
 //     that the rest of the process and its neighbours wait behind. Writes
-//     that add keys (calls, as a SIP bridge creates them) gain nothing from
-//     waiting longer, and commit once they have written this many.
-//     Writes that update the same keys again (sessions, as clients write
-//     them) cost less the longer they wait: over 10,000 sessions each
-//     dirties a page of its own, and a commit that takes each session
-//     several times rewrites each page once for all of them.
+//     that add keys gain nothing from waiting, so they commit in small
+//     batches. Writes that update sessions again cost less the longer they
+//     wait: over 10,000 sessions each dirties a page of its own, and a
+//     commit that takes each session several times rewrites each page once
+//     for all of them. They wait the whole interval.
 //   - applyMaxBytes of log: what is pending is held in memory (the
 //     overlay, the groups) and is what a restart replays.
 const (
 	applyInterval = time.Second
-	applyMaxKeys  = 12000    // keys other than the history log's
+	applyMaxKeys  = 4000     // keys outside the sessions bucket and the history log
 	applyMaxBytes = 16 << 20 // of log not in bbolt
 	applyRetry    = 100 * time.Millisecond
 )
@@ -58,7 +58,7 @@ type applier struct {
 	epoch    uint64 // of the log records pending
 	pending  []pendingGroup
 	bytes    int    // the pending groups' payloads, in bytes
-	keys     int    // the overlay's keys but the history log's, as of the last group handed over
+	keys     int    // the overlay's keys outside the sessions bucket and the history log, as of the last group handed over
 	queued   uint64 // the generation of the last group handed over
 	applied  uint64 // the generation bbolt holds
 	err      error  // the last commit's failure, until one succeeds
@@ -81,7 +81,7 @@ func (a *applier) add(g pendingGroup) {
 	a.mu.Lock()
 	a.pending = append(a.pending, g)
 	a.bytes += g.size
-	a.keys = a.ov.keys()
+	a.keys = a.ov.addedKeys()
 	a.queued = g.gen
 	now := a.full() || len(a.pending) == 1
 	a.mu.Unlock()
@@ -238,7 +238,7 @@ func (a *applier) applyPending() {
 	// again stays.
 	a.ov.drop(lastG.gen, groups)
 	a.mu.Lock()
-	a.keys = a.ov.keys()
+	a.keys = a.ov.addedKeys()
 	a.mu.Unlock()
 }
 

@@ -43,6 +43,9 @@ type overlay struct {
 	mu  sync.RWMutex
 	m   map[string]ovEntry // bucket byte + key, but for the history log's
 	log map[uint64]ovEntry // the history log's entries, by sequence number: a map of its own, with cheaper keys
+	// added is how many keys m holds outside the sessions bucket: calls,
+	// their indexes, flow runs, the outbox, keys that writes mostly add.
+	added int
 }
 
 type ovEntry struct {
@@ -76,17 +79,23 @@ func (o *overlay) publish(gen uint64, changes []change) {
 	for _, c := range changes {
 		if seq, ok := c.logSeq(); ok {
 			o.log[seq] = ovEntry{val: c.val, gen: gen}
-		} else {
-			o.m[c.key] = ovEntry{val: c.val, gen: gen}
+			continue
 		}
+		if c.bucket() != bSessions {
+			if _, ok := o.m[c.key]; !ok {
+				o.added++
+			}
+		}
+		o.m[c.key] = ovEntry{val: c.val, gen: gen}
 	}
 }
 
-// keys returns how many keys the overlay holds besides the history log's.
-func (o *overlay) keys() int {
+// addedKeys returns how many keys the overlay holds outside the sessions
+// bucket and the history log.
+func (o *overlay) addedKeys() int {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
-	return len(o.m)
+	return o.added
 }
 
 // drop removes what groups up to gen wrote, now that bbolt has it, unless
@@ -108,6 +117,9 @@ func (o *overlay) drop(gen uint64, groups []pendingGroup) {
 				}
 			} else if e, ok := o.m[c.key]; ok && e.gen <= gen {
 				delete(o.m, c.key)
+				if c.bucket() != bSessions {
+					o.added--
+				}
 			}
 		}
 	}
