@@ -58,7 +58,6 @@ type applier struct {
 	epoch    uint64 // of the log records pending
 	pending  []pendingGroup
 	bytes    int    // the pending groups' payloads, in bytes
-	keys     int    // the overlay's keys outside the sessions bucket and the history log, as of the last group handed over
 	queued   uint64 // the generation of the last group handed over
 	applied  uint64 // the generation bbolt holds
 	err      error  // the last commit's failure, until one succeeds
@@ -81,7 +80,6 @@ func (a *applier) add(g pendingGroup) {
 	a.mu.Lock()
 	a.pending = append(a.pending, g)
 	a.bytes += g.size
-	a.keys = a.ov.addedKeys()
 	a.queued = g.gen
 	now := a.full() || len(a.pending) == 1
 	a.mu.Unlock()
@@ -92,7 +90,7 @@ func (a *applier) add(g pendingGroup) {
 
 // full reports whether what is pending is to be committed now. Called with
 // mu held.
-func (a *applier) full() bool { return a.bytes >= applyMaxBytes || a.keys >= applyMaxKeys }
+func (a *applier) full() bool { return a.bytes >= applyMaxBytes || a.ov.addedKeys() >= applyMaxKeys }
 
 func (a *applier) signal() {
 	select {
@@ -237,9 +235,6 @@ func (a *applier) applyPending() {
 	// a large commit's keys takes milliseconds. What a later group wrote
 	// again stays.
 	a.ov.drop(lastG.gen, groups)
-	a.mu.Lock()
-	a.keys = a.ov.addedKeys()
-	a.mu.Unlock()
 }
 
 // Err returns why bbolt could not take the last commit, if it could not.

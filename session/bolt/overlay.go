@@ -81,12 +81,11 @@ func (o *overlay) publish(gen uint64, changes []change) {
 			o.log[seq] = ovEntry{val: c.val, gen: gen}
 			continue
 		}
-		if c.bucket() != bSessions {
-			if _, ok := o.m[c.key]; !ok {
-				o.added++
-			}
-		}
+		n := len(o.m)
 		o.m[c.key] = ovEntry{val: c.val, gen: gen}
+		if len(o.m) > n && c.bucket() != bSessions {
+			o.added++
+		}
 	}
 }
 
