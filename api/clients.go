@@ -184,8 +184,9 @@ type conn struct {
 	proxied bool // the peer is a trusted proxy: each request names its client
 }
 
-// connOf describes c, the connection as Listener returned it.
-func (cs *clients) connOf(c net.Conn) *conn {
+// describe finds, once, what the requests of c (the connection as Listener
+// returned it) share.
+func (cs *clients) describe(c net.Conn) *conn {
 	cn := &conn{nc: c, peer: peer(c.RemoteAddr().String())}
 	if lc, ok := c.(*limitedConn); ok {
 		cn.nc, cn.limited = lc.Conn, lc

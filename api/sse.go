@@ -152,7 +152,7 @@ type connKey struct{}
 // (streamSendBuffer), and the client limits its peer, found once per
 // connection instead of once per request (Listener, clientOf).
 func (h *Handler) ConnContext(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, h.clients.connOf(c))
+	return context.WithValue(ctx, connKey{}, h.clients.describe(c))
 }
 
 // startSSE answers 200 with the event stream's headers.
