@@ -17,10 +17,18 @@
 # goes to stdout and to bench-results/sip-<time>/summary.txt, ending with the ratios to
 # the anchors; sipp's raw files stay next to it.
 #
+# sipp asks for SIP_BENCH_SIPP_BUFFER bytes of socket buffer (-buff_size; the kernel caps it at
+# net.core.rmem_max and wmem_max, printed in the header). sipp's own default, 64 KB, is less
+# than Linux's: with the server and sipp sharing two cores, sipp's socket overflowed whenever
+# the server's answers came in a burst while sipp waited for a CPU, and the answers the kernel
+# dropped there came back as retransmissions that were the load generator's, not the server's
+# (each run's "drops" column: the machine's UDP receive-buffer errors during the run).
+#
 # Environment: SIP_BENCH_SECONDS (60), SIP_BENCH_RATE (force the sustained rate),
-# SIP_BENCH_STEPS_ANSWER ("1000 2000 2500 3000 3500 4000 5000 6000 7000 8000"),
-# SIP_BENCH_STEPS_REDIRECT ("2000 4000 4500 5000 5500 6000 8000 10000 11000 12000 14000 16000 20000"),
-# SIP_BENCH_STEP_SECONDS (10).
+# SIP_BENCH_STEPS_ANSWER ("1000 2000 2500 3000 3500 4000 5000 6000 7000 8000 10000 12000"),
+# SIP_BENCH_STEPS_REDIRECT ("2000 4000 4500 5000 5500 6000 8000 10000 11000 12000 14000 16000
+# 18000 20000 24000 28000 32000 36000 40000"), SIP_BENCH_STEP_SECONDS (10),
+# SIP_BENCH_SIPP_BUFFER (4194304).
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -30,9 +38,10 @@ ROOT=$(pwd)
 
 SECONDS_SUSTAINED=${SIP_BENCH_SECONDS:-60}
 RATE=${SIP_BENCH_RATE:-}
-STEPS_ANSWER=${SIP_BENCH_STEPS_ANSWER:-"1000 2000 2500 3000 3500 4000 5000 6000 7000 8000"}
-STEPS_REDIRECT=${SIP_BENCH_STEPS_REDIRECT:-"2000 4000 4500 5000 5500 6000 8000 10000 11000 12000 14000 16000 20000"}
+STEPS_ANSWER=${SIP_BENCH_STEPS_ANSWER:-"1000 2000 2500 3000 3500 4000 5000 6000 7000 8000 10000 12000"}
+STEPS_REDIRECT=${SIP_BENCH_STEPS_REDIRECT:-"2000 4000 4500 5000 5500 6000 8000 10000 11000 12000 14000 16000 18000 20000 24000 28000 32000 36000 40000"}
 STEP_SECONDS=${SIP_BENCH_STEP_SECONDS:-10}
+SIPP_BUFFER=${SIP_BENCH_SIPP_BUFFER:-4194304}
 ANSWER_TARGET=4000 # answer + BYE calls/s callctx is meant to sustain with no failure (docs/performance.md)
 
 OUT="$ROOT/bench-results/sip-$(date +%Y%m%d-%H%M%S)"
@@ -111,6 +120,12 @@ server_cpu() {
 		total=$((total + t))
 	done
 	echo "$total"
+}
+
+# udp_drops prints the machine's count of UDP datagrams dropped on a full receive buffer so
+# far (RcvbufErrors in /proc/net/snmp).
+udp_drops() {
+	awk '/^Udp:/ { n++; if (n == 2) { print $6; exit } }' /proc/net/snmp
 }
 
 # free_udp_port prints a loopback UDP port nothing listens on (a server started on it
@@ -210,12 +225,14 @@ run_sipp() {
 	mkdir -p "$dir"
 	calls=$((rate * secs))
 	cpu0=$(server_cpu)
+	drops0=$(udp_drops)
 	# sipp's own -timeout has been seen to hang once; timeout(1) is the hard stop.
 	(cd "$dir" && timeout -k 10 $((secs + 90)) sipp "$ADDR" -sf "$ROOT/bench/sipp/$scenario" -i 127.0.0.1 -p 0 \
-		-r "$rate" -m "$calls" -l $((rate * 5)) -nostdin -timeout $((secs + 60))s \
+		-r "$rate" -m "$calls" -l $((rate * 5)) -nostdin -timeout $((secs + 60))s -buff_size "$SIPP_BUFFER" \
 		-trace_stat -stf stat.csv -fd 1 -trace_rtt -rtt_freq 1 -trace_err \
 		>sipp.out 2>&1) || true
 	cpu1=$(server_cpu)
+	drops=$(($(udp_drops) - drops0))
 	last=$(tail -n 1 "$dir/stat.csv")
 	field() { echo "$last" | cut -d';' -f"$1"; }
 	created=$(field 13)
@@ -242,7 +259,7 @@ run_sipp() {
 		achieved=$(awk -v n="$ok" -v s="$secs_elapsed" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print "-" }')
 	fi
 	cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$ok" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.3f", (b - a) * 1000 / hz / n; else print "-" }')
-	printf '%-30s %6s %7s %8s %8s %7s %8s %9s %9s %8s\n' "$label" "$rate" "$secs_elapsed" "$created" "$ok" "$failed" "$retrans" "$achieved" "$p1/$p2" "$cpu" | tee -a "$SUMMARY"
+	printf '%-30s %6s %7s %8s %8s %7s %8s %7s %9s %9s %8s\n' "$label" "$rate" "$secs_elapsed" "$created" "$ok" "$failed" "$retrans" "$drops" "$achieved" "$p1/$p2" "$cpu" | tee -a "$SUMMARY"
 	LAST_FAILED=$failed
 	LAST_RETRANS=$retrans
 	LAST_ACHIEVED=$achieved
@@ -302,13 +319,14 @@ measure() {
 	echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews every figure)"
 	echo "calls/s = successful calls per second until 99% of them were answered (secs: until all were); p99 = response time (ms, sipp's resolution) of INVITE->final / BYE->200"
 	echo "cpu = the server's CPU time (user+system) per successful call, in ms: less sensitive to other load than calls/s"
-	printf '%-30s %6s %7s %8s %8s %7s %8s %9s %9s %8s\n' run rate secs created ok failed retrans calls/s p99ms cpu
+	echo "sipp's socket buffer: $SIPP_BUFFER bytes asked, net.core.rmem_max $(cat /proc/sys/net/core/rmem_max), wmem_max $(cat /proc/sys/net/core/wmem_max); drops = UDP datagrams the kernel dropped on a full receive buffer during the run, machine-wide"
+	printf '%-30s %6s %7s %8s %8s %7s %8s %7s %9s %9s %8s\n' run rate secs created ok failed retrans drops calls/s p99ms cpu
 	echo "(rows named -step are the ramp; rows without -step are the sustained runs, the last of each the one that counts)"
 } | tee "$SUMMARY"
 
 # sustained LABEL: the calls/s, failed calls and CPU ms per call of LABEL's sustained run.
 sustained() {
-	grep "^$1 " "$SUMMARY" | tail -n 1 | awk '{ print $8, $6, $10 }'
+	grep "^$1 " "$SUMMARY" | tail -n 1 | awk '{ print $9, $6, $11 }'
 }
 
 STEPS=$STEPS_ANSWER
@@ -351,7 +369,7 @@ fi
 		# Whether the sustained redirect was clean by the ramp's rule (no failed call, ≤ 1% of the
 		# calls retransmitted, ≥ 95% of the offered rate done): its rate is the ratio's numerator.
 		row=$(grep "^callctx-redirect " "$SUMMARY" | tail -n 1)
-		clean=$(echo "$row" | awk '{ if ($6 == 0 && $7 * 100 <= $5 && $8 * 100 >= $2 * 95) print "clean"; else printf "not clean: %d failed, %.1f%% retransmitted", $6, $7 * 100 / $5 }')
+		clean=$(echo "$row" | awk '{ if ($6 == 0 && $7 * 100 <= $5 && $9 * 100 >= $2 * 95) print "clean"; else printf "not clean: %d failed, %.1f%% retransmitted", $6, $7 * 100 / $5 }')
 		awk -v r="$ccr" -v k="$kam" -v c="$clean" 'BEGIN { printf "ratio to anchor: callctx redirect %.2f × Kamailio (target ≥ 0.5; the sustained run %s)\n", r / k, c }'
 	fi
 } | tee -a "$SUMMARY"
