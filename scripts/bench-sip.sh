@@ -128,6 +128,20 @@ udp_drops() {
 	awk '/^Udp:/ { n++; if (n == 2) { print $6; exit } }' /proc/net/snmp
 }
 
+# settle waits (30 s at most) until the server has been idle for a second: below 5% of a
+# core. A run that overloaded it leaves work behind (answers owed, retransmissions arriving,
+# transactions timing out), and the next run would pay for it.
+settle() {
+	hz=$(getconf CLK_TCK)
+	i=0
+	while [ "$i" -lt 30 ]; do
+		a=$(server_cpu)
+		sleep 1
+		[ $(($(server_cpu) - a)) -ge $((hz / 20)) ] || return 0
+		i=$((i + 1))
+	done
+}
+
 # free_udp_port prints a loopback UDP port nothing listens on (a server started on it
 # right after may still lose a race; start_kamailio then tries another).
 free_udp_port() {
@@ -224,6 +238,7 @@ run_sipp() {
 	[ ! -e "$dir" ] || dir="$dir-again" # a step tried once more keeps its own files
 	mkdir -p "$dir"
 	calls=$((rate * secs))
+	settle
 	cpu0=$(server_cpu)
 	drops0=$(udp_drops)
 	# sipp's own -timeout has been seen to hang once; timeout(1) is the hard stop.
