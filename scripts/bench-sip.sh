@@ -42,6 +42,7 @@ STEPS_ANSWER=${SIP_BENCH_STEPS_ANSWER:-"1000 2000 2500 3000 3500 4000 5000 6000 
 STEPS_REDIRECT=${SIP_BENCH_STEPS_REDIRECT:-"2000 4000 4500 5000 5500 6000 8000 10000 11000 12000 14000 16000 18000 20000 24000 28000 32000 36000 40000"}
 STEP_SECONDS=${SIP_BENCH_STEP_SECONDS:-10}
 SIPP_BUFFER=${SIP_BENCH_SIPP_BUFFER:-4194304}
+HZ=$(getconf CLK_TCK) # the clock ticks of /proc/<pid>/stat's CPU times, per second
 ANSWER_TARGET=4000 # answer + BYE calls/s callctx is meant to sustain with no failure (docs/performance.md)
 
 OUT="$ROOT/bench-results/sip-$(date +%Y%m%d-%H%M%S)"
@@ -132,13 +133,10 @@ udp_drops() {
 # core. A run that overloaded it leaves work behind (answers owed, retransmissions arriving,
 # transactions timing out), and the next run would pay for it.
 settle() {
-	hz=$(getconf CLK_TCK)
-	i=0
-	while [ "$i" -lt 30 ]; do
-		a=$(server_cpu)
+	for _ in $(seq 30); do
+		before=$(server_cpu)
 		sleep 1
-		[ $(($(server_cpu) - a)) -ge $((hz / 20)) ] || return 0
-		i=$((i + 1))
+		[ $(($(server_cpu) - before)) -ge $((HZ / 20)) ] || return 0
 	done
 }
 
@@ -273,7 +271,7 @@ run_sipp() {
 	if [ "$achieved" = - ]; then
 		achieved=$(awk -v n="$ok" -v s="$secs_elapsed" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print "-" }')
 	fi
-	cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$ok" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.3f", (b - a) * 1000 / hz / n; else print "-" }')
+	cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$ok" -v hz="$HZ" 'BEGIN { if (n > 0) printf "%.3f", (b - a) * 1000 / hz / n; else print "-" }')
 	printf '%-30s %6s %7s %8s %8s %7s %8s %7s %9s %9s %8s\n' "$label" "$rate" "$secs_elapsed" "$created" "$ok" "$failed" "$retrans" "$drops" "$achieved" "$p1/$p2" "$cpu" | tee -a "$SUMMARY"
 	LAST_FAILED=$failed
 	LAST_RETRANS=$retrans

@@ -89,7 +89,8 @@ func (a *applier) add(g pendingGroup) {
 }
 
 // full reports whether what is pending is to be committed now. Called with
-// mu held.
+// mu held; it takes the overlay's lock inside it, so the overlay's holders
+// never take mu.
 func (a *applier) full() bool { return a.bytes >= applyMaxBytes || a.ov.addedKeys() >= applyMaxKeys }
 
 func (a *applier) signal() {
