@@ -273,16 +273,17 @@ run_sipp() {
 	fi
 	cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$ok" -v hz="$HZ" 'BEGIN { if (n > 0) printf "%.3f", (b - a) * 1000 / hz / n; else print "-" }')
 	printf '%-30s %6s %7s %8s %8s %7s %8s %7s %9s %9s %8s\n' "$label" "$rate" "$secs_elapsed" "$created" "$ok" "$failed" "$retrans" "$drops" "$achieved" "$p1/$p2" "$cpu" | tee -a "$SUMMARY"
-	LAST_FAILED=$failed
-	LAST_RETRANS=$retrans
-	LAST_ACHIEVED=$achieved
 }
 
-# last_clean RATE SECONDS: whether the last run_sipp, offered RATE for SECONDS, was clean: no
-# failed call, answered at 95% of RATE or more, at most 1% of its calls retransmitted.
+# clean_row ROW: "clean" when a summary row (run_sipp's) was: no failed call, answered at 95%
+# of the offered rate or more, at most 1% of its calls retransmitted; else why it was not.
+clean_row() {
+	echo "$1" | awk '{ if ($6 == 0 && $9 != "-" && $9 * 100 >= $2 * 95 && $7 * 100 <= $5) print "clean"; else printf "not clean: %d failed, %.1f%% retransmitted, %s calls/s of %s\n", $6, ($5 > 0 ? $7 * 100 / $5 : 0), $9, $2 }'
+}
+
+# last_clean: whether the last run_sipp was clean.
 last_clean() {
-	[ "$LAST_FAILED" = "0" ] && [ "$LAST_ACHIEVED" != "-" ] && [ "$LAST_ACHIEVED" -ge $(($1 * 95 / 100)) ] &&
-		[ "$LAST_RETRANS" -le $(($1 * $2 / 100)) ]
+	[ "$(clean_row "$(tail -n 1 "$SUMMARY")")" = clean ]
 }
 
 # ramp LABEL SCENARIO: short steps at rising rates (STEPS) until one is not clean twice in a
@@ -294,7 +295,7 @@ ramp() {
 		clean=0
 		for try in 1 2; do
 			run_sipp "$1-step" "$2" "$r" "$STEP_SECONDS"
-			if last_clean "$r" "$STEP_SECONDS"; then
+			if last_clean; then
 				clean=1
 				break
 			fi
@@ -318,7 +319,7 @@ measure() {
 	while :; do
 		run_sipp "$1" "$2" "$rate" "$SECONDS_SUSTAINED"
 		tries=$((tries - 1))
-		if [ -n "$RATE" ] || [ "$tries" = 0 ] || last_clean "$rate" "$SECONDS_SUSTAINED"; then
+		if [ -n "$RATE" ] || [ "$tries" = 0 ] || last_clean; then
 			break
 		fi
 		lower=$(for r in $STEPS; do [ "$r" -lt "$rate" ] && echo "$r"; done | tail -n 1)
@@ -381,8 +382,7 @@ fi
 		awk -v r="$ccr" -v c="$ccrcpu" -v u="$uasr" -v k="$kam" 'BEGIN { printf "callctx redirect: %s calls/s sustained, %s ms CPU per call (%.2f × the sipgo UAS; target ≤ 0.15 ms per call)\n", r, c, r / u }'
 		# Whether the sustained redirect was clean by the ramp's rule (no failed call, ≤ 1% of the
 		# calls retransmitted, ≥ 95% of the offered rate done): its rate is the ratio's numerator.
-		row=$(grep "^callctx-redirect " "$SUMMARY" | tail -n 1)
-		clean=$(echo "$row" | awk '{ if ($6 == 0 && $7 * 100 <= $5 && $9 * 100 >= $2 * 95) print "clean"; else printf "not clean: %d failed, %.1f%% retransmitted", $6, $7 * 100 / $5 }')
+		clean=$(clean_row "$(grep "^callctx-redirect " "$SUMMARY" | tail -n 1)")
 		awk -v r="$ccr" -v k="$kam" -v c="$clean" 'BEGIN { printf "ratio to anchor: callctx redirect %.2f × Kamailio (target ≥ 0.5; the sustained run %s)\n", r / k, c }'
 	fi
 } | tee -a "$SUMMARY"
