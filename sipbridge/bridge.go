@@ -155,6 +155,12 @@ type Bridge struct {
 	invites atomic.Int64   // new INVITEs being handled: calls set up, parked or bridged
 	settled *settled       // requests whose transaction settle ended early
 
+	// Stateless redirects (stateless.go).
+	udp         net.PacketConn       // the UDP socket, which stateless answers are written to
+	parser      *sip.Parser          // for the datagrams readFilter takes
+	answered    *answered            // the INVITEs answered statelessly
+	onNewInvite sipgo.RequestHandler // what sipgo calls for an INVITE, for those readFilter takes
+
 	stopping chan struct{} // closed when Shutdown starts
 
 	mu       sync.Mutex
@@ -179,7 +185,7 @@ func New(svc *session.Service, cfg Config, log *slog.Logger) (*Bridge, error) {
 	if cfg.TLSListen != "" && (cfg.TLSConfig == nil || len(cfg.TLSConfig.Certificates) == 0 && cfg.TLSConfig.GetCertificate == nil) {
 		return nil, fmt.Errorf("sip tls listen %s needs a certificate", cfg.TLSListen)
 	}
-	return &Bridge{cfg: p.cfg, svc: svc, log: log, storeLog: outage.New(log, "the session store (new calls)", 0), settled: newSettled(), mapper: p.mapper, target: p.target, host: p.host, stopping: make(chan struct{}),
+	return &Bridge{cfg: p.cfg, svc: svc, log: log, storeLog: outage.New(log, "the session store (new calls)", 0), settled: newSettled(), answered: newAnswered(), parser: sip.NewParser(), mapper: p.mapper, target: p.target, host: p.host, stopping: make(chan struct{}),
 		auth: p.auth, limit: newLimiter(p.cfg.RateLimit),
 		watch: watcher{states: map[string]*TargetState{}},
 		calls: map[string]*inCall{}, expected: map[string]string{}, inbound: map[string]*inCall{}, outbound: map[string]*outLeg{}}, nil
@@ -322,6 +328,7 @@ func (b *Bridge) Start(ctx context.Context) error {
 		return fmt.Errorf("sip listen %s: %w", b.cfg.Listen, err)
 	}
 	b.addr = ln.Addr().String()
+	b.udp = pc
 	b.udpBuffer = setReceiveBuffer(pc, b.cfg.UDPReceiveBuffer)
 	var tln net.Listener
 	if b.cfg.TLSListen != "" {
@@ -344,7 +351,8 @@ func (b *Bridge) Start(ctx context.Context) error {
 	}
 	b.dialogUAs(tln != nil)
 
-	b.srv.OnInvite(b.settling(b.observed(b.guard(b.onInvite))))
+	b.onNewInvite = b.settling(b.observed(b.guard(b.onInvite)))
+	b.srv.OnInvite(b.onNewInvite)
 	b.srv.OnAck(b.observed(b.onAck))
 	b.srv.OnBye(b.settling(b.observed(b.guard(b.onBye))))
 	b.srv.OnCancel(b.observed(b.onCancel))
@@ -402,7 +410,7 @@ func (b *Bridge) newUA() error {
 		sipgo.WithUserAgent(b.cfg.UserAgent),
 		sipgo.WithUserAgentHostname(b.host),
 		sipgo.WithUserAgenTLSConfig(b.cfg.TLSConfig),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog), sip.WithTransportLayerReadFilter(b.readFilter)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
 	)
 	if err == nil {

@@ -53,9 +53,18 @@ func TestBridge_FlowRedirectsOrRejects(t *testing.T) {
 
 // The flow transfers an answered call: the play action is skipped (no media in the
 // bridge), the first REFER's target is busy, so on_failure tries the second, which answers.
-// The scenario is the one the REST busy-then-answered test uses.
+// The scenario is the one the REST busy-then-answered test uses. In redirect mode too: a
+// call a flow takes is not answered statelessly.
 func TestBridge_FlowTransfersParkedCall(t *testing.T) {
-	e := startBridgeFlows(t, sipbridge.Config{Flow: "sip-refer"}, "testdata/flows")
+	for _, mode := range []sipbridge.Mode{sipbridge.ModeAnswer, sipbridge.ModeRedirect} {
+		t.Run(string(mode), func(t *testing.T) {
+			testFlowTransfersParkedCall(t, sipbridge.Config{Flow: "sip-refer", Mode: mode, Target: "sip:queue@192.0.2.30:5060"})
+		})
+	}
+}
+
+func testFlowTransfersParkedCall(t *testing.T, cfg sipbridge.Config) {
+	e := startBridgeFlows(t, cfg, "testdata/flows")
 	sub := e.svc.Subscribe("")
 	defer sub.Close()
 	uac := sipptest.Start(t, "uac_refer_busy_retry.xml", e.bridge.Addr(), 0)

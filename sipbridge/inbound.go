@@ -145,7 +145,7 @@ func (b *Bridge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// registered is not missed (see followEnds).
 	b.expect(nc.ID)
 	defer b.unexpect(nc.ID)
-	call, sess, err := b.createCall(nc)
+	call, sess, err := b.createCall(nc, statelessOf(tx) != nil)
 	if session.ErrorCode(err) == session.CodeNotFound {
 		log.Warn("sip call to a number nobody serves refused", "to", nc.To, "error", err)
 		b.respond(req, tx, 404, "Not Found")
@@ -182,7 +182,7 @@ func (b *Bridge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 // dialled (the routing table, else sip.flow) and starts its flow, when there is one; a call
 // that gets no flow takes the configured mode. A number the routing table does not serve is
 // refused with CodeNotFound (404), unless KeepUnrouted.
-func (b *Bridge) createCall(nc session.NewCall) (*session.Call, *session.Session, error) {
+func (b *Bridge) createCall(nc session.NewCall, stateless bool) (*session.Call, *session.Session, error) {
 	ctx, cancel := context.WithTimeout(b.ctx, flowTimeout)
 	defer cancel()
 	o := flow.CallOptions{
@@ -194,7 +194,9 @@ func (b *Bridge) createCall(nc session.NewCall) (*session.Call, *session.Session
 		// callctx leaves the call with the 302: the call is recorded ended, in one write.
 		o.EndUnrouted = EndRedirected
 	}
-	if b.cfg.Flows == nil {
+	if b.cfg.Flows == nil || stateless {
+		// Answered statelessly: it was found that no flow takes calls (see stateless), and a
+		// routing table published since does not apply to this one.
 		nc.EndReason = o.EndUnrouted
 		return b.svc.CreateCall(ctx, nc, o.WriteOptions)
 	}

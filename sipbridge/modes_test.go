@@ -193,24 +193,52 @@ func TestBridge_RedirectModeLargeContextOverUDP(t *testing.T) {
 	}
 }
 
-// TestBridge_RedirectAcknowledged: the redirect's transaction ends at the caller's ACK.
-// What arrives after that is dropped without an answer or a logged error: the ACK again (a
-// caller retransmits it only when it gets the 302 again) and a late copy of the INVITE (one
-// the network delayed or duplicated), which must not make a second call.
-func TestBridge_RedirectAcknowledged(t *testing.T) {
+// TestBridge_RedirectStateless: in redirect mode an INVITE over UDP is answered statelessly
+// (RFC 3261 §8.2.7). The caller's ACKs are taken without an answer or a logged error, and
+// every copy of the INVITE (a caller sends one when its 302 was lost; the network may delay
+// or duplicate one), before the ACK or after it, gets the same 302: the same To tag and the
+// same call, whose context it carries, and no second call is made.
+func TestBridge_RedirectStateless(t *testing.T) {
 	e := startBridge(t, sipbridge.Config{Mode: sipbridge.ModeRedirect, Target: "sip:queue@192.0.2.30:5060"})
 	u := newUDPCaller(t, e.bridge.Addr())
 	invite := u.request("INVITE", "z9hG4bK-invite", 1, "", "")
 	u.send(invite)
-	tag := u.answered(302, "the INVITE")
+	first := u.final(302, "the INVITE")
+	u.send(invite)
+	sameRedirect(t, first, u.final(302, "the INVITE's copy before the ACK"))
+	tag, _ := first.To().Params.Get("tag")
 	for range 3 {
 		u.send(u.request("ACK", "z9hG4bK-invite", 1, tag, ""))
 		time.Sleep(50 * time.Millisecond)
 	}
+	u.unanswered("the ACKs")
 	u.send(invite)
-	u.unanswered("the ACKs and the INVITE's copy")
+	sameRedirect(t, first, u.final(302, "the INVITE's copy after the ACK"))
 	e.oneCall(t)
 	e.noProblemLogged(t)
+
+	// A new INVITE (another branch: another transaction) is another call.
+	u.send(u.request("INVITE", "z9hG4bK-second", 2, "", ""))
+	second := u.final(302, "a second INVITE")
+	if second.Contact().Address.String() == first.Contact().Address.String() {
+		t.Errorf("a second INVITE was redirected with the first call's Contact %s", first.Contact().Address.String())
+	}
+	if got := e.callCount(t); got != 2 {
+		t.Errorf("%d calls, want 2", got)
+	}
+}
+
+// sameRedirect fails the test unless got is want again: the same To tag and Contact.
+func sameRedirect(t *testing.T, want, got *sip.Response) {
+	t.Helper()
+	wantTag, _ := want.To().Params.Get("tag")
+	gotTag, _ := got.To().Params.Get("tag")
+	if wantTag == "" || gotTag != wantTag {
+		t.Errorf("To tag %q, want %q (the same as the first 302's)", gotTag, wantTag)
+	}
+	if g, w := got.Contact().Address.String(), want.Contact().Address.String(); g != w {
+		t.Errorf("Contact %s, want %s", g, w)
+	}
 }
 
 // TestBridge_AnswerAcknowledged: an answered call's INVITE transaction ends with its 200; a
@@ -312,9 +340,16 @@ func (u *udpCaller) response(wait time.Duration) *sip.Response {
 	return res
 }
 
-// answered returns the To tag of callctx's final answer to what (passing over provisional
-// ones), which must come within 10 s with status code want.
+// answered returns the To tag of callctx's final answer to what (see final).
 func (u *udpCaller) answered(want int, what string) string {
+	u.t.Helper()
+	tag, _ := u.final(want, what).To().Params.Get("tag")
+	return tag
+}
+
+// final returns callctx's final answer to what (passing over provisional ones), which must
+// come within 10 s with status code want.
+func (u *udpCaller) final(want int, what string) *sip.Response {
 	u.t.Helper()
 	res := u.response(10 * time.Second)
 	for res != nil && res.IsProvisional() {
@@ -323,8 +358,7 @@ func (u *udpCaller) answered(want int, what string) string {
 	if res == nil || res.StatusCode != want {
 		u.t.Fatalf("answer to %s: %v, want %d", what, res, want)
 	}
-	tag, _ := res.To().Params.Get("tag")
-	return tag
+	return res
 }
 
 // unanswered fails the test when callctx answers what within a second.

@@ -26,12 +26,12 @@ func withURIHeaders(u sip.Uri, hs []sipcodec.Header) sip.Uri {
 // signalling path and will never see its end. Its session stays readable for the retention
 // period; the next hop finds it by X-Callctx-Call-Id.
 func (b *Bridge) redirect(req *sip.Request, tx sip.ServerTransaction, call *session.Call, sess *session.Session, log logger) {
-	hs, errs := b.outgoing(call.ID, sess.Variables, b.cfg.Carry, nil)
-	if len(errs) > 0 {
-		log.Warn("sip context not carried on redirect", "error", errs)
+	if err := b.sendRedirect(req, tx, call.ID, sess, log); err != nil {
+		log.Error("sip redirect failed", "error", err)
+		return
 	}
-	if err := tx.Respond(b.moved(req, *b.target, hs, log)); err != nil {
-		log.Error("sip redirect failed", "error", fmt.Errorf("send 302: %w", err))
+	if st := statelessOf(tx); st != nil {
+		st.redirected(call.ID) // nothing to wait for (see stateless.go)
 		return
 	}
 	// Take the ACK here: sipgo hands it to a goroutine that blocks until someone reads it or
@@ -49,6 +49,18 @@ func (b *Bridge) redirect(req *sip.Request, tx sip.ServerTransaction, call *sess
 	case <-t.C:
 	case <-b.stopping:
 	}
+}
+
+// sendRedirect sends the 302 that redirects req's call, callID with the session sess.
+func (b *Bridge) sendRedirect(req *sip.Request, tx sip.ServerTransaction, callID string, sess *session.Session, log logger) error {
+	hs, errs := b.outgoing(callID, sess.Variables, b.cfg.Carry, nil)
+	if len(errs) > 0 {
+		log.Warn("sip context not carried on redirect", "error", errs)
+	}
+	if err := tx.Respond(b.moved(req, *b.target, hs, log)); err != nil {
+		return fmt.Errorf("send 302: %w", err)
+	}
+	return nil
 }
 
 // moved builds the 302 that sends req to t, carrying hs (the call ID header first) in the
