@@ -21,6 +21,7 @@ type testEnv struct {
 	bridge *sipbridge.Bridge
 	store  *bolt.Store
 	logs   *testenv.Buffer
+	flows  *flow.Engine // nil without a flows directory
 }
 
 func startBridge(tb testing.TB, cfg sipbridge.Config) *testEnv {
@@ -57,7 +58,7 @@ func startBridgeFlows(tb testing.TB, cfg sipbridge.Config, flowsDir string) *tes
 	if err := b.Start(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	env := &testEnv{svc: svc, bridge: b, store: store, logs: logs}
+	env := &testEnv{svc: svc, bridge: b, store: store, logs: logs, flows: cfg.Flows}
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()

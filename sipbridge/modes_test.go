@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/callctx/callctx/flow"
 	"github.com/callctx/callctx/internal/sipptest"
 	"github.com/callctx/callctx/internal/testenv"
 	"github.com/callctx/callctx/session"
@@ -222,6 +225,55 @@ func TestBridge_RedirectStateless(t *testing.T) {
 	second := u.final(302, "a second INVITE")
 	if second.Contact().Address.String() == first.Contact().Address.String() {
 		t.Errorf("a second INVITE was redirected with the first call's Contact %s", first.Contact().Address.String())
+	}
+	if got := e.callCount(t); got != 2 {
+		t.Errorf("%d calls, want 2", got)
+	}
+}
+
+// TestBridge_RedirectStatelessThenRouted: once a routing table is published, a new call goes
+// to its flow, while a copy of an INVITE answered statelessly before it still gets its 302
+// again and makes no second call.
+func TestBridge_RedirectStatelessThenRouted(t *testing.T) {
+	e := startBridgeFlows(t, sipbridge.Config{Mode: sipbridge.ModeRedirect, Target: "sip:queue@192.0.2.30:5060"}, "testdata/flows")
+	u := newUDPCaller(t, e.bridge.Addr())
+	invite := u.request("INVITE", "z9hG4bK-invite", 1, "", "")
+	u.send(invite)
+	first := u.final(302, "the INVITE")
+
+	dir := t.TempDir()
+	flows, err := os.ReadFile("testdata/flows/sip.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	routing := "routing:\n  country: DE\n  routes:\n    - {number: \"+49 30 111\", flow: sip-refer}\n  default: sip-redirect\n"
+	for name, text := range map[string]string{"sip.yaml": string(flows), "routing.yaml": routing} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, problems, err := flow.Load(dir, flow.CompileOptions{})
+	if err != nil {
+		t.Fatalf("load flows: %v %v", err, problems)
+	}
+	e.flows.Reload(snap)
+	u.send(invite)
+	sameRedirect(t, first, u.final(302, "the INVITE's copy after the routing table came"))
+	e.oneCall(t)
+
+	// The table's default flow turns a caller without a customer ID away.
+	u.send(u.request("INVITE", "z9hG4bK-second", 2, "", ""))
+	res := u.response(10 * time.Second)
+	for res != nil && res.IsProvisional() {
+		res = u.response(10 * time.Second)
+	}
+	if res == nil || res.StatusCode < 300 {
+		t.Fatalf("answer to the INVITE after the routing table: %v, want a refusal", res)
+	}
+	tag, _ := res.To().Params.Get("tag")
+	u.send(u.request("ACK", "z9hG4bK-second", 2, tag, ""))
+	if call := e.lastCall(t); call.Flow != "sip-redirect" || call.EndReason != "unknown-caller" {
+		t.Errorf("the call after the routing table: flow=%q endReason=%q, want sip-redirect, unknown-caller", call.Flow, call.EndReason)
 	}
 	if got := e.callCount(t); got != 2 {
 		t.Errorf("%d calls, want 2", got)

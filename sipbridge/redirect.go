@@ -26,13 +26,17 @@ func withURIHeaders(u sip.Uri, hs []sipcodec.Header) sip.Uri {
 // signalling path and will never see its end. Its session stays readable for the retention
 // period; the next hop finds it by X-Callctx-Call-Id.
 func (b *Bridge) redirect(req *sip.Request, tx sip.ServerTransaction, call *session.Call, sess *session.Session, log logger) {
+	st := statelessOf(tx)
+	if st != nil {
+		// Before the 302 leaves: a copy of the INVITE that comes right after it gets it again.
+		st.redirected(call.ID)
+	}
 	if err := b.sendRedirect(req, tx, call.ID, sess, log); err != nil {
 		log.Error("sip redirect failed", "error", err)
 		return
 	}
-	if st := statelessOf(tx); st != nil {
-		st.redirected(call.ID) // nothing to wait for (see stateless.go)
-		return
+	if st != nil {
+		return // nothing to wait for (see stateless.go)
 	}
 	// Take the ACK here: sipgo hands it to a goroutine that blocks until someone reads it or
 	// the transaction ends (Timer I, 5 s over UDP), and thousands of those per second are

@@ -48,9 +48,17 @@ func (b *Bridge) stateless() bool {
 // readFilter sees each UDP datagram before sipgo parses it (sip.TransportReadFilter). It
 // takes the INVITEs of new calls and the ACKs of their answers when calls are answered
 // statelessly, and leaves everything else, and what it cannot read, to sipgo.
+//
+// When a flow may take calls again (a routing table was published), what was answered
+// statelessly in the last seconds is still: an INVITE's copy gets its 302 again, and the ACK
+// is dropped.
 func (b *Bridge) readFilter(info sip.TransportReadProps, data []byte) ([]byte, error) {
 	invite := bytes.HasPrefix(data, invitePrefix)
-	if !invite && !bytes.HasPrefix(data, ackPrefix) || info.Transport != "UDP" || !b.stateless() {
+	if !invite && !bytes.HasPrefix(data, ackPrefix) || info.Transport != "UDP" || b.cfg.Mode != ModeRedirect {
+		return data, nil
+	}
+	stateless := b.stateless()
+	if !stateless && b.answered.empty() {
 		return data, nil
 	}
 	msg, err := b.parser.ParseSIP(data)
@@ -70,8 +78,8 @@ func (b *Bridge) readFilter(info sip.TransportReadProps, data []byte) ([]byte, e
 		}
 		return data, nil // an ACK of a transaction sipgo holds, or of an answer forgotten
 	}
-	if hasToTag(req) {
-		return data, nil // inside a dialog: not a new call
+	if hasToTag(req) || !stateless && !b.answered.has(k) {
+		return data, nil // inside a dialog, or a call a flow may take
 	}
 	go b.serveStateless(req, k, info.RemoteAddr)
 	return nil, nil
@@ -91,9 +99,7 @@ func (b *Bridge) serveStateless(req *sip.Request, k uint64, from net.Addr) {
 	b.onNewInvite(req, tx)
 	if tx.callID == uuid.Nil {
 		b.answered.release(k) // refused: a copy is handled as the INVITE was
-		return
 	}
-	b.answered.done(k, tx.callID)
 }
 
 // redirectAgain answers a copy of an INVITE that was redirected: the same 302, for the same
@@ -140,10 +146,11 @@ func (t *statelessTx) Respond(res *sip.Response) error {
 
 var responseBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// redirected records the call a 302 sent it to, for the INVITE's copies.
+// redirected records the call a 302 sends the INVITE to, for its copies.
 func (t *statelessTx) redirected(callID string) {
 	if id, err := uuid.Parse(callID); err == nil {
 		t.callID = id
+		t.b.answered.done(t.key, id)
 	}
 }
 
@@ -241,6 +248,14 @@ func (a *answered) has(k uint64) bool {
 		_, ok = a.old[k]
 	}
 	return ok
+}
+
+// empty reports whether nothing is remembered.
+func (a *answered) empty() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.turn(time.Now())
+	return len(a.cur) == 0 && len(a.old) == 0
 }
 
 // turn drops the older generation once the current one is T4 old.
