@@ -19,19 +19,15 @@ import (
 // a 2xx (Timer L, RFC 6026) and 32 s after answering a BYE over UDP (Timer J), each a few
 // KB with the parsed request and the response; at carrier rates that is hundreds of
 // megabytes for the collector to mark. settled keeps one 64-bit hash of the request's
-// Call-ID and branch for T4 to 2×T4 (5–10 s), in maps without pointers that the collector
-// does not scan: a copy of an INVITE arrives close to its answer, and a caller retransmits a
-// BYE at most T2 (4 s) apart, each copy renewing the entry.
+// Call-ID and branch (see recent): a copy of an INVITE arrives close to its answer, and a
+// caller retransmits a BYE at most T2 (4 s) apart, each copy renewing the entry.
 type settled struct {
 	seed maphash.Seed
-
-	mu       sync.Mutex
-	cur, old map[uint64]struct{} // the hashes added since turned, and in the T4 before
-	turned   time.Time
+	reqs recent[struct{}]
 }
 
 func newSettled() *settled {
-	return &settled{seed: maphash.MakeSeed(), cur: map[uint64]struct{}{}, old: map[uint64]struct{}{}}
+	return &settled{seed: maphash.MakeSeed()}
 }
 
 // key is the hash of req's Call-ID and top Via branch (RFC 3261 §17.2.3 matches a
@@ -49,39 +45,88 @@ func (s *settled) key(req *sip.Request) uint64 {
 }
 
 // add records that req's transaction was ended early.
-func (s *settled) add(req *sip.Request) {
-	k := s.key(req)
-	s.mu.Lock()
-	s.turn(time.Now())
-	s.cur[k] = struct{}{}
-	s.mu.Unlock()
-}
+func (s *settled) add(req *sip.Request) { s.reqs.put(s.key(req), struct{}{}) }
 
 // has reports whether req is a copy of a request added, or seen by has, less than T4 ago
 // (at most 2×T4). A copy renews the entry: a caller that keeps sending one is answered, or
 // ignored, for as long as it does.
 func (s *settled) has(req *sip.Request) bool {
-	k := s.key(req)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.turn(time.Now())
-	if _, ok := s.cur[k]; ok {
-		return true
+	_, ok := s.reqs.get(s.key(req))
+	return ok
+}
+
+// recent holds values by a 64-bit key (a request's, settled.key) for T4 to 2×T4 (5–10 s)
+// after each was last put or found: two generations of maps, the one since turned and the
+// one in the T4 before it. Its maps hold no pointers for a V without any, so the collector
+// does not scan them. The zero value is ready to use.
+type recent[V comparable] struct {
+	mu       sync.Mutex
+	cur, old map[uint64]V
+	turned   time.Time
+}
+
+// get returns k's value; finding it renews it.
+func (r *recent[V]) get(k uint64) (V, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.getLocked(k)
+}
+
+func (r *recent[V]) getLocked(k uint64) (V, bool) {
+	r.turn(time.Now())
+	v, ok := r.cur[k]
+	if !ok {
+		if v, ok = r.old[k]; ok {
+			r.cur[k] = v
+		}
 	}
-	if _, ok := s.old[k]; ok {
-		s.cur[k] = struct{}{}
-		return true
+	return v, ok
+}
+
+// put sets k's value.
+func (r *recent[V]) put(k uint64, v V) {
+	r.mu.Lock()
+	r.turn(time.Now())
+	r.cur[k] = v
+	delete(r.old, k)
+	r.mu.Unlock()
+}
+
+// putNew sets k's value to v unless k has one, and returns the value k has then and whether
+// it had one before.
+func (r *recent[V]) putNew(k uint64, v V) (V, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if have, ok := r.getLocked(k); ok {
+		return have, true
 	}
-	return false
+	r.cur[k] = v
+	return v, false
+}
+
+// remove forgets k.
+func (r *recent[V]) remove(k uint64) {
+	r.mu.Lock()
+	delete(r.cur, k)
+	delete(r.old, k)
+	r.mu.Unlock()
+}
+
+// empty reports whether nothing is held.
+func (r *recent[V]) empty() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.turn(time.Now())
+	return len(r.cur) == 0 && len(r.old) == 0
 }
 
 // turn drops the older generation once the current one is T4 old.
-func (s *settled) turn(now time.Time) {
-	if now.Sub(s.turned) < sip.T4 {
+func (r *recent[V]) turn(now time.Time) {
+	if now.Sub(r.turned) < sip.T4 {
 		return
 	}
-	s.old, s.cur = s.cur, make(map[uint64]struct{}, len(s.cur))
-	s.turned = now
+	r.old, r.cur = r.cur, make(map[uint64]V, len(r.cur))
+	r.turned = now
 }
 
 // settle ends req's server transaction now that the caller has what it asked for, and

@@ -34,7 +34,7 @@ func TestSettled(t *testing.T) {
 			t.Errorf("%s: has=%v, want %v", tc.name, got, tc.want)
 		}
 	}
-	later := func() { s.turned = s.turned.Add(-sip.T4) } // T4 passes
+	later := func() { s.reqs.turned = s.reqs.turned.Add(-sip.T4) } // T4 passes
 	later()
 	if !s.has(a) { // seen again: renewed
 		t.Errorf("forgotten after T4")
@@ -50,7 +50,7 @@ func TestSettled(t *testing.T) {
 		later()
 		s.has(b) // only adds and lookups turn the generations
 	}
-	if n := len(s.cur) + len(s.old); n != 0 {
+	if n := len(s.reqs.cur) + len(s.reqs.old); n != 0 {
 		t.Errorf("%d hashes held after 2×T4 without a copy, want 0", n)
 	}
 }
