@@ -157,7 +157,8 @@ type Bridge struct {
 
 	// Stateless redirects (stateless.go).
 	udp         net.PacketConn       // the UDP socket, which stateless answers are written to
-	parser      *sip.Parser          // for the datagrams readFilter takes
+	parser      *sip.Parser          // for the INVITEs readFilter takes
+	ackParser   *sip.Parser          // for the ACKs (newACKParser)
 	answered    *answered            // the INVITEs answered statelessly
 	onNewInvite sipgo.RequestHandler // what sipgo calls for an INVITE, for those readFilter takes
 
@@ -185,7 +186,7 @@ func New(svc *session.Service, cfg Config, log *slog.Logger) (*Bridge, error) {
 	if cfg.TLSListen != "" && (cfg.TLSConfig == nil || len(cfg.TLSConfig.Certificates) == 0 && cfg.TLSConfig.GetCertificate == nil) {
 		return nil, fmt.Errorf("sip tls listen %s needs a certificate", cfg.TLSListen)
 	}
-	return &Bridge{cfg: p.cfg, svc: svc, log: log, storeLog: outage.New(log, "the session store (new calls)", 0), settled: newSettled(), answered: newAnswered(), parser: sip.NewParser(), mapper: p.mapper, target: p.target, host: p.host, stopping: make(chan struct{}),
+	return &Bridge{cfg: p.cfg, svc: svc, log: log, storeLog: outage.New(log, "the session store (new calls)", 0), settled: newSettled(), answered: newAnswered(), parser: sip.NewParser(), ackParser: newACKParser(), mapper: p.mapper, target: p.target, host: p.host, stopping: make(chan struct{}),
 		auth: p.auth, limit: newLimiter(p.cfg.RateLimit),
 		watch: watcher{states: map[string]*TargetState{}},
 		calls: map[string]*inCall{}, expected: map[string]string{}, inbound: map[string]*inCall{}, outbound: map[string]*outLeg{}}, nil

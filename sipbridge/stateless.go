@@ -60,12 +60,16 @@ func (b *Bridge) readFilter(info sip.TransportReadProps, data []byte) ([]byte, e
 	if !stateless && b.answered.empty() {
 		return data, nil
 	}
-	msg, err := b.parser.ParseSIP(data)
+	p := b.parser
+	if !invite {
+		p = b.ackParser
+	}
+	msg, err := p.ParseSIP(data)
 	if err != nil {
 		return data, nil // sipgo logs what it cannot parse
 	}
 	req, ok := msg.(*sip.Request)
-	if !ok || req.Via() == nil || req.CallID() == nil || req.CSeq() == nil || req.From() == nil || req.To() == nil {
+	if !ok || req.Via() == nil || req.CallID() == nil || invite && (req.CSeq() == nil || req.From() == nil || req.To() == nil) {
 		return data, nil // sipgo refuses a malformed request
 	}
 	req.SetTransport(info.Transport)
@@ -82,6 +86,18 @@ func (b *Bridge) readFilter(info sip.TransportReadProps, data []byte) ([]byte, e
 	}
 	go b.serveStateless(req, k, info.RemoteAddr)
 	return nil, nil
+}
+
+// newACKParser returns a parser that reads of a request only what readFilter needs of an
+// ACK: its Via and Call-ID, and its Content-Length for the body. sipgo keeps the other
+// headers as text, and From, To and Contact are the costly ones to parse.
+func newACKParser() *sip.Parser {
+	all := sip.DefaultHeadersParser()
+	only := make(map[string]sip.HeaderParser)
+	for _, name := range []string{"via", "v", "call-id", "i", "content-length", "l"} {
+		only[name] = all[name]
+	}
+	return sip.NewParser(sip.WithHeadersParsers(only))
 }
 
 // serveStateless handles an INVITE taken by readFilter, or a copy of one.
