@@ -60,16 +60,17 @@ type applier struct {
 	bytes    int    // the pending groups' payloads, in bytes
 	queued   uint64 // the generation of the last group handed over
 	applied  uint64 // the generation bbolt holds
+	dropped  uint64 // the generation the overlay no longer shadows bbolt for (≤ applied)
 	err      error  // the last commit's failure, until one succeeds
 	flushTo  uint64 // commit now, until bbolt holds this generation: a read waits, or the log is to start again
 	closed   bool
 	wake     chan struct{} // buffered (1)
 	done     chan struct{} // closed when the goroutine has stopped
-	progress *sync.Cond    // on mu: applied moved, or err changed
+	progress *sync.Cond    // on mu: applied or dropped moved, or err changed
 }
 
 func newApplier(db *bolt.DB, ov *overlay, epoch, gen uint64) *applier {
-	a := &applier{db: db, ov: ov, epoch: epoch, queued: gen, applied: gen, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	a := &applier{db: db, ov: ov, epoch: epoch, queued: gen, applied: gen, dropped: gen, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	a.progress = sync.NewCond(&a.mu)
 	go a.run()
 	return a
@@ -100,13 +101,15 @@ func (a *applier) signal() {
 	}
 }
 
-// flush returns once bbolt holds every group handed over so far, or the
-// error that keeps it from committing them.
+// flush returns once bbolt holds every group handed over so far, and the
+// overlay has let go of their keys, or the error that keeps it from
+// committing them. A direct transaction (writer.direct) writes bbolt under
+// the overlay: a key the overlay still held would hide what it wrote.
 func (a *applier) flush() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	target := a.queued
-	for a.applied < target {
+	for a.dropped < target {
 		if a.err != nil {
 			return a.err
 		}
@@ -236,6 +239,10 @@ func (a *applier) applyPending() {
 	// a large commit's keys takes milliseconds. What a later group wrote
 	// again stays.
 	a.ov.drop(lastG.gen, groups)
+	a.mu.Lock()
+	a.dropped = lastG.gen
+	a.progress.Broadcast()
+	a.mu.Unlock()
 }
 
 // Err returns why bbolt could not take the last commit, if it could not.

@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -95,5 +96,50 @@ func TestOverlay_AddedKeys(t *testing.T) {
 	o.drop(2, []pendingGroup{g2})
 	if n := o.addedKeys(); n != 0 || len(o.m) != 0 || len(o.log) != 0 {
 		t.Fatalf("after bbolt took both: %d added keys, %d keys, %d history entries; want none", n, len(o.m), len(o.log))
+	}
+}
+
+// TestApplier_FlushLetsGoOfOverlay: once flush returns, the overlay holds
+// none of the keys bbolt took, so that a direct transaction after it (a
+// retention sweep's deletes) is what reads see. Before, flush returned when
+// bbolt had committed, while the overlay still held the keys for as long as
+// dropping them took, and a sweep's deleted flow run was read back.
+func TestApplier_FlushLetsGoOfOverlay(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "test.db"), 0o600, &bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range append(bucketNames[:], bucketMeta) {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ov := newOverlay()
+	a := newApplier(db, ov, 1, 0)
+	t.Cleanup(a.close)
+	for round := range 5 {
+		gen := uint64(round + 1)
+		changes := make([]change, 50000) // dropping them takes a while
+		for i := range changes {
+			changes[i] = change{key: string(rune(bFlowRuns)) + strconv.Itoa(round) + "-" + strconv.Itoa(i), val: []byte("state")}
+		}
+		ov.publish(gen, changes)
+		a.add(pendingGroup{gen: gen, changes: changes})
+		if err := a.flush(); err != nil {
+			t.Fatal(err)
+		}
+		ov.mu.RLock()
+		held := len(ov.m)
+		ov.mu.RUnlock()
+		if held != 0 {
+			t.Fatalf("round %d: flush returned with %d keys still in the overlay", round, held)
+		}
 	}
 }
