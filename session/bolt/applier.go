@@ -105,11 +105,20 @@ func (a *applier) signal() {
 // overlay has let go of their keys, or the error that keeps it from
 // committing them. A direct transaction (writer.direct) writes bbolt under
 // the overlay: a key the overlay still held would hide what it wrote.
-func (a *applier) flush() error {
+func (a *applier) flush() error { return a.wait(func() uint64 { return a.dropped }) }
+
+// catchUp returns once bbolt holds every group handed over so far, or the
+// error that keeps it from committing them, without waiting for the overlay
+// to let go of them: what the log's restart needs.
+func (a *applier) catchUp() error { return a.wait(func() uint64 { return a.applied }) }
+
+// wait returns once reached, read with mu held, is at the last group handed
+// over.
+func (a *applier) wait(reached func() uint64) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	target := a.queued
-	for a.dropped < target {
+	for reached() < target {
 		if a.err != nil {
 			return a.err
 		}

@@ -251,7 +251,7 @@ func (w *writer) log(t *wtx) error {
 // rewind starts the log again at 0 once bbolt holds all of it. The group
 // just logged is durable whatever happens here.
 func (w *writer) rewind() error {
-	if err := w.s.applier.flush(); err != nil {
+	if err := w.s.applier.catchUp(); err != nil {
 		return nil // retried after the next group
 	}
 	epoch := w.wal.epoch + 1
