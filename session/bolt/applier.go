@@ -109,7 +109,7 @@ func (a *applier) flush() error { return a.wait(func() uint64 { return a.dropped
 
 // catchUp returns once bbolt holds every group handed over so far, or the
 // error that keeps it from committing them, without waiting for the overlay
-// to let go of them: what the log's restart needs.
+// to let go of them: what the log's restart and a read of bbolt alone need.
 func (a *applier) catchUp() error { return a.wait(func() uint64 { return a.applied }) }
 
 // wait returns once reached, read with mu held, is at the last group handed

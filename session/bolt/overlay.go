@@ -154,7 +154,7 @@ func (s *Store) read(fn func(r *reader) error) error {
 // write acknowledged so far: for reads that walk an index with a cursor,
 // which the overlay cannot serve.
 func (s *Store) readApplied(fn func(tx *bolt.Tx) error) error {
-	if err := s.applier.flush(); err != nil {
+	if err := s.applier.catchUp(); err != nil {
 		return err
 	}
 	return s.db.View(fn)
