@@ -195,7 +195,7 @@ func (b *Bridge) createCall(nc session.NewCall, stateless bool) (*session.Call, 
 		o.EndUnrouted = EndRedirected
 	}
 	if b.cfg.Flows == nil || stateless {
-		// Answered statelessly: it was found that no flow takes calls (see stateless), and a
+		// Answered statelessly: it was found that no flow takes calls (see readFilter), and a
 		// routing table published since does not apply to this one.
 		nc.EndReason = o.EndUnrouted
 		return b.svc.CreateCall(ctx, nc, o.WriteOptions)

@@ -33,17 +33,6 @@ var (
 	doneChan     = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 )
 
-// stateless reports whether new calls are answered statelessly now (see above).
-func (b *Bridge) stateless() bool {
-	if b.cfg.Mode != ModeRedirect {
-		return false
-	}
-	if b.cfg.Flows == nil {
-		return true
-	}
-	return b.cfg.Flow == "" && b.cfg.Flows.Snapshot().Routing() == nil
-}
-
 // readFilter sees each UDP datagram before sipgo parses it (sip.TransportReadFilter). It
 // takes the INVITEs of new calls and the ACKs of their answers when calls are answered
 // statelessly, and leaves everything else, and what it cannot read, to sipgo.
@@ -56,7 +45,8 @@ func (b *Bridge) readFilter(info sip.TransportReadProps, data []byte) ([]byte, e
 	if !invite && !bytes.HasPrefix(data, ackPrefix) || info.Transport != "UDP" || b.cfg.Mode != ModeRedirect {
 		return data, nil
 	}
-	stateless := b.stateless()
+	// While no call can get a flow (see above), new calls are answered statelessly.
+	stateless := b.cfg.Flows == nil || b.cfg.Flow == "" && b.cfg.Flows.Snapshot().Routing() == nil
 	if !stateless && b.answered.empty() {
 		return data, nil
 	}
@@ -146,6 +136,9 @@ type statelessTx struct {
 
 var _ sip.ServerTransaction = (*statelessTx)(nil)
 
+// Respond writes to the bridge's socket itself: sipgo's server would look the caller's
+// address up in its transport's connection pool, which learns an address only from a
+// datagram the read filter passed on.
 func (t *statelessTx) Respond(res *sip.Response) error {
 	if res.StatusCode > 100 {
 		if to := res.To(); to != nil {
