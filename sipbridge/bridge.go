@@ -160,6 +160,9 @@ type Bridge struct {
 	parser      *sip.Parser          // for the INVITEs readFilter takes
 	ackParser   *sip.Parser          // for the ACKs (newACKParser)
 	answered    *answered            // the INVITEs answered statelessly
+	queue       *inviteQueue         // the INVITEs readFilter took, for its workers
+	lateAfter   atomic.Int64         // how long a new call may take to be answered (DefaultLateAfter)
+	lateLog     *outage.Log          // the calls refused or dropped for taking too long
 	onNewInvite sipgo.RequestHandler // what sipgo calls for an INVITE, for those readFilter takes
 
 	stopping chan struct{} // closed when Shutdown starts
@@ -186,10 +189,14 @@ func New(svc *session.Service, cfg Config, log *slog.Logger) (*Bridge, error) {
 	if cfg.TLSListen != "" && (cfg.TLSConfig == nil || len(cfg.TLSConfig.Certificates) == 0 && cfg.TLSConfig.GetCertificate == nil) {
 		return nil, fmt.Errorf("sip tls listen %s needs a certificate", cfg.TLSListen)
 	}
-	return &Bridge{cfg: p.cfg, svc: svc, log: log, storeLog: outage.New(log, "the session store (new calls)", 0), settled: newSettled(), answered: newAnswered(), parser: sip.NewParser(), ackParser: newACKParser(), mapper: p.mapper, target: p.target, host: p.host, stopping: make(chan struct{}),
-		auth: p.auth, limit: newLimiter(p.cfg.RateLimit),
+	b := &Bridge{cfg: p.cfg, svc: svc, log: log, storeLog: outage.New(log, "the session store (new calls)", 0), settled: newSettled(), answered: newAnswered(), parser: sip.NewParser(), ackParser: newACKParser(), mapper: p.mapper, target: p.target, host: p.host, stopping: make(chan struct{}),
+		lateLog: outage.New(log, "answering new SIP calls in time (while answers take longer than "+DefaultLateAfter.String()+", new calls are refused 503)", 0),
+		auth:    p.auth, limit: newLimiter(p.cfg.RateLimit),
 		watch: watcher{states: map[string]*TargetState{}},
-		calls: map[string]*inCall{}, expected: map[string]string{}, inbound: map[string]*inCall{}, outbound: map[string]*outLeg{}}, nil
+		calls: map[string]*inCall{}, expected: map[string]string{}, inbound: map[string]*inCall{}, outbound: map[string]*outLeg{}}
+	b.queue = newInviteQueue(b)
+	b.lateAfter.Store(int64(DefaultLateAfter))
+	return b, nil
 }
 
 // Validate reports every problem of a configuration, as New would, except a missing TLS
@@ -468,6 +475,7 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 	b.closing = true
 	close(b.stopping)
 	b.storeLog.Close()
+	b.lateLog.Close()
 	calls := make([]*inCall, 0, len(b.calls))
 	for _, c := range b.calls {
 		calls = append(calls, c)
@@ -493,13 +501,17 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// guard answers 503 once the bridge is shutting down and counts the handler as work in
-// progress otherwise.
+// guard answers 503 to a new call once the bridge is shutting down, or when it waited too
+// long to be served (tooLate), and counts the handler as work in progress otherwise.
 func (b *Bridge) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		newCall := req.IsInvite() && !hasToTag(req)
 		if newCall && b.settled.has(req) {
 			return // a copy of an INVITE answered already (see settled)
+		}
+		if waited, late := b.tooLate(tx); late && newCall {
+			b.refuseLate(req, tx, waited)
+			return
 		}
 		b.mu.Lock()
 		closing := b.closing

@@ -3,6 +3,7 @@ package sipbridge
 import (
 	"encoding/json"
 	"net/netip"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -65,4 +66,11 @@ func AuthCheckForTest(cfg AuthConfig, ruri, src, cred string) (bool, error) {
 	req.SetSource(src)
 	_, res := a.check(req, netip.MustParseAddrPort(src).Addr())
 	return res == authOK, nil
+}
+
+// SetLateAfterForTest sets how long a new call may take to be answered before new calls are
+// refused (DefaultLateAfter), and how long the time the last answer took counts.
+func (b *Bridge) SetLateAfterForTest(d, fresh time.Duration) {
+	b.lateAfter.Store(int64(d))
+	b.queue.fresh.Store(int64(fresh))
 }

@@ -231,6 +231,46 @@ func TestBridge_RedirectStateless(t *testing.T) {
 	}
 }
 
+// TestBridge_RedirectRefusedWhenLate: while the calls answered last took longer than the
+// bridge allows, a new call is refused 503 with a Retry-After and makes no call, the
+// refusals are logged once, a copy of a refused INVITE gets the 503 again, and once answers
+// are in time again calls are redirected as before.
+func TestBridge_RedirectRefusedWhenLate(t *testing.T) {
+	e := startBridge(t, sipbridge.Config{Mode: sipbridge.ModeRedirect, Target: "sip:queue@192.0.2.30:5060"})
+	u := newUDPCaller(t, e.bridge.Addr())
+	u.send(u.request("INVITE", "z9hG4bK-first", 1, "", ""))
+	u.final(302, "the first INVITE")
+	e.oneCall(t)
+
+	e.bridge.SetLateAfterForTest(0, time.Hour) // the first call's answer took longer than that
+	for i, branch := range []string{"z9hG4bK-late", "z9hG4bK-late2"} {
+		invite := u.request("INVITE", branch, 2+i, "", "")
+		u.send(invite)
+		res := u.final(503, "an INVITE while answers are late")
+		if ra := res.GetHeader("Retry-After"); ra == nil || ra.Value() != "1" {
+			t.Errorf("Retry-After %v, want 1", ra)
+		}
+		tag, _ := res.To().Params.Get("tag")
+		u.send(invite)
+		if again := u.final(503, "the copy of a refused INVITE"); again.To().Params.String() != res.To().Params.String() {
+			t.Errorf("the copy's answer has To %s, want %s", again.To().Params.String(), res.To().Params.String())
+		}
+		u.send(u.request("ACK", branch, 2+i, tag, ""))
+	}
+	u.unanswered("the ACKs of the 503s")
+	e.oneCall(t)
+	if logs := e.logs.String(); strings.Count(logs, "answering new SIP calls in time") != 1 {
+		t.Errorf("the refusals were not logged once:\n%s", logs)
+	}
+
+	e.bridge.SetLateAfterForTest(sipbridge.DefaultLateAfter, time.Hour)
+	u.send(u.request("INVITE", "z9hG4bK-after", 4, "", ""))
+	u.final(302, "an INVITE once answers are in time")
+	if got := e.callCount(t); got != 2 {
+		t.Errorf("%d calls, want 2", got)
+	}
+}
+
 // TestBridge_RedirectStatelessThenRouted: once a routing table is published, a new call goes
 // to its flow, while a copy of an INVITE answered statelessly before it still gets its 302
 // again and makes no second call.

@@ -2,9 +2,12 @@ package sipbridge
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
@@ -74,7 +77,24 @@ func (b *Bridge) readFilter(info sip.TransportReadProps, data []byte) ([]byte, e
 	if hasToTag(req) || !stateless && !b.answered.has(k) {
 		return data, nil // inside a dialog, or a call a flow may take
 	}
-	go b.serveStateless(req, k, info.RemoteAddr)
+	id, state := b.answered.claim(k)
+	if state == claimBusy {
+		return nil, nil // a copy of an INVITE waiting or being answered: its answer is on its way
+	}
+	tx := &statelessTx{b: b, key: k, to: info.RemoteAddr, req: req, at: time.Now(), again: id}
+	took, behind := b.queue.behind(time.Duration(b.lateAfter.Load()))
+	if state == claimNew && behind || id == refusedLate {
+		// The calls answered last took longer than lateAfter: this one would take as long.
+		// It is refused now, at a fraction of what serving it costs, so that what the
+		// server does is answer the calls it takes in time. (Or it is a copy of one refused.)
+		b.refuseLate(req, tx, took)
+		b.cfg.Observer.SIPRequest(true, string(req.Method), 503)
+		return nil, nil
+	}
+	if !b.queue.put(tx) {
+		b.answered.release(k)
+		b.lateLog.Failed(errQueueFull, "sip_call_id", callIDOf(req))
+	}
 	return nil, nil
 }
 
@@ -91,19 +111,14 @@ func newACKParser() *sip.Parser {
 }
 
 // serveStateless handles an INVITE taken by readFilter, or a copy of one.
-func (b *Bridge) serveStateless(req *sip.Request, k uint64, from net.Addr) {
-	tx := &statelessTx{b: b, key: k, to: from}
-	id, state := b.answered.claim(k)
-	switch state {
-	case claimBusy:
-		return // a copy of an INVITE being answered: its answer is on its way
-	case claimDone:
-		b.redirectAgain(req, tx, id)
+func (b *Bridge) serveStateless(tx *statelessTx) {
+	if tx.again != uuid.Nil {
+		b.redirectAgain(tx.req, tx, tx.again)
 		return
 	}
-	b.onNewInvite(req, tx)
+	b.onNewInvite(tx.req, tx)
 	if tx.callID == uuid.Nil {
-		b.answered.release(k) // refused: a copy is handled as the INVITE was
+		b.answered.release(tx.key) // refused: a copy is handled as the INVITE was
 	}
 }
 
@@ -129,9 +144,12 @@ func (b *Bridge) redirectAgain(req *sip.Request, tx *statelessTx, id uuid.UUID) 
 // INVITE; there is nothing to wait for.
 type statelessTx struct {
 	b      *Bridge
-	key    uint64   // the INVITE's (settled.key)
-	to     net.Addr // where it came from
-	callID uuid.UUID
+	req    *sip.Request
+	key    uint64    // the INVITE's (settled.key)
+	to     net.Addr  // where it came from
+	at     time.Time // when readFilter took it
+	again  uuid.UUID // the call a copy of a redirected INVITE was redirected to
+	callID uuid.UUID // the call it is redirected to, once it is
 }
 
 var _ sip.ServerTransaction = (*statelessTx)(nil)
@@ -150,6 +168,9 @@ func (t *statelessTx) Respond(res *sip.Response) error {
 	buf.Reset()
 	res.StringWrite(buf)
 	_, err := t.b.udp.WriteTo(buf.Bytes(), t.to)
+	if res.StatusCode >= 200 && t.callID != refusedLate {
+		t.b.queue.answered(t.at)
+	}
 	return err
 }
 
@@ -226,4 +247,153 @@ func (a *answered) release(k uint64) { a.remove(k) }
 func (a *answered) has(k uint64) bool {
 	_, ok := a.get(k)
 	return ok
+}
+
+// The queue of new calls.
+//
+// readFilter hands the INVITEs it takes to a pool of workers through a queue, in the order
+// they came, rather than to a goroutine each: a worker keeps the stack a call's handling has
+// grown, where a new goroutine grows its own at every call.
+//
+// Overload. Past what the server can answer, calls wait longer and longer, their callers
+// send their INVITEs again (Timer A) and give up (Timer B, 32 s), and every copy is more
+// work. So a new call is refused 503 with a Retry-After at once, at a fraction of what
+// serving it costs, while the calls answered last took longer than lateAfter from the
+// socket to their answer (behind), and so is one that waited longer than that for a worker
+// (guard, tooLate); an SBC fails over on the 503. The bound is long enough that a server
+// at its limit, whose answers are late now and then by a few hundred milliseconds, refuses
+// nothing.
+const (
+	statelessWorkers = 4096             // at most; each waits for its call's durable write
+	statelessQueued  = 16384            // INVITEs waiting for a worker; more are dropped, as a full socket would drop them
+	statelessIdle    = 10 * time.Second // a worker with nothing to do for this long stops
+	// DefaultLateAfter is how long a new call may take to be answered before new calls are
+	// refused (behind), and wait for a worker before it is (tooLate): by then its caller
+	// has sent the INVITE again (Timer A, after T1) and is about to a second time.
+	DefaultLateAfter = time.Second
+	// answersFresh is how long the time the last answer took says how long the next will.
+	answersFresh   = 100 * time.Millisecond
+	retryAfterLate = "1" // seconds
+)
+
+// refusedLate stands in answered for the call of an INVITE refused by refuseLate.
+var refusedLate = uuid.Max
+
+var (
+	errLate      = errors.New("new calls take too long to answer: refused 503")
+	errQueueFull = errors.New("the queue of new calls is full: INVITE dropped")
+)
+
+// inviteQueue is the queue of new calls and its workers.
+type inviteQueue struct {
+	b       *Bridge
+	ch      chan *statelessTx
+	idleFor time.Duration // statelessIdle
+	fresh   atomic.Int64  // answersFresh, in ns
+	workers atomic.Int32
+	idle    atomic.Int32 // workers waiting for an INVITE
+	took    atomic.Int64 // how long the last call answered took, in ns
+	tookAt  atomic.Int64 // when it was answered, in ns since the Unix epoch
+}
+
+// answered records that a call taken at at was answered now.
+func (q *inviteQueue) answered(at time.Time) {
+	now := time.Now()
+	q.took.Store(int64(now.Sub(at)))
+	q.tookAt.Store(now.UnixNano())
+}
+
+// behind reports whether the calls answered last took longer than limit, and how long the
+// last took. A figure older than answersFresh says nothing.
+func (q *inviteQueue) behind(limit time.Duration) (time.Duration, bool) {
+	took := time.Duration(q.took.Load())
+	if took <= limit || time.Since(time.Unix(0, q.tookAt.Load())) > time.Duration(q.fresh.Load()) {
+		return took, false
+	}
+	return took, true
+}
+
+func newInviteQueue(b *Bridge) *inviteQueue {
+	q := &inviteQueue{b: b, ch: make(chan *statelessTx, statelessQueued), idleFor: statelessIdle}
+	q.fresh.Store(int64(answersFresh))
+	return q
+}
+
+// put queues tx. It reports false when the queue is full.
+func (q *inviteQueue) put(tx *statelessTx) bool {
+	select {
+	case q.ch <- tx:
+	default:
+		return false
+	}
+	q.more()
+	return true
+}
+
+// more starts a worker when INVITEs wait, no worker is idle and there are fewer than
+// statelessWorkers. put calls it after queueing, and a worker after taking an INVITE: a
+// worker counts as idle until it has taken one, so a put may count on a worker that then
+// takes an INVITE queued before it, and that worker sees the one left.
+func (q *inviteQueue) more() {
+	for q.idle.Load() == 0 && len(q.ch) > 0 {
+		n := q.workers.Load()
+		if n >= statelessWorkers {
+			return
+		}
+		if q.workers.CompareAndSwap(n, n+1) {
+			go q.work()
+			return
+		}
+	}
+}
+
+// work serves queued INVITEs until none came for idleFor, or the bridge stops.
+func (q *inviteQueue) work() {
+	idle := time.NewTimer(q.idleFor)
+	defer idle.Stop()
+	for {
+		q.idle.Add(1)
+		select {
+		case tx := <-q.ch:
+			q.idle.Add(-1)
+			q.more()
+			q.b.serveStateless(tx)
+			idle.Reset(q.idleFor)
+		case <-idle.C:
+			q.idle.Add(-1)
+			q.workers.Add(-1)
+			// A put between this worker's last look and its going may have counted on it.
+			if len(q.ch) == 0 {
+				return
+			}
+			q.workers.Add(1)
+			idle.Reset(q.idleFor)
+		case <-q.b.ctx.Done():
+			q.idle.Add(-1)
+			q.workers.Add(-1)
+			return
+		}
+	}
+}
+
+// refuseLate answers 503 with a Retry-After to a new call that waited, or would wait, too
+// long to be served. A stateless one is remembered as refused (refusedLate), so that its ACK
+// is dropped on arrival and a copy gets the 503 again: a refusal costs a fraction of a call.
+func (b *Bridge) refuseLate(req *sip.Request, tx sip.ServerTransaction, waited time.Duration) {
+	if st := statelessOf(tx); st != nil {
+		st.callID = refusedLate
+		b.answered.done(st.key, refusedLate)
+	}
+	b.lateLog.Failed(errLate, "sip_call_id", callIDOf(req), "waited", waited.Round(time.Millisecond).String())
+	b.respond(req, tx, 503, "Service Unavailable (overloaded)", sip.NewHeader("Retry-After", retryAfterLate))
+}
+
+// tooLate reports whether a new call waited for a worker longer than the bridge allows.
+func (b *Bridge) tooLate(tx sip.ServerTransaction) (time.Duration, bool) {
+	st := statelessOf(tx)
+	if st == nil {
+		return 0, false
+	}
+	waited := time.Since(st.at)
+	return waited, waited > time.Duration(b.lateAfter.Load())
 }
