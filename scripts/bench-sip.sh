@@ -8,6 +8,8 @@
 #      write: the call is recorded ended with the 302), with the default configuration.
 #   3. callctx's answer + BYE once more, on a new server with a new database, offered the
 #      rate it is meant to sustain (4,000 calls/s) for SIP_BENCH_SECONDS.
+#   4. callctx's redirect past its limit: 1.5 × the rate it sustained, for 20 s (the
+#      "-overload" row: how many calls it still redirects, how many it refuses).
 # Every server listens on a free loopback port. Each first gets short steps at rising rates;
 # a step is clean when no call failed, its calls were answered at 95% of the offered rate or
 # more (counted until 99% of them were: see rate99) and at most 1% of the calls needed a
@@ -42,6 +44,7 @@ STEPS_ANSWER=${SIP_BENCH_STEPS_ANSWER:-"1000 2000 2500 3000 3500 4000 5000 6000 
 STEPS_REDIRECT=${SIP_BENCH_STEPS_REDIRECT:-"2000 4000 4500 5000 5500 6000 8000 10000 11000 12000 14000 16000 18000 20000 24000 28000 32000 36000 40000"}
 STEP_SECONDS=${SIP_BENCH_STEP_SECONDS:-10}
 SIPP_BUFFER=${SIP_BENCH_SIPP_BUFFER:-4194304}
+OVERLOAD_SECONDS=20
 HZ=$(getconf CLK_TCK) # the clock ticks of /proc/<pid>/stat's CPU times, per second
 ANSWER_TARGET=4000 # answer + BYE calls/s callctx is meant to sustain with no failure (docs/performance.md)
 
@@ -367,6 +370,11 @@ stop_server
 if [ "$HAVE_CALLCTX" = 1 ]; then
 	start_callctx redirect
 	measure callctx-redirect uac_redirect.xml
+	# Past its limit: half as much again as the rate it sustained, for OVERLOAD_SECONDS on the
+	# same server. What counts is that it goes on answering about as many calls as at its
+	# limit, and refuses the rest at once (503), rather than collapsing.
+	over=$(grep '^callctx-redirect ' "$SUMMARY" | tail -n 1 | awk '{ printf "%d", $2 * 3 / 2000 }')
+	run_sipp callctx-redirect-overload uac_redirect.xml "$((over * 1000))" "$OVERLOAD_SECONDS"
 	stop_server
 fi
 
@@ -380,6 +388,7 @@ fi
 		set -- $(sustained callctx-answer-target)
 		echo "callctx answer+BYE offered $ANSWER_TARGET calls/s for $SECONDS_SUSTAINED s: $1 calls/s, $2 failed, $3 ms CPU per call (target: $ANSWER_TARGET calls/s for 60 s, 0 failed)"
 		awk -v r="$ccr" -v c="$ccrcpu" -v u="$uasr" -v k="$kam" 'BEGIN { printf "callctx redirect: %s calls/s sustained, %s ms CPU per call (%.2f × the sipgo UAS; target ≤ 0.15 ms per call)\n", r, c, r / u }'
+		grep "^callctx-redirect-overload " "$SUMMARY" | tail -n 1 | awk -v s="$OVERLOAD_SECONDS" '{ printf "callctx redirect offered %s calls/s for %s s (overload): %s calls/s redirected, %d calls failed (refused 503, or unanswered), %d retransmitted\n", $2, s, $9, $6, $7 }'
 		# Whether the sustained redirect was clean by the ramp's rule (no failed call, ≤ 1% of the
 		# calls retransmitted, ≥ 95% of the offered rate done): its rate is the ratio's numerator.
 		clean=$(clean_row "$(grep "^callctx-redirect " "$SUMMARY" | tail -n 1)")
