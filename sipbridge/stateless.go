@@ -82,11 +82,15 @@ func (b *Bridge) readFilter(info sip.TransportReadProps, data []byte) ([]byte, e
 		return nil, nil // a copy of an INVITE waiting or being answered: its answer is on its way
 	}
 	tx := &statelessTx{b: b, key: k, to: info.RemoteAddr, req: req, at: time.Now(), again: id}
-	took, behind := b.queue.behind(time.Duration(b.lateAfter.Load()))
-	if state == claimNew && behind || id == refusedLate {
-		// The calls answered last took longer than lateAfter: this one would take as long.
-		// It is refused now, at a fraction of what serving it costs, so that what the
-		// server does is answer the calls it takes in time. (Or it is a copy of one refused.)
+	var took time.Duration
+	late := id == refusedLate
+	if state == claimNew {
+		took, late = b.queue.behind(time.Duration(b.lateAfter.Load()))
+	}
+	if late {
+		// A copy of an INVITE refused, or the calls answered last took longer than
+		// lateAfter: this one would take as long. It is refused now, at a fraction of what
+		// serving it costs, so that what the server does is answer the calls it takes in time.
 		b.refuseLate(req, tx, took)
 		b.cfg.Observer.SIPRequest(true, string(req.Method), 503)
 		return nil, nil
@@ -169,7 +173,7 @@ func (t *statelessTx) Respond(res *sip.Response) error {
 	res.StringWrite(buf)
 	_, err := t.b.udp.WriteTo(buf.Bytes(), t.to)
 	if res.StatusCode >= 200 && t.callID != refusedLate {
-		t.b.queue.answered(t.at)
+		t.b.queue.tookFrom(t.at)
 	}
 	return err
 }
@@ -296,8 +300,8 @@ type inviteQueue struct {
 	tookAt  atomic.Int64 // when it was answered, in ns since the Unix epoch
 }
 
-// answered records that a call taken at at was answered now.
-func (q *inviteQueue) answered(at time.Time) {
+// tookFrom records that a call taken at at was answered now.
+func (q *inviteQueue) tookFrom(at time.Time) {
 	now := time.Now()
 	q.took.Store(int64(now.Sub(at)))
 	q.tookAt.Store(now.UnixNano())

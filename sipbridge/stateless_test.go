@@ -242,7 +242,7 @@ func TestInviteQueue(t *testing.T) {
 	// While the calls answered last took longer than lateAfter, a new call is refused at once,
 	// by the filter itself; once that figure is stale, calls are served again.
 	b.queue.fresh.Store(int64(time.Hour))
-	b.queue.answered(time.Now().Add(-2 * DefaultLateAfter))
+	b.queue.tookFrom(time.Now().Add(-2 * DefaultLateAfter))
 	take(statelessWorkers + 2)
 	if res := readResponse(t, caller); res.StatusCode != 503 || res.CallID().Value() != fmt.Sprintf("c%d@test", statelessWorkers+2) {
 		t.Errorf("a new call while answers are late: %d for %s, want 503", res.StatusCode, res.CallID().Value())
