@@ -374,7 +374,9 @@ if [ "$HAVE_CALLCTX" = 1 ]; then
 	# same server. What counts is that it goes on answering about as many calls as at its
 	# limit, and refuses the rest at once (503), rather than collapsing.
 	over=$(grep '^callctx-redirect ' "$SUMMARY" | tail -n 1 | awk '{ printf "%d", $2 * 3 / 2000 }')
-	run_sipp callctx-redirect-overload uac_redirect.xml "$((over * 1000))" "$OVERLOAD_SECONDS"
+	if [ "${over:-0}" -gt 0 ]; then # none when no step was clean
+		run_sipp callctx-redirect-overload uac_redirect.xml "$((over * 1000))" "$OVERLOAD_SECONDS"
+	fi
 	stop_server
 fi
 
