@@ -123,6 +123,11 @@ func run(cfg config) error {
 		return err
 	}
 	defer cc.stop()
+	anchorBytes, ccBytes, err := samePayload(anchor, cc)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("a session as read: the anchor's %d bytes, callctx's %d (the same fields and variables)\n\n", anchorBytes, ccBytes)
 
 	var results []*load.Result
 	var getRatios, writeRatios []float64
