@@ -399,16 +399,59 @@ func uniqueQuery(repeatable func(string) bool) gin.HandlerFunc {
 	}
 }
 
-// ctxBody holds the raw, validated request body.
-const ctxBody = "callctx.body"
+// validBody is a request body that validateBody has read and checked. It
+// takes the place of the request's Body, so that a handler takes the bytes
+// (validatedBody) instead of reading them again; read, it reads them again.
+// It rides on the request rather than in gin's per-request map, which a
+// write would allocate for this one value.
+type validBody struct {
+	raw []byte
+	off int
+}
+
+func (b *validBody) Read(p []byte) (int, error) {
+	if b.off >= len(b.raw) {
+		return 0, io.EOF
+	}
+	n := copy(p, b.raw[b.off:])
+	b.off += n
+	return n, nil
+}
+
+func (b *validBody) Close() error { return nil }
+
+// validatedBody returns the body validateBody read and checked, or false when
+// an optional body was absent.
+func validatedBody(c *gin.Context) ([]byte, bool) {
+	b, ok := c.Request.Body.(*validBody)
+	if !ok {
+		return nil, false
+	}
+	return b.raw, true
+}
+
+// readBody reads the request body within limit: in one allocation of its
+// declared length when it has one within the limit, through a
+// MaxBytesReader otherwise (which also closes the connection of a body
+// past the limit).
+func readBody(c *gin.Context, limit int64) ([]byte, error) {
+	if n := c.Request.ContentLength; n >= 0 && n <= limit {
+		body := make([]byte, n)
+		if _, err := io.ReadFull(c.Request.Body, body); err != nil {
+			return nil, err
+		}
+		return body, nil
+	}
+	return io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+}
 
 // validateBody reads the request body within the size limit, checks its
 // media type and validates it against the operation's schema. Handlers
-// find the raw body under ctxBody, or nothing when an optional body was
-// absent.
+// take the body with validatedBody, which finds none when an optional body
+// was absent.
 func (h *Handler) validateBody(op *operation) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, h.maxBody))
+		body, err := readBody(c, h.maxBody)
 		if err != nil {
 			var tooLarge *http.MaxBytesError
 			if errors.As(err, &tooLarge) {
@@ -425,7 +468,10 @@ func (h *Handler) validateBody(op *operation) gin.HandlerFunc {
 			return
 		}
 		ct := c.GetHeader("Content-Type")
-		mt, _, err := mime.ParseMediaType(ct)
+		mt, err := ct, error(nil)
+		if op.Body.Media[ct] == nil { // not given exactly as the spec names it: parse it
+			mt, _, err = mime.ParseMediaType(ct)
+		}
 		schema := op.Body.Media[mt]
 		if err != nil || schema == nil {
 			if ct == "" {
@@ -441,7 +487,7 @@ func (h *Handler) validateBody(op *operation) gin.HandlerFunc {
 					[]problemError{{Pointer: "", Detail: "expected object, but got " + jsonKind(body[0])}})
 				return
 			}
-			c.Set(ctxBody, body)
+			c.Request.Body = &validBody{raw: body}
 			return
 		}
 		var v any
@@ -472,7 +518,7 @@ func (h *Handler) validateBody(op *operation) gin.HandlerFunc {
 			writeProblem(c, http.StatusUnprocessableEntity, typeValidation, "the body does not match the "+op.ID+" schema", fieldErrors(err))
 			return
 		}
-		c.Set(ctxBody, body)
+		c.Request.Body = &validBody{raw: body}
 	}
 }
 
@@ -529,11 +575,11 @@ func jsonErrorText(err error) string {
 // decodeBody decodes the validated body into v; it reports whether there
 // was a body.
 func decodeBody(c *gin.Context, v any) (bool, error) {
-	raw, ok := c.Get(ctxBody)
+	raw, ok := validatedBody(c)
 	if !ok {
 		return false, nil
 	}
-	return true, json.Unmarshal(raw.([]byte), v)
+	return true, json.Unmarshal(raw, v)
 }
 
 func stack() []byte { return debug.Stack() }

@@ -84,8 +84,7 @@ func (h *Handler) bfGetSession(c *gin.Context) {
 // bfPutSession is babelforce's "update the user scoped session variables":
 // see bfUserKeys for the mapping.
 func (h *Handler) bfPutSession(c *gin.Context) {
-	raw, _ := c.Get(ctxBody)
-	body, _ := raw.([]byte)
+	body, _ := validatedBody(c)
 	vars, err := session.ParseVariables(body)
 	if err != nil {
 		writeProblem(c, http.StatusBadRequest, typeMalformed, "the body must be a JSON object of variables", nil)

@@ -79,8 +79,7 @@ func (h *Handler) writeSession(c *gin.Context) {
 // merge decodes the validated body as a flat map of variables and writes it.
 // It answers the problem itself and returns false when the write fails.
 func (h *Handler) merge(c *gin.Context, callID string, ifMatch uint64) (*session.Session, bool) {
-	raw, _ := c.Get(ctxBody)
-	body, _ := raw.([]byte)
+	body, _ := validatedBody(c)
 	vars, err := session.ParseVariables(body) // validated as an object already; values sub-slice the body
 	if err != nil {
 		writeProblem(c, http.StatusBadRequest, typeMalformed, "the body must be a JSON object of variables", nil)
