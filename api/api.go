@@ -430,12 +430,17 @@ func validatedBody(c *gin.Context) ([]byte, bool) {
 	return b.raw, true
 }
 
+// exactBodyBytes is the largest declared body read in one allocation of its
+// length before it arrives; a larger one grows with what arrives, so that a
+// client declaring large bodies and sending them slowly holds no more
+// memory than it has sent.
+const exactBodyBytes = 16 << 10
+
 // readBody reads the request body within limit: in one allocation of its
-// declared length when it has one within the limit, through a
-// MaxBytesReader otherwise (which also closes the connection of a body
-// past the limit).
+// declared length when that is small, through a MaxBytesReader otherwise
+// (which also closes the connection of a body past the limit).
 func readBody(c *gin.Context, limit int64) ([]byte, error) {
-	if n := c.Request.ContentLength; n >= 0 && n <= limit {
+	if n := c.Request.ContentLength; n >= 0 && n <= min(limit, exactBodyBytes) {
 		body := make([]byte, n)
 		if _, err := io.ReadFull(c.Request.Body, body); err != nil {
 			return nil, err
