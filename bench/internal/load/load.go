@@ -156,11 +156,20 @@ func LoadAverage() string {
 	return strings.Join(f[:3], " ")
 }
 
-// Median returns the median of xs (the upper one of an even count).
+// Median returns the median of xs: the middle value, or the mean of the
+// two middle values of an even count (of two rounds, their mean, not the
+// higher one); 0 for none.
 func Median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
-	return s[len(s)/2]
+	n := len(s)
+	switch {
+	case n == 0:
+		return 0
+	case n%2 == 0:
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[n/2]
 }
 
 // FormatRatios formats ratios as "0.91, 1.02, 0.97".
