@@ -215,11 +215,12 @@ func (t *wtx) set(b bucketID, key, val []byte) {
 		t.err = fmt.Errorf("%s: a value of %d bytes cannot be stored", bucketNames[b], len(val))
 		return
 	}
-	k := string(append([]byte{byte(b)}, key...))
-	if i, ok := t.index[k]; ok {
+	t.r.kb = append(append(t.r.kb[:0], byte(b)), key...)
+	if i, ok := t.index[string(t.r.kb)]; ok { // no copy made for a lookup
 		t.changes[i].val = val
 		return
 	}
+	k := string(t.r.kb)
 	t.index[k] = len(t.changes)
 	t.changes = append(t.changes, change{key: k, val: val})
 }
