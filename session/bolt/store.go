@@ -100,9 +100,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	path := filepath.Join(dir, FileName)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:        opts.LockTimeout,
-		FreelistType:   bolt.FreelistMapType,
-		NoFreelistSync: true, // the freelist is rebuilt on open; commits stay crash-safe
+		Timeout:         opts.LockTimeout,
+		FreelistType:    bolt.FreelistMapType,
+		NoFreelistSync:  true, // the freelist is rebuilt on open; commits stay crash-safe
+		InitialMmapSize: initialMmapSize,
 	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrInUse)

@@ -18,3 +18,11 @@ func openDirect(path string) *os.File {
 	}
 	return f
 }
+
+// initialMmapSize is the size bbolt maps the file with from the start: an
+// address range only (the kernel maps pages as they are read, so resident
+// memory follows the file), which spares bbolt a remap each time the file
+// doubles up to it. A remap copies every key and value of the commit in
+// progress out of the map first, and waits for all readers and holds new
+// ones meanwhile. etcd maps 10 GiB for the same reasons.
+const initialMmapSize = 1 << 30
