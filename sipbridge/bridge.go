@@ -161,7 +161,6 @@ type Bridge struct {
 	ackParser   *sip.Parser          // for the ACKs (newACKParser)
 	answered    *answered            // the INVITEs answered statelessly
 	queue       *inviteQueue         // the INVITEs readFilter took, for its workers
-	lateAfter   atomic.Int64         // how long a new call may take to be answered (DefaultLateAfter)
 	lateLog     *outage.Log          // the calls refused or dropped for taking too long
 	onNewInvite sipgo.RequestHandler // what sipgo calls for an INVITE, for those readFilter takes
 
@@ -195,7 +194,6 @@ func New(svc *session.Service, cfg Config, log *slog.Logger) (*Bridge, error) {
 		watch: watcher{states: map[string]*TargetState{}},
 		calls: map[string]*inCall{}, expected: map[string]string{}, inbound: map[string]*inCall{}, outbound: map[string]*outLeg{}}
 	b.queue = newInviteQueue(b)
-	b.lateAfter.Store(int64(DefaultLateAfter))
 	return b, nil
 }
 
@@ -502,16 +500,18 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 }
 
 // guard answers 503 to a new call once the bridge is shutting down, or when it waited too
-// long to be served (tooLate), and counts the handler as work in progress otherwise.
+// long to be served (waitedTooLong), and counts the handler as work in progress otherwise.
 func (b *Bridge) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		newCall := req.IsInvite() && !hasToTag(req)
 		if newCall && b.settled.has(req) {
 			return // a copy of an INVITE answered already (see settled)
 		}
-		if waited, late := b.tooLate(tx); late && newCall {
-			b.refuseLate(req, tx, waited)
-			return
+		if st := statelessOf(tx); newCall && st != nil {
+			if waited, late := b.queue.waitedTooLong(st); late {
+				b.refuseLate(req, tx, waited)
+				return
+			}
 		}
 		b.mu.Lock()
 		closing := b.closing

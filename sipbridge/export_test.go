@@ -71,6 +71,6 @@ func AuthCheckForTest(cfg AuthConfig, ruri, src, cred string) (bool, error) {
 // SetLateAfterForTest sets how long a new call may take to be answered before new calls are
 // refused (DefaultLateAfter), and how long the time the last answer took counts.
 func (b *Bridge) SetLateAfterForTest(d, fresh time.Duration) {
-	b.lateAfter.Store(int64(d))
+	b.queue.lateAfter.Store(int64(d))
 	b.queue.fresh.Store(int64(fresh))
 }

@@ -85,7 +85,7 @@ func (b *Bridge) readFilter(info sip.TransportReadProps, data []byte) ([]byte, e
 	var took time.Duration
 	late := id == refusedLate
 	if state == claimNew {
-		took, late = b.queue.behind(time.Duration(b.lateAfter.Load()))
+		took, late = b.queue.behind()
 	}
 	if late {
 		// A copy of an INVITE refused, or the calls answered last took longer than
@@ -264,7 +264,7 @@ func (a *answered) has(k uint64) bool {
 // work. So a new call is refused 503 with a Retry-After at once, at a fraction of what
 // serving it costs, while the calls answered last took longer than lateAfter from the
 // socket to their answer (behind), and so is one that waited longer than that for a worker
-// (guard, tooLate); an SBC fails over on the 503. The bound is long enough that a server
+// (guard, waitedTooLong); an SBC fails over on the 503. The bound is long enough that a server
 // at its limit, whose answers are late now and then by a few hundred milliseconds, refuses
 // nothing.
 const (
@@ -272,7 +272,7 @@ const (
 	statelessQueued  = 16384            // INVITEs waiting for a worker; more are dropped, as a full socket would drop them
 	statelessIdle    = 10 * time.Second // a worker with nothing to do for this long stops
 	// DefaultLateAfter is how long a new call may take to be answered before new calls are
-	// refused (behind), and wait for a worker before it is (tooLate): by then its caller
+	// refused (behind), and wait for a worker before it is (waitedTooLong): by then its caller
 	// has sent the INVITE again (Timer A, after T1) and is about to a second time.
 	DefaultLateAfter = time.Second
 	// answersFresh is how long the time the last answer took says how long the next will.
@@ -290,14 +290,15 @@ var (
 
 // inviteQueue is the queue of new calls and its workers.
 type inviteQueue struct {
-	b       *Bridge
-	ch      chan *statelessTx
-	idleFor time.Duration // statelessIdle
-	fresh   atomic.Int64  // answersFresh, in ns
-	workers atomic.Int32
-	idle    atomic.Int32 // workers waiting for an INVITE
-	took    atomic.Int64 // how long the last call answered took, in ns
-	tookAt  atomic.Int64 // when it was answered, in ns since the Unix epoch
+	b         *Bridge
+	ch        chan *statelessTx
+	idleFor   time.Duration // statelessIdle
+	lateAfter atomic.Int64  // DefaultLateAfter, in ns
+	fresh     atomic.Int64  // answersFresh, in ns
+	workers   atomic.Int32
+	idle      atomic.Int32 // workers waiting for an INVITE
+	took      atomic.Int64 // how long the last call answered took, in ns
+	tookAt    atomic.Int64 // when it was answered, in ns since the Unix epoch
 }
 
 // tookFrom records that a call taken at at was answered now.
@@ -307,11 +308,11 @@ func (q *inviteQueue) tookFrom(at time.Time) {
 	q.tookAt.Store(now.UnixNano())
 }
 
-// behind reports whether the calls answered last took longer than limit, and how long the
-// last took. A figure older than answersFresh says nothing.
-func (q *inviteQueue) behind(limit time.Duration) (time.Duration, bool) {
+// behind reports whether the calls answered last took longer than lateAfter, and how long
+// the last took. A figure older than answersFresh says nothing.
+func (q *inviteQueue) behind() (time.Duration, bool) {
 	took := time.Duration(q.took.Load())
-	if took <= limit || time.Since(time.Unix(0, q.tookAt.Load())) > time.Duration(q.fresh.Load()) {
+	if took <= time.Duration(q.lateAfter.Load()) || time.Since(time.Unix(0, q.tookAt.Load())) > time.Duration(q.fresh.Load()) {
 		return took, false
 	}
 	return took, true
@@ -319,6 +320,7 @@ func (q *inviteQueue) behind(limit time.Duration) (time.Duration, bool) {
 
 func newInviteQueue(b *Bridge) *inviteQueue {
 	q := &inviteQueue{b: b, ch: make(chan *statelessTx, statelessQueued), idleFor: statelessIdle}
+	q.lateAfter.Store(int64(DefaultLateAfter))
 	q.fresh.Store(int64(answersFresh))
 	return q
 }
@@ -392,12 +394,9 @@ func (b *Bridge) refuseLate(req *sip.Request, tx sip.ServerTransaction, waited t
 	b.respond(req, tx, 503, "Service Unavailable (overloaded)", sip.NewHeader("Retry-After", retryAfterLate))
 }
 
-// tooLate reports whether a new call waited for a worker longer than the bridge allows.
-func (b *Bridge) tooLate(tx sip.ServerTransaction) (time.Duration, bool) {
-	st := statelessOf(tx)
-	if st == nil {
-		return 0, false
-	}
+// waitedTooLong reports whether a new call waited for a worker longer than lateAfter, and
+// how long it waited.
+func (q *inviteQueue) waitedTooLong(st *statelessTx) (time.Duration, bool) {
 	waited := time.Since(st.at)
-	return waited, waited > time.Duration(b.lateAfter.Load())
+	return waited, waited > time.Duration(q.lateAfter.Load())
 }

@@ -67,7 +67,6 @@ func filterBridge(t testing.TB) *Bridge {
 	b := &Bridge{cfg: Config{Mode: ModeRedirect, Observer: nopObserver{}}, settled: newSettled(), answered: newAnswered(), parser: sip.NewParser(), ackParser: newACKParser(),
 		lateLog: outage.New(slog.New(slog.DiscardHandler), "test", 0)}
 	b.queue = newInviteQueue(b)
-	b.lateAfter.Store(int64(DefaultLateAfter))
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	t.Cleanup(b.cancel)
 	return b
@@ -197,7 +196,7 @@ func TestInviteQueue(t *testing.T) {
 		t.Fatalf("%d INVITEs queued, want 1 (a copy of a queued INVITE is not queued)", n)
 	}
 	time.Sleep(30 * time.Millisecond)
-	b.lateAfter.Store(int64(20 * time.Millisecond))
+	b.queue.lateAfter.Store(int64(20 * time.Millisecond))
 	close(release)
 
 	res := readResponse(t, caller)
@@ -221,7 +220,7 @@ func TestInviteQueue(t *testing.T) {
 
 	// Once the queue is short again, the refused INVITE's copy (its 503 was lost) gets the 503
 	// again, its ACK goes no further than the filter, and a new INVITE is served.
-	b.lateAfter.Store(int64(DefaultLateAfter))
+	b.queue.lateAfter.Store(int64(DefaultLateAfter))
 	take(statelessWorkers)
 	if res := readResponse(t, caller); res.StatusCode != 503 {
 		t.Errorf("the refused INVITE's copy: %d, want 503 again", res.StatusCode)
