@@ -67,7 +67,7 @@ func (o *overlay) get(b bucketID, key []byte, kb *[]byte) ([]byte, bool) {
 	if len(o.m) == 0 {
 		return nil, false
 	}
-	*kb = append(append((*kb)[:0], byte(b)), key...)
+	*kb = changeKey(*kb, b, key)
 	e, ok := o.m[string(*kb)]
 	return e.val, ok
 }
@@ -162,8 +162,14 @@ func (s *Store) readApplied(fn func(tx *bolt.Tx) error) error {
 
 // change is the new state of one key: its value, or nil for deleted.
 type change struct {
-	key string // bucket byte + key
+	key string // bucket byte + key (changeKey)
 	val []byte
+}
+
+// changeKey writes into buf, reusing its memory, the key a change and the overlay name key
+// of bucket b by, and returns it.
+func changeKey(buf []byte, b bucketID, key []byte) []byte {
+	return append(append(buf[:0], byte(b)), key...)
 }
 
 func (c change) bucket() bucketID { return bucketID(c.key[0]) }
@@ -188,12 +194,19 @@ type wtx struct {
 
 func (t *wtx) get(b bucketID, key []byte) []byte {
 	if len(t.changes) > 0 {
-		t.r.kb = append(append(t.r.kb[:0], byte(b)), key...)
-		if i, ok := t.index[string(t.r.kb)]; ok {
+		if i, ok := t.find(b, key); ok {
 			return t.changes[i].val
 		}
 	}
 	return t.r.get(b, key)
+}
+
+// find returns where the group's change of a key is in t.changes, if it has one, and leaves
+// the key as a change names it in t.r.kb. The lookup makes no copy of the key.
+func (t *wtx) find(b bucketID, key []byte) (int, bool) {
+	t.r.kb = changeKey(t.r.kb, b, key)
+	i, ok := t.index[string(t.r.kb)]
+	return i, ok
 }
 
 // put sets a key; the value is kept, so it must not change afterwards.
@@ -215,12 +228,11 @@ func (t *wtx) set(b bucketID, key, val []byte) {
 		t.err = fmt.Errorf("%s: a value of %d bytes cannot be stored", bucketNames[b], len(val))
 		return
 	}
-	t.r.kb = append(append(t.r.kb[:0], byte(b)), key...)
-	if i, ok := t.index[string(t.r.kb)]; ok { // no copy made for a lookup
+	if i, ok := t.find(b, key); ok {
 		t.changes[i].val = val
 		return
 	}
-	k := string(t.r.kb)
+	k := string(t.r.kb) // the key's one copy, kept by the change
 	t.index[k] = len(t.changes)
 	t.changes = append(t.changes, change{key: k, val: val})
 }
